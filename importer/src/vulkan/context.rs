@@ -1,0 +1,213 @@
+//! The Vulkan instance and device the importer works with.
+//!
+//! DOC: device choice
+//!
+//! Devices are ranked discrete > integrated > virtual > CPU, and among equals
+//! one that can import dma-bufs wins. `DeviceSelection::Named` (the CLI's
+//! `--vk-device` or `COMPOSITOR_VK_DEVICE`) overrides the ranking with a device
+//! index or a case-insensitive substring of the device name.
+//!
+//! DOC: locking
+//!
+//! The queue is externally synchronized in Vulkan: every submission goes
+//! through [`VkContext::submit`], which holds the queue mutex only for the
+//! `vkQueueSubmit` call itself (never across a wait).
+
+use std::ffi::CStr;
+use std::sync::Mutex;
+
+use ash::vk;
+use tracing::{debug, info};
+
+use super::caps::DeviceCaps;
+use super::{VkError, VkResultExt};
+
+/// Which physical device to use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DeviceSelection {
+    /// Best by rank (see the module doc).
+    #[default]
+    Auto,
+    /// An index into the enumeration order, or a name substring.
+    Named(String),
+}
+
+impl DeviceSelection {
+    /// `None`/empty → Auto; anything else names a device.
+    pub fn from_option(s: Option<&str>) -> Self {
+        match s.map(str::trim) {
+            None | Some("") => DeviceSelection::Auto,
+            Some(s) => DeviceSelection::Named(s.to_owned()),
+        }
+    }
+}
+
+/// Instance, device, queue and the extension entry points the importer uses.
+pub struct VkContext {
+    pub entry: ash::Entry,
+    pub instance: ash::Instance,
+    pub physical: vk::PhysicalDevice,
+    pub device: ash::Device,
+    pub queue_family: u32,
+    queue: Mutex<vk::Queue>,
+    pub caps: DeviceCaps,
+    pub memory_properties: vk::PhysicalDeviceMemoryProperties,
+    /// `VK_KHR_external_memory_fd`, when enabled.
+    pub external_memory_fd: Option<ash::khr::external_memory_fd::Device>,
+    /// `VK_EXT_image_drm_format_modifier`, when enabled.
+    pub drm_format_modifier: Option<ash::ext::image_drm_format_modifier::Device>,
+    /// `VK_KHR_external_semaphore_fd`, when enabled.
+    pub external_semaphore_fd: Option<ash::khr::external_semaphore_fd::Device>,
+}
+
+impl std::fmt::Debug for VkContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VkContext").field("device", &self.caps.name).finish_non_exhaustive()
+    }
+}
+
+fn rank(caps: &DeviceCaps, ty: vk::PhysicalDeviceType) -> u32 {
+    let base = match ty {
+        vk::PhysicalDeviceType::DISCRETE_GPU => 40,
+        vk::PhysicalDeviceType::INTEGRATED_GPU => 30,
+        vk::PhysicalDeviceType::VIRTUAL_GPU => 20,
+        vk::PhysicalDeviceType::CPU => 10,
+        _ => 0,
+    };
+    base + u32::from(caps.can_import_dmabuf())
+}
+
+fn create_instance(entry: &ash::Entry) -> Result<ash::Instance, VkError> {
+    let app = vk::ApplicationInfo::default()
+        .application_name(c"dmabuf-compositor")
+        .engine_name(c"importer")
+        .api_version(vk::API_VERSION_1_2);
+    let info = vk::InstanceCreateInfo::default().application_info(&app);
+    unsafe { entry.create_instance(&info, None) }.call("vkCreateInstance")
+}
+
+fn pick_device(
+    instance: &ash::Instance,
+    selection: &DeviceSelection,
+) -> Result<(vk::PhysicalDevice, DeviceCaps), VkError> {
+    let pdevs = unsafe { instance.enumerate_physical_devices() }.call("vkEnumeratePhysicalDevices")?;
+    let mut found: Vec<(usize, vk::PhysicalDevice, DeviceCaps, u32)> = pdevs
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            let caps = DeviceCaps::probe(instance, p);
+            let ty = unsafe { instance.get_physical_device_properties(p) }.device_type;
+            let r = rank(&caps, ty);
+            debug!(index = i, rank = r, "vulkan device: {}", caps.summary());
+            (i, p, caps, r)
+        })
+        .collect();
+    let chosen = match selection {
+        DeviceSelection::Auto => {
+            found.sort_by_key(|d| std::cmp::Reverse(d.3));
+            found.into_iter().next()
+        }
+        DeviceSelection::Named(name) => {
+            let by_index = name.parse::<usize>().ok();
+            let lower = name.to_lowercase();
+            found
+                .into_iter()
+                .find(|d| Some(d.0) == by_index || d.2.name.to_lowercase().contains(&lower))
+        }
+    };
+    let label = match selection {
+        DeviceSelection::Auto => "any device".to_owned(),
+        DeviceSelection::Named(n) => n.clone(),
+    };
+    chosen.map(|d| (d.1, d.2)).ok_or(VkError::NoDevice(label))
+}
+
+fn graphics_queue_family(instance: &ash::Instance, pdev: vk::PhysicalDevice) -> Result<u32, VkError> {
+    let families = unsafe { instance.get_physical_device_queue_family_properties(pdev) };
+    families
+        .iter()
+        .position(|f| f.queue_flags.contains(vk::QueueFlags::GRAPHICS))
+        .map(|i| i as u32)
+        .ok_or(VkError::NoQueue)
+}
+
+impl VkContext {
+    /// Loads Vulkan, picks a device per `selection`, creates it with every
+    /// import extension it has, and logs what it can do.
+    pub fn new(selection: &DeviceSelection) -> Result<VkContext, VkError> {
+        let entry = unsafe { ash::Entry::load() }?;
+        let instance = create_instance(&entry)?;
+        let (physical, caps) = match pick_device(&instance, selection) {
+            Ok(d) => d,
+            Err(e) => {
+                unsafe { instance.destroy_instance(None) };
+                return Err(e);
+            }
+        };
+        let queue_family = graphics_queue_family(&instance, physical)?;
+        let ext_names: Vec<*const i8> = caps.enabled_extensions().iter().map(|e: &&CStr| e.as_ptr()).collect();
+        let priorities = [1.0f32];
+        let queue_info = [vk::DeviceQueueCreateInfo::default()
+            .queue_family_index(queue_family)
+            .queue_priorities(&priorities)];
+        let info = vk::DeviceCreateInfo::default()
+            .queue_create_infos(&queue_info)
+            .enabled_extension_names(&ext_names);
+        let device = unsafe { instance.create_device(physical, &info, None) }.call("vkCreateDevice")?;
+        let queue = unsafe { device.get_device_queue(queue_family, 0) };
+        let memory_properties = unsafe { instance.get_physical_device_memory_properties(physical) };
+        let external_memory_fd = caps
+            .external_memory_fd
+            .then(|| ash::khr::external_memory_fd::Device::new(&instance, &device));
+        let drm_format_modifier = caps
+            .image_drm_format_modifier
+            .then(|| ash::ext::image_drm_format_modifier::Device::new(&instance, &device));
+        let external_semaphore_fd = caps
+            .external_semaphore_fd
+            .then(|| ash::khr::external_semaphore_fd::Device::new(&instance, &device));
+        info!("vulkan device: {}", caps.summary());
+        Ok(VkContext {
+            entry,
+            instance,
+            physical,
+            device,
+            queue_family,
+            queue: Mutex::new(queue),
+            caps,
+            memory_properties,
+            external_memory_fd,
+            drm_format_modifier,
+            external_semaphore_fd,
+        })
+    }
+
+    /// Submits to the queue. Holds the queue lock for the call only.
+    pub fn submit(&self, submits: &[vk::SubmitInfo<'_>], fence: vk::Fence) -> Result<(), VkError> {
+        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        unsafe { self.device.queue_submit(*queue, submits, fence) }.call("vkQueueSubmit")
+    }
+
+    /// Index of a memory type in `type_bits` having `flags`.
+    pub fn memory_type(&self, type_bits: u32, flags: vk::MemoryPropertyFlags) -> Option<u32> {
+        (0..self.memory_properties.memory_type_count).find(|&i| {
+            type_bits & (1 << i) != 0
+                && self.memory_properties.memory_types[i as usize].property_flags.contains(flags)
+        })
+    }
+
+    /// Blocks until the device is idle. Only for teardown.
+    pub fn wait_idle_for_teardown(&self) {
+        let _queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = unsafe { self.device.device_wait_idle() };
+    }
+}
+
+impl Drop for VkContext {
+    fn drop(&mut self) {
+        self.wait_idle_for_teardown();
+        unsafe {
+            self.device.destroy_device(None);
+            self.instance.destroy_instance(None);
+        }
+    }
+}

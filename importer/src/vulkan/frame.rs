@@ -1,0 +1,266 @@
+//! Recording and submitting frames; fences the event loop polls.
+//!
+//! DOC: frame shape
+//!
+//! A frame is two command buffers submitted together: a *prepare* buffer
+//! (uploads, buffer-path copies, layout transitions, acquiring client memory
+//! from the foreign queue family) and the *render* buffer (one render pass,
+//! then releasing client memory). Smithay's `Frame` API hands us textures one
+//! draw at a time; the split lets a texture's preparation be recorded when it
+//! is first drawn without breaking the render pass.
+//!
+//! DOC: lifetime
+//!
+//! Everything a frame touches (textures, staging buffers) is kept in its
+//! [`InFlight`] record until its fence signals; [`CommandRing::retire`] frees
+//! finished frames without blocking. Nothing is freed while the GPU may use it.
+
+use std::sync::Arc;
+
+use ash::vk;
+
+use super::pipeline::{Filter, Pipelines, QuadPush};
+use super::target::Target;
+use super::texture::{image_barrier, pipeline_barrier, Texture};
+use super::{VkContext, VkError, VkResultExt};
+
+/// A VkFence of one submission. Owned; destroyed on drop.
+pub struct FrameFence {
+    ctx: Arc<VkContext>,
+    fence: vk::Fence,
+}
+
+impl std::fmt::Debug for FrameFence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameFence").field("fence", &self.fence).finish()
+    }
+}
+
+impl FrameFence {
+    pub(crate) fn new(ctx: &Arc<VkContext>) -> Result<FrameFence, VkError> {
+        let fence = unsafe { ctx.device.create_fence(&vk::FenceCreateInfo::default(), None) }.call("vkCreateFence")?;
+        Ok(FrameFence { ctx: ctx.clone(), fence })
+    }
+
+    pub fn raw(&self) -> vk::Fence {
+        self.fence
+    }
+
+    /// Non-blocking status check.
+    pub fn is_signaled(&self) -> bool {
+        matches!(unsafe { self.ctx.device.get_fence_status(self.fence) }, Ok(true) | Err(_))
+    }
+
+    /// Blocks until the GPU work is done. Never with a reservation held.
+    pub fn wait(&self) -> Result<(), VkError> {
+        unsafe { self.ctx.device.wait_for_fences(&[self.fence], true, u64::MAX) }.call("vkWaitForFences")
+    }
+}
+
+impl Drop for FrameFence {
+    fn drop(&mut self) {
+        unsafe { self.ctx.device.destroy_fence(self.fence, None) };
+    }
+}
+
+/// Work submitted and not yet known to be finished.
+struct InFlight {
+    fence: Arc<FrameFence>,
+    cmds: Vec<vk::CommandBuffer>,
+    _keep: Vec<Box<dyn Send + Sync>>,
+    _textures: Vec<Arc<Texture>>,
+}
+
+/// Command pool, free command buffers and the in-flight list.
+pub struct CommandRing {
+    ctx: Arc<VkContext>,
+    pool: vk::CommandPool,
+    free: Vec<vk::CommandBuffer>,
+    in_flight: Vec<InFlight>,
+}
+
+impl CommandRing {
+    pub fn new(ctx: &Arc<VkContext>) -> Result<CommandRing, VkError> {
+        let info = vk::CommandPoolCreateInfo::default()
+            .queue_family_index(ctx.queue_family)
+            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+        let pool = unsafe { ctx.device.create_command_pool(&info, None) }.call("vkCreateCommandPool")?;
+        Ok(CommandRing { ctx: ctx.clone(), pool, free: Vec::new(), in_flight: Vec::new() })
+    }
+
+    /// Frees the resources of finished submissions. Never blocks.
+    pub fn retire(&mut self) {
+        let (done, pending): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|f| f.fence.is_signaled());
+        self.in_flight = pending;
+        for f in done {
+            self.free.extend(f.cmds);
+        }
+    }
+
+    /// Number of submissions still running.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// A command buffer in the recording state.
+    pub fn begin(&mut self) -> Result<vk::CommandBuffer, VkError> {
+        let cmd = match self.free.pop() {
+            Some(c) => c,
+            None => {
+                let info = vk::CommandBufferAllocateInfo::default()
+                    .command_pool(self.pool)
+                    .level(vk::CommandBufferLevel::PRIMARY)
+                    .command_buffer_count(1);
+                unsafe { self.ctx.device.allocate_command_buffers(&info) }.call("vkAllocateCommandBuffers")?[0]
+            }
+        };
+        let dev = &self.ctx.device;
+        unsafe {
+            dev.reset_command_buffer(cmd, vk::CommandBufferResetFlags::empty()).call("vkResetCommandBuffer")?;
+            let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+            dev.begin_command_buffer(cmd, &begin).call("vkBeginCommandBuffer")?;
+        }
+        Ok(cmd)
+    }
+
+    /// Ends and submits `cmds` in order with a fresh fence; keeps `keep` and
+    /// `textures` alive until it signals.
+    pub fn submit(
+        &mut self,
+        cmds: Vec<vk::CommandBuffer>,
+        keep: Vec<Box<dyn Send + Sync>>,
+        textures: Vec<Arc<Texture>>,
+    ) -> Result<Arc<FrameFence>, VkError> {
+        for &cmd in &cmds {
+            unsafe { self.ctx.device.end_command_buffer(cmd) }.call("vkEndCommandBuffer")?;
+        }
+        let fence = Arc::new(FrameFence::new(&self.ctx)?);
+        let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
+        if let Err(e) = self.ctx.submit(&submit, fence.raw()) {
+            self.free.extend(cmds);
+            return Err(e);
+        }
+        self.in_flight.push(InFlight { fence: fence.clone(), cmds, _keep: keep, _textures: textures });
+        Ok(fence)
+    }
+}
+
+impl Drop for CommandRing {
+    fn drop(&mut self) {
+        self.ctx.wait_idle_for_teardown();
+        self.in_flight.clear();
+        unsafe { self.ctx.device.destroy_command_pool(self.pool, None) };
+    }
+}
+
+/// One frame being recorded into a target.
+pub struct Recorder {
+    ctx: Arc<VkContext>,
+    prepare: vk::CommandBuffer,
+    render: vk::CommandBuffer,
+    layout: vk::PipelineLayout,
+    sampler_set: vk::DescriptorSet,
+    textures: Vec<Arc<Texture>>,
+    keep: Vec<Box<dyn Send + Sync>>,
+    /// Bound as set 0 for solid quads (the layout wants a texture there).
+    blank: Arc<Texture>,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Recorder {
+    /// Starts a frame on `target`: begins both command buffers and the pass.
+    pub fn begin(
+        ring: &mut CommandRing,
+        pipelines: &Pipelines,
+        target: &Target,
+        filter: Filter,
+        blank: &Arc<Texture>,
+    ) -> Result<Recorder, VkError> {
+        let ctx = ring.ctx.clone();
+        let pipeline = pipelines.for_format(target.format.vk_format)?;
+        let framebuffer = target.framebuffer(pipeline.render_pass)?;
+        let prepare = ring.begin()?;
+        let render = ring.begin()?;
+        if !target.initialized.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let b = image_barrier(target.image, vk::ImageLayout::UNDEFINED, vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
+                .dst_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE | vk::AccessFlags::COLOR_ATTACHMENT_READ);
+            unsafe { pipeline_barrier(&ctx.device, prepare, vk::PipelineStageFlags::TOP_OF_PIPE, vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT, &[b], &[]) };
+        }
+        let area = vk::Rect2D { offset: vk::Offset2D { x: 0, y: 0 }, extent: vk::Extent2D { width: target.width, height: target.height } };
+        let begin = vk::RenderPassBeginInfo::default()
+            .render_pass(pipeline.render_pass)
+            .framebuffer(framebuffer)
+            .render_area(area);
+        let viewport = vk::Viewport { x: 0.0, y: 0.0, width: target.width as f32, height: target.height as f32, min_depth: 0.0, max_depth: 1.0 };
+        unsafe {
+            ctx.device.cmd_begin_render_pass(render, &begin, vk::SubpassContents::INLINE);
+            ctx.device.cmd_bind_pipeline(render, vk::PipelineBindPoint::GRAPHICS, pipeline.pipeline);
+            ctx.device.cmd_set_viewport(render, 0, &[viewport]);
+        }
+        Ok(Recorder {
+            ctx,
+            prepare,
+            render,
+            layout: pipelines.layout,
+            sampler_set: pipelines.sampler_set(filter),
+            textures: Vec::new(),
+            keep: Vec::new(),
+            blank: blank.clone(),
+            width: target.width,
+            height: target.height,
+        })
+    }
+
+    /// Clears `rects` (framebuffer pixels) to the premultiplied `color`.
+    pub fn clear(&mut self, color: [f32; 4], rects: &[vk::Rect2D]) {
+        if rects.is_empty() {
+            return;
+        }
+        let attachment = [vk::ClearAttachment {
+            aspect_mask: vk::ImageAspectFlags::COLOR,
+            color_attachment: 0,
+            clear_value: vk::ClearValue { color: vk::ClearColorValue { float32: color } },
+        }];
+        let clear_rects: Vec<_> = rects.iter().map(|&rect| vk::ClearRect { rect, base_array_layer: 0, layer_count: 1 }).collect();
+        unsafe { self.ctx.device.cmd_clear_attachments(self.render, &attachment, &clear_rects) };
+    }
+
+    /// Draws one quad (textured when `texture` is given) clipped to each of
+    /// `scissors` (framebuffer pixels).
+    pub fn draw(&mut self, texture: Option<&Arc<Texture>>, push: &QuadPush, scissors: &[vk::Rect2D]) {
+        if scissors.is_empty() {
+            return;
+        }
+        let tex = texture.unwrap_or(&self.blank).clone();
+        if !self.textures.iter().any(|t| Arc::ptr_eq(t, &tex)) {
+            tex.record_prepare(self.prepare, &mut self.keep);
+            self.textures.push(tex.clone());
+        }
+        let dev = &self.ctx.device;
+        let sets = [tex.descriptor_set, self.sampler_set];
+        unsafe { dev.cmd_bind_descriptor_sets(self.render, vk::PipelineBindPoint::GRAPHICS, self.layout, 0, &sets, &[]) };
+        unsafe {
+            dev.cmd_push_constants(
+                self.render,
+                self.layout,
+                vk::ShaderStageFlags::VERTEX | vk::ShaderStageFlags::FRAGMENT,
+                0,
+                push.as_bytes(),
+            );
+            for s in scissors {
+                dev.cmd_set_scissor(self.render, 0, &[*s]);
+                dev.cmd_draw(self.render, 4, 1, 0, 0);
+            }
+        }
+    }
+
+    /// Ends the pass, releases client memory and submits. Returns the fence.
+    pub fn finish(self, ring: &mut CommandRing) -> Result<Arc<FrameFence>, VkError> {
+        unsafe { self.ctx.device.cmd_end_render_pass(self.render) };
+        for tex in &self.textures {
+            tex.record_release(self.render);
+        }
+        ring.submit(vec![self.prepare, self.render], self.keep, self.textures)
+    }
+}

@@ -1,0 +1,133 @@
+//! Device memory: dma-buf imports and host-visible buffers.
+//!
+//! DOC: fd ownership
+//!
+//! `vkAllocateMemory` with `VkImportMemoryFdInfoKHR` takes ownership of the fd
+//! only when it succeeds. [`import_dmabuf_memory`] therefore dups the client's
+//! fd, hands the dup over on success and closes it itself on failure; the
+//! client's fd is never consumed.
+
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd};
+use std::sync::Arc;
+
+use ash::vk;
+
+use super::{VkContext, VkError, VkResultExt};
+
+/// What a dedicated allocation is dedicated to.
+#[derive(Debug, Clone, Copy)]
+pub enum Dedicated {
+    Image(vk::Image),
+    Buffer(vk::Buffer),
+}
+
+/// Memory types an fd can be imported into.
+pub fn dmabuf_memory_type_bits(ctx: &VkContext, fd: BorrowedFd<'_>) -> Result<u32, VkError> {
+    let ext = ctx.external_memory_fd.as_ref().ok_or(VkError::NoDmabufImport)?;
+    let mut props = vk::MemoryFdPropertiesKHR::default();
+    unsafe {
+        ext.get_memory_fd_properties(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT, fd.as_raw_fd(), &mut props)
+    }
+    .call("vkGetMemoryFdPropertiesKHR")?;
+    Ok(props.memory_type_bits)
+}
+
+/// Imports `fd` (dup'd) as device memory of `size` bytes, dedicated to `to`.
+///
+/// Locks: the caller holds the buffer's import state exclusively (it is
+/// creating the import); nothing here blocks.
+pub fn import_dmabuf_memory(
+    ctx: &VkContext,
+    fd: BorrowedFd<'_>,
+    reqs: vk::MemoryRequirements,
+    to: Dedicated,
+) -> Result<vk::DeviceMemory, VkError> {
+    let fd_bits = dmabuf_memory_type_bits(ctx, fd)?;
+    let type_index = ctx
+        .memory_type(reqs.memory_type_bits & fd_bits, vk::MemoryPropertyFlags::empty())
+        .ok_or(VkError::NoMemoryType("dma-buf import"))?;
+    let dup = fd.try_clone_to_owned()?;
+    let mut import = vk::ImportMemoryFdInfoKHR::default()
+        .handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
+        .fd(dup.as_raw_fd());
+    let mut dedicated = match to {
+        Dedicated::Image(image) => vk::MemoryDedicatedAllocateInfo::default().image(image),
+        Dedicated::Buffer(buffer) => vk::MemoryDedicatedAllocateInfo::default().buffer(buffer),
+    };
+    let info = vk::MemoryAllocateInfo::default()
+        .allocation_size(reqs.size)
+        .memory_type_index(type_index)
+        .push_next(&mut import)
+        .push_next(&mut dedicated);
+    let memory = unsafe { ctx.device.allocate_memory(&info, None) }.call("vkAllocateMemory(dma-buf)")?;
+    // Success: the driver owns the dup now.
+    let _ = dup.into_raw_fd();
+    Ok(memory)
+}
+
+/// A host-visible, coherent buffer (staging uploads, read-backs).
+pub struct HostBuffer {
+    ctx: Arc<VkContext>,
+    pub buffer: vk::Buffer,
+    memory: vk::DeviceMemory,
+    ptr: *mut u8,
+    pub size: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this object; access goes through &/&mut self.
+unsafe impl Send for HostBuffer {}
+unsafe impl Sync for HostBuffer {}
+
+impl HostBuffer {
+    pub fn new(ctx: &Arc<VkContext>, size: usize, usage: vk::BufferUsageFlags) -> Result<HostBuffer, VkError> {
+        let dev = &ctx.device;
+        let info = vk::BufferCreateInfo::default().size(size.max(4) as u64).usage(usage);
+        let buffer = unsafe { dev.create_buffer(&info, None) }.call("vkCreateBuffer(host)")?;
+        let reqs = unsafe { dev.get_buffer_memory_requirements(buffer) };
+        let flags = vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
+        let Some(type_index) = ctx.memory_type(reqs.memory_type_bits, flags) else {
+            unsafe { dev.destroy_buffer(buffer, None) };
+            return Err(VkError::NoMemoryType("host-visible buffer"));
+        };
+        let alloc = vk::MemoryAllocateInfo::default().allocation_size(reqs.size).memory_type_index(type_index);
+        let memory = match unsafe { dev.allocate_memory(&alloc, None) }.call("vkAllocateMemory(host)") {
+            Ok(m) => m,
+            Err(e) => {
+                unsafe { dev.destroy_buffer(buffer, None) };
+                return Err(e);
+            }
+        };
+        let mapped = unsafe {
+            dev.bind_buffer_memory(buffer, memory, 0)
+                .and_then(|_| dev.map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()))
+        };
+        match mapped {
+            Ok(ptr) => Ok(HostBuffer { ctx: ctx.clone(), buffer, memory, ptr: ptr.cast(), size }),
+            Err(result) => {
+                unsafe {
+                    dev.destroy_buffer(buffer, None);
+                    dev.free_memory(memory, None);
+                }
+                Err(VkError::Call { call: "vkMapMemory", result })
+            }
+        }
+    }
+
+    /// The mapped bytes (coherent memory: no flush needed).
+    pub fn bytes(&self) -> &[u8] {
+        unsafe { std::slice::from_raw_parts(self.ptr, self.size) }
+    }
+
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.size) }
+    }
+}
+
+impl Drop for HostBuffer {
+    fn drop(&mut self) {
+        unsafe {
+            self.ctx.device.destroy_buffer(self.buffer, None);
+            self.ctx.device.free_memory(self.memory, None);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The renderer core: what the compositor's smithay `Renderer` drives.
+//!
+//! DOC: threading and blocking
+//!
+//! A [`RenderCore`] is used from the event loop thread. Nothing here waits on
+//! the GPU except [`super::target::Readback::wait_bytes`] and teardown;
+//! finished frames are retired by polling their fences ([`RenderCore::retire`]).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ash::vk;
+use tracing::{info, warn};
+
+use super::frame::{CommandRing, FrameFence, Recorder};
+use super::memory::HostBuffer;
+use super::pipeline::{Filter, Pipelines};
+use super::target::{Readback, Target};
+use super::texture::{buffer_image_copy, image_barrier, pipeline_barrier, Region, Texture};
+use super::{DeviceSelection, VkContext, VkError};
+use crate::dmabuf::DmabufDesc;
+use crate::format::{format_info, FormatInfo};
+use crate::stats::{ImportCounters, ImportPath, ImportStats};
+use drm_fourcc::DrmFourcc;
+
+/// Options of the renderer core.
+#[derive(Debug, Clone, Default)]
+pub struct CoreOptions {
+    pub device: DeviceSelection,
+    /// Take the buffer path for every dma-buf (testing the fallback).
+    pub force_buffer_path: bool,
+}
+
+pub struct RenderCore {
+    pub ctx: Arc<VkContext>,
+    // Declared before `ring` so pipelines outlive no frame; drop order: ring first.
+    ring: Mutex<CommandRing>,
+    pipelines: Pipelines,
+    blank: Arc<Texture>,
+    counters: ImportCounters,
+    options: CoreOptions,
+}
+
+impl std::fmt::Debug for RenderCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderCore").field("device", &self.ctx.caps.name).finish_non_exhaustive()
+    }
+}
+
+impl RenderCore {
+    pub fn new(options: CoreOptions) -> Result<RenderCore, VkError> {
+        let ctx = Arc::new(VkContext::new(&options.device)?);
+        let pipelines = Pipelines::new(&ctx)?;
+        let ring = CommandRing::new(&ctx)?;
+        let blank_format = format_info(DrmFourcc::Argb8888).expect("ARGB8888 is supported");
+        let blank = Texture::new_owned(&ctx, pipelines.texture_layout, blank_format, 1, 1)?;
+        Ok(RenderCore { ctx, ring: Mutex::new(ring), pipelines, blank, counters: ImportCounters::default(), options })
+    }
+
+    fn ring(&self) -> MutexGuard<'_, CommandRing> {
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Import counters by path.
+    pub fn stats(&self) -> ImportStats {
+        self.counters.snapshot()
+    }
+
+    /// Imports a client dma-buf (see [`Texture::import_dmabuf`]) and records
+    /// the path it took in the counters and the log.
+    pub fn import_dmabuf(&self, desc: &DmabufDesc) -> Result<Arc<Texture>, VkError> {
+        match Texture::import_dmabuf(&self.ctx, self.pipelines.texture_layout, desc, self.options.force_buffer_path) {
+            Ok(tex) => {
+                self.counters.record(tex.path);
+                info!(
+                    width = desc.width,
+                    height = desc.height,
+                    format = ?desc.fourcc,
+                    stride = desc.planes.first().map(|p| p.stride),
+                    path = tex.path.as_str(),
+                    "imported dma-buf"
+                );
+                Ok(tex)
+            }
+            Err(e) => {
+                self.counters.record_failure();
+                warn!(format = ?desc.fourcc, width = desc.width, height = desc.height, "dma-buf import failed: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// A texture filled from CPU memory (`data` rows of `stride` bytes).
+    pub fn upload(&self, data: &[u8], format: FormatInfo, width: u32, height: u32, stride: usize) -> Result<Arc<Texture>, VkError> {
+        let tex = Texture::new_owned(&self.ctx, self.pipelines.texture_layout, format, width, height)?;
+        tex.queue_upload(data, stride, Region { x: 0, y: 0, width, height })?;
+        self.counters.record(ImportPath::Shm);
+        Ok(tex)
+    }
+
+    pub fn create_target(&self, format: FormatInfo, width: u32, height: u32) -> Result<Target, VkError> {
+        Target::new(&self.ctx, format, width, height)
+    }
+
+    /// Starts recording a frame into `target`.
+    pub fn begin_frame(&self, target: &Target, filter: Filter) -> Result<Recorder, VkError> {
+        let mut ring = self.ring();
+        ring.retire();
+        Recorder::begin(&mut ring, &self.pipelines, target, filter, &self.blank)
+    }
+
+    /// Submits a recorded frame.
+    pub fn submit_frame(&self, recorder: Recorder) -> Result<Arc<FrameFence>, VkError> {
+        recorder.finish(&mut self.ring())
+    }
+
+    /// Frees finished frames. Never blocks.
+    pub fn retire(&self) {
+        self.ring().retire();
+    }
+
+    /// Submissions not yet finished.
+    pub fn frames_in_flight(&self) -> usize {
+        self.ring().in_flight()
+    }
+
+    /// Copies `region` of `target` into host memory (asynchronously).
+    pub fn read_target(&self, target: &Target, region: Region) -> Result<Readback, VkError> {
+        let region = region.clamp(target.width, target.height).ok_or_else(|| VkError::Unsupported("empty read-back".into()))?;
+        let layout = vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL;
+        let access = vk::AccessFlags::COLOR_ATTACHMENT_WRITE;
+        self.read_image(target.image, target.format, layout, access, region, None)
+    }
+
+    /// Copies `region` of a texture into host memory (asynchronously).
+    pub fn read_texture(&self, texture: &Arc<Texture>, region: Region) -> Result<Readback, VkError> {
+        let region = region.clamp(texture.width, texture.height).ok_or_else(|| VkError::Unsupported("empty read-back".into()))?;
+        // record_prepare leaves every texture in SHADER_READ_ONLY_OPTIMAL (acquired,
+        // for client memory); record_release hands client memory back after.
+        let layout = vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL;
+        self.read_image(texture.image, texture.format, layout, vk::AccessFlags::SHADER_READ, region, Some(texture))
+    }
+
+    fn read_image(
+        &self,
+        image: vk::Image,
+        format: FormatInfo,
+        layout: vk::ImageLayout,
+        access: vk::AccessFlags,
+        region: Region,
+        texture: Option<&Arc<Texture>>,
+    ) -> Result<Readback, VkError> {
+        let bytes = region.width as usize * region.height as usize * format.bytes_per_pixel as usize;
+        let buffer = HostBuffer::new(&self.ctx, bytes, vk::BufferUsageFlags::TRANSFER_DST)?;
+        let mut ring = self.ring();
+        let cmd = ring.begin()?;
+        let dev = &self.ctx.device;
+        let mut keep: Vec<Box<dyn Send + Sync>> = Vec::new();
+        if let Some(tex) = texture {
+            // Pending uploads first, so the read sees them.
+            tex.record_prepare(cmd, &mut keep);
+        }
+        let to_src = image_barrier(image, layout, vk::ImageLayout::TRANSFER_SRC_OPTIMAL)
+            .src_access_mask(access)
+            .dst_access_mask(vk::AccessFlags::TRANSFER_READ);
+        let back = image_barrier(image, vk::ImageLayout::TRANSFER_SRC_OPTIMAL, layout)
+            .src_access_mask(vk::AccessFlags::TRANSFER_READ)
+            .dst_access_mask(access);
+        let copy = buffer_image_copy(0, region.width, region, 0);
+        unsafe {
+            pipeline_barrier(dev, cmd, vk::PipelineStageFlags::ALL_COMMANDS, vk::PipelineStageFlags::TRANSFER, &[to_src], &[]);
+            dev.cmd_copy_image_to_buffer(cmd, image, vk::ImageLayout::TRANSFER_SRC_OPTIMAL, buffer.buffer, &[copy]);
+            pipeline_barrier(dev, cmd, vk::PipelineStageFlags::TRANSFER, vk::PipelineStageFlags::ALL_COMMANDS, &[back], &[]);
+        }
+        if let Some(tex) = texture {
+            tex.record_release(cmd);
+        }
+        let textures = texture.into_iter().cloned().collect();
+        let fence = ring.submit(vec![cmd], keep, textures)?;
+        Ok(Readback { buffer, fence, region, format })
+    }
+}

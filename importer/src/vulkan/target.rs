@@ -1,0 +1,138 @@
+//! Offscreen render targets (the headless output) and read-backs.
+
+use std::sync::{Arc, Mutex};
+
+use ash::vk;
+
+use super::frame::FrameFence;
+use super::memory::HostBuffer;
+use super::texture::{color_range, Region};
+use super::{VkContext, VkError, VkResultExt};
+use crate::format::FormatInfo;
+
+/// A colour attachment the compositor renders into.
+pub struct Target {
+    ctx: Arc<VkContext>,
+    pub width: u32,
+    pub height: u32,
+    pub format: FormatInfo,
+    pub image: vk::Image,
+    view: vk::ImageView,
+    memory: vk::DeviceMemory,
+    /// Framebuffers by render pass (one per pipeline format, usually one).
+    framebuffers: Mutex<Vec<(vk::RenderPass, vk::Framebuffer)>>,
+    /// Whether the image has left `UNDEFINED` (first frame transitions it).
+    pub(crate) initialized: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("size", &(self.width, self.height)).field("format", &self.format.fourcc).finish()
+    }
+}
+
+impl Target {
+    pub fn new(ctx: &Arc<VkContext>, format: FormatInfo, width: u32, height: u32) -> Result<Target, VkError> {
+        let dev = &ctx.device;
+        let info = vk::ImageCreateInfo::default()
+            .image_type(vk::ImageType::TYPE_2D)
+            .format(format.vk_format)
+            .extent(vk::Extent3D { width, height, depth: 1 })
+            .mip_levels(1)
+            .array_layers(1)
+            .samples(vk::SampleCountFlags::TYPE_1)
+            .tiling(vk::ImageTiling::OPTIMAL)
+            .usage(vk::ImageUsageFlags::COLOR_ATTACHMENT | vk::ImageUsageFlags::TRANSFER_SRC | vk::ImageUsageFlags::TRANSFER_DST)
+            .initial_layout(vk::ImageLayout::UNDEFINED);
+        let image = unsafe { dev.create_image(&info, None) }.call("vkCreateImage(target)")?;
+        let reqs = unsafe { dev.get_image_memory_requirements(image) };
+        let Some(type_index) = ctx
+            .memory_type(reqs.memory_type_bits, vk::MemoryPropertyFlags::DEVICE_LOCAL)
+            .or_else(|| ctx.memory_type(reqs.memory_type_bits, vk::MemoryPropertyFlags::empty()))
+        else {
+            unsafe { dev.destroy_image(image, None) };
+            return Err(VkError::NoMemoryType("render target"));
+        };
+        let alloc = vk::MemoryAllocateInfo::default().allocation_size(reqs.size).memory_type_index(type_index);
+        let memory = unsafe { dev.allocate_memory(&alloc, None) }.call("vkAllocateMemory(target)")?;
+        unsafe { dev.bind_image_memory(image, memory, 0) }.call("vkBindImageMemory(target)")?;
+        // The output shows the stored bytes as they are: no swizzle on targets.
+        let view_info = vk::ImageViewCreateInfo::default()
+            .image(image)
+            .view_type(vk::ImageViewType::TYPE_2D)
+            .format(format.vk_format)
+            .subresource_range(color_range());
+        let view = unsafe { dev.create_image_view(&view_info, None) }.call("vkCreateImageView(target)")?;
+        Ok(Target {
+            ctx: ctx.clone(),
+            width,
+            height,
+            format,
+            image,
+            view,
+            memory,
+            framebuffers: Mutex::new(Vec::new()),
+            initialized: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The framebuffer of this target for `render_pass`, created on first use.
+    pub(crate) fn framebuffer(&self, render_pass: vk::RenderPass) -> Result<vk::Framebuffer, VkError> {
+        let mut fbs = self.framebuffers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, fb)) = fbs.iter().find(|(rp, _)| *rp == render_pass) {
+            return Ok(*fb);
+        }
+        let views = [self.view];
+        let info = vk::FramebufferCreateInfo::default()
+            .render_pass(render_pass)
+            .attachments(&views)
+            .width(self.width)
+            .height(self.height)
+            .layers(1);
+        let fb = unsafe { self.ctx.device.create_framebuffer(&info, None) }.call("vkCreateFramebuffer")?;
+        fbs.push((render_pass, fb));
+        Ok(fb)
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        // Frames that render into a target finish before it is dropped: the
+        // compositor drops targets only at teardown or after their last fence.
+        self.ctx.wait_idle_for_teardown();
+        let dev = &self.ctx.device;
+        unsafe {
+            for (_, fb) in self.framebuffers.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+                dev.destroy_framebuffer(fb, None);
+            }
+            dev.destroy_image_view(self.view, None);
+            dev.destroy_image(self.image, None);
+            dev.free_memory(self.memory, None);
+        }
+    }
+}
+
+/// Pixels copied off the GPU; ready once `fence` signals.
+pub struct Readback {
+    pub(crate) buffer: HostBuffer,
+    pub fence: Arc<FrameFence>,
+    pub region: Region,
+    pub format: FormatInfo,
+}
+
+impl std::fmt::Debug for Readback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readback").field("region", &self.region).field("format", &self.format.fourcc).finish()
+    }
+}
+
+impl Readback {
+    /// Blocks until the copy is done, then returns tightly packed rows in the
+    /// source format's byte order. Blocking: never call with a reservation held
+    /// or on a hot path of the event loop (screenshots and tests only).
+    pub fn wait_bytes(&self) -> Result<&[u8], VkError> {
+        self.fence.wait()?;
+        let len = self.region.width as usize * self.region.height as usize * self.format.bytes_per_pixel as usize;
+        Ok(&self.buffer.bytes()[..len])
+    }
+}

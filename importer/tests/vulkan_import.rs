@@ -1,0 +1,134 @@
+//! Imports memfd-backed "dma-bufs" on the host's Vulkan device (lavapipe on
+//! CI), renders them and reads the pixels back. Exercises both import paths.
+
+use std::os::fd::OwnedFd;
+
+use ash::vk;
+use drm_fourcc::{DrmFourcc, DrmModifier};
+use importer::vulkan::pipeline::{Filter, QuadPush};
+use importer::vulkan::render::{CoreOptions, RenderCore};
+use importer::vulkan::texture::Region;
+use importer::{DmabufDesc, DmabufPlane, ImportPath};
+
+const W: u32 = 64;
+const H: u32 = 48;
+
+/// A sealed memfd of `stride * H + offset` bytes holding `pixel(x, y)` (memory byte order).
+fn memfd_buffer(stride: u32, offset: u32, pixel: impl Fn(u32, u32) -> [u8; 4]) -> OwnedFd {
+    let len = (offset + stride * H) as usize;
+    let mut bytes = vec![0u8; len];
+    for y in 0..H {
+        for x in 0..W {
+            let at = (offset + y * stride + x * 4) as usize;
+            bytes[at..at + 4].copy_from_slice(&pixel(x, y));
+        }
+    }
+    let fd = rustix::fs::memfd_create("test-dmabuf", rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING).unwrap();
+    rustix::io::write(&fd, &bytes).unwrap();
+    rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW).unwrap();
+    fd
+}
+
+fn desc(fd: OwnedFd, fourcc: DrmFourcc, stride: u32, offset: u32) -> DmabufDesc {
+    DmabufDesc {
+        width: W,
+        height: H,
+        fourcc,
+        modifier: DrmModifier::Linear,
+        flags: 0,
+        planes: vec![DmabufPlane { fd, offset, stride }],
+    }
+}
+
+fn pattern(x: u32, y: u32) -> [u8; 4] {
+    // XRGB8888 memory order: B, G, R, X (X deliberately not 255).
+    [(x * 4) as u8, (y * 5) as u8, 200, 7]
+}
+
+/// Renders `desc` over a clear colour into a W×H target; returns RGBA-ordered bytes per pixel as stored (B8G8R8A8).
+fn render(core: &RenderCore, d: &DmabufDesc) -> (ImportPath, Vec<u8>) {
+    let tex = core.import_dmabuf(d).expect("import");
+    let fmt = importer::format::format_info(DrmFourcc::Xrgb8888).unwrap();
+    let target = core.create_target(fmt, W, H).unwrap();
+    let mut frame = core.begin_frame(&target, Filter::Nearest).unwrap();
+    let all = vk::Rect2D { offset: vk::Offset2D { x: 0, y: 0 }, extent: vk::Extent2D { width: W, height: H } };
+    frame.clear([0.125, 0.125, 0.125, 1.0], &[all]);
+    let corners = QuadPush::rect_corners(0.0, 0.0, W as f32, H as f32);
+    let uv = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
+    frame.draw(Some(&tex), &QuadPush::textured(corners, [W as f32, H as f32], uv, 1.0), &[all]);
+    core.submit_frame(frame).unwrap();
+    let rb = core.read_target(&target, Region { x: 0, y: 0, width: W, height: H }).unwrap();
+    (tex.path, rb.wait_bytes().unwrap().to_vec())
+}
+
+fn core(force_buffer_path: bool) -> RenderCore {
+    RenderCore::new(CoreOptions { force_buffer_path, ..Default::default() }).expect("a Vulkan device (run scripts/setup-host.sh)")
+}
+
+fn assert_pattern(bytes: &[u8]) {
+    for y in 0..H {
+        for x in 0..W {
+            let at = ((y * W + x) * 4) as usize;
+            let want = pattern(x, y);
+            assert_eq!(&bytes[at..at + 3], &want[..3], "pixel ({x},{y})");
+            assert_eq!(bytes[at + 3], 255, "X format must sample alpha as 1 at ({x},{y})");
+        }
+    }
+}
+
+#[test]
+fn aligned_stride_imports_zero_copy_as_image() {
+    let core = core(false);
+    let (path, bytes) = render(&core, &desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Xrgb8888, W * 4, 0));
+    assert_eq!(path, ImportPath::DmabufImage);
+    assert_pattern(&bytes);
+    assert_eq!(core.stats().dmabuf_image, 1);
+}
+
+#[test]
+fn unaligned_stride_takes_the_buffer_path() {
+    let core = core(false);
+    let stride = W * 4 + 16; // not a multiple of lavapipe's 64-byte pitch alignment
+    let (path, bytes) = render(&core, &desc(memfd_buffer(stride, 0, pattern), DrmFourcc::Xrgb8888, stride, 0));
+    assert_eq!(path, ImportPath::DmabufBuffer);
+    assert_pattern(&bytes);
+    assert_eq!(core.stats().dmabuf_buffer, 1);
+}
+
+#[test]
+fn plane_offset_takes_the_buffer_path_and_reads_from_the_offset() {
+    let core = core(false);
+    let (path, bytes) = render(&core, &desc(memfd_buffer(W * 4, 4096 + 64, pattern), DrmFourcc::Xrgb8888, W * 4, 4096 + 64));
+    assert_eq!(path, ImportPath::DmabufBuffer);
+    assert_pattern(&bytes);
+}
+
+#[test]
+fn premultiplied_alpha_blends_over_the_clear_colour() {
+    let core = core(false);
+    // ARGB8888 memory order B,G,R,A; premultiplied half-transparent red: (128,0,0,128).
+    let red = |_, _| [0u8, 0, 128, 128];
+    let (_, bytes) = render(&core, &desc(memfd_buffer(W * 4, 0, red), DrmFourcc::Argb8888, W * 4, 0));
+    // out = src + dst * (1 - a) = 128 + 32 * (127/255) ≈ 144 (red), 0 + 16 ≈ 16 (green/blue)
+    let px = &bytes[0..4]; // stored B,G,R,A
+    assert!((px[2] as i32 - 144).abs() <= 1, "red {px:?}");
+    assert!((px[1] as i32 - 16).abs() <= 1, "green {px:?}");
+}
+
+#[test]
+fn forced_buffer_path_is_used_for_every_import() {
+    let core = core(true);
+    let (path, bytes) = render(&core, &desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Xrgb8888, W * 4, 0));
+    assert_eq!(path, ImportPath::DmabufBuffer);
+    assert_pattern(&bytes);
+}
+
+#[test]
+fn out_of_bounds_plane_is_refused_before_the_driver_sees_it() {
+    let core = core(false);
+    let fd = memfd_buffer(W * 4, 0, pattern);
+    let d = desc(fd, DrmFourcc::Xrgb8888, W * 4, 64); // offset pushes the last row past the end
+    let err = core.import_dmabuf(&d).unwrap_err();
+    assert!(err.to_string().contains("exceeds the fd size"), "{err}");
+    assert_eq!(core.stats().failed, 1);
+}

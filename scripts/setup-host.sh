@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what the host tier needs on a fresh Debian 12 machine, idempotently:
+# Mesa 25 lavapipe from bookworm-backports, the Vulkan loader, libxkbcommon-dev,
+# wayland-utils (wayland-info) and the Wayland C libraries the test clients link.
+#
+# bookworm-backports is added by reusing the URIs: line of the machine's own
+# /etc/apt/sources.list.d/debian.sources, so no mirror host is written here.
+set -euo pipefail
+
+SOURCES=/etc/apt/sources.list.d/debian.sources
+BACKPORTS=/etc/apt/sources.list.d/bookworm-backports.sources
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+want_pkgs=(mesa-vulkan-drivers libvulkan1 libvulkan-dev libxkbcommon-dev libwayland-dev
+           wayland-utils pkg-config vulkan-tools)
+
+missing() {
+    local p
+    for p in "${want_pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+    done
+}
+
+lavapipe_is_new() {
+    # Mesa from bookworm proper is 22.x; the host tier needs 25.x (dma-buf import).
+    local v
+    v=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || echo 0)
+    dpkg --compare-versions "$v" ge 25
+}
+
+if [ ! -f "$BACKPORTS" ]; then
+    uris=$(awk '/^URIs:/ && /debian\/?$/ && !/security/ {print $2; exit}' "$SOURCES")
+    if [ -z "$uris" ]; then
+        echo "setup-host: no Debian URIs: line in $SOURCES to reuse for bookworm-backports" >&2
+        exit 1
+    fi
+    $SUDO tee "$BACKPORTS" >/dev/null <<SRC
+Types: deb
+URIs: $uris
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    NEED_UPDATE=1
+fi
+
+if [ -n "$(missing)" ] || ! lavapipe_is_new; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${want_pkgs[@]}"
+    $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports \
+        mesa-vulkan-drivers libdrm2 libdrm-dev
+fi
+
+if ! lavapipe_is_new; then
+    echo "setup-host: mesa-vulkan-drivers >= 25 is required (got $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers))" >&2
+    exit 1
+fi
+echo "setup-host: ready (mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers))"

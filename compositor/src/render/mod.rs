@@ -1,0 +1,429 @@
+//! Our Vulkan renderer, behind smithay 0.7's renderer traits.
+//!
+//! `VkRenderer` implements `Renderer`, `Frame` (see [`frame`]), `ImportMem`,
+//! `ImportMemWl`, `ImportDma`, `ImportDmaWl`, `Bind`/`Offscreen` for offscreen
+//! targets, and `ExportMem`, so smithay's damage tracker and render elements
+//! drive it and any smithay compositor could adopt it. The Vulkan work lives
+//! in the `importer` crate; this module maps smithay's types onto it.
+//!
+//! DOC: texture caches
+//!
+//! * dma-buf imports are cached per `WeakDmabuf`: a buffer committed again is
+//!   not re-imported (the image path *is* the client's memory; the buffer path
+//!   queues a GPU copy of the damage). Entries whose dmabuf is gone are dropped
+//!   in `cleanup_texture_cache`; the GPU objects live on in any frame still in
+//!   flight (it holds an `Arc`) and are freed when that frame's fence signals.
+//! * shm buffers are cached per live `wl_buffer` and updated with damage.
+
+mod convert;
+pub mod frame;
+
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+
+use drm_fourcc::DrmModifier;
+use importer::vulkan::pipeline::Filter;
+use importer::vulkan::render::{CoreOptions, RenderCore};
+use importer::vulkan::target::{Readback, Target};
+use importer::vulkan::texture::{Region, Texture as VkImageTexture};
+use importer::vulkan::{DeviceSelection, VkError};
+use importer::{format::format_info, DmabufDesc, DmabufPlane};
+use smithay::backend::allocator::dmabuf::{Dmabuf, DmabufFlags, WeakDmabuf};
+use smithay::backend::allocator::format::FormatSet;
+use smithay::backend::allocator::{Buffer, Format, Fourcc, Modifier};
+use smithay::backend::renderer::sync::SyncPoint;
+use smithay::backend::renderer::{
+    Bind, ContextId, DebugFlags, ExportMem, ImportDma, ImportDmaWl, ImportMem, ImportMemWl, Offscreen, Renderer,
+    RendererSuper, Texture, TextureFilter, TextureMapping,
+};
+use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
+use smithay::reexports::wayland_server::Resource;
+use smithay::utils::{Buffer as BufferCoord, Physical, Rectangle, Size, Transform};
+use smithay::wayland::compositor::SurfaceData;
+use smithay::wayland::shm::{shm_format_to_fourcc, with_buffer_contents};
+
+pub use frame::VkFrame;
+pub use importer::ImportStats;
+
+/// Errors of the renderer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Vulkan(#[from] VkError),
+    #[error("format {0:?} is not supported")]
+    UnsupportedFormat(Fourcc),
+    #[error("shm buffer: {0}")]
+    Shm(String),
+    #[error("the frame was already submitted")]
+    FrameFinished,
+    #[error("interrupted while waiting for a fence")]
+    Interrupted,
+    #[error("cannot convert a read-back from {from:?} to {to:?}")]
+    Conversion { from: Fourcc, to: Fourcc },
+}
+
+/// How to create the renderer.
+#[derive(Debug, Clone, Default)]
+pub struct RendererOptions {
+    /// Device index or name substring; `None` picks the best device.
+    pub device: Option<String>,
+    /// Import every dma-buf through the buffer path (tests the fallback).
+    pub force_buffer_path: bool,
+}
+
+/// A texture: an imported dma-buf or an uploaded image.
+#[derive(Debug, Clone)]
+pub struct VkTexture {
+    pub(crate) inner: Arc<VkImageTexture>,
+    pub(crate) y_inverted: bool,
+}
+
+impl Texture for VkTexture {
+    fn width(&self) -> u32 {
+        self.inner.width
+    }
+    fn height(&self) -> u32 {
+        self.inner.height
+    }
+    fn format(&self) -> Option<Fourcc> {
+        Some(self.inner.format.fourcc)
+    }
+}
+
+/// An offscreen render target (the headless output).
+#[derive(Debug)]
+pub struct VkTarget {
+    target: Target,
+}
+
+/// A bound [`VkTarget`].
+#[derive(Debug)]
+pub struct VkFramebuffer<'a> {
+    target: &'a mut VkTarget,
+}
+
+impl Texture for VkFramebuffer<'_> {
+    fn width(&self) -> u32 {
+        self.target.target.width
+    }
+    fn height(&self) -> u32 {
+        self.target.target.height
+    }
+    fn format(&self) -> Option<Fourcc> {
+        Some(self.target.target.format.fourcc)
+    }
+}
+
+/// Pixels read back from a target or texture.
+#[derive(Debug)]
+pub struct VkMapping {
+    readback: Readback,
+    requested: Fourcc,
+    converted: std::sync::OnceLock<Vec<u8>>,
+}
+
+impl Texture for VkMapping {
+    fn width(&self) -> u32 {
+        self.readback.region.width
+    }
+    fn height(&self) -> u32 {
+        self.readback.region.height
+    }
+    fn format(&self) -> Option<Fourcc> {
+        Some(self.requested)
+    }
+}
+
+impl TextureMapping for VkMapping {
+    fn flipped(&self) -> bool {
+        false
+    }
+}
+
+/// The renderer.
+#[derive(Debug)]
+pub struct VkRenderer {
+    core: RenderCore,
+    context_id: ContextId<VkTexture>,
+    dmabufs: HashMap<WeakDmabuf, VkTexture>,
+    shm: HashMap<smithay::reexports::wayland_server::backend::ObjectId, (WlBuffer, VkTexture)>,
+    upscale: TextureFilter,
+    downscale: TextureFilter,
+    debug: DebugFlags,
+}
+
+const MEM_FORMATS: [Fourcc; 4] = [Fourcc::Argb8888, Fourcc::Xrgb8888, Fourcc::Abgr8888, Fourcc::Xbgr8888];
+
+fn filter(f: TextureFilter) -> Filter {
+    match f {
+        TextureFilter::Linear => Filter::Linear,
+        TextureFilter::Nearest => Filter::Nearest,
+    }
+}
+
+/// Builds the importer's description of a smithay dmabuf (fds are dup'd).
+fn describe(dmabuf: &Dmabuf) -> Result<DmabufDesc, Error> {
+    let format = dmabuf.format();
+    let planes = dmabuf
+        .handles()
+        .zip(dmabuf.offsets())
+        .zip(dmabuf.strides())
+        .map(|((fd, offset), stride): ((BorrowedFd<'_>, u32), u32)| {
+            Ok(DmabufPlane { fd: fd.try_clone_to_owned().map_err(VkError::Io)?, offset, stride })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(DmabufDesc {
+        width: dmabuf.width(),
+        height: dmabuf.height(),
+        fourcc: format.code,
+        modifier: DrmModifier::from(u64::from(format.modifier)),
+        flags: if dmabuf.y_inverted() { DmabufFlags::Y_INVERT.bits() } else { 0 },
+        planes,
+    })
+}
+
+fn region(r: Rectangle<i32, BufferCoord>) -> Region {
+    Region { x: r.loc.x.max(0) as u32, y: r.loc.y.max(0) as u32, width: r.size.w.max(0) as u32, height: r.size.h.max(0) as u32 }
+}
+
+impl VkRenderer {
+    /// Picks a Vulkan device and builds the renderer.
+    pub fn new(options: &RendererOptions) -> Result<VkRenderer, Error> {
+        let device = options.device.clone().or_else(|| std::env::var("COMPOSITOR_VK_DEVICE").ok());
+        let core = RenderCore::new(CoreOptions {
+            device: DeviceSelection::from_option(device.as_deref()),
+            force_buffer_path: options.force_buffer_path,
+        })?;
+        Ok(VkRenderer {
+            core,
+            context_id: ContextId::new(),
+            dmabufs: HashMap::new(),
+            shm: HashMap::new(),
+            upscale: TextureFilter::Linear,
+            downscale: TextureFilter::Linear,
+            debug: DebugFlags::empty(),
+        })
+    }
+
+    /// The DRM render node of the device, when the driver reports it.
+    pub fn main_device(&self) -> Option<libc::dev_t> {
+        self.core.ctx.caps.render_node.map(|(major, minor)| libc::makedev(major as u32, minor as u32))
+    }
+
+    /// Import counters by path.
+    pub fn import_stats(&self) -> ImportStats {
+        self.core.stats()
+    }
+
+    /// One line describing the device and its import capabilities.
+    pub fn device_summary(&self) -> String {
+        self.core.ctx.caps.summary()
+    }
+
+    /// The renderer core (benchmarks and tests).
+    pub fn core(&self) -> &RenderCore {
+        &self.core
+    }
+}
+
+impl RendererSuper for VkRenderer {
+    type Error = Error;
+    type TextureId = VkTexture;
+    type Framebuffer<'buffer> = VkFramebuffer<'buffer>;
+    type Frame<'frame, 'buffer>
+        = VkFrame<'frame>
+    where
+        'buffer: 'frame,
+        Self: 'frame;
+}
+
+impl Renderer for VkRenderer {
+    fn context_id(&self) -> ContextId<VkTexture> {
+        self.context_id.clone()
+    }
+
+    fn downscale_filter(&mut self, filter: TextureFilter) -> Result<(), Error> {
+        self.downscale = filter;
+        Ok(())
+    }
+
+    fn upscale_filter(&mut self, filter: TextureFilter) -> Result<(), Error> {
+        self.upscale = filter;
+        Ok(())
+    }
+
+    fn set_debug_flags(&mut self, flags: DebugFlags) {
+        self.debug = flags;
+    }
+
+    fn debug_flags(&self) -> DebugFlags {
+        self.debug
+    }
+
+    fn render<'frame, 'buffer>(
+        &'frame mut self,
+        framebuffer: &'frame mut VkFramebuffer<'buffer>,
+        _output_size: Size<i32, Physical>,
+        dst_transform: Transform,
+    ) -> Result<VkFrame<'frame>, Error>
+    where
+        'buffer: 'frame,
+    {
+        let target = &framebuffer.target.target;
+        let recorder = self.core.begin_frame(target, filter(self.upscale))?;
+        Ok(VkFrame {
+            core: &self.core,
+            recorder: Some(recorder),
+            context_id: self.context_id.clone(),
+            fb_size: Size::from((target.width as i32, target.height as i32)),
+            transform: dst_transform,
+        })
+    }
+
+    fn wait(&mut self, sync: &SyncPoint) -> Result<(), Error> {
+        sync.wait().map_err(|_| Error::Interrupted)
+    }
+
+    fn cleanup_texture_cache(&mut self) -> Result<(), Error> {
+        self.dmabufs.retain(|weak, _| !weak.is_gone());
+        self.shm.retain(|_, (buffer, _)| buffer.is_alive());
+        self.core.retire();
+        Ok(())
+    }
+}
+
+impl ImportMem for VkRenderer {
+    fn import_memory(&mut self, data: &[u8], format: Fourcc, size: Size<i32, BufferCoord>, flipped: bool) -> Result<VkTexture, Error> {
+        let info = format_info(format).ok_or(Error::UnsupportedFormat(format))?;
+        let (w, h) = (size.w.max(0) as u32, size.h.max(0) as u32);
+        let inner = self.core.upload(data, info, w, h, w as usize * info.bytes_per_pixel as usize)?;
+        Ok(VkTexture { inner, y_inverted: flipped })
+    }
+
+    fn update_memory(&mut self, texture: &VkTexture, data: &[u8], r: Rectangle<i32, BufferCoord>) -> Result<(), Error> {
+        let stride = texture.inner.width as usize * texture.inner.format.bytes_per_pixel as usize;
+        texture.inner.queue_upload(data, stride, region(r))?;
+        Ok(())
+    }
+
+    fn mem_formats(&self) -> Box<dyn Iterator<Item = Fourcc>> {
+        Box::new(MEM_FORMATS.into_iter())
+    }
+}
+
+impl ImportMemWl for VkRenderer {
+    fn import_shm_buffer(
+        &mut self,
+        buffer: &WlBuffer,
+        _surface: Option<&SurfaceData>,
+        damage: &[Rectangle<i32, BufferCoord>],
+    ) -> Result<VkTexture, Error> {
+        let cached = self.shm.get(&buffer.id()).map(|(_, t)| t.clone());
+        let core = &self.core;
+        let result = with_buffer_contents(buffer, |ptr, len, data| -> Result<VkTexture, Error> {
+            let fourcc = shm_format_to_fourcc(data.format).ok_or(Error::Shm(format!("format {:?}", data.format)))?;
+            let info = format_info(fourcc).ok_or(Error::UnsupportedFormat(fourcc))?;
+            let (offset, stride) = (data.offset.max(0) as usize, data.stride.max(0) as usize);
+            let (w, h) = (data.width.max(0) as u32, data.height.max(0) as u32);
+            let end = offset + stride * h as usize;
+            if end > len {
+                return Err(Error::Shm(format!("buffer ends at {end}, pool has {len} bytes")));
+            }
+            // SAFETY: smithay keeps the pool mapped for the closure and handles SIGBUS on it.
+            let bytes = unsafe { std::slice::from_raw_parts(ptr.add(offset), end - offset) };
+            match cached.filter(|t| t.inner.width == w && t.inner.height == h && t.inner.format.fourcc == fourcc) {
+                Some(tex) => {
+                    for d in damage {
+                        tex.inner.queue_upload(bytes, stride, region(*d))?;
+                    }
+                    Ok(tex)
+                }
+                None => Ok(VkTexture { inner: core.upload(bytes, info, w, h, stride)?, y_inverted: false }),
+            }
+        })
+        .map_err(|e| Error::Shm(e.to_string()))??;
+        self.shm.insert(buffer.id(), (buffer.clone(), result.clone()));
+        Ok(result)
+    }
+}
+
+impl ImportDma for VkRenderer {
+    fn dmabuf_formats(&self) -> FormatSet {
+        if !self.core.ctx.caps.can_import_dmabuf() {
+            return FormatSet::default();
+        }
+        MEM_FORMATS.iter().map(|&code| Format { code, modifier: Modifier::Linear }).collect()
+    }
+
+    fn import_dmabuf(&mut self, dmabuf: &Dmabuf, damage: Option<&[Rectangle<i32, BufferCoord>]>) -> Result<VkTexture, Error> {
+        if let Some(tex) = self.dmabufs.get(&dmabuf.weak()) {
+            let regions: Option<Vec<Region>> = damage.map(|d| d.iter().map(|r| region(*r)).collect());
+            tex.inner.queue_dmabuf_refresh(regions.as_deref());
+            return Ok(tex.clone());
+        }
+        let desc = describe(dmabuf)?;
+        let inner = self.core.import_dmabuf(&desc)?;
+        let tex = VkTexture { inner, y_inverted: dmabuf.y_inverted() };
+        self.dmabufs.insert(dmabuf.weak(), tex.clone());
+        Ok(tex)
+    }
+}
+
+impl ImportDmaWl for VkRenderer {}
+
+impl Bind<VkTarget> for VkRenderer {
+    fn bind<'a>(&mut self, target: &'a mut VkTarget) -> Result<VkFramebuffer<'a>, Error> {
+        Ok(VkFramebuffer { target })
+    }
+
+    fn supported_formats(&self) -> Option<FormatSet> {
+        Some(MEM_FORMATS.iter().map(|&code| Format { code, modifier: Modifier::Invalid }).collect())
+    }
+}
+
+impl Offscreen<VkTarget> for VkRenderer {
+    fn create_buffer(&mut self, format: Fourcc, size: Size<i32, BufferCoord>) -> Result<VkTarget, Error> {
+        let info = format_info(format).ok_or(Error::UnsupportedFormat(format))?;
+        let target = self.core.create_target(info, size.w.max(1) as u32, size.h.max(1) as u32)?;
+        Ok(VkTarget { target })
+    }
+}
+
+impl ExportMem for VkRenderer {
+    type TextureMapping = VkMapping;
+
+    fn copy_framebuffer(&mut self, target: &VkFramebuffer<'_>, r: Rectangle<i32, BufferCoord>, format: Fourcc) -> Result<VkMapping, Error> {
+        let from = target.target.target.format.fourcc;
+        if !convert::supported(from, format) {
+            return Err(Error::Conversion { from, to: format });
+        }
+        let readback = self.core.read_target(&target.target.target, region(r))?;
+        Ok(VkMapping { readback, requested: format, converted: Default::default() })
+    }
+
+    fn copy_texture(&mut self, texture: &VkTexture, r: Rectangle<i32, BufferCoord>, format: Fourcc) -> Result<VkMapping, Error> {
+        let from = texture.inner.format.fourcc;
+        if !convert::supported(from, format) {
+            return Err(Error::Conversion { from, to: format });
+        }
+        let readback = self.core.read_texture(&texture.inner, region(r))?;
+        Ok(VkMapping { readback, requested: format, converted: Default::default() })
+    }
+
+    fn can_read_texture(&mut self, _texture: &VkTexture) -> Result<bool, Error> {
+        Ok(true)
+    }
+
+    /// Blocks until the copy is done (screenshots, tests): never call it on a
+    /// hot path of the event loop.
+    fn map_texture<'a>(&mut self, mapping: &'a VkMapping) -> Result<&'a [u8], Error> {
+        if let Some(bytes) = mapping.converted.get() {
+            return Ok(bytes);
+        }
+        let raw = mapping.readback.wait_bytes()?;
+        let from = mapping.readback.format.fourcc;
+        let bytes = convert::convert(raw, from, mapping.requested).ok_or(Error::Conversion { from, to: mapping.requested })?;
+        Ok(mapping.converted.get_or_init(|| bytes))
+    }
+}

@@ -1,0 +1,294 @@
+//! Headless backend: renders into an offscreen Vulkan target paced by a timer.
+//!
+//! The frame clock is a calloop timer re-armed to absolute deadlines
+//! `start + n * interval`, so late wake-ups do not accumulate into drift; if a
+//! frame overruns whole intervals, those ticks are skipped rather than queued.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use smithay::{
+    backend::{
+        allocator::Fourcc,
+        renderer::{
+            damage::OutputDamageTracker,
+            element::{surface::WaylandSurfaceRenderElement, RenderElementStates},
+            Bind, Offscreen,
+        },
+    },
+    desktop::{
+        utils::{
+            send_frames_surface_tree, surface_presentation_feedback_flags_from_states,
+            OutputPresentationFeedback,
+        },
+        Space, Window,
+    },
+    output::{Mode, Output, PhysicalProperties, Scale, Subpixel},
+    reexports::{
+        calloop::{
+            timer::{TimeoutAction, Timer},
+            LoopHandle,
+        },
+        wayland_protocols::wp::presentation_time::server::wp_presentation_feedback,
+        wayland_server::Resource,
+    },
+    utils::{Clock, ClockSource, Monotonic, Physical, Size, Transform},
+    wayland::presentation::Refresh,
+};
+use tracing::{debug, error, info, warn};
+
+use crate::{
+    render::{VkRenderer, VkTarget},
+    screenshot::RgbaImage,
+    state::State,
+};
+
+/// Opaque RGB (32, 32, 32): a dark grey distinguishable from "nothing drawn".
+pub const CLEAR_COLOR: [f32; 4] = [32.0 / 255.0, 32.0 / 255.0, 32.0 / 255.0, 1.0];
+
+/// How many frames in a row may fail to render before we give up: a broken
+/// renderer would otherwise spin forever producing nothing.
+const MAX_CONSECUTIVE_FAILURES: u32 = 120;
+
+/// Output geometry and timing requested on the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadlessOptions {
+    pub size: (i32, i32),
+    pub scale: i32,
+    pub refresh_hz: u32,
+}
+
+/// The offscreen output and everything needed to draw into it.
+pub struct HeadlessBackend {
+    pub renderer: VkRenderer,
+    pub output: Output,
+    target: VkTarget,
+    damage_tracker: OutputDamageTracker,
+    clock: Clock<Monotonic>,
+    frame_interval: Duration,
+    size: Size<i32, Physical>,
+    frames: u64,
+    consecutive_failures: u32,
+}
+
+impl HeadlessBackend {
+    pub fn new(mut renderer: VkRenderer, opts: HeadlessOptions) -> anyhow::Result<HeadlessBackend> {
+        let size: Size<i32, Physical> = opts.size.into();
+        let target = Offscreen::<VkTarget>::create_buffer(
+            &mut renderer,
+            Fourcc::Xrgb8888,
+            size.to_logical(1).to_buffer(1, Transform::Normal),
+        )
+        .map_err(|e| anyhow::anyhow!("creating the {}x{} offscreen target: {e}", size.w, size.h))?;
+
+        let output = Output::new(
+            "HEADLESS-1".into(),
+            PhysicalProperties {
+                size: (0, 0).into(),
+                subpixel: Subpixel::Unknown,
+                make: "compositor".into(),
+                model: "headless".into(),
+            },
+        );
+        let mode = Mode { size, refresh: (opts.refresh_hz * 1000) as i32 };
+        output.change_current_state(
+            Some(mode),
+            Some(Transform::Normal),
+            Some(Scale::Integer(opts.scale)),
+            Some((0, 0).into()),
+        );
+        output.set_preferred(mode);
+        let damage_tracker = OutputDamageTracker::from_output(&output);
+
+        Ok(HeadlessBackend {
+            renderer,
+            output,
+            target,
+            damage_tracker,
+            clock: Clock::new(),
+            frame_interval: Duration::from_secs(1) / opts.refresh_hz,
+            size,
+            frames: 0,
+            consecutive_failures: 0,
+        })
+    }
+
+    /// Clock id advertised by wp_presentation; feedback times use the same clock.
+    pub fn clock_id(&self) -> u32 {
+        Monotonic::ID as u32
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Draws the space into the offscreen target.
+    ///
+    /// After the first frame the target holds the previous frame, so age 1
+    /// lets the damage tracker redraw only what changed.
+    pub fn render(&mut self, space: &Space<Window>) -> anyhow::Result<RenderElementStates> {
+        let scale = self.output.current_scale().fractional_scale();
+        let region = space
+            .output_geometry(&self.output)
+            .context("output is not mapped in the space")?;
+        let elements: Vec<WaylandSurfaceRenderElement<VkRenderer>> =
+            space.render_elements_for_region(&mut self.renderer, &region, scale, 1.0);
+        let age = if self.frames == 0 { 0 } else { 1 };
+
+        let mut framebuffer = self
+            .renderer
+            .bind(&mut self.target)
+            .map_err(|e| anyhow::anyhow!("binding the offscreen target: {e}"))?;
+        let result = self
+            .damage_tracker
+            .render_output(&mut self.renderer, &mut framebuffer, age, &elements, CLEAR_COLOR)
+            .map_err(|e| anyhow::anyhow!("rendering the output: {e:?}"))?;
+        Ok(result.states)
+    }
+
+    /// Reads the offscreen target back as tightly packed RGBA8.
+    pub fn screenshot(&mut self) -> anyhow::Result<RgbaImage> {
+        crate::screenshot::read_target(&mut self.renderer, &mut self.target, self.size)
+    }
+}
+
+/// Starts the frame clock; the first frame is drawn right away.
+pub fn start_frame_clock(handle: &LoopHandle<'static, State>, interval: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut tick: u64 = 0;
+    handle
+        .insert_source(Timer::from_deadline(start), move |now, _, state| {
+            if !on_frame_tick(state) {
+                return TimeoutAction::Drop;
+            }
+            let (next_tick, deadline) = next_deadline(start, interval, tick, now);
+            if next_tick > tick + 1 {
+                debug!(skipped = next_tick - tick - 1, "frame clock fell behind; skipping ticks");
+            }
+            tick = next_tick;
+            TimeoutAction::ToInstant(deadline)
+        })
+        .map_err(|e| anyhow::anyhow!("inserting the frame timer: {e}"))?;
+    Ok(())
+}
+
+/// The first tick after `tick` whose deadline is still ahead of `now`.
+fn next_deadline(start: Instant, interval: Duration, tick: u64, now: Instant) -> (u64, Instant) {
+    let at = |n: u64| start + interval * u32::try_from(n).unwrap_or(u32::MAX);
+    let mut next = tick + 1;
+    if at(next) <= now {
+        let behind = now.duration_since(start).as_nanos() / interval.as_nanos().max(1);
+        next = u64::try_from(behind).unwrap_or(u64::MAX - 1) + 1;
+    }
+    (next, at(next))
+}
+
+/// One frame: draw, then tell clients it was shown. Returns false once the
+/// clock should stop.
+fn on_frame_tick(state: &mut State) -> bool {
+    if state.lifecycle.exit_code.is_some() {
+        return false;
+    }
+    if state.rendering_stopped() {
+        // Keep ticking: the child may reconnect, which resumes rendering.
+        return true;
+    }
+    state.space.refresh();
+    state.popups.cleanup();
+
+    let render_states = match state.backend.render(&state.space) {
+        Ok(states) => {
+            state.backend.consecutive_failures = 0;
+            states
+        }
+        Err(err) => return on_render_failure(state, err),
+    };
+    state.backend.frames += 1;
+    let frame = state.backend.frames;
+
+    send_frame_callbacks(state);
+    send_presentation_feedback(state, &render_states);
+
+    if frame == 1 {
+        info!("first frame rendered");
+    }
+    if state.lifecycle.exit_after_frames.is_some_and(|n| frame >= n) {
+        state.request_exit(0, "--exit-after-frames reached");
+        return false;
+    }
+    true
+}
+
+fn on_render_failure(state: &mut State, err: anyhow::Error) -> bool {
+    let backend = &mut state.backend;
+    backend.consecutive_failures += 1;
+    if backend.consecutive_failures == 1 {
+        warn!("frame failed to render: {err:#}");
+    }
+    if backend.consecutive_failures >= MAX_CONSECUTIVE_FAILURES {
+        error!("{} consecutive frames failed to render: {err:#}", backend.consecutive_failures);
+        state.request_exit(1, "renderer keeps failing");
+        return false;
+    }
+    true
+}
+
+/// Frame callbacks go to every surface of every window on the output, each
+/// frame, so clients (including idle witnesses) keep being paced. Surfaces
+/// without a mapped window get them too, at most once per frame.
+fn send_frame_callbacks(state: &mut State) {
+    let output = &state.backend.output;
+    let time = state.backend.clock.now();
+    for window in state.space.elements() {
+        window.send_frame(output, time, Some(Duration::ZERO), |_, _| Some(output.clone()));
+    }
+    for surface in state.unmapped_committed.drain(..) {
+        if surface.is_alive() {
+            send_frames_surface_tree(&surface, output, time, Some(Duration::ZERO), |_, _| None);
+        }
+    }
+}
+
+/// Marks pending wp_presentation feedback as presented at this tick.
+fn send_presentation_feedback(state: &State, render_states: &RenderElementStates) {
+    let backend = &state.backend;
+    let output = &backend.output;
+    let mut feedback = OutputPresentationFeedback::new(output);
+    for window in state.space.elements() {
+        window.take_presentation_feedback(
+            &mut feedback,
+            |_, _| Some(output.clone()),
+            |surface, _| surface_presentation_feedback_flags_from_states(surface, render_states),
+        );
+    }
+    feedback.presented(
+        backend.clock.now(),
+        Refresh::fixed(backend.frame_interval),
+        backend.frames,
+        wp_presentation_feedback::Kind::Vsync,
+    );
+}
+
+/// Interval between frames for the timer.
+pub fn frame_interval(backend: &HeadlessBackend) -> Duration {
+    backend.frame_interval
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_do_not_drift() {
+        let start = Instant::now();
+        let iv = Duration::from_millis(10);
+        let (n, d) = next_deadline(start, iv, 0, start + Duration::from_millis(3));
+        assert_eq!((n, d), (1, start + iv));
+        // A late wake-up still targets the absolute grid.
+        let (n, d) = next_deadline(start, iv, 1, start + Duration::from_millis(17));
+        assert_eq!((n, d), (2, start + iv * 2));
+        // Overrunning several intervals skips to the next future tick.
+        let (n, d) = next_deadline(start, iv, 2, start + Duration::from_millis(55));
+        assert_eq!((n, d), (6, start + iv * 6));
+    }
+}

@@ -1,0 +1,14 @@
+//! Protocol handlers, one module per protocol area.
+//!
+//! Each module implements smithay's handler trait for [`State`](crate::state::State)
+//! and invokes the matching `delegate_*!` macro, so wiring a protocol up is local
+//! to its file.
+
+pub mod compositor;
+pub mod dmabuf;
+pub mod dmabuf_params;
+pub mod output;
+pub mod presentation;
+pub mod seat;
+pub mod shm;
+pub mod xdg_shell;

@@ -1,0 +1,241 @@
+//! Headless Wayland compositor with a Vulkan renderer that imports client
+//! dma-bufs zero-copy.
+//!
+//! `main` only sets up logging, parses the command line and turns the outcome
+//! into an exit status; [`run`] wires the event loop together.
+
+mod backend;
+mod cli;
+mod handlers;
+mod render;
+mod screenshot;
+mod spawn;
+mod state;
+mod stats;
+
+use std::{
+    io::{IsTerminal, Write},
+    os::unix::net::UnixStream,
+    sync::Arc,
+};
+
+use anyhow::Context;
+use clap::Parser;
+use smithay::{
+    reexports::{
+        calloop::{generic::Generic, EventLoop, Interest, Mode, PostAction},
+        wayland_server::Display,
+    },
+    wayland::socket::ListeningSocketSource,
+};
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+
+use crate::{
+    backend::headless::{self, HeadlessBackend, HeadlessOptions},
+    cli::{BackendKind, Cli},
+    render::{RendererOptions, VkRenderer},
+    spawn::ChildProcess,
+    state::{Lifecycle, State},
+};
+
+fn main() {
+    init_tracing();
+    let cli = Cli::parse();
+    let code = match run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            error!("{err:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Logs go to stderr: stdout carries only the `READY` line scripts wait for.
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Runs the compositor until an exit rule fires; returns the exit status.
+fn run(cli: &Cli) -> anyhow::Result<i32> {
+    let BackendKind::Headless = cli.backend;
+    let mut event_loop: EventLoop<'static, State> =
+        EventLoop::try_new().context("creating the event loop")?;
+    let display: Display<State> = Display::new().context("creating the wayland display")?;
+    // Block SIGINT/SIGTERM before Vulkan starts its worker threads: they
+    // inherit the mask, so the signals reach our signalfd instead of killing
+    // the process through a thread that left them unblocked.
+    let signals = block_exit_signals()?;
+
+    let backend = create_backend(cli)?;
+    let frame_interval = headless::frame_interval(&backend);
+    let lifecycle = Lifecycle::new(None, cli.exit_after_frames);
+    let mut state = State::new(display.handle(), event_loop.get_signal(), backend, lifecycle)?;
+
+    let socket_name = listen(&event_loop, cli.socket.as_deref())?;
+    insert_display_source(&event_loop, display)?;
+    insert_signal_source(&event_loop, signals)?;
+    headless::start_frame_clock(&event_loop.handle(), frame_interval)?;
+
+    announce_ready(&socket_name)?;
+    if !cli.command.is_empty() {
+        let child = ChildProcess::spawn(&cli.command, &socket_name)?;
+        insert_child_watch(&event_loop, &child)?;
+        state.lifecycle.child = Some(child);
+    }
+
+    event_loop
+        .run(None, &mut state, |state| {
+            state.after_dispatch();
+            if let Err(err) = state.display_handle.flush_clients() {
+                warn!("flushing clients: {err}");
+            }
+        })
+        .context("running the event loop")?;
+
+    let code = state.lifecycle.exit_code.unwrap_or(0);
+    finish(&mut state, cli)?;
+    Ok(code)
+}
+
+/// Creates the Vulkan renderer and the offscreen output.
+fn create_backend(cli: &Cli) -> anyhow::Result<HeadlessBackend> {
+    let options = RendererOptions {
+        device: cli.vk_device.clone(),
+        force_buffer_path: cli.force_buffer_path,
+    };
+    let renderer = VkRenderer::new(&options).map_err(|e| anyhow::anyhow!("creating the Vulkan renderer: {e}"))?;
+    info!("Vulkan device: {}", renderer.device_summary());
+    HeadlessBackend::new(
+        renderer,
+        HeadlessOptions {
+            size: (cli.size.width, cli.size.height),
+            scale: cli.scale,
+            refresh_hz: cli.refresh,
+        },
+    )
+}
+
+/// Binds the wayland socket and accepts clients, tagging each with its pid.
+fn listen(event_loop: &EventLoop<'static, State>, name: Option<&str>) -> anyhow::Result<std::ffi::OsString> {
+    let source = match name {
+        Some(name) => ListeningSocketSource::with_name(name).with_context(|| format!("binding socket {name:?}"))?,
+        None => ListeningSocketSource::new_auto().context("binding a wayland socket")?,
+    };
+    let socket_name = source.socket_name().to_os_string();
+    event_loop
+        .handle()
+        .insert_source(source, |stream, _, state| accept_client(state, stream))
+        .map_err(|e| anyhow::anyhow!("inserting the socket source: {e}"))?;
+    info!(socket = ?socket_name, "listening");
+    Ok(socket_name)
+}
+
+fn accept_client(state: &mut State, stream: UnixStream) {
+    let pid = rustix::net::sockopt::get_socket_peercred(&stream)
+        .map(|cred| cred.pid.as_raw_nonzero().get())
+        .map_err(|err| warn!("SO_PEERCRED failed: {err}"))
+        .ok();
+    let client_state = state.client_state_for(pid);
+    if let Err(err) = state.display_handle.insert_client(stream, Arc::new(client_state)) {
+        warn!("failed to add client: {err}");
+    }
+}
+
+/// Dispatches client requests whenever any client socket is readable.
+fn insert_display_source(event_loop: &EventLoop<'static, State>, display: Display<State>) -> anyhow::Result<()> {
+    event_loop
+        .handle()
+        .insert_source(Generic::new(display, Interest::READ, Mode::Level), |_, display, state| {
+            // SAFETY: the display is never dropped or replaced through this reference.
+            let display = unsafe { display.get_mut() };
+            if let Err(err) = display.dispatch_clients(state) {
+                warn!("dispatching clients: {err}");
+            }
+            Ok(PostAction::Continue)
+        })
+        .map_err(|e| anyhow::anyhow!("inserting the display source: {e}"))?;
+    Ok(())
+}
+
+/// Blocks SIGINT/SIGTERM in this thread (and every thread started after) and
+/// returns the signalfd source that receives them.
+fn block_exit_signals() -> anyhow::Result<calloop::signals::Signals> {
+    use calloop::signals::{Signal, Signals};
+    Signals::new(&[Signal::SIGINT, Signal::SIGTERM]).context("blocking SIGINT/SIGTERM")
+}
+
+/// SIGINT/SIGTERM end the run cleanly (status 0, screenshot still written).
+fn insert_signal_source(event_loop: &EventLoop<'static, State>, signals: calloop::signals::Signals) -> anyhow::Result<()> {
+    event_loop
+        .handle()
+        .insert_source(signals, |event, _, state| {
+            state.request_exit(0, &format!("received {:?}", event.signal()));
+        })
+        .map_err(|e| anyhow::anyhow!("inserting the signal source: {e}"))?;
+    Ok(())
+}
+
+/// Wakes the loop when the spawned client exits, whether or not it connected.
+fn insert_child_watch(event_loop: &EventLoop<'static, State>, child: &ChildProcess) -> anyhow::Result<()> {
+    let pidfd = child.pidfd()?;
+    event_loop
+        .handle()
+        .insert_source(Generic::new(pidfd, Interest::READ, Mode::Level), |_, _, state| {
+            let Some(child) = state.lifecycle.child.as_mut() else {
+                return Ok(PostAction::Remove);
+            };
+            match child.try_reap() {
+                Ok(Some(code)) => {
+                    state.request_exit(code, "spawned client exited");
+                    Ok(PostAction::Remove)
+                }
+                Ok(None) => Ok(PostAction::Continue),
+                Err(err) => {
+                    error!("{err:#}");
+                    state.request_exit(1, "lost track of the spawned client");
+                    Ok(PostAction::Remove)
+                }
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("inserting the child watch: {e}"))?;
+    Ok(())
+}
+
+/// Prints the line tests wait for; must come after the socket is bound.
+fn announce_ready(socket_name: &std::ffi::OsStr) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "READY {}", socket_name.to_string_lossy()).context("writing READY")?;
+    stdout.flush().context("flushing READY")?;
+    Ok(())
+}
+
+/// Exit-time outputs: screenshot of the last frame, stats, child clean-up.
+fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
+    info!(frames = state.backend.frames(), "stopping");
+    if let Some(child) = state.lifecycle.child.as_mut() {
+        child.terminate();
+    }
+    if let Some(path) = &cli.screenshot {
+        if state.backend.frames() == 0 {
+            // Nothing was ever drawn; the target's contents are undefined.
+            info!("no frame rendered yet; rendering one for the screenshot");
+            state.backend.render(&state.space)?;
+        }
+        let image = state.backend.screenshot()?;
+        screenshot::write_png(&image, path)?;
+        info!(path = %path.display(), "screenshot written");
+    }
+    if let Some(path) = &cli.stats {
+        let stats = stats::Stats::new(state.backend.frames(), state.backend.renderer.import_stats());
+        stats.write(path)?;
+        info!(path = %path.display(), ?stats, "stats written");
+    }
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! Compositor-wide state shared by every protocol handler and the backend.
+//!
+//! Everything the calloop callbacks touch lives in [`State`], so handlers get
+//! plain `&mut self` access and no interior mutability is needed except where
+//! wayland-server forces `Send + Sync` (the per-client [`ClientState`]).
+
+use std::sync::{
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+    Arc,
+};
+
+use anyhow::Context;
+use smithay::{
+    desktop::{PopupManager, Space, Window},
+    input::{keyboard::XkbConfig, Seat, SeatState},
+    reexports::{
+        calloop::LoopSignal,
+        wayland_server::{
+            backend::{ClientData, ClientId, DisconnectReason},
+            protocol::wl_surface::WlSurface,
+            DisplayHandle,
+        },
+    },
+    wayland::{
+        compositor::{CompositorClientState, CompositorState},
+        dmabuf::{DmabufGlobal, DmabufState},
+        output::OutputManagerState,
+        presentation::PresentationState,
+        shell::xdg::XdgShellState,
+        shm::ShmState,
+    },
+};
+use tracing::{debug, info};
+
+use crate::{backend::headless::HeadlessBackend, handlers, spawn::ChildProcess};
+
+/// Keyboard repeat settings; irrelevant headless but required by the seat.
+const REPEAT_DELAY_MS: i32 = 200;
+const REPEAT_RATE_HZ: i32 = 25;
+
+/// The compositor's whole mutable world.
+pub struct State {
+    pub display_handle: DisplayHandle,
+    pub loop_signal: LoopSignal,
+
+    pub compositor_state: CompositorState,
+    pub xdg_shell_state: XdgShellState,
+    pub shm_state: ShmState,
+    pub seat_state: SeatState<State>,
+    pub seat: Seat<State>,
+    /// Held so the xdg-output global lives as long as the compositor.
+    #[allow(dead_code)]
+    pub output_manager_state: OutputManagerState,
+    pub dmabuf_state: DmabufState,
+    /// Held so the linux-dmabuf global lives as long as the compositor.
+    #[allow(dead_code)]
+    pub dmabuf_global: DmabufGlobal,
+    /// Plane indices per zwp_linux_buffer_params_v1, for checks smithay lacks.
+    pub params_planes: handlers::dmabuf_params::ParamsPlanes,
+    /// Held so the wp_presentation global lives as long as the compositor.
+    #[allow(dead_code)]
+    pub presentation_state: PresentationState,
+
+    /// Mapped toplevels; stacking order is mapping order (newest on top).
+    pub space: Space<Window>,
+    pub popups: PopupManager,
+    pub placement: handlers::xdg_shell::Placement,
+    /// Role-less or not-yet-mapped surfaces that committed since the last
+    /// frame; they still get (frame-rate throttled) frame callbacks so simple
+    /// clients are paced even without a visible window.
+    pub unmapped_committed: Vec<WlSurface>,
+
+    pub backend: HeadlessBackend,
+    pub lifecycle: Lifecycle,
+}
+
+impl State {
+    /// Creates every global and wires it to `backend`'s renderer and output.
+    pub fn new(
+        display_handle: DisplayHandle,
+        loop_signal: LoopSignal,
+        backend: HeadlessBackend,
+        lifecycle: Lifecycle,
+    ) -> anyhow::Result<State> {
+        let dh = &display_handle;
+        let compositor_state = CompositorState::new_v6::<State>(dh);
+        let xdg_shell_state = XdgShellState::new::<State>(dh);
+        let shm_state = ShmState::new::<State>(dh, handlers::shm::extra_formats(&backend.renderer));
+        let output_manager_state = OutputManagerState::new_with_xdg_output::<State>(dh);
+        backend.output.create_global::<State>(dh);
+        let (dmabuf_state, dmabuf_global) = handlers::dmabuf::create_global(dh, &backend.renderer)?;
+        let presentation_state = PresentationState::new::<State>(dh, backend.clock_id());
+
+        let mut seat_state = SeatState::new();
+        let mut seat = seat_state.new_wl_seat(dh, "seat0");
+        seat.add_keyboard(XkbConfig::default(), REPEAT_DELAY_MS, REPEAT_RATE_HZ)
+            .context("creating the seat keyboard (xkb default keymap)")?;
+        seat.add_pointer();
+
+        let mut space = Space::default();
+        space.map_output(&backend.output, (0, 0));
+
+        Ok(State {
+            display_handle,
+            loop_signal,
+            compositor_state,
+            xdg_shell_state,
+            shm_state,
+            seat_state,
+            seat,
+            output_manager_state,
+            dmabuf_state,
+            dmabuf_global,
+            params_planes: Default::default(),
+            presentation_state,
+            space,
+            popups: PopupManager::default(),
+            placement: Default::default(),
+            unmapped_committed: Vec::new(),
+            backend,
+            lifecycle,
+        })
+    }
+
+    /// Builds the per-client data for a freshly accepted connection.
+    ///
+    /// `pid` comes from the socket's peer credentials; the spawned child (or
+    /// a process it started, e.g. via `sh -c`) is recognised by it so its
+    /// disconnect can end the run.
+    pub fn client_state_for(&self, pid: Option<i32>) -> ClientState {
+        let is_child = match (pid, self.lifecycle.child_pid()) {
+            (Some(pid), Some(child)) => crate::spawn::is_same_or_descendant(pid, child),
+            _ => false,
+        };
+        ClientState {
+            compositor_state: CompositorClientState::default(),
+            pid,
+            child_connections: is_child.then(|| self.lifecycle.child_connections.clone()),
+        }
+    }
+
+    /// True while nothing may be drawn: the run is ending, or the spawned
+    /// client closed its connection(s) and its last frame must be what the
+    /// screenshot shows.
+    pub fn rendering_stopped(&self) -> bool {
+        self.lifecycle.exit_code.is_some() || self.lifecycle.child_connections.all_closed()
+    }
+
+    /// Ends the event loop with `code` (the first request wins).
+    pub fn request_exit(&mut self, code: i32, why: &str) {
+        if self.lifecycle.exit_code.is_none() {
+            info!(code, "exiting: {why}");
+            self.lifecycle.exit_code = Some(code);
+        }
+        self.loop_signal.stop();
+        self.loop_signal.wakeup();
+    }
+
+    /// Called after every loop iteration: reacts to the child's connection
+    /// closing, which is only observable from inside client dispatch.
+    pub fn after_dispatch(&mut self) {
+        let closed = self.lifecycle.child_connections.all_closed();
+        if closed != self.lifecycle.child_was_gone && self.lifecycle.exit_code.is_none() {
+            self.lifecycle.child_was_gone = closed;
+            if closed {
+                info!("spawned client closed its connection; rendering stopped, waiting for it to exit");
+            } else {
+                info!("spawned client reconnected; rendering resumed");
+            }
+        }
+        if let Some(code) = self.lifecycle.reaped_child_exit_code() {
+            self.request_exit(code, "spawned client exited");
+        }
+    }
+}
+
+/// How and when the run ends.
+#[derive(Default)]
+pub struct Lifecycle {
+    /// Set once the loop must stop; becomes the process exit status.
+    pub exit_code: Option<i32>,
+    /// Live connections of the spawned client, updated from [`ClientState`].
+    pub child_connections: Arc<ChildConnections>,
+    child_was_gone: bool,
+    pub child: Option<ChildProcess>,
+    /// `--exit-after-frames`.
+    pub exit_after_frames: Option<u64>,
+}
+
+impl Lifecycle {
+    pub fn new(child: Option<ChildProcess>, exit_after_frames: Option<u64>) -> Lifecycle {
+        Lifecycle { child, exit_after_frames, ..Default::default() }
+    }
+
+    pub fn child_pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.pid())
+    }
+
+    /// Exit status of the child once it has been reaped.
+    fn reaped_child_exit_code(&self) -> Option<i32> {
+        self.child.as_ref().and_then(|c| c.exit_code())
+    }
+}
+
+/// Counts the spawned client's open connections.
+///
+/// Toolkits and Vulkan WSI may open short-lived extra connections from the
+/// same process, so "the client's connection closed" means the count dropped
+/// to zero after at least one connection, not that any single one closed.
+/// Atomics because wayland-server requires `ClientData: Send + Sync`.
+#[derive(Default)]
+pub struct ChildConnections {
+    open: AtomicUsize,
+    ever_connected: AtomicBool,
+}
+
+impl ChildConnections {
+    fn opened(&self) {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        self.ever_connected.store(true, Ordering::SeqCst);
+    }
+
+    fn closed(&self) {
+        // Saturating: a close without a matching open must not wrap around.
+        let _ = self.open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// True once the child had connected and has no connection left.
+    pub fn all_closed(&self) -> bool {
+        self.ever_connected.load(Ordering::SeqCst) && self.open.load(Ordering::SeqCst) == 0
+    }
+}
+
+/// Per-client data stored by wayland-server.
+pub struct ClientState {
+    pub compositor_state: CompositorClientState,
+    pid: Option<i32>,
+    /// Present only for the spawned child's connections.
+    child_connections: Option<Arc<ChildConnections>>,
+}
+
+impl ClientData for ClientState {
+    fn initialized(&self, client_id: ClientId) {
+        debug!(?client_id, pid = ?self.pid, child = self.child_connections.is_some(), "client connected");
+        if let Some(connections) = &self.child_connections {
+            connections.opened();
+        }
+    }
+
+    fn disconnected(&self, client_id: ClientId, reason: DisconnectReason) {
+        match &reason {
+            DisconnectReason::ProtocolError(err) => {
+                info!(?client_id, pid = ?self.pid, "client killed for protocol error: {err}")
+            }
+            DisconnectReason::ConnectionClosed => debug!(?client_id, pid = ?self.pid, "client disconnected"),
+        }
+        if let Some(connections) = &self.child_connections {
+            // Checked by the frame timer before drawing, so this takes effect
+            // before any later source in the same loop iteration renders.
+            connections.closed();
+        }
+    }
+}

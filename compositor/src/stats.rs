@@ -1,0 +1,42 @@
+//! `--stats`: counters written as JSON at exit for tests and benchmarks.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::render::ImportStats;
+
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub frames: u64,
+    pub imports: Imports,
+}
+
+/// How client buffers reached the GPU; `dmabuf_image` is the zero-copy path.
+#[derive(Debug, Serialize)]
+pub struct Imports {
+    pub dmabuf_image: u64,
+    pub dmabuf_buffer: u64,
+    pub shm: u64,
+    pub failed: u64,
+}
+
+impl Stats {
+    pub fn new(frames: u64, imports: ImportStats) -> Stats {
+        Stats {
+            frames,
+            imports: Imports {
+                dmabuf_image: imports.dmabuf_image,
+                dmabuf_buffer: imports.dmabuf_buffer,
+                shm: imports.shm,
+                failed: imports.failed,
+            },
+        }
+    }
+
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_string_pretty(self).context("serializing stats")?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
+    }
+}

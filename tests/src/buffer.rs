@@ -1,0 +1,296 @@
+//! linux-dmabuf buffers: a raw params builder (for protocol tests that must
+//! send bad input) and [`DmabufBuffer`], a filled, mapped, ready-to-attach buffer.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use wayland_client::protocol::wl_buffer::{self, WlBuffer};
+use wayland_client::{Connection, Dispatch, Proxy, QueueHandle};
+use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_buffer_params_v1::{
+    self, ZwpLinuxBufferParamsV1,
+};
+
+use crate::client::{Client, State};
+use crate::mapping::Mapping;
+use crate::pixel::Format;
+use crate::provider::BufferProvider;
+use crate::scenes::{SurfaceSpec, PADDING_BYTES};
+
+/// `DRM_FORMAT_MOD_LINEAR`.
+pub const MOD_LINEAR: u64 = 0;
+
+/// Per-wl_buffer state: whether the compositor has released it.
+#[derive(Debug)]
+pub struct BufferData {
+    released: AtomicBool,
+}
+
+impl BufferData {
+    fn new() -> Arc<BufferData> {
+        // A new buffer has never been attached, so it is free to use.
+        Arc::new(BufferData {
+            released: AtomicBool::new(true),
+        })
+    }
+}
+
+/// Result of the asynchronous `create` request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    Created(WlBuffer),
+    Failed,
+}
+
+/// Per-params state for the asynchronous `create` path.
+#[derive(Debug, Default)]
+pub struct ParamsData {
+    outcome: Mutex<Option<CreateOutcome>>,
+}
+
+/// Thin wrapper over `zwp_linux_buffer_params_v1` that sends exactly what it
+/// is told, so protocol tests can provoke every error.
+pub struct ParamsBuilder {
+    pub params: ZwpLinuxBufferParamsV1,
+    data: Arc<ParamsData>,
+}
+
+impl ParamsBuilder {
+    /// `zwp_linux_dmabuf_v1.create_params`.
+    pub fn new(client: &Client) -> ParamsBuilder {
+        let data = Arc::new(ParamsData::default());
+        let params = client
+            .globals
+            .dmabuf
+            .create_params(&client.qh, data.clone());
+        ParamsBuilder { params, data }
+    }
+
+    /// `add(fd, plane_idx, offset, stride, modifier_hi, modifier_lo)`.
+    pub fn add(
+        &self,
+        fd: impl AsFd,
+        plane_idx: u32,
+        offset: u32,
+        stride: u32,
+        modifier: u64,
+    ) -> &Self {
+        self.params.add(
+            fd.as_fd(),
+            plane_idx,
+            offset,
+            stride,
+            (modifier >> 32) as u32,
+            modifier as u32,
+        );
+        self
+    }
+
+    /// `create_immed`; the buffer tracks its release state.
+    pub fn create_immed(
+        &self,
+        client: &Client,
+        width: i32,
+        height: i32,
+        fourcc: u32,
+        flags: u32,
+    ) -> WlBuffer {
+        self.params.create_immed(
+            width,
+            height,
+            fourcc,
+            zwp_linux_buffer_params_v1::Flags::from_bits_retain(flags),
+            &client.qh,
+            BufferData::new(),
+        )
+    }
+
+    /// The asynchronous `create`; see [`ParamsBuilder::wait_outcome`].
+    pub fn create(&self, width: i32, height: i32, fourcc: u32, flags: u32) {
+        self.params.create(
+            width,
+            height,
+            fourcc,
+            zwp_linux_buffer_params_v1::Flags::from_bits_retain(flags),
+        );
+    }
+
+    /// Waits (bounded) for `created`/`failed` after [`ParamsBuilder::create`].
+    pub fn wait_outcome(&self, client: &mut Client) -> Result<CreateOutcome> {
+        let data = self.data.clone();
+        let mut out = None;
+        client.dispatch_until("zwp_linux_buffer_params_v1.created/failed", |_| {
+            out = lock(&data.outcome).take();
+            out.is_some()
+        })?;
+        out.context("create outcome vanished")
+    }
+
+    /// `destroy` (allowed at any time).
+    pub fn destroy(&self) {
+        self.params.destroy();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Poisoning only means another thread panicked; the data is still valid.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A mapped buffer filled by the client and wrapped in a `wl_buffer`.
+pub struct DmabufBuffer {
+    pub buffer: WlBuffer,
+    pub width: u32,
+    pub height: u32,
+    pub format: Format,
+    pub stride: u32,
+    map: Mapping,
+    /// Kept open so the client can refill the same memory (the compositor has
+    /// its own dup of the fd).
+    fd: OwnedFd,
+}
+
+impl DmabufBuffer {
+    /// Allocates and fills a buffer for a scene surface.
+    pub fn from_spec(
+        client: &Client,
+        provider: &dyn BufferProvider,
+        spec: &SurfaceSpec,
+    ) -> Result<DmabufBuffer> {
+        let pixels = spec.pixels.clone();
+        DmabufBuffer::new(
+            client,
+            provider,
+            spec.width,
+            spec.height,
+            spec.format,
+            spec.stride,
+            &*pixels,
+        )
+    }
+
+    /// Allocates `stride * height` bytes, fills them with `pixels` (memory-order
+    /// bytes; row padding gets [`PADDING_BYTES`]) and creates the wl_buffer
+    /// with one LINEAR plane at offset 0 via `create_immed`.
+    pub fn new(
+        client: &Client,
+        provider: &dyn BufferProvider,
+        width: u32,
+        height: u32,
+        format: Format,
+        stride: u32,
+        pixels: &dyn Fn(u32, u32) -> [u8; 4],
+    ) -> Result<DmabufBuffer> {
+        if width == 0 || height == 0 || stride < width * 4 {
+            bail!("bad buffer geometry {width}x{height} stride {stride}");
+        }
+        let size = stride as usize * height as usize;
+        let fd = provider
+            .allocate(size)
+            .with_context(|| format!("{} provider: allocate {size} bytes", provider.name()))?;
+        let map = Mapping::new(&fd, size).context("mmap client buffer")?;
+        let params = ParamsBuilder::new(client);
+        params.add(&fd, 0, 0, stride, MOD_LINEAR);
+        let buffer = params.create_immed(client, width as i32, height as i32, format.fourcc(), 0);
+        params.destroy();
+        let mut buf = DmabufBuffer {
+            buffer,
+            width,
+            height,
+            format,
+            stride,
+            map,
+            fd,
+        };
+        buf.fill(pixels);
+        Ok(buf)
+    }
+
+    /// Rewrites the whole buffer; only call while it is released.
+    pub fn fill(&mut self, pixels: &dyn Fn(u32, u32) -> [u8; 4]) {
+        let (w, stride) = (self.width as usize, self.stride as usize);
+        for (y, row) in self.map.as_mut_slice().chunks_exact_mut(stride).enumerate() {
+            for (x, px) in row.chunks_exact_mut(4).enumerate() {
+                let bytes = if x < w {
+                    pixels(x as u32, y as u32)
+                } else {
+                    PADDING_BYTES
+                };
+                px.copy_from_slice(&bytes);
+            }
+        }
+    }
+
+    /// The mapped bytes (row padding included).
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_slice()
+    }
+
+    /// The underlying fd.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Whether the compositor has released the buffer since it was last attached.
+    pub fn is_released(&self) -> bool {
+        match buffer_data(&self.buffer) {
+            Some(d) => d.released.load(Ordering::Acquire),
+            None => true,
+        }
+    }
+
+    /// Marks the buffer as held by the compositor; called on attach.
+    pub fn mark_attached(&self) {
+        if let Some(d) = buffer_data(&self.buffer) {
+            d.released.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for DmabufBuffer {
+    fn drop(&mut self) {
+        self.buffer.destroy();
+    }
+}
+
+fn buffer_data(buffer: &WlBuffer) -> Option<&Arc<BufferData>> {
+    buffer.data::<Arc<BufferData>>()
+}
+
+impl Dispatch<WlBuffer, Arc<BufferData>> for State {
+    fn event(
+        _: &mut Self,
+        _: &WlBuffer,
+        event: wl_buffer::Event,
+        data: &Arc<BufferData>,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_buffer::Event::Release = event {
+            data.released.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl Dispatch<ZwpLinuxBufferParamsV1, Arc<ParamsData>> for State {
+    fn event(
+        _: &mut Self,
+        _: &ZwpLinuxBufferParamsV1,
+        event: zwp_linux_buffer_params_v1::Event,
+        data: &Arc<ParamsData>,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        let outcome = match event {
+            zwp_linux_buffer_params_v1::Event::Created { buffer } => CreateOutcome::Created(buffer),
+            zwp_linux_buffer_params_v1::Event::Failed => CreateOutcome::Failed,
+            _ => return,
+        };
+        *lock(&data.outcome) = Some(outcome);
+    }
+
+    wayland_client::event_created_child!(State, ZwpLinuxBufferParamsV1, [
+        zwp_linux_buffer_params_v1::EVT_CREATED_OPCODE => (WlBuffer, BufferData::new()),
+    ]);
+}

@@ -1,0 +1,277 @@
+//! One test per `zwp_linux_buffer_params_v1` error.
+//!
+//! Each test starts its own compositor and a witness client that keeps
+//! redrawing on frame callbacks, then sends the bad requests from a separate
+//! connection. It asserts the exact error (code and interface), then that the
+//! witness still gets at least 5 more frames (other clients keep running) and
+//! that the compositor exits cleanly on SIGTERM.
+//!
+//! Requires the compositor binary: `cargo build -p compositor` (or set
+//! `COMPOSITOR_BIN`).
+
+use std::os::fd::OwnedFd;
+
+use anyhow::{ensure, Context, Result};
+use tests::buffer::{ParamsBuilder, MOD_LINEAR};
+use tests::client::{default_timeout, Client};
+use tests::harness::Compositor;
+use tests::pixel::Format;
+use tests::provider::{BufferProvider, MemfdProvider};
+use tests::witness::Witness;
+
+const INTERFACE: &str = "zwp_linux_buffer_params_v1";
+const ALREADY_USED: u32 = 0;
+const PLANE_IDX: u32 = 1;
+const PLANE_SET: u32 = 2;
+const INCOMPLETE: u32 = 3;
+const INVALID_FORMAT: u32 = 4;
+const INVALID_DIMENSIONS: u32 = 5;
+const OUT_OF_BOUNDS: u32 = 6;
+const INVALID_WL_BUFFER: u32 = 7;
+
+const W: u32 = 64;
+const H: u32 = 64;
+const STRIDE: u32 = W * 4;
+/// `I915_FORMAT_MOD_X_TILED`: a real modifier a software Vulkan driver cannot import.
+const MOD_X_TILED: u64 = (1 << 56) | 1;
+
+fn xrgb() -> u32 {
+    Format::Xrgb8888.fourcc()
+}
+
+/// A valid 64x64 XRGB8888 backing fd.
+fn memfd() -> Result<OwnedFd> {
+    MemfdProvider
+        .allocate((STRIDE * H) as usize)
+        .context("allocate memfd")
+}
+
+/// Runs `bad` on its own connection next to a witness and checks the outcome.
+fn expect_error(code: u32, bad: impl FnOnce(&mut Client) -> Result<()>) -> Result<()> {
+    let mut comp = Compositor::spawn(&["--size", "320x240"])?;
+    let mut witness = Witness::start(&comp.socket_path(), default_timeout())?;
+
+    let mut client = comp.connect()?;
+    bad(&mut client)?;
+    let err = client.expect_protocol_error()?;
+    ensure!(
+        err.object_interface == INTERFACE && err.code == code,
+        "expected {INTERFACE} error {code}, got {}@{} code {}: {}",
+        err.object_interface,
+        err.object_id,
+        err.code,
+        err.message
+    );
+    drop(client);
+
+    let after_error = witness.frames();
+    witness
+        .wait_for_frames(after_error + 5, default_timeout())
+        .context("other clients must keep getting frames after the protocol error")?;
+    witness.stop()?;
+    ensure!(
+        comp.is_running()?,
+        "compositor died; log: {}",
+        comp.log_path.display()
+    );
+    let status = comp.terminate()?;
+    ensure!(
+        status.success(),
+        "compositor exited with {status} on SIGTERM; log: {}",
+        comp.log_path.display()
+    );
+    Ok(())
+}
+
+#[test]
+fn already_used_add_after_create() -> Result<()> {
+    expect_error(ALREADY_USED, |c| {
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 0, 0, STRIDE, MOD_LINEAR);
+        let _buffer = p.create_immed(c, W as i32, H as i32, xrgb(), 0);
+        p.add(&fd, 1, 0, STRIDE, MOD_LINEAR);
+        Ok(())
+    })
+}
+
+#[test]
+fn already_used_create_twice() -> Result<()> {
+    expect_error(ALREADY_USED, |c| {
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 0, 0, STRIDE, MOD_LINEAR);
+        let _first = p.create_immed(c, W as i32, H as i32, xrgb(), 0);
+        let _second = p.create_immed(c, W as i32, H as i32, xrgb(), 0);
+        Ok(())
+    })
+}
+
+#[test]
+fn plane_idx_out_of_range() -> Result<()> {
+    expect_error(PLANE_IDX, |c| {
+        let fd = memfd()?;
+        ParamsBuilder::new(c).add(&fd, 4, 0, STRIDE, MOD_LINEAR);
+        Ok(())
+    })
+}
+
+#[test]
+fn plane_set_twice() -> Result<()> {
+    expect_error(PLANE_SET, |c| {
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 0, 0, STRIDE, MOD_LINEAR);
+        p.add(&fd, 0, 0, STRIDE, MOD_LINEAR);
+        Ok(())
+    })
+}
+
+#[test]
+fn incomplete_no_planes() -> Result<()> {
+    expect_error(INCOMPLETE, |c| {
+        let _buffer = ParamsBuilder::new(c).create_immed(c, W as i32, H as i32, xrgb(), 0);
+        Ok(())
+    })
+}
+
+/// A single-plane format given only plane 1. smithay 0.7 does not check plane
+/// indices against the format, so this only passes if the compositor's own
+/// import validation reports `incomplete`.
+#[test]
+
+fn incomplete_missing_plane_zero() -> Result<()> {
+    expect_error(INCOMPLETE, |c| {
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 1, 0, STRIDE, MOD_LINEAR);
+        let _buffer = p.create_immed(c, W as i32, H as i32, xrgb(), 0);
+        Ok(())
+    })
+}
+
+#[test]
+fn invalid_format_unknown_fourcc() -> Result<()> {
+    expect_error(INVALID_FORMAT, |c| {
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 0, 0, STRIDE, MOD_LINEAR);
+        let _buffer = p.create_immed(c, W as i32, H as i32, u32::from_le_bytes(*b"ZZZZ"), 0);
+        Ok(())
+    })
+}
+
+#[test]
+fn invalid_format_unadvertised_fourcc() -> Result<()> {
+    expect_error(INVALID_FORMAT, |c| {
+        // A real fourcc the compositor did not advertise.
+        let advertised = |f: u32| {
+            c.state.dmabuf_formats.contains(&f)
+                || c.state.dmabuf_modifiers.iter().any(|&(g, _)| g == f)
+        };
+        let candidates =
+            [*b"C8  ", *b"R8  ", *b"YUYV", *b"NV12", *b"BG16", *b"AR30"].map(u32::from_le_bytes);
+        let fourcc = candidates
+            .into_iter()
+            .find(|&f| !advertised(f))
+            .context("every candidate fourcc is advertised")?;
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 0, 0, STRIDE, MOD_LINEAR);
+        let _buffer = p.create_immed(c, W as i32, H as i32, fourcc, 0);
+        Ok(())
+    })
+}
+
+#[test]
+fn invalid_dimensions_zero() -> Result<()> {
+    expect_error(INVALID_DIMENSIONS, |c| {
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 0, 0, STRIDE, MOD_LINEAR);
+        let _buffer = p.create_immed(c, 0, 0, xrgb(), 0);
+        Ok(())
+    })
+}
+
+#[test]
+fn invalid_dimensions_negative() -> Result<()> {
+    expect_error(INVALID_DIMENSIONS, |c| {
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 0, 0, STRIDE, MOD_LINEAR);
+        let _buffer = p.create_immed(c, -(W as i32), H as i32, xrgb(), 0);
+        Ok(())
+    })
+}
+
+#[test]
+fn out_of_bounds_height() -> Result<()> {
+    expect_error(OUT_OF_BOUNDS, |c| {
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 0, 0, STRIDE, MOD_LINEAR);
+        // stride * height is twice the fd size.
+        let _buffer = p.create_immed(c, W as i32, 2 * H as i32, xrgb(), 0);
+        Ok(())
+    })
+}
+
+#[test]
+fn out_of_bounds_offset_past_end() -> Result<()> {
+    expect_error(OUT_OF_BOUNDS, |c| {
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 0, STRIDE * H + 4, STRIDE, MOD_LINEAR);
+        let _buffer = p.create_immed(c, W as i32, H as i32, xrgb(), 0);
+        Ok(())
+    })
+}
+
+#[test]
+fn out_of_bounds_offset_overflow() -> Result<()> {
+    expect_error(OUT_OF_BOUNDS, |c| {
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        // offset + stride * height overflows u32.
+        p.add(&fd, 0, u32::MAX - 16, STRIDE, MOD_LINEAR);
+        let _buffer = p.create_immed(c, W as i32, H as i32, xrgb(), 0);
+        Ok(())
+    })
+}
+
+/// Passes smithay's checks (known format, in-bounds) but uses a tiled
+/// modifier the compositor never advertised, so its importer must refuse it
+/// at `create_immed` time, which smithay reports as `invalid_wl_buffer`.
+#[test]
+fn invalid_wl_buffer_unsupported_modifier() -> Result<()> {
+    expect_error(INVALID_WL_BUFFER, |c| {
+        let advertised = c
+            .state
+            .dmabuf_modifiers
+            .iter()
+            .any(|&(f, m)| f == xrgb() && m == MOD_X_TILED);
+        ensure!(
+            !advertised,
+            "the compositor advertises X_TILED; pick another modifier"
+        );
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 0, 0, STRIDE, MOD_X_TILED);
+        let _buffer = p.create_immed(c, W as i32, H as i32, xrgb(), 0);
+        Ok(())
+    })
+}
+
+/// A pipe cannot be mmapped or imported; smithay skips its size check when
+/// `lseek` fails, so the failure must come from the compositor's importer.
+#[test]
+fn invalid_wl_buffer_unimportable_fd() -> Result<()> {
+    expect_error(INVALID_WL_BUFFER, |c| {
+        let (read_end, _write_end) = rustix::pipe::pipe().context("pipe")?;
+        let p = ParamsBuilder::new(c);
+        p.add(&read_end, 0, 0, STRIDE, MOD_LINEAR);
+        let _buffer = p.create_immed(c, W as i32, H as i32, xrgb(), 0);
+        Ok(())
+    })
+}

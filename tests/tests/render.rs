@@ -1,0 +1,75 @@
+//! Screenshot tests: every scene from `tests::scenes`, rendered by the real
+//! compositor (headless, 320x240), must match `assets/reference/<scene>.png`
+//! (made by the independent CPU model in `tests::reference`) within
+//! `DEFAULT_TOLERANCE` per channel. Mismatches leave `<scene>.actual.png` and
+//! `<scene>.diff.png` under `$TEST_ARTIFACTS_DIR` (default `target/test-artifacts`).
+//!
+//! Requires the compositor binary: `cargo build -p compositor` (or set
+//! `COMPOSITOR_BIN`).
+
+use std::path::Path;
+
+use anyhow::{ensure, Result};
+use tests::harness::{run_scene_with_stats, SceneRun};
+use tests::image_compare::{check_against_reference, DEFAULT_TOLERANCE};
+
+fn render_and_compare(scene: &str) -> Result<SceneRun> {
+    let client = Path::new(env!("CARGO_BIN_EXE_scene-client"));
+    let run = run_scene_with_stats(client, scene)?;
+    check_against_reference(
+        scene,
+        &run.image,
+        &tests::reference_path(scene),
+        DEFAULT_TOLERANCE,
+    )?;
+    Ok(run)
+}
+
+#[test]
+fn solid() -> Result<()> {
+    let run = render_and_compare("solid")?;
+    // The tight-stride XRGB buffer must take the zero-copy image path.
+    ensure!(
+        run.stats.dmabuf_image >= 1,
+        "expected a dma-buf image import: {:?}",
+        run.stats
+    );
+    Ok(())
+}
+
+#[test]
+fn gradient() -> Result<()> {
+    render_and_compare("gradient").map(drop)
+}
+
+#[test]
+fn alpha() -> Result<()> {
+    render_and_compare("alpha").map(drop)
+}
+
+#[test]
+fn overlap() -> Result<()> {
+    render_and_compare("overlap").map(drop)
+}
+
+#[test]
+fn subsurface() -> Result<()> {
+    render_and_compare("subsurface").map(drop)
+}
+
+#[test]
+fn replace() -> Result<()> {
+    render_and_compare("replace").map(drop)
+}
+
+#[test]
+fn odd_stride() -> Result<()> {
+    let run = render_and_compare("odd-stride")?;
+    // A stride that is not a multiple of 64 forces the copy-through-buffer path.
+    ensure!(
+        run.stats.dmabuf_buffer >= 1,
+        "expected a dma-buf buffer-path import: {:?}",
+        run.stats
+    );
+    Ok(())
+}

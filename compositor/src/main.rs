@@ -4,15 +4,6 @@
 //! `main` only sets up logging, parses the command line and turns the outcome
 //! into an exit status; [`run`] wires the event loop together.
 
-mod backend;
-mod cli;
-mod handlers;
-mod render;
-mod screenshot;
-mod spawn;
-mod state;
-mod stats;
-
 use std::{
     io::{IsTerminal, Write},
     os::unix::net::UnixStream,
@@ -31,7 +22,8 @@ use smithay::{
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
-use crate::{
+use compositor::{
+    screenshot, stats,
     backend::headless::{self, HeadlessBackend, HeadlessOptions},
     cli::{BackendKind, Cli},
     render::{RendererOptions, VkRenderer},

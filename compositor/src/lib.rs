@@ -1,0 +1,19 @@
+//! The compositor as a library: the smithay glue and the Vulkan renderer
+//! behind smithay's traits. The `compositor` binary (main.rs) wires these into
+//! an event loop; the `bench` binary drives the renderer directly.
+//!
+//! Layout (wlroots-like: a thing lives where its name says):
+//! * [`render`]: `VkRenderer`, smithay's renderer traits over the importer.
+//! * [`backend`]: outputs and their frame clocks (headless).
+//! * [`handlers`]: one module per Wayland protocol.
+//! * [`state`]: the compositor state and the exit rules.
+//! * [`cli`], [`spawn`], [`screenshot`], [`stats`]: the binary's edges.
+
+pub mod backend;
+pub mod cli;
+pub mod handlers;
+pub mod render;
+pub mod screenshot;
+pub mod spawn;
+pub mod state;
+pub mod stats;

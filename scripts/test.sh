@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"; .ci/run calls it).
+#
+# 1. Installs the host tier's packages (idempotent: scripts/setup-host.sh).
+# 2. Host tier: builds every binary and runs the whole workspace test suite on
+#    this machine's Vulkan device (lavapipe on CI) with memfd stand-ins for
+#    dma-bufs. Tests that need the kernel VM tier are reported as ignored with
+#    their reason here; they run in step 3.
+# 3. Kernel VM tier (unless --host-only): boots the bookworm-backports 6.12
+#    kernel under qemu and runs the VM tests against real udmabuf dma-bufs,
+#    sync_files and vgem fences (scripts/vm/test.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+host_only=0
+for arg in "$@"; do
+    case "$arg" in
+        --host-only) host_only=1 ;;
+        *) echo "usage: $0 [--host-only]" >&2; exit 2 ;;
+    esac
+done
+
+bash scripts/setup-host.sh
+export TEST_ARTIFACTS_DIR="${TEST_ARTIFACTS_DIR:-$PWD/target/test-artifacts}"
+
+echo "== host tier: build"
+cargo build --workspace --bins --locked
+echo "== host tier: tests (mismatch images go to $TEST_ARTIFACTS_DIR)"
+cargo test --workspace --locked
+
+if [ "$host_only" = 1 ]; then
+    echo "== kernel VM tier: skipped (--host-only)"
+    exit 0
+fi
+if [ -x scripts/vm/test.sh ]; then
+    echo "== kernel VM tier"
+    bash scripts/vm/test.sh
+fi

@@ -8,7 +8,8 @@
 #    their reason here; they run in step 3.
 # 3. Kernel VM tier (unless --host-only): boots the bookworm-backports 6.12
 #    kernel under qemu and runs the VM tests against real udmabuf dma-bufs,
-#    sync_files and vgem fences (scripts/vm/test.sh).
+#    sync_files and vgem fences (scripts/vm/test.sh), then the harness
+#    self-test (scripts/vm/selftest.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +33,7 @@ if [ "$host_only" = 1 ]; then
     echo "== kernel VM tier: skipped (--host-only)"
     exit 0
 fi
-if [ -x scripts/vm/test.sh ]; then
-    echo "== kernel VM tier"
-    bash scripts/vm/test.sh
-fi
+echo "== kernel VM tier (real 6.12 kernel under qemu: udmabuf, dma-heap, sync_file, vgem)"
+bash scripts/vm/test.sh --no-build
+echo "== kernel VM tier: harness self-test (a deliberate failure inside the VM must fail the harness)"
+bash scripts/vm/selftest.sh --no-build

@@ -21,11 +21,15 @@ mount --rbind /dev /host/dev
 mount -t proc proc /host/proc
 mount --rbind /sys /host/sys
 mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null
-mount -t tmpfs -o mode=1777 tmp /host/tmp
+# Scratch space comes from a tmpfs under /run (TMPDIR, HOME, XDG_CACHE_HOME),
+# not a tmpfs over /tmp: a checkout or share under the host's /tmp must stay
+# visible (CI may clone there).
 mount -t tmpfs -o mode=755 run /host/run
+mkdir -p /host/run/tmp && chmod 1777 /host/run/tmp
 mkdir -p /host/dev/shm && mount -t tmpfs -o mode=1777 shm /host/dev/shm
+echo "vm-init: running the guest command"
 chroot /host /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HOME=/tmp XDG_CACHE_HOME=/tmp/cache DMABUF_TEST_TIER=vm \
+    HOME=/run/tmp TMPDIR=/run/tmp XDG_CACHE_HOME=/run/tmp/cache DMABUF_TEST_TIER=vm \
     /bin/sh "$VM_SHARE/$VM_SCRIPT"
 rc=$?
 echo "$rc" > "/host$VM_SHARE/guest-status"

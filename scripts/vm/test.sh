@@ -35,7 +35,9 @@ done
 mkdir -p "$out"
 
 # ---- host build ------------------------------------------------------------------
-json=$out/test-binaries.json
+# Kept in target/vm whatever VM_OUT is, so selftest.sh --no-build finds it.
+json=$repo/target/vm/test-binaries.json
+mkdir -p "$repo/target/vm"
 if [ $build = 1 ]; then
     # run.sh installs Mesa etc.; do it before building so a fresh machine
     # fails early and clearly.

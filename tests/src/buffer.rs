@@ -208,7 +208,14 @@ impl DmabufBuffer {
     }
 
     /// Rewrites the whole buffer; only call while it is released.
+    ///
+    /// On a real dma-buf the writes are bracketed with `DMA_BUF_IOCTL_SYNC`
+    /// START/END (see [`crate::provider::cpu_write`]); panics if the kernel
+    /// refuses that, since writing without it would be undefined.
     pub fn fill(&mut self, pixels: &dyn Fn(u32, u32) -> [u8; 4]) {
+        use std::os::fd::AsFd;
+        let cpu = crate::provider::cpu_write(self.fd.as_fd())
+            .unwrap_or_else(|e| panic!("begin CPU write to the client buffer: {e}"));
         let (w, stride) = (self.width as usize, self.stride as usize);
         for (y, row) in self.map.as_mut_slice().chunks_exact_mut(stride).enumerate() {
             for (x, px) in row.chunks_exact_mut(4).enumerate() {
@@ -220,6 +227,8 @@ impl DmabufBuffer {
                 px.copy_from_slice(&bytes);
             }
         }
+        cpu.end()
+            .unwrap_or_else(|e| panic!("end CPU write to the client buffer: {e}"));
     }
 
     /// The mapped bytes (row padding included).

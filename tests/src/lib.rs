@@ -8,6 +8,7 @@ pub mod client;
 pub mod harness;
 pub mod image;
 pub mod image_compare;
+pub mod kernel;
 pub mod mapping;
 pub mod pixel;
 pub mod process;
@@ -22,7 +23,9 @@ pub use buffer::{CreateOutcome, DmabufBuffer, ParamsBuilder, MOD_LINEAR};
 pub use client::{Client, ProtocolError};
 pub use image::RgbaImage;
 pub use pixel::Format;
-pub use provider::{provider_from_env, BufferProvider, MemfdProvider};
+pub use provider::{
+    provider_from_env, BufferProvider, DmaHeapProvider, MemfdProvider, UdmabufProvider,
+};
 pub use window::{Subsurface, Window};
 
 use std::path::PathBuf;

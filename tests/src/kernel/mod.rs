@@ -1,0 +1,64 @@
+//! Real-kernel dma-buf helpers for the kernel VM tier (`scripts/vm/test.sh`):
+//! udmabuf, dma-heaps, `DMA_BUF_IOCTL_*` (CPU-access sync, sync_file
+//! export/import), poll readiness, and vgem fences. The uapi structs and ioctl
+//! numbers are defined here ([`uapi`]) rather than taken from C headers.
+//!
+//! None of these devices exist on the CI host (no `/dev/udmabuf`, no
+//! `/dev/dri`); the tests that need them are `#[ignore]`d there with a reason
+//! and run inside the VM with `--include-ignored`, where a missing device is a
+//! failure.
+
+pub mod dmabuf;
+pub mod heap;
+pub mod uapi;
+pub mod udmabuf;
+pub mod vgem;
+
+use std::io;
+
+/// `DMABUF_TEST_TIER`, set to `vm` by `scripts/vm/run.sh` inside the guest.
+pub fn tier() -> String {
+    std::env::var("DMABUF_TEST_TIER").unwrap_or_else(|_| "host".to_owned())
+}
+
+/// Whether this process runs inside the kernel VM tier's guest.
+pub fn in_vm() -> bool {
+    tier() == "vm"
+}
+
+/// The running kernel's release (`uname -r`), for messages.
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// Issues `ioctl(fd, request, arg)`, retrying on `EINTR`/`EAGAIN` (the
+/// dma-buf uapi documents both as "try again").
+///
+/// # Safety
+/// `arg` must point to the struct `request` expects (size and layout).
+pub(crate) unsafe fn ioctl_retry<T>(
+    fd: std::os::fd::BorrowedFd<'_>,
+    request: u64,
+    arg: *mut T,
+) -> io::Result<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: forwarded to the caller.
+        let r = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
+        if r >= 0 {
+            return Ok(r);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) | Some(libc::EAGAIN) => continue,
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Adds the path to an error, e.g. `open /dev/udmabuf: No such file or directory`.
+pub(crate) fn with_path(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}

@@ -34,6 +34,6 @@ if [ "$host_only" = 1 ]; then
     exit 0
 fi
 echo "== kernel VM tier (real 6.12 kernel under qemu: udmabuf, dma-heap, sync_file, vgem)"
-bash scripts/vm/test.sh --no-build
+bash scripts/vm/test.sh   # its cargo build is a no-op after the host tier; it records the test binaries
 echo "== kernel VM tier: harness self-test (a deliberate failure inside the VM must fail the harness)"
 bash scripts/vm/selftest.sh --no-build

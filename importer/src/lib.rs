@@ -12,8 +12,11 @@
 //! * Nothing here blocks on a fence except the functions that say so in their
 //!   name or doc (`wait*`); the event loop only polls fence status.
 
+pub mod cpu;
 pub mod dmabuf;
 pub mod format;
+pub mod lockdep;
+pub mod reservation;
 pub mod stats;
 pub mod vulkan;
 

@@ -10,6 +10,11 @@
 //! * `offset + stride × height` of every plane lies within its fd's size, which
 //!   `lseek(fd, 0, SEEK_END)` reports for dma-bufs and memfds alike.
 //!
+//! * every plane's fd is a real dma-buf or a memfd sealed against shrinking
+//!   ([`classify_fd`]). Drivers that import by mmap (lavapipe) and the CPU path
+//!   read the memory directly; a file the client can truncate would turn those
+//!   reads into SIGBUS in the compositor. Such fds are refused up front.
+//!
 //! The description owns its fds; importing dups them, so the description (and
 //! the client's protocol object) can go away independently of the import.
 
@@ -56,8 +61,38 @@ pub enum DmabufError {
     OutOfBounds { plane: usize, offset: u32, stride: u32, rows: u32, end: u64, size: u64 },
     #[error("plane {plane}: size arithmetic overflows")]
     Overflow { plane: usize },
+    #[error("plane {plane}: fd is neither a dma-buf nor a memfd sealed with F_SEAL_SHRINK; the client could truncate it under us (SIGBUS)")]
+    Shrinkable { plane: usize },
     #[error("plane {plane}: cannot query the fd size: {source}")]
     SizeQuery { plane: usize, source: io::Error },
+}
+
+/// `DMA_BUF_MAGIC` from `include/uapi/linux/magic.h`: the filesystem of dma-buf files.
+const DMA_BUF_MAGIC: u64 = 0x444d_4142;
+
+/// What backs a buffer fd that is safe to read through a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdKind {
+    /// A real dma-buf: SYNC brackets do cache maintenance; it cannot shrink.
+    DmaBuf,
+    /// A memfd sealed against shrinking (test clients, software buffers).
+    SealedMemfd,
+}
+
+/// Classifies `fd`: `Some` when its size cannot shrink under a mapping,
+/// `None` for anything a client could truncate (an unsealed memfd, a tmpfs or
+/// disk file).
+///
+/// Locks: none; inspects the fd only.
+pub fn classify_fd(fd: BorrowedFd<'_>) -> io::Result<Option<FdKind>> {
+    let fs = rustix::fs::fstatfs(fd)?;
+    if fs.f_type as u64 == DMA_BUF_MAGIC {
+        return Ok(Some(FdKind::DmaBuf));
+    }
+    Ok(match rustix::fs::fcntl_get_seals(fd) {
+        Ok(seals) if seals.contains(rustix::fs::SealFlags::SHRINK) => Some(FdKind::SealedMemfd),
+        _ => None,
+    })
 }
 
 /// Size of a dma-buf (or memfd) in bytes, by seeking to its end.
@@ -90,6 +125,11 @@ impl DmabufDesc {
             return Err(DmabufError::InvalidDimensions { width: self.width, height: self.height });
         }
         for (i, plane) in self.planes.iter().enumerate() {
+            match classify_fd(plane.fd.as_fd()) {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(DmabufError::Shrinkable { plane: i }),
+                Err(source) => return Err(DmabufError::SizeQuery { plane: i, source }),
+            }
             let size = fd_size(plane.fd.as_fd()).map_err(|source| DmabufError::SizeQuery { plane: i, source })?;
             check_plane(i, plane.offset, plane.stride, self.width, self.height, info.bytes_per_pixel, size)?;
         }
@@ -154,6 +194,28 @@ mod tests {
         // u32::MAX * u32::MAX + u32::MAX fits in u64, so this must be OutOfBounds, not a wrap to a small number.
         let e = check_plane(0, u32::MAX, u32::MAX, 1, u32::MAX, 4, 1 << 40).unwrap_err();
         assert!(matches!(e, DmabufError::OutOfBounds { .. }));
+    }
+
+    #[test]
+    fn unsealed_memfd_could_shrink_and_is_refused() {
+        use rustix::fs::{memfd_create, MemfdFlags, SealFlags};
+        let open = memfd_create("unsealed", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+        assert_eq!(classify_fd(open.as_fd()).unwrap(), None);
+        rustix::fs::fcntl_add_seals(&open, SealFlags::SHRINK).unwrap();
+        assert_eq!(classify_fd(open.as_fd()).unwrap(), Some(FdKind::SealedMemfd));
+        let desc = DmabufDesc {
+            width: 1,
+            height: 1,
+            fourcc: DrmFourcc::Xrgb8888,
+            modifier: DrmModifier::Linear,
+            flags: 0,
+            planes: vec![DmabufPlane {
+                fd: memfd_create("unsealed", MemfdFlags::CLOEXEC).unwrap(),
+                offset: 0,
+                stride: 4,
+            }],
+        };
+        assert!(matches!(desc.validate(), Err(DmabufError::Shrinkable { plane: 0 })));
     }
 
     #[test]

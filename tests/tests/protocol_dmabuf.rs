@@ -139,7 +139,6 @@ fn incomplete_no_planes() -> Result<()> {
 /// indices against the format, so this only passes if the compositor's own
 /// import validation reports `incomplete`.
 #[test]
-
 fn incomplete_missing_plane_zero() -> Result<()> {
     expect_error(INCOMPLETE, |c| {
         let fd = memfd()?;
@@ -271,6 +270,22 @@ fn invalid_wl_buffer_unimportable_fd() -> Result<()> {
         let (read_end, _write_end) = rustix::pipe::pipe().context("pipe")?;
         let p = ParamsBuilder::new(c);
         p.add(&read_end, 0, 0, STRIDE, MOD_LINEAR);
+        let _buffer = p.create_immed(c, W as i32, H as i32, xrgb(), 0);
+        Ok(())
+    })
+}
+
+/// A memfd without F_SEAL_SHRINK could be truncated after import, turning the
+/// compositor's reads (lavapipe imports by mmap) into SIGBUS: it is refused at
+/// creation, and only that client gets the error.
+#[test]
+fn invalid_wl_buffer_unsealed_memfd() -> Result<()> {
+    expect_error(INVALID_WL_BUFFER, |c| {
+        use rustix::fs::{memfd_create, MemfdFlags};
+        let fd = memfd_create("unsealed-dmabuf", MemfdFlags::CLOEXEC).context("memfd")?;
+        rustix::fs::ftruncate(&fd, u64::from(STRIDE * H)).context("ftruncate")?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 0, 0, STRIDE, MOD_LINEAR);
         let _buffer = p.create_immed(c, W as i32, H as i32, xrgb(), 0);
         Ok(())
     })

@@ -13,17 +13,8 @@ use std::ptr::NonNull;
 use super::CpuError;
 use crate::dmabuf::{fd_size, DmabufDesc};
 
-/// `DMA_BUF_MAGIC` from `include/uapi/linux/magic.h`: the fs of dma-buf files.
-const DMA_BUF_MAGIC: u64 = 0x444d_4142;
 
-/// What backs one mapped fd.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FdKind {
-    /// A real dma-buf: SYNC brackets do cache maintenance; cannot shrink.
-    DmaBuf,
-    /// A memfd sealed against shrinking (test clients, software buffers).
-    SealedMemfd,
-}
+pub use crate::dmabuf::FdKind;
 
 /// One plane as the client described it.
 #[derive(Debug, Clone, Copy)]
@@ -74,14 +65,9 @@ impl std::fmt::Debug for CpuMapping {
 }
 
 fn classify(fd: BorrowedFd<'_>, plane: usize) -> Result<FdKind, CpuError> {
-    let fs = rustix::fs::fstatfs(fd).map_err(|e| CpuError::Inspect { plane, source: e.into() })?;
-    if fs.f_type as u64 == DMA_BUF_MAGIC {
-        return Ok(FdKind::DmaBuf);
-    }
-    match rustix::fs::fcntl_get_seals(fd) {
-        Ok(seals) if seals.contains(rustix::fs::SealFlags::SHRINK) => Ok(FdKind::SealedMemfd),
-        _ => Err(CpuError::Unsealed { plane }),
-    }
+    crate::dmabuf::classify_fd(fd)
+        .map_err(|source| CpuError::Inspect { plane, source })?
+        .ok_or(CpuError::Unsealed { plane })
 }
 
 fn check_plane(p: &PlaneSource<'_>, plane: usize, size: u64) -> Result<(), CpuError> {

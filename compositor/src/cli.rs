@@ -52,6 +52,11 @@ pub struct Cli {
     #[arg(long)]
     pub force_buffer_path: bool,
 
+    /// Import every client dma-buf through the CPU fallback (map, copy,
+    /// upload), as if the GPU could not import it. For testing that path.
+    #[arg(long, env = "COMPOSITOR_CPU_FALLBACK", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub cpu_fallback: bool,
+
     /// Client to spawn once the socket listens; the compositor exits with its status.
     #[arg(last = true)]
     pub command: Vec<String>,

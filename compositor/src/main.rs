@@ -101,6 +101,7 @@ fn create_backend(cli: &Cli) -> anyhow::Result<HeadlessBackend> {
     let options = RendererOptions {
         device: cli.vk_device.clone(),
         force_buffer_path: cli.force_buffer_path,
+        cpu_fallback: cli.cpu_fallback,
     };
     let renderer = VkRenderer::new(&options).map_err(|e| anyhow::anyhow!("creating the Vulkan renderer: {e}"))?;
     info!("Vulkan device: {}", renderer.device_summary());

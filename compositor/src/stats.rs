@@ -19,6 +19,8 @@ pub struct Imports {
     pub dmabuf_image: u64,
     pub dmabuf_buffer: u64,
     pub shm: u64,
+    /// Client dma-bufs read through the CPU fallback.
+    pub cpu: u64,
     pub failed: u64,
 }
 
@@ -30,6 +32,7 @@ impl Stats {
                 dmabuf_image: imports.dmabuf_image,
                 dmabuf_buffer: imports.dmabuf_buffer,
                 shm: imports.shm,
+                cpu: imports.cpu,
                 failed: imports.failed,
             },
         }

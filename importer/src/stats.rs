@@ -14,6 +14,9 @@ pub enum ImportPath {
     DmabufBuffer,
     /// wl_shm (or other CPU memory) uploaded through a staging buffer.
     Shm,
+    /// A client dma-buf the GPU could not import, read through its CPU
+    /// mapping (importer::cpu) and uploaded through a staging buffer.
+    Cpu,
 }
 
 impl ImportPath {
@@ -22,6 +25,7 @@ impl ImportPath {
             ImportPath::DmabufImage => "zero-copy-image",
             ImportPath::DmabufBuffer => "buffer-copy",
             ImportPath::Shm => "shm-upload",
+            ImportPath::Cpu => "cpu-fallback",
         }
     }
 }
@@ -32,6 +36,7 @@ pub struct ImportCounters {
     dmabuf_image: AtomicU64,
     dmabuf_buffer: AtomicU64,
     shm: AtomicU64,
+    cpu: AtomicU64,
     failed: AtomicU64,
 }
 
@@ -41,6 +46,7 @@ pub struct ImportStats {
     pub dmabuf_image: u64,
     pub dmabuf_buffer: u64,
     pub shm: u64,
+    pub cpu: u64,
     pub failed: u64,
 }
 
@@ -50,6 +56,7 @@ impl ImportCounters {
             ImportPath::DmabufImage => &self.dmabuf_image,
             ImportPath::DmabufBuffer => &self.dmabuf_buffer,
             ImportPath::Shm => &self.shm,
+            ImportPath::Cpu => &self.cpu,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -63,6 +70,7 @@ impl ImportCounters {
             dmabuf_image: self.dmabuf_image.load(Ordering::Relaxed),
             dmabuf_buffer: self.dmabuf_buffer.load(Ordering::Relaxed),
             shm: self.shm.load(Ordering::Relaxed),
+            cpu: self.cpu.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
         }
     }

@@ -45,6 +45,20 @@ fn pattern(x: u32, y: u32) -> [u8; 4] {
     [(x * 4) as u8, (y * 5) as u8, 200, 7]
 }
 
+/// Renders an already imported texture like [`render`] does.
+fn render_texture(core: &RenderCore, tex: &std::sync::Arc<importer::vulkan::texture::Texture>) -> Vec<u8> {
+    let fmt = importer::format::format_info(DrmFourcc::Xrgb8888).unwrap();
+    let target = core.create_target(fmt, W, H).unwrap();
+    let mut frame = core.begin_frame(&target, Filter::Nearest).unwrap();
+    let all = vk::Rect2D { offset: vk::Offset2D { x: 0, y: 0 }, extent: vk::Extent2D { width: W, height: H } };
+    let corners = QuadPush::rect_corners(0.0, 0.0, W as f32, H as f32);
+    let uv = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
+    frame.draw(Some(tex), &QuadPush::textured(corners, [W as f32, H as f32], uv, 1.0), &[all]);
+    core.submit_frame(frame).unwrap();
+    let rb = core.read_target(&target, Region { x: 0, y: 0, width: W, height: H }).unwrap();
+    rb.wait_bytes().unwrap().to_vec()
+}
+
 /// Renders `desc` over a clear colour into a W×H target; returns RGBA-ordered bytes per pixel as stored (B8G8R8A8).
 fn render(core: &RenderCore, d: &DmabufDesc) -> (ImportPath, Vec<u8>) {
     let tex = core.import_dmabuf(d).expect("import");
@@ -131,4 +145,33 @@ fn out_of_bounds_plane_is_refused_before_the_driver_sees_it() {
     let err = core.import_dmabuf(&d).unwrap_err();
     assert!(err.to_string().contains("exceeds the fd size"), "{err}");
     assert_eq!(core.stats().failed, 1);
+}
+
+#[test]
+fn cpu_fallback_reads_a_plane_at_an_unaligned_offset() {
+    let core = core(false);
+    let offset = 4096 + 64; // not page aligned: the mapping starts at 0 and indexes to the plane
+    let stride = W * 4 + 16;
+    let d = desc(memfd_buffer(stride, offset, pattern), DrmFourcc::Xrgb8888, stride, offset);
+    let (tex, _source) = core.import_cpu(&d).expect("CPU fallback import");
+    assert_eq!(core.stats().cpu, 1);
+    assert_pattern(&render_texture(&core, &tex));
+}
+
+#[test]
+fn cpu_fallback_refuses_an_unsealed_memfd() {
+    let core = core(false);
+    let fd = rustix::fs::memfd_create("unsealed", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    rustix::fs::ftruncate(&fd, u64::from(W * 4 * H)).unwrap();
+    let err = core.import_cpu(&desc(fd, DrmFourcc::Xrgb8888, W * 4, 0)).unwrap_err();
+    assert!(err.to_string().contains("F_SEAL_SHRINK"), "{err}");
+}
+
+#[test]
+fn cpu_fallback_refuses_a_tiled_modifier() {
+    let core = core(false);
+    let mut d = desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Xrgb8888, W * 4, 0);
+    d.modifier = DrmModifier::I915_x_tiled;
+    let err = core.import_cpu(&d).unwrap_err();
+    assert!(err.to_string().contains("LINEAR"), "{err}");
 }

@@ -3,7 +3,8 @@
 # (scripts/vm/run.sh) and runs inside it
 #   (a) the VM-only tests (tests/tests/kernel_*.rs, ignored on the host) with
 #       --include-ignored, and
-#   (b) the rendering tests (tests/tests/render.rs) with
+#   (b) the rendering tests (tests/tests/render.rs, and render_cpu.rs for the
+#       CPU fallback) with
 #       TEST_BUFFER_PROVIDER=udmabuf, so every client buffer is a real dma-buf;
 # then parses libtest's result lines and prints
 #   VM tier: N passed, N failed, N ignored (real kernel X)
@@ -68,6 +69,7 @@ if [ $mode = full ]; then
         runs+=("$t||--include-ignored")
     done
     runs+=("render|TEST_BUFFER_PROVIDER=udmabuf|")
+    runs+=("render_cpu|TEST_BUFFER_PROVIDER=udmabuf|")
 else
     runs+=("kernel_selftest|VM_SELFTEST_FAIL=1|--include-ignored")
     runs+=("kernel_dmabuf||--include-ignored --exact udmabuf_mmap_and_cpu_sync_round_trip")

@@ -54,6 +54,7 @@ pub struct Stats {
     pub dmabuf_image: u64,
     pub dmabuf_buffer: u64,
     pub shm: u64,
+    pub cpu: u64,
     pub failed: u64,
 }
 
@@ -72,6 +73,7 @@ impl Stats {
             dmabuf_image: num("/imports/dmabuf_image")?,
             dmabuf_buffer: num("/imports/dmabuf_buffer")?,
             shm: num("/imports/shm")?,
+            cpu: num("/imports/cpu")?,
             failed: num("/imports/failed")?,
         })
     }
@@ -244,6 +246,11 @@ pub fn run_scene(scene_client: &Path, scene: &str) -> Result<RgbaImage> {
 /// Runs `compositor --size 320x240 --screenshot .. --stats .. -- <scene-client>
 /// --scene NAME`, requires exit status 0, and returns screenshot and stats.
 pub fn run_scene_with_stats(scene_client: &Path, scene: &str) -> Result<SceneRun> {
+    run_scene_with_args(scene_client, scene, &[])
+}
+
+/// [`run_scene_with_stats`] with extra compositor options (e.g. `--cpu-fallback`).
+pub fn run_scene_with_args(scene_client: &Path, scene: &str, extra: &[&str]) -> Result<SceneRun> {
     let out = tempfile::Builder::new()
         .prefix("wl-scene-")
         .tempdir()
@@ -251,7 +258,8 @@ pub fn run_scene_with_stats(scene_client: &Path, scene: &str) -> Result<SceneRun
     let shot = out.path().join("out.png");
     let stats = out.path().join("stats.json");
     let size = format!("{}x{}", OUTPUT_SIZE.0, OUTPUT_SIZE.1);
-    let args: Vec<OsString> = vec![
+    let mut args: Vec<OsString> = extra.iter().map(OsString::from).collect();
+    args.extend::<Vec<OsString>>(vec![
         "--size".into(),
         size.into(),
         "--screenshot".into(),
@@ -262,7 +270,7 @@ pub fn run_scene_with_stats(scene_client: &Path, scene: &str) -> Result<SceneRun
         scene_client.into(),
         "--scene".into(),
         scene.into(),
-    ];
+    ]);
     let mut comp = Compositor::spawn(&args)?;
     // A scene maps a few windows and waits a few frames each; allow generous
     // time for software rendering on a loaded machine.
@@ -289,7 +297,7 @@ mod tests {
 
     #[test]
     fn stats_parse() {
-        let s = Stats::parse(r#"{"frames": 7, "imports": {"dmabuf_image": 2, "dmabuf_buffer": 1, "shm": 0, "failed": 0}}"#)
+        let s = Stats::parse(r#"{"frames": 7, "imports": {"dmabuf_image": 2, "dmabuf_buffer": 1, "shm": 0, "cpu": 0, "failed": 0}}"#)
             .expect("parse");
         assert_eq!(
             s,
@@ -298,6 +306,7 @@ mod tests {
                 dmabuf_image: 2,
                 dmabuf_buffer: 1,
                 shm: 0,
+                cpu: 0,
                 failed: 0
             }
         );

@@ -10,6 +10,10 @@
 //!    with ratios against 1 surface. Wall time per frame including the GPU
 //!    (lavapipe rasterizes on other threads) is shown for context.
 //!
+//! 3. CPU-fallback copy throughput (importer::cpu: map, SYNC bracket, row
+//!    copy out of the client's buffer) against a plain memcpy of the same
+//!    bytes, in the same run, and their ratio (goal ≥ 0.9).
+//!
 //! Run: `cargo run --release -p compositor --bin bench`.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -198,7 +202,54 @@ fn main() -> Result<()> {
         let c = if n == 1 { FrameCost { cpu: base.cpu, wall: base.wall } } else { time_frames(&mut r, n, args.frames)? };
         println!("| {n} | {:.3} | {:.2}x | {:.2} |", ms(c.cpu), ratio(c.cpu, base.cpu), ms(c.wall));
     }
+    println!();
+    println!("## CPU-fallback copy vs memcpy of the same bytes (XRGB8888, sealed memfd), median of {} copies", args.imports);
+    println!("| buffer | stride | plane offset | CPU fallback (MiB/s) | memcpy (MiB/s) | ratio (goal >= 0.9) |");
+    println!("|---|---|---|---|---|---|");
+    for (w, h, stride, offset) in [(1920, 1080, 1920 * 4, 0), (3840, 2160, 3840 * 4 + 64, 4096 + 64)] {
+        let (cpu, plain) = time_cpu_copy(w, h, stride, offset, args.imports)?;
+        let bytes = w * 4 * h;
+        println!(
+            "| {w}x{h} | {stride} | {offset} | {:.0} | {:.0} | {:.2} |",
+            mib_s(bytes, cpu),
+            mib_s(bytes, plain),
+            plain.as_secs_f64() / cpu.as_secs_f64().max(1e-12)
+        );
+    }
     Ok(())
+}
+
+/// MiB/s for `bytes` copied in `d`.
+fn mib_s(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / d.as_secs_f64().max(1e-12)
+}
+
+/// CPU-fallback copy (map once; per copy: the full access bracket and a row
+/// copy into a staging-sized destination) against `copy_from_slice` of the
+/// same bytes from a plain heap buffer. Medians of `n` copies each.
+fn time_cpu_copy(width: usize, height: usize, stride: usize, offset: usize, n: usize) -> Result<(Duration, Duration)> {
+    use importer::cpu::{copy_plane_rows, map_planes, with_cpu_access, CpuMapping, PlaneSource, PollReadable};
+    use importer::reservation::Reservation;
+    let fd = memfd(offset + stride * height)?;
+    let res: Reservation<(), CpuMapping> = Reservation::new();
+    let plane = PlaneSource { fd: fd.as_fd(), offset: offset as u64, stride: stride as u64, row_bytes: (width * 4) as u64, rows: height as u64 };
+    map_planes(&mut res.lock(), &[plane])?;
+    let mut dst = vec![0u8; width * 4 * height];
+    let src: Vec<u8> = (0..stride * height).map(|i| (i % 253) as u8).collect();
+    let fences = PollReadable { timeout: Duration::from_millis(100) };
+    let (mut cpu, mut plain) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t0 = Instant::now();
+        with_cpu_access(&res, &fences, |view| copy_plane_rows(view, 0, width * 4, height, &mut dst, width * 4))??;
+        cpu.push(t0.elapsed());
+        let t0 = Instant::now();
+        for row in 0..height {
+            dst[row * width * 4..(row + 1) * width * 4].copy_from_slice(&src[row * stride..row * stride + width * 4]);
+        }
+        std::hint::black_box(&dst);
+        plain.push(t0.elapsed());
+    }
+    Ok((median(cpu), median(plain)))
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {

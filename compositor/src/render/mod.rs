@@ -14,6 +14,13 @@
 //!   in `cleanup_texture_cache`; the GPU objects live on in any frame still in
 //!   flight (it holds an `Arc`) and are freed when that frame's fence signals.
 //! * shm buffers are cached per live `wl_buffer` and updated with damage.
+//!
+//! DOC: CPU fallback
+//!
+//! A dma-buf the device cannot import (an error that is the device's limit,
+//! not the client's fault) is read through its CPU mapping instead
+//! (`importer::vulkan::cpu_import`), as is every dma-buf with
+//! `--cpu-fallback`. Its path is logged and counted like the GPU paths.
 
 mod convert;
 pub mod frame;
@@ -27,6 +34,7 @@ use importer::vulkan::pipeline::Filter;
 use importer::vulkan::render::{CoreOptions, RenderCore};
 use importer::vulkan::target::{Readback, Target};
 use importer::vulkan::texture::{Region, Texture as VkImageTexture};
+use importer::vulkan::cpu_import::CpuSource;
 use importer::vulkan::{DeviceSelection, VkError};
 use importer::{format::format_info, DmabufDesc, DmabufPlane};
 use smithay::backend::allocator::dmabuf::{Dmabuf, DmabufFlags, WeakDmabuf};
@@ -70,6 +78,8 @@ pub struct RendererOptions {
     pub device: Option<String>,
     /// Import every dma-buf through the buffer path (tests the fallback).
     pub force_buffer_path: bool,
+    /// Import every dma-buf through the CPU fallback (tests that path).
+    pub cpu_fallback: bool,
 }
 
 /// A texture: an imported dma-buf or an uploaded image.
@@ -77,6 +87,9 @@ pub struct RendererOptions {
 pub struct VkTexture {
     pub(crate) inner: Arc<VkImageTexture>,
     pub(crate) y_inverted: bool,
+    /// The mapped client buffer of a CPU fallback import, copied again on
+    /// every commit of the buffer.
+    pub(crate) cpu: Option<Arc<CpuSource>>,
 }
 
 impl Texture for VkTexture {
@@ -145,6 +158,7 @@ impl TextureMapping for VkMapping {
 #[derive(Debug)]
 pub struct VkRenderer {
     core: RenderCore,
+    cpu_fallback: bool,
     context_id: ContextId<VkTexture>,
     dmabufs: HashMap<WeakDmabuf, VkTexture>,
     shm: HashMap<smithay::reexports::wayland_server::backend::ObjectId, (WlBuffer, VkTexture)>,
@@ -183,6 +197,12 @@ fn describe(dmabuf: &Dmabuf) -> Result<DmabufDesc, Error> {
     })
 }
 
+/// Whether a GPU import error is the device's limit (take the CPU fallback)
+/// rather than the client's fault (an invalid buffer stays an error).
+fn falls_back(e: &VkError) -> bool {
+    !matches!(e, VkError::Dmabuf(_) | VkError::Io(_))
+}
+
 fn region(r: Rectangle<i32, BufferCoord>) -> Region {
     Region { x: r.loc.x.max(0) as u32, y: r.loc.y.max(0) as u32, width: r.size.w.max(0) as u32, height: r.size.h.max(0) as u32 }
 }
@@ -197,6 +217,7 @@ impl VkRenderer {
         })?;
         Ok(VkRenderer {
             core,
+            cpu_fallback: options.cpu_fallback,
             context_id: ContextId::new(),
             dmabufs: HashMap::new(),
             shm: HashMap::new(),
@@ -298,7 +319,7 @@ impl ImportMem for VkRenderer {
         let info = format_info(format).ok_or(Error::UnsupportedFormat(format))?;
         let (w, h) = (size.w.max(0) as u32, size.h.max(0) as u32);
         let inner = self.core.upload(data, info, w, h, w as usize * info.bytes_per_pixel as usize)?;
-        Ok(VkTexture { inner, y_inverted: flipped })
+        Ok(VkTexture { inner, y_inverted: flipped, cpu: None })
     }
 
     fn update_memory(&mut self, texture: &VkTexture, data: &[u8], r: Rectangle<i32, BufferCoord>) -> Result<(), Error> {
@@ -339,7 +360,7 @@ impl ImportMemWl for VkRenderer {
                     }
                     Ok(tex)
                 }
-                None => Ok(VkTexture { inner: core.upload(bytes, info, w, h, stride)?, y_inverted: false }),
+                None => Ok(VkTexture { inner: core.upload(bytes, info, w, h, stride)?, y_inverted: false, cpu: None }),
             }
         })
         .map_err(|e| Error::Shm(e.to_string()))??;
@@ -359,12 +380,25 @@ impl ImportDma for VkRenderer {
     fn import_dmabuf(&mut self, dmabuf: &Dmabuf, damage: Option<&[Rectangle<i32, BufferCoord>]>) -> Result<VkTexture, Error> {
         if let Some(tex) = self.dmabufs.get(&dmabuf.weak()) {
             let regions: Option<Vec<Region>> = damage.map(|d| d.iter().map(|r| region(*r)).collect());
-            tex.inner.queue_dmabuf_refresh(regions.as_deref());
+            match &tex.cpu {
+                Some(cpu) => match regions {
+                    Some(rs) => rs.into_iter().try_for_each(|r| cpu.copy_into(&tex.inner, Some(r)))?,
+                    None => cpu.copy_into(&tex.inner, None)?,
+                },
+                None => tex.inner.queue_dmabuf_refresh(regions.as_deref()),
+            }
             return Ok(tex.clone());
         }
         let desc = describe(dmabuf)?;
-        let inner = self.core.import_dmabuf(&desc)?;
-        let tex = VkTexture { inner, y_inverted: dmabuf.y_inverted() };
+        let gpu = if self.cpu_fallback { None } else { Some(self.core.import_dmabuf(&desc)) };
+        let tex = match gpu {
+            Some(Ok(inner)) => VkTexture { inner, y_inverted: dmabuf.y_inverted(), cpu: None },
+            Some(Err(e)) if !falls_back(&e) => return Err(e.into()),
+            _ => {
+                let (inner, source) = self.core.import_cpu(&desc)?;
+                VkTexture { inner, y_inverted: dmabuf.y_inverted(), cpu: Some(Arc::new(source)) }
+            }
+        };
         self.dmabufs.insert(dmabuf.weak(), tex.clone());
         Ok(tex)
     }

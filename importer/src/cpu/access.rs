@@ -33,6 +33,20 @@ impl CpuView<'_> {
     pub fn mapping(&self) -> &CpuMapping {
         self.map
     }
+
+    /// Plane `i`'s bytes (from its offset to the end of its last row) and its
+    /// stride, for row copies straight out of the mapping.
+    pub fn plane_bytes(&self, i: usize) -> Option<(&[u8], usize)> {
+        let p = self.map.plane(i)?;
+        let (base, len) = self.map.raw(p.map);
+        let span = p.stride.checked_mul(p.rows.checked_sub(1)?)?.checked_add(p.row_bytes)?;
+        if p.offset.checked_add(span)? > len {
+            return None;
+        }
+        // SAFETY: within the mapping (checked above); the mapping is pinned
+        // for the view's lifetime and cannot shrink (sealed memfd or dma-buf).
+        Some((unsafe { std::slice::from_raw_parts(base.add(p.offset), span) }, p.stride))
+    }
 }
 
 /// Unpins on drop (normal exit or unwind): lock → unpin → unlock.

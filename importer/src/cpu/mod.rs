@@ -62,6 +62,8 @@ pub enum CpuError {
     FenceTimeout,
     #[error("no plane {0} in this mapping")]
     NoPlane(usize),
+    #[error("upload of the mapped bytes failed: {0}")]
+    Upload(String),
     #[error("copy of {rows} rows × {width} bytes does not fit: {what}")]
     CopyBounds { rows: usize, width: usize, what: &'static str },
     #[error(transparent)]

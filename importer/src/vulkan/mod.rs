@@ -9,6 +9,7 @@
 //! * [`frame`]: command recording and submission; fences the loop can poll.
 
 pub mod caps;
+pub mod cpu_import;
 pub mod context;
 pub mod frame;
 pub mod memory;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ash::vk;
 use tracing::{info, warn};
 
+use super::cpu_import::CpuSource;
 use super::frame::{CommandRing, FrameFence, Recorder};
 use super::memory::HostBuffer;
 use super::pipeline::{Filter, Pipelines};
@@ -84,6 +85,23 @@ impl RenderCore {
             Err(e) => {
                 self.counters.record_failure();
                 warn!(format = ?desc.fourcc, width = desc.width, height = desc.height, "dma-buf import failed: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// CPU fallback import of a client buffer (see [`super::cpu_import`]).
+    /// Counted and logged like the GPU paths.
+    pub fn import_cpu(&self, desc: &DmabufDesc) -> Result<(Arc<Texture>, CpuSource), VkError> {
+        match super::cpu_import::import(&self.ctx, self.pipelines.texture_layout, desc) {
+            Ok((tex, source)) => {
+                self.counters.record(ImportPath::Cpu);
+                info!(width = desc.width, height = desc.height, format = ?desc.fourcc, path = ImportPath::Cpu.as_str(), "imported dma-buf");
+                Ok((tex, source))
+            }
+            Err(e) => {
+                self.counters.record_failure();
+                warn!(format = ?desc.fourcc, "CPU fallback import failed: {e}");
                 Err(e)
             }
         }

@@ -17,3 +17,5 @@ pub mod screenshot;
 pub mod spawn;
 pub mod state;
 pub mod stats;
+/// Implicit/explicit sync glue (issue 4).
+pub mod sync;

@@ -69,6 +69,8 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     let frame_interval = headless::frame_interval(&backend);
     let lifecycle = Lifecycle::new(None, cli.exit_after_frames);
     let mut state = State::new(display.handle(), event_loop.get_signal(), backend, lifecycle)?;
+    // SYNC: fence and acquire-point sources go into this loop.
+    state.sync.loop_handle = Some(event_loop.handle());
 
     let socket_name = listen(&event_loop, cli.socket.as_deref())?;
     insert_display_source(&event_loop, display)?;
@@ -226,7 +228,12 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
         info!(path = %path.display(), "screenshot written");
     }
     if let Some(path) = &cli.stats {
-        let stats = stats::Stats::new(state.backend.frames(), state.backend.renderer.import_stats());
+        let mut stats = stats::Stats::new(state.backend.frames(), state.backend.renderer.import_stats());
+        // SYNC: acquire/release counters.
+        let mut sync = state.sync.stats;
+        sync.early_releases = state.backend.releases.early;
+        sync.fence_releases = state.backend.releases.after_fence;
+        stats.sync = Some(sync);
         stats.write(path)?;
         info!(path = %path.display(), ?stats, "stats written");
     }

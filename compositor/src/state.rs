@@ -72,6 +72,11 @@ pub struct State {
 
     pub backend: HeadlessBackend,
     pub lifecycle: Lifecycle,
+
+    /// SYNC (issue 4): acquire policy, the loop handle for fence sources, counters.
+    pub sync: crate::sync::SyncState,
+    /// SYNC: wp_linux_drm_syncobj_v1, only where a render node supports it.
+    pub syncobj_state: Option<smithay::wayland::drm_syncobj::DrmSyncobjState>,
 }
 
 impl State {
@@ -90,6 +95,12 @@ impl State {
         backend.output.create_global::<State>(dh);
         let (dmabuf_state, dmabuf_global) = handlers::dmabuf::create_global(dh, &backend.renderer)?;
         let presentation_state = PresentationState::new::<State>(dh, backend.clock_id());
+        // SYNC: explicit sync global (or none) and the GPU-wait capability.
+        let syncobj_state = crate::sync::explicit::create_global(dh, backend.renderer.main_device());
+        let sync = crate::sync::SyncState {
+            gpu_wait: backend.renderer.core().semaphore_sync_fd().import,
+            ..Default::default()
+        };
 
         let mut seat_state = SeatState::new();
         let mut seat = seat_state.new_wl_seat(dh, "seat0");
@@ -119,6 +130,8 @@ impl State {
             unmapped_committed: Vec::new(),
             backend,
             lifecycle,
+            sync,
+            syncobj_state,
         })
     }
 

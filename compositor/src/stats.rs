@@ -11,6 +11,9 @@ use crate::render::ImportStats;
 pub struct Stats {
     pub frames: u64,
     pub imports: Imports,
+    /// SYNC (issue 4) counters; filled in by main.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::sync::SyncStats>,
 }
 
 /// How client buffers reached the GPU; `dmabuf_image` is the zero-copy path.
@@ -35,6 +38,7 @@ impl Stats {
                 cpu: imports.cpu,
                 failed: imports.failed,
             },
+            sync: None,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod format;
 pub mod lockdep;
 pub mod reservation;
 pub mod stats;
+pub mod sync;
 pub mod vulkan;
 
 pub use dmabuf::{DmabufDesc, DmabufError, DmabufPlane};

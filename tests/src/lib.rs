@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod pixel;
 pub mod process;
 pub mod provider;
+pub mod sync;
 pub mod reference;
 pub mod scenes;
 pub mod slots;

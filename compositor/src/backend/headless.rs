@@ -69,6 +69,8 @@ pub struct HeadlessBackend {
     size: Size<i32, Physical>,
     frames: u64,
     consecutive_failures: u32,
+    /// SYNC: buffers held until the frames that sampled them are done.
+    pub releases: crate::sync::release::PendingReleases,
 }
 
 impl HeadlessBackend {
@@ -110,6 +112,7 @@ impl HeadlessBackend {
             size,
             frames: 0,
             consecutive_failures: 0,
+            releases: Default::default(),
         })
     }
 
@@ -143,6 +146,8 @@ impl HeadlessBackend {
             .damage_tracker
             .render_output(&mut self.renderer, &mut framebuffer, age, &elements, CLEAR_COLOR)
             .map_err(|e| anyhow::anyhow!("rendering the output: {e:?}"))?;
+        // SYNC: keep sampled buffers until the GPU is done (or release early).
+        self.releases.track_frame(&mut self.renderer, &elements, &result.sync);
         Ok(result.states)
     }
 
@@ -189,6 +194,8 @@ fn on_frame_tick(state: &mut State) -> bool {
     if state.lifecycle.exit_code.is_some() {
         return false;
     }
+    // SYNC: release buffers of finished frames (non-blocking fence polls).
+    state.backend.releases.poll();
     if state.rendering_stopped() {
         // Keep ticking: the child may reconnect, which resumes rendering.
         return true;

@@ -26,6 +26,11 @@ impl CompositorHandler for State {
         &client.get_data::<ClientState>().expect("client inserted without ClientState").compositor_state
     }
 
+    fn new_surface(&mut self, surface: &WlSurface) {
+        // SYNC: hold commits until their implicit fences / acquire point signal.
+        crate::sync::implicit::on_new_surface(surface);
+    }
+
     fn commit(&mut self, surface: &WlSurface) {
         // Record the new buffer/damage so render elements can import it lazily.
         on_commit_buffer_handler::<Self>(surface);

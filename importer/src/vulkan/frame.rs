@@ -15,6 +15,7 @@
 //! [`InFlight`] record until its fence signals; [`CommandRing::retire`] frees
 //! finished frames without blocking. Nothing is freed while the GPU may use it.
 
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use ash::vk;
@@ -23,11 +24,20 @@ use super::pipeline::{Filter, Pipelines, QuadPush};
 use super::target::Target;
 use super::texture::{image_barrier, pipeline_barrier, Texture};
 use super::{VkContext, VkError, VkResultExt};
+use crate::sync::{SemaphoreSyncFd, SyncFile};
 
 /// A VkFence of one submission. Owned; destroyed on drop.
 pub struct FrameFence {
     ctx: Arc<VkContext>,
     fence: vk::Fence,
+    /// SYNC: the submission's completion as a sync_file, where the device
+    /// exports `SYNC_FD` semaphores.
+    sync_file: std::sync::OnceLock<SyncFile>,
+    /// SYNC: every client dma-buf the submission sampled got its completion
+    /// as a READ fence, so the buffers may be released before it signals.
+    implicit_release: std::sync::atomic::AtomicBool,
+    /// SYNC: client dma-bufs the submission sampled.
+    sampled_dmabufs: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for FrameFence {
@@ -39,7 +49,29 @@ impl std::fmt::Debug for FrameFence {
 impl FrameFence {
     pub(crate) fn new(ctx: &Arc<VkContext>) -> Result<FrameFence, VkError> {
         let fence = unsafe { ctx.device.create_fence(&vk::FenceCreateInfo::default(), None) }.call("vkCreateFence")?;
-        Ok(FrameFence { ctx: ctx.clone(), fence })
+        Ok(FrameFence {
+            ctx: ctx.clone(),
+            fence,
+            sync_file: Default::default(),
+            implicit_release: Default::default(),
+            sampled_dmabufs: Default::default(),
+        })
+    }
+
+    /// SYNC: the submission's completion as a sync_file (devices exporting `SYNC_FD`).
+    pub fn sync_file(&self) -> Option<&SyncFile> {
+        self.sync_file.get()
+    }
+
+    /// SYNC: true when every client dma-buf sampled by this submission carries
+    /// its completion as a READ fence (implicit release done on the GPU side).
+    pub fn implicit_release(&self) -> bool {
+        self.implicit_release.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// SYNC: how many client dma-bufs the submission sampled.
+    pub fn sampled_dmabufs(&self) -> usize {
+        self.sampled_dmabufs.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn raw(&self) -> vk::Fence {
@@ -131,11 +163,28 @@ impl CommandRing {
         keep: Vec<Box<dyn Send + Sync>>,
         textures: Vec<Arc<Texture>>,
     ) -> Result<Arc<FrameFence>, VkError> {
+        self.submit_synced(cmds, keep, textures, &[], &[])
+    }
+
+    /// [`CommandRing::submit`] with wait and signal semaphores (SYNC).
+    pub fn submit_synced(
+        &mut self,
+        cmds: Vec<vk::CommandBuffer>,
+        keep: Vec<Box<dyn Send + Sync>>,
+        textures: Vec<Arc<Texture>>,
+        waits: &[vk::Semaphore],
+        signals: &[vk::Semaphore],
+    ) -> Result<Arc<FrameFence>, VkError> {
         for &cmd in &cmds {
             unsafe { self.ctx.device.end_command_buffer(cmd) }.call("vkEndCommandBuffer")?;
         }
         let fence = Arc::new(FrameFence::new(&self.ctx)?);
-        let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
+        let stages = vec![vk::PipelineStageFlags::ALL_COMMANDS; waits.len()];
+        let submit = [vk::SubmitInfo::default()
+            .command_buffers(&cmds)
+            .wait_semaphores(waits)
+            .wait_dst_stage_mask(&stages)
+            .signal_semaphores(signals)];
         if let Err(e) = self.ctx.submit(&submit, fence.raw()) {
             self.free.extend(cmds);
             return Err(e);
@@ -164,6 +213,12 @@ pub struct Recorder {
     keep: Vec<Box<dyn Send + Sync>>,
     /// Bound as set 0 for solid quads (the layout wants a texture there).
     blank: Arc<Texture>,
+    /// SYNC: what the device does with SYNC_FD semaphores.
+    sync: SemaphoreSyncFd,
+    /// SYNC: temporary-import semaphores the submission waits on.
+    waits: Vec<vk::Semaphore>,
+    /// SYNC: per-frame sync counters.
+    pub sync_stats: FrameSyncStats,
     pub width: u32,
     pub height: u32,
 }
@@ -176,6 +231,7 @@ impl Recorder {
         target: &Target,
         filter: Filter,
         blank: &Arc<Texture>,
+        sync: SemaphoreSyncFd,
     ) -> Result<Recorder, VkError> {
         let ctx = ring.ctx.clone();
         let pipeline = pipelines.for_format(target.format.vk_format)?;
@@ -207,6 +263,9 @@ impl Recorder {
             textures: Vec::new(),
             keep: Vec::new(),
             blank: blank.clone(),
+            sync,
+            waits: Vec::new(),
+            sync_stats: FrameSyncStats::default(),
             width: target.width,
             height: target.height,
         })
@@ -234,6 +293,7 @@ impl Recorder {
         }
         let tex = texture.unwrap_or(&self.blank).clone();
         if !self.textures.iter().any(|t| Arc::ptr_eq(t, &tex)) {
+            self.acquire_implicit(&tex);
             tex.record_prepare(self.prepare, &mut self.keep);
             self.textures.push(tex.clone());
         }
@@ -255,12 +315,88 @@ impl Recorder {
         }
     }
 
+    /// SYNC, implicit acquire: the client's pending writes (READ export) are
+    /// waited for on the GPU where the device imports SYNC_FD semaphores.
+    /// Without that the event loop has held the commit until they signaled
+    /// (compositor `sync::implicit`), so anything still pending here is only
+    /// counted (`unwaited`).
+    fn acquire_implicit(&mut self, tex: &Texture) {
+        for fd in tex.dmabuf_fds() {
+            self.sync_stats.sampled_dmabufs += 1;
+            match crate::sync::dmabuf::pending_writes(fd.as_fd()) {
+                Ok(None) => {}
+                Ok(Some(fence)) if self.sync.import => match crate::sync::vk::import_wait_semaphore(&self.ctx, fence) {
+                    Ok(sem) => {
+                        self.waits.push(sem);
+                        self.sync_stats.gpu_waits += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!("GPU wait on a client fence failed to import: {e}");
+                        self.sync_stats.unwaited += 1;
+                    }
+                },
+                Ok(Some(_)) => self.sync_stats.unwaited += 1,
+                Err(e) if e.is_unsupported() => self.sync_stats.no_sync_file += 1,
+                Err(e) => tracing::debug!("EXPORT_SYNC_FILE(READ) on a client dma-buf: {e}"),
+            }
+        }
+    }
+
     /// Ends the pass, releases client memory and submits. Returns the fence.
-    pub fn finish(self, ring: &mut CommandRing) -> Result<Arc<FrameFence>, VkError> {
+    ///
+    /// SYNC, implicit release: where the device exports SYNC_FD, the
+    /// submission also signals a semaphore whose sync_file is imported into
+    /// every sampled client dma-buf as a READ fence ([`FrameFence::implicit_release`]).
+    pub fn finish(mut self, ring: &mut CommandRing) -> Result<Arc<FrameFence>, VkError> {
         unsafe { self.ctx.device.cmd_end_render_pass(self.render) };
         for tex in &self.textures {
             tex.record_release(self.render);
         }
-        ring.submit(vec![self.prepare, self.render], self.keep, self.textures)
+        let sampled = self.sync_stats.sampled_dmabufs;
+        let export = if self.sync.export && sampled > 0 {
+            crate::sync::vk::create_export_semaphore(&self.ctx).map_err(|e| tracing::warn!("export semaphore: {e}")).ok()
+        } else {
+            None
+        };
+        let waits = std::mem::take(&mut self.waits);
+        let signals: Vec<vk::Semaphore> = export.into_iter().collect();
+        let textures = self.textures.clone();
+        let keep_sems: Vec<vk::Semaphore> = waits.iter().chain(&signals).copied().collect();
+        let mut keep = std::mem::take(&mut self.keep);
+        keep.push(Box::new(crate::sync::vk::SemaphoreKeep { device: self.ctx.device.clone(), semaphores: keep_sems }));
+        let fence = ring.submit_synced(vec![self.prepare, self.render], keep, self.textures, &waits, &signals)?;
+        fence.sampled_dmabufs.store(sampled, std::sync::atomic::Ordering::Release);
+        if let Some(&sem) = signals.first() {
+            match crate::sync::vk::export_sync_file(&self.ctx, sem) {
+                Ok(done) => {
+                    let mut all = true;
+                    for tex in &textures {
+                        for fd in tex.dmabuf_fds() {
+                            if let Err(e) = crate::sync::dmabuf::import_sync_file(fd.as_fd(), &done, crate::sync::Access::Read) {
+                                tracing::debug!("IMPORT_SYNC_FILE(READ) into a client dma-buf: {e}");
+                                all = false;
+                            }
+                        }
+                    }
+                    fence.implicit_release.store(all, std::sync::atomic::Ordering::Release);
+                    let _ = fence.sync_file.set(done);
+                }
+                Err(e) => tracing::warn!("exporting the frame's sync_file: {e}"),
+            }
+        }
+        Ok(fence)
     }
+}
+
+/// SYNC counters of one frame (logged at debug, summed by the renderer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameSyncStats {
+    /// Client dma-bufs sampled.
+    pub sampled_dmabufs: usize,
+    /// Unsignaled client fences the GPU waits on (semaphore import).
+    pub gpu_waits: usize,
+    /// Unsignaled client fences the GPU could not wait on.
+    pub unwaited: usize,
+    /// dma-bufs without the sync_file ioctls (ENOTTY: host memfds).
+    pub no_sync_file: usize,
 }

@@ -39,6 +39,8 @@ pub struct RenderCore {
     blank: Arc<Texture>,
     counters: ImportCounters,
     options: CoreOptions,
+    /// SYNC: SYNC_FD semaphore support, probed once.
+    sync: crate::sync::SemaphoreSyncFd,
 }
 
 impl std::fmt::Debug for RenderCore {
@@ -54,7 +56,9 @@ impl RenderCore {
         let ring = CommandRing::new(&ctx)?;
         let blank_format = format_info(DrmFourcc::Argb8888).expect("ARGB8888 is supported");
         let blank = Texture::new_owned(&ctx, pipelines.texture_layout, blank_format, 1, 1)?;
-        Ok(RenderCore { ctx, ring: Mutex::new(ring), pipelines, blank, counters: ImportCounters::default(), options })
+        let sync = crate::sync::SemaphoreSyncFd::probe(&ctx);
+        info!("{}", sync.summary());
+        Ok(RenderCore { ctx, ring: Mutex::new(ring), pipelines, blank, counters: ImportCounters::default(), options, sync })
     }
 
     fn ring(&self) -> MutexGuard<'_, CommandRing> {
@@ -123,12 +127,17 @@ impl RenderCore {
     pub fn begin_frame(&self, target: &Target, filter: Filter) -> Result<Recorder, VkError> {
         let mut ring = self.ring();
         ring.retire();
-        Recorder::begin(&mut ring, &self.pipelines, target, filter, &self.blank)
+        Recorder::begin(&mut ring, &self.pipelines, target, filter, &self.blank, self.sync)
     }
 
     /// Submits a recorded frame.
     pub fn submit_frame(&self, recorder: Recorder) -> Result<Arc<FrameFence>, VkError> {
         recorder.finish(&mut self.ring())
+    }
+
+    /// SYNC: what the device does with SYNC_FD semaphores.
+    pub fn semaphore_sync_fd(&self) -> crate::sync::SemaphoreSyncFd {
+        self.sync
     }
 
     /// Frees finished frames. Never blocks.

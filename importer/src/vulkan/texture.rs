@@ -94,6 +94,9 @@ pub struct Texture {
     initialized: AtomicBool,
     pool: vk::DescriptorPool,
     pub descriptor_set: vk::DescriptorSet,
+    /// SYNC (issue 4): dup'd fds of the client dma-buf's planes, for its
+    /// implicit fences (READ export before sampling, READ import after).
+    dmabuf_fds: std::sync::OnceLock<Vec<std::os::fd::OwnedFd>>,
 }
 
 impl std::fmt::Debug for Texture {
@@ -379,6 +382,7 @@ impl Texture {
             initialized: AtomicBool::new(false),
             pool,
             descriptor_set,
+            dmabuf_fds: std::sync::OnceLock::new(),
         }))
     }
 
@@ -400,7 +404,9 @@ impl Texture {
         if !force_buffer_path {
             let mut parts = Parts::new(ctx);
             if try_image_path(ctx, desc, &format, &mut parts)? {
-                return Texture::assemble(ctx, layout, parts, format, size, ImportPath::DmabufImage, None);
+                let tex = Texture::assemble(ctx, layout, parts, format, size, ImportPath::DmabufImage, None)?;
+                tex.keep_dmabuf_fds(desc);
+                return Ok(tex);
             }
         }
         if !desc.is_linear() {
@@ -413,8 +419,29 @@ impl Texture {
         let source = import_source_buffer(ctx, desc, &format, &mut parts)?;
         create_owned_image(ctx, &format, desc.width, desc.height, &mut parts)?;
         let tex = Texture::assemble(ctx, layout, parts, format, size, ImportPath::DmabufBuffer, Some(source))?;
+        tex.keep_dmabuf_fds(desc);
         tex.queue_dmabuf_refresh(None);
         Ok(tex)
+    }
+
+    /// SYNC: remembers the client's dma-buf fds (one per distinct dma-buf).
+    fn keep_dmabuf_fds(&self, desc: &DmabufDesc) {
+        let mut fds: Vec<std::os::fd::OwnedFd> = Vec::new();
+        for p in &desc.planes {
+            let st = rustix::fs::fstat(&p.fd).ok().map(|s| (s.st_dev, s.st_ino));
+            let dup = fds.iter().any(|f| rustix::fs::fstat(f).ok().map(|s| (s.st_dev, s.st_ino)) == st && st.is_some());
+            if !dup {
+                if let Ok(fd) = p.fd.try_clone() {
+                    fds.push(fd);
+                }
+            }
+        }
+        let _ = self.dmabuf_fds.set(fds);
+    }
+
+    /// SYNC: the client dma-buf fds of an imported texture (empty otherwise).
+    pub fn dmabuf_fds(&self) -> &[std::os::fd::OwnedFd] {
+        self.dmabuf_fds.get().map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// A compositor-owned image filled by [`Texture::queue_upload`].

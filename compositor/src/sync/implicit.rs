@@ -1,0 +1,72 @@
+//! Implicit acquire: hold a commit until its dma-buf's write fences signal.
+//!
+//! A pre-commit hook (added for every surface in `new_surface`) looks at the
+//! pending buffer. If it is a dma-buf whose write fences have not all
+//! signaled (poll POLLIN on the dma-buf, which is what smithay's
+//! `Dmabuf::generate_blocker(Interest::READ)` does; the same answer as an
+//! `EXPORT_SYNC_FILE(READ)` sync_file, and the only one where the kernel
+//! lacks that ioctl), a `Blocker` holds the commit and a one-shot calloop
+//! source releases it when the fd becomes readable. Buffers with an explicit
+//! acquire point are left to [`super::explicit`]: implicit fences are ignored
+//! for them, as the protocol says.
+
+use smithay::{
+    reexports::{calloop::Interest, wayland_server::protocol::wl_surface::WlSurface},
+    wayland::{
+        compositor::{add_blocker, add_pre_commit_hook, with_states, BufferAssignment, CompositorHandler, SurfaceAttributes},
+        dmabuf::get_dmabuf,
+        drm_syncobj::DrmSyncobjCachedState,
+    },
+};
+use smithay::reexports::wayland_server::Resource;
+use tracing::{debug, warn};
+
+use super::AcquirePolicy;
+use crate::state::State;
+
+/// Installs the acquire hook on a new surface.
+pub fn on_new_surface(surface: &WlSurface) {
+    add_pre_commit_hook::<State, _>(surface, acquire_hook);
+}
+
+fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::DisplayHandle, surface: &WlSurface) {
+    let (dmabuf, explicit) = with_states(surface, |states| {
+        let explicit = states.cached_state.get::<DrmSyncobjCachedState>().pending().acquire_point.clone();
+        let dmabuf = match states.cached_state.get::<SurfaceAttributes>().pending().buffer.as_ref() {
+            Some(BufferAssignment::NewBuffer(buffer)) => {
+                super::release::mark_explicit(buffer, explicit.is_some());
+                get_dmabuf(buffer).ok().cloned()
+            }
+            _ => None,
+        };
+        (dmabuf, explicit)
+    });
+    let Some(dmabuf) = dmabuf else { return };
+    if let Some(point) = explicit {
+        super::explicit::hold_until_acquired(state, surface, &point);
+        return;
+    }
+    if state.sync.policy == AcquirePolicy::Gpu && state.sync.gpu_wait {
+        // The renderer waits on the GPU (importer::vulkan::frame, acquire_implicit).
+        return;
+    }
+    let Ok((blocker, source)) = dmabuf.generate_blocker(Interest::READ) else {
+        return; // AlreadyReady: every write fence has signaled.
+    };
+    let Some(handle) = state.sync.loop_handle.clone() else { return };
+    let Some(client) = surface.client() else { return };
+    let id = surface.id();
+    match handle.insert_source(source, move |_, _, state: &mut State| {
+        debug!(surface = ?id, "implicit fence signaled; applying the held commit");
+        let dh = state.display_handle.clone();
+        state.client_compositor_state(&client).blocker_cleared(state, &dh);
+        Ok(())
+    }) {
+        Ok(_) => {
+            state.sync.stats.implicit_held += 1;
+            debug!(surface = ?surface.id(), "commit held until the dma-buf's write fences signal");
+            add_blocker(surface, blocker);
+        }
+        Err(e) => warn!("cannot watch a dma-buf fence in the loop: {e}"),
+    }
+}

@@ -28,7 +28,11 @@ use wayland_protocols::wp::linux_drm_syncobj::v1::client::{
 
 const BLUE: [u8; 4] = [20, 40, 220, 255];
 const FRAMES: u64 = 20;
-const BOUND: Duration = Duration::from_secs(8);
+/// Every wait's bound: `TEST_TIMEOUT_SECS` (60 s in the VM tier, where
+/// several compositors share two emulated CPUs).
+fn bound() -> Duration {
+    tests::client::default_timeout()
+}
 
 fn node() -> Result<RenderNode> {
     RenderNode::find(|c| c.explicit_sync()).context("a render node with syncobj timelines + SYNCOBJ_EVENTFD (virtio-gpu in the VM)")
@@ -54,7 +58,7 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
     let out = tempfile::tempdir()?;
     let stats = out.path().join("stats.json");
     let mut comp = spawn(&stats)?;
-    let mut witness = Witness::start(&comp.socket_path(), BOUND)?;
+    let mut witness = Witness::start(&comp.socket_path(), bound())?;
     let mut client = comp.connect()?;
     let tl = Syncobj::create(&node, false)?;
     let timeline = explicit::import_timeline(&client, tl.export()?.as_fd())?;
@@ -70,7 +74,7 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
     window.surface.commit();
     client.roundtrip()?;
     let w0 = witness.frames();
-    witness.wait_for_frames(w0 + FRAMES, BOUND).context("the witness stalled while the explicit commit was held")?;
+    witness.wait_for_frames(w0 + FRAMES, bound()).context("the witness stalled while the explicit commit was held")?;
     client.roundtrip()?;
     ensure!(!tl.is_available(1)?, "acquire point 1 got a fence from somewhere");
     ensure!(!shown.load(Ordering::Acquire), "presented before its acquire point had a fence");
@@ -80,7 +84,7 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
     client.wait_flag("frame callback of the explicit commit after the acquire point signaled", &shown)?;
     // On screen: the compositor may sample A any time, so point 2 must stay unsignaled.
     let w1 = witness.frames();
-    witness.wait_for_frames(w1 + FRAMES, BOUND)?;
+    witness.wait_for_frames(w1 + FRAMES, bound())?;
     ensure!(!tl.is_signaled(2)?, "release point signaled while the buffer is still attached");
 
     // Replace A with B (acquire 3 already signaled, release 4): A may go.
@@ -90,7 +94,7 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
     set_points(&ssurf, &timeline, 3, 4);
     window.attach(&b);
     window.wait_frame(&mut client)?;
-    ensure!(poll_in(released.as_fd(), BOUND)?, "release point 2 never signaled after A was replaced");
+    ensure!(poll_in(released.as_fd(), bound())?, "release point 2 never signaled after A was replaced");
     // Every fence on A (the compositor's READ fence of the frames that
     // sampled it, where the device exports one) is done by then.
     let all = fences::export_sync_file(a.fd().as_fd(), Access::Write)?;
@@ -148,7 +152,7 @@ fn bridging_explicit_acquire_fence_is_imported_for_implicit_readers() -> Result<
     ensure!(!shown.load(Ordering::Acquire), "presented before its acquire point signaled");
 
     vgem.vgem.signal(fence)?;
-    ensure!(readers.wait(BOUND)?, "the bridged fence did not follow the acquire point");
+    ensure!(readers.wait(bound())?, "the bridged fence did not follow the acquire point");
     client.wait_flag("frame callback after the acquire point signaled", &shown)?;
     drop(a);
     client.roundtrip()?;
@@ -166,7 +170,7 @@ fn expect_error(interface: &str, code: u32, provoke: impl FnOnce(&mut Client, &S
     let node = node()?;
     let out = tempfile::tempdir()?;
     let mut comp = spawn(&out.path().join("stats.json"))?;
-    let mut witness = Witness::start(&comp.socket_path(), BOUND)?;
+    let mut witness = Witness::start(&comp.socket_path(), bound())?;
     let mut bad = comp.connect()?;
     let tl = Syncobj::create(&node, false)?;
     provoke(&mut bad, &tl)?;
@@ -174,7 +178,7 @@ fn expect_error(interface: &str, code: u32, provoke: impl FnOnce(&mut Client, &S
     println!("protocol error: {}@{} code {}: {}", err.object_interface, err.object_id, err.code, err.message);
     ensure!(err.object_interface == interface && err.code == code, "expected {interface} code {code}, got {err:?}");
     let w = witness.frames();
-    witness.wait_for_frames(w + 5, BOUND).context("the witness stopped after another client's protocol error")?;
+    witness.wait_for_frames(w + 5, bound()).context("the witness stopped after another client's protocol error")?;
     witness.stop()?;
     ensure!(comp.is_running()?, "the compositor died");
     comp.terminate()?;

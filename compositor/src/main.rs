@@ -233,6 +233,10 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
         let mut sync = state.sync.stats;
         sync.early_releases = state.backend.releases.early;
         sync.fence_releases = state.backend.releases.after_fence;
+        sync.explicit_releases = state.backend.releases.explicit_after_fence;
+        sync.explicit_buffers_tracked = state.backend.releases.explicit_tracked() as u64;
+        sync.deferred_texture_frees = state.backend.renderer.deferred_texture_frees();
+        sync.invalidated_imports_freed = state.backend.renderer.invalidated_imports_freed();
         stats.sync = Some(sync);
         stats.write(path)?;
         info!(path = %path.display(), ?stats, "stats written");

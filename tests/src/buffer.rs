@@ -28,7 +28,7 @@ pub struct BufferData {
 }
 
 impl BufferData {
-    fn new() -> Arc<BufferData> {
+    pub fn new() -> Arc<BufferData> {
         // A new buffer has never been attached, so it is free to use.
         Arc::new(BufferData {
             released: AtomicBool::new(true),

@@ -51,6 +51,11 @@ pub struct Globals {
     pub wm_base: XdgWmBase,
     pub dmabuf: ZwpLinuxDmabufV1,
     pub presentation: Option<WpPresentation>,
+    /// `wp_linux_drm_syncobj_manager_v1`: offered only where the compositor
+    /// has a render node with syncobj timelines (the kernel VM tier).
+    pub syncobj: Option<crate::explicit::SyncobjManager>,
+    /// `wl_shm`, for tests that need a buffer that is not a dma-buf.
+    pub shm: Option<wayland_client::protocol::wl_shm::WlShm>,
 }
 
 /// One connection to the compositor with its own event queue.
@@ -224,6 +229,8 @@ fn bind_globals(globals: &GlobalList, qh: &QueueHandle<State>) -> Result<Globals
             .bind(qh, 1..=3, ())
             .context("zwp_linux_dmabuf_v1 missing")?,
         presentation: globals.bind(qh, 1..=1, ()).ok(),
+        syncobj: globals.bind(qh, 1..=1, ()).ok(),
+        shm: globals.bind(qh, 1..=1, ()).ok(),
     })
 }
 

@@ -5,6 +5,7 @@
 
 pub mod buffer;
 pub mod client;
+pub mod explicit;
 pub mod harness;
 pub mod image;
 pub mod image_compare;

@@ -196,6 +196,10 @@ fn on_frame_tick(state: &mut State) -> bool {
     }
     // SYNC: release buffers of finished frames (non-blocking fence polls).
     state.backend.releases.poll();
+    // SYNC: free imports whose wl_buffer is gone (invalidation, rule B3).
+    if let Err(e) = smithay::backend::renderer::Renderer::cleanup_texture_cache(&mut state.backend.renderer) {
+        debug!("texture cache cleanup: {e}");
+    }
     if state.rendering_stopped() {
         // Keep ticking: the child may reconnect, which resumes rendering.
         return true;

@@ -74,8 +74,11 @@ fn root_surface(surface: &WlSurface) -> WlSurface {
 }
 
 impl BufferHandler for State {
-    fn buffer_destroyed(&mut self, _buffer: &WlBuffer) {
-        // Imported textures are owned by the surface state and dropped with it.
+    fn buffer_destroyed(&mut self, buffer: &WlBuffer) {
+        // Imported textures are owned by the surface state and dropped with
+        // it; frames in flight keep theirs until their fence signals.
+        // SYNC: per-buffer explicit-sync state goes with the buffer.
+        self.backend.releases.forget(buffer);
     }
 }
 

@@ -161,6 +161,9 @@ pub struct VkRenderer {
     cpu_fallback: bool,
     context_id: ContextId<VkTexture>,
     dmabufs: HashMap<WeakDmabuf, VkTexture>,
+    /// Invalidated dma-buf imports freed by `cleanup_texture_cache` with no
+    /// frame in flight holding them.
+    invalidated_freed: u64,
     shm: HashMap<smithay::reexports::wayland_server::backend::ObjectId, (WlBuffer, VkTexture)>,
     upscale: TextureFilter,
     downscale: TextureFilter,
@@ -220,6 +223,7 @@ impl VkRenderer {
             cpu_fallback: options.cpu_fallback,
             context_id: ContextId::new(),
             dmabufs: HashMap::new(),
+            invalidated_freed: 0,
             shm: HashMap::new(),
             upscale: TextureFilter::Linear,
             downscale: TextureFilter::Linear,
@@ -235,6 +239,18 @@ impl VkRenderer {
     /// Import counters by path.
     pub fn import_stats(&self) -> ImportStats {
         self.core.stats()
+    }
+
+    /// SYNC: client textures freed after the in-flight frame holding their
+    /// last reference finished (asynchronous invalidation).
+    pub fn deferred_texture_frees(&self) -> u64 {
+        self.core.deferred_texture_frees()
+    }
+
+    /// SYNC: invalidated dma-buf imports freed from the cache with no frame
+    /// in flight holding them.
+    pub fn invalidated_imports_freed(&self) -> u64 {
+        self.invalidated_freed
     }
 
     /// One line describing the device and its import capabilities.
@@ -306,8 +322,20 @@ impl Renderer for VkRenderer {
         sync.wait().map_err(|_| Error::Interrupted)
     }
 
+    /// DOC: invalidated imports (locking rule B3). A dma-buf whose wl_buffer
+    /// is gone (destroyed, or its client disconnected) loses its cache entry
+    /// here, on the event loop (the headless backend calls this every frame
+    /// tick). If no frame in flight holds the texture it is freed now;
+    /// otherwise the frame's `Arc` keeps it until that frame's fence signaled
+    /// (`CommandRing::retire`). Nothing waits.
     fn cleanup_texture_cache(&mut self) -> Result<(), Error> {
-        self.dmabufs.retain(|weak, _| !weak.is_gone());
+        let mut freed = 0;
+        self.dmabufs.retain(|weak, tex| {
+            let gone = weak.is_gone();
+            freed += u64::from(gone && Arc::strong_count(&tex.inner) == 1);
+            !gone
+        });
+        self.invalidated_freed += freed;
         self.shm.retain(|_, (buffer, _)| buffer.is_alive());
         self.core.retire();
         Ok(())

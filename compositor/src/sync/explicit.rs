@@ -8,14 +8,16 @@
 //!   and `DRM_IOCTL_SYNCOBJ_EVENTFD` (importer's probe); without one (this
 //!   host, lavapipe) it is not offered;
 //! * acquire: the commit is held by a `DrmSyncPointBlocker` until the point
-//!   signals, watched by its eventfd source in the loop;
+//!   signals, watched by its eventfd source in the loop; a materialized
+//!   acquire fence is also bridged into the dma-buf as a WRITE fence for
+//!   implicit consumers ([`bridge_acquire_to_implicit`]);
 //! * release: smithay signals the release point when the last reference to
 //!   the committed `Buffer` drops; [`super::release`] keeps a reference in
 //!   every frame that sampled it until that frame's VkFence signaled, so the
 //!   point is signaled only after the GPU finished.
 
 use smithay::{
-    backend::drm::{DrmDeviceFd, DrmNode},
+    backend::{allocator::dmabuf::Dmabuf, drm::{DrmDeviceFd, DrmNode}},
     delegate_drm_syncobj,
     reexports::wayland_server::{protocol::wl_surface::WlSurface, DisplayHandle, Resource},
     utils::DeviceFd,
@@ -70,12 +72,14 @@ pub fn create_global(dh: &DisplayHandle, main_device: Option<libc::dev_t>) -> Op
     Some(DrmSyncobjState::new::<State>(dh, device))
 }
 
-/// Holds the pending commit of `surface` until `point` signals.
-pub fn hold_until_acquired(state: &mut State, surface: &WlSurface, point: &DrmSyncPoint) {
+/// Holds the pending commit of `surface` until `point` signals, after
+/// bridging the point into the dma-buf's implicit fences ([`bridge_acquire_to_implicit`]).
+pub fn hold_until_acquired(state: &mut State, surface: &WlSurface, point: &DrmSyncPoint, dmabuf: &Dmabuf) {
     use smithay::backend::renderer::sync::Fence;
     if point.is_signaled() {
         return;
     }
+    bridge_acquire_to_implicit(state, point, dmabuf);
     let (blocker, source) = match point.generate_blocker() {
         Ok(pair) => pair,
         Err(e) => {
@@ -97,6 +101,40 @@ pub fn hold_until_acquired(state: &mut State, surface: &WlSurface, point: &DrmSy
             add_blocker(surface, blocker);
         }
         Err(e) => warn!("cannot watch an acquire point in the loop: {e}"),
+    }
+}
+
+/// DOC: bridging, explicit → implicit (docs/sync.md, bridging row 1)
+///
+/// An explicitly synced buffer carries no implicit fence: its writer's
+/// completion is the acquire point. Any implicit consumer of the same dma-buf
+/// (the renderer's own `EXPORT_SYNC_FILE(READ)` at sampling time, a capture
+/// or scan-out importer, another process) would read it unsynchronized. So
+/// when the commit arrives with an acquire point that already has a fence
+/// (materialized), that fence is exported (point → sync_file, rule A5) and
+/// imported into the dma-buf as a WRITE fence (rule A4): every later reader
+/// and writer of the dma-buf waits for it. A point not yet materialized has
+/// nothing to export; the commit is held until it signals anyway, and by
+/// then there is nothing left to wait for. Non-blocking throughout.
+pub fn bridge_acquire_to_implicit(state: &mut State, point: &DrmSyncPoint, dmabuf: &Dmabuf) {
+    use importer::sync::{dmabuf as fences, Access, SyncFile};
+    let fence = match point.export_sync_file().and_then(SyncFile::from_fd) {
+        Ok(fence) => fence,
+        Err(e) => {
+            debug!("acquire point not materialized yet, nothing to bridge: {e}");
+            return;
+        }
+    };
+    let mut imported = 0;
+    for fd in dmabuf.handles() {
+        match fences::import_sync_file(fd, &fence, Access::Write) {
+            Ok(()) => imported += 1,
+            Err(e) => debug!("IMPORT_SYNC_FILE(WRITE) of an acquire fence: {e}"),
+        }
+    }
+    if imported > 0 {
+        state.sync.stats.bridged_acquires += 1;
+        debug!(planes = imported, "acquire point imported into the dma-buf as a WRITE fence");
     }
 }
 

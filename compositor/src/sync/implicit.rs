@@ -30,20 +30,19 @@ pub fn on_new_surface(surface: &WlSurface) {
 }
 
 fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::DisplayHandle, surface: &WlSurface) {
-    let (dmabuf, explicit) = with_states(surface, |states| {
+    let (buffer, explicit) = with_states(surface, |states| {
         let explicit = states.cached_state.get::<DrmSyncobjCachedState>().pending().acquire_point.clone();
-        let dmabuf = match states.cached_state.get::<SurfaceAttributes>().pending().buffer.as_ref() {
-            Some(BufferAssignment::NewBuffer(buffer)) => {
-                super::release::mark_explicit(buffer, explicit.is_some());
-                get_dmabuf(buffer).ok().cloned()
-            }
+        let buffer = match states.cached_state.get::<SurfaceAttributes>().pending().buffer.as_ref() {
+            Some(BufferAssignment::NewBuffer(buffer)) => Some(buffer.clone()),
             _ => None,
         };
-        (dmabuf, explicit)
+        (buffer, explicit)
     });
-    let Some(dmabuf) = dmabuf else { return };
+    let Some(buffer) = buffer else { return };
+    state.backend.releases.mark_explicit(&buffer, explicit.is_some());
+    let Some(dmabuf) = get_dmabuf(&buffer).ok().cloned() else { return };
     if let Some(point) = explicit {
-        super::explicit::hold_until_acquired(state, surface, &point);
+        super::explicit::hold_until_acquired(state, surface, &point, &dmabuf);
         return;
     }
     if state.sync.policy == AcquirePolicy::Gpu && state.sync.gpu_wait {

@@ -52,10 +52,26 @@ pub struct SyncStats {
     pub implicit_held: u64,
     /// Commits held until an explicit acquire point signaled.
     pub explicit_held: u64,
+    /// Acquire fences imported into their dma-buf as WRITE fences
+    /// (bridging explicit → implicit).
+    pub bridged_acquires: u64,
     /// Frames whose buffers were released early (READ fence imported).
     pub early_releases: u64,
     /// Frames whose buffers were released only after their VkFence signaled.
     pub fence_releases: u64,
+    /// Explicitly synced buffers whose release point was signaled after the
+    /// frame that sampled them was seen done (its VkFence signaled).
+    pub explicit_releases: u64,
+    /// wl_buffers still recorded as explicitly synced at exit (per-buffer
+    /// state; 0 once every client destroyed its buffers or disconnected).
+    pub explicit_buffers_tracked: u64,
+    /// Client textures whose last reference was an in-flight frame: freed
+    /// when that frame's fence signaled, from the loop (asynchronous
+    /// invalidation: the client destroyed or replaced the buffer first).
+    pub deferred_texture_frees: u64,
+    /// Imports of destroyed wl_buffers freed from the texture cache with no
+    /// frame in flight holding them.
+    pub invalidated_imports_freed: u64,
 }
 
 /// Sync state kept in [`State`].

@@ -16,6 +16,7 @@
 //!   seen signaled: [`PendingReleases::poll`] runs on every frame tick, a
 //!   non-blocking `vkGetFenceStatus`.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use importer::vulkan::frame::FrameFence;
@@ -24,7 +25,7 @@ use smithay::backend::renderer::{
     sync::SyncPoint,
     utils::Buffer,
 };
-use smithay::reexports::wayland_server::{backend::ObjectId, Resource};
+use smithay::reexports::wayland_server::{backend::ObjectId, protocol::wl_buffer::WlBuffer, Resource};
 use smithay::wayland::dmabuf::get_dmabuf;
 
 use crate::render::{frame::VkSyncFence, VkRenderer};
@@ -33,6 +34,8 @@ use crate::render::{frame::VkSyncFence, VkRenderer};
 pub struct PendingRelease {
     fence: Arc<FrameFence>,
     _buffers: Vec<Buffer>,
+    /// How many of `_buffers` carry an explicit release point.
+    explicit: usize,
 }
 
 /// Every frame still holding buffers.
@@ -41,6 +44,10 @@ pub struct PendingReleases {
     pending: Vec<PendingRelease>,
     pub early: u64,
     pub after_fence: u64,
+    /// Explicitly synced buffers given back (release point signaled by
+    /// smithay) after the frame that sampled them was seen done.
+    pub explicit_after_fence: u64,
+    explicit: ExplicitBuffers,
 }
 
 impl PendingReleases {
@@ -57,29 +64,40 @@ impl PendingReleases {
         }
         let early = fence.implicit_release();
         let mut buffers = Vec::new();
+        let mut explicit = 0;
         for element in elements {
             let Some(UnderlyingStorage::Wayland(buffer)) = element.underlying_storage(renderer) else { continue };
             if get_dmabuf(buffer).is_err() {
                 continue;
             }
-            if early && !is_explicit(buffer) {
+            let is_explicit = self.is_explicit(buffer);
+            if early && !is_explicit {
                 continue;
             }
+            explicit += usize::from(is_explicit);
             buffers.push(buffer.clone());
         }
         if early {
             self.early += 1;
         }
         if !buffers.is_empty() {
-            self.pending.push(PendingRelease { fence, _buffers: buffers });
+            self.pending.push(PendingRelease { fence, _buffers: buffers, explicit });
         }
     }
 
     /// Drops the buffers of finished frames (sends their releases). Never blocks.
     pub fn poll(&mut self) {
         let before = self.pending.len();
-        self.pending.retain(|p| !p.fence.is_signaled());
+        let mut explicit = 0;
+        self.pending.retain(|p| {
+            let done = p.fence.is_signaled();
+            if done {
+                explicit += p.explicit as u64;
+            }
+            !done
+        });
         self.after_fence += (before - self.pending.len()) as u64;
+        self.explicit_after_fence += explicit;
     }
 
     pub fn len(&self) -> usize {
@@ -91,20 +109,48 @@ impl PendingReleases {
     }
 }
 
-/// wl_buffers last committed with explicit sync points (their release is
-/// the release point, signaled when the `Buffer` drops).
-static EXPLICIT: std::sync::Mutex<Vec<ObjectId>> = std::sync::Mutex::new(Vec::new());
+/// DOC: explicit-buffer state is per buffer, not process-wide
+///
+/// Whether a wl_buffer was last committed with explicit sync points is
+/// recorded by the acquire pre-commit hook ([`PendingReleases::mark_explicit`])
+/// in this per-compositor map and removed when the wl_buffer is destroyed
+/// (`BufferHandler::buffer_destroyed`, which smithay also runs for every
+/// buffer of a client that disconnects), so an entry never outlives its
+/// buffer. `ObjectId`s carry a serial, so a reused protocol id is a new key.
+#[derive(Default)]
+pub struct ExplicitBuffers(HashSet<ObjectId>);
 
-/// Marks `buffer` as committed with explicit sync points (or not).
-pub fn mark_explicit(buffer: &smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer, explicit: bool) {
-    let mut set = EXPLICIT.lock().unwrap_or_else(|p| p.into_inner());
-    set.retain(|id| id != &buffer.id() && !id.is_null());
-    if explicit {
-        set.push(buffer.id());
+impl ExplicitBuffers {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
-fn is_explicit(buffer: &Buffer) -> bool {
-    let id = buffer.id();
-    EXPLICIT.lock().unwrap_or_else(|p| p.into_inner()).contains(&id)
+impl PendingReleases {
+    /// Marks `buffer` as committed with explicit sync points (or not).
+    pub fn mark_explicit(&mut self, buffer: &WlBuffer, explicit: bool) {
+        if explicit {
+            self.explicit.0.insert(buffer.id());
+        } else {
+            self.explicit.0.remove(&buffer.id());
+        }
+    }
+
+    /// Drops the per-buffer state of a destroyed wl_buffer.
+    pub fn forget(&mut self, buffer: &WlBuffer) {
+        self.explicit.0.remove(&buffer.id());
+    }
+
+    /// wl_buffers currently recorded as explicitly synced (stats, tests).
+    pub fn explicit_tracked(&self) -> usize {
+        self.explicit.len()
+    }
+
+    fn is_explicit(&self, buffer: &Buffer) -> bool {
+        self.explicit.0.contains(&buffer.id())
+    }
 }

@@ -109,6 +109,8 @@ pub struct CommandRing {
     pool: vk::CommandPool,
     free: Vec<vk::CommandBuffer>,
     in_flight: Vec<InFlight>,
+    /// Client dma-buf textures whose last reference was a finished frame.
+    deferred_frees: u64,
 }
 
 impl CommandRing {
@@ -117,16 +119,36 @@ impl CommandRing {
             .queue_family_index(ctx.queue_family)
             .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
         let pool = unsafe { ctx.device.create_command_pool(&info, None) }.call("vkCreateCommandPool")?;
-        Ok(CommandRing { ctx: ctx.clone(), pool, free: Vec::new(), in_flight: Vec::new() })
+        Ok(CommandRing { ctx: ctx.clone(), pool, free: Vec::new(), in_flight: Vec::new(), deferred_frees: 0 })
     }
 
     /// Frees the resources of finished submissions. Never blocks.
+    ///
+    /// DOC: asynchronous invalidation (locking rule B3). A client that
+    /// destroys its buffer or disconnects drops the surface's reference to
+    /// the imported texture at once; a frame still sampling it keeps its own
+    /// `Arc` here, so the VkImage/VkDeviceMemory is freed only now, after the
+    /// frame's fence signaled, from the loop. Such frees are counted
+    /// ([`CommandRing::deferred_frees`]).
     pub fn retire(&mut self) {
         let (done, pending): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|f| f.fence.is_signaled());
         self.in_flight = pending;
         for f in done {
             self.free.extend(f.cmds);
+            for tex in f._textures {
+                if Arc::strong_count(&tex) == 1 && !tex.dmabuf_fds().is_empty() {
+                    self.deferred_frees += 1;
+                    tracing::debug!("client texture freed after the frame that sampled it finished");
+                }
+                drop(tex);
+            }
         }
+    }
+
+    /// Client dma-buf textures freed by [`CommandRing::retire`] because a
+    /// finished frame held their last reference.
+    pub fn deferred_frees(&self) -> u64 {
+        self.deferred_frees
     }
 
     /// Number of submissions still running.

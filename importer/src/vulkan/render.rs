@@ -130,6 +130,12 @@ impl RenderCore {
         Recorder::begin(&mut ring, &self.pipelines, target, filter, &self.blank, self.sync)
     }
 
+    /// Client textures freed only when a finished frame dropped their last
+    /// reference (asynchronous invalidation, see `CommandRing::retire`).
+    pub fn deferred_texture_frees(&self) -> u64 {
+        self.ring().deferred_frees()
+    }
+
     /// Submits a recorded frame.
     pub fn submit_frame(&self, recorder: Recorder) -> Result<Arc<FrameFence>, VkError> {
         recorder.finish(&mut self.ring())

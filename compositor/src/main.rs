@@ -33,6 +33,7 @@ use compositor::{
 
 fn main() {
     init_tracing();
+    init_lockdep();
     let cli = Cli::parse();
     let code = match run(&cli) {
         Ok(code) => code,
@@ -52,6 +53,26 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// The lock validator (compiled in with debug assertions or the importer's
+/// `lockdep` feature). DOC: in the compositor binary a violation is logged
+/// (tracing error, with both lock chains) and counted instead of panicking,
+/// so one broken rule does not take every client down with it; the count is
+/// written to `--stats` (`"lockdep": {"violations": N}`) and the test harness
+/// fails any run where it is not zero. `COMPOSITOR_LOCKDEP_PANIC=1` panics
+/// instead. `COMPOSITOR_LOCKDEP_PLANT=1` plants one violation at start-up
+/// (a blocking call under a reservation) so the harness check can be shown to
+/// fail (tests/tests/lockdep_stats.rs).
+fn init_lockdep() {
+    use importer::lockdep;
+    lockdep::set_panic_on_violation(std::env::var_os("COMPOSITOR_LOCKDEP_PANIC").is_some_and(|v| v == "1"));
+    if std::env::var_os("COMPOSITOR_LOCKDEP_PLANT").is_some_and(|v| v == "1") {
+        let planted: importer::reservation::Reservation<(), ()> = importer::reservation::Reservation::new();
+        let guard = planted.lock();
+        lockdep::might_block("planted violation (COMPOSITOR_LOCKDEP_PLANT=1)");
+        drop(guard);
+    }
 }
 
 /// Runs the compositor until an exit rule fires; returns the exit status.
@@ -227,6 +248,9 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
         screenshot::write_png(&image, path)?;
         info!(path = %path.display(), "screenshot written");
     }
+    // Every client buffer: invalidated under its reservation, freed after the
+    // device went idle (teardown; rule B3 with the fences all signaled).
+    state.backend.renderer.teardown_imports();
     if let Some(path) = &cli.stats {
         let mut stats = stats::Stats::new(state.backend.frames(), state.backend.renderer.import_stats());
         // SYNC: acquire/release counters.
@@ -234,6 +258,8 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
         sync.early_releases = state.backend.releases.early;
         sync.fence_releases = state.backend.releases.after_fence;
         stats.sync = Some(sync);
+        stats.reservations = Some(state.backend.renderer.reservation_stats());
+        stats.lockdep = stats::Lockdep::now();
         stats.write(path)?;
         info!(path = %path.display(), ?stats, "stats written");
     }

@@ -61,7 +61,7 @@ fn render_texture(core: &RenderCore, tex: &std::sync::Arc<importer::vulkan::text
 
 /// Renders `desc` over a clear colour into a W×H target; returns RGBA-ordered bytes per pixel as stored (B8G8R8A8).
 fn render(core: &RenderCore, d: &DmabufDesc) -> (ImportPath, Vec<u8>) {
-    let tex = core.import_dmabuf(d).expect("import");
+    let tex = core.import_dmabuf(d).expect("import").texture;
     let fmt = importer::format::format_info(DrmFourcc::Xrgb8888).unwrap();
     let target = core.create_target(fmt, W, H).unwrap();
     let mut frame = core.begin_frame(&target, Filter::Nearest).unwrap();
@@ -76,6 +76,8 @@ fn render(core: &RenderCore, d: &DmabufDesc) -> (ImportPath, Vec<u8>) {
 }
 
 fn core(force_buffer_path: bool) -> RenderCore {
+    // Final check: a lock-rule violation anywhere in this binary fails it.
+    importer::lockdep::fail_at_exit_on_violations();
     RenderCore::new(CoreOptions { force_buffer_path, ..Default::default() }).expect("a Vulkan device (run scripts/setup-host.sh)")
 }
 
@@ -153,9 +155,9 @@ fn cpu_fallback_reads_a_plane_at_an_unaligned_offset() {
     let offset = 4096 + 64; // not page aligned: the mapping starts at 0 and indexes to the plane
     let stride = W * 4 + 16;
     let d = desc(memfd_buffer(stride, offset, pattern), DrmFourcc::Xrgb8888, stride, offset);
-    let (tex, _source) = core.import_cpu(&d).expect("CPU fallback import");
+    let buf = core.import_cpu(&d).expect("CPU fallback import");
     assert_eq!(core.stats().cpu, 1);
-    assert_pattern(&render_texture(&core, &tex));
+    assert_pattern(&render_texture(&core, &buf.texture));
 }
 
 #[test]

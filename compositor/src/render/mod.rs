@@ -10,9 +10,15 @@
 //!
 //! * dma-buf imports are cached per `WeakDmabuf`: a buffer committed again is
 //!   not re-imported (the image path *is* the client's memory; the buffer path
-//!   queues a GPU copy of the damage). Entries whose dmabuf is gone are dropped
-//!   in `cleanup_texture_cache`; the GPU objects live on in any frame still in
-//!   flight (it holds an `Arc`) and are freed when that frame's fence signals.
+//!   queues a GPU copy of the damage). Each import lives under its buffer's
+//!   reservation (`importer::vulkan::client_buffer`). Entries whose dmabuf is
+//!   gone are destroyed in `cleanup_texture_cache` (called from the frame
+//!   tick): invalidated under the lock and buried in a graveyard
+//!   ([`reservations`]) that the frame tick polls; the GPU objects are freed
+//!   only after the fences of the frames that sampled them signal.
+//! * Frames register every client buffer they sample (`Recorder::sample`);
+//!   `RenderCore::submit_frame` locks them all in buffer-id order around the
+//!   submission and adds the frame's fence (rules B1, B4).
 //! * shm buffers are cached per live `wl_buffer` and updated with damage.
 //!
 //! DOC: CPU fallback
@@ -24,6 +30,7 @@
 
 mod convert;
 pub mod frame;
+pub mod reservations;
 
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
@@ -34,6 +41,7 @@ use importer::vulkan::pipeline::Filter;
 use importer::vulkan::render::{CoreOptions, RenderCore};
 use importer::vulkan::target::{Readback, Target};
 use importer::vulkan::texture::{Region, Texture as VkImageTexture};
+use importer::vulkan::client_buffer::{BufferReservation, ClientBuffer};
 use importer::vulkan::cpu_import::CpuSource;
 use importer::vulkan::{DeviceSelection, VkError};
 use importer::{format::format_info, DmabufDesc, DmabufPlane};
@@ -90,6 +98,19 @@ pub struct VkTexture {
     /// The mapped client buffer of a CPU fallback import, copied again on
     /// every commit of the buffer.
     pub(crate) cpu: Option<Arc<CpuSource>>,
+    /// The client buffer's reservation (dma-buf imports; `None` for shm and
+    /// memory uploads, which the compositor owns outright).
+    pub(crate) resv: Option<Arc<BufferReservation>>,
+}
+
+impl VkTexture {
+    fn from_client(buf: ClientBuffer, y_inverted: bool) -> VkTexture {
+        VkTexture { inner: buf.texture, y_inverted, cpu: buf.cpu, resv: Some(buf.resv) }
+    }
+
+    fn owned(inner: Arc<VkImageTexture>, y_inverted: bool) -> VkTexture {
+        VkTexture { inner, y_inverted, cpu: None, resv: None }
+    }
 }
 
 impl Texture for VkTexture {
@@ -165,6 +186,8 @@ pub struct VkRenderer {
     upscale: TextureFilter,
     downscale: TextureFilter,
     debug: DebugFlags,
+    /// Destroyed client buffers waiting for their fences.
+    reservations: reservations::Reservations,
 }
 
 const MEM_FORMATS: [Fourcc; 4] = [Fourcc::Argb8888, Fourcc::Xrgb8888, Fourcc::Abgr8888, Fourcc::Xbgr8888];
@@ -224,7 +247,33 @@ impl VkRenderer {
             upscale: TextureFilter::Linear,
             downscale: TextureFilter::Linear,
             debug: DebugFlags::empty(),
+            reservations: Default::default(),
         })
+    }
+
+    /// Frees dead imports whose fences signaled (graveyard poll). Never
+    /// blocks: call it from the frame tick. Locks: none may be held.
+    pub fn poll_graveyard(&mut self) -> usize {
+        self.reservations.poll(true)
+    }
+
+    /// Reservation counters for `--stats`.
+    pub fn reservation_stats(&self) -> reservations::ReservationStats {
+        self.reservations.stats()
+    }
+
+    /// Exit-time teardown: destroys every cached dma-buf import (the client
+    /// is gone or the compositor is stopping), waits for the device to go
+    /// idle (blocking: teardown only, no lock held) and frees what the
+    /// graveyard holds.
+    pub fn teardown_imports(&mut self) {
+        for (_, tex) in self.dmabufs.drain() {
+            if let Some(resv) = &tex.resv {
+                self.reservations.destroy(resv, false);
+            }
+        }
+        self.core.wait_idle();
+        self.reservations.poll(false);
     }
 
     /// The DRM render node of the device, when the driver reports it.
@@ -306,8 +355,17 @@ impl Renderer for VkRenderer {
         sync.wait().map_err(|_| Error::Interrupted)
     }
 
+    /// Destroys imports whose client dma-buf is gone (invalidate under the
+    /// lock, bury; freed by [`VkRenderer::poll_graveyard`] after the fences)
+    /// and drops shm textures of dead buffers. Never blocks.
+    ///
+    /// Locks: none may be a reservation (each destroy takes its own).
     fn cleanup_texture_cache(&mut self) -> Result<(), Error> {
-        self.dmabufs.retain(|weak, _| !weak.is_gone());
+        for (_, tex) in self.dmabufs.extract_if(|weak, _| weak.is_gone()) {
+            if let Some(resv) = &tex.resv {
+                self.reservations.destroy(resv, true);
+            }
+        }
         self.shm.retain(|_, (buffer, _)| buffer.is_alive());
         self.core.retire();
         Ok(())
@@ -319,7 +377,7 @@ impl ImportMem for VkRenderer {
         let info = format_info(format).ok_or(Error::UnsupportedFormat(format))?;
         let (w, h) = (size.w.max(0) as u32, size.h.max(0) as u32);
         let inner = self.core.upload(data, info, w, h, w as usize * info.bytes_per_pixel as usize)?;
-        Ok(VkTexture { inner, y_inverted: flipped, cpu: None })
+        Ok(VkTexture::owned(inner, flipped))
     }
 
     fn update_memory(&mut self, texture: &VkTexture, data: &[u8], r: Rectangle<i32, BufferCoord>) -> Result<(), Error> {
@@ -360,7 +418,7 @@ impl ImportMemWl for VkRenderer {
                     }
                     Ok(tex)
                 }
-                None => Ok(VkTexture { inner: core.upload(bytes, info, w, h, stride)?, y_inverted: false, cpu: None }),
+                None => Ok(VkTexture::owned(core.upload(bytes, info, w, h, stride)?, false)),
             }
         })
         .map_err(|e| Error::Shm(e.to_string()))??;
@@ -391,14 +449,13 @@ impl ImportDma for VkRenderer {
         }
         let desc = describe(dmabuf)?;
         let gpu = if self.cpu_fallback { None } else { Some(self.core.import_dmabuf(&desc)) };
-        let tex = match gpu {
-            Some(Ok(inner)) => VkTexture { inner, y_inverted: dmabuf.y_inverted(), cpu: None },
+        let buf = match gpu {
+            Some(Ok(buf)) => buf,
             Some(Err(e)) if !falls_back(&e) => return Err(e.into()),
-            _ => {
-                let (inner, source) = self.core.import_cpu(&desc)?;
-                VkTexture { inner, y_inverted: dmabuf.y_inverted(), cpu: Some(Arc::new(source)) }
-            }
+            _ => self.core.import_cpu(&desc)?,
         };
+        self.reservations.created();
+        let tex = VkTexture::from_client(buf, dmabuf.y_inverted());
         self.dmabufs.insert(dmabuf.weak(), tex.clone());
         Ok(tex)
     }

@@ -17,8 +17,12 @@
 //! DOC: ownership and lifetime
 //!
 //! A [`Texture`] holds an `Arc<VkContext>` and frees its Vulkan objects on drop.
-//! Frames in flight hold an `Arc<Texture>` until their fence signals, so a
-//! client destroying its buffer never frees memory the GPU still reads.
+//! A client buffer's texture is created under its reservation and installed
+//! there as the GPU import (`crate::vulkan::client_buffer`); the constructors
+//! for imports therefore return a `Texture` by value, which the guard wraps.
+//! Frames in flight hold an `Arc<Texture>` until their fence signals, and the
+//! reservation's dead list holds one until the fences recorded on it signal,
+//! so a client destroying its buffer never frees memory the GPU still reads.
 //!
 //! DOC: queue family ownership of imported memory
 //!
@@ -75,6 +79,67 @@ enum CopySource {
 struct PendingCopy {
     src: CopySource,
     regions: Vec<vk::BufferImageCopy>,
+}
+
+/// Pixels copied into a staging buffer, ready to be queued on a texture of
+/// the same format and size ([`Texture::queue_staged`]). `Send`: the copy may
+/// run on a worker thread.
+pub struct StagedUpload {
+    /// `None`: the region was empty after clamping; nothing to upload.
+    staged: Option<(HostBuffer, vk::BufferImageCopy)>,
+}
+
+impl std::fmt::Debug for StagedUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedUpload").field("bytes", &self.len()).finish_non_exhaustive()
+    }
+}
+
+impl StagedUpload {
+    /// Copies `region` of `data` (rows of `stride` bytes, whole-image rows of a
+    /// `size` image in `format`) into a fresh staging buffer.
+    ///
+    /// Locks: none may be a reservation when `data` is client memory (it runs
+    /// inside the CPU access bracket, rule B2/B6). Allocates; never waits.
+    pub fn copy(
+        ctx: &Arc<VkContext>,
+        format: FormatInfo,
+        (width, height): (u32, u32),
+        data: &[u8],
+        stride: usize,
+        region: Region,
+    ) -> Result<StagedUpload, VkError> {
+        let Some(r) = region.clamp(width, height) else {
+            return Ok(StagedUpload { staged: None });
+        };
+        let bpp = format.bytes_per_pixel as usize;
+        let row_bytes = r.width as usize * bpp;
+        let last = (r.y + r.height - 1) as usize * stride + r.x as usize * bpp + row_bytes;
+        if last > data.len() || stride < width as usize * bpp {
+            return Err(VkError::Unsupported(format!("upload of {} bytes with stride {stride} is too small", data.len())));
+        }
+        let mut staging = HostBuffer::new(ctx, row_bytes * r.height as usize, vk::BufferUsageFlags::TRANSFER_SRC)?;
+        let dst = staging.bytes_mut();
+        if r.x == 0 && row_bytes == stride {
+            let src = r.y as usize * stride;
+            dst[..row_bytes * r.height as usize].copy_from_slice(&data[src..src + row_bytes * r.height as usize]);
+        } else {
+            for row in 0..r.height as usize {
+                let src = (r.y as usize + row) * stride + r.x as usize * bpp;
+                dst[row * row_bytes..(row + 1) * row_bytes].copy_from_slice(&data[src..src + row_bytes]);
+            }
+        }
+        Ok(StagedUpload { staged: Some((staging, buffer_image_copy(0, r.width, r, 0))) })
+    }
+
+    /// Bytes in the staging buffer.
+    pub fn len(&self) -> usize {
+        self.staged.as_ref().map_or(0, |(b, _)| b.size)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A sampled image plus the descriptor set that binds it.
@@ -362,12 +427,12 @@ impl Texture {
         (width, height): (u32, u32),
         path: ImportPath,
         source: Option<DmabufSource>,
-    ) -> Result<Arc<Texture>, VkError> {
+    ) -> Result<Texture, VkError> {
         let mut parts = parts;
         parts.view = create_view(ctx, parts.image, &format)?;
         let (pool, descriptor_set) = create_descriptor(ctx, layout, parts.view)?;
         let (image, view, memory, _, _) = parts.take();
-        Ok(Arc::new(Texture {
+        Ok(Texture {
             ctx: ctx.clone(),
             width,
             height,
@@ -383,19 +448,22 @@ impl Texture {
             pool,
             descriptor_set,
             dmabuf_fds: std::sync::OnceLock::new(),
-        }))
+        })
     }
 
     /// Imports a client dma-buf: the image path when the device allows it, the
     /// buffer path otherwise (or always, with `force_buffer_path`).
     ///
-    /// Locks: the caller owns `desc`; nothing here blocks on a fence.
+    /// Locks: creating the import is mapping work (rule B1): the caller holds
+    /// the buffer's reservation and installs the result with
+    /// `ReservationGuard::set_gpu_import` (see `client_buffer::import_gpu`,
+    /// which takes the guard). Nothing here blocks on a fence.
     pub fn import_dmabuf(
         ctx: &Arc<VkContext>,
         layout: vk::DescriptorSetLayout,
         desc: &DmabufDesc,
         force_buffer_path: bool,
-    ) -> Result<Arc<Texture>, VkError> {
+    ) -> Result<Texture, VkError> {
         if !ctx.caps.can_import_dmabuf() {
             return Err(VkError::NoDmabufImport);
         }
@@ -452,6 +520,18 @@ impl Texture {
         width: u32,
         height: u32,
     ) -> Result<Arc<Texture>, VkError> {
+        Texture::new_owned_unshared(ctx, layout, format, width, height).map(Arc::new)
+    }
+
+    /// [`Texture::new_owned`] by value, for installing under a reservation
+    /// (the CPU fallback's upload target is that buffer's GPU import).
+    pub fn new_owned_unshared(
+        ctx: &Arc<VkContext>,
+        layout: vk::DescriptorSetLayout,
+        format: FormatInfo,
+        width: u32,
+        height: u32,
+    ) -> Result<Texture, VkError> {
         if width == 0 || height == 0 {
             return Err(VkError::Unsupported(format!("empty texture {width}x{height}")));
         }
@@ -463,22 +543,19 @@ impl Texture {
     /// Queues a copy of `region` of `data` (rows of `stride` bytes, the whole
     /// image's rows) through a staging buffer, recorded at the next use.
     pub fn queue_upload(&self, data: &[u8], stride: usize, region: Region) -> Result<(), VkError> {
-        let Some(r) = region.clamp(self.width, self.height) else { return Ok(()) };
-        let bpp = self.format.bytes_per_pixel as usize;
-        let row_bytes = r.width as usize * bpp;
-        let last = (r.y + r.height - 1) as usize * stride + r.x as usize * bpp + row_bytes;
-        if last > data.len() || stride < self.width as usize * bpp {
-            return Err(VkError::Unsupported(format!("upload of {} bytes with stride {stride} is too small", data.len())));
-        }
-        let mut staging = HostBuffer::new(&self.ctx, row_bytes * r.height as usize, vk::BufferUsageFlags::TRANSFER_SRC)?;
-        let dst = staging.bytes_mut();
-        for row in 0..r.height as usize {
-            let src = (r.y as usize + row) * stride + r.x as usize * bpp;
-            dst[row * row_bytes..(row + 1) * row_bytes].copy_from_slice(&data[src..src + row_bytes]);
-        }
-        let copy = buffer_image_copy(0, r.width, r, 0);
-        self.push_pending(PendingCopy { src: CopySource::Staging(staging), regions: vec![copy] });
+        let staged = StagedUpload::copy(&self.ctx, self.format, (self.width, self.height), data, stride, region)?;
+        self.queue_staged(staged);
         Ok(())
+    }
+
+    /// Queues an upload staged elsewhere (a CPU-fallback copy made on a
+    /// worker thread); recorded at the texture's next use.
+    ///
+    /// Locks: none needed (the pending list has its own leaf mutex).
+    pub fn queue_staged(&self, staged: StagedUpload) {
+        if let Some((buffer, copy)) = staged.staged {
+            self.push_pending(PendingCopy { src: CopySource::Staging(buffer), regions: vec![copy] });
+        }
     }
 
     /// Buffer path: queue a GPU copy of `damage` (all if `None`) from the

@@ -92,6 +92,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     let mut state = State::new(display.handle(), event_loop.get_signal(), backend, lifecycle)?;
     // SYNC: fence and acquire-point sources go into this loop.
     state.sync.loop_handle = Some(event_loop.handle());
+    compositor::sync::cpu_copy::start(&event_loop.handle(), &mut state)?;
 
     let socket_name = listen(&event_loop, cli.socket.as_deref())?;
     insert_display_source(&event_loop, display)?;
@@ -259,6 +260,7 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
         sync.fence_releases = state.backend.releases.after_fence;
         stats.sync = Some(sync);
         stats.reservations = Some(state.backend.renderer.reservation_stats());
+        stats.cpu_copies = Some(state.cpu_copies.stats);
         stats.lockdep = stats::Lockdep::now();
         stats.write(path)?;
         info!(path = %path.display(), ?stats, "stats written");

@@ -17,6 +17,9 @@ pub struct Stats {
     /// Client-buffer reservations: created, destroyed, freed, still buried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservations: Option<crate::render::reservations::ReservationStats>,
+    /// CPU-fallback copies made on the worker thread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_copies: Option<crate::sync::cpu_copy::CpuCopyStats>,
     /// The lock validator: whether it is compiled in, and the violations it
     /// saw in this process (logged, not raised: see `main`).
     pub lockdep: Lockdep,
@@ -60,6 +63,7 @@ impl Stats {
             },
             sync: None,
             reservations: None,
+            cpu_copies: None,
             lockdep: Lockdep::now(),
         }
     }

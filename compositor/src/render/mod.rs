@@ -27,8 +27,14 @@
 //! not the client's fault) is read through its CPU mapping instead
 //! (`importer::vulkan::cpu_import`), as is every dma-buf with
 //! `--cpu-fallback`. Its path is logged and counted like the GPU paths.
+//! Buffers below the copy threshold are copied on the loop when imported and
+//! at each commit (damage only). Larger ones are copied on a worker thread
+//! ([`copy_worker`]) while their commit is held (`sync::cpu_copy`); the
+//! upload it stages is queued by [`VkRenderer::staged_upload_ready`] and the
+//! render-time import then skips its own copy.
 
 mod convert;
+pub mod copy_worker;
 pub mod frame;
 pub mod reservations;
 
@@ -188,6 +194,11 @@ pub struct VkRenderer {
     debug: DebugFlags,
     /// Destroyed client buffers waiting for their fences.
     reservations: reservations::Reservations,
+    /// CPU-fallback copies of at least this many bytes run on the worker.
+    copy_threshold: u64,
+    /// Buffers (reservation ids) whose next commit's upload the worker
+    /// already staged: the render-time import does not copy them again.
+    staged_by_worker: std::collections::HashSet<u64>,
 }
 
 const MEM_FORMATS: [Fourcc; 4] = [Fourcc::Argb8888, Fourcc::Xrgb8888, Fourcc::Abgr8888, Fourcc::Xbgr8888];
@@ -248,7 +259,28 @@ impl VkRenderer {
             downscale: TextureFilter::Linear,
             debug: DebugFlags::empty(),
             reservations: Default::default(),
+            copy_threshold: copy_worker::threshold(),
+            staged_by_worker: Default::default(),
         })
+    }
+
+    /// The mapped source and texture of a cached CPU-fallback import whose
+    /// copy belongs on the worker (at least the copy threshold), if
+    /// `dmabuf` is one. Locks: none.
+    pub fn worker_copy_source(&self, dmabuf: &Dmabuf) -> Option<(Arc<CpuSource>, VkTexture)> {
+        let tex = self.dmabufs.get(&dmabuf.weak())?;
+        let cpu = tex.cpu.as_ref()?;
+        (cpu.copy_bytes() >= self.copy_threshold).then(|| (cpu.clone(), tex.clone()))
+    }
+
+    /// The worker staged a copy of `texture`'s buffer: queue it, and let the
+    /// render-time import of the held commit skip its own copy.
+    /// Locks: none (the texture's pending list is a leaf lock).
+    pub fn staged_upload_ready(&mut self, texture: &VkTexture, staged: importer::vulkan::texture::StagedUpload) {
+        texture.inner.queue_staged(staged);
+        if let Some(resv) = &texture.resv {
+            self.staged_by_worker.insert(resv.id());
+        }
     }
 
     /// Frees dead imports whose fences signaled (graveyard poll). Never
@@ -438,7 +470,9 @@ impl ImportDma for VkRenderer {
     fn import_dmabuf(&mut self, dmabuf: &Dmabuf, damage: Option<&[Rectangle<i32, BufferCoord>]>) -> Result<VkTexture, Error> {
         if let Some(tex) = self.dmabufs.get(&dmabuf.weak()) {
             let regions: Option<Vec<Region>> = damage.map(|d| d.iter().map(|r| region(*r)).collect());
+            let staged = tex.resv.as_ref().is_some_and(|r| self.staged_by_worker.remove(&r.id()));
             match &tex.cpu {
+                Some(_) if staged => {} // the worker copied it while the commit was held
                 Some(cpu) => match regions {
                     Some(rs) => rs.into_iter().try_for_each(|r| cpu.copy_into(&tex.inner, Some(r)))?,
                     None => cpu.copy_into(&tex.inner, None)?,
@@ -452,7 +486,17 @@ impl ImportDma for VkRenderer {
         let buf = match gpu {
             Some(Ok(buf)) => buf,
             Some(Err(e)) if !falls_back(&e) => return Err(e.into()),
-            _ => self.core.import_cpu(&desc)?,
+            _ => {
+                let bytes = format_info(desc.fourcc).map_or(0, |f| u64::from(f.bytes_per_pixel))
+                    * u64::from(desc.width)
+                    * u64::from(desc.height);
+                if bytes >= self.copy_threshold {
+                    // Copied on the worker when committed (sync::cpu_copy).
+                    self.core.import_cpu_deferred(&desc)?
+                } else {
+                    self.core.import_cpu(&desc)?
+                }
+            }
         };
         self.reservations.created();
         let tex = VkTexture::from_client(buf, dmabuf.y_inverted());

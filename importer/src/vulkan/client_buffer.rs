@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use super::cpu_import::CpuSource;
 use super::texture::Texture;
+use super::yuv::Nv12Pipeline;
 use super::{VkContext, VkError};
 use crate::cpu::CpuMapping;
 use crate::dmabuf::DmabufDesc;
@@ -87,9 +88,14 @@ pub fn import_cpu(
     resv: &Arc<BufferReservation>,
     ctx: &Arc<VkContext>,
     layout: ash::vk::DescriptorSetLayout,
+    nv12: &Arc<Nv12Pipeline>,
     desc: &DmabufDesc,
 ) -> Result<(Arc<Texture>, CpuSource), VkError> {
     let source = CpuSource::map(guard, resv, ctx, desc)?;
-    let tex = Texture::new_owned_unshared(ctx, layout, source.format, source.width, source.height)?;
+    let tex = if source.nv12 {
+        Texture::new_nv12_target(ctx, layout, nv12, source.width, source.height)?
+    } else {
+        Texture::new_owned_unshared(ctx, layout, source.format, source.width, source.height)?
+    };
     Ok((guard.set_gpu_import(DEVICE, tex)?, source))
 }

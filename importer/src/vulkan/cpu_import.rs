@@ -36,7 +36,9 @@ use std::time::Duration;
 use super::client_buffer::{BufferGuard, BufferReservation};
 use super::texture::{Region, StagedUpload, Texture};
 use super::{VkContext, VkError};
-use crate::cpu::{map_planes, with_cpu_access, CpuError, PlaneSource, PollReadable};
+use super::memory::HostBuffer;
+use super::yuv::Nv12Params;
+use crate::cpu::{copy_plane_rows, map_planes, with_cpu_access, CpuError, PlaneSource, PollReadable};
 use crate::dmabuf::DmabufDesc;
 use crate::format::FormatInfo;
 
@@ -46,7 +48,10 @@ pub struct CpuSource {
     ctx: Arc<VkContext>,
     pub width: u32,
     pub height: u32,
+    /// What the texture holds: the client's format, or ABGR8888 for NV12.
     pub format: FormatInfo,
+    /// NV12: the two planes are staged and converted on the GPU.
+    pub nv12: bool,
 }
 
 impl std::fmt::Debug for CpuSource {
@@ -70,7 +75,8 @@ impl CpuSource {
     /// it locks). Mapping work, rule B1; does not block.
     pub fn map(guard: &mut BufferGuard<'_>, resv: &Arc<BufferReservation>, ctx: &Arc<VkContext>, desc: &DmabufDesc) -> Result<CpuSource, VkError> {
         assert_eq!(guard.id(), resv.id(), "CpuSource::map: guard of another buffer");
-        let format = desc.validate()?;
+        let nv12 = desc.fourcc == drm_fourcc::DrmFourcc::Nv12;
+        let format = if nv12 { desc.validate_nv12()? } else { desc.validate()? };
         // The CPU reads rows at offset + y * stride: only the LINEAR layout
         // means that. A tiled (or implicit, driver-private) layout read that
         // way would be garbage, so it is refused rather than shown wrong.
@@ -83,16 +89,18 @@ impl CpuSource {
         let planes: Vec<PlaneSource<'_>> = desc
             .planes
             .iter()
-            .map(|p| PlaneSource {
-                fd: p.fd.as_fd(),
-                offset: u64::from(p.offset),
-                stride: u64::from(p.stride),
-                row_bytes: u64::from(desc.width) * u64::from(format.bytes_per_pixel),
-                rows: u64::from(desc.height),
+            .enumerate()
+            .map(|(i, p)| {
+                let (row_bytes, rows) = match (nv12, i) {
+                    (false, _) => (u64::from(desc.width) * u64::from(format.bytes_per_pixel), u64::from(desc.height)),
+                    (true, 0) => (u64::from(desc.width), u64::from(desc.height)),
+                    (true, _) => (2 * u64::from(desc.width.div_ceil(2)), u64::from(desc.height.div_ceil(2))),
+                };
+                PlaneSource { fd: p.fd.as_fd(), offset: u64::from(p.offset), stride: u64::from(p.stride), row_bytes, rows }
             })
             .collect();
         map_planes(guard, &planes).map_err(cpu_err)?;
-        Ok(CpuSource { resv: resv.clone(), ctx: ctx.clone(), width: desc.width, height: desc.height, format })
+        Ok(CpuSource { resv: resv.clone(), ctx: ctx.clone(), width: desc.width, height: desc.height, format, nv12 })
     }
 
     /// The buffer's reservation.
@@ -102,7 +110,40 @@ impl CpuSource {
 
     /// Bytes one full copy moves (for the worker threshold).
     pub fn copy_bytes(&self) -> u64 {
+        if self.nv12 {
+            let (y, uv) = self.nv12_plane_bytes();
+            return (y + uv) as u64;
+        }
         u64::from(self.width) * u64::from(self.height) * u64::from(self.format.bytes_per_pixel)
+    }
+
+    /// NV12: bytes of the tightly packed Y and CbCr planes.
+    fn nv12_plane_bytes(&self) -> (usize, usize) {
+        let (w, h) = (self.width as usize, self.height as usize);
+        (w * h, 2 * self.width.div_ceil(2) as usize * self.height.div_ceil(2) as usize)
+    }
+
+    /// NV12: both planes, tightly packed, into a storage buffer the
+    /// conversion shader reads (always the whole buffer). Runs inside the
+    /// access bracket, unlocked.
+    fn stage_nv12(&self, view: &crate::cpu::CpuView<'_>) -> Result<StagedUpload, CpuError> {
+        let (y_bytes, uv_bytes) = self.nv12_plane_bytes();
+        let usage = ash::vk::BufferUsageFlags::STORAGE_BUFFER;
+        let upload = |e: VkError| CpuError::Upload(e.to_string());
+        let mut buf = HostBuffer::new(&self.ctx, (y_bytes + uv_bytes).next_multiple_of(4), usage).map_err(upload)?;
+        let (w, cw) = (self.width as usize, 2 * self.width.div_ceil(2) as usize);
+        let dst = buf.bytes_mut();
+        copy_plane_rows(view, 0, w, self.height as usize, &mut dst[..y_bytes], w)?;
+        copy_plane_rows(view, 1, cw, self.height.div_ceil(2) as usize, &mut dst[y_bytes..y_bytes + uv_bytes], cw)?;
+        let params = Nv12Params {
+            width: self.width,
+            height: self.height,
+            y_offset: 0,
+            y_stride: self.width,
+            uv_offset: y_bytes as u32,
+            uv_stride: cw as u32,
+        };
+        Ok(StagedUpload::nv12(buf, params))
     }
 
     /// Copies `region` (all if `None`) of plane 0 into a fresh staging buffer.
@@ -126,6 +167,9 @@ impl CpuSource {
         let ready = PollReadable { timeout: wait };
         let size = (self.width, self.height);
         with_cpu_access(&*self.resv, &ready, |view| {
+            if self.nv12 {
+                return self.stage_nv12(view);
+            }
             let (bytes, stride) = view.plane_bytes(0).ok_or(CpuError::NoPlane(0))?;
             StagedUpload::copy(&self.ctx, self.format, size, bytes, stride, region).map_err(|e| CpuError::Upload(e.to_string()))
         })

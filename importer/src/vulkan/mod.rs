@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod render;
 pub mod target;
 pub mod texture;
+pub mod yuv;
 
 pub use caps::DeviceCaps;
 pub use context::{DeviceSelection, VkContext};

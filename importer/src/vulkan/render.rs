@@ -70,6 +70,8 @@ pub struct RenderCore {
     options: CoreOptions,
     /// SYNC: SYNC_FD semaphore support, probed once.
     sync: crate::sync::SemaphoreSyncFd,
+    /// NV12 → RGBA conversion (compute), for NV12 CPU-fallback imports.
+    nv12: Arc<super::yuv::Nv12Pipeline>,
 }
 
 impl std::fmt::Debug for RenderCore {
@@ -87,7 +89,8 @@ impl RenderCore {
         let blank = Texture::new_owned(&ctx, pipelines.texture_layout, blank_format, 1, 1)?;
         let sync = crate::sync::SemaphoreSyncFd::probe(&ctx);
         info!("{}", sync.summary());
-        Ok(RenderCore { ctx, ring: Mutex::new(ring), pipelines, blank, counters: ImportCounters::default(), options, sync })
+        let nv12 = Arc::new(super::yuv::Nv12Pipeline::new(&ctx)?);
+        Ok(RenderCore { ctx, ring: Mutex::new(ring), pipelines, blank, counters: ImportCounters::default(), options, sync, nv12 })
     }
 
     /// Locks the command ring. Locks: may be taken under reservations
@@ -158,7 +161,7 @@ impl RenderCore {
         let resv = Arc::new(BufferReservation::new());
         let imported = {
             let mut guard = resv.lock();
-            client_buffer::import_cpu(&mut guard, &resv, &self.ctx, self.pipelines.texture_layout, desc)
+            client_buffer::import_cpu(&mut guard, &resv, &self.ctx, self.pipelines.texture_layout, &self.nv12, desc)
         };
         match imported {
             Ok((tex, source)) => {

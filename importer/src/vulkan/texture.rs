@@ -39,6 +39,7 @@ use ash::vk;
 use tracing::debug;
 
 use super::memory::{import_dmabuf_memory, Dedicated, HostBuffer};
+use super::yuv::{Nv12Params, Nv12Pipeline};
 use super::{VkContext, VkError, VkResultExt};
 use crate::dmabuf::{fd_size, DmabufDesc};
 use crate::format::FormatInfo;
@@ -73,6 +74,8 @@ struct DmabufSource {
 enum CopySource {
     Staging(HostBuffer),
     Dmabuf,
+    /// Both NV12 planes in a storage buffer; converted by a compute dispatch.
+    Nv12(HostBuffer, Nv12Params),
 }
 
 /// A copy into the texture recorded at its next use.
@@ -86,7 +89,12 @@ struct PendingCopy {
 /// run on a worker thread.
 pub struct StagedUpload {
     /// `None`: the region was empty after clamping; nothing to upload.
-    staged: Option<(HostBuffer, vk::BufferImageCopy)>,
+    staged: Option<Staged>,
+}
+
+enum Staged {
+    Copy(HostBuffer, vk::BufferImageCopy),
+    Nv12(HostBuffer, Nv12Params),
 }
 
 impl std::fmt::Debug for StagedUpload {
@@ -129,12 +137,22 @@ impl StagedUpload {
                 dst[row * row_bytes..(row + 1) * row_bytes].copy_from_slice(&data[src..src + row_bytes]);
             }
         }
-        Ok(StagedUpload { staged: Some((staging, buffer_image_copy(0, r.width, r, 0))) })
+        Ok(StagedUpload { staged: Some(Staged::Copy(staging, buffer_image_copy(0, r.width, r, 0))) })
     }
 
     /// Bytes in the staging buffer.
     pub fn len(&self) -> usize {
-        self.staged.as_ref().map_or(0, |(b, _)| b.size)
+        match &self.staged {
+            Some(Staged::Copy(b, _) | Staged::Nv12(b, _)) => b.size,
+            None => 0,
+        }
+    }
+
+    /// An NV12 upload: `buffer` (with `STORAGE_BUFFER` usage) holds both
+    /// planes as `params` says; the texture converts it on the GPU
+    /// ([`Texture::new_nv12_target`]).
+    pub fn nv12(buffer: HostBuffer, params: Nv12Params) -> StagedUpload {
+        StagedUpload { staged: Some(Staged::Nv12(buffer, params)) }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -162,6 +180,8 @@ pub struct Texture {
     /// SYNC (issue 4): dup'd fds of the client dma-buf's planes, for its
     /// implicit fences (READ export before sampling, READ import after).
     dmabuf_fds: std::sync::OnceLock<Vec<std::os::fd::OwnedFd>>,
+    /// NV12 targets: the conversion pipeline (the image has STORAGE usage).
+    nv12: Option<Arc<Nv12Pipeline>>,
 }
 
 impl std::fmt::Debug for Texture {
@@ -354,7 +374,18 @@ fn try_image_path(ctx: &VkContext, desc: &DmabufDesc, format: &FormatInfo, parts
 }
 
 fn create_owned_image(ctx: &VkContext, format: &FormatInfo, width: u32, height: u32, parts: &mut Parts<'_>) -> Result<(), VkError> {
-    let usage = SAMPLED_USAGE | vk::ImageUsageFlags::TRANSFER_DST;
+    create_owned_image_with(ctx, format, width, height, vk::ImageUsageFlags::empty(), parts)
+}
+
+fn create_owned_image_with(
+    ctx: &VkContext,
+    format: &FormatInfo,
+    width: u32,
+    height: u32,
+    extra: vk::ImageUsageFlags,
+    parts: &mut Parts<'_>,
+) -> Result<(), VkError> {
+    let usage = SAMPLED_USAGE | vk::ImageUsageFlags::TRANSFER_DST | extra;
     let info = image_info(format, width, height, vk::ImageTiling::OPTIMAL, usage);
     parts.image = unsafe { ctx.device.create_image(&info, None) }.call("vkCreateImage")?;
     let reqs = unsafe { ctx.device.get_image_memory_requirements(parts.image) };
@@ -448,6 +479,7 @@ impl Texture {
             pool,
             descriptor_set,
             dmabuf_fds: std::sync::OnceLock::new(),
+            nv12: None,
         })
     }
 
@@ -540,6 +572,27 @@ impl Texture {
         Texture::assemble(ctx, layout, parts, format, (width, height), ImportPath::Shm, None)
     }
 
+    /// An ABGR8888 (`R8G8B8A8_UNORM`) image with storage usage, filled by NV12
+    /// uploads ([`StagedUpload::nv12`]) converted by `pipeline`. By value, for
+    /// installing under a reservation.
+    pub fn new_nv12_target(
+        ctx: &Arc<VkContext>,
+        layout: vk::DescriptorSetLayout,
+        pipeline: &Arc<Nv12Pipeline>,
+        width: u32,
+        height: u32,
+    ) -> Result<Texture, VkError> {
+        if width == 0 || height == 0 {
+            return Err(VkError::Unsupported(format!("empty texture {width}x{height}")));
+        }
+        let format = crate::format::format_info(drm_fourcc::DrmFourcc::Abgr8888).expect("ABGR8888 is supported");
+        let mut parts = Parts::new(ctx);
+        create_owned_image_with(ctx, &format, width, height, vk::ImageUsageFlags::STORAGE, &mut parts)?;
+        let mut tex = Texture::assemble(ctx, layout, parts, format, (width, height), ImportPath::Shm, None)?;
+        tex.nv12 = Some(pipeline.clone());
+        Ok(tex)
+    }
+
     /// Queues a copy of `region` of `data` (rows of `stride` bytes, the whole
     /// image's rows) through a staging buffer, recorded at the next use.
     pub fn queue_upload(&self, data: &[u8], stride: usize, region: Region) -> Result<(), VkError> {
@@ -553,8 +606,10 @@ impl Texture {
     ///
     /// Locks: none needed (the pending list has its own leaf mutex).
     pub fn queue_staged(&self, staged: StagedUpload) {
-        if let Some((buffer, copy)) = staged.staged {
-            self.push_pending(PendingCopy { src: CopySource::Staging(buffer), regions: vec![copy] });
+        match staged.staged {
+            Some(Staged::Copy(buffer, copy)) => self.push_pending(PendingCopy { src: CopySource::Staging(buffer), regions: vec![copy] }),
+            Some(Staged::Nv12(buffer, params)) => self.push_pending(PendingCopy { src: CopySource::Nv12(buffer, params), regions: Vec::new() }),
+            None => {}
         }
     }
 
@@ -624,12 +679,36 @@ impl Texture {
                     keep.push(Box::new(buf));
                 }
                 CopySource::Dmabuf => self.record_dmabuf_copy(cmd, &copy.regions),
+                CopySource::Nv12(buf, params) => self.record_nv12(cmd, buf, &params, keep),
             }
         }
         let to_read = image_barrier(self.image, vk::ImageLayout::TRANSFER_DST_OPTIMAL, vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)
             .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
             .dst_access_mask(vk::AccessFlags::SHADER_READ);
         unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::TRANSFER, vk::PipelineStageFlags::FRAGMENT_SHADER, &[to_read], &[]) };
+    }
+
+    /// Converts a staged NV12 upload into the image: TRANSFER_DST → GENERAL,
+    /// dispatch, → TRANSFER_DST (the state the copy loop expects).
+    fn record_nv12(&self, cmd: vk::CommandBuffer, buf: HostBuffer, params: &Nv12Params, keep: &mut Vec<Box<dyn Send + Sync>>) {
+        let Some(pipeline) = &self.nv12 else {
+            tracing::error!("NV12 upload queued on a texture without the conversion pipeline; dropped");
+            return;
+        };
+        let dev = &self.ctx.device;
+        let to_general = image_barrier(self.image, vk::ImageLayout::TRANSFER_DST_OPTIMAL, vk::ImageLayout::GENERAL)
+            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            .dst_access_mask(vk::AccessFlags::SHADER_WRITE);
+        unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::TRANSFER, vk::PipelineStageFlags::COMPUTE_SHADER, &[to_general], &[]) };
+        match pipeline.record(cmd, buf.buffer, self.view, params) {
+            Ok(pool) => keep.push(pool),
+            Err(e) => tracing::error!("recording the NV12 conversion: {e}"),
+        }
+        keep.push(Box::new(buf));
+        let back = image_barrier(self.image, vk::ImageLayout::GENERAL, vk::ImageLayout::TRANSFER_DST_OPTIMAL)
+            .src_access_mask(vk::AccessFlags::SHADER_WRITE)
+            .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE);
+        unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::COMPUTE_SHADER, vk::PipelineStageFlags::TRANSFER, &[back], &[]) };
     }
 
     fn record_dmabuf_copy(&self, cmd: vk::CommandBuffer, regions: &[vk::BufferImageCopy]) {

@@ -169,7 +169,7 @@ fn invalid_format_unadvertised_fourcc() -> Result<()> {
                 || c.state.dmabuf_modifiers.iter().any(|&(g, _)| g == f)
         };
         let candidates =
-            [*b"C8  ", *b"R8  ", *b"YUYV", *b"NV12", *b"BG16", *b"AR30"].map(u32::from_le_bytes);
+            [*b"C8  ", *b"R8  ", *b"YUYV", *b"NV21", *b"BG16", *b"AR30"].map(u32::from_le_bytes);
         let fourcc = candidates
             .into_iter()
             .find(|&f| !advertised(f))

@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
-use drm_fourcc::DrmModifier;
+use drm_fourcc::{DrmFourcc, DrmModifier};
 use importer::vulkan::pipeline::Filter;
 use importer::vulkan::render::{CoreOptions, RenderCore};
 use importer::vulkan::target::{Readback, Target};
@@ -464,7 +464,13 @@ impl ImportDma for VkRenderer {
         if !self.core.ctx.caps.can_import_dmabuf() {
             return FormatSet::default();
         }
-        MEM_FORMATS.iter().map(|&code| Format { code, modifier: Modifier::Linear }).collect()
+        // NV12 (LINEAR) always takes the CPU path and is converted on the GPU
+        // by a compute shader (importer::vulkan::yuv), so any device can show it.
+        MEM_FORMATS
+            .iter()
+            .chain(&[Fourcc::Nv12])
+            .map(|&code| Format { code, modifier: Modifier::Linear })
+            .collect()
     }
 
     fn import_dmabuf(&mut self, dmabuf: &Dmabuf, damage: Option<&[Rectangle<i32, BufferCoord>]>) -> Result<VkTexture, Error> {
@@ -473,6 +479,7 @@ impl ImportDma for VkRenderer {
             let staged = tex.resv.as_ref().is_some_and(|r| self.staged_by_worker.remove(&r.id()));
             match &tex.cpu {
                 Some(_) if staged => {} // the worker copied it while the commit was held
+                Some(cpu) if cpu.nv12 => cpu.copy_into(&tex.inner, None)?, // converted whole
                 Some(cpu) => match regions {
                     Some(rs) => rs.into_iter().try_for_each(|r| cpu.copy_into(&tex.inner, Some(r)))?,
                     None => cpu.copy_into(&tex.inner, None)?,
@@ -482,14 +489,19 @@ impl ImportDma for VkRenderer {
             return Ok(tex.clone());
         }
         let desc = describe(dmabuf)?;
-        let gpu = if self.cpu_fallback { None } else { Some(self.core.import_dmabuf(&desc)) };
+        // NV12 has no GPU import path yet: its CPU path converts it (README "NV12").
+        let nv12 = desc.fourcc == DrmFourcc::Nv12;
+        let gpu = if self.cpu_fallback || nv12 { None } else { Some(self.core.import_dmabuf(&desc)) };
         let buf = match gpu {
             Some(Ok(buf)) => buf,
             Some(Err(e)) if !falls_back(&e) => return Err(e.into()),
             _ => {
-                let bytes = format_info(desc.fourcc).map_or(0, |f| u64::from(f.bytes_per_pixel))
-                    * u64::from(desc.width)
-                    * u64::from(desc.height);
+                let (w, h) = (u64::from(desc.width), u64::from(desc.height));
+                let bytes = if nv12 {
+                    w * h + 2 * w.div_ceil(2) * h.div_ceil(2)
+                } else {
+                    format_info(desc.fourcc).map_or(0, |f| u64::from(f.bytes_per_pixel)) * w * h
+                };
                 if bytes >= self.copy_threshold {
                     // Copied on the worker when committed (sync::cpu_copy).
                     self.core.import_cpu_deferred(&desc)?

@@ -249,6 +249,8 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
         screenshot::write_png(&image, path)?;
         info!(path = %path.display(), "screenshot written");
     }
+    // No copy may still pin a buffer: stop the CPU copy worker first.
+    state.cpu_copies.shutdown();
     // Every client buffer: invalidated under its reservation, freed after the
     // device went idle (teardown; rule B3 with the fences all signaled).
     state.backend.renderer.teardown_imports();

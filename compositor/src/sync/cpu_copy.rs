@@ -69,6 +69,16 @@ pub struct CpuCopies {
     pub stats: CpuCopyStats,
 }
 
+impl CpuCopies {
+    /// Exit: stops the worker after its current copy (joins it: teardown
+    /// only, no lock held), so no pin is left on any buffer when the
+    /// reservations are torn down.
+    pub fn shutdown(&mut self) {
+        self.worker = None;
+        self.pending.clear();
+    }
+}
+
 /// Starts the worker and the channel that brings its results to the loop.
 pub fn start(handle: &LoopHandle<'static, State>, state: &mut State) -> anyhow::Result<()> {
     let (tx, rx) = channel::channel::<CopyDone>();

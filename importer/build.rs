@@ -24,7 +24,7 @@ fn compile(src: &std::path::Path, out: &std::path::Path) {
 fn main() {
     let shaders = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shaders");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
-    for name in ["quad"] {
+    for name in ["quad", "nv12"] {
         let src = shaders.join(format!("{name}.wgsl"));
         println!("cargo:rerun-if-changed={}", src.display());
         compile(&src, &out_dir.join(format!("{name}.spv")));

@@ -33,6 +33,7 @@ use compositor::{
 
 fn main() {
     init_tracing();
+    init_lockdep();
     let cli = Cli::parse();
     let code = match run(&cli) {
         Ok(code) => code,
@@ -54,6 +55,26 @@ fn init_tracing() {
         .init();
 }
 
+/// The lock validator (compiled in with debug assertions or the importer's
+/// `lockdep` feature). DOC: in the compositor binary a violation is logged
+/// (tracing error, with both lock chains) and counted instead of panicking,
+/// so one broken rule does not take every client down with it; the count is
+/// written to `--stats` (`"lockdep": {"violations": N}`) and the test harness
+/// fails any run where it is not zero. `COMPOSITOR_LOCKDEP_PANIC=1` panics
+/// instead. `COMPOSITOR_LOCKDEP_PLANT=1` plants one violation at start-up
+/// (a blocking call under a reservation) so the harness check can be shown to
+/// fail (tests/tests/lockdep_stats.rs).
+fn init_lockdep() {
+    use importer::lockdep;
+    lockdep::set_panic_on_violation(std::env::var_os("COMPOSITOR_LOCKDEP_PANIC").is_some_and(|v| v == "1"));
+    if std::env::var_os("COMPOSITOR_LOCKDEP_PLANT").is_some_and(|v| v == "1") {
+        let planted: importer::reservation::Reservation<(), ()> = importer::reservation::Reservation::new();
+        let guard = planted.lock();
+        lockdep::might_block("planted violation (COMPOSITOR_LOCKDEP_PLANT=1)");
+        drop(guard);
+    }
+}
+
 /// Runs the compositor until an exit rule fires; returns the exit status.
 fn run(cli: &Cli) -> anyhow::Result<i32> {
     let BackendKind::Headless = cli.backend;
@@ -71,6 +92,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     let mut state = State::new(display.handle(), event_loop.get_signal(), backend, lifecycle)?;
     // SYNC: fence and acquire-point sources go into this loop.
     state.sync.loop_handle = Some(event_loop.handle());
+    compositor::sync::cpu_copy::start(&event_loop.handle(), &mut state)?;
 
     let socket_name = listen(&event_loop, cli.socket.as_deref())?;
     insert_display_source(&event_loop, display)?;
@@ -227,6 +249,11 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
         screenshot::write_png(&image, path)?;
         info!(path = %path.display(), "screenshot written");
     }
+    // No copy may still pin a buffer: stop the CPU copy worker first.
+    state.cpu_copies.shutdown();
+    // Every client buffer: invalidated under its reservation, freed after the
+    // device went idle (teardown; rule B3 with the fences all signaled).
+    state.backend.renderer.teardown_imports();
     if let Some(path) = &cli.stats {
         let mut stats = stats::Stats::new(state.backend.frames(), state.backend.renderer.import_stats());
         // SYNC: acquire/release counters.
@@ -238,6 +265,9 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
         sync.deferred_texture_frees = state.backend.renderer.deferred_texture_frees();
         sync.invalidated_imports_freed = state.backend.renderer.invalidated_imports_freed();
         stats.sync = Some(sync);
+        stats.reservations = Some(state.backend.renderer.reservation_stats());
+        stats.cpu_copies = Some(state.cpu_copies.stats);
+        stats.lockdep = stats::Lockdep::now();
         stats.write(path)?;
         info!(path = %path.display(), ?stats, "stats written");
     }

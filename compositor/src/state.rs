@@ -77,6 +77,8 @@ pub struct State {
     pub sync: crate::sync::SyncState,
     /// SYNC: wp_linux_drm_syncobj_v1, only where a render node supports it.
     pub syncobj_state: Option<smithay::wayland::drm_syncobj::DrmSyncobjState>,
+    /// Large CPU-fallback copies on the worker, and the commits they hold.
+    pub cpu_copies: crate::sync::cpu_copy::CpuCopies,
 }
 
 impl State {
@@ -132,6 +134,7 @@ impl State {
             lifecycle,
             sync,
             syncobj_state,
+            cpu_copies: Default::default(),
         })
     }
 

@@ -14,6 +14,29 @@ pub struct Stats {
     /// SYNC (issue 4) counters; filled in by main.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync: Option<crate::sync::SyncStats>,
+    /// Client-buffer reservations: created, destroyed, freed, still buried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservations: Option<crate::render::reservations::ReservationStats>,
+    /// CPU-fallback copies made on the worker thread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_copies: Option<crate::sync::cpu_copy::CpuCopyStats>,
+    /// The lock validator: whether it is compiled in, and the violations it
+    /// saw in this process (logged, not raised: see `main`).
+    pub lockdep: Lockdep,
+}
+
+/// `"lockdep": {"enabled": bool, "violations": N}`; the test harness asserts
+/// `enabled` and `violations == 0` for every compositor it runs.
+#[derive(Debug, Serialize)]
+pub struct Lockdep {
+    pub enabled: bool,
+    pub violations: u64,
+}
+
+impl Lockdep {
+    pub fn now() -> Lockdep {
+        Lockdep { enabled: importer::lockdep::ENABLED, violations: importer::lockdep::unexpected_violations() as u64 }
+    }
 }
 
 /// How client buffers reached the GPU; `dmabuf_image` is the zero-copy path.
@@ -39,6 +62,9 @@ impl Stats {
                 failed: imports.failed,
             },
             sync: None,
+            reservations: None,
+            cpu_copies: None,
+            lockdep: Lockdep::now(),
         }
     }
 

@@ -136,6 +136,34 @@ impl DmabufDesc {
         Ok(info)
     }
 
+    /// [`DmabufDesc::validate`] for NV12 (two planes: Y at one byte per
+    /// pixel, interleaved CbCr at two bytes per 2×2 block, both rounded up):
+    /// plane count, dimensions, fds that cannot shrink, bounds. The result
+    /// describes what the conversion writes: ABGR8888.
+    pub fn validate_nv12(&self) -> Result<FormatInfo, DmabufError> {
+        if self.fourcc != DrmFourcc::Nv12 {
+            return Err(DmabufError::UnsupportedFormat(self.fourcc));
+        }
+        if self.planes.len() != 2 {
+            return Err(DmabufError::PlaneCount { format: self.fourcc, expected: 2, got: self.planes.len() });
+        }
+        if self.width == 0 || self.height == 0 {
+            return Err(DmabufError::InvalidDimensions { width: self.width, height: self.height });
+        }
+        let (cw, ch) = (self.width.div_ceil(2), self.height.div_ceil(2));
+        for (i, plane) in self.planes.iter().enumerate() {
+            match classify_fd(plane.fd.as_fd()) {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(DmabufError::Shrinkable { plane: i }),
+                Err(source) => return Err(DmabufError::SizeQuery { plane: i, source }),
+            }
+            let size = fd_size(plane.fd.as_fd()).map_err(|source| DmabufError::SizeQuery { plane: i, source })?;
+            let (w, h, bpp) = if i == 0 { (self.width, self.height, 1) } else { (cw, ch, 2) };
+            check_plane(i, plane.offset, plane.stride, w, h, bpp, size)?;
+        }
+        Ok(format_info(DrmFourcc::Abgr8888).expect("ABGR8888 is supported"))
+    }
+
     /// Whether the modifier says "linear" (or the legacy implicit modifier,
     /// which the importer may only treat as linear where it has no modifier
     /// support at all).

@@ -4,9 +4,30 @@
 //!
 //! ```text
 //! compositor state  →  client  →  reservation(s), in acquire-context order  →  device queue
+//!                                                                  (command ring → VkQueue)
 //! ```
 //!
-//! A lock may only be taken while holding locks to its left. Each lock is an
+//! A lock may only be taken while holding locks to its left. Where each one
+//! lives:
+//!
+//! * **compositor state** and **client**: the compositor's `State` and its
+//!   per-client data. They are owned by the calloop event-loop thread and
+//!   reached through `&mut State`, so they have no runtime mutex; the rule
+//!   they impose is that everything below is taken from inside a dispatch
+//!   (a request handler, a commit hook, the frame tick) and released before
+//!   it returns. The classes [`COMPOSITOR_STATE`] and [`CLIENT`] exist for
+//!   code that grows real locks there (and for the planted-violation tests).
+//! * **reservation(s)**: one per imported client buffer
+//!   (`vulkan::client_buffer`); several only through one `AcquireCtx`
+//!   (ascending buffer id). Never block under one.
+//! * **device**: the renderer's command ring ([`DEVICE_RING`],
+//!   `vulkan::render::RenderCore`) and inside it the VkQueue mutex
+//!   ([`DEVICE_QUEUE`], `VkContext::submit`). A frame's submission takes
+//!   reservations → ring → queue; nothing takes a reservation while holding a
+//!   device lock.
+//! * **leaf locks** outside the hierarchy (held for a few loads and stores,
+//!   never while calling out): a texture's pending-copy list, the import
+//!   counters, this validator's graph. Each lock is an
 //! instance of a [`LockClass`]; the validator reasons about classes, like the
 //! kernel's lockdep, so one observed A→B ordering anywhere forbids B→A
 //! everywhere, even if the two orders never race in a given run.
@@ -35,7 +56,13 @@
 //!
 //! A violation panics with a message naming both chains (default), or, inside
 //! [`record`] on the same thread, is returned to the caller instead so tests can
-//! plant violations without aborting. [`violations_total`] counts all,
+//! plant violations without aborting. A program may instead choose
+//! [`set_panic_on_violation`]`(false)`: violations outside [`record`] are then
+//! logged (tracing error) and counted, not raised; the compositor binary does
+//! that and writes the count into its `--stats` JSON, which the test harness
+//! asserts is zero for every run (a self-deadlock still panics: it would hang).
+//! [`fail_at_exit_on_violations`] makes a test binary exit non-zero at exit if
+//! any violation escaped (one on a helper thread, or while panicking). [`violations_total`] counts all,
 //! [`unexpected_violations`] those outside [`record`]; a test suite asserts the
 //! latter is zero. A violation found while the thread is already panicking is
 //! only recorded (a double panic would abort).
@@ -70,6 +97,9 @@ pub static COMPOSITOR_STATE: LockClass = LockClass::new("compositor state", true
 pub static CLIENT: LockClass = LockClass::new("client", true);
 /// A buffer's reservation (see [`crate::reservation`]). Never block under it.
 pub static RESERVATION: LockClass = LockClass::new("reservation", false);
+/// A renderer's command ring (pool, free buffers, frames in flight); taken
+/// after reservations, before the queue.
+pub static DEVICE_RING: LockClass = LockClass::new("device command ring", true);
 /// A device's queue lock (innermost).
 pub static DEVICE_QUEUE: LockClass = LockClass::new("device queue", true);
 
@@ -152,6 +182,7 @@ mod imp {
     pub fn unexpected_violations() -> usize {
         0
     }
+    pub fn set_panic_on_violation(_: bool) {}
     pub const ENABLED: bool = false;
 }
 
@@ -220,4 +251,30 @@ pub fn violations_total() -> usize {
 /// Violations detected outside [`record`]; a test suite asserts this is 0.
 pub fn unexpected_violations() -> usize {
     imp::unexpected_violations()
+}
+
+/// `false`: violations outside [`record`] are logged and counted instead of
+/// panicking (self-deadlocks still panic). Default `true`.
+pub fn set_panic_on_violation(panic: bool) {
+    imp::set_panic_on_violation(panic)
+}
+
+/// Registers (once per process) an exit hook that prints the count and ends
+/// the process with status 101 if [`unexpected_violations`] is not zero: the
+/// final check of a test binary, covering violations that did not fail the
+/// test that caused them (helper threads, violations while panicking).
+pub fn fail_at_exit_on_violations() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    extern "C" fn check() {
+        let n = unexpected_violations();
+        if n > 0 {
+            eprintln!("lockdep: {n} unexpected violation(s) in this process; failing it");
+            // SAFETY: _exit ends the process without running more exit hooks.
+            unsafe { libc::_exit(101) };
+        }
+    }
+    ONCE.call_once(|| {
+        // SAFETY: `check` is a plain extern "C" fn with no captured state.
+        unsafe { libc::atexit(check) };
+    });
 }

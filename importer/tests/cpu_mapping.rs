@@ -28,6 +28,8 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 fn done() {
+    // Final check at exit too: violations that did not fail their own test.
+    lockdep::fail_at_exit_on_violations();
     assert_eq!(lockdep::unexpected_violations(), 0);
 }
 

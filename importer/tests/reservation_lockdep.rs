@@ -17,6 +17,8 @@ fn kinds(v: &[lockdep::Violation]) -> Vec<ViolationKind> {
 }
 
 fn no_unexpected() {
+    // Final check at exit too: violations that did not fail their own test.
+    lockdep::fail_at_exit_on_violations();
     assert_eq!(lockdep::unexpected_violations(), 0, "a violation escaped recording");
 }
 

@@ -38,6 +38,8 @@ fn setup(freed: &Arc<AtomicUsize>) -> Arc<Resv> {
 }
 
 fn done() {
+    // Final check at exit too: violations that did not fail their own test.
+    lockdep::fail_at_exit_on_violations();
     if lockdep::ENABLED {
         assert_eq!(lockdep::unexpected_violations(), 0);
     }
@@ -106,6 +108,27 @@ fn graveyard_frees_destroyed_buffers_from_the_event_loop() {
     assert_eq!(gy.len(), 1);
     fence.0.store(true, SeqCst);
     assert_eq!(gy.poll(), 2);
+    assert!(gy.is_empty());
+    assert_eq!(freed.load(SeqCst), 2);
+    done();
+}
+
+/// A frame that samples an import after it was invalidated (its texture
+/// handle lived on) adds its fence to the dead import, which then waits for it.
+#[test]
+fn fence_added_after_invalidate_holds_the_dead_gpu_import() {
+    let freed = Arc::new(AtomicUsize::new(0));
+    let r = setup(&freed);
+    let mut gy = Graveyard::new();
+    r.destroy(&mut gy);
+    let late = Arc::new(TestFence::default());
+    r.lock().add_fence(late.clone());
+    // The mapping had no fence and no pin: freed; the GPU import waits.
+    assert_eq!(gy.poll(), 1);
+    assert_eq!(freed.load(SeqCst), 1);
+    assert_eq!(gy.len(), 1);
+    late.0.store(true, SeqCst);
+    assert_eq!(gy.poll(), 1);
     assert!(gy.is_empty());
     assert_eq!(freed.load(SeqCst), 2);
     done();

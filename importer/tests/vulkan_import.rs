@@ -61,7 +61,7 @@ fn render_texture(core: &RenderCore, tex: &std::sync::Arc<importer::vulkan::text
 
 /// Renders `desc` over a clear colour into a W×H target; returns RGBA-ordered bytes per pixel as stored (B8G8R8A8).
 fn render(core: &RenderCore, d: &DmabufDesc) -> (ImportPath, Vec<u8>) {
-    let tex = core.import_dmabuf(d).expect("import");
+    let tex = core.import_dmabuf(d).expect("import").texture;
     let fmt = importer::format::format_info(DrmFourcc::Xrgb8888).unwrap();
     let target = core.create_target(fmt, W, H).unwrap();
     let mut frame = core.begin_frame(&target, Filter::Nearest).unwrap();
@@ -76,6 +76,8 @@ fn render(core: &RenderCore, d: &DmabufDesc) -> (ImportPath, Vec<u8>) {
 }
 
 fn core(force_buffer_path: bool) -> RenderCore {
+    // Final check: a lock-rule violation anywhere in this binary fails it.
+    importer::lockdep::fail_at_exit_on_violations();
     RenderCore::new(CoreOptions { force_buffer_path, ..Default::default() }).expect("a Vulkan device (run scripts/setup-host.sh)")
 }
 
@@ -153,9 +155,9 @@ fn cpu_fallback_reads_a_plane_at_an_unaligned_offset() {
     let offset = 4096 + 64; // not page aligned: the mapping starts at 0 and indexes to the plane
     let stride = W * 4 + 16;
     let d = desc(memfd_buffer(stride, offset, pattern), DrmFourcc::Xrgb8888, stride, offset);
-    let (tex, _source) = core.import_cpu(&d).expect("CPU fallback import");
+    let buf = core.import_cpu(&d).expect("CPU fallback import");
     assert_eq!(core.stats().cpu, 1);
-    assert_pattern(&render_texture(&core, &tex));
+    assert_pattern(&render_texture(&core, &buf.texture));
 }
 
 #[test]
@@ -174,4 +176,74 @@ fn cpu_fallback_refuses_a_tiled_modifier() {
     d.modifier = DrmModifier::I915_x_tiled;
     let err = core.import_cpu(&d).unwrap_err();
     assert!(err.to_string().contains("LINEAR"), "{err}");
+}
+
+/// BT.601 limited range, the reference for the NV12 conversion shader.
+fn bt601(y: u8, cb: u8, cr: u8) -> [f64; 3] {
+    let (y, cb, cr) = (f64::from(y) - 16.0, f64::from(cb) - 128.0, f64::from(cr) - 128.0);
+    let l = 1.164383 * y;
+    [l + 1.596027 * cr, l - 0.391762 * cb - 0.812968 * cr, l + 2.017232 * cb].map(|v| v.clamp(0.0, 255.0))
+}
+
+/// NV12 through the CPU fallback: both planes in one sealed memfd at offsets
+/// that are not page (nor word) aligned, with strides wider than the rows;
+/// mapped once from offset 0, staged, converted by the compute shader and
+/// compared pixel by pixel with the BT.601 formula.
+#[test]
+fn cpu_fallback_converts_nv12_from_one_fd_at_unaligned_offsets() {
+    let core = core(false);
+    let (y_off, y_stride, uv_stride) = (4096 + 99, W + 13, W + 6);
+    let uv_off = y_off + y_stride * H + 37;
+    let len = (uv_off + uv_stride * H.div_ceil(2)) as usize;
+    let luma = |x: u32, y: u32| (16 + (x * 3 + y) % 220) as u8;
+    let chroma = |cx: u32, cy: u32| ((40 + cx * 5) as u8, (230 - cy * 6) as u8);
+    let mut bytes = vec![0xAAu8; len];
+    for y in 0..H {
+        for x in 0..W {
+            bytes[(y_off + y * y_stride + x) as usize] = luma(x, y);
+        }
+    }
+    for cy in 0..H.div_ceil(2) {
+        for cx in 0..W.div_ceil(2) {
+            let (cb, cr) = chroma(cx, cy);
+            let at = (uv_off + cy * uv_stride + cx * 2) as usize;
+            bytes[at] = cb;
+            bytes[at + 1] = cr;
+        }
+    }
+    let fd = rustix::fs::memfd_create("nv12", rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING).unwrap();
+    rustix::io::write(&fd, &bytes).unwrap();
+    rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW).unwrap();
+    let fd2 = fd.try_clone().unwrap();
+    let d = DmabufDesc {
+        width: W,
+        height: H,
+        fourcc: DrmFourcc::Nv12,
+        modifier: DrmModifier::Linear,
+        flags: 0,
+        planes: vec![DmabufPlane { fd, offset: y_off, stride: y_stride }, DmabufPlane { fd: fd2, offset: uv_off, stride: uv_stride }],
+    };
+    let buf = core.import_cpu(&d).expect("NV12 CPU fallback import");
+    let out = render_texture(&core, &buf.texture); // B8G8R8A8 target
+    for y in 0..H {
+        for x in 0..W {
+            let (cb, cr) = chroma(x / 2, y / 2);
+            let want = bt601(luma(x, y), cb, cr);
+            let at = ((y * W + x) * 4) as usize;
+            let got = [out[at + 2], out[at + 1], out[at]];
+            for c in 0..3 {
+                assert!((f64::from(got[c]) - want[c]).abs() <= 2.0, "pixel ({x},{y}) channel {c}: got {got:?}, want {want:?}");
+            }
+            assert_eq!(out[at + 3], 255, "alpha at ({x},{y})");
+        }
+    }
+}
+
+#[test]
+fn nv12_with_one_plane_is_refused() {
+    let core = core(false);
+    let mut d = desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Nv12, W, 0);
+    d.fourcc = DrmFourcc::Nv12;
+    let err = core.import_cpu(&d).unwrap_err();
+    assert!(err.to_string().contains("plane"), "{err}");
 }

@@ -182,6 +182,9 @@ impl DmabufBuffer {
         stride: u32,
         pixels: &dyn Fn(u32, u32) -> [u8; 4],
     ) -> Result<DmabufBuffer> {
+        if format == Format::Nv12 {
+            return DmabufBuffer::new_nv12(client, provider, width, height, stride, pixels);
+        }
         if width == 0 || height == 0 || stride < width * 4 {
             bail!("bad buffer geometry {width}x{height} stride {stride}");
         }
@@ -207,6 +210,65 @@ impl DmabufBuffer {
         Ok(buf)
     }
 
+    /// NV12: both planes in one fd, at offsets that are not page aligned
+    /// ([`NV12_Y_OFFSET`], then the CbCr plane [`NV12_GAP`] bytes after the
+    /// Y plane), both with `stride`. The CbCr pair of each 2x2 block comes
+    /// from `pixels` at its top-left pixel.
+    fn new_nv12(
+        client: &Client,
+        provider: &dyn BufferProvider,
+        width: u32,
+        height: u32,
+        stride: u32,
+        pixels: &dyn Fn(u32, u32) -> [u8; 4],
+    ) -> Result<DmabufBuffer> {
+        if width == 0 || height == 0 || stride < width.div_ceil(2) * 2 {
+            bail!("bad NV12 geometry {width}x{height} stride {stride}");
+        }
+        let uv_offset = NV12_Y_OFFSET + stride * height + NV12_GAP;
+        let size = (uv_offset + stride * height.div_ceil(2)) as usize;
+        let fd = provider
+            .allocate(size)
+            .with_context(|| format!("{} provider: allocate {size} bytes", provider.name()))?;
+        let map = Mapping::new(&fd, size).context("mmap client buffer")?;
+        let params = ParamsBuilder::new(client);
+        params.add(&fd, 0, NV12_Y_OFFSET, stride, MOD_LINEAR);
+        params.add(&fd, 1, uv_offset, stride, MOD_LINEAR);
+        let buffer = params.create_immed(client, width as i32, height as i32, Format::Nv12.fourcc(), 0);
+        params.destroy();
+        let mut buf = DmabufBuffer { buffer, width, height, format: Format::Nv12, stride, map, fd };
+        buf.fill(pixels);
+        Ok(buf)
+    }
+
+}
+
+/// NV12 plane layout of [`DmabufBuffer::new`]: Y plane offset (not page
+/// aligned) and the gap between the Y and the CbCr plane.
+pub const NV12_Y_OFFSET: u32 = 100;
+pub const NV12_GAP: u32 = 60;
+
+fn fill_nv12(bytes: &mut [u8], width: u32, height: u32, stride: u32, pixels: &dyn Fn(u32, u32) -> [u8; 4]) {
+    let (w, h, stride) = (width as usize, height as usize, stride as usize);
+    let y0 = NV12_Y_OFFSET as usize;
+    let uv0 = y0 + stride * h + NV12_GAP as usize;
+    bytes.fill(PADDING_BYTES[0]);
+    for y in 0..h {
+        for x in 0..w {
+            bytes[y0 + y * stride + x] = pixels(x as u32, y as u32)[0];
+        }
+    }
+    for cy in 0..h.div_ceil(2) {
+        for cx in 0..w.div_ceil(2) {
+            let p = pixels(2 * cx as u32, 2 * cy as u32);
+            let at = uv0 + cy * stride + 2 * cx;
+            bytes[at] = p[1];
+            bytes[at + 1] = p[2];
+        }
+    }
+}
+
+impl DmabufBuffer {
     /// Rewrites the whole buffer; only call while it is released.
     ///
     /// On a real dma-buf the writes are bracketed with `DMA_BUF_IOCTL_SYNC`
@@ -216,6 +278,12 @@ impl DmabufBuffer {
         use std::os::fd::AsFd;
         let cpu = crate::provider::cpu_write(self.fd.as_fd())
             .unwrap_or_else(|e| panic!("begin CPU write to the client buffer: {e}"));
+        if self.format == Format::Nv12 {
+            fill_nv12(self.map.as_mut_slice(), self.width, self.height, self.stride, pixels);
+            cpu.end()
+                .unwrap_or_else(|e| panic!("end CPU write to the client buffer: {e}"));
+            return;
+        }
         let (w, stride) = (self.width as usize, self.stride as usize);
         for (y, row) in self.map.as_mut_slice().chunks_exact_mut(stride).enumerate() {
             for (x, px) in row.chunks_exact_mut(4).enumerate() {

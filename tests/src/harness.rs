@@ -47,7 +47,8 @@ pub struct SceneRun {
     pub stats: Stats,
 }
 
-/// The `--stats` JSON: `{"frames": N, "imports": {...}}`.
+/// The `--stats` JSON: `{"frames": N, "imports": {...}, "reservations":
+/// {...}, "lockdep": {...}}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub frames: u64,
@@ -56,6 +57,16 @@ pub struct Stats {
     pub shm: u64,
     pub cpu: u64,
     pub failed: u64,
+    /// Client buffers imported under a reservation / destroyed / dead
+    /// entries freed by the graveyard / reservations still buried at exit.
+    pub resv_created: u64,
+    pub resv_destroyed: u64,
+    pub resv_freed: u64,
+    pub resv_buried: u64,
+    /// Whether the compositor was built with its lock validator.
+    pub lockdep_enabled: bool,
+    /// Lock-rule violations the validator counted in the compositor.
+    pub lockdep_violations: u64,
 }
 
 impl Stats {
@@ -75,8 +86,50 @@ impl Stats {
             shm: num("/imports/shm")?,
             cpu: num("/imports/cpu")?,
             failed: num("/imports/failed")?,
+            resv_created: num("/reservations/created")?,
+            resv_destroyed: num("/reservations/destroyed")?,
+            resv_freed: num("/reservations/freed")?,
+            resv_buried: num("/reservations/buried")?,
+            lockdep_enabled: v
+                .pointer("/lockdep/enabled")
+                .and_then(|b| b.as_bool())
+                .context("stats lacks /lockdep/enabled")?,
+            lockdep_violations: num("/lockdep/violations")?,
         })
     }
+
+    /// The locking rules held for the whole run: the validator was compiled
+    /// in and counted no violation, and every client buffer's reservation was
+    /// destroyed and freed through the graveyard by exit (nothing leaked,
+    /// nothing still buried). Asserted for every compositor run.
+    pub fn check_lock_rules(&self) -> Result<()> {
+        if !self.lockdep_enabled {
+            bail!("the compositor was built without its lock validator (debug build or importer feature `lockdep` needed)");
+        }
+        if self.lockdep_violations != 0 {
+            bail!("the compositor's lock validator counted {} violation(s); see its log", self.lockdep_violations);
+        }
+        if self.resv_destroyed != self.resv_created || self.resv_buried != 0 {
+            bail!(
+                "client-buffer reservations at exit: created {}, destroyed {}, still buried {}",
+                self.resv_created,
+                self.resv_destroyed,
+                self.resv_buried
+            );
+        }
+        if self.resv_destroyed > 0 && self.resv_freed < self.resv_destroyed {
+            bail!("{} reservations destroyed but only {} dead entries freed", self.resv_destroyed, self.resv_freed);
+        }
+        Ok(())
+    }
+}
+
+/// Reads a `--stats` file and checks [`Stats::check_lock_rules`].
+pub fn check_stats_file(path: &Path) -> Result<Stats> {
+    let json = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    let stats = Stats::parse(&json)?;
+    stats.check_lock_rules().with_context(|| format!("stats {}", path.display()))?;
+    Ok(stats)
 }
 
 /// A running compositor; dropped = SIGTERM + bounded wait (SIGKILL after).
@@ -87,6 +140,9 @@ pub struct Compositor {
     pub runtime_dir: tempfile::TempDir,
     /// Where the compositor's stderr goes (kept after the test for debugging).
     pub log_path: PathBuf,
+    /// Its `--stats` file (the caller's, or one in `runtime_dir`): checked
+    /// with [`check_stats_file`] after every clean exit.
+    pub stats_path: PathBuf,
     /// Released after the process is reaped (field order: dropped last).
     _slot: Slot,
 }
@@ -95,6 +151,11 @@ impl Compositor {
     /// Starts `compositor --backend headless --socket <unique> <args...>` and
     /// waits (bounded) for its `READY <socket>` line.
     pub fn spawn<S: Into<OsString> + Clone>(args: &[S]) -> Result<Compositor> {
+        Compositor::spawn_with_env(args, &[])
+    }
+
+    /// [`Compositor::spawn`] with extra environment variables.
+    pub fn spawn_with_env<S: Into<OsString> + Clone>(args: &[S], env: &[(&str, &str)]) -> Result<Compositor> {
         let slot = Slot::acquire();
         let runtime_dir = tempfile::Builder::new()
             .prefix("wl-test-")
@@ -118,10 +179,22 @@ impl Compositor {
             File::create(&log_path).with_context(|| format!("create {}", log_path.display()))?;
 
         let bin = compositor_bin()?;
+        let mut args: Vec<OsString> = args.iter().cloned().map(Into::into).collect();
+        let stats_path = match args.iter().position(|a| a == "--stats") {
+            Some(i) => PathBuf::from(args.get(i + 1).context("--stats without a path")?),
+            None => {
+                // Before a `--` (the spawned client's arguments), if any.
+                let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+                let p = runtime_dir.path().join("stats.json");
+                args.splice(at..at, ["--stats".into(), p.clone().into_os_string()]);
+                p
+            }
+        };
         let mut cmd = Command::new(&bin);
         cmd.args(["--backend", "headless", "--socket", &socket_name])
-            .args(args.iter().cloned().map(Into::into))
+            .args(&args)
             .env("XDG_RUNTIME_DIR", runtime_dir.path())
+            .envs(env.iter().copied())
             .env_remove("WAYLAND_DISPLAY")
             .env_remove("WAYLAND_SOCKET")
             .stdin(Stdio::null())
@@ -156,6 +229,7 @@ impl Compositor {
             socket_name,
             runtime_dir,
             log_path,
+            stats_path,
             _slot: slot,
         };
         match rx.recv_timeout(default_timeout()) {
@@ -205,8 +279,24 @@ impl Compositor {
             .is_none())
     }
 
-    /// Waits (bounded) for the compositor to exit by itself.
+    /// After a clean exit: the lock rules held ([`check_stats_file`]).
+    fn check_clean_exit(&self, status: ExitStatus) -> Result<ExitStatus> {
+        if status.success() {
+            check_stats_file(&self.stats_path)
+                .with_context(|| format!("compositor log: {}", self.log_path.display()))?;
+        }
+        Ok(status)
+    }
+
+    /// Waits (bounded) for the compositor to exit by itself; after a clean
+    /// exit, checks its stats for lock-rule violations.
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        self.wait_exit_unchecked(timeout).and_then(|s| self.check_clean_exit(s))
+    }
+
+    /// [`Compositor::wait_exit`] without the stats check (tests that plant
+    /// a violation on purpose).
+    pub fn wait_exit_unchecked(&mut self, timeout: Duration) -> Result<ExitStatus> {
         match process::wait_timeout(&mut self.child, timeout).context("wait for compositor")? {
             Some(status) => Ok(status),
             None => bail!(
@@ -216,8 +306,14 @@ impl Compositor {
         }
     }
 
-    /// SIGTERM and wait (bounded); errors if SIGKILL was needed.
+    /// SIGTERM and wait (bounded); errors if SIGKILL was needed. After a
+    /// clean exit, checks its stats for lock-rule violations.
     pub fn terminate(&mut self) -> Result<ExitStatus> {
+        self.terminate_unchecked().and_then(|s| self.check_clean_exit(s))
+    }
+
+    /// [`Compositor::terminate`] without the stats check.
+    pub fn terminate_unchecked(&mut self) -> Result<ExitStatus> {
         let (status, killed) =
             process::stop(&mut self.child, default_timeout()).context("stop compositor")?;
         if killed {
@@ -249,8 +345,32 @@ pub fn run_scene_with_stats(scene_client: &Path, scene: &str) -> Result<SceneRun
     run_scene_with_args(scene_client, scene, &[])
 }
 
-/// [`run_scene_with_stats`] with extra compositor options (e.g. `--cpu-fallback`).
+/// [`run_scene_with_stats`] with extra compositor options (e.g.
+/// `--cpu-fallback`). The run must keep the lock rules
+/// ([`Stats::check_lock_rules`]: zero validator violations, every reservation
+/// freed by exit).
 pub fn run_scene_with_args(scene_client: &Path, scene: &str, extra: &[&str]) -> Result<SceneRun> {
+    run_scene_with_env(scene_client, scene, extra, &[])
+}
+
+/// [`run_scene_with_args`] with extra environment for the compositor. The
+/// lock-rule check happens in [`Compositor::wait_exit`].
+pub fn run_scene_with_env(scene_client: &Path, scene: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<SceneRun> {
+    let (run, comp) = run_scene_unchecked(scene_client, scene, extra, env)?;
+    run.stats
+        .check_lock_rules()
+        .with_context(|| format!("scene {scene}; log: {}", comp.display()))?;
+    Ok(run)
+}
+
+/// Runs a scene without checking the lock rules (for the test that plants a
+/// violation); returns the run and the compositor's log path.
+pub fn run_scene_unchecked(
+    scene_client: &Path,
+    scene: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(SceneRun, PathBuf)> {
     let out = tempfile::Builder::new()
         .prefix("wl-scene-")
         .tempdir()
@@ -271,10 +391,10 @@ pub fn run_scene_with_args(scene_client: &Path, scene: &str, extra: &[&str]) -> 
         "--scene".into(),
         scene.into(),
     ]);
-    let mut comp = Compositor::spawn(&args)?;
+    let mut comp = Compositor::spawn_with_env(&args, env)?;
     // A scene maps a few windows and waits a few frames each; allow generous
     // time for software rendering on a loaded machine.
-    let status = comp.wait_exit(default_timeout() * 6)?;
+    let status = comp.wait_exit_unchecked(default_timeout() * 6)?;
     if !status.success() {
         bail!(
             "scene {scene}: compositor exited with {status}; log: {}",
@@ -285,10 +405,11 @@ pub fn run_scene_with_args(scene_client: &Path, scene: &str, extra: &[&str]) -> 
         RgbaImage::load_png(&shot).with_context(|| format!("scene {scene}: read screenshot"))?;
     let json = std::fs::read_to_string(&stats)
         .with_context(|| format!("scene {scene}: read {}", stats.display()))?;
-    Ok(SceneRun {
+    let run = SceneRun {
         image,
         stats: Stats::parse(&json)?,
-    })
+    };
+    Ok((run, comp.log_path.clone()))
 }
 
 #[cfg(test)]
@@ -297,8 +418,12 @@ mod tests {
 
     #[test]
     fn stats_parse() {
-        let s = Stats::parse(r#"{"frames": 7, "imports": {"dmabuf_image": 2, "dmabuf_buffer": 1, "shm": 0, "cpu": 0, "failed": 0}}"#)
-            .expect("parse");
+        let s = Stats::parse(
+            r#"{"frames": 7, "imports": {"dmabuf_image": 2, "dmabuf_buffer": 1, "shm": 0, "cpu": 0, "failed": 0},
+                "reservations": {"created": 3, "destroyed": 3, "freed": 4, "buried": 0},
+                "lockdep": {"enabled": true, "violations": 0}}"#,
+        )
+        .expect("parse");
         assert_eq!(
             s,
             Stats {
@@ -307,9 +432,20 @@ mod tests {
                 dmabuf_buffer: 1,
                 shm: 0,
                 cpu: 0,
-                failed: 0
+                failed: 0,
+                resv_created: 3,
+                resv_destroyed: 3,
+                resv_freed: 4,
+                resv_buried: 0,
+                lockdep_enabled: true,
+                lockdep_violations: 0,
             }
         );
+        s.check_lock_rules().expect("clean run");
+        assert!(Stats { lockdep_violations: 1, ..s.clone() }.check_lock_rules().is_err());
+        assert!(Stats { lockdep_enabled: false, ..s.clone() }.check_lock_rules().is_err());
+        assert!(Stats { resv_buried: 1, ..s.clone() }.check_lock_rules().is_err());
+        assert!(Stats { resv_destroyed: 2, ..s.clone() }.check_lock_rules().is_err());
         assert!(Stats::parse(r#"{"frames": 7}"#).is_err());
     }
 

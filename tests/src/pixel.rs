@@ -16,6 +16,29 @@ pub enum Format {
     Xrgb8888,
     Abgr8888,
     Xbgr8888,
+    /// Two planes (Y, then interleaved CbCr at 2x2 subsampling), BT.601
+    /// limited range. A pixel function returns `[Y, Cb, Cr, 0]` per pixel; the
+    /// buffer takes Cb/Cr from the top-left pixel of each 2x2 block (see
+    /// `DmabufBuffer::new`). Not in [`Format::ALL`] (the 32 bpp formats).
+    Nv12,
+}
+
+/// BT.601 limited range Y'CbCr -> R'G'B' (8 bit, rounded, clamped): the
+/// reference for the compositor's NV12 conversion.
+pub fn bt601_limited_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let (y, cb, cr) = (f64::from(y) - 16.0, f64::from(cb) - 128.0, f64::from(cr) - 128.0);
+    let l = 1.164383 * y;
+    [l + 1.596027 * cr, l - 0.391762 * cb - 0.812968 * cr, l + 2.017232 * cb].map(|v| v.round().clamp(0.0, 255.0) as u8)
+}
+
+/// R'G'B' -> BT.601 limited range Y'CbCr (8 bit, rounded), for scenes that
+/// describe NV12 content as colours.
+pub fn rgb_to_bt601_limited(rgb: [u8; 3]) -> [u8; 3] {
+    let [r, g, b] = rgb.map(f64::from);
+    let y = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0;
+    let cb = 128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0;
+    let cr = 128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0;
+    [y, cb, cr].map(|v| v.round().clamp(0.0, 255.0) as u8)
 }
 
 impl Format {
@@ -39,6 +62,7 @@ impl Format {
             Format::Xrgb8888 => DrmFourcc::Xrgb8888,
             Format::Abgr8888 => DrmFourcc::Abgr8888,
             Format::Xbgr8888 => DrmFourcc::Xbgr8888,
+            Format::Nv12 => DrmFourcc::Nv12,
         }
     }
 
@@ -61,6 +85,10 @@ impl Format {
         match self {
             Format::Argb8888 | Format::Xrgb8888 => [b, g, r, a],
             Format::Abgr8888 | Format::Xbgr8888 => [r, g, b, a],
+            Format::Nv12 => {
+                let [y, cb, cr] = rgb_to_bt601_limited([r, g, b]);
+                [y, cb, cr, 0]
+            }
         }
     }
 
@@ -70,6 +98,10 @@ impl Format {
         let [r, g, b, a] = match self {
             Format::Argb8888 | Format::Xrgb8888 => [bytes[2], bytes[1], bytes[0], bytes[3]],
             Format::Abgr8888 | Format::Xbgr8888 => [bytes[0], bytes[1], bytes[2], bytes[3]],
+            Format::Nv12 => {
+                let [r, g, b] = bt601_limited_to_rgb(bytes[0], bytes[1], bytes[2]);
+                [r, g, b, 255]
+            }
         };
         if self.has_alpha() {
             [r, g, b, a]
@@ -92,6 +124,7 @@ impl Format {
             Format::Xrgb8888 => "xrgb8888",
             Format::Abgr8888 => "abgr8888",
             Format::Xbgr8888 => "xbgr8888",
+            Format::Nv12 => "nv12",
         }
     }
 }
@@ -120,6 +153,21 @@ pub fn premultiply(rgb: [u8; 3], a: u8) -> [u8; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bt601_limited_range_endpoints_and_round_trip() {
+        assert_eq!(bt601_limited_to_rgb(16, 128, 128), [0, 0, 0]);
+        assert_eq!(bt601_limited_to_rgb(235, 128, 128), [255, 255, 255]);
+        assert_eq!(rgb_to_bt601_limited([255, 255, 255]), [235, 128, 128]);
+        for rgb in [[200, 40, 60], [10, 250, 30], [90, 90, 200]] {
+            let [y, cb, cr] = rgb_to_bt601_limited(rgb);
+            let back = bt601_limited_to_rgb(y, cb, cr);
+            for c in 0..3 {
+                assert!(back[c].abs_diff(rgb[c]) <= 2, "{rgb:?} -> {back:?}");
+            }
+        }
+        assert_eq!(Format::Nv12.decode(Format::Nv12.encode([0, 0, 0, 255])), [0, 0, 0, 255]);
+    }
 
     #[test]
     fn memory_order_matches_drm_little_endian() {

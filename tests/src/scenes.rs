@@ -104,7 +104,7 @@ pub struct Scene {
 }
 
 /// Names of all scenes, in a stable order.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     "solid",
     "gradient",
     "alpha",
@@ -112,6 +112,7 @@ pub const NAMES: [&str; 7] = [
     "subsurface",
     "replace",
     "odd-stride",
+    "nv12",
 ];
 
 /// Looks a scene up by name.
@@ -124,6 +125,7 @@ pub fn by_name(name: &str) -> Option<Scene> {
         "subsurface" => subsurface(),
         "replace" => replace(),
         "odd-stride" => odd_stride(),
+        "nv12" => nv12(),
         _ => return None,
     };
     Some(scene)
@@ -132,6 +134,22 @@ pub fn by_name(name: &str) -> Option<Scene> {
 /// All scenes.
 pub fn all() -> Vec<Scene> {
     NAMES.iter().filter_map(|n| by_name(n)).collect()
+}
+
+/// NV12 (BT.601 limited range), both planes in one fd at offsets that are not
+/// page aligned, stride wider than the row: luma ramps left to right, Cb with
+/// x and Cr with y, constant over each 2x2 block (as NV12 stores them), so
+/// the reference can decode each pixel on its own.
+fn nv12() -> Scene {
+    let (w, h) = (96u32, 64u32);
+    let px: PixelFn = Arc::new(move |x, y| {
+        [(16 + x * 219 / (w - 1)) as u8, (40 + (x / 2) * 4) as u8, (220 - (y / 2) * 5) as u8, 0]
+    });
+    let s = SurfaceSpec::new(w, h, Format::Nv12, px).with_stride(w + 8);
+    Scene {
+        name: "nv12",
+        windows: vec![WindowSpec::plain("nv12", s)],
+    }
 }
 
 /// A pixel function that is one premultiplied colour everywhere.
@@ -336,7 +354,9 @@ mod tests {
                 all.extend(w.replacement.as_ref());
                 for s in all {
                     assert!(s.width <= 200 && s.height <= 200, "{name}: too big");
-                    assert!(s.stride >= s.width * 4, "{name}: stride too small");
+                    // NV12: one byte per pixel in the Y plane, 2 per 2x2 block in CbCr.
+                    let min = if s.format == Format::Nv12 { s.width.div_ceil(2) * 2 } else { s.width * 4 };
+                    assert!(s.stride >= min, "{name}: stride too small");
                 }
             }
         }

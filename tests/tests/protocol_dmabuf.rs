@@ -169,7 +169,7 @@ fn invalid_format_unadvertised_fourcc() -> Result<()> {
                 || c.state.dmabuf_modifiers.iter().any(|&(g, _)| g == f)
         };
         let candidates =
-            [*b"C8  ", *b"R8  ", *b"YUYV", *b"NV12", *b"BG16", *b"AR30"].map(u32::from_le_bytes);
+            [*b"C8  ", *b"R8  ", *b"YUYV", *b"NV21", *b"BG16", *b"AR30"].map(u32::from_le_bytes);
         let fourcc = candidates
             .into_iter()
             .find(|&f| !advertised(f))
@@ -289,4 +289,53 @@ fn invalid_wl_buffer_unsealed_memfd() -> Result<()> {
         let _buffer = p.create_immed(c, W as i32, H as i32, xrgb(), 0);
         Ok(())
     })
+}
+
+/// The truncation threat, literally: a client makes a dma-buf from an
+/// unsealed memfd, sends `create_immed`, and truncates the memfd. Had the
+/// compositor imported it (lavapipe maps it) or mapped it for the CPU path,
+/// its next read would SIGBUS and kill every client. Instead the buffer is
+/// refused at creation (`invalid_wl_buffer`, for that client only), the
+/// truncation then succeeds (the client really could do it), and a second
+/// client keeps presenting frames on a compositor that stays up. The memfds
+/// the compositor does accept carry `F_SEAL_SHRINK`: truncating one fails.
+#[test]
+fn memfd_truncated_after_create_immed_is_refused_and_others_keep_presenting() -> Result<()> {
+    use rustix::fs::{memfd_create, MemfdFlags};
+    let mut comp = Compositor::spawn(&["--size", "320x240"])?;
+    let mut witness = Witness::start(&comp.socket_path(), default_timeout())?;
+
+    let mut client = comp.connect()?;
+    let fd = memfd_create("truncated-dmabuf", MemfdFlags::CLOEXEC).context("memfd")?;
+    rustix::fs::ftruncate(&fd, u64::from(STRIDE * H)).context("ftruncate")?;
+    let p = ParamsBuilder::new(&client);
+    p.add(&fd, 0, 0, STRIDE, MOD_LINEAR);
+    let _buffer = p.create_immed(&client, W as i32, H as i32, xrgb(), 0);
+    let err = client.expect_protocol_error()?;
+    ensure!(
+        err.object_interface == INTERFACE && err.code == INVALID_WL_BUFFER,
+        "expected {INTERFACE} error {INVALID_WL_BUFFER}, got {}@{} code {}: {}",
+        err.object_interface,
+        err.object_id,
+        err.code,
+        err.message
+    );
+    rustix::fs::ftruncate(&fd, 0).context("the unsealed memfd must be truncatable")?;
+    drop(client);
+
+    let after = witness.frames();
+    witness
+        .wait_for_frames(after + 5, default_timeout())
+        .context("the witness must keep presenting after the truncation")?;
+    witness.stop()?;
+    ensure!(comp.is_running()?, "compositor died; log: {}", comp.log_path.display());
+
+    // What the compositor accepts cannot shrink.
+    let sealed = memfd()?;
+    let refused = rustix::fs::ftruncate(&sealed, 0);
+    ensure!(refused.is_err(), "a sealed memfd was truncated");
+
+    let status = comp.terminate()?;
+    ensure!(status.success(), "compositor exited with {status}; log: {}", comp.log_path.display());
+    Ok(())
 }

@@ -85,3 +85,12 @@ fn odd_stride() -> Result<()> {
     }
     Ok(())
 }
+
+/// NV12 has no GPU import path: it takes the CPU path by itself (no
+/// --cpu-fallback) and is converted by the compute shader.
+#[test]
+fn nv12() -> Result<()> {
+    let run = render_and_compare("nv12")?;
+    ensure!(run.stats.cpu >= 1, "expected the NV12 buffer on the CPU path: {:?}", run.stats);
+    Ok(())
+}

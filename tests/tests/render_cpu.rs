@@ -59,3 +59,10 @@ fn replace() -> Result<()> {
 fn odd_stride() -> Result<()> {
     cpu_scene("odd-stride")
 }
+
+/// NV12 (two planes in one buffer at unaligned offsets), converted from
+/// BT.601 limited range by the compute shader.
+#[test]
+fn nv12() -> Result<()> {
+    cpu_scene("nv12")
+}

@@ -13,7 +13,7 @@ use smithay::{
         renderer::{
             damage::OutputDamageTracker,
             element::{surface::WaylandSurfaceRenderElement, RenderElementStates},
-            Bind, Offscreen,
+            Bind, Offscreen, Renderer,
         },
     },
     desktop::{
@@ -196,10 +196,12 @@ fn on_frame_tick(state: &mut State) -> bool {
     }
     // SYNC: release buffers of finished frames (non-blocking fence polls).
     state.backend.releases.poll();
-    // SYNC: free imports whose wl_buffer is gone (invalidation, rule B3).
-    if let Err(e) = smithay::backend::renderer::Renderer::cleanup_texture_cache(&mut state.backend.renderer) {
-        debug!("texture cache cleanup: {e}");
-    }
+    // Reservations (rule B3): destroy imports whose client dma-buf is gone
+    // (invalidate under the lock, bury), then free what the graveyard's
+    // fences allow. Both only try-lock or take one uncontended lock; neither
+    // waits on a fence.
+    let _ = state.backend.renderer.cleanup_texture_cache();
+    state.backend.renderer.poll_graveyard();
     if state.rendering_stopped() {
         // Keep ticking: the child may reconnect, which resumes rendering.
         return true;

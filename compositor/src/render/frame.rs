@@ -156,7 +156,12 @@ impl Frame for VkFrame<'_> {
         let fb = [self.fb_size.w as f32, self.fb_size.h as f32];
         let uv = texture_uv(src, texture.size(), src_transform, texture.y_inverted);
         let push = QuadPush::textured(self.corners(dst), fb, uv, alpha);
-        self.recorder()?.draw(Some(&texture.inner), &push, &scissors);
+        let recorder = self.recorder()?;
+        if let Some(resv) = &texture.resv {
+            // Locked (in id order) and fenced at submit: RenderCore::submit_frame.
+            recorder.sample(resv);
+        }
+        recorder.draw(Some(&texture.inner), &push, &scissors);
         Ok(())
     }
 

@@ -10,9 +10,15 @@
 //!
 //! * dma-buf imports are cached per `WeakDmabuf`: a buffer committed again is
 //!   not re-imported (the image path *is* the client's memory; the buffer path
-//!   queues a GPU copy of the damage). Entries whose dmabuf is gone are dropped
-//!   in `cleanup_texture_cache`; the GPU objects live on in any frame still in
-//!   flight (it holds an `Arc`) and are freed when that frame's fence signals.
+//!   queues a GPU copy of the damage). Each import lives under its buffer's
+//!   reservation (`importer::vulkan::client_buffer`). Entries whose dmabuf is
+//!   gone are destroyed in `cleanup_texture_cache` (called from the frame
+//!   tick): invalidated under the lock and buried in a graveyard
+//!   ([`reservations`]) that the frame tick polls; the GPU objects are freed
+//!   only after the fences of the frames that sampled them signal.
+//! * Frames register every client buffer they sample (`Recorder::sample`);
+//!   `RenderCore::submit_frame` locks them all in buffer-id order around the
+//!   submission and adds the frame's fence (rules B1, B4).
 //! * shm buffers are cached per live `wl_buffer` and updated with damage.
 //!
 //! DOC: CPU fallback
@@ -21,19 +27,27 @@
 //! not the client's fault) is read through its CPU mapping instead
 //! (`importer::vulkan::cpu_import`), as is every dma-buf with
 //! `--cpu-fallback`. Its path is logged and counted like the GPU paths.
+//! Buffers below the copy threshold are copied on the loop when imported and
+//! at each commit (damage only). Larger ones are copied on a worker thread
+//! ([`copy_worker`]) while their commit is held (`sync::cpu_copy`); the
+//! upload it stages is queued by [`VkRenderer::staged_upload_ready`] and the
+//! render-time import then skips its own copy.
 
 mod convert;
+pub mod copy_worker;
 pub mod frame;
+pub mod reservations;
 
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
-use drm_fourcc::DrmModifier;
+use drm_fourcc::{DrmFourcc, DrmModifier};
 use importer::vulkan::pipeline::Filter;
 use importer::vulkan::render::{CoreOptions, RenderCore};
 use importer::vulkan::target::{Readback, Target};
 use importer::vulkan::texture::{Region, Texture as VkImageTexture};
+use importer::vulkan::client_buffer::{BufferReservation, ClientBuffer};
 use importer::vulkan::cpu_import::CpuSource;
 use importer::vulkan::{DeviceSelection, VkError};
 use importer::{format::format_info, DmabufDesc, DmabufPlane};
@@ -90,6 +104,19 @@ pub struct VkTexture {
     /// The mapped client buffer of a CPU fallback import, copied again on
     /// every commit of the buffer.
     pub(crate) cpu: Option<Arc<CpuSource>>,
+    /// The client buffer's reservation (dma-buf imports; `None` for shm and
+    /// memory uploads, which the compositor owns outright).
+    pub(crate) resv: Option<Arc<BufferReservation>>,
+}
+
+impl VkTexture {
+    fn from_client(buf: ClientBuffer, y_inverted: bool) -> VkTexture {
+        VkTexture { inner: buf.texture, y_inverted, cpu: buf.cpu, resv: Some(buf.resv) }
+    }
+
+    fn owned(inner: Arc<VkImageTexture>, y_inverted: bool) -> VkTexture {
+        VkTexture { inner, y_inverted, cpu: None, resv: None }
+    }
 }
 
 impl Texture for VkTexture {
@@ -161,13 +188,20 @@ pub struct VkRenderer {
     cpu_fallback: bool,
     context_id: ContextId<VkTexture>,
     dmabufs: HashMap<WeakDmabuf, VkTexture>,
-    /// Invalidated dma-buf imports freed by `cleanup_texture_cache` with no
-    /// frame in flight holding them.
+    /// Dead imports and mappings the graveyard freed once their fences
+    /// signaled (`poll_graveyard`, from the frame tick).
     invalidated_freed: u64,
     shm: HashMap<smithay::reexports::wayland_server::backend::ObjectId, (WlBuffer, VkTexture)>,
     upscale: TextureFilter,
     downscale: TextureFilter,
     debug: DebugFlags,
+    /// Destroyed client buffers waiting for their fences.
+    reservations: reservations::Reservations,
+    /// CPU-fallback copies of at least this many bytes run on the worker.
+    copy_threshold: u64,
+    /// Buffers (reservation ids) whose next commit's upload the worker
+    /// already staged: the render-time import does not copy them again.
+    staged_by_worker: std::collections::HashSet<u64>,
 }
 
 const MEM_FORMATS: [Fourcc; 4] = [Fourcc::Argb8888, Fourcc::Xrgb8888, Fourcc::Abgr8888, Fourcc::Xbgr8888];
@@ -228,7 +262,56 @@ impl VkRenderer {
             upscale: TextureFilter::Linear,
             downscale: TextureFilter::Linear,
             debug: DebugFlags::empty(),
+            reservations: Default::default(),
+            copy_threshold: copy_worker::threshold(),
+            staged_by_worker: Default::default(),
         })
+    }
+
+    /// The mapped source and texture of a cached CPU-fallback import whose
+    /// copy belongs on the worker (at least the copy threshold), if
+    /// `dmabuf` is one. Locks: none.
+    pub fn worker_copy_source(&self, dmabuf: &Dmabuf) -> Option<(Arc<CpuSource>, VkTexture)> {
+        let tex = self.dmabufs.get(&dmabuf.weak())?;
+        let cpu = tex.cpu.as_ref()?;
+        (cpu.copy_bytes() >= self.copy_threshold).then(|| (cpu.clone(), tex.clone()))
+    }
+
+    /// The worker staged a copy of `texture`'s buffer: queue it, and let the
+    /// render-time import of the held commit skip its own copy.
+    /// Locks: none (the texture's pending list is a leaf lock).
+    pub fn staged_upload_ready(&mut self, texture: &VkTexture, staged: importer::vulkan::texture::StagedUpload) {
+        texture.inner.queue_staged(staged);
+        if let Some(resv) = &texture.resv {
+            self.staged_by_worker.insert(resv.id());
+        }
+    }
+
+    /// Frees dead imports whose fences signaled (graveyard poll). Never
+    /// blocks: call it from the frame tick. Locks: none may be held.
+    pub fn poll_graveyard(&mut self) -> usize {
+        let freed = self.reservations.poll(true);
+        self.invalidated_freed += freed as u64;
+        freed
+    }
+
+    /// Reservation counters for `--stats`.
+    pub fn reservation_stats(&self) -> reservations::ReservationStats {
+        self.reservations.stats()
+    }
+
+    /// Exit-time teardown: destroys every cached dma-buf import (the client
+    /// is gone or the compositor is stopping), waits for the device to go
+    /// idle (blocking: teardown only, no lock held) and frees what the
+    /// graveyard holds.
+    pub fn teardown_imports(&mut self) {
+        for (_, tex) in self.dmabufs.drain() {
+            if let Some(resv) = &tex.resv {
+                self.reservations.destroy(resv, false);
+            }
+        }
+        self.core.wait_idle();
+        self.reservations.poll(false);
     }
 
     /// The DRM render node of the device, when the driver reports it.
@@ -247,8 +330,8 @@ impl VkRenderer {
         self.core.deferred_texture_frees()
     }
 
-    /// SYNC: invalidated dma-buf imports freed from the cache with no frame
-    /// in flight holding them.
+    /// SYNC: invalidated imports freed by the graveyard while running, once
+    /// the fences of the frames that sampled them signaled.
     pub fn invalidated_imports_freed(&self) -> u64 {
         self.invalidated_freed
     }
@@ -322,20 +405,17 @@ impl Renderer for VkRenderer {
         sync.wait().map_err(|_| Error::Interrupted)
     }
 
-    /// DOC: invalidated imports (locking rule B3). A dma-buf whose wl_buffer
-    /// is gone (destroyed, or its client disconnected) loses its cache entry
-    /// here, on the event loop (the headless backend calls this every frame
-    /// tick). If no frame in flight holds the texture it is freed now;
-    /// otherwise the frame's `Arc` keeps it until that frame's fence signaled
-    /// (`CommandRing::retire`). Nothing waits.
+    /// Destroys imports whose client dma-buf is gone (invalidate under the
+    /// lock, bury; freed by [`VkRenderer::poll_graveyard`] after the fences)
+    /// and drops shm textures of dead buffers. Never blocks.
+    ///
+    /// Locks: none may be a reservation (each destroy takes its own).
     fn cleanup_texture_cache(&mut self) -> Result<(), Error> {
-        let mut freed = 0;
-        self.dmabufs.retain(|weak, tex| {
-            let gone = weak.is_gone();
-            freed += u64::from(gone && Arc::strong_count(&tex.inner) == 1);
-            !gone
-        });
-        self.invalidated_freed += freed;
+        for (_, tex) in self.dmabufs.extract_if(|weak, _| weak.is_gone()) {
+            if let Some(resv) = &tex.resv {
+                self.reservations.destroy(resv, true);
+            }
+        }
         self.shm.retain(|_, (buffer, _)| buffer.is_alive());
         self.core.retire();
         Ok(())
@@ -347,7 +427,7 @@ impl ImportMem for VkRenderer {
         let info = format_info(format).ok_or(Error::UnsupportedFormat(format))?;
         let (w, h) = (size.w.max(0) as u32, size.h.max(0) as u32);
         let inner = self.core.upload(data, info, w, h, w as usize * info.bytes_per_pixel as usize)?;
-        Ok(VkTexture { inner, y_inverted: flipped, cpu: None })
+        Ok(VkTexture::owned(inner, flipped))
     }
 
     fn update_memory(&mut self, texture: &VkTexture, data: &[u8], r: Rectangle<i32, BufferCoord>) -> Result<(), Error> {
@@ -388,7 +468,7 @@ impl ImportMemWl for VkRenderer {
                     }
                     Ok(tex)
                 }
-                None => Ok(VkTexture { inner: core.upload(bytes, info, w, h, stride)?, y_inverted: false, cpu: None }),
+                None => Ok(VkTexture::owned(core.upload(bytes, info, w, h, stride)?, false)),
             }
         })
         .map_err(|e| Error::Shm(e.to_string()))??;
@@ -402,13 +482,22 @@ impl ImportDma for VkRenderer {
         if !self.core.ctx.caps.can_import_dmabuf() {
             return FormatSet::default();
         }
-        MEM_FORMATS.iter().map(|&code| Format { code, modifier: Modifier::Linear }).collect()
+        // NV12 (LINEAR) always takes the CPU path and is converted on the GPU
+        // by a compute shader (importer::vulkan::yuv), so any device can show it.
+        MEM_FORMATS
+            .iter()
+            .chain(&[Fourcc::Nv12])
+            .map(|&code| Format { code, modifier: Modifier::Linear })
+            .collect()
     }
 
     fn import_dmabuf(&mut self, dmabuf: &Dmabuf, damage: Option<&[Rectangle<i32, BufferCoord>]>) -> Result<VkTexture, Error> {
         if let Some(tex) = self.dmabufs.get(&dmabuf.weak()) {
             let regions: Option<Vec<Region>> = damage.map(|d| d.iter().map(|r| region(*r)).collect());
+            let staged = tex.resv.as_ref().is_some_and(|r| self.staged_by_worker.remove(&r.id()));
             match &tex.cpu {
+                Some(_) if staged => {} // the worker copied it while the commit was held
+                Some(cpu) if cpu.nv12 => cpu.copy_into(&tex.inner, None)?, // converted whole
                 Some(cpu) => match regions {
                     Some(rs) => rs.into_iter().try_for_each(|r| cpu.copy_into(&tex.inner, Some(r)))?,
                     None => cpu.copy_into(&tex.inner, None)?,
@@ -418,15 +507,29 @@ impl ImportDma for VkRenderer {
             return Ok(tex.clone());
         }
         let desc = describe(dmabuf)?;
-        let gpu = if self.cpu_fallback { None } else { Some(self.core.import_dmabuf(&desc)) };
-        let tex = match gpu {
-            Some(Ok(inner)) => VkTexture { inner, y_inverted: dmabuf.y_inverted(), cpu: None },
+        // NV12 has no GPU import path yet: its CPU path converts it (README "NV12").
+        let nv12 = desc.fourcc == DrmFourcc::Nv12;
+        let gpu = if self.cpu_fallback || nv12 { None } else { Some(self.core.import_dmabuf(&desc)) };
+        let buf = match gpu {
+            Some(Ok(buf)) => buf,
             Some(Err(e)) if !falls_back(&e) => return Err(e.into()),
             _ => {
-                let (inner, source) = self.core.import_cpu(&desc)?;
-                VkTexture { inner, y_inverted: dmabuf.y_inverted(), cpu: Some(Arc::new(source)) }
+                let (w, h) = (u64::from(desc.width), u64::from(desc.height));
+                let bytes = if nv12 {
+                    w * h + 2 * w.div_ceil(2) * h.div_ceil(2)
+                } else {
+                    format_info(desc.fourcc).map_or(0, |f| u64::from(f.bytes_per_pixel)) * w * h
+                };
+                if bytes >= self.copy_threshold {
+                    // Copied on the worker when committed (sync::cpu_copy).
+                    self.core.import_cpu_deferred(&desc)?
+                } else {
+                    self.core.import_cpu(&desc)?
+                }
             }
         };
+        self.reservations.created();
+        let tex = VkTexture::from_client(buf, dmabuf.y_inverted());
         self.dmabufs.insert(dmabuf.weak(), tex.clone());
         Ok(tex)
     }

@@ -15,8 +15,12 @@
 //!   offered only on a render node with timelines and SYNCOBJ_EVENTFD; the
 //!   acquire point holds the commit until it signals.
 //!
+//! * [`cpu_copy`]: a CPU-fallback commit of a large buffer is held while its
+//!   copy runs on a worker thread (`render::copy_worker`).
+//!
 //! See `docs/sync.md` for the policy table and the bridging cases.
 
+pub mod cpu_copy;
 pub mod explicit;
 pub mod implicit;
 pub mod release;

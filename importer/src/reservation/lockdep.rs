@@ -46,6 +46,11 @@ static GRAPH: Mutex<Option<Graph>> = Mutex::new(None);
 static TOTAL: AtomicUsize = AtomicUsize::new(0);
 static UNEXPECTED: AtomicUsize = AtomicUsize::new(0);
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+static PANIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+pub fn set_panic_on_violation(panic: bool) {
+    PANIC.store(panic, Ordering::Relaxed);
+}
 
 thread_local! {
     static HELD: RefCell<Vec<Held>> = const { RefCell::new(Vec::new()) };
@@ -94,7 +99,8 @@ fn violate(kind: ViolationKind, message: String) {
     }
     UNEXPECTED.fetch_add(1, Ordering::Relaxed);
     tracing::error!("{message}");
-    if !std::thread::panicking() {
+    let must_panic = PANIC.load(Ordering::Relaxed) || kind == ViolationKind::RecursiveLock;
+    if must_panic && !std::thread::panicking() {
         panic!("{message}");
     }
 }

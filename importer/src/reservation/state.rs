@@ -261,8 +261,19 @@ impl<'a, G, M> ReservationGuard<'a, G, M> {
 
     /// Records a fence of work that uses this buffer (a frame sampling it, an
     /// imported implicit fence). Signaled fences are pruned on the way.
+    ///
+    /// Dead GPU imports still waiting to be reaped get the fence too: a
+    /// renderer may sample an import that was invalidated while a handle to
+    /// it lived on (a destroyed `wl_buffer` stays on screen until replaced),
+    /// and that import must then outlive this work as well (rule B3).
     pub fn add_fence(&mut self, fence: FenceRef) {
         self.prune_fences();
+        for d in &mut self.state.dead {
+            if matches!(d.corpse, Corpse::Gpu(_)) {
+                d.fences.retain(|f| !f.is_signaled());
+                d.fences.push(fence.clone());
+            }
+        }
         self.state.fences.push(fence);
     }
 

@@ -84,8 +84,12 @@ impl SyncFile {
     }
 
     /// Blocks up to `timeout` for the fence. Never call it from the event
-    /// loop or with a reservation held; tests and teardown only.
+    /// loop or with a reservation held (`lockdep::might_block`); tests and
+    /// teardown only.
     pub fn wait(&self, timeout: Duration) -> io::Result<bool> {
+        if !timeout.is_zero() {
+            crate::lockdep::might_block("sync_file wait (SyncFile::wait)");
+        }
         poll_in(self.0.as_fd(), timeout)
     }
 

@@ -194,7 +194,10 @@ impl Syncobj {
     /// Blocking wait for `point` (signaled, or only available with
     /// `available`), up to `timeout`; false on timeout. Tests only: the
     /// compositor waits through [`Syncobj::eventfd`].
+    ///
+    /// Locks: none may be a reservation (`lockdep::might_block`).
     pub fn wait(&self, point: u64, timeout: Duration, available: bool) -> io::Result<bool> {
+        crate::lockdep::might_block("DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT (Syncobj::wait)");
         let deadline = monotonic_ns() + timeout.as_nanos() as i64;
         match ffi::timeline_wait(self.dev.as_fd(), &[self.handle], &[point], deadline, true, true, available) {
             Ok(_) => Ok(true),

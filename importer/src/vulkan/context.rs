@@ -181,9 +181,16 @@ impl VkContext {
         })
     }
 
-    /// Submits to the queue. Holds the queue lock for the call only.
+    /// The queue lock (innermost class of the hierarchy, `lockdep::DEVICE_QUEUE`).
+    fn queue(&self) -> (crate::lockdep::HeldLock, std::sync::MutexGuard<'_, vk::Queue>) {
+        let held = crate::lockdep::acquire(&crate::lockdep::DEVICE_QUEUE, &self.queue as *const _ as usize, None);
+        (held, self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Submits to the queue. Holds the queue lock for the call only; may be
+    /// called with reservations held (it does not block).
     pub fn submit(&self, submits: &[vk::SubmitInfo<'_>], fence: vk::Fence) -> Result<(), VkError> {
-        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let (_held, queue) = self.queue();
         unsafe { self.device.queue_submit(*queue, submits, fence) }.call("vkQueueSubmit")
     }
 
@@ -195,9 +202,11 @@ impl VkContext {
         })
     }
 
-    /// Blocks until the device is idle. Only for teardown.
+    /// Blocks until the device is idle. Only for teardown. Locks: none may be
+    /// a reservation (`lockdep::might_block`).
     pub fn wait_idle_for_teardown(&self) {
-        let _queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        crate::lockdep::might_block("vkDeviceWaitIdle");
+        let (_held, _queue) = self.queue();
         let _ = unsafe { self.device.device_wait_idle() };
     }
 }

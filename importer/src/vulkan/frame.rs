@@ -14,6 +14,16 @@
 //! Everything a frame touches (textures, staging buffers) is kept in its
 //! [`InFlight`] record until its fence signals; [`CommandRing::retire`] frees
 //! finished frames without blocking. Nothing is freed while the GPU may use it.
+//! Client buffers the frame samples are also registered with
+//! [`Recorder::sample`]; `RenderCore::submit_frame` locks their reservations
+//! around [`Recorder::finish`] and records the frame's fence on them.
+//!
+//! DOC: blocking
+//!
+//! [`FrameFence::wait`] is the only wait here; it calls `lockdep::might_block`
+//! (never with a reservation held). The implicit-sync export in
+//! [`Recorder::finish`] runs under the sampled buffers' reservations (rule B1:
+//! export → submit → import is one locked sequence) and never waits.
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -22,6 +32,7 @@ use ash::vk;
 
 use super::pipeline::{Filter, Pipelines, QuadPush};
 use super::target::Target;
+use super::client_buffer::BufferReservation;
 use super::texture::{image_barrier, pipeline_barrier, Texture};
 use super::{VkContext, VkError, VkResultExt};
 use crate::sync::{SemaphoreSyncFd, SyncFile};
@@ -83,8 +94,10 @@ impl FrameFence {
         matches!(unsafe { self.ctx.device.get_fence_status(self.fence) }, Ok(true) | Err(_))
     }
 
-    /// Blocks until the GPU work is done. Never with a reservation held.
+    /// Blocks until the GPU work is done. Locks: none may be a reservation
+    /// (checked by `lockdep::might_block`).
     pub fn wait(&self) -> Result<(), VkError> {
+        crate::lockdep::might_block("vkWaitForFences (FrameFence::wait)");
         unsafe { self.ctx.device.wait_for_fences(&[self.fence], true, u64::MAX) }.call("vkWaitForFences")
     }
 }
@@ -149,6 +162,14 @@ impl CommandRing {
     /// finished frame held their last reference.
     pub fn deferred_frees(&self) -> u64 {
         self.deferred_frees
+    }
+
+    /// Teardown: waits for the device to go idle, then retires everything.
+    /// Locks: the ring (caller); takes the queue. Blocks: never call it with a
+    /// reservation held (`RenderCore::wait_idle` checks).
+    pub(crate) fn retire_after_idle(&mut self, ctx: &VkContext) {
+        ctx.wait_idle_for_teardown();
+        self.retire();
     }
 
     /// Number of submissions still running.
@@ -232,6 +253,8 @@ pub struct Recorder {
     layout: vk::PipelineLayout,
     sampler_set: vk::DescriptorSet,
     textures: Vec<Arc<Texture>>,
+    /// Client buffers sampled, whose reservations are locked at submit.
+    sampled: Vec<Arc<BufferReservation>>,
     keep: Vec<Box<dyn Send + Sync>>,
     /// Bound as set 0 for solid quads (the layout wants a texture there).
     blank: Arc<Texture>,
@@ -283,6 +306,7 @@ impl Recorder {
             layout: pipelines.layout,
             sampler_set: pipelines.sampler_set(filter),
             textures: Vec::new(),
+            sampled: Vec::new(),
             keep: Vec::new(),
             blank: blank.clone(),
             sync,
@@ -315,7 +339,6 @@ impl Recorder {
         }
         let tex = texture.unwrap_or(&self.blank).clone();
         if !self.textures.iter().any(|t| Arc::ptr_eq(t, &tex)) {
-            self.acquire_implicit(&tex);
             tex.record_prepare(self.prepare, &mut self.keep);
             self.textures.push(tex.clone());
         }
@@ -335,6 +358,20 @@ impl Recorder {
                 dev.cmd_draw(self.render, 4, 1, 0, 0);
             }
         }
+    }
+
+    /// Registers a client buffer this frame samples: its reservation is
+    /// locked for the submission and gets the frame's fence
+    /// (`RenderCore::submit_frame`). Locks: none (records only).
+    pub fn sample(&mut self, resv: &Arc<BufferReservation>) {
+        if !self.sampled.iter().any(|r| r.id() == resv.id()) {
+            self.sampled.push(resv.clone());
+        }
+    }
+
+    /// The buffers registered with [`Recorder::sample`] (for the submitter).
+    pub fn take_sampled(&mut self) -> Vec<Arc<BufferReservation>> {
+        std::mem::take(&mut self.sampled)
     }
 
     /// SYNC, implicit acquire: the client's pending writes (READ export) are
@@ -366,10 +403,20 @@ impl Recorder {
 
     /// Ends the pass, releases client memory and submits. Returns the fence.
     ///
+    /// Locks: the sampled buffers' reservations (held by the caller through
+    /// an `AcquireCtx`; `RenderCore::submit_frame`) and the command ring
+    /// (`ring`). Does not block.
+    ///
+    /// SYNC, implicit acquire: each sampled dma-buf's pending writes are
+    /// exported here, under its reservation, just before the submission.
+    ///
     /// SYNC, implicit release: where the device exports SYNC_FD, the
     /// submission also signals a semaphore whose sync_file is imported into
     /// every sampled client dma-buf as a READ fence ([`FrameFence::implicit_release`]).
     pub fn finish(mut self, ring: &mut CommandRing) -> Result<Arc<FrameFence>, VkError> {
+        for tex in self.textures.clone() {
+            self.acquire_implicit(&tex);
+        }
         unsafe { self.ctx.device.cmd_end_render_pass(self.render) };
         for tex in &self.textures {
             tex.record_release(self.render);

@@ -7,8 +7,11 @@
 //! * [`pipeline`]: the textured-quad pipeline (shaders from `shaders/`).
 //! * [`target`]: offscreen render targets and their read-back.
 //! * [`frame`]: command recording and submission; fences the loop can poll.
+//! * [`client_buffer`]: every imported client buffer under its reservation.
+//! * [`cpu_import`]: the CPU fallback (mapping + staged copies).
 
 pub mod caps;
+pub mod client_buffer;
 pub mod cpu_import;
 pub mod context;
 pub mod frame;
@@ -17,6 +20,7 @@ pub mod pipeline;
 pub mod render;
 pub mod target;
 pub mod texture;
+pub mod yuv;
 
 pub use caps::DeviceCaps;
 pub use context::{DeviceSelection, VkContext};
@@ -47,6 +51,8 @@ pub enum VkError {
     Unsupported(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Reservation(#[from] crate::reservation::ResvError),
 }
 
 /// Turns a `vk::Result` into a [`VkError`] naming the call.

@@ -3,15 +3,23 @@
 //! DOC: threading and blocking
 //!
 //! A [`RenderCore`] is used from the event loop thread. Nothing here waits on
-//! the GPU except [`super::target::Readback::wait_bytes`] and teardown;
-//! finished frames are retired by polling their fences ([`RenderCore::retire`]).
+//! the GPU except [`super::target::Readback::wait_bytes`] and teardown
+//! ([`RenderCore::wait_idle`]); both call `lockdep::might_block`. Finished
+//! frames are retired by polling their fences ([`RenderCore::retire`]).
+//!
+//! DOC: locks taken here, in hierarchy order (see [`crate::lockdep`])
+//!
+//! reservation(s) of the sampled client buffers, through one `AcquireCtx`
+//! ([`RenderCore::submit_frame`]) → the command ring ([`lockdep::DEVICE_RING`])
+//! → the VkQueue ([`lockdep::DEVICE_QUEUE`], `VkContext::submit`). Imports
+//! take only the new buffer's reservation.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ash::vk;
 use tracing::{info, warn};
 
-use super::cpu_import::CpuSource;
+use super::client_buffer::{self, BufferReservation, ClientBuffer};
 use super::frame::{CommandRing, FrameFence, Recorder};
 use super::memory::HostBuffer;
 use super::pipeline::{Filter, Pipelines};
@@ -20,6 +28,8 @@ use super::texture::{buffer_image_copy, image_barrier, pipeline_barrier, Region,
 use super::{DeviceSelection, VkContext, VkError};
 use crate::dmabuf::DmabufDesc;
 use crate::format::{format_info, FormatInfo};
+use crate::lockdep::{self, HeldLock};
+use crate::reservation::{AcquireCtx, FenceRef};
 use crate::stats::{ImportCounters, ImportPath, ImportStats};
 use drm_fourcc::DrmFourcc;
 
@@ -29,6 +39,25 @@ pub struct CoreOptions {
     pub device: DeviceSelection,
     /// Take the buffer path for every dma-buf (testing the fallback).
     pub force_buffer_path: bool,
+}
+
+/// The command ring's lock, known to the validator.
+struct RingGuard<'a> {
+    ring: MutexGuard<'a, CommandRing>,
+    _held: HeldLock,
+}
+
+impl std::ops::Deref for RingGuard<'_> {
+    type Target = CommandRing;
+    fn deref(&self) -> &CommandRing {
+        &self.ring
+    }
+}
+
+impl std::ops::DerefMut for RingGuard<'_> {
+    fn deref_mut(&mut self) -> &mut CommandRing {
+        &mut self.ring
+    }
 }
 
 pub struct RenderCore {
@@ -41,6 +70,8 @@ pub struct RenderCore {
     options: CoreOptions,
     /// SYNC: SYNC_FD semaphore support, probed once.
     sync: crate::sync::SemaphoreSyncFd,
+    /// NV12 → RGBA conversion (compute), for NV12 CPU-fallback imports.
+    nv12: Arc<super::yuv::Nv12Pipeline>,
 }
 
 impl std::fmt::Debug for RenderCore {
@@ -58,11 +89,15 @@ impl RenderCore {
         let blank = Texture::new_owned(&ctx, pipelines.texture_layout, blank_format, 1, 1)?;
         let sync = crate::sync::SemaphoreSyncFd::probe(&ctx);
         info!("{}", sync.summary());
-        Ok(RenderCore { ctx, ring: Mutex::new(ring), pipelines, blank, counters: ImportCounters::default(), options, sync })
+        let nv12 = Arc::new(super::yuv::Nv12Pipeline::new(&ctx)?);
+        Ok(RenderCore { ctx, ring: Mutex::new(ring), pipelines, blank, counters: ImportCounters::default(), options, sync, nv12 })
     }
 
-    fn ring(&self) -> MutexGuard<'_, CommandRing> {
-        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    /// Locks the command ring. Locks: may be taken under reservations
+    /// (hierarchy: reservation → ring → queue), never the other way round.
+    fn ring(&self) -> RingGuard<'_> {
+        let held = lockdep::acquire(&lockdep::DEVICE_RING, &self.ring as *const _ as usize, None);
+        RingGuard { ring: self.ring.lock().unwrap_or_else(|p| p.into_inner()), _held: held }
     }
 
     /// Import counters by path.
@@ -70,10 +105,18 @@ impl RenderCore {
         self.counters.snapshot()
     }
 
-    /// Imports a client dma-buf (see [`Texture::import_dmabuf`]) and records
-    /// the path it took in the counters and the log.
-    pub fn import_dmabuf(&self, desc: &DmabufDesc) -> Result<Arc<Texture>, VkError> {
-        match Texture::import_dmabuf(&self.ctx, self.pipelines.texture_layout, desc, self.options.force_buffer_path) {
+    /// Imports a client dma-buf (see [`Texture::import_dmabuf`]) under a new
+    /// reservation and records the path it took in the counters and the log.
+    ///
+    /// Locks: none may be a reservation (creates one, "attach", and takes it
+    /// for the import only).
+    pub fn import_dmabuf(&self, desc: &DmabufDesc) -> Result<ClientBuffer, VkError> {
+        let resv = Arc::new(BufferReservation::new());
+        let imported = {
+            let mut guard = resv.lock();
+            client_buffer::import_gpu(&mut guard, &self.ctx, self.pipelines.texture_layout, desc, self.options.force_buffer_path)
+        };
+        match imported {
             Ok(tex) => {
                 self.counters.record(tex.path);
                 info!(
@@ -82,9 +125,10 @@ impl RenderCore {
                     format = ?desc.fourcc,
                     stride = desc.planes.first().map(|p| p.stride),
                     path = tex.path.as_str(),
+                    buffer = resv.id(),
                     "imported dma-buf"
                 );
-                Ok(tex)
+                Ok(ClientBuffer { resv, texture: tex, cpu: None })
             }
             Err(e) => {
                 self.counters.record_failure();
@@ -94,14 +138,36 @@ impl RenderCore {
         }
     }
 
-    /// CPU fallback import of a client buffer (see [`super::cpu_import`]).
-    /// Counted and logged like the GPU paths.
-    pub fn import_cpu(&self, desc: &DmabufDesc) -> Result<(Arc<Texture>, CpuSource), VkError> {
-        match super::cpu_import::import(&self.ctx, self.pipelines.texture_layout, desc) {
+    /// CPU fallback import of a client buffer (see [`super::cpu_import`]),
+    /// with its first full copy queued. Counted and logged like the GPU paths.
+    ///
+    /// Locks: none may be a reservation. The mapping and the upload target are
+    /// created under the new buffer's reservation; the copy runs after
+    /// unlocking (rule B2).
+    pub fn import_cpu(&self, desc: &DmabufDesc) -> Result<ClientBuffer, VkError> {
+        self.import_cpu_deferred(desc).and_then(|buf| {
+            let cpu = buf.cpu.as_ref().expect("CPU import has a source");
+            cpu.copy_into(&buf.texture, None)?;
+            Ok(buf)
+        })
+    }
+
+    /// [`RenderCore::import_cpu`] without the first copy: the caller copies
+    /// (for instance on a worker thread, `CpuSource::stage`) and queues it.
+    /// The texture is transparent until then.
+    ///
+    /// Locks: none may be a reservation.
+    pub fn import_cpu_deferred(&self, desc: &DmabufDesc) -> Result<ClientBuffer, VkError> {
+        let resv = Arc::new(BufferReservation::new());
+        let imported = {
+            let mut guard = resv.lock();
+            client_buffer::import_cpu(&mut guard, &resv, &self.ctx, self.pipelines.texture_layout, &self.nv12, desc)
+        };
+        match imported {
             Ok((tex, source)) => {
                 self.counters.record(ImportPath::Cpu);
-                info!(width = desc.width, height = desc.height, format = ?desc.fourcc, path = ImportPath::Cpu.as_str(), "imported dma-buf");
-                Ok((tex, source))
+                info!(width = desc.width, height = desc.height, format = ?desc.fourcc, path = ImportPath::Cpu.as_str(), buffer = resv.id(), "imported dma-buf");
+                Ok(ClientBuffer { resv, texture: tex, cpu: Some(Arc::new(source)) })
             }
             Err(e) => {
                 self.counters.record_failure();
@@ -137,8 +203,33 @@ impl RenderCore {
     }
 
     /// Submits a recorded frame.
-    pub fn submit_frame(&self, recorder: Recorder) -> Result<Arc<FrameFence>, VkError> {
-        recorder.finish(&mut self.ring())
+    ///
+    /// Locks: none may be a reservation on entry. Every client buffer the
+    /// frame sampled ([`Recorder::sample`]) is locked through one
+    /// [`AcquireCtx`] (ascending buffer id) for the implicit-sync export →
+    /// submit → import sequence, and the frame's fence is added to each
+    /// before unlocking (rules B1, B4). Nothing in that window blocks:
+    /// `vkQueueSubmit` and the sync_file ioctls return at once.
+    pub fn submit_frame(&self, mut recorder: Recorder) -> Result<Arc<FrameFence>, VkError> {
+        let sampled = recorder.take_sampled();
+        let set: Vec<&BufferReservation> = sampled.iter().map(|r| &**r).collect();
+        let mut held = AcquireCtx::new();
+        held.lock_all(&set);
+        let fence = recorder.finish(&mut self.ring())?;
+        let as_fence: FenceRef = fence.clone();
+        for guard in held.iter_mut() {
+            guard.add_fence(as_fence.clone());
+        }
+        drop(held);
+        Ok(fence)
+    }
+
+    /// Blocks until the device is idle: teardown only (exit-time reaping,
+    /// screenshots at exit). Locks: none may be a reservation
+    /// (`lockdep::might_block`).
+    pub fn wait_idle(&self) {
+        lockdep::might_block("vkDeviceWaitIdle (teardown)");
+        self.ring().retire_after_idle(&self.ctx);
     }
 
     /// SYNC: what the device does with SYNC_FD semaphores.

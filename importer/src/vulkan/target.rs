@@ -131,6 +131,7 @@ impl Readback {
     /// source format's byte order. Blocking: never call with a reservation held
     /// or on a hot path of the event loop (screenshots and tests only).
     pub fn wait_bytes(&self) -> Result<&[u8], VkError> {
+        crate::lockdep::might_block("Readback::wait_bytes");
         self.fence.wait()?;
         let len = self.region.width as usize * self.region.height as usize * self.format.bytes_per_pixel as usize;
         Ok(&self.buffer.bytes()[..len])

@@ -17,8 +17,12 @@
 //! DOC: ownership and lifetime
 //!
 //! A [`Texture`] holds an `Arc<VkContext>` and frees its Vulkan objects on drop.
-//! Frames in flight hold an `Arc<Texture>` until their fence signals, so a
-//! client destroying its buffer never frees memory the GPU still reads.
+//! A client buffer's texture is created under its reservation and installed
+//! there as the GPU import (`crate::vulkan::client_buffer`); the constructors
+//! for imports therefore return a `Texture` by value, which the guard wraps.
+//! Frames in flight hold an `Arc<Texture>` until their fence signals, and the
+//! reservation's dead list holds one until the fences recorded on it signal,
+//! so a client destroying its buffer never frees memory the GPU still reads.
 //!
 //! DOC: queue family ownership of imported memory
 //!
@@ -35,6 +39,7 @@ use ash::vk;
 use tracing::debug;
 
 use super::memory::{import_dmabuf_memory, Dedicated, HostBuffer};
+use super::yuv::{Nv12Params, Nv12Pipeline};
 use super::{VkContext, VkError, VkResultExt};
 use crate::dmabuf::{fd_size, DmabufDesc};
 use crate::format::FormatInfo;
@@ -69,12 +74,90 @@ struct DmabufSource {
 enum CopySource {
     Staging(HostBuffer),
     Dmabuf,
+    /// Both NV12 planes in a storage buffer; converted by a compute dispatch.
+    Nv12(HostBuffer, Nv12Params),
 }
 
 /// A copy into the texture recorded at its next use.
 struct PendingCopy {
     src: CopySource,
     regions: Vec<vk::BufferImageCopy>,
+}
+
+/// Pixels copied into a staging buffer, ready to be queued on a texture of
+/// the same format and size ([`Texture::queue_staged`]). `Send`: the copy may
+/// run on a worker thread.
+pub struct StagedUpload {
+    /// `None`: the region was empty after clamping; nothing to upload.
+    staged: Option<Staged>,
+}
+
+enum Staged {
+    Copy(HostBuffer, vk::BufferImageCopy),
+    Nv12(HostBuffer, Nv12Params),
+}
+
+impl std::fmt::Debug for StagedUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedUpload").field("bytes", &self.len()).finish_non_exhaustive()
+    }
+}
+
+impl StagedUpload {
+    /// Copies `region` of `data` (rows of `stride` bytes, whole-image rows of a
+    /// `size` image in `format`) into a fresh staging buffer.
+    ///
+    /// Locks: none may be a reservation when `data` is client memory (it runs
+    /// inside the CPU access bracket, rule B2/B6). Allocates; never waits.
+    pub fn copy(
+        ctx: &Arc<VkContext>,
+        format: FormatInfo,
+        (width, height): (u32, u32),
+        data: &[u8],
+        stride: usize,
+        region: Region,
+    ) -> Result<StagedUpload, VkError> {
+        let Some(r) = region.clamp(width, height) else {
+            return Ok(StagedUpload { staged: None });
+        };
+        let bpp = format.bytes_per_pixel as usize;
+        let row_bytes = r.width as usize * bpp;
+        let last = (r.y + r.height - 1) as usize * stride + r.x as usize * bpp + row_bytes;
+        if last > data.len() || stride < width as usize * bpp {
+            return Err(VkError::Unsupported(format!("upload of {} bytes with stride {stride} is too small", data.len())));
+        }
+        let mut staging = HostBuffer::new(ctx, row_bytes * r.height as usize, vk::BufferUsageFlags::TRANSFER_SRC)?;
+        let dst = staging.bytes_mut();
+        if r.x == 0 && row_bytes == stride {
+            let src = r.y as usize * stride;
+            dst[..row_bytes * r.height as usize].copy_from_slice(&data[src..src + row_bytes * r.height as usize]);
+        } else {
+            for row in 0..r.height as usize {
+                let src = (r.y as usize + row) * stride + r.x as usize * bpp;
+                dst[row * row_bytes..(row + 1) * row_bytes].copy_from_slice(&data[src..src + row_bytes]);
+            }
+        }
+        Ok(StagedUpload { staged: Some(Staged::Copy(staging, buffer_image_copy(0, r.width, r, 0))) })
+    }
+
+    /// Bytes in the staging buffer.
+    pub fn len(&self) -> usize {
+        match &self.staged {
+            Some(Staged::Copy(b, _) | Staged::Nv12(b, _)) => b.size,
+            None => 0,
+        }
+    }
+
+    /// An NV12 upload: `buffer` (with `STORAGE_BUFFER` usage) holds both
+    /// planes as `params` says; the texture converts it on the GPU
+    /// ([`Texture::new_nv12_target`]).
+    pub fn nv12(buffer: HostBuffer, params: Nv12Params) -> StagedUpload {
+        StagedUpload { staged: Some(Staged::Nv12(buffer, params)) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A sampled image plus the descriptor set that binds it.
@@ -97,6 +180,8 @@ pub struct Texture {
     /// SYNC (issue 4): dup'd fds of the client dma-buf's planes, for its
     /// implicit fences (READ export before sampling, READ import after).
     dmabuf_fds: std::sync::OnceLock<Vec<std::os::fd::OwnedFd>>,
+    /// NV12 targets: the conversion pipeline (the image has STORAGE usage).
+    nv12: Option<Arc<Nv12Pipeline>>,
 }
 
 impl std::fmt::Debug for Texture {
@@ -289,7 +374,18 @@ fn try_image_path(ctx: &VkContext, desc: &DmabufDesc, format: &FormatInfo, parts
 }
 
 fn create_owned_image(ctx: &VkContext, format: &FormatInfo, width: u32, height: u32, parts: &mut Parts<'_>) -> Result<(), VkError> {
-    let usage = SAMPLED_USAGE | vk::ImageUsageFlags::TRANSFER_DST;
+    create_owned_image_with(ctx, format, width, height, vk::ImageUsageFlags::empty(), parts)
+}
+
+fn create_owned_image_with(
+    ctx: &VkContext,
+    format: &FormatInfo,
+    width: u32,
+    height: u32,
+    extra: vk::ImageUsageFlags,
+    parts: &mut Parts<'_>,
+) -> Result<(), VkError> {
+    let usage = SAMPLED_USAGE | vk::ImageUsageFlags::TRANSFER_DST | extra;
     let info = image_info(format, width, height, vk::ImageTiling::OPTIMAL, usage);
     parts.image = unsafe { ctx.device.create_image(&info, None) }.call("vkCreateImage")?;
     let reqs = unsafe { ctx.device.get_image_memory_requirements(parts.image) };
@@ -362,12 +458,12 @@ impl Texture {
         (width, height): (u32, u32),
         path: ImportPath,
         source: Option<DmabufSource>,
-    ) -> Result<Arc<Texture>, VkError> {
+    ) -> Result<Texture, VkError> {
         let mut parts = parts;
         parts.view = create_view(ctx, parts.image, &format)?;
         let (pool, descriptor_set) = create_descriptor(ctx, layout, parts.view)?;
         let (image, view, memory, _, _) = parts.take();
-        Ok(Arc::new(Texture {
+        Ok(Texture {
             ctx: ctx.clone(),
             width,
             height,
@@ -383,19 +479,23 @@ impl Texture {
             pool,
             descriptor_set,
             dmabuf_fds: std::sync::OnceLock::new(),
-        }))
+            nv12: None,
+        })
     }
 
     /// Imports a client dma-buf: the image path when the device allows it, the
     /// buffer path otherwise (or always, with `force_buffer_path`).
     ///
-    /// Locks: the caller owns `desc`; nothing here blocks on a fence.
+    /// Locks: creating the import is mapping work (rule B1): the caller holds
+    /// the buffer's reservation and installs the result with
+    /// `ReservationGuard::set_gpu_import` (see `client_buffer::import_gpu`,
+    /// which takes the guard). Nothing here blocks on a fence.
     pub fn import_dmabuf(
         ctx: &Arc<VkContext>,
         layout: vk::DescriptorSetLayout,
         desc: &DmabufDesc,
         force_buffer_path: bool,
-    ) -> Result<Arc<Texture>, VkError> {
+    ) -> Result<Texture, VkError> {
         if !ctx.caps.can_import_dmabuf() {
             return Err(VkError::NoDmabufImport);
         }
@@ -452,6 +552,18 @@ impl Texture {
         width: u32,
         height: u32,
     ) -> Result<Arc<Texture>, VkError> {
+        Texture::new_owned_unshared(ctx, layout, format, width, height).map(Arc::new)
+    }
+
+    /// [`Texture::new_owned`] by value, for installing under a reservation
+    /// (the CPU fallback's upload target is that buffer's GPU import).
+    pub fn new_owned_unshared(
+        ctx: &Arc<VkContext>,
+        layout: vk::DescriptorSetLayout,
+        format: FormatInfo,
+        width: u32,
+        height: u32,
+    ) -> Result<Texture, VkError> {
         if width == 0 || height == 0 {
             return Err(VkError::Unsupported(format!("empty texture {width}x{height}")));
         }
@@ -460,25 +572,45 @@ impl Texture {
         Texture::assemble(ctx, layout, parts, format, (width, height), ImportPath::Shm, None)
     }
 
+    /// An ABGR8888 (`R8G8B8A8_UNORM`) image with storage usage, filled by NV12
+    /// uploads ([`StagedUpload::nv12`]) converted by `pipeline`. By value, for
+    /// installing under a reservation.
+    pub fn new_nv12_target(
+        ctx: &Arc<VkContext>,
+        layout: vk::DescriptorSetLayout,
+        pipeline: &Arc<Nv12Pipeline>,
+        width: u32,
+        height: u32,
+    ) -> Result<Texture, VkError> {
+        if width == 0 || height == 0 {
+            return Err(VkError::Unsupported(format!("empty texture {width}x{height}")));
+        }
+        let format = crate::format::format_info(drm_fourcc::DrmFourcc::Abgr8888).expect("ABGR8888 is supported");
+        let mut parts = Parts::new(ctx);
+        create_owned_image_with(ctx, &format, width, height, vk::ImageUsageFlags::STORAGE, &mut parts)?;
+        let mut tex = Texture::assemble(ctx, layout, parts, format, (width, height), ImportPath::Shm, None)?;
+        tex.nv12 = Some(pipeline.clone());
+        Ok(tex)
+    }
+
     /// Queues a copy of `region` of `data` (rows of `stride` bytes, the whole
     /// image's rows) through a staging buffer, recorded at the next use.
     pub fn queue_upload(&self, data: &[u8], stride: usize, region: Region) -> Result<(), VkError> {
-        let Some(r) = region.clamp(self.width, self.height) else { return Ok(()) };
-        let bpp = self.format.bytes_per_pixel as usize;
-        let row_bytes = r.width as usize * bpp;
-        let last = (r.y + r.height - 1) as usize * stride + r.x as usize * bpp + row_bytes;
-        if last > data.len() || stride < self.width as usize * bpp {
-            return Err(VkError::Unsupported(format!("upload of {} bytes with stride {stride} is too small", data.len())));
-        }
-        let mut staging = HostBuffer::new(&self.ctx, row_bytes * r.height as usize, vk::BufferUsageFlags::TRANSFER_SRC)?;
-        let dst = staging.bytes_mut();
-        for row in 0..r.height as usize {
-            let src = (r.y as usize + row) * stride + r.x as usize * bpp;
-            dst[row * row_bytes..(row + 1) * row_bytes].copy_from_slice(&data[src..src + row_bytes]);
-        }
-        let copy = buffer_image_copy(0, r.width, r, 0);
-        self.push_pending(PendingCopy { src: CopySource::Staging(staging), regions: vec![copy] });
+        let staged = StagedUpload::copy(&self.ctx, self.format, (self.width, self.height), data, stride, region)?;
+        self.queue_staged(staged);
         Ok(())
+    }
+
+    /// Queues an upload staged elsewhere (a CPU-fallback copy made on a
+    /// worker thread); recorded at the texture's next use.
+    ///
+    /// Locks: none needed (the pending list has its own leaf mutex).
+    pub fn queue_staged(&self, staged: StagedUpload) {
+        match staged.staged {
+            Some(Staged::Copy(buffer, copy)) => self.push_pending(PendingCopy { src: CopySource::Staging(buffer), regions: vec![copy] }),
+            Some(Staged::Nv12(buffer, params)) => self.push_pending(PendingCopy { src: CopySource::Nv12(buffer, params), regions: Vec::new() }),
+            None => {}
+        }
     }
 
     /// Buffer path: queue a GPU copy of `damage` (all if `None`) from the
@@ -547,12 +679,36 @@ impl Texture {
                     keep.push(Box::new(buf));
                 }
                 CopySource::Dmabuf => self.record_dmabuf_copy(cmd, &copy.regions),
+                CopySource::Nv12(buf, params) => self.record_nv12(cmd, buf, &params, keep),
             }
         }
         let to_read = image_barrier(self.image, vk::ImageLayout::TRANSFER_DST_OPTIMAL, vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)
             .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
             .dst_access_mask(vk::AccessFlags::SHADER_READ);
         unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::TRANSFER, vk::PipelineStageFlags::FRAGMENT_SHADER, &[to_read], &[]) };
+    }
+
+    /// Converts a staged NV12 upload into the image: TRANSFER_DST → GENERAL,
+    /// dispatch, → TRANSFER_DST (the state the copy loop expects).
+    fn record_nv12(&self, cmd: vk::CommandBuffer, buf: HostBuffer, params: &Nv12Params, keep: &mut Vec<Box<dyn Send + Sync>>) {
+        let Some(pipeline) = &self.nv12 else {
+            tracing::error!("NV12 upload queued on a texture without the conversion pipeline; dropped");
+            return;
+        };
+        let dev = &self.ctx.device;
+        let to_general = image_barrier(self.image, vk::ImageLayout::TRANSFER_DST_OPTIMAL, vk::ImageLayout::GENERAL)
+            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            .dst_access_mask(vk::AccessFlags::SHADER_WRITE);
+        unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::TRANSFER, vk::PipelineStageFlags::COMPUTE_SHADER, &[to_general], &[]) };
+        match pipeline.record(cmd, buf.buffer, self.view, params) {
+            Ok(pool) => keep.push(pool),
+            Err(e) => tracing::error!("recording the NV12 conversion: {e}"),
+        }
+        keep.push(Box::new(buf));
+        let back = image_barrier(self.image, vk::ImageLayout::GENERAL, vk::ImageLayout::TRANSFER_DST_OPTIMAL)
+            .src_access_mask(vk::AccessFlags::SHADER_WRITE)
+            .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE);
+        unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::COMPUTE_SHADER, vk::PipelineStageFlags::TRANSFER, &[back], &[]) };
     }
 
     fn record_dmabuf_copy(&self, cmd: vk::CommandBuffer, regions: &[vk::BufferImageCopy]) {

@@ -1,0 +1,48 @@
+// NV12 -> RGBA conversion, a compute shader.
+//
+// Input: one storage buffer holding both planes, addressed in bytes (so a
+// plane may start at any offset and rows at any stride, as in a client's
+// dma-buf): the Y plane (one byte per pixel) and the interleaved CbCr plane
+// (one Cb,Cr byte pair per 2x2 pixels). The CPU fallback fills a staging
+// buffer with the two planes; the GPU buffer path can bind the client's
+// imported VkBuffer directly with the client's offsets and strides.
+//
+// Colour: BT.601, limited ("TV") range: Y' in [16, 235], Cb/Cr in [16, 240]
+// centred on 128. Output is non-linear R'G'B' (no transfer function applied,
+// like the RGB formats the compositor samples), alpha 1, clamped to [0, 1]:
+//   R = 1.164383 (Y - 16)                     + 1.596027 (Cr - 128)
+//   G = 1.164383 (Y - 16) - 0.391762 (Cb - 128) - 0.812968 (Cr - 128)
+//   B = 1.164383 (Y - 16) + 2.017232 (Cb - 128)
+// Chroma is sampled at the top-left pixel of each 2x2 block (no filtering).
+
+struct Params {
+    width: u32,
+    height: u32,
+    y_offset: u32,
+    y_stride: u32,
+    uv_offset: u32,
+    uv_stride: u32,
+}
+
+@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var dst: texture_storage_2d<rgba8unorm, write>;
+var<push_constant> p: Params;
+
+fn byte_at(offset: u32) -> f32 {
+    let word = src[offset >> 2u];
+    return f32((word >> ((offset & 3u) * 8u)) & 0xffu);
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (id.x >= p.width || id.y >= p.height) {
+        return;
+    }
+    let y = byte_at(p.y_offset + id.y * p.y_stride + id.x) - 16.0;
+    let c = p.uv_offset + (id.y / 2u) * p.uv_stride + (id.x / 2u) * 2u;
+    let cb = byte_at(c) - 128.0;
+    let cr = byte_at(c + 1u) - 128.0;
+    let l = 1.164383 * y;
+    let rgb = vec3<f32>(l + 1.596027 * cr, l - 0.391762 * cb - 0.812968 * cr, l + 2.017232 * cb) / 255.0;
+    textureStore(dst, vec2<i32>(i32(id.x), i32(id.y)), vec4<f32>(clamp(rgb, vec3<f32>(0.0), vec3<f32>(1.0)), 1.0));
+}

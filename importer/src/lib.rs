@@ -15,6 +15,7 @@
 pub mod cpu;
 pub mod dmabuf;
 pub mod format;
+pub mod ioctl;
 pub mod lockdep;
 pub mod reservation;
 pub mod stats;

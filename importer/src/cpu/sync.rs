@@ -5,14 +5,14 @@
 //! (rule B2). SYNC gives cache coherency, not GPU completion (rule A1): the
 //! implicit write fences are waited for first, through [`ImplicitFences`].
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use super::{CpuError, CpuMapping};
 use crate::lockdep;
 
 /// `_IOW('b', 0, struct dma_buf_sync { __u64 flags; })`.
-const DMA_BUF_IOCTL_SYNC: u64 = (1 << 30) | (8 << 16) | ((b'b' as u64) << 8);
+const DMA_BUF_IOCTL_SYNC: u64 = crate::ioctl::iow::<u64>(b'b', 0);
 const SYNC_READ: u64 = 1;
 const SYNC_WRITE: u64 = 2;
 const SYNC_END: u64 = 4;
@@ -50,18 +50,12 @@ pub fn dma_buf_sync(fd: BorrowedFd<'_>, dir: SyncDir, end: bool) -> Result<SyncO
     lockdep::might_block("DMA_BUF_IOCTL_SYNC");
     let flags: u64 = dir.bits() | if end { SYNC_END } else { 0 };
     let what = if end { "END" } else { "START" };
-    loop {
-        // SAFETY: the ioctl reads one u64 from the pointer.
-        let r = unsafe { libc::ioctl(fd.as_raw_fd(), DMA_BUF_IOCTL_SYNC as _, &flags as *const u64) };
-        if r == 0 {
-            return Ok(SyncOutcome::Synced);
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) | Some(libc::EAGAIN) => continue,
-            Some(libc::ENOTTY) => return Ok(SyncOutcome::NotDmabuf),
-            _ => return Err(CpuError::Sync { what, source: err }),
-        }
+    let mut arg = flags;
+    // SAFETY: DMA_BUF_IOCTL_SYNC reads one u64 (struct dma_buf_sync).
+    match unsafe { crate::ioctl::ioctl_retry(fd, DMA_BUF_IOCTL_SYNC, &mut arg) } {
+        Ok(_) => Ok(SyncOutcome::Synced),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => Ok(SyncOutcome::NotDmabuf),
+        Err(source) => Err(CpuError::Sync { what, source }),
     }
 }
 

@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use super::ioctl::{ioctl_retry, iow, iowr};
+use crate::ioctl::{ioctl_retry, iow, iowr};
 use super::sync_file::{poll_in, SyncFile};
 
 /// Which implicit fences an operation concerns.

@@ -14,7 +14,6 @@
 //! Nothing here blocks except the functions named `wait` (tests and
 //! teardown); the compositor polls fds from calloop.
 
-pub(crate) mod ioctl;
 pub mod dmabuf;
 pub mod sync_file;
 pub mod syncobj;

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::ioctl::{ioctl_retry, iowr};
+use crate::ioctl::{ioctl_retry, iowr};
 
 /// `struct sync_merge_data`.
 #[repr(C)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use drm_ffi::syncobj as ffi;
 
-use super::ioctl::{ioctl_retry, iowr};
+use crate::ioctl::{ioctl_retry, iowr};
 use super::sync_file::SyncFile;
 
 /// What a render node can do with syncobjs.

@@ -33,30 +33,8 @@ pub fn kernel_release() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
-/// Issues `ioctl(fd, request, arg)`, retrying on `EINTR`/`EAGAIN` (the
-/// dma-buf uapi documents both as "try again").
-///
-/// # Safety
-/// `arg` must point to the struct `request` expects (size and layout).
-pub(crate) unsafe fn ioctl_retry<T>(
-    fd: std::os::fd::BorrowedFd<'_>,
-    request: u64,
-    arg: *mut T,
-) -> io::Result<libc::c_int> {
-    use std::os::fd::AsRawFd;
-    loop {
-        // SAFETY: forwarded to the caller.
-        let r = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
-        if r >= 0 {
-            return Ok(r);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) | Some(libc::EAGAIN) => continue,
-            _ => return Err(err),
-        }
-    }
-}
+/// The project's one EINTR/EAGAIN-restarting ioctl (importer::ioctl).
+pub(crate) use importer::ioctl::ioctl_retry;
 
 /// Adds the path to an error, e.g. `open /dev/udmabuf: No such file or directory`.
 pub(crate) fn with_path(e: io::Error, what: &str) -> io::Error {

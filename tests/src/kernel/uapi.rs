@@ -3,23 +3,7 @@
 //! `linux/dma-buf.h`, `linux/udmabuf.h`, `linux/dma-heap.h`, `drm/drm.h`,
 //! `drm/drm_mode.h` and `drm/vgem_drm.h` (the last is not in libdrm).
 
-const IOC_NONE: u64 = 0;
-const IOC_WRITE: u64 = 1;
-const IOC_READ: u64 = 2;
-
-const fn ioc(dir: u64, ty: u8, nr: u8, size: usize) -> u64 {
-    (dir << 30) | ((size as u64) << 16) | ((ty as u64) << 8) | nr as u64
-}
-const fn iow<T>(ty: u8, nr: u8) -> u64 {
-    ioc(IOC_WRITE, ty, nr, std::mem::size_of::<T>())
-}
-const fn iowr<T>(ty: u8, nr: u8) -> u64 {
-    ioc(IOC_READ | IOC_WRITE, ty, nr, std::mem::size_of::<T>())
-}
-#[allow(dead_code)]
-const fn io(ty: u8, nr: u8) -> u64 {
-    ioc(IOC_NONE, ty, nr, 0)
-}
+use importer::ioctl::{iow, iowr};
 
 // ---- linux/dma-buf.h ----------------------------------------------------
 

@@ -1,4 +1,6 @@
-//! `_IOC` encoding and an EINTR/EAGAIN-restarting ioctl.
+//! `_IOC` encoding and an EINTR/EAGAIN-restarting ioctl: the one place the
+//! project issues raw ioctls from (dma-buf, sync_file, syncobj, and the test
+//! clients' udmabuf/dma-heap/vgem helpers).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -9,10 +11,10 @@ const IOC_READ: u64 = 2;
 const fn ioc(dir: u64, ty: u8, nr: u8, size: usize) -> u64 {
     (dir << 30) | ((size as u64) << 16) | ((ty as u64) << 8) | nr as u64
 }
-pub(crate) const fn iow<T>(ty: u8, nr: u8) -> u64 {
+pub const fn iow<T>(ty: u8, nr: u8) -> u64 {
     ioc(IOC_WRITE, ty, nr, std::mem::size_of::<T>())
 }
-pub(crate) const fn iowr<T>(ty: u8, nr: u8) -> u64 {
+pub const fn iowr<T>(ty: u8, nr: u8) -> u64 {
     ioc(IOC_READ | IOC_WRITE, ty, nr, std::mem::size_of::<T>())
 }
 
@@ -21,7 +23,7 @@ pub(crate) const fn iowr<T>(ty: u8, nr: u8) -> u64 {
 ///
 /// # Safety
 /// `arg` must point to the struct `request` expects.
-pub(crate) unsafe fn ioctl_retry<T>(fd: BorrowedFd<'_>, request: u64, arg: *mut T) -> io::Result<libc::c_int> {
+pub unsafe fn ioctl_retry<T>(fd: BorrowedFd<'_>, request: u64, arg: *mut T) -> io::Result<libc::c_int> {
     loop {
         // SAFETY: forwarded to the caller.
         let r = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };

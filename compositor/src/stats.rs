@@ -14,6 +14,20 @@ pub struct Stats {
     /// SYNC (issue 4) counters; filled in by main.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync: Option<crate::sync::SyncStats>,
+    /// SHELL (issue 6): what clients did; filled in by main.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<ShellStats>,
+}
+
+/// Client activity: a client paced by frame callbacks commits every frame.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct ShellStats {
+    /// Surface commits (all clients).
+    pub commits: u64,
+    /// Toplevels that got a first buffer and were mapped.
+    pub windows_mapped: u64,
+    /// Windows mapped at exit.
+    pub windows_at_exit: u64,
 }
 
 /// How client buffers reached the GPU; `dmabuf_image` is the zero-copy path.
@@ -39,6 +53,7 @@ impl Stats {
                 failed: imports.failed,
             },
             sync: None,
+            shell: None,
         }
     }
 

@@ -32,6 +32,7 @@ impl CompositorHandler for State {
     }
 
     fn commit(&mut self, surface: &WlSurface) {
+        self.shell_stats.commits += 1;
         // Record the new buffer/damage so render elements can import it lazily.
         on_commit_buffer_handler::<Self>(surface);
         // Synchronized subsurface state only applies with the parent's commit.

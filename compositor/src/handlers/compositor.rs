@@ -51,6 +51,8 @@ impl CompositorHandler for State {
         self.popups.commit(surface);
         crate::handlers::xdg_shell::handle_commit(self, &root);
         self.note_if_unmapped(&root);
+        // SHELL: a window that mapped, moved or resized under the pointer.
+        self.refresh_pointer_focus();
     }
 }
 

@@ -43,6 +43,25 @@ impl State {
         pointer.frame(self);
     }
 
+    /// Re-evaluates what is under a stationary pointer after windows moved,
+    /// resized or (un)mapped, sending enter/leave only if the surface under
+    /// it changed.
+    pub fn refresh_pointer_focus(&mut self) {
+        let Some(pointer) = self.seat.get_pointer() else { return };
+        if pointer.is_grabbed() {
+            return;
+        }
+        let pos = pointer.current_location();
+        let under = self.surface_under(pos);
+        let current = pointer.current_focus();
+        if under.as_ref().map(|(s, _)| s) == current.as_ref() {
+            return;
+        }
+        let time = self.input_time_ms();
+        pointer.motion(self, under, &MotionEvent { location: pos, serial: SERIAL_COUNTER.next_serial(), time });
+        pointer.frame(self);
+    }
+
     /// Moves the pointer by `delta`; relative-pointer clients see the delta.
     pub fn pointer_motion_relative(&mut self, delta: Point<f64, Logical>) {
         let Some(pointer) = self.seat.get_pointer() else { return };

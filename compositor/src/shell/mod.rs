@@ -76,6 +76,7 @@ impl State {
             Some(window) => {
                 let loc = pos + window.geometry().loc;
                 self.space.map_element(window, loc, false);
+                self.refresh_pointer_focus();
             }
             None => self.placement.request_position(surface, pos),
         }

@@ -43,20 +43,20 @@ summarise() {  # $1: log
     local log=$1
     echo "groups run: $(grep -E '^\[ RUN      \]' "$log" | sed -E 's/^\[ RUN      \] ([^.]+)\..*/\1/' | sort -u | paste -sd' ' -)"
     passed=$(grep -cE '^\[       OK \]' "$log" || true)
-    failed=$(grep -E '^\[  FAILED  \] [A-Za-z]' "$log" | grep -v ' listed below' | grep -vc 'tests,' || true)
-    skipped=$(grep -cE '^\[  SKIPPED \] [A-Za-z]' "$log" || true)
+    failed=$({ grep -E '^\[  FAILED  \] [A-Za-z].* \([0-9]+ ms\)$' "$log" || true; } | awk '{sub(/,$/, "", $4); print $4}' | sort -u | wc -l)
+    skipped=$(grep -cE '^\[     SKIP \]' "$log" || true)
 }
 summarise "$out/wlcs.log"
 echo "WLCS: $passed passed, $failed failed, $skipped skipped (log: $out/wlcs.log)"
 if [ "$failed" -gt 0 ]; then
-    echo "unexpected failures:"; grep -E '^\[  FAILED  \] [A-Za-z][^ ]*\.' "$out/wlcs.log" | sort -u | sed 's/^/  /'
+    echo "unexpected failures:"; grep -E '^\[  FAILED  \] [A-Za-z].* \([0-9]+ ms\)$' "$out/wlcs.log" | awk '{sub(/,$/, "", $4); print "  " $4}' | sort -u
 fi
 
-if [ -n "$expected" ] && [ "${WLCS_SKIP_EXPECTED:-0}" != 1 ]; then
+if [ -n "$expected" ] && [ "${WLCS_RUN_EXPECTED:-0}" = 1 ]; then
     erc=0
     timeout "${WLCS_TIMEOUT:-1800}" "$WLCS" "$so" --gtest_filter="$expected" >"$out/wlcs-expected.log" 2>&1 || erc=$?
     epassed=$(grep -cE '^\[       OK \]' "$out/wlcs-expected.log" || true)
-    efailed=$(grep -E '^\[  FAILED  \] [A-Za-z][^ ]*\.' "$out/wlcs-expected.log" | sort -u | wc -l)
+    efailed=$({ grep -E '^\[  FAILED  \] [A-Za-z].* \([0-9]+ ms\)$' "$out/wlcs-expected.log" || true; } | awk '{sub(/,$/, "", $4); print $4}' | sort -u | wc -l)
     echo "WLCS expected failures (wlcs/expected-failures.txt): $efailed failed, $epassed now pass (log: $out/wlcs-expected.log)"
 fi
 

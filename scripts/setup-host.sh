@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the host tier needs on a fresh Debian 12 machine, idempotently:
 # Mesa 25 lavapipe from bookworm-backports, the Vulkan loader, libxkbcommon-dev,
-# wayland-utils (wayland-info) and the Wayland C libraries the test clients link.
+# wayland-utils (wayland-info) and the Wayland C libraries the test clients link,
+# plus the third-party clients of tests/tests/real_clients.rs (weston's demo
+# clients, foot with a font, GTK 4 through python3-gi; vkcube is in
+# vulkan-tools) and WLCS (scripts/wlcs.sh).
 #
 # bookworm-backports is added by reusing the URIs: line of the machine's own
 # /etc/apt/sources.list.d/debian.sources, so no mirror host is written here.
@@ -13,7 +16,8 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 want_pkgs=(mesa-vulkan-drivers libvulkan1 libvulkan-dev libxkbcommon-dev libwayland-dev
-           wayland-utils pkg-config vulkan-tools)
+           wayland-utils pkg-config vulkan-tools
+           weston foot fonts-dejavu-core python3-gi gir1.2-gtk-4.0 wlcs)
 
 missing() {
     local p

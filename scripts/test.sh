@@ -6,7 +6,7 @@
 #    this machine's Vulkan device (lavapipe on CI) with memfd stand-ins for
 #    dma-bufs. Tests that need the kernel VM tier are reported as ignored with
 #    their reason here; they run in step 3.
-#    Then the loom model of the reservation state machine (its own target
+#    Then WLCS over wlcs/'s integration library (scripts/wlcs.sh), then the loom model of the reservation state machine (its own target
 #    directory: cfg(loom) rebuilds the importer's dependencies).
 # 3. Kernel VM tier (unless --host-only): boots the bookworm-backports 6.12
 #    kernel under qemu and runs the VM tests against real udmabuf dma-bufs,
@@ -30,6 +30,9 @@ echo "== host tier: build"
 cargo build --workspace --bins --locked
 echo "== host tier: tests (mismatch images go to $TEST_ARTIFACTS_DIR)"
 cargo test --workspace --locked
+
+echo "== WLCS (Wayland conformance suite; groups run and pass count below)"
+bash scripts/wlcs.sh
 
 echo "== loom model of the reservation state machine (importer/tests/loom_reservation.rs)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p importer --test loom_reservation --release --locked

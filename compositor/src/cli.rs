@@ -57,6 +57,12 @@ pub struct Cli {
     #[arg(long, env = "COMPOSITOR_CPU_FALLBACK", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub cpu_fallback: bool,
 
+    /// Shell command (`sh -c`) to start once the socket listens, e.g. a
+    /// terminal or panel for a session; repeatable. Unlike the client after
+    /// `--`, its exit does not end the compositor.
+    #[arg(long, value_name = "CMD")]
+    pub startup: Vec<String>,
+
     /// Client to spawn once the socket listens; the compositor exits with its status.
     #[arg(last = true)]
     pub command: Vec<String>,

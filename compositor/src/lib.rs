@@ -9,11 +9,15 @@
 //! * [`state`]: the compositor state and the exit rules.
 //! * [`cli`], [`spawn`], [`screenshot`], [`stats`]: the binary's edges.
 
+/// Headless start-up shared by the binary and embedders (issue 6).
+pub mod app;
 pub mod backend;
 pub mod cli;
 pub mod handlers;
 pub mod render;
 pub mod screenshot;
+/// Window management and input (issue 6).
+pub mod shell;
 pub mod spawn;
 pub mod state;
 pub mod stats;

@@ -13,20 +13,17 @@ use std::{
 use anyhow::Context;
 use clap::Parser;
 use smithay::{
-    reexports::{
-        calloop::{generic::Generic, EventLoop, Interest, Mode, PostAction},
-        wayland_server::Display,
-    },
+    reexports::calloop::{generic::Generic, EventLoop, Interest, Mode, PostAction},
     wayland::socket::ListeningSocketSource,
 };
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use compositor::{
-    screenshot, stats,
-    backend::headless::{self, HeadlessBackend, HeadlessOptions},
+    app, screenshot, spawn, stats,
+    backend::headless::{HeadlessBackend, HeadlessOptions},
     cli::{BackendKind, Cli},
-    render::{RendererOptions, VkRenderer},
+    render::RendererOptions,
     spawn::ChildProcess,
     state::{Lifecycle, State},
 };
@@ -80,24 +77,17 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     let BackendKind::Headless = cli.backend;
     let mut event_loop: EventLoop<'static, State> =
         EventLoop::try_new().context("creating the event loop")?;
-    let display: Display<State> = Display::new().context("creating the wayland display")?;
     // Block SIGINT/SIGTERM before Vulkan starts its worker threads: they
     // inherit the mask, so the signals reach our signalfd instead of killing
     // the process through a thread that left them unblocked.
     let signals = block_exit_signals()?;
 
     let backend = create_backend(cli)?;
-    let frame_interval = headless::frame_interval(&backend);
     let lifecycle = Lifecycle::new(None, cli.exit_after_frames);
-    let mut state = State::new(display.handle(), event_loop.get_signal(), backend, lifecycle)?;
-    // SYNC: fence and acquire-point sources go into this loop.
-    state.sync.loop_handle = Some(event_loop.handle());
-    compositor::sync::cpu_copy::start(&event_loop.handle(), &mut state)?;
+    let mut state = app::init_headless(&event_loop, backend, lifecycle)?;
 
     let socket_name = listen(&event_loop, cli.socket.as_deref())?;
-    insert_display_source(&event_loop, display)?;
     insert_signal_source(&event_loop, signals)?;
-    headless::start_frame_clock(&event_loop.handle(), frame_interval)?;
 
     announce_ready(&socket_name)?;
     if !cli.command.is_empty() {
@@ -105,14 +95,12 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         insert_child_watch(&event_loop, &child)?;
         state.lifecycle.child = Some(child);
     }
+    for command in &cli.startup {
+        spawn::spawn_startup(command, &socket_name);
+    }
 
     event_loop
-        .run(None, &mut state, |state| {
-            state.after_dispatch();
-            if let Err(err) = state.display_handle.flush_clients() {
-                warn!("flushing clients: {err}");
-            }
-        })
+        .run(None, &mut state, app::after_dispatch)
         .context("running the event loop")?;
 
     let code = state.lifecycle.exit_code.unwrap_or(0);
@@ -127,10 +115,8 @@ fn create_backend(cli: &Cli) -> anyhow::Result<HeadlessBackend> {
         force_buffer_path: cli.force_buffer_path,
         cpu_fallback: cli.cpu_fallback,
     };
-    let renderer = VkRenderer::new(&options).map_err(|e| anyhow::anyhow!("creating the Vulkan renderer: {e}"))?;
-    info!("Vulkan device: {}", renderer.device_summary());
-    HeadlessBackend::new(
-        renderer,
+    app::create_headless_backend(
+        &options,
         HeadlessOptions {
             size: (cli.size.width, cli.size.height),
             scale: cli.scale,
@@ -163,22 +149,6 @@ fn accept_client(state: &mut State, stream: UnixStream) {
     if let Err(err) = state.display_handle.insert_client(stream, Arc::new(client_state)) {
         warn!("failed to add client: {err}");
     }
-}
-
-/// Dispatches client requests whenever any client socket is readable.
-fn insert_display_source(event_loop: &EventLoop<'static, State>, display: Display<State>) -> anyhow::Result<()> {
-    event_loop
-        .handle()
-        .insert_source(Generic::new(display, Interest::READ, Mode::Level), |_, display, state| {
-            // SAFETY: the display is never dropped or replaced through this reference.
-            let display = unsafe { display.get_mut() };
-            if let Err(err) = display.dispatch_clients(state) {
-                warn!("dispatching clients: {err}");
-            }
-            Ok(PostAction::Continue)
-        })
-        .map_err(|e| anyhow::anyhow!("inserting the display source: {e}"))?;
-    Ok(())
 }
 
 /// Blocks SIGINT/SIGTERM in this thread (and every thread started after) and
@@ -268,6 +238,10 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
         stats.reservations = Some(state.backend.renderer.reservation_stats());
         stats.cpu_copies = Some(state.cpu_copies.stats);
         stats.lockdep = stats::Lockdep::now();
+        // SHELL: client activity.
+        let mut shell = state.shell_stats;
+        shell.windows_at_exit = state.space.elements().count() as u64;
+        stats.shell = Some(shell);
         stats.write(path)?;
         info!(path = %path.display(), ?stats, "stats written");
     }

@@ -12,7 +12,7 @@ use std::sync::{
 use anyhow::Context;
 use smithay::{
     desktop::{PopupManager, Space, Window},
-    input::{keyboard::XkbConfig, Seat, SeatState},
+    input::{keyboard::XkbConfig, pointer::CursorImageStatus, Seat, SeatState},
     reexports::{
         calloop::LoopSignal,
         wayland_server::{
@@ -26,7 +26,9 @@ use smithay::{
         dmabuf::{DmabufGlobal, DmabufState},
         output::OutputManagerState,
         presentation::PresentationState,
-        shell::xdg::XdgShellState,
+        relative_pointer::RelativePointerManagerState,
+        selection::{data_device::DataDeviceState, primary_selection::PrimarySelectionState},
+        shell::xdg::{decoration::XdgDecorationState, XdgShellState},
         shm::ShmState,
     },
 };
@@ -61,7 +63,23 @@ pub struct State {
     #[allow(dead_code)]
     pub presentation_state: PresentationState,
 
-    /// Mapped toplevels; stacking order is mapping order (newest on top).
+    /// SHELL (issue 6): clipboard, decorations, relative pointer, cursor.
+    pub data_device_state: DataDeviceState,
+    pub primary_selection_state: PrimarySelectionState,
+    /// Held so the xdg-decoration global lives as long as the compositor.
+    #[allow(dead_code)]
+    pub decoration_state: XdgDecorationState,
+    /// Held so the relative-pointer global lives as long as the compositor.
+    #[allow(dead_code)]
+    pub relative_pointer_state: RelativePointerManagerState,
+    pub cursor_status: CursorImageStatus,
+    /// Counters for `--stats`.
+    pub shell_stats: crate::stats::ShellStats,
+    /// Zero of the input event clock (`State::input_time_ms`).
+    pub input_epoch: std::time::Instant,
+
+    /// Mapped toplevels; stacking order: mapping order, then raised on
+    /// focus (see `shell`).
     pub space: Space<Window>,
     pub popups: PopupManager,
     pub placement: handlers::xdg_shell::Placement,
@@ -109,6 +127,12 @@ impl State {
         seat.add_keyboard(XkbConfig::default(), REPEAT_DELAY_MS, REPEAT_RATE_HZ)
             .context("creating the seat keyboard (xkb default keymap)")?;
         seat.add_pointer();
+        seat.add_touch();
+        // SHELL (issue 6)
+        let data_device_state = DataDeviceState::new::<State>(dh);
+        let primary_selection_state = PrimarySelectionState::new::<State>(dh);
+        let decoration_state = XdgDecorationState::new::<State>(dh);
+        let relative_pointer_state = RelativePointerManagerState::new::<State>(dh);
 
         let mut space = Space::default();
         space.map_output(&backend.output, (0, 0));
@@ -126,6 +150,13 @@ impl State {
             dmabuf_global,
             params_planes: Default::default(),
             presentation_state,
+            data_device_state,
+            primary_selection_state,
+            decoration_state,
+            relative_pointer_state,
+            cursor_status: CursorImageStatus::default_named(),
+            shell_stats: Default::default(),
+            input_epoch: std::time::Instant::now(),
             space,
             popups: PopupManager::default(),
             placement: Default::default(),

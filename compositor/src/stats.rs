@@ -23,6 +23,9 @@ pub struct Stats {
     /// The lock validator: whether it is compiled in, and the violations it
     /// saw in this process (logged, not raised: see `main`).
     pub lockdep: Lockdep,
+    /// SHELL (issue 6): what clients did; filled in by main.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<ShellStats>,
 }
 
 /// `"lockdep": {"enabled": bool, "violations": N}`; the test harness asserts
@@ -37,6 +40,17 @@ impl Lockdep {
     pub fn now() -> Lockdep {
         Lockdep { enabled: importer::lockdep::ENABLED, violations: importer::lockdep::unexpected_violations() as u64 }
     }
+}
+
+/// Client activity: a client paced by frame callbacks commits every frame.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct ShellStats {
+    /// Surface commits (all clients).
+    pub commits: u64,
+    /// Toplevels that got a first buffer and were mapped.
+    pub windows_mapped: u64,
+    /// Windows mapped at exit.
+    pub windows_at_exit: u64,
 }
 
 /// How client buffers reached the GPU; `dmabuf_image` is the zero-copy path.
@@ -65,6 +79,7 @@ impl Stats {
             reservations: None,
             cpu_copies: None,
             lockdep: Lockdep::now(),
+            shell: None,
         }
     }
 

@@ -34,6 +34,7 @@ impl CompositorHandler for State {
     }
 
     fn commit(&mut self, surface: &WlSurface) {
+        self.shell_stats.commits += 1;
         // Record the new buffer/damage so render elements can import it lazily.
         on_commit_buffer_handler::<Self>(surface);
         // Synchronized subsurface state only applies with the parent's commit.
@@ -52,6 +53,8 @@ impl CompositorHandler for State {
         self.popups.commit(surface);
         crate::handlers::xdg_shell::handle_commit(self, &root);
         self.note_if_unmapped(&root);
+        // SHELL: a window that mapped, moved or resized under the pointer.
+        self.refresh_pointer_focus();
     }
 }
 

@@ -5,10 +5,12 @@
 //! to its file.
 
 pub mod compositor;
+pub mod decoration;
 pub mod dmabuf;
 pub mod dmabuf_params;
 pub mod output;
 pub mod presentation;
 pub mod seat;
+pub mod selection;
 pub mod shm;
 pub mod xdg_shell;

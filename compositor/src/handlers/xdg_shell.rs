@@ -4,16 +4,29 @@
 //! toplevel to get a buffer in this run is placed at logical
 //! `(32 + 64n, 32 + 64n)`, and later-mapped windows stack on top. The cascade
 //! is deterministic so screenshots taken by tests are reproducible.
+//!
+//! Focus, stacking, move, maximize and fullscreen are [`crate::shell`]'s;
+//! this module answers the requests. Popups are placed by their positioner,
+//! then slid or flipped (as the positioner allows) to stay on the output.
 
 use smithay::{
     backend::renderer::utils::with_renderer_surface_state,
     delegate_xdg_shell,
-    desktop::{find_popup_root_surface, PopupKind, Window},
-    reexports::wayland_server::protocol::{wl_seat::WlSeat, wl_surface::WlSurface},
-    utils::{Logical, Point, Serial, SERIAL_COUNTER},
+    desktop::{
+        find_popup_root_surface, get_popup_toplevel_coords, PopupKeyboardGrab, PopupKind, PopupPointerGrab,
+        PopupUngrabStrategy, Window,
+    },
+    input::{pointer::Focus, Seat},
+    reexports::{
+        wayland_protocols::xdg::shell::server::xdg_toplevel,
+        wayland_server::protocol::{wl_output::WlOutput, wl_seat::WlSeat, wl_surface::WlSurface},
+    },
+    utils::{Logical, Point, Rectangle, Serial, SERIAL_COUNTER},
     wayland::shell::xdg::{PopupSurface, PositionerState, ToplevelSurface, XdgShellHandler, XdgShellState},
 };
-use tracing::{debug, warn};
+use smithay::desktop::PopupManager;
+use smithay::reexports::wayland_server::Resource;
+use tracing::{debug, info, warn};
 
 use crate::state::State;
 
@@ -26,6 +39,8 @@ const CASCADE_STEP: i32 = 64;
 pub struct Placement {
     unmapped: Vec<Window>,
     mapped_count: usize,
+    /// Surface origins asked for before the toplevel mapped (WLCS).
+    requested: Vec<(WlSurface, Point<i32, Logical>)>,
 }
 
 /// Which cascade slot a window was given; kept across unmap/remap so a window
@@ -33,6 +48,17 @@ pub struct Placement {
 struct CascadeSlot(Point<i32, Logical>);
 
 impl Placement {
+    /// Remembers where an unmapped toplevel's surface must appear.
+    pub fn request_position(&mut self, surface: &WlSurface, pos: Point<i32, Logical>) {
+        self.requested.retain(|(s, _)| s != surface && s.is_alive());
+        self.requested.push((surface.clone(), pos));
+    }
+
+    fn take_requested(&mut self, surface: &WlSurface) -> Option<Point<i32, Logical>> {
+        let idx = self.requested.iter().position(|(s, _)| s == surface)?;
+        Some(self.requested.swap_remove(idx).1)
+    }
+
     /// Hands out the next cascade position.
     fn next_position(&mut self) -> Point<i32, Logical> {
         let n = i32::try_from(self.mapped_count).unwrap_or(i32::MAX / CASCADE_STEP);
@@ -60,24 +86,124 @@ impl XdgShellHandler for State {
         }
     }
 
-    fn new_popup(&mut self, surface: PopupSurface, _positioner: PositionerState) {
-        // Geometry stays as the client's positioner computed it; no constraint
-        // solving against the output in a headless compositor.
+    fn new_popup(&mut self, surface: PopupSurface, positioner: PositionerState) {
+        let geometry = self.unconstrained_popup_geometry(&surface, &positioner);
+        surface.with_pending_state(|state| state.geometry = geometry);
         if let Err(err) = self.popups.track_popup(PopupKind::Xdg(surface)) {
             warn!("failed to track popup: {err:?}");
         }
     }
 
     fn reposition_request(&mut self, surface: PopupSurface, positioner: PositionerState, token: u32) {
+        let geometry = self.unconstrained_popup_geometry(&surface, &positioner);
         surface.with_pending_state(|state| {
-            state.geometry = positioner.get_geometry();
+            state.geometry = geometry;
             state.positioner = positioner;
         });
         surface.send_repositioned(token);
     }
 
-    fn grab(&mut self, _surface: PopupSurface, _seat: WlSeat, _serial: Serial) {
-        // No input devices headless, so there is nothing to grab.
+    /// An explicit popup grab: pointer and keyboard go to the popup chain
+    /// until the user clicks outside it, which dismisses the popups.
+    fn grab(&mut self, surface: PopupSurface, seat: WlSeat, serial: Serial) {
+        let Some(seat) = Seat::<State>::from_resource(&seat) else { return };
+        let kind = PopupKind::Xdg(surface);
+        let Ok(root) = find_popup_root_surface(&kind) else { return };
+        if self.window_for_surface(&root).is_none() {
+            // Not mapped (or a popup of a popup whose root went away).
+            let _ = PopupManager::dismiss_popup(&root, &kind);
+            return;
+        }
+        let mut grab = match self.popups.grab_popup(root, kind, &seat, serial) {
+            Ok(grab) => grab,
+            Err(err) => {
+                debug!("popup grab refused: {err:?}");
+                return;
+            }
+        };
+        if let Some(keyboard) = seat.get_keyboard() {
+            if keyboard.is_grabbed()
+                && !(keyboard.has_grab(serial) || keyboard.has_grab(grab.previous_serial().unwrap_or(serial)))
+            {
+                grab.ungrab(PopupUngrabStrategy::All);
+                return;
+            }
+            keyboard.set_focus(self, grab.current_grab(), serial);
+            keyboard.set_grab(self, PopupKeyboardGrab::new(&grab), serial);
+        }
+        if let Some(pointer) = seat.get_pointer() {
+            if pointer.is_grabbed()
+                && !(pointer.has_grab(serial) || pointer.has_grab(grab.previous_serial().unwrap_or_else(|| grab.serial())))
+            {
+                grab.ungrab(PopupUngrabStrategy::All);
+                return;
+            }
+            pointer.set_grab(self, PopupPointerGrab::new(&grab), serial, Focus::Keep);
+        }
+    }
+
+    fn move_request(&mut self, surface: ToplevelSurface, seat: WlSeat, serial: Serial) {
+        let Some(seat) = Seat::<State>::from_resource(&seat) else { return };
+        let Some(pointer) = seat.get_pointer() else { return };
+        // Only a button press on this very surface may start a move.
+        if !pointer.has_grab(serial) {
+            return;
+        }
+        let Some(start_data) = pointer.grab_start_data() else { return };
+        let on_surface = start_data.focus.as_ref().is_some_and(|(focus, _)| {
+            focus.id().same_client_as(&surface.wl_surface().id())
+        });
+        if !on_surface {
+            return;
+        }
+        let Some(window) = self.window_for_surface(surface.wl_surface()) else { return };
+        let Some(initial_window_location) = self.space.element_location(&window) else { return };
+        let grab = crate::shell::grabs::MoveGrab { start_data, window, initial_window_location };
+        pointer.set_grab(self, grab, serial, Focus::Clear);
+    }
+
+    fn maximize_request(&mut self, surface: ToplevelSurface) {
+        self.fill_output(&surface, xdg_toplevel::State::Maximized);
+    }
+
+    fn unmaximize_request(&mut self, surface: ToplevelSurface) {
+        self.unfill_output(&surface, xdg_toplevel::State::Maximized);
+    }
+
+    /// There is one output, so the requested one (if any) is that one.
+    fn fullscreen_request(&mut self, surface: ToplevelSurface, output: Option<WlOutput>) {
+        let wl_output = output.or_else(|| {
+            let client = surface.wl_surface().client()?;
+            self.backend.output.client_outputs(&client).next()
+        });
+        surface.with_pending_state(|s| s.fullscreen_output = wl_output);
+        self.fill_output(&surface, xdg_toplevel::State::Fullscreen);
+    }
+
+    fn unfullscreen_request(&mut self, surface: ToplevelSurface) {
+        surface.with_pending_state(|s| s.fullscreen_output = None);
+        self.unfill_output(&surface, xdg_toplevel::State::Fullscreen);
+    }
+}
+
+impl State {
+    /// The popup's geometry (relative to its parent) after sliding/flipping
+    /// it, as its positioner allows, to stay on the output.
+    fn unconstrained_popup_geometry(&self, popup: &PopupSurface, positioner: &PositionerState) -> Rectangle<i32, Logical> {
+        let Ok(root) = find_popup_root_surface(&PopupKind::Xdg(popup.clone())) else {
+            return positioner.get_geometry();
+        };
+        let Some(window) = self.window_for_surface(&root) else {
+            return positioner.get_geometry();
+        };
+        let Some(window_loc) = self.space.element_location(&window) else {
+            return positioner.get_geometry();
+        };
+        // The target rectangle in the coordinate space of the popup's parent.
+        let mut target = self.output_geometry();
+        target.loc -= window_loc + window.geometry().loc;
+        target.loc -= get_popup_toplevel_coords(&PopupKind::Xdg(popup.clone()));
+        positioner.get_unconstrained_geometry(target)
     }
 }
 
@@ -111,34 +237,22 @@ pub fn handle_commit(state: &mut State, surface: &WlSurface) {
 
 /// Places a window that just got its first buffer and gives it focus.
 fn map_window(state: &mut State, window: Window) {
-    let position = match window.user_data().get::<CascadeSlot>() {
-        Some(slot) => slot.0,
-        None => {
+    window.on_commit();
+    let requested = window.toplevel().and_then(|t| state.placement.take_requested(t.wl_surface()));
+    let slot = window.user_data().get::<CascadeSlot>().map(|slot| slot.0);
+    let position = match (requested, slot) {
+        (Some(surface_origin), _) => surface_origin + window.geometry().loc,
+        (None, Some(slot)) => slot,
+        (None, None) => {
             let position = state.placement.next_position();
             window.user_data().insert_if_missing(|| CascadeSlot(position));
             position
         }
     };
-    debug!(?position, "mapping toplevel");
-    window.on_commit();
+    info!(?position, "mapping toplevel");
+    state.shell_stats.windows_mapped += 1;
     state.space.map_element(window.clone(), position, true);
-    focus_window(state, &window);
-}
-
-/// Moves keyboard focus to `window` and marks it activated.
-fn focus_window(state: &mut State, window: &Window) {
-    let Some(toplevel) = window.toplevel() else { return };
-    for other in state.space.elements() {
-        if other != window {
-            other.set_activated(false);
-        }
-    }
-    window.set_activated(true);
-    toplevel.send_pending_configure();
-    if let Some(keyboard) = state.seat.get_keyboard() {
-        let surface = toplevel.wl_surface().clone();
-        keyboard.set_focus(state, Some(surface), SERIAL_COUNTER.next_serial());
-    }
+    state.focus_window(&window, SERIAL_COUNTER.next_serial());
 }
 
 /// A mapped toplevel that commits a null buffer becomes unmapped again and

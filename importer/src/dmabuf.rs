@@ -125,12 +125,7 @@ impl DmabufDesc {
             return Err(DmabufError::InvalidDimensions { width: self.width, height: self.height });
         }
         for (i, plane) in self.planes.iter().enumerate() {
-            match classify_fd(plane.fd.as_fd()) {
-                Ok(Some(_)) => {}
-                Ok(None) => return Err(DmabufError::Shrinkable { plane: i }),
-                Err(source) => return Err(DmabufError::SizeQuery { plane: i, source }),
-            }
-            let size = fd_size(plane.fd.as_fd()).map_err(|source| DmabufError::SizeQuery { plane: i, source })?;
+            let size = safe_plane_size(i, plane)?;
             check_plane(i, plane.offset, plane.stride, self.width, self.height, info.bytes_per_pixel, size)?;
         }
         Ok(info)
@@ -152,12 +147,7 @@ impl DmabufDesc {
         }
         let (cw, ch) = (self.width.div_ceil(2), self.height.div_ceil(2));
         for (i, plane) in self.planes.iter().enumerate() {
-            match classify_fd(plane.fd.as_fd()) {
-                Ok(Some(_)) => {}
-                Ok(None) => return Err(DmabufError::Shrinkable { plane: i }),
-                Err(source) => return Err(DmabufError::SizeQuery { plane: i, source }),
-            }
-            let size = fd_size(plane.fd.as_fd()).map_err(|source| DmabufError::SizeQuery { plane: i, source })?;
+            let size = safe_plane_size(i, plane)?;
             let (w, h, bpp) = if i == 0 { (self.width, self.height, 1) } else { (cw, ch, 2) };
             check_plane(i, plane.offset, plane.stride, w, h, bpp, size)?;
         }
@@ -170,6 +160,17 @@ impl DmabufDesc {
     pub fn is_linear(&self) -> bool {
         self.modifier == DrmModifier::Linear
     }
+}
+
+/// The size of plane `i`'s fd, once it is known not to be able to shrink
+/// under a mapping (rule in the module doc).
+fn safe_plane_size(i: usize, plane: &DmabufPlane) -> Result<u64, DmabufError> {
+    match classify_fd(plane.fd.as_fd()) {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(DmabufError::Shrinkable { plane: i }),
+        Err(source) => return Err(DmabufError::SizeQuery { plane: i, source }),
+    }
+    fd_size(plane.fd.as_fd()).map_err(|source| DmabufError::SizeQuery { plane: i, source })
 }
 
 /// Checks one plane's geometry against its fd's size. Pure and overflow-safe.

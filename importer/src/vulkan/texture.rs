@@ -258,7 +258,7 @@ unsafe fn destroy(
     }
 }
 
-fn image_info<'a>(
+pub(crate) fn image_info<'a>(
     format: &FormatInfo,
     width: u32,
     height: u32,

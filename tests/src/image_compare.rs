@@ -27,10 +27,7 @@ pub struct BadPixel {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Comparison {
     /// The images have different dimensions: `(actual, expected)`.
-    SizeMismatch {
-        actual: (u32, u32),
-        expected: (u32, u32),
-    },
+    SizeMismatch { actual: (u32, u32), expected: (u32, u32) },
     /// Same size; `bad_pixels == 0` means they match.
     Compared {
         max_diff: u8,
@@ -87,10 +84,7 @@ fn pixel_diff(a: [u8; 4], b: [u8; 4]) -> u8 {
 /// A visual diff: red where beyond tolerance, otherwise the difference
 /// amplified 32x in grey, so small rounding noise is still visible.
 pub fn diff_image(actual: &RgbaImage, expected: &RgbaImage, tolerance: u8) -> RgbaImage {
-    let (w, h) = (
-        actual.width.min(expected.width),
-        actual.height.min(expected.height),
-    );
+    let (w, h) = (actual.width.min(expected.width), actual.height.min(expected.height));
     let mut out = RgbaImage::filled(w, h, [0, 0, 0, 255]);
     for y in 0..h {
         for x in 0..w {
@@ -119,12 +113,7 @@ pub fn artifacts_dir() -> PathBuf {
 /// Compares `actual` with the PNG at `reference`; on mismatch writes
 /// `<artifacts>/<name>.actual.png` and `<name>.diff.png` and returns an error
 /// describing the first bad pixel.
-pub fn check_against_reference(
-    name: &str,
-    actual: &RgbaImage,
-    reference: &Path,
-    tolerance: u8,
-) -> Result<()> {
+pub fn check_against_reference(name: &str, actual: &RgbaImage, reference: &Path, tolerance: u8) -> Result<()> {
     check_against_reference_in(&artifacts_dir(), name, actual, reference, tolerance)
 }
 
@@ -155,6 +144,19 @@ pub fn check_against_reference_in(
         actual_path.display(),
         diff_path.display()
     )
+}
+
+/// Checks that the pixel `inside` pixels into the `window`-th toplevel (the
+/// compositor's placement policy, [`crate::scenes::toplevel_position`]) is
+/// `color` within [`DEFAULT_TOLERANCE`] per channel.
+pub fn check_window_pixel(image: &RgbaImage, window: usize, inside: u32, color: [u8; 4]) -> anyhow::Result<()> {
+    let (x, y) = crate::scenes::toplevel_position(window);
+    let px = image.get(x as u32 + inside, y as u32 + inside);
+    anyhow::ensure!(
+        px.iter().zip(color).all(|(a, b)| a.abs_diff(b) <= DEFAULT_TOLERANCE),
+        "window {window} pixel {px:?}, expected {color:?}"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -206,11 +208,7 @@ mod tests {
     #[test]
     fn one_pixel_within_tolerance_passes() {
         let mut a = base();
-        a.put(
-            5,
-            4,
-            [32 - DEFAULT_TOLERANCE, 32, 32 + DEFAULT_TOLERANCE, 255],
-        );
+        a.put(5, 4, [32 - DEFAULT_TOLERANCE, 32, 32 + DEFAULT_TOLERANCE, 255]);
         let r = compare(&a, &base(), DEFAULT_TOLERANCE);
         assert!(r.passed(), "{r:?}");
     }
@@ -234,8 +232,7 @@ mod tests {
         let path = dir.path().join("x.png");
         base().save_png(&path).expect("save");
         assert_eq!(RgbaImage::load_png(&path).expect("load"), base());
-        check_against_reference("same", &base(), &path, DEFAULT_TOLERANCE)
-            .expect("identical passes");
+        check_against_reference("same", &base(), &path, DEFAULT_TOLERANCE).expect("identical passes");
 
         let mut a = base();
         a.put(0, 0, [255, 255, 255, 255]);
@@ -245,8 +242,7 @@ mod tests {
         assert!(dir.path().join("artifacts/changed.actual.png").exists());
         assert!(dir.path().join("artifacts/changed.diff.png").exists());
         // A later passing run removes the stale artifacts.
-        check_against_reference_in(&artifacts, "changed", &base(), &path, DEFAULT_TOLERANCE)
-            .expect("identical passes");
+        check_against_reference_in(&artifacts, "changed", &base(), &path, DEFAULT_TOLERANCE).expect("identical passes");
         assert!(!dir.path().join("artifacts/changed.actual.png").exists());
     }
 }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use tests::harness::Compositor;
+use tests::image_compare::check_window_pixel;
 use tests::provider::provider_from_env;
-use tests::scenes::toplevel_position;
 use tests::witness::Witness;
 use tests::{DmabufBuffer, Format, RgbaImage, Window};
 
@@ -33,11 +33,21 @@ fn witness_keeps_its_frames_while_a_large_cpu_copy_runs() -> Result<()> {
     let gate = dir.path().join("copy-gate");
     let c = std::ffi::CString::new(gate.as_os_str().as_encoded_bytes())?;
     // SAFETY: a valid NUL-terminated path.
-    ensure!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0, "mkfifo: {}", std::io::Error::last_os_error());
+    ensure!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0,
+        "mkfifo: {}",
+        std::io::Error::last_os_error()
+    );
     let shot = dir.path().join("out.png");
     let gate_env = gate.to_str().context("utf-8 temp path")?;
     let mut comp = Compositor::spawn_with_env(
-        &["--size".as_ref(), "320x240".as_ref(), "--cpu-fallback".as_ref(), "--screenshot".as_ref(), shot.as_os_str()],
+        &[
+            "--size".as_ref(),
+            "320x240".as_ref(),
+            "--cpu-fallback".as_ref(),
+            "--screenshot".as_ref(),
+            shot.as_os_str(),
+        ],
         &[("COMPOSITOR_COPY_GATE", gate_env)],
     )?;
     let mut witness = Witness::start(&comp.socket_path(), BOUND)?;
@@ -45,17 +55,24 @@ fn witness_keeps_its_frames_while_a_large_cpu_copy_runs() -> Result<()> {
     let mut client = comp.connect()?;
     let provider = provider_from_env()?;
     let window = Window::new(&mut client, "large")?;
-    let buffer = DmabufBuffer::new(&client, &*provider, SIZE, SIZE, Format::Xrgb8888, SIZE * 4, &|_, _| Format::Xrgb8888.encode(BLUE))?;
+    let buffer = DmabufBuffer::new(&client, &*provider, SIZE, SIZE, Format::Xrgb8888, SIZE * 4, &|_, _| {
+        Format::Xrgb8888.encode(BLUE)
+    })?;
     window.attach(&buffer);
     let shown = window.frame(&client);
     window.surface.commit();
     client.roundtrip()?; // the commit reached the compositor: its copy is queued behind the gate
 
     let (w0, t) = (witness.frames(), Instant::now());
-    witness.wait_for_frames(w0 + FRAMES, BOUND).context("the witness stalled while the large copy was held")?;
+    witness
+        .wait_for_frames(w0 + FRAMES, BOUND)
+        .context("the witness stalled while the large copy was held")?;
     let held_rate = (witness.frames() - w0) as f64 / t.elapsed().as_secs_f64();
     client.roundtrip()?;
-    ensure!(!shown.load(Ordering::Acquire), "the large buffer was presented before its copy was made");
+    ensure!(
+        !shown.load(Ordering::Acquire),
+        "the large buffer was presented before its copy was made"
+    );
 
     // Let the worker copy the 64 MiB now, and count the witness meanwhile.
     let (w1, t) = (witness.frames(), Instant::now());
@@ -73,14 +90,18 @@ fn witness_keeps_its_frames_while_a_large_cpu_copy_runs() -> Result<()> {
     comp.terminate()?;
 
     let image = RgbaImage::load_png(&shot)?;
-    let (x, y) = toplevel_position(1);
-    let px = image.get(x as u32 + 10, y as u32 + 10);
-    ensure!(px.iter().zip(BLUE).all(|(a, b)| a.abs_diff(b) <= 2), "large window pixel {px:?}");
+    check_window_pixel(&image, 1, 10, BLUE).context("the large window")?;
     let stats: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&comp.stats_path)?)?;
     let copies = &stats["cpu_copies"];
     println!("compositor cpu_copies stats: {copies}");
-    ensure!(copies["worker"].as_u64() >= Some(1), "no copy ran on the worker: {copies}");
-    ensure!(copies["worker_failed"].as_u64() == Some(0), "a worker copy failed: {copies}");
+    ensure!(
+        copies["worker"].as_u64() >= Some(1),
+        "no copy ran on the worker: {copies}"
+    );
+    ensure!(
+        copies["worker_failed"].as_u64() == Some(0),
+        "a worker copy failed: {copies}"
+    );
     drop(buffer);
     Ok(())
 }

@@ -8,25 +8,15 @@ use std::os::fd::AsFd;
 
 use anyhow::{ensure, Context, Result};
 use tests::harness::{Compositor, Stats};
+use tests::image_compare::check_window_pixel;
 use tests::kernel::dmabuf;
-use tests::scenes::toplevel_position;
-use tests::{
-    BufferProvider, DmaHeapProvider, DmabufBuffer, Format, RgbaImage, UdmabufProvider, Window,
-};
+use tests::{BufferProvider, DmaHeapProvider, DmabufBuffer, Format, RgbaImage, UdmabufProvider, Window};
 
 const RED: [u8; 4] = [200, 40, 40, 255];
 const BLUE: [u8; 4] = [40, 60, 210, 255];
 
 /// title, provider, size, format, stride, colour, expected dma-buf exporter.
-type WindowCase<'a> = (
-    &'a str,
-    &'a dyn BufferProvider,
-    u32,
-    Format,
-    u32,
-    [u8; 4],
-    &'a str,
-);
+type WindowCase<'a> = (&'a str, &'a dyn BufferProvider, u32, Format, u32, [u8; 4], &'a str);
 
 /// Shows a udmabuf window (64x64 XRGB, stride 256) and a dma-heap window
 /// (40x40 ARGB, stride 200) and returns the final screenshot and stats.
@@ -49,15 +39,7 @@ fn show_two_windows(extra_args: &[&str]) -> Result<(RgbaImage, Stats)> {
     let heap = DmaHeapProvider::open()?;
 
     let windows: [WindowCase; 2] = [
-        (
-            "udmabuf",
-            &udmabuf,
-            64,
-            Format::Xrgb8888,
-            256,
-            RED,
-            "udmabuf",
-        ),
+        ("udmabuf", &udmabuf, 64, Format::Xrgb8888, 256, RED, "udmabuf"),
         ("dma-heap", &heap, 40, Format::Argb8888, 200, BLUE, "system"),
     ];
     let mut shown = Vec::new();
@@ -67,10 +49,7 @@ fn show_two_windows(extra_args: &[&str]) -> Result<(RgbaImage, Stats)> {
             format.encode(color)
         })?;
         let got = dmabuf::exporter_name(buffer.fd().as_fd())?;
-        ensure!(
-            got.as_deref() == Some(exporter),
-            "{title} buffer exporter is {got:?}"
-        );
+        ensure!(got.as_deref() == Some(exporter), "{title} buffer exporter is {got:?}");
         window.attach(&buffer);
         window
             .wait_frame(&mut client)
@@ -86,14 +65,8 @@ fn show_two_windows(extra_args: &[&str]) -> Result<(RgbaImage, Stats)> {
     let stats = Stats::parse(&std::fs::read_to_string(&stats).context("stats")?)?;
     drop(shown);
 
-    let close = |a: [u8; 4], b: [u8; 4]| a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 2);
     for (n, inside, color) in [(0, 10, RED), (1, 30, BLUE)] {
-        let (x, y) = toplevel_position(n);
-        let px = image.get(x as u32 + inside, y as u32 + inside);
-        ensure!(
-            close(px, color),
-            "window {n} pixel {px:?}, expected {color:?}"
-        );
+        check_window_pixel(&image, n, inside, color)?;
     }
     ensure!(stats.failed == 0, "failed imports: {stats:?}");
     Ok((image, stats))

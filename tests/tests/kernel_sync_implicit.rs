@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use importer::sync::{dmabuf as fences, Access, FenceStatus};
-use tests::harness::Compositor;
 use tests::client::default_timeout;
-use tests::scenes::toplevel_position;
+use tests::harness::Compositor;
+use tests::image_compare::check_window_pixel;
 use tests::sync::VgemProvider;
 use tests::witness::Witness;
 use tests::{DmabufBuffer, Format, RgbaImage, Window};
@@ -56,9 +56,12 @@ fn fenced_buffer_is_held_while_another_client_keeps_its_rate() -> Result<()> {
     let mut client = comp.connect()?;
     let vgem = VgemProvider::open()?;
     let window = Window::new(&mut client, "fenced")?;
-    let buffer = DmabufBuffer::new(&client, &vgem, 64, 64, Format::Xrgb8888, 256, &|_, _| Format::Xrgb8888.encode(RED))?;
+    let buffer = DmabufBuffer::new(&client, &vgem, 64, 64, Format::Xrgb8888, 256, &|_, _| {
+        Format::Xrgb8888.encode(RED)
+    })?;
     let fence = vgem.attach_fence(buffer.fd(), true)?;
-    let fence_status = || -> Result<FenceStatus> { Ok(fences::export_sync_file(buffer.fd().as_fd(), Access::Read)?.status()?) };
+    let fence_status =
+        || -> Result<FenceStatus> { Ok(fences::export_sync_file(buffer.fd().as_fd(), Access::Read)?.status()?) };
     ensure!(fence_status()? == FenceStatus::Active, "the vgem fence is not pending");
 
     window.attach(&buffer);
@@ -66,7 +69,9 @@ fn fenced_buffer_is_held_while_another_client_keeps_its_rate() -> Result<()> {
     window.surface.commit();
     client.roundtrip()?; // the commit has reached the compositor
     let (w0, t) = (witness.frames(), Instant::now());
-    witness.wait_for_frames(w0 + FRAMES, BOUND).context("the witness stalled while the fenced commit was held")?;
+    witness
+        .wait_for_frames(w0 + FRAMES, BOUND)
+        .context("the witness stalled while the fenced commit was held")?;
     let held_rate = (witness.frames() - w0) as f64 / t.elapsed().as_secs_f64();
     client.roundtrip()?;
     let still_pending = fence_status()?;
@@ -76,17 +81,26 @@ fn fenced_buffer_is_held_while_another_client_keeps_its_rate() -> Result<()> {
          ({FRAMES} frames in {:.2} s); fenced window presented: {presented}; vgem fence: {still_pending:?}",
         t.elapsed().as_secs_f64()
     );
-    ensure!(still_pending == FenceStatus::Active, "the vgem fence signaled on its own (timeout) during the window");
+    ensure!(
+        still_pending == FenceStatus::Active,
+        "the vgem fence signaled on its own (timeout) during the window"
+    );
     ensure!(!presented, "the fenced buffer was presented before its fence signaled");
     // The output refreshes at 60 Hz; frame callbacks may come faster than
     // that (one per commit of the witness), so compare with the lower one.
     let normal = baseline.min(60.0);
-    ensure!(held_rate >= normal * 0.5, "the witness slowed down: {held_rate:.1} vs {normal:.1} frames/s");
+    ensure!(
+        held_rate >= normal * 0.5,
+        "the witness slowed down: {held_rate:.1} vs {normal:.1} frames/s"
+    );
 
     let t = Instant::now();
     vgem.signal(fence)?;
     client.wait_flag("frame callback of the fenced commit after the signal", &shown)?;
-    println!("fenced window presented {:.3} s after the signal", t.elapsed().as_secs_f64());
+    println!(
+        "fenced window presented {:.3} s after the signal",
+        t.elapsed().as_secs_f64()
+    );
     // One more frame so the screenshot surely shows it.
     window.damage_all();
     window.wait_frame(&mut client)?;
@@ -94,12 +108,13 @@ fn fenced_buffer_is_held_while_another_client_keeps_its_rate() -> Result<()> {
     comp.terminate()?;
 
     let image = RgbaImage::load_png(&shot)?;
-    let (x, y) = toplevel_position(1);
-    let px = image.get(x as u32 + 10, y as u32 + 10);
-    ensure!(px.iter().zip(RED).all(|(a, b)| a.abs_diff(b) <= 2), "fenced window pixel {px:?}");
+    check_window_pixel(&image, 1, 10, RED).context("the fenced window")?;
     let sync = stats_sync(&stats)?;
     println!("compositor sync stats: {sync}");
-    ensure!(sync["implicit_held"].as_u64() >= Some(1), "no commit was counted as held: {sync}");
+    ensure!(
+        sync["implicit_held"].as_u64() >= Some(1),
+        "no commit was counted as held: {sync}"
+    );
     drop(buffer);
     Ok(())
 }

@@ -7,9 +7,12 @@ fn compile(src: &std::path::Path, out: &std::path::Path) {
     let text = std::fs::read_to_string(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
     let module = naga::front::wgsl::parse_str(&text)
         .unwrap_or_else(|e| panic!("{}: {}", src.display(), e.emit_to_string(&text)));
-    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::PUSH_CONSTANT)
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: validation: {e:?}", src.display()));
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::PUSH_CONSTANT,
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{}: validation: {e:?}", src.display()));
     let options = naga::back::spv::Options {
         lang_version: (1, 0),
         flags: naga::back::spv::WriterFlags::empty(),

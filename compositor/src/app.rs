@@ -19,8 +19,7 @@ use crate::{
 
 /// Creates the Vulkan renderer and the offscreen output.
 pub fn create_headless_backend(renderer: &RendererOptions, output: HeadlessOptions) -> anyhow::Result<HeadlessBackend> {
-    let renderer =
-        VkRenderer::new(renderer).map_err(|e| anyhow::anyhow!("creating the Vulkan renderer: {e}"))?;
+    let renderer = VkRenderer::new(renderer).map_err(|e| anyhow::anyhow!("creating the Vulkan renderer: {e}"))?;
     info!("Vulkan device: {}", renderer.device_summary());
     HeadlessBackend::new(renderer, output)
 }
@@ -67,14 +66,17 @@ pub fn insert_client(state: &mut State, stream: UnixStream, pid: Option<i32>) ->
 fn insert_display_source(event_loop: &EventLoop<'static, State>, display: Display<State>) -> anyhow::Result<()> {
     event_loop
         .handle()
-        .insert_source(Generic::new(display, Interest::READ, Mode::Level), |_, display, state| {
-            // SAFETY: the display is never dropped or replaced through this reference.
-            let display = unsafe { display.get_mut() };
-            if let Err(err) = display.dispatch_clients(state) {
-                warn!("dispatching clients: {err}");
-            }
-            Ok(PostAction::Continue)
-        })
+        .insert_source(
+            Generic::new(display, Interest::READ, Mode::Level),
+            |_, display, state| {
+                // SAFETY: the display is never dropped or replaced through this reference.
+                let display = unsafe { display.get_mut() };
+                if let Err(err) = display.dispatch_clients(state) {
+                    warn!("dispatching clients: {err}");
+                }
+                Ok(PostAction::Continue)
+            },
+        )
         .map_err(|e| anyhow::anyhow!("inserting the display source: {e}"))?;
     Ok(())
 }

@@ -96,7 +96,10 @@ impl FromStr for OutputSize {
             }
             Ok(n)
         };
-        Ok(OutputSize { width: parse(w)?, height: parse(h)? })
+        Ok(OutputSize {
+            width: parse(w)?,
+            height: parse(h)?,
+        })
     }
 }
 
@@ -106,7 +109,13 @@ mod tests {
 
     #[test]
     fn parses_size() {
-        assert_eq!("320x240".parse::<OutputSize>().unwrap(), OutputSize { width: 320, height: 240 });
+        assert_eq!(
+            "320x240".parse::<OutputSize>().unwrap(),
+            OutputSize {
+                width: 320,
+                height: 240
+            }
+        );
         assert!("320".parse::<OutputSize>().is_err());
         assert!("0x10".parse::<OutputSize>().is_err());
     }

@@ -20,12 +20,14 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use compositor::{
-    app, screenshot, spawn, stats,
+    app,
     backend::headless::{HeadlessBackend, HeadlessOptions},
     cli::{BackendKind, Cli},
     render::RendererOptions,
+    screenshot, spawn,
     spawn::ChildProcess,
     state::{Lifecycle, State},
+    stats,
 };
 
 fn main() {
@@ -75,8 +77,7 @@ fn init_lockdep() {
 /// Runs the compositor until an exit rule fires; returns the exit status.
 fn run(cli: &Cli) -> anyhow::Result<i32> {
     let BackendKind::Headless = cli.backend;
-    let mut event_loop: EventLoop<'static, State> =
-        EventLoop::try_new().context("creating the event loop")?;
+    let mut event_loop: EventLoop<'static, State> = EventLoop::try_new().context("creating the event loop")?;
     // Block SIGINT/SIGTERM before Vulkan starts its worker threads: they
     // inherit the mask, so the signals reach our signalfd instead of killing
     // the process through a thread that left them unblocked.
@@ -159,7 +160,10 @@ fn block_exit_signals() -> anyhow::Result<calloop::signals::Signals> {
 }
 
 /// SIGINT/SIGTERM end the run cleanly (status 0, screenshot still written).
-fn insert_signal_source(event_loop: &EventLoop<'static, State>, signals: calloop::signals::Signals) -> anyhow::Result<()> {
+fn insert_signal_source(
+    event_loop: &EventLoop<'static, State>,
+    signals: calloop::signals::Signals,
+) -> anyhow::Result<()> {
     event_loop
         .handle()
         .insert_source(signals, |event, _, state| {

@@ -139,7 +139,12 @@ mod tests {
 /// `WAYLAND_DISPLAY` set. Unlike the client after `--`, it does not tie the
 /// compositor's exit to its own; a failure to start is logged, not fatal.
 pub fn spawn_startup(command: &str, socket_name: &OsStr) {
-    match Command::new("/bin/sh").arg("-c").arg(command).env("WAYLAND_DISPLAY", socket_name).spawn() {
+    match Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .env("WAYLAND_DISPLAY", socket_name)
+        .spawn()
+    {
         Ok(child) => {
             info!(pid = child.id(), command, "started startup command");
             // Reaped by a detached thread so it never lingers as a zombie.

@@ -236,7 +236,11 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     pub fn new(child: Option<ChildProcess>, exit_after_frames: Option<u64>) -> Lifecycle {
-        Lifecycle { child, exit_after_frames, ..Default::default() }
+        Lifecycle {
+            child,
+            exit_after_frames,
+            ..Default::default()
+        }
     }
 
     pub fn child_pid(&self) -> Option<i32> {
@@ -269,7 +273,9 @@ impl ChildConnections {
 
     fn closed(&self) {
         // Saturating: a close without a matching open must not wrap around.
-        let _ = self.open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        let _ = self
+            .open
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     }
 
     /// True once the child had connected and has no connection left.

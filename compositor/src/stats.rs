@@ -38,7 +38,10 @@ pub struct Lockdep {
 
 impl Lockdep {
     pub fn now() -> Lockdep {
-        Lockdep { enabled: importer::lockdep::ENABLED, violations: importer::lockdep::unexpected_violations() as u64 }
+        Lockdep {
+            enabled: importer::lockdep::ENABLED,
+            violations: importer::lockdep::unexpected_violations() as u64,
+        }
     }
 }
 

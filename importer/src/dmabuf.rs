@@ -52,13 +52,24 @@ pub enum DmabufError {
     #[error("format {0:?} is not supported by the importer")]
     UnsupportedFormat(DrmFourcc),
     #[error("format {format:?} needs {expected} plane(s), got {got}")]
-    PlaneCount { format: DrmFourcc, expected: usize, got: usize },
+    PlaneCount {
+        format: DrmFourcc,
+        expected: usize,
+        got: usize,
+    },
     #[error("invalid dimensions {width}x{height}")]
     InvalidDimensions { width: u32, height: u32 },
     #[error("plane {plane}: stride {stride} is less than width × bpp = {min}")]
     StrideTooSmall { plane: usize, stride: u32, min: u64 },
     #[error("plane {plane}: offset {offset} + stride {stride} × {rows} rows = {end} exceeds the fd size {size}")]
-    OutOfBounds { plane: usize, offset: u32, stride: u32, rows: u32, end: u64, size: u64 },
+    OutOfBounds {
+        plane: usize,
+        offset: u32,
+        stride: u32,
+        rows: u32,
+        end: u64,
+        size: u64,
+    },
     #[error("plane {plane}: size arithmetic overflows")]
     Overflow { plane: usize },
     #[error("plane {plane}: fd is neither a dma-buf nor a memfd sealed with F_SEAL_SHRINK; the client could truncate it under us (SIGBUS)")]
@@ -122,11 +133,22 @@ impl DmabufDesc {
             });
         }
         if self.width == 0 || self.height == 0 {
-            return Err(DmabufError::InvalidDimensions { width: self.width, height: self.height });
+            return Err(DmabufError::InvalidDimensions {
+                width: self.width,
+                height: self.height,
+            });
         }
         for (i, plane) in self.planes.iter().enumerate() {
             let size = safe_plane_size(i, plane)?;
-            check_plane(i, plane.offset, plane.stride, self.width, self.height, info.bytes_per_pixel, size)?;
+            check_plane(
+                i,
+                plane.offset,
+                plane.stride,
+                self.width,
+                self.height,
+                info.bytes_per_pixel,
+                size,
+            )?;
         }
         Ok(info)
     }
@@ -140,15 +162,26 @@ impl DmabufDesc {
             return Err(DmabufError::UnsupportedFormat(self.fourcc));
         }
         if self.planes.len() != 2 {
-            return Err(DmabufError::PlaneCount { format: self.fourcc, expected: 2, got: self.planes.len() });
+            return Err(DmabufError::PlaneCount {
+                format: self.fourcc,
+                expected: 2,
+                got: self.planes.len(),
+            });
         }
         if self.width == 0 || self.height == 0 {
-            return Err(DmabufError::InvalidDimensions { width: self.width, height: self.height });
+            return Err(DmabufError::InvalidDimensions {
+                width: self.width,
+                height: self.height,
+            });
         }
         let (cw, ch) = (self.width.div_ceil(2), self.height.div_ceil(2));
         for (i, plane) in self.planes.iter().enumerate() {
             let size = safe_plane_size(i, plane)?;
-            let (w, h, bpp) = if i == 0 { (self.width, self.height, 1) } else { (cw, ch, 2) };
+            let (w, h, bpp) = if i == 0 {
+                (self.width, self.height, 1)
+            } else {
+                (cw, ch, 2)
+            };
             check_plane(i, plane.offset, plane.stride, w, h, bpp, size)?;
         }
         Ok(format_info(DrmFourcc::Abgr8888).expect("ABGR8888 is supported"))
@@ -192,7 +225,14 @@ pub fn check_plane(
         .and_then(|rows| rows.checked_add(u64::from(offset)))
         .ok_or(DmabufError::Overflow { plane })?;
     if end > size {
-        return Err(DmabufError::OutOfBounds { plane, offset, stride, rows: height, end, size });
+        return Err(DmabufError::OutOfBounds {
+            plane,
+            offset,
+            stride,
+            rows: height,
+            end,
+            size,
+        });
     }
     Ok(())
 }
@@ -215,7 +255,10 @@ mod tests {
 
     #[test]
     fn stride_below_width_fails() {
-        assert!(matches!(check_plane(0, 0, 255, 64, 1, 4, 1 << 20), Err(DmabufError::StrideTooSmall { .. })));
+        assert!(matches!(
+            check_plane(0, 0, 255, 64, 1, 4, 1 << 20),
+            Err(DmabufError::StrideTooSmall { .. })
+        ));
     }
 
     #[test]

@@ -41,7 +41,13 @@ impl FormatInfo {
 }
 
 const fn info(fourcc: DrmFourcc, vk_format: vk::Format, opaque: bool) -> FormatInfo {
-    FormatInfo { fourcc, vk_format, bytes_per_pixel: 4, opaque, planes: 1 }
+    FormatInfo {
+        fourcc,
+        vk_format,
+        bytes_per_pixel: 4,
+        opaque,
+        planes: 1,
+    }
 }
 
 /// Every format the importer can sample, in preference order.
@@ -76,8 +82,14 @@ mod tests {
 
     #[test]
     fn byte_order_matches_vulkan() {
-        assert_eq!(format_info(DrmFourcc::Argb8888).unwrap().vk_format, vk::Format::B8G8R8A8_UNORM);
-        assert_eq!(format_info(DrmFourcc::Abgr8888).unwrap().vk_format, vk::Format::R8G8B8A8_UNORM);
+        assert_eq!(
+            format_info(DrmFourcc::Argb8888).unwrap().vk_format,
+            vk::Format::B8G8R8A8_UNORM
+        );
+        assert_eq!(
+            format_info(DrmFourcc::Abgr8888).unwrap().vk_format,
+            vk::Format::R8G8B8A8_UNORM
+        );
         assert!(format_info_raw(0x3231_564e /* NV12 */).is_none());
     }
 }

@@ -83,7 +83,10 @@ pub struct LockClass {
 
 impl LockClass {
     pub const fn new(name: &'static str, may_block_while_held: bool) -> LockClass {
-        LockClass { name, may_block_while_held }
+        LockClass {
+            name,
+            may_block_while_held,
+        }
     }
     #[allow(dead_code)]
     pub(crate) fn key(&'static self) -> usize {
@@ -159,7 +162,10 @@ mod imp {
     use super::*;
     #[inline(always)]
     pub fn acquire(_: &'static LockClass, _: usize, _: Option<NestKey>, _: bool) -> HeldLock {
-        HeldLock { token: 0, _not_send: PhantomData }
+        HeldLock {
+            token: 0,
+            _not_send: PhantomData,
+        }
     }
     #[inline(always)]
     pub fn release(_: u64) {}
@@ -192,7 +198,10 @@ pub const ENABLED: bool = imp::ENABLED;
 impl HeldLock {
     #[allow(dead_code)]
     pub(crate) fn from_token(token: u64) -> HeldLock {
-        HeldLock { token, _not_send: PhantomData }
+        HeldLock {
+            token,
+            _not_send: PhantomData,
+        }
     }
 }
 

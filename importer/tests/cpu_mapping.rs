@@ -11,7 +11,9 @@ use importer::lockdep;
 use importer::reservation::{Invalidate, Reservation};
 
 type Resv = Reservation<(), CpuMapping>;
-const POLL: PollReadable = PollReadable { timeout: std::time::Duration::from_secs(1) };
+const POLL: PollReadable = PollReadable {
+    timeout: std::time::Duration::from_secs(1),
+};
 
 fn memfd(bytes: &[u8], seal: bool) -> OwnedFd {
     use rustix::fs::{fcntl_add_seals, memfd_create, MemfdFlags, SealFlags};
@@ -36,7 +38,13 @@ fn done() {
 #[test]
 fn unsealed_memfd_is_refused() {
     let fd = memfd(&pattern(8192), false);
-    let plane = PlaneSource { fd: fd.as_fd(), offset: 0, stride: 64, row_bytes: 64, rows: 4 };
+    let plane = PlaneSource {
+        fd: fd.as_fd(),
+        offset: 0,
+        stride: 64,
+        row_bytes: 64,
+        rows: 4,
+    };
     let r = Resv::new();
     let err = map_planes(&mut r.lock(), &[plane]).unwrap_err();
     assert!(matches!(err, CpuError::Unsealed { plane: 0 }), "{err}");
@@ -49,13 +57,23 @@ fn sealed_memfd_reads_an_unaligned_plane() {
     let (offset, stride, row_bytes, rows) = (4096 + 64, 256usize, 200usize, 5usize);
     let data = pattern(offset + stride * rows);
     let fd = memfd(&data, true);
-    let plane = PlaneSource { fd: fd.as_fd(), offset: offset as u64, stride: stride as u64, row_bytes: row_bytes as u64, rows: rows as u64 };
+    let plane = PlaneSource {
+        fd: fd.as_fd(),
+        offset: offset as u64,
+        stride: stride as u64,
+        row_bytes: row_bytes as u64,
+        rows: rows as u64,
+    };
     let r = Resv::new();
     let map = map_planes(&mut r.lock(), &[plane]).unwrap();
     assert_eq!(map.fd_kind(0), Some(FdKind::SealedMemfd));
     drop(map);
     let mut dst = vec![0u8; row_bytes * rows];
-    with_cpu_access(&r, &POLL, |view| copy_plane_rows(view, 0, row_bytes, rows, &mut dst, row_bytes)).unwrap().unwrap();
+    with_cpu_access(&r, &POLL, |view| {
+        copy_plane_rows(view, 0, row_bytes, rows, &mut dst, row_bytes)
+    })
+    .unwrap()
+    .unwrap();
     for y in 0..rows {
         let src = &data[offset + y * stride..][..row_bytes];
         assert_eq!(&dst[y * row_bytes..][..row_bytes], src, "row {y}");
@@ -71,16 +89,26 @@ fn planes_in_one_file_share_one_mapping() {
     let a_dup = a.try_clone().unwrap();
     let b = memfd(&data, true);
     fn p(fd: &OwnedFd, offset: u64) -> PlaneSource<'_> {
-        PlaneSource { fd: fd.as_fd(), offset, stride: 128, row_bytes: 128, rows: 8 }
+        PlaneSource {
+            fd: fd.as_fd(),
+            offset,
+            stride: 128,
+            row_bytes: 128,
+            rows: 8,
+        }
     }
     let m = CpuMapping::new(&[p(&a, 0), p(&a_dup, 4096 + 3), p(&b, 8000)]).unwrap();
     assert_eq!((m.plane_count(), m.fd_count()), (3, 2));
     let r = Resv::new();
     r.lock().ensure_cpu_mapping(|| Ok::<_, CpuError>(m)).unwrap();
     let mut dst = vec![0u8; 128 * 8];
-    with_cpu_access(&r, &AlreadyWaited, |v| copy_plane_rows(v, 1, 128, 8, &mut dst, 128)).unwrap().unwrap();
+    with_cpu_access(&r, &AlreadyWaited, |v| copy_plane_rows(v, 1, 128, 8, &mut dst, 128))
+        .unwrap()
+        .unwrap();
     assert_eq!(dst, data[4096 + 3..][..128 * 8]);
-    with_cpu_access(&r, &AlreadyWaited, |v| copy_plane_rows(v, 2, 100, 8, &mut dst, 128)).unwrap().unwrap();
+    with_cpu_access(&r, &AlreadyWaited, |v| copy_plane_rows(v, 2, 100, 8, &mut dst, 128))
+        .unwrap()
+        .unwrap();
     for y in 0..8 {
         assert_eq!(dst[y * 128..][..100], data[8000 + y * 128..][..100]);
     }
@@ -90,17 +118,39 @@ fn planes_in_one_file_share_one_mapping() {
 #[test]
 fn size_is_checked_at_map_time() {
     let fd = memfd(&pattern(4096), true);
-    let plane = PlaneSource { fd: fd.as_fd(), offset: 64, stride: 1024, row_bytes: 1024, rows: 4 };
+    let plane = PlaneSource {
+        fd: fd.as_fd(),
+        offset: 64,
+        stride: 1024,
+        row_bytes: 1024,
+        rows: 4,
+    };
     let err = CpuMapping::new(&[plane]).unwrap_err();
-    assert!(matches!(err, CpuError::OutOfBounds { end: 4160, size: 4096, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CpuError::OutOfBounds {
+                end: 4160,
+                size: 4096,
+                ..
+            }
+        ),
+        "{err}"
+    );
     done();
 }
 
 #[test]
 fn sync_ioctl_on_a_memfd_is_enotty_meaning_no_cache_maintenance() {
     let fd = memfd(&pattern(64), true);
-    assert_eq!(dma_buf_sync(fd.as_fd(), SyncDir::Read, false).unwrap(), SyncOutcome::NotDmabuf);
-    assert_eq!(dma_buf_sync(fd.as_fd(), SyncDir::Read, true).unwrap(), SyncOutcome::NotDmabuf);
+    assert_eq!(
+        dma_buf_sync(fd.as_fd(), SyncDir::Read, false).unwrap(),
+        SyncOutcome::NotDmabuf
+    );
+    assert_eq!(
+        dma_buf_sync(fd.as_fd(), SyncDir::Read, true).unwrap(),
+        SyncOutcome::NotDmabuf
+    );
     done();
 }
 
@@ -109,18 +159,50 @@ fn copy_checks_bounds_once() {
     let data = pattern(4096);
     let fd = memfd(&data, true);
     let r = Resv::new();
-    let plane = PlaneSource { fd: fd.as_fd(), offset: 0, stride: 64, row_bytes: 64, rows: 64 };
+    let plane = PlaneSource {
+        fd: fd.as_fd(),
+        offset: 0,
+        stride: 64,
+        row_bytes: 64,
+        rows: 64,
+    };
     map_planes(&mut r.lock(), &[plane]).unwrap();
     let mut small = vec![0u8; 64 * 63];
-    let err = with_cpu_access(&r, &POLL, |v| copy_plane_rows(v, 0, 64, 64, &mut small, 64)).unwrap().unwrap_err();
-    assert!(matches!(err, CpuError::CopyBounds { what: "destination size", .. }), "{err}");
-    let err = with_cpu_access(&r, &POLL, |v| copy_plane_rows(v, 0, 64, 65, &mut small, 64)).unwrap().unwrap_err();
-    assert!(matches!(err, CpuError::CopyBounds { what: "source plane", .. }), "{err}");
-    let err = with_cpu_access(&r, &POLL, |v| copy_plane_rows(v, 1, 64, 1, &mut small, 64)).unwrap().unwrap_err();
+    let err = with_cpu_access(&r, &POLL, |v| copy_plane_rows(v, 0, 64, 64, &mut small, 64))
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CpuError::CopyBounds {
+                what: "destination size",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = with_cpu_access(&r, &POLL, |v| copy_plane_rows(v, 0, 64, 65, &mut small, 64))
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CpuError::CopyBounds {
+                what: "source plane",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = with_cpu_access(&r, &POLL, |v| copy_plane_rows(v, 1, 64, 1, &mut small, 64))
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(err, CpuError::NoPlane(1)));
     // Tight strides: one memcpy for the whole plane.
     let mut all = vec![0u8; 4096];
-    with_cpu_access(&r, &POLL, |v| copy_plane_rows(v, 0, 64, 64, &mut all, 64)).unwrap().unwrap();
+    with_cpu_access(&r, &POLL, |v| copy_plane_rows(v, 0, 64, 64, &mut all, 64))
+        .unwrap()
+        .unwrap();
     assert_eq!(all, data);
     done();
 }
@@ -130,7 +212,13 @@ fn invalidate_during_access_keeps_the_pinned_mapping_until_unpinned() {
     let data = pattern(4096);
     let fd = memfd(&data, true);
     let r = Arc::new(Resv::new());
-    let plane = PlaneSource { fd: fd.as_fd(), offset: 0, stride: 64, row_bytes: 64, rows: 64 };
+    let plane = PlaneSource {
+        fd: fd.as_fd(),
+        offset: 0,
+        stride: 64,
+        row_bytes: 64,
+        rows: 64,
+    };
     map_planes(&mut r.lock(), &[plane]).unwrap();
     let mut dst = vec![0u8; 4096];
     with_cpu_access(&r, &POLL, |v| {
@@ -151,7 +239,13 @@ fn invalidate_during_access_keeps_the_pinned_mapping_until_unpinned() {
 fn cpu_access_with_a_reservation_held_is_caught() {
     let fd = memfd(&pattern(4096), true);
     let (a, b) = (Resv::new(), Resv::new());
-    let plane = PlaneSource { fd: fd.as_fd(), offset: 0, stride: 64, row_bytes: 64, rows: 64 };
+    let plane = PlaneSource {
+        fd: fd.as_fd(),
+        offset: 0,
+        stride: 64,
+        row_bytes: 64,
+        rows: 64,
+    };
     map_planes(&mut b.lock(), &[plane]).unwrap();
     let (res, got) = lockdep::record(|| {
         let _held = a.lock();
@@ -162,6 +256,16 @@ fn cpu_access_with_a_reservation_held_is_caught() {
     use lockdep::ViolationKind::*;
     // The access itself, the nested lock for pin, the poll, SYNC START, SYNC
     // END and the nested lock for unpin.
-    assert_eq!(kinds, [BlockingUnderLock, NestedWithoutContext, BlockingUnderLock, BlockingUnderLock, BlockingUnderLock, NestedWithoutContext]);
+    assert_eq!(
+        kinds,
+        [
+            BlockingUnderLock,
+            NestedWithoutContext,
+            BlockingUnderLock,
+            BlockingUnderLock,
+            BlockingUnderLock,
+            NestedWithoutContext
+        ]
+    );
     done();
 }

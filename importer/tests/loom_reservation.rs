@@ -71,7 +71,8 @@ fn pin_invalidate_reap_race() {
         {
             let mut g = r.lock();
             g.set_gpu_import(DEV, Obj(w.clone(), false)).unwrap();
-            g.ensure_cpu_mapping(|| Ok::<_, ResvError>(Obj(w.clone(), true))).unwrap();
+            g.ensure_cpu_mapping(|| Ok::<_, ResvError>(Obj(w.clone(), true)))
+                .unwrap();
             let fence: Arc<dyn Fence> = Arc::new(FenceRef(w.clone()));
             g.add_fence(fence);
         }
@@ -138,7 +139,9 @@ fn attach_map_vs_destroy() {
                 // The import object is built either way (and dropped at once
                 // if refused); the mapping is only created on a live buffer.
                 let a = g.set_gpu_import(DEV, Obj(w.clone(), false)).is_ok();
-                let b = g.ensure_cpu_mapping(|| Ok::<_, ResvError>(Obj(w.clone(), true))).is_ok();
+                let b = g
+                    .ensure_cpu_mapping(|| Ok::<_, ResvError>(Obj(w.clone(), true)))
+                    .is_ok();
                 assert_eq!(a, b);
                 1 + usize::from(b)
             })

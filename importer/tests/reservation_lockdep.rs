@@ -50,7 +50,10 @@ fn lock_order_cycle_across_threads_reports_both_chains() {
     assert_eq!(kinds(&got), [ViolationKind::LockOrderCycle]);
     let msg = &got[0].message;
     assert!(msg.contains("new chain") && msg.contains("test B #2 → test A"), "{msg}");
-    assert!(msg.contains("existing chain") && msg.contains("first seen on thread first"), "{msg}");
+    assert!(
+        msg.contains("existing chain") && msg.contains("first seen on thread first"),
+        "{msg}"
+    );
     no_unexpected();
 }
 
@@ -67,7 +70,13 @@ fn device_queue_then_reservation_is_a_cycle() {
         let _g = r.lock();
     });
     assert_eq!(kinds(&got), [ViolationKind::LockOrderCycle]);
-    assert!(got[0].message.contains("\"reservation\" while holding \"device queue\""), "{}", got[0].message);
+    assert!(
+        got[0]
+            .message
+            .contains("\"reservation\" while holding \"device queue\""),
+        "{}",
+        got[0].message
+    );
     no_unexpected();
 }
 
@@ -82,7 +91,10 @@ fn blocking_wait_under_a_reservation_is_caught() {
         lockdep::might_block("channel receive");
     });
     drop(g);
-    assert_eq!(kinds(&got), [ViolationKind::BlockingUnderLock, ViolationKind::BlockingUnderLock]);
+    assert_eq!(
+        kinds(&got),
+        [ViolationKind::BlockingUnderLock, ViolationKind::BlockingUnderLock]
+    );
     assert!(got[0].message.contains("sync_file wait"), "{}", got[0].message);
     // Unlocked, the same calls are fine.
     let (_, got) = lockdep::record(|| {
@@ -151,7 +163,11 @@ fn lifetime_work_under_a_reservation_is_caught() {
     });
     assert_eq!(
         kinds(&got),
-        [ViolationKind::HeldWhenForbidden, ViolationKind::HeldWhenForbidden, ViolationKind::HeldWhenForbidden]
+        [
+            ViolationKind::HeldWhenForbidden,
+            ViolationKind::HeldWhenForbidden,
+            ViolationKind::HeldWhenForbidden
+        ]
     );
     assert!(got[0].message.contains("last reference"), "{}", got[0].message);
     no_unexpected();

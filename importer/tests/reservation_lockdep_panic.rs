@@ -18,7 +18,10 @@ fn blocking_under_a_reservation_panics_by_default() {
     })
     .expect_err("must panic");
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
-    assert!(msg.contains("BlockingUnderLock") && msg.contains("vkWaitForFences") && msg.contains("reservation"), "{msg}");
+    assert!(
+        msg.contains("BlockingUnderLock") && msg.contains("vkWaitForFences") && msg.contains("reservation"),
+        "{msg}"
+    );
     assert_eq!(lockdep::unexpected_violations(), before + 1);
     assert!(lockdep::ENABLED);
 }

@@ -76,10 +76,16 @@ fn pinned_mapping_outlives_invalidate_and_new_pins_fail() {
     let s = r.reap().unwrap();
     assert_eq!((s.freed, s.pending), (1, 1), "GPU import freed, pinned mapping kept");
     let _still_mapped: &Obj = pin.mapping();
-    assert!(!r.lock().unpin(pin).unwrap(), "unpin reports the mapping died meanwhile");
+    assert!(
+        !r.lock().unpin(pin).unwrap(),
+        "unpin reports the mapping died meanwhile"
+    );
     assert_eq!(r.reap().unwrap().pending, 0);
     assert_eq!(freed.load(SeqCst), 2);
-    assert_eq!(r.lock().set_gpu_import(DEV, Obj(freed.clone())).err(), Some(ResvError::Gone(r.id())));
+    assert_eq!(
+        r.lock().set_gpu_import(DEV, Obj(freed.clone())).err(),
+        Some(ResvError::Gone(r.id()))
+    );
     done();
 }
 
@@ -169,7 +175,9 @@ fn acquire_ctx_out_of_order_contention_backs_off() {
     ctx.lock(&high).unwrap();
     assert_eq!(ctx.lock(&low).err(), Some(Contended { id: low.id() }));
     release_tx.send(()).unwrap();
-    ctx.lock_slow(&low).ensure_cpu_mapping(|| Ok::<_, ResvError>(Obj(Arc::default()))).unwrap();
+    ctx.lock_slow(&low)
+        .ensure_cpu_mapping(|| Ok::<_, ResvError>(Obj(Arc::default())))
+        .unwrap();
     assert_eq!(ctx.len(), 2);
     assert!(ctx.get_mut(&high).is_some());
     let ids: Vec<u64> = ctx.iter_mut().map(|g| g.id()).collect();

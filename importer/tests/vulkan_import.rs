@@ -23,7 +23,11 @@ fn memfd_buffer(stride: u32, offset: u32, pixel: impl Fn(u32, u32) -> [u8; 4]) -
             bytes[at..at + 4].copy_from_slice(&pixel(x, y));
         }
     }
-    let fd = rustix::fs::memfd_create("test-dmabuf", rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING).unwrap();
+    let fd = rustix::fs::memfd_create(
+        "test-dmabuf",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .unwrap();
     rustix::io::write(&fd, &bytes).unwrap();
     rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW).unwrap();
     fd
@@ -50,12 +54,29 @@ fn render_texture(core: &RenderCore, tex: &std::sync::Arc<importer::vulkan::text
     let fmt = importer::format::format_info(DrmFourcc::Xrgb8888).unwrap();
     let target = core.create_target(fmt, W, H).unwrap();
     let mut frame = core.begin_frame(&target, Filter::Nearest).unwrap();
-    let all = vk::Rect2D { offset: vk::Offset2D { x: 0, y: 0 }, extent: vk::Extent2D { width: W, height: H } };
+    let all = vk::Rect2D {
+        offset: vk::Offset2D { x: 0, y: 0 },
+        extent: vk::Extent2D { width: W, height: H },
+    };
     let corners = QuadPush::rect_corners(0.0, 0.0, W as f32, H as f32);
     let uv = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
-    frame.draw(Some(tex), &QuadPush::textured(corners, [W as f32, H as f32], uv, 1.0), &[all]);
+    frame.draw(
+        Some(tex),
+        &QuadPush::textured(corners, [W as f32, H as f32], uv, 1.0),
+        &[all],
+    );
     core.submit_frame(frame).unwrap();
-    let rb = core.read_target(&target, Region { x: 0, y: 0, width: W, height: H }).unwrap();
+    let rb = core
+        .read_target(
+            &target,
+            Region {
+                x: 0,
+                y: 0,
+                width: W,
+                height: H,
+            },
+        )
+        .unwrap();
     rb.wait_bytes().unwrap().to_vec()
 }
 
@@ -65,20 +86,41 @@ fn render(core: &RenderCore, d: &DmabufDesc) -> (ImportPath, Vec<u8>) {
     let fmt = importer::format::format_info(DrmFourcc::Xrgb8888).unwrap();
     let target = core.create_target(fmt, W, H).unwrap();
     let mut frame = core.begin_frame(&target, Filter::Nearest).unwrap();
-    let all = vk::Rect2D { offset: vk::Offset2D { x: 0, y: 0 }, extent: vk::Extent2D { width: W, height: H } };
+    let all = vk::Rect2D {
+        offset: vk::Offset2D { x: 0, y: 0 },
+        extent: vk::Extent2D { width: W, height: H },
+    };
     frame.clear([0.125, 0.125, 0.125, 1.0], &[all]);
     let corners = QuadPush::rect_corners(0.0, 0.0, W as f32, H as f32);
     let uv = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
-    frame.draw(Some(&tex), &QuadPush::textured(corners, [W as f32, H as f32], uv, 1.0), &[all]);
+    frame.draw(
+        Some(&tex),
+        &QuadPush::textured(corners, [W as f32, H as f32], uv, 1.0),
+        &[all],
+    );
     core.submit_frame(frame).unwrap();
-    let rb = core.read_target(&target, Region { x: 0, y: 0, width: W, height: H }).unwrap();
+    let rb = core
+        .read_target(
+            &target,
+            Region {
+                x: 0,
+                y: 0,
+                width: W,
+                height: H,
+            },
+        )
+        .unwrap();
     (tex.path, rb.wait_bytes().unwrap().to_vec())
 }
 
 fn core(force_buffer_path: bool) -> RenderCore {
     // Final check: a lock-rule violation anywhere in this binary fails it.
     importer::lockdep::fail_at_exit_on_violations();
-    RenderCore::new(CoreOptions { force_buffer_path, ..Default::default() }).expect("a Vulkan device (run scripts/setup-host.sh)")
+    RenderCore::new(CoreOptions {
+        force_buffer_path,
+        ..Default::default()
+    })
+    .expect("a Vulkan device (run scripts/setup-host.sh)")
 }
 
 fn assert_pattern(bytes: &[u8]) {
@@ -95,7 +137,10 @@ fn assert_pattern(bytes: &[u8]) {
 #[test]
 fn aligned_stride_imports_zero_copy_as_image() {
     let core = core(false);
-    let (path, bytes) = render(&core, &desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Xrgb8888, W * 4, 0));
+    let (path, bytes) = render(
+        &core,
+        &desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Xrgb8888, W * 4, 0),
+    );
     assert_eq!(path, ImportPath::DmabufImage);
     assert_pattern(&bytes);
     assert_eq!(core.stats().dmabuf_image, 1);
@@ -105,7 +150,10 @@ fn aligned_stride_imports_zero_copy_as_image() {
 fn unaligned_stride_takes_the_buffer_path() {
     let core = core(false);
     let stride = W * 4 + 16; // not a multiple of lavapipe's 64-byte pitch alignment
-    let (path, bytes) = render(&core, &desc(memfd_buffer(stride, 0, pattern), DrmFourcc::Xrgb8888, stride, 0));
+    let (path, bytes) = render(
+        &core,
+        &desc(memfd_buffer(stride, 0, pattern), DrmFourcc::Xrgb8888, stride, 0),
+    );
     assert_eq!(path, ImportPath::DmabufBuffer);
     assert_pattern(&bytes);
     assert_eq!(core.stats().dmabuf_buffer, 1);
@@ -114,7 +162,15 @@ fn unaligned_stride_takes_the_buffer_path() {
 #[test]
 fn plane_offset_takes_the_buffer_path_and_reads_from_the_offset() {
     let core = core(false);
-    let (path, bytes) = render(&core, &desc(memfd_buffer(W * 4, 4096 + 64, pattern), DrmFourcc::Xrgb8888, W * 4, 4096 + 64));
+    let (path, bytes) = render(
+        &core,
+        &desc(
+            memfd_buffer(W * 4, 4096 + 64, pattern),
+            DrmFourcc::Xrgb8888,
+            W * 4,
+            4096 + 64,
+        ),
+    );
     assert_eq!(path, ImportPath::DmabufBuffer);
     assert_pattern(&bytes);
 }
@@ -134,7 +190,10 @@ fn premultiplied_alpha_blends_over_the_clear_colour() {
 #[test]
 fn forced_buffer_path_is_used_for_every_import() {
     let core = core(true);
-    let (path, bytes) = render(&core, &desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Xrgb8888, W * 4, 0));
+    let (path, bytes) = render(
+        &core,
+        &desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Xrgb8888, W * 4, 0),
+    );
     assert_eq!(path, ImportPath::DmabufBuffer);
     assert_pattern(&bytes);
 }
@@ -154,7 +213,12 @@ fn cpu_fallback_reads_a_plane_at_an_unaligned_offset() {
     let core = core(false);
     let offset = 4096 + 64; // not page aligned: the mapping starts at 0 and indexes to the plane
     let stride = W * 4 + 16;
-    let d = desc(memfd_buffer(stride, offset, pattern), DrmFourcc::Xrgb8888, stride, offset);
+    let d = desc(
+        memfd_buffer(stride, offset, pattern),
+        DrmFourcc::Xrgb8888,
+        stride,
+        offset,
+    );
     let buf = core.import_cpu(&d).expect("CPU fallback import");
     assert_eq!(core.stats().cpu, 1);
     assert_pattern(&render_texture(&core, &buf.texture));
@@ -211,7 +275,11 @@ fn cpu_fallback_converts_nv12_from_one_fd_at_unaligned_offsets() {
             bytes[at + 1] = cr;
         }
     }
-    let fd = rustix::fs::memfd_create("nv12", rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING).unwrap();
+    let fd = rustix::fs::memfd_create(
+        "nv12",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .unwrap();
     rustix::io::write(&fd, &bytes).unwrap();
     rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW).unwrap();
     let fd2 = fd.try_clone().unwrap();
@@ -221,7 +289,18 @@ fn cpu_fallback_converts_nv12_from_one_fd_at_unaligned_offsets() {
         fourcc: DrmFourcc::Nv12,
         modifier: DrmModifier::Linear,
         flags: 0,
-        planes: vec![DmabufPlane { fd, offset: y_off, stride: y_stride }, DmabufPlane { fd: fd2, offset: uv_off, stride: uv_stride }],
+        planes: vec![
+            DmabufPlane {
+                fd,
+                offset: y_off,
+                stride: y_stride,
+            },
+            DmabufPlane {
+                fd: fd2,
+                offset: uv_off,
+                stride: uv_stride,
+            },
+        ],
     };
     let buf = core.import_cpu(&d).expect("NV12 CPU fallback import");
     let out = render_texture(&core, &buf.texture); // B8G8R8A8 target
@@ -232,7 +311,10 @@ fn cpu_fallback_converts_nv12_from_one_fd_at_unaligned_offsets() {
             let at = ((y * W + x) * 4) as usize;
             let got = [out[at + 2], out[at + 1], out[at]];
             for c in 0..3 {
-                assert!((f64::from(got[c]) - want[c]).abs() <= 2.0, "pixel ({x},{y}) channel {c}: got {got:?}, want {want:?}");
+                assert!(
+                    (f64::from(got[c]) - want[c]).abs() <= 2.0,
+                    "pixel ({x},{y}) channel {c}: got {got:?}, want {want:?}"
+                );
             }
             assert_eq!(out[at + 3], 255, "alpha at ({x},{y})");
         }

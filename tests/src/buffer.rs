@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 use wayland_client::protocol::wl_buffer::{self, WlBuffer};
 use wayland_client::{Connection, Dispatch, Proxy, QueueHandle};
-use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_buffer_params_v1::{
-    self, ZwpLinuxBufferParamsV1,
-};
+use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_buffer_params_v1::{self, ZwpLinuxBufferParamsV1};
 
 use crate::client::{Client, State};
 use crate::mapping::Mapping;
@@ -60,22 +58,12 @@ impl ParamsBuilder {
     /// `zwp_linux_dmabuf_v1.create_params`.
     pub fn new(client: &Client) -> ParamsBuilder {
         let data = Arc::new(ParamsData::default());
-        let params = client
-            .globals
-            .dmabuf
-            .create_params(&client.qh, data.clone());
+        let params = client.globals.dmabuf.create_params(&client.qh, data.clone());
         ParamsBuilder { params, data }
     }
 
     /// `add(fd, plane_idx, offset, stride, modifier_hi, modifier_lo)`.
-    pub fn add(
-        &self,
-        fd: impl AsFd,
-        plane_idx: u32,
-        offset: u32,
-        stride: u32,
-        modifier: u64,
-    ) -> &Self {
+    pub fn add(&self, fd: impl AsFd, plane_idx: u32, offset: u32, stride: u32, modifier: u64) -> &Self {
         self.params.add(
             fd.as_fd(),
             plane_idx,
@@ -88,14 +76,7 @@ impl ParamsBuilder {
     }
 
     /// `create_immed`; the buffer tracks its release state.
-    pub fn create_immed(
-        &self,
-        client: &Client,
-        width: i32,
-        height: i32,
-        fourcc: u32,
-        flags: u32,
-    ) -> WlBuffer {
+    pub fn create_immed(&self, client: &Client, width: i32, height: i32, fourcc: u32, flags: u32) -> WlBuffer {
         self.params.create_immed(
             width,
             height,
@@ -153,11 +134,7 @@ pub struct DmabufBuffer {
 
 impl DmabufBuffer {
     /// Allocates and fills a buffer for a scene surface.
-    pub fn from_spec(
-        client: &Client,
-        provider: &dyn BufferProvider,
-        spec: &SurfaceSpec,
-    ) -> Result<DmabufBuffer> {
+    pub fn from_spec(client: &Client, provider: &dyn BufferProvider, spec: &SurfaceSpec) -> Result<DmabufBuffer> {
         let pixels = spec.pixels.clone();
         DmabufBuffer::new(
             client,
@@ -236,11 +213,18 @@ impl DmabufBuffer {
         params.add(&fd, 1, uv_offset, stride, MOD_LINEAR);
         let buffer = params.create_immed(client, width as i32, height as i32, Format::Nv12.fourcc(), 0);
         params.destroy();
-        let mut buf = DmabufBuffer { buffer, width, height, format: Format::Nv12, stride, map, fd };
+        let mut buf = DmabufBuffer {
+            buffer,
+            width,
+            height,
+            format: Format::Nv12,
+            stride,
+            map,
+            fd,
+        };
         buf.fill(pixels);
         Ok(buf)
     }
-
 }
 
 /// NV12 plane layout of [`DmabufBuffer::new`]: Y plane offset (not page

@@ -16,9 +16,7 @@ use wayland_client::backend::WaylandError;
 use wayland_client::globals::{registry_queue_init, GlobalList, GlobalListContents};
 use wayland_client::protocol::{wl_callback, wl_compositor, wl_registry, wl_subcompositor};
 use wayland_client::{Connection, Dispatch, EventQueue, QueueHandle};
-use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::{
-    self, ZwpLinuxDmabufV1,
-};
+use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::{self, ZwpLinuxDmabufV1};
 use wayland_protocols::wp::presentation_time::client::wp_presentation::{self, WpPresentation};
 use wayland_protocols::xdg::shell::client::xdg_wm_base::{self, XdgWmBase};
 
@@ -72,16 +70,14 @@ pub struct Client {
 impl Client {
     /// Connects using `WAYLAND_DISPLAY` / `XDG_RUNTIME_DIR` (or `WAYLAND_SOCKET`).
     pub fn connect() -> Result<Client> {
-        let conn =
-            Connection::connect_to_env().context("connect to the Wayland display from env")?;
+        let conn = Connection::connect_to_env().context("connect to the Wayland display from env")?;
         Client::from_connection(conn)
     }
 
     /// Connects to an explicit socket path; tests use this instead of mutating
     /// the process environment, which other test threads share.
     pub fn connect_to(socket: &Path) -> Result<Client> {
-        let stream = UnixStream::connect(socket)
-            .with_context(|| format!("connect to {}", socket.display()))?;
+        let stream = UnixStream::connect(socket).with_context(|| format!("connect to {}", socket.display()))?;
         let conn = Connection::from_socket(stream).context("set up Wayland connection")?;
         Client::from_connection(conn)
     }
@@ -110,11 +106,7 @@ impl Client {
 
     /// Dispatches events until `done` returns true, failing after
     /// [`Client::timeout`] or on a connection/protocol error.
-    pub fn dispatch_until(
-        &mut self,
-        what: &str,
-        done: impl FnMut(&mut State) -> bool,
-    ) -> Result<()> {
+    pub fn dispatch_until(&mut self, what: &str, done: impl FnMut(&mut State) -> bool) -> Result<()> {
         self.dispatch_until_within(self.timeout, what, done)
     }
 
@@ -145,10 +137,7 @@ impl Client {
             if left.is_zero() {
                 bail!("timed out after {timeout:?} waiting for {what}");
             }
-            let mut fds = [PollFd::from_borrowed_fd(
-                guard.connection_fd(),
-                PollFlags::IN,
-            )];
+            let mut fds = [PollFd::from_borrowed_fd(guard.connection_fd(), PollFlags::IN)];
             let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
             match rustix::event::poll(&mut fds, ms) {
                 Ok(0) => bail!("timed out after {timeout:?} waiting for {what}"),
@@ -201,9 +190,7 @@ impl Client {
             res?;
             syncs += 1;
             if syncs == 2 {
-                bail!(
-                    "the compositor accepted the request: no protocol error after two roundtrips"
-                );
+                bail!("the compositor accepted the request: no protocol error after two roundtrips");
             }
             flag.store(false, Ordering::Release);
             self.conn.display().sync(&self.qh, flag.clone());
@@ -218,16 +205,10 @@ impl Client {
 
 fn bind_globals(globals: &GlobalList, qh: &QueueHandle<State>) -> Result<Globals> {
     Ok(Globals {
-        compositor: globals
-            .bind(qh, 4..=6, ())
-            .context("wl_compositor v4+ missing")?,
-        subcompositor: globals
-            .bind(qh, 1..=1, ())
-            .context("wl_subcompositor missing")?,
+        compositor: globals.bind(qh, 4..=6, ()).context("wl_compositor v4+ missing")?,
+        subcompositor: globals.bind(qh, 1..=1, ()).context("wl_subcompositor missing")?,
         wm_base: globals.bind(qh, 1..=5, ()).context("xdg_wm_base missing")?,
-        dmabuf: globals
-            .bind(qh, 1..=3, ())
-            .context("zwp_linux_dmabuf_v1 missing")?,
+        dmabuf: globals.bind(qh, 1..=3, ()).context("zwp_linux_dmabuf_v1 missing")?,
         presentation: globals.bind(qh, 1..=1, ()).ok(),
         syncobj: globals.bind(qh, 1..=1, ()).ok(),
         shm: globals.bind(qh, 1..=1, ()).ok(),
@@ -248,14 +229,7 @@ impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for State {
 }
 
 impl Dispatch<XdgWmBase, ()> for State {
-    fn event(
-        _: &mut Self,
-        wm: &XdgWmBase,
-        event: xdg_wm_base::Event,
-        _: &(),
-        _: &Connection,
-        _: &QueueHandle<Self>,
-    ) {
+    fn event(_: &mut Self, wm: &XdgWmBase, event: xdg_wm_base::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
         if let xdg_wm_base::Event::Ping { serial } = event {
             wm.pong(serial);
         }

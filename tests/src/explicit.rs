@@ -57,7 +57,11 @@ wayland_client::delegate_noop!(State: ignore WpLinuxDrmSyncobjTimelineV1);
 
 /// A `wl_shm` buffer (XRGB8888, zero-filled): what `unsupported_buffer`
 /// is raised for when it carries sync points.
-pub fn shm_buffer(client: &Client, width: i32, height: i32) -> anyhow::Result<wayland_client::protocol::wl_buffer::WlBuffer> {
+pub fn shm_buffer(
+    client: &Client,
+    width: i32,
+    height: i32,
+) -> anyhow::Result<wayland_client::protocol::wl_buffer::WlBuffer> {
     use anyhow::Context;
     use wayland_client::protocol::wl_shm;
     let shm = client.globals.shm.as_ref().context("no wl_shm global")?;
@@ -65,7 +69,15 @@ pub fn shm_buffer(client: &Client, width: i32, height: i32) -> anyhow::Result<wa
     let fd = rustix::fs::memfd_create("explicit-shm", rustix::fs::MemfdFlags::CLOEXEC)?;
     rustix::fs::ftruncate(&fd, size as u64)?;
     let pool = shm.create_pool(std::os::fd::AsFd::as_fd(&fd), size, &client.qh, ());
-    let buffer = pool.create_buffer(0, width, height, width * 4, wl_shm::Format::Xrgb8888, &client.qh, crate::buffer::BufferData::new());
+    let buffer = pool.create_buffer(
+        0,
+        width,
+        height,
+        width * 4,
+        wl_shm::Format::Xrgb8888,
+        &client.qh,
+        crate::buffer::BufferData::new(),
+    );
     pool.destroy();
     Ok(buffer)
 }

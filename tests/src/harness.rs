@@ -107,7 +107,10 @@ impl Stats {
             bail!("the compositor was built without its lock validator (debug build or importer feature `lockdep` needed)");
         }
         if self.lockdep_violations != 0 {
-            bail!("the compositor's lock validator counted {} violation(s); see its log", self.lockdep_violations);
+            bail!(
+                "the compositor's lock validator counted {} violation(s); see its log",
+                self.lockdep_violations
+            );
         }
         if self.resv_destroyed != self.resv_created || self.resv_buried != 0 {
             bail!(
@@ -118,7 +121,11 @@ impl Stats {
             );
         }
         if self.resv_destroyed > 0 && self.resv_freed < self.resv_destroyed {
-            bail!("{} reservations destroyed but only {} dead entries freed", self.resv_destroyed, self.resv_freed);
+            bail!(
+                "{} reservations destroyed but only {} dead entries freed",
+                self.resv_destroyed,
+                self.resv_freed
+            );
         }
         Ok(())
     }
@@ -128,7 +135,9 @@ impl Stats {
 pub fn check_stats_file(path: &Path) -> Result<Stats> {
     let json = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     let stats = Stats::parse(&json)?;
-    stats.check_lock_rules().with_context(|| format!("stats {}", path.display()))?;
+    stats
+        .check_lock_rules()
+        .with_context(|| format!("stats {}", path.display()))?;
     Ok(stats)
 }
 
@@ -169,14 +178,11 @@ impl Compositor {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let log_path = artifacts_dir()
-            .join("logs")
-            .join(format!("{socket_name}.log"));
+        let log_path = artifacts_dir().join("logs").join(format!("{socket_name}.log"));
         if let Some(dir) = log_path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         }
-        let log =
-            File::create(&log_path).with_context(|| format!("create {}", log_path.display()))?;
+        let log = File::create(&log_path).with_context(|| format!("create {}", log_path.display()))?;
 
         let bin = compositor_bin()?;
         let mut args: Vec<OsString> = args.iter().cloned().map(Into::into).collect();
@@ -236,10 +242,7 @@ impl Compositor {
             Ok(line) => {
                 let name = line.trim_start_matches("READY ").trim();
                 if name != comp.socket_name {
-                    bail!(
-                        "compositor announced socket {name:?}, expected {:?}",
-                        comp.socket_name
-                    );
+                    bail!("compositor announced socket {name:?}, expected {:?}", comp.socket_name);
                 }
                 Ok(comp)
             }
@@ -272,11 +275,7 @@ impl Compositor {
 
     /// Whether the compositor is still running.
     pub fn is_running(&mut self) -> Result<bool> {
-        Ok(self
-            .child
-            .try_wait()
-            .context("query compositor status")?
-            .is_none())
+        Ok(self.child.try_wait().context("query compositor status")?.is_none())
     }
 
     /// After a clean exit: the lock rules held ([`check_stats_file`]).
@@ -314,13 +313,9 @@ impl Compositor {
 
     /// [`Compositor::terminate`] without the stats check.
     pub fn terminate_unchecked(&mut self) -> Result<ExitStatus> {
-        let (status, killed) =
-            process::stop(&mut self.child, default_timeout()).context("stop compositor")?;
+        let (status, killed) = process::stop(&mut self.child, default_timeout()).context("stop compositor")?;
         if killed {
-            bail!(
-                "compositor ignored SIGTERM for {:?} and was killed",
-                default_timeout()
-            );
+            bail!("compositor ignored SIGTERM for {:?} and was killed", default_timeout());
         }
         Ok(status)
     }
@@ -401,10 +396,8 @@ pub fn run_scene_unchecked(
             comp.log_path.display()
         );
     }
-    let image =
-        RgbaImage::load_png(&shot).with_context(|| format!("scene {scene}: read screenshot"))?;
-    let json = std::fs::read_to_string(&stats)
-        .with_context(|| format!("scene {scene}: read {}", stats.display()))?;
+    let image = RgbaImage::load_png(&shot).with_context(|| format!("scene {scene}: read screenshot"))?;
+    let json = std::fs::read_to_string(&stats).with_context(|| format!("scene {scene}: read {}", stats.display()))?;
     let run = SceneRun {
         image,
         stats: Stats::parse(&json)?,
@@ -442,10 +435,30 @@ mod tests {
             }
         );
         s.check_lock_rules().expect("clean run");
-        assert!(Stats { lockdep_violations: 1, ..s.clone() }.check_lock_rules().is_err());
-        assert!(Stats { lockdep_enabled: false, ..s.clone() }.check_lock_rules().is_err());
-        assert!(Stats { resv_buried: 1, ..s.clone() }.check_lock_rules().is_err());
-        assert!(Stats { resv_destroyed: 2, ..s.clone() }.check_lock_rules().is_err());
+        assert!(Stats {
+            lockdep_violations: 1,
+            ..s.clone()
+        }
+        .check_lock_rules()
+        .is_err());
+        assert!(Stats {
+            lockdep_enabled: false,
+            ..s.clone()
+        }
+        .check_lock_rules()
+        .is_err());
+        assert!(Stats {
+            resv_buried: 1,
+            ..s.clone()
+        }
+        .check_lock_rules()
+        .is_err());
+        assert!(Stats {
+            resv_destroyed: 2,
+            ..s.clone()
+        }
+        .check_lock_rules()
+        .is_err());
         assert!(Stats::parse(r#"{"frames": 7}"#).is_err());
     }
 

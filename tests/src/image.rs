@@ -23,11 +23,7 @@ impl RgbaImage {
             .cycle()
             .take(width as usize * height as usize * 4)
             .collect();
-        RgbaImage {
-            width,
-            height,
-            data,
-        }
+        RgbaImage { width, height, data }
     }
 
     fn index(&self, x: u32, y: u32) -> usize {
@@ -37,12 +33,7 @@ impl RgbaImage {
     /// The pixel at `(x, y)`; panics when out of range (a caller bug).
     pub fn get(&self, x: u32, y: u32) -> [u8; 4] {
         let i = self.index(x, y);
-        [
-            self.data[i],
-            self.data[i + 1],
-            self.data[i + 2],
-            self.data[i + 3],
-        ]
+        [self.data[i], self.data[i + 1], self.data[i + 2], self.data[i + 3]]
     }
 
     /// Sets the pixel at `(x, y)`.
@@ -65,24 +56,14 @@ impl RgbaImage {
             .next_frame(&mut buf)
             .with_context(|| format!("decode {}", path.display()))?;
         if info.bit_depth != png::BitDepth::Eight {
-            bail!(
-                "{}: unsupported bit depth {:?}",
-                path.display(),
-                info.bit_depth
-            );
+            bail!("{}: unsupported bit depth {:?}", path.display(), info.bit_depth);
         }
         let src = &buf[..info.buffer_size()];
         let data = match info.color_type {
             png::ColorType::Rgba => src.to_vec(),
-            png::ColorType::Rgb => src
-                .chunks_exact(3)
-                .flat_map(|p| [p[0], p[1], p[2], 255])
-                .collect(),
+            png::ColorType::Rgb => src.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
             png::ColorType::Grayscale => src.iter().flat_map(|&g| [g, g, g, 255]).collect(),
-            png::ColorType::GrayscaleAlpha => src
-                .chunks_exact(2)
-                .flat_map(|p| [p[0], p[0], p[0], p[1]])
-                .collect(),
+            png::ColorType::GrayscaleAlpha => src.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
             other => bail!("{}: unsupported colour type {other:?}", path.display()),
         };
         Ok(RgbaImage {
@@ -107,9 +88,7 @@ impl RgbaImage {
         writer
             .write_image_data(&self.data)
             .with_context(|| format!("write {}", path.display()))?;
-        writer
-            .finish()
-            .with_context(|| format!("finish {}", path.display()))?;
+        writer.finish().with_context(|| format!("finish {}", path.display()))?;
         Ok(())
     }
 }

@@ -14,10 +14,10 @@ pub mod mapping;
 pub mod pixel;
 pub mod process;
 pub mod provider;
-pub mod sync;
 pub mod reference;
 pub mod scenes;
 pub mod slots;
+pub mod sync;
 pub mod window;
 pub mod witness;
 
@@ -25,9 +25,7 @@ pub use buffer::{CreateOutcome, DmabufBuffer, ParamsBuilder, MOD_LINEAR};
 pub use client::{Client, ProtocolError};
 pub use image::RgbaImage;
 pub use pixel::Format;
-pub use provider::{
-    provider_from_env, BufferProvider, DmaHeapProvider, MemfdProvider, UdmabufProvider,
-};
+pub use provider::{provider_from_env, BufferProvider, DmaHeapProvider, MemfdProvider, UdmabufProvider};
 pub use window::{Subsurface, Window};
 
 use std::path::PathBuf;
@@ -40,7 +38,5 @@ pub fn workspace_root() -> PathBuf {
 
 /// `assets/reference/<scene>.png` in the workspace.
 pub fn reference_path(scene: &str) -> PathBuf {
-    workspace_root()
-        .join("assets/reference")
-        .join(format!("{scene}.png"))
+    workspace_root().join("assets/reference").join(format!("{scene}.png"))
 }

@@ -43,12 +43,7 @@ pub fn rgb_to_bt601_limited(rgb: [u8; 3]) -> [u8; 3] {
 
 impl Format {
     /// All formats, for table-driven tests.
-    pub const ALL: [Format; 4] = [
-        Format::Argb8888,
-        Format::Xrgb8888,
-        Format::Abgr8888,
-        Format::Xbgr8888,
-    ];
+    pub const ALL: [Format; 4] = [Format::Argb8888, Format::Xrgb8888, Format::Abgr8888, Format::Xbgr8888];
 
     /// The DRM fourcc code sent over linux-dmabuf.
     pub fn fourcc(self) -> u32 {
@@ -112,9 +107,7 @@ impl Format {
 
     /// Parses a short lower-case name (`argb8888`, ...), for command lines.
     pub fn from_name(name: &str) -> Option<Format> {
-        Format::ALL
-            .into_iter()
-            .find(|f| f.name().eq_ignore_ascii_case(name))
+        Format::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(name))
     }
 
     /// Short lower-case name.

@@ -47,10 +47,7 @@ impl BufferProvider for MemfdProvider {
     }
 
     fn allocate(&self, size: usize) -> io::Result<OwnedFd> {
-        let fd = rustix::fs::memfd_create(
-            "wl-test-buffer",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )?;
+        let fd = rustix::fs::memfd_create("wl-test-buffer", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
         rustix::fs::ftruncate(&fd, size as u64)?;
         rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW)?;
         Ok(fd)
@@ -68,9 +65,7 @@ pub struct UdmabufProvider {
 impl UdmabufProvider {
     /// Opens `/dev/udmabuf`; fails where the kernel has none (the CI host).
     pub fn open() -> io::Result<UdmabufProvider> {
-        Ok(UdmabufProvider {
-            dev: Udmabuf::open()?,
-        })
+        Ok(UdmabufProvider { dev: Udmabuf::open()? })
     }
 }
 
@@ -130,12 +125,16 @@ pub fn provider_from_env() -> io::Result<Box<dyn BufferProvider>> {
 pub fn provider_by_name(name: &str) -> io::Result<Box<dyn BufferProvider>> {
     match name {
         "memfd" => Ok(Box::new(MemfdProvider)),
-        "udmabuf" => Ok(Box::new(UdmabufProvider::open().map_err(|e| {
-            io::Error::new(e.kind(), format!("buffer provider udmabuf: {e}"))
-        })?)),
-        "dma-heap" => Ok(Box::new(DmaHeapProvider::open().map_err(|e| {
-            io::Error::new(e.kind(), format!("buffer provider dma-heap: {e}"))
-        })?)),
+        "udmabuf" => {
+            Ok(Box::new(UdmabufProvider::open().map_err(|e| {
+                io::Error::new(e.kind(), format!("buffer provider udmabuf: {e}"))
+            })?))
+        }
+        "dma-heap" => {
+            Ok(Box::new(DmaHeapProvider::open().map_err(|e| {
+                io::Error::new(e.kind(), format!("buffer provider dma-heap: {e}"))
+            })?))
+        }
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
@@ -155,20 +154,11 @@ mod tests {
     fn memfd_has_size_seals_and_is_writable() {
         let fd = MemfdProvider.allocate(4096).expect("allocate memfd");
         let seals = rustix::fs::fcntl_get_seals(&fd).expect("get seals");
-        assert!(
-            seals.contains(SealFlags::SHRINK | SealFlags::GROW),
-            "{seals:?}"
-        );
+        assert!(seals.contains(SealFlags::SHRINK | SealFlags::GROW), "{seals:?}");
         assert!(!seals.contains(SealFlags::WRITE), "must stay writable");
         assert_eq!(rustix::fs::fstat(&fd).expect("fstat").st_size, 4096);
-        assert!(
-            rustix::fs::ftruncate(&fd, 8192).is_err(),
-            "grow must be sealed"
-        );
-        assert!(
-            rustix::fs::ftruncate(&fd, 1024).is_err(),
-            "shrink must be sealed"
-        );
+        assert!(rustix::fs::ftruncate(&fd, 8192).is_err(), "grow must be sealed");
+        assert!(rustix::fs::ftruncate(&fd, 1024).is_err(), "shrink must be sealed");
 
         let mut map = Mapping::new(&fd, 4096).expect("mmap");
         map.as_mut_slice()[4095] = 0x5a;
@@ -179,16 +169,11 @@ mod tests {
     #[test]
     fn env_selection() {
         assert_eq!(provider_by_name("memfd").expect("memfd").name(), "memfd");
-        let err = provider_by_name("nope")
-            .err()
-            .expect("unknown name must fail");
+        let err = provider_by_name("nope").err().expect("unknown name must fail");
         assert!(err.to_string().contains("udmabuf"), "{err}");
         // The real-dma-buf providers either open their device or say which
         // one is missing (the CI host has neither).
-        for (name, dev) in [
-            ("udmabuf", "/dev/udmabuf"),
-            ("dma-heap", "/dev/dma_heap/system"),
-        ] {
+        for (name, dev) in [("udmabuf", "/dev/udmabuf"), ("dma-heap", "/dev/dma_heap/system")] {
             match provider_by_name(name) {
                 Ok(p) => assert_eq!(p.name(), name),
                 Err(e) => assert!(e.to_string().contains(dev), "{name}: {e}"),

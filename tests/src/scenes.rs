@@ -143,7 +143,12 @@ pub fn all() -> Vec<Scene> {
 fn nv12() -> Scene {
     let (w, h) = (96u32, 64u32);
     let px: PixelFn = Arc::new(move |x, y| {
-        [(16 + x * 219 / (w - 1)) as u8, (40 + (x / 2) * 4) as u8, (220 - (y / 2) * 5) as u8, 0]
+        [
+            (16 + x * 219 / (w - 1)) as u8,
+            (40 + (x / 2) * 4) as u8,
+            (220 - (y / 2) * 5) as u8,
+            0,
+        ]
     });
     let s = SurfaceSpec::new(w, h, Format::Nv12, px).with_stride(w + 8);
     Scene {
@@ -159,10 +164,7 @@ pub fn uniform(format: Format, rgba: [u8; 4]) -> PixelFn {
 }
 
 /// A pixel function from a premultiplied-RGBA function, encoded for `format`.
-pub fn from_rgba(
-    format: Format,
-    f: impl Fn(u32, u32) -> [u8; 4] + Send + Sync + 'static,
-) -> PixelFn {
+pub fn from_rgba(format: Format, f: impl Fn(u32, u32) -> [u8; 4] + Send + Sync + 'static) -> PixelFn {
     Arc::new(move |x, y| format.encode(f(x, y)))
 }
 
@@ -210,10 +212,7 @@ fn alpha() -> Scene {
         name: "alpha",
         windows: vec![
             WindowSpec::plain("alpha-back", back),
-            WindowSpec::plain(
-                "alpha-front",
-                SurfaceSpec::new(w, h, Format::Argb8888, front),
-            ),
+            WindowSpec::plain("alpha-front", SurfaceSpec::new(w, h, Format::Argb8888, front)),
         ],
     }
 }
@@ -245,23 +244,11 @@ fn overlap() -> Scene {
     Scene {
         name: "overlap",
         windows: vec![
-            WindowSpec::plain(
-                "overlap-0",
-                SurfaceSpec::new(140, 100, Format::Xbgr8888, checker),
-            ),
-            WindowSpec::plain(
-                "overlap-1",
-                SurfaceSpec::new(140, 100, Format::Abgr8888, veil),
-            ),
-            WindowSpec::plain(
-                "overlap-2",
-                SurfaceSpec::new(120, 70, Format::Argb8888, stripes),
-            ),
+            WindowSpec::plain("overlap-0", SurfaceSpec::new(140, 100, Format::Xbgr8888, checker)),
+            WindowSpec::plain("overlap-1", SurfaceSpec::new(140, 100, Format::Abgr8888, veil)),
+            WindowSpec::plain("overlap-2", SurfaceSpec::new(120, 70, Format::Argb8888, stripes)),
             // Partly below the bottom edge of the output: must be clipped.
-            WindowSpec::plain(
-                "overlap-3",
-                SurfaceSpec::new(64, 48, Format::Xrgb8888, corner),
-            ),
+            WindowSpec::plain("overlap-3", SurfaceSpec::new(64, 48, Format::Xrgb8888, corner)),
         ],
     }
 }
@@ -355,7 +342,11 @@ mod tests {
                 for s in all {
                     assert!(s.width <= 200 && s.height <= 200, "{name}: too big");
                     // NV12: one byte per pixel in the Y plane, 2 per 2x2 block in CbCr.
-                    let min = if s.format == Format::Nv12 { s.width.div_ceil(2) * 2 } else { s.width * 4 };
+                    let min = if s.format == Format::Nv12 {
+                        s.width.div_ceil(2) * 2
+                    } else {
+                        s.width * 4
+                    };
                     assert!(s.stride >= min, "{name}: stride too small");
                 }
             }
@@ -393,9 +384,7 @@ mod tests {
         assert!(overlap.windows.len() >= 3);
         let formats: Vec<_> = overlap.windows.iter().map(|w| w.surface.format).collect();
         assert!(formats.contains(&Format::Abgr8888) && formats.contains(&Format::Xbgr8888));
-        assert!(by_name("replace").expect("replace").windows[0]
-            .replacement
-            .is_some());
+        assert!(by_name("replace").expect("replace").windows[0].replacement.is_some());
         let sub = by_name("subsurface").expect("subsurface");
         let w = &sub.windows[0];
         let outside = w.subsurfaces.iter().any(|s| {

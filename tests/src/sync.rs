@@ -21,7 +21,10 @@ fn inode(fd: impl AsFd) -> io::Result<u64> {
 
 impl VgemProvider {
     pub fn open() -> io::Result<VgemProvider> {
-        Ok(VgemProvider { vgem: Vgem::open()?, buffers: Mutex::new(Vec::new()) })
+        Ok(VgemProvider {
+            vgem: Vgem::open()?,
+            buffers: Mutex::new(Vec::new()),
+        })
     }
 
     fn find(&self, dmabuf: impl AsFd) -> io::Result<VgemBuffer> {
@@ -31,7 +34,12 @@ impl VgemProvider {
             .iter()
             .find(|(i, _)| *i == ino)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not a buffer of this provider"))?;
-        Ok(VgemBuffer { handle: b.handle, dmabuf: b.dmabuf.try_clone()?, pitch: b.pitch, size: b.size })
+        Ok(VgemBuffer {
+            handle: b.handle,
+            dmabuf: b.dmabuf.try_clone()?,
+            pitch: b.pitch,
+            size: b.size,
+        })
     }
 
     /// Attaches an unsignaled fence (a write fence if `write`) to the

@@ -37,11 +37,10 @@ impl Window {
     pub fn new(client: &mut Client, title: &str) -> Result<Window> {
         let data = Arc::new(WindowData::default());
         let surface = client.globals.compositor.create_surface(&client.qh, ());
-        let xdg_surface =
-            client
-                .globals
-                .wm_base
-                .get_xdg_surface(&surface, &client.qh, data.clone());
+        let xdg_surface = client
+            .globals
+            .wm_base
+            .get_xdg_surface(&surface, &client.qh, data.clone());
         let toplevel = xdg_surface.get_toplevel(&client.qh, data.clone());
         toplevel.set_title(title.to_owned());
         toplevel.set_app_id("wl-tests".to_owned());
@@ -71,8 +70,7 @@ impl Window {
     /// surface *and its subsurfaces*, so a subsurface at a negative offset
     /// would move where the compositor places the main surface.
     pub fn set_geometry(&self, width: u32, height: u32) {
-        self.xdg_surface
-            .set_window_geometry(0, 0, width as i32, height as i32);
+        self.xdg_surface.set_window_geometry(0, 0, width as i32, height as i32);
     }
 
     /// Damages the whole current buffer again, so the next commit repaints.
@@ -125,15 +123,11 @@ impl Subsurface {
     /// Creates a child of `parent`, stacked above it and above earlier siblings.
     pub fn new(client: &Client, parent: &WlSurface) -> Subsurface {
         let surface = client.globals.compositor.create_surface(&client.qh, ());
-        let subsurface =
-            client
-                .globals
-                .subcompositor
-                .get_subsurface(&surface, parent, &client.qh, ());
-        Subsurface {
-            surface,
-            subsurface,
-        }
+        let subsurface = client
+            .globals
+            .subcompositor
+            .get_subsurface(&surface, parent, &client.qh, ());
+        Subsurface { surface, subsurface }
     }
 
     /// Position relative to the parent; applied on the parent's next commit.

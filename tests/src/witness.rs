@@ -62,10 +62,7 @@ impl Witness {
             thread: Some(thread),
         };
         if let Err(e) = w.wait_for_frames(1, timeout) {
-            return Err(w
-                .failure()
-                .unwrap_or(e)
-                .context("witness never got its first frame"));
+            return Err(w.failure().unwrap_or(e).context("witness never got its first frame"));
         }
         Ok(w)
     }
@@ -113,13 +110,8 @@ impl Witness {
     /// or the error that ended the thread.
     pub fn stop(mut self) -> Result<u64> {
         self.shared.stop.store(true, Ordering::Release);
-        let thread = self
-            .thread
-            .take()
-            .context("witness thread already joined")?;
-        thread
-            .join()
-            .map_err(|_| anyhow!("witness thread panicked"))??;
+        let thread = self.thread.take().context("witness thread already joined")?;
+        thread.join().map_err(|_| anyhow!("witness thread panicked"))??;
         Ok(self.frames())
     }
 }

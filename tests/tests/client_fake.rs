@@ -23,16 +23,9 @@ use tests::witness::Witness;
 fn window_maps_and_receives_frames() -> Result<()> {
     let server = FakeServer::start();
     let mut client = Client::connect_to(&server.socket_path())?;
+    ensure!(client.state.dmabuf_formats.contains(&XRGB8888), "{:?}", client.state);
     ensure!(
-        client.state.dmabuf_formats.contains(&XRGB8888),
-        "{:?}",
-        client.state
-    );
-    ensure!(
-        client
-            .state
-            .dmabuf_modifiers
-            .contains(&(XRGB8888, MOD_LINEAR)),
+        client.state.dmabuf_modifiers.contains(&(XRGB8888, MOD_LINEAR)),
         "{:?}",
         client.state
     );
@@ -61,10 +54,7 @@ fn protocol_error_is_reported() -> Result<()> {
         err.object_interface == "zwp_linux_buffer_params_v1" && err.code == 1,
         "{err:?}"
     );
-    ensure!(
-        client.roundtrip().is_err(),
-        "a dead connection must not roundtrip"
-    );
+    ensure!(client.roundtrip().is_err(), "a dead connection must not roundtrip");
     Ok(())
 }
 
@@ -95,10 +85,7 @@ fn run_client(server: &FakeServer, bin: &str, args: &[&str]) -> Result<()> {
         .spawn()
         .with_context(|| format!("spawn {bin}"))?;
     let status = wait_timeout(&mut child, Duration::from_secs(60))?;
-    ensure!(
-        status.is_some_and(|s| s.success()),
-        "{bin} {args:?}: {status:?}"
-    );
+    ensure!(status.is_some_and(|s| s.success()), "{bin} {args:?}: {status:?}");
     Ok(())
 }
 
@@ -106,11 +93,7 @@ fn run_client(server: &FakeServer, bin: &str, args: &[&str]) -> Result<()> {
 fn scene_client_runs_every_scene() -> Result<()> {
     let server = FakeServer::start();
     for name in scenes::NAMES {
-        run_client(
-            &server,
-            env!("CARGO_BIN_EXE_scene-client"),
-            &["--scene", name],
-        )?;
+        run_client(&server, env!("CARGO_BIN_EXE_scene-client"), &["--scene", name])?;
     }
     Ok(())
 }
@@ -118,21 +101,12 @@ fn scene_client_runs_every_scene() -> Result<()> {
 #[test]
 fn scene_client_rejects_unknown_scene() -> Result<()> {
     let server = FakeServer::start();
-    ensure!(run_client(
-        &server,
-        env!("CARGO_BIN_EXE_scene-client"),
-        &["--scene", "nope"]
-    )
-    .is_err());
+    ensure!(run_client(&server, env!("CARGO_BIN_EXE_scene-client"), &["--scene", "nope"]).is_err());
     Ok(())
 }
 
 #[test]
 fn demo_client_runs_double_buffered() -> Result<()> {
     let server = FakeServer::start();
-    run_client(
-        &server,
-        env!("CARGO_BIN_EXE_demo-client"),
-        &["--frames", "10"],
-    )
+    run_client(&server, env!("CARGO_BIN_EXE_demo-client"), &["--frames", "10"])
 }

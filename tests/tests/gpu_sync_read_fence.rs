@@ -32,7 +32,12 @@ fn sync_stats(path: &std::path::Path) -> Result<serde_json::Value> {
 fn read_fence_is_in_the_client_dmabuf_after_composition() -> Result<()> {
     let out = tempfile::tempdir()?;
     let stats = out.path().join("stats.json");
-    let mut comp = Compositor::spawn(&["--size".as_ref(), "1024x1024".as_ref(), "--stats".as_ref(), stats.as_os_str()])?;
+    let mut comp = Compositor::spawn(&[
+        "--size".as_ref(),
+        "1024x1024".as_ref(),
+        "--stats".as_ref(),
+        stats.as_os_str(),
+    ])?;
     let mut client = comp.connect()?;
     let udmabuf = UdmabufProvider::open()?;
     let px = |x: u32, y: u32| Format::Xrgb8888.encode([(x % 256) as u8, (y % 256) as u8, 128, 255]);
@@ -54,7 +59,10 @@ fn read_fence_is_in_the_client_dmabuf_after_composition() -> Result<()> {
             pending_seen += 1;
             // A reader is not blocked by a READ fence; a writer is.
             let readers = fences::export_sync_file(buf.fd().as_fd(), Access::Read)?;
-            ensure!(readers.status()? == FenceStatus::Signaled, "the compositor's fence blocks readers: not a READ fence");
+            ensure!(
+                readers.status()? == FenceStatus::Signaled,
+                "the compositor's fence blocks readers: not a READ fence"
+            );
             ensure!(all.wait(BOUND)?, "the compositor's READ fence never signaled");
         }
         last_info = Some(info);
@@ -70,8 +78,10 @@ fn read_fence_is_in_the_client_dmabuf_after_composition() -> Result<()> {
     if sync["early_releases"].as_u64() > Some(0) {
         ensure!(pending_seen > 0, "the device exports SYNC_FD and buffers were released early, but no READ fence was ever seen pending in the client's dma-buf");
     } else {
-        ensure!(sync["fence_releases"].as_u64() > Some(0), "neither release path was taken: {sync}");
+        ensure!(
+            sync["fence_releases"].as_u64() > Some(0),
+            "neither release path was taken: {sync}"
+        );
     }
     Ok(())
 }
-

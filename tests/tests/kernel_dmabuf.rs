@@ -32,31 +32,20 @@ fn udmabuf_mmap_and_cpu_sync_round_trip() -> Result<()> {
     let dev = Udmabuf::open()?;
     let want = 3 * 4096 + 100;
     let buf = dev.create(want)?;
-    ensure!(
-        buf.size == page_align(want),
-        "size {} not page-aligned",
-        buf.size
-    );
+    ensure!(buf.size == page_align(want), "size {} not page-aligned", buf.size);
     let fd = buf.dmabuf.as_fd();
     ensure!(
         dmabuf::exporter_name(fd)?.as_deref() == Some("udmabuf"),
         "fdinfo exp_name: {:?}",
         dmabuf::exporter_name(fd)?
     );
-    ensure!(
-        dmabuf::size(fd)? == buf.size as u64,
-        "lseek size {}",
-        dmabuf::size(fd)?
-    );
+    ensure!(dmabuf::size(fd)? == buf.size as u64, "lseek size {}", dmabuf::size(fd)?);
 
     // Client-style write through the dma-buf's own mapping, bracketed by
     // DMA_BUF_IOCTL_SYNC(START/END | WRITE).
     let mut map = Mapping::new(fd, buf.size)?;
     let cpu = cpu_write(fd)?;
-    ensure!(
-        cpu.is_dmabuf(),
-        "DMA_BUF_IOCTL_SYNC was not accepted on a udmabuf"
-    );
+    ensure!(cpu.is_dmabuf(), "DMA_BUF_IOCTL_SYNC was not accepted on a udmabuf");
     for (i, b) in map.as_mut_slice().iter_mut().enumerate() {
         *b = pattern(i);
     }
@@ -69,32 +58,20 @@ fn udmabuf_mmap_and_cpu_sync_round_trip() -> Result<()> {
         .iter()
         .enumerate()
         .find(|(i, b)| **b != pattern(*i));
-    ensure!(
-        bad.is_none(),
-        "memfd does not see the dma-buf write at {bad:?}"
-    );
+    ensure!(bad.is_none(), "memfd does not see the dma-buf write at {bad:?}");
 
     // And back: a write through the memfd, read through the dma-buf mapping
     // inside a READ window.
     let mut memfd_map = memfd_map;
     memfd_map.as_mut_slice()[buf.size - 1] = 0xa5;
     let cpu = CpuAccess::begin(fd, Access::Read)?;
-    ensure!(
-        map.as_slice()[buf.size - 1] == 0xa5,
-        "dma-buf mapping is stale"
-    );
+    ensure!(map.as_slice()[buf.size - 1] == 0xa5, "dma-buf mapping is stale");
     cpu.end()?;
 
     // An invalid SYNC flag combination must be refused (the kernel checks).
     let mut bad_flags = uapi::DmaBufSync { flags: 0x8 };
     // SAFETY: DMA_BUF_IOCTL_SYNC with a struct dma_buf_sync.
-    let r = unsafe {
-        libc::ioctl(
-            fd.as_raw_fd(),
-            uapi::DMA_BUF_IOCTL_SYNC as _,
-            &mut bad_flags,
-        )
-    };
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), uapi::DMA_BUF_IOCTL_SYNC as _, &mut bad_flags) };
     ensure!(r < 0, "DMA_BUF_IOCTL_SYNC accepted flags 0x8");
     Ok(())
 }
@@ -118,14 +95,8 @@ fn udmabuf_requires_a_shrink_sealed_memfd() -> Result<()> {
     // SAFETY: UDMABUF_CREATE with a struct udmabuf_create.
     let r = unsafe { libc::ioctl(dev.as_raw_fd(), uapi::UDMABUF_CREATE as _, &mut arg) };
     let err = std::io::Error::last_os_error();
-    ensure!(
-        r < 0,
-        "UDMABUF_CREATE accepted a memfd without F_SEAL_SHRINK"
-    );
-    ensure!(
-        err.raw_os_error() == Some(libc::EINVAL),
-        "expected EINVAL, got {err}"
-    );
+    ensure!(r < 0, "UDMABUF_CREATE accepted a memfd without F_SEAL_SHRINK");
+    ensure!(err.raw_os_error() == Some(libc::EINVAL), "expected EINVAL, got {err}");
     Ok(())
 }
 
@@ -153,11 +124,7 @@ fn dma_heap_system_alloc_map_and_sync() -> Result<()> {
     cpu.end()?;
     let again = Mapping::new(fd, size)?;
     let cpu = CpuAccess::begin(fd, Access::Read)?;
-    let ok = again
-        .as_slice()
-        .iter()
-        .enumerate()
-        .all(|(i, b)| *b == pattern(i));
+    let ok = again.as_slice().iter().enumerate().all(|(i, b)| *b == pattern(i));
     cpu.end()?;
     ensure!(ok, "second mapping of the heap buffer differs");
     Ok(())
@@ -284,25 +251,11 @@ fn vm_env_selects_a_real_dmabuf_provider() -> Result<()> {
         tests::kernel::tier()
     );
     let provider = provider_from_env()?;
-    ensure!(
-        provider.name() == name,
-        "provider {} for {name}",
-        provider.name()
-    );
+    ensure!(provider.name() == name, "provider {} for {name}", provider.name());
     let fd = provider.allocate(320 * 4 * 3)?;
     let exporter = dmabuf::exporter_name(fd.as_fd())?;
-    let want = if name == "udmabuf" {
-        "udmabuf"
-    } else {
-        "system"
-    };
-    ensure!(
-        exporter.as_deref() == Some(want),
-        "allocated fd exporter {exporter:?}"
-    );
-    ensure!(
-        cpu_write(fd.as_fd())?.is_dmabuf(),
-        "CPU write window is a no-op"
-    );
+    let want = if name == "udmabuf" { "udmabuf" } else { "system" };
+    ensure!(exporter.as_deref() == Some(want), "allocated fd exporter {exporter:?}");
+    ensure!(cpu_write(fd.as_fd())?.is_dmabuf(), "CPU write window is a no-op");
     Ok(())
 }

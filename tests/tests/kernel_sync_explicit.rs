@@ -35,11 +35,17 @@ fn bound() -> Duration {
 }
 
 fn node() -> Result<RenderNode> {
-    RenderNode::find(|c| c.explicit_sync()).context("a render node with syncobj timelines + SYNCOBJ_EVENTFD (virtio-gpu in the VM)")
+    RenderNode::find(|c| c.explicit_sync())
+        .context("a render node with syncobj timelines + SYNCOBJ_EVENTFD (virtio-gpu in the VM)")
 }
 
 fn spawn(stats: &std::path::Path) -> Result<Compositor> {
-    Compositor::spawn(&["--size".as_ref(), "320x240".as_ref(), "--stats".as_ref(), stats.as_os_str()])
+    Compositor::spawn(&[
+        "--size".as_ref(),
+        "320x240".as_ref(),
+        "--stats".as_ref(),
+        stats.as_os_str(),
+    ])
 }
 
 fn sync_stats(path: &std::path::Path) -> Result<serde_json::Value> {
@@ -48,7 +54,9 @@ fn sync_stats(path: &std::path::Path) -> Result<serde_json::Value> {
 }
 
 fn blue_buffer(client: &Client, provider: &dyn tests::BufferProvider) -> Result<DmabufBuffer> {
-    DmabufBuffer::new(client, provider, 64, 64, Format::Xrgb8888, 256, &|_, _| Format::Xrgb8888.encode(BLUE))
+    DmabufBuffer::new(client, provider, 64, 64, Format::Xrgb8888, 256, &|_, _| {
+        Format::Xrgb8888.encode(BLUE)
+    })
 }
 
 #[test]
@@ -74,18 +82,32 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
     window.surface.commit();
     client.roundtrip()?;
     let w0 = witness.frames();
-    witness.wait_for_frames(w0 + FRAMES, bound()).context("the witness stalled while the explicit commit was held")?;
+    witness
+        .wait_for_frames(w0 + FRAMES, bound())
+        .context("the witness stalled while the explicit commit was held")?;
     client.roundtrip()?;
     ensure!(!tl.is_available(1)?, "acquire point 1 got a fence from somewhere");
-    ensure!(!shown.load(Ordering::Acquire), "presented before its acquire point had a fence");
-    ensure!(!tl.is_signaled(2)?, "release point signaled before the buffer was even used");
+    ensure!(
+        !shown.load(Ordering::Acquire),
+        "presented before its acquire point had a fence"
+    );
+    ensure!(
+        !tl.is_signaled(2)?,
+        "release point signaled before the buffer was even used"
+    );
 
     tl.signal(1)?;
-    client.wait_flag("frame callback of the explicit commit after the acquire point signaled", &shown)?;
+    client.wait_flag(
+        "frame callback of the explicit commit after the acquire point signaled",
+        &shown,
+    )?;
     // On screen: the compositor may sample A any time, so point 2 must stay unsignaled.
     let w1 = witness.frames();
     witness.wait_for_frames(w1 + FRAMES, bound())?;
-    ensure!(!tl.is_signaled(2)?, "release point signaled while the buffer is still attached");
+    ensure!(
+        !tl.is_signaled(2)?,
+        "release point signaled while the buffer is still attached"
+    );
 
     // Replace A with B (acquire 3 already signaled, release 4): A may go.
     let released = tl.eventfd(2, false)?;
@@ -94,11 +116,18 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
     set_points(&ssurf, &timeline, 3, 4);
     window.attach(&b);
     window.wait_frame(&mut client)?;
-    ensure!(poll_in(released.as_fd(), bound())?, "release point 2 never signaled after A was replaced");
+    ensure!(
+        poll_in(released.as_fd(), bound())?,
+        "release point 2 never signaled after A was replaced"
+    );
     // Every fence on A (the compositor's READ fence of the frames that
     // sampled it, where the device exports one) is done by then.
     let all = fences::export_sync_file(a.fd().as_fd(), Access::Write)?;
-    ensure!(all.status()? == FenceStatus::Signaled, "A's release point signaled with GPU work on A pending: {:?}", all.info()?);
+    ensure!(
+        all.status()? == FenceStatus::Signaled,
+        "A's release point signaled with GPU work on A pending: {:?}",
+        all.info()?
+    );
     ensure!(!tl.is_signaled(4)?, "B's release point signaled while B is attached");
     drop(a); // wl_buffer.destroy: its per-buffer sync state must go with it
     client.roundtrip()?;
@@ -106,10 +135,19 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
     comp.terminate()?;
     let sync = sync_stats(&stats)?;
     println!("compositor sync stats: {sync}");
-    ensure!(sync["explicit_held"].as_u64() >= Some(1), "no commit counted as held on its acquire point: {sync}");
-    ensure!(sync["explicit_releases"].as_u64() >= Some(1), "no explicit release counted after a frame fence: {sync}");
+    ensure!(
+        sync["explicit_held"].as_u64() >= Some(1),
+        "no commit counted as held on its acquire point: {sync}"
+    );
+    ensure!(
+        sync["explicit_releases"].as_u64() >= Some(1),
+        "no explicit release counted after a frame fence: {sync}"
+    );
     // B is still attached by a live client, A was destroyed: exactly one.
-    ensure!(sync["explicit_buffers_tracked"].as_u64() == Some(1), "per-buffer explicit state not pruned: {sync}");
+    ensure!(
+        sync["explicit_buffers_tracked"].as_u64() == Some(1),
+        "per-buffer explicit state not pruned: {sync}"
+    );
     drop(b);
     Ok(())
 }
@@ -128,7 +166,10 @@ fn bridging_explicit_acquire_fence_is_imported_for_implicit_readers() -> Result<
     let ssurf = explicit::get_surface(&client, &window.surface)?;
     let udmabuf = UdmabufProvider::open()?;
     let a = blue_buffer(&client, &udmabuf)?;
-    ensure!(fences::export_sync_file(a.fd().as_fd(), Access::Read)?.status()? == FenceStatus::Signaled, "A starts with a pending writer");
+    ensure!(
+        fences::export_sync_file(a.fd().as_fd(), Access::Read)?.status()? == FenceStatus::Signaled,
+        "A starts with a pending writer"
+    );
 
     // Acquire point 1 materialized with an unsignaled vgem fence (the "GPU
     // write" of an explicit client).
@@ -147,12 +188,24 @@ fn bridging_explicit_acquire_fence_is_imported_for_implicit_readers() -> Result<
     let readers = fences::export_sync_file(a.fd().as_fd(), Access::Read)?;
     let info = readers.info()?;
     println!("A's implicit write fences after the explicit commit: {info:?}");
-    ensure!(info.status == FenceStatus::Active, "the acquire fence was not bridged into A's dma-buf: {info:?}");
-    ensure!(tl.export_point(1)?.status()? == FenceStatus::Active, "the vgem fence timed out during the test");
-    ensure!(!shown.load(Ordering::Acquire), "presented before its acquire point signaled");
+    ensure!(
+        info.status == FenceStatus::Active,
+        "the acquire fence was not bridged into A's dma-buf: {info:?}"
+    );
+    ensure!(
+        tl.export_point(1)?.status()? == FenceStatus::Active,
+        "the vgem fence timed out during the test"
+    );
+    ensure!(
+        !shown.load(Ordering::Acquire),
+        "presented before its acquire point signaled"
+    );
 
     vgem.vgem.signal(fence)?;
-    ensure!(readers.wait(bound())?, "the bridged fence did not follow the acquire point");
+    ensure!(
+        readers.wait(bound())?,
+        "the bridged fence did not follow the acquire point"
+    );
     client.wait_flag("frame callback after the acquire point signaled", &shown)?;
     drop(a);
     client.roundtrip()?;
@@ -175,10 +228,18 @@ fn expect_error(interface: &str, code: u32, provoke: impl FnOnce(&mut Client, &S
     let tl = Syncobj::create(&node, false)?;
     provoke(&mut bad, &tl)?;
     let err = bad.expect_protocol_error()?;
-    println!("protocol error: {}@{} code {}: {}", err.object_interface, err.object_id, err.code, err.message);
-    ensure!(err.object_interface == interface && err.code == code, "expected {interface} code {code}, got {err:?}");
+    println!(
+        "protocol error: {}@{} code {}: {}",
+        err.object_interface, err.object_id, err.code, err.message
+    );
+    ensure!(
+        err.object_interface == interface && err.code == code,
+        "expected {interface} code {code}, got {err:?}"
+    );
     let w = witness.frames();
-    witness.wait_for_frames(w + 5, bound()).context("the witness stopped after another client's protocol error")?;
+    witness
+        .wait_for_frames(w + 5, bound())
+        .context("the witness stopped after another client's protocol error")?;
     witness.stop()?;
     ensure!(comp.is_running()?, "the compositor died");
     comp.terminate()?;
@@ -198,7 +259,12 @@ fn setup(client: &mut Client, tl: &Syncobj) -> Result<Setup> {
     let window = Window::new(client, "bad")?;
     let ssurf = explicit::get_surface(client, &window.surface)?;
     let buffer = blue_buffer(client, &UdmabufProvider::open()?)?;
-    Ok(Setup { window, ssurf, timeline, buffer })
+    Ok(Setup {
+        window,
+        ssurf,
+        timeline,
+        buffer,
+    })
 }
 
 const SURFACE: &str = "wp_linux_drm_syncobj_surface_v1";

@@ -43,7 +43,10 @@ fn sync_file_status_merge_and_poll_follow_a_vgem_fence() -> Result<()> {
     println!("vgem fence sync_file: {info:?}");
     ensure!(info.status == FenceStatus::Active && info.num_fences >= 1, "{info:?}");
     ensure!(!pending.is_signaled(), "poll says signaled");
-    ensure!(fences::pending_writes(buf.dmabuf.as_fd())?.is_some(), "pending_writes sees nothing");
+    ensure!(
+        fences::pending_writes(buf.dmabuf.as_fd())?.is_some(),
+        "pending_writes sees nothing"
+    );
 
     // A stub (already signaled) from a fence-less udmabuf, merged with it.
     let udmabuf = Udmabuf::open()?.create(4096)?;
@@ -75,8 +78,14 @@ fn read_and_write_fence_imports_block_the_right_users() -> Result<()> {
     fences::import_sync_file(t, &sf, Access::Read)?;
     let for_readers = fences::export_sync_file(t, Access::Read)?;
     let for_writers = fences::export_sync_file(t, Access::Write)?;
-    ensure!(for_readers.status()? == FenceStatus::Signaled, "a READ fence blocked readers");
-    ensure!(for_writers.status()? == FenceStatus::Active, "a READ fence did not block writers");
+    ensure!(
+        for_readers.status()? == FenceStatus::Signaled,
+        "a READ fence blocked readers"
+    );
+    ensure!(
+        for_writers.status()? == FenceStatus::Active,
+        "a READ fence did not block writers"
+    );
     ensure!(fences::poll_ready(t, Access::Read)? && !fences::poll_ready(t, Access::Write)?);
     vgem.signal(f1)?;
     ensure!(for_writers.wait(BOUND)?);
@@ -86,7 +95,10 @@ fn read_and_write_fence_imports_block_the_right_users() -> Result<()> {
     let sf = fences::export_sync_file(src.dmabuf.as_fd(), Access::Read)?;
     fences::import_sync_file(t, &sf, Access::Write)?;
     let for_readers = fences::export_sync_file(t, Access::Read)?;
-    ensure!(for_readers.status()? == FenceStatus::Active, "a WRITE fence did not block readers");
+    ensure!(
+        for_readers.status()? == FenceStatus::Active,
+        "a WRITE fence did not block readers"
+    );
     ensure!(!fences::poll_ready(t, Access::Read)?);
     vgem.signal(f2)?;
     ensure!(for_readers.wait(BOUND)?);
@@ -107,20 +119,36 @@ fn syncobj_timeline_points_sync_files_and_eventfds() -> Result<()> {
     let ev_avail = tl.eventfd(1, true)?;
     let ev_signal = tl.eventfd(1, false)?;
     let readable = |fd: &std::os::fd::OwnedFd| importer::sync::sync_file::poll_in(fd.as_fd(), Duration::ZERO);
-    ensure!(!readable(&ev_avail)? && !tl.is_available(1)?, "point 1 available before any fence");
+    ensure!(
+        !readable(&ev_avail)? && !tl.is_available(1)?,
+        "point 1 available before any fence"
+    );
     let vgem = Vgem::open()?;
     let buf = vgem.create_dumb(16, 16, 32)?;
     let fence = vgem.attach_fence(&buf, true)?;
     let sf = fences::export_sync_file(buf.dmabuf.as_fd(), Access::Read)?;
     tl.import_point(1, &sf)?; // sync_file → point
-    ensure!(importer::sync::sync_file::poll_in(ev_avail.as_fd(), BOUND)?, "WAIT_AVAILABLE eventfd not readable");
+    ensure!(
+        importer::sync::sync_file::poll_in(ev_avail.as_fd(), BOUND)?,
+        "WAIT_AVAILABLE eventfd not readable"
+    );
     ensure!(tl.is_available(1)?);
-    ensure!(!readable(&ev_signal)? && !tl.is_signaled(1)?, "point 1 signaled with its vgem fence pending");
+    ensure!(
+        !readable(&ev_signal)? && !tl.is_signaled(1)?,
+        "point 1 signaled with its vgem fence pending"
+    );
     let back = tl.export_point(1)?; // point → sync_file
-    ensure!(back.status()? == FenceStatus::Active, "exported point {:?}", back.info()?);
+    ensure!(
+        back.status()? == FenceStatus::Active,
+        "exported point {:?}",
+        back.info()?
+    );
 
     vgem.signal(fence)?;
-    ensure!(importer::sync::sync_file::poll_in(ev_signal.as_fd(), BOUND)?, "signal eventfd not readable");
+    ensure!(
+        importer::sync::sync_file::poll_in(ev_signal.as_fd(), BOUND)?,
+        "signal eventfd not readable"
+    );
     ensure!(tl.is_signaled(1)? && back.status()? == FenceStatus::Signaled);
 
     // CPU signal of point 2, seen through a blocking wait and the query.

@@ -32,14 +32,21 @@ fn sync_stats(path: &std::path::Path) -> Result<serde_json::Value> {
 fn destroyed_buffers_are_freed_only_after_their_frame_fence() -> Result<()> {
     let out = tempfile::tempdir()?;
     let stats = out.path().join("stats.json");
-    let mut comp = Compositor::spawn(&["--size".as_ref(), "640x480".as_ref(), "--stats".as_ref(), stats.as_os_str()])?;
+    let mut comp = Compositor::spawn(&[
+        "--size".as_ref(),
+        "640x480".as_ref(),
+        "--stats".as_ref(),
+        stats.as_os_str(),
+    ])?;
     let mut witness = Witness::start(&comp.socket_path(), bound())?;
     let provider = provider_from_env()?;
     const CLIENTS: u64 = 4;
     for i in 0..CLIENTS {
         let mut client = comp.connect()?;
         let window = Window::new(&mut client, "short-lived")?;
-        let buf = DmabufBuffer::new(&client, &*provider, 256, 256, Format::Xrgb8888, 1024, &|_, _| Format::Xrgb8888.encode([200, 100, 0, 255]))?;
+        let buf = DmabufBuffer::new(&client, &*provider, 256, 256, Format::Xrgb8888, 1024, &|_, _| {
+            Format::Xrgb8888.encode([200, 100, 0, 255])
+        })?;
         window.attach(&buf);
         let shown = window.frame(&client);
         window.surface.commit();
@@ -55,16 +62,25 @@ fn destroyed_buffers_are_freed_only_after_their_frame_fence() -> Result<()> {
         drop(window);
         drop(client);
         let w = witness.frames();
-        witness.wait_for_frames(w + 3, bound()).context("the witness stalled after a client went away")?;
+        witness
+            .wait_for_frames(w + 3, bound())
+            .context("the witness stalled after a client went away")?;
     }
     ensure!(comp.is_running()?, "the compositor died");
     witness.stop()?;
     comp.terminate()?;
     let sync = sync_stats(&stats)?;
     println!("compositor sync stats after {CLIENTS} clients went away mid-frame: {sync}");
-    let freed = sync["deferred_texture_frees"].as_u64().context("deferred_texture_frees")?
-        + sync["invalidated_imports_freed"].as_u64().context("invalidated_imports_freed")?;
-    ensure!(freed >= CLIENTS, "only {freed} of the {CLIENTS} invalidated imports were freed: {sync}");
+    let freed = sync["deferred_texture_frees"]
+        .as_u64()
+        .context("deferred_texture_frees")?
+        + sync["invalidated_imports_freed"]
+            .as_u64()
+            .context("invalidated_imports_freed")?;
+    ensure!(
+        freed >= CLIENTS,
+        "only {freed} of the {CLIENTS} invalidated imports were freed: {sync}"
+    );
     ensure!(sync["explicit_buffers_tracked"].as_u64() == Some(0), "{sync}");
     Ok(())
 }

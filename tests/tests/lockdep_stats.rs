@@ -17,10 +17,22 @@ fn a_planted_violation_is_counted_and_fails_the_check() -> Result<()> {
     let client = Path::new(env!("CARGO_BIN_EXE_scene-client"));
     let (run, log) = run_scene_unchecked(client, "solid", &[], &[("COMPOSITOR_LOCKDEP_PLANT", "1")])?;
     ensure!(run.stats.lockdep_enabled, "validator not compiled in: {:?}", run.stats);
-    ensure!(run.stats.lockdep_violations == 1, "expected the one planted violation: {:?}; log {}", run.stats, log.display());
-    ensure!(run.stats.check_lock_rules().is_err(), "the check passed a run with a violation");
+    ensure!(
+        run.stats.lockdep_violations == 1,
+        "expected the one planted violation: {:?}; log {}",
+        run.stats,
+        log.display()
+    );
+    ensure!(
+        run.stats.check_lock_rules().is_err(),
+        "the check passed a run with a violation"
+    );
     let text = std::fs::read_to_string(&log)?;
-    ensure!(text.contains("BlockingUnderLock") && text.contains("planted violation"), "violation not logged in {}", log.display());
+    ensure!(
+        text.contains("BlockingUnderLock") && text.contains("planted violation"),
+        "violation not logged in {}",
+        log.display()
+    );
     Ok(())
 }
 
@@ -28,7 +40,11 @@ fn a_planted_violation_is_counted_and_fails_the_check() -> Result<()> {
 fn a_clean_run_passes_and_frees_every_reservation() -> Result<()> {
     let client = Path::new(env!("CARGO_BIN_EXE_scene-client"));
     let run = run_scene_with_args(client, "overlap", &[])?;
-    ensure!(run.stats.resv_created >= 2, "expected several client buffers under reservations: {:?}", run.stats);
+    ensure!(
+        run.stats.resv_created >= 2,
+        "expected several client buffers under reservations: {:?}",
+        run.stats
+    );
     ensure!(run.stats.resv_freed >= run.stats.resv_destroyed, "{:?}", run.stats);
     Ok(())
 }

@@ -41,9 +41,7 @@ fn xrgb() -> u32 {
 
 /// A valid 64x64 XRGB8888 backing fd.
 fn memfd() -> Result<OwnedFd> {
-    MemfdProvider
-        .allocate((STRIDE * H) as usize)
-        .context("allocate memfd")
+    MemfdProvider.allocate((STRIDE * H) as usize).context("allocate memfd")
 }
 
 /// Runs `bad` on its own connection next to a witness and checks the outcome.
@@ -69,11 +67,7 @@ fn expect_error(code: u32, bad: impl FnOnce(&mut Client) -> Result<()>) -> Resul
         .wait_for_frames(after_error + 5, default_timeout())
         .context("other clients must keep getting frames after the protocol error")?;
     witness.stop()?;
-    ensure!(
-        comp.is_running()?,
-        "compositor died; log: {}",
-        comp.log_path.display()
-    );
+    ensure!(comp.is_running()?, "compositor died; log: {}", comp.log_path.display());
     let status = comp.terminate()?;
     ensure!(
         status.success(),
@@ -164,12 +158,9 @@ fn invalid_format_unknown_fourcc() -> Result<()> {
 fn invalid_format_unadvertised_fourcc() -> Result<()> {
     expect_error(INVALID_FORMAT, |c| {
         // A real fourcc the compositor did not advertise.
-        let advertised = |f: u32| {
-            c.state.dmabuf_formats.contains(&f)
-                || c.state.dmabuf_modifiers.iter().any(|&(g, _)| g == f)
-        };
-        let candidates =
-            [*b"C8  ", *b"R8  ", *b"YUYV", *b"NV21", *b"BG16", *b"AR30"].map(u32::from_le_bytes);
+        let advertised =
+            |f: u32| c.state.dmabuf_formats.contains(&f) || c.state.dmabuf_modifiers.iter().any(|&(g, _)| g == f);
+        let candidates = [*b"C8  ", *b"R8  ", *b"YUYV", *b"NV21", *b"BG16", *b"AR30"].map(u32::from_le_bytes);
         let fourcc = candidates
             .into_iter()
             .find(|&f| !advertised(f))
@@ -250,10 +241,7 @@ fn invalid_wl_buffer_unsupported_modifier() -> Result<()> {
             .dmabuf_modifiers
             .iter()
             .any(|&(f, m)| f == xrgb() && m == MOD_X_TILED);
-        ensure!(
-            !advertised,
-            "the compositor advertises X_TILED; pick another modifier"
-        );
+        ensure!(!advertised, "the compositor advertises X_TILED; pick another modifier");
         let fd = memfd()?;
         let p = ParamsBuilder::new(c);
         p.add(&fd, 0, 0, STRIDE, MOD_X_TILED);
@@ -336,6 +324,10 @@ fn memfd_truncated_after_create_immed_is_refused_and_others_keep_presenting() ->
     ensure!(refused.is_err(), "a sealed memfd was truncated");
 
     let status = comp.terminate()?;
-    ensure!(status.success(), "compositor exited with {status}; log: {}", comp.log_path.display());
+    ensure!(
+        status.success(),
+        "compositor exited with {status}; log: {}",
+        comp.log_path.display()
+    );
     Ok(())
 }

@@ -31,7 +31,10 @@ struct Run {
 
 impl Run {
     fn stat(&self, ptr: &str) -> u64 {
-        self.stats.pointer(ptr).and_then(|v| v.as_u64()).unwrap_or_else(|| panic!("stats lack {ptr}: {}", self.stats))
+        self.stats
+            .pointer(ptr)
+            .and_then(|v| v.as_u64())
+            .unwrap_or_else(|| panic!("stats lack {ptr}: {}", self.stats))
     }
 
     /// Pixels in `rect` (x, y, w, h) within `tol` of `rgb`.
@@ -71,13 +74,21 @@ impl Run {
 
 /// Whether `program` is installed (PATH lookup, as the compositor's spawn does).
 fn installed(program: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Runs `argv` under the compositor until its window has been mapped for
 /// `settle`, then stops the compositor and collects screenshot and stats.
 fn run_client(name: &str, argv: &[&str], settle: Duration) -> Run {
-    assert!(installed(argv[0]), "{} is not installed: run scripts/setup-host.sh", argv[0]);
+    assert!(
+        installed(argv[0]),
+        "{} is not installed: run scripts/setup-host.sh",
+        argv[0]
+    );
     let out = tempfile::tempdir().unwrap();
     let shot = out.path().join("shot.png");
     let stats = out.path().join("stats.json");
@@ -99,17 +110,38 @@ fn run_client(name: &str, argv: &[&str], settle: Duration) -> Run {
         if log.contains("mapping toplevel") {
             break;
         }
-        assert!(comp.is_running().unwrap(), "{name}: compositor exited before a window mapped; log: {}", comp.log_path.display());
-        assert!(Instant::now() < deadline, "{name}: no window mapped in time; log: {}", comp.log_path.display());
+        assert!(
+            comp.is_running().unwrap(),
+            "{name}: compositor exited before a window mapped; log: {}",
+            comp.log_path.display()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{name}: no window mapped in time; log: {}",
+            comp.log_path.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(settle);
-    assert!(comp.is_running().unwrap(), "{name}: the client died (the compositor exited with it); log: {}", comp.log_path.display());
+    assert!(
+        comp.is_running().unwrap(),
+        "{name}: the client died (the compositor exited with it); log: {}",
+        comp.log_path.display()
+    );
     let status = comp.terminate().expect("compositor stops on SIGTERM");
-    assert!(status.success(), "{name}: compositor exit {status}; log: {}", comp.log_path.display());
+    assert!(
+        status.success(),
+        "{name}: compositor exit {status}; log: {}",
+        comp.log_path.display()
+    );
     let image = RgbaImage::load_png(&shot).expect("screenshot");
-    let stats: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("stats JSON");
-    Run { image, stats, log: comp.log_path.clone() }
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("stats JSON");
+    Run {
+        image,
+        stats,
+        log: comp.log_path.clone(),
+    }
 }
 
 fn assert_paced(run: &Run, name: &str, min_commits: u64) {
@@ -133,8 +165,16 @@ fn weston_simple_shm_presents() {
     let shot = run.save("weston-simple-shm");
     let window = (ORIGIN + 10, ORIGIN + 10, 230, 230);
     let background = run.count_near(window, [32, 32, 32], 0);
-    assert!(background < 230 * 230 / 10, "weston-simple-shm: window area is mostly background ({background} px): {}", shot.display());
-    assert!(run.distinct_colors(window) > 50, "weston-simple-shm: pattern missing: {}", shot.display());
+    assert!(
+        background < 230 * 230 / 10,
+        "weston-simple-shm: window area is mostly background ({background} px): {}",
+        shot.display()
+    );
+    assert!(
+        run.distinct_colors(window) > 50,
+        "weston-simple-shm: pattern missing: {}",
+        shot.display()
+    );
     // Still running after ~2 s of frames (checked by run_client): with two
     // buffers it would have aborted had we not released them.
     assert_paced(&run, "weston-simple-shm", 20);
@@ -150,8 +190,16 @@ fn vkcube_presents_through_wsi() {
     let shot = run.save("vkcube");
     let window = (ORIGIN, ORIGIN, 400, 400);
     let clear = run.count_near(window, [51, 51, 51], 2);
-    assert!(clear > 1000, "vkcube: its clear colour is not on screen: {}", shot.display());
-    assert!(run.distinct_colors(window) > 30, "vkcube: no textured cube: {}", shot.display());
+    assert!(
+        clear > 1000,
+        "vkcube: its clear colour is not on screen: {}",
+        shot.display()
+    );
+    assert!(
+        run.distinct_colors(window) > 30,
+        "vkcube: no textured cube: {}",
+        shot.display()
+    );
     assert_paced(&run, "vkcube", 10);
 }
 
@@ -162,13 +210,24 @@ fn vkcube_presents_through_wsi() {
 fn foot_terminal_presents() {
     let run = run_client(
         "foot",
-        &["foot", "--override=colors.background=c000c0", "--override=main.font=DejaVu Sans Mono:size=10", "sh", "-c", "echo hello; sleep 60"],
+        &[
+            "foot",
+            "--override=colors.background=c000c0",
+            "--override=main.font=DejaVu Sans Mono:size=10",
+            "sh",
+            "-c",
+            "echo hello; sleep 60",
+        ],
         Duration::from_secs(2),
     );
     let shot = run.save("foot");
     let window = (ORIGIN, ORIGIN, 300, 200);
     let magenta = run.count_near(window, [0xc0, 0, 0xc0], 2);
-    assert!(magenta > 300 * 200 / 2, "foot: terminal background missing ({magenta} px): {}", shot.display());
+    assert!(
+        magenta > 300 * 200 / 2,
+        "foot: terminal background missing ({magenta} px): {}",
+        shot.display()
+    );
     // "hello" was printed: some non-background glyph pixels.
     let glyphs = 300 * 200 - magenta - run.count_near(window, [32, 32, 32], 0);
     assert!(glyphs > 20, "foot: no text drawn: {}", shot.display());
@@ -182,11 +241,25 @@ fn foot_terminal_presents() {
 fn gtk4_window_presents() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/gtk4-color.py");
     let script = script.display().to_string();
-    let run = run_client("gtk4", &["env", "GSK_RENDERER=cairo", "GDK_BACKEND=wayland", "/usr/bin/python3", &script], Duration::from_secs(2));
+    let run = run_client(
+        "gtk4",
+        &[
+            "env",
+            "GSK_RENDERER=cairo",
+            "GDK_BACKEND=wayland",
+            "/usr/bin/python3",
+            &script,
+        ],
+        Duration::from_secs(2),
+    );
     let shot = run.save("gtk4");
     let window = (ORIGIN + 20, ORIGIN + 20, 160, 110);
     let green = run.count_near(window, [0, 0xc0, 0], 2);
-    assert!(green > 160 * 110 * 9 / 10, "gtk4: window colour missing ({green} px): {}", shot.display());
+    assert!(
+        green > 160 * 110 * 9 / 10,
+        "gtk4: window colour missing ({green} px): {}",
+        shot.display()
+    );
     assert_paced(&run, "gtk4", 1);
 }
 
@@ -197,6 +270,10 @@ fn weston_simple_egl_presents() {
     let run = run_client("weston-simple-egl", &["weston-simple-egl"], Duration::from_secs(3));
     let shot = run.save("weston-simple-egl");
     let window = (ORIGIN, ORIGIN, 250, 250);
-    assert!(run.distinct_colors(window) > 30, "weston-simple-egl: no triangle: {}", shot.display());
+    assert!(
+        run.distinct_colors(window) > 30,
+        "weston-simple-egl: no triangle: {}",
+        shot.display()
+    );
     assert_paced(&run, "weston-simple-egl", 10);
 }

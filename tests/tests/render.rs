@@ -16,12 +16,7 @@ use tests::image_compare::{check_against_reference, DEFAULT_TOLERANCE};
 fn render_and_compare(scene: &str) -> Result<SceneRun> {
     let client = Path::new(env!("CARGO_BIN_EXE_scene-client"));
     let run = run_scene_with_stats(client, scene)?;
-    check_against_reference(
-        scene,
-        &run.image,
-        &tests::reference_path(scene),
-        DEFAULT_TOLERANCE,
-    )?;
+    check_against_reference(scene, &run.image, &tests::reference_path(scene), DEFAULT_TOLERANCE)?;
     Ok(run)
 }
 
@@ -91,6 +86,10 @@ fn odd_stride() -> Result<()> {
 #[test]
 fn nv12() -> Result<()> {
     let run = render_and_compare("nv12")?;
-    ensure!(run.stats.cpu >= 1, "expected the NV12 buffer on the CPU path: {:?}", run.stats);
+    ensure!(
+        run.stats.cpu >= 1,
+        "expected the NV12 buffer on the CPU path: {:?}",
+        run.stats
+    );
     Ok(())
 }

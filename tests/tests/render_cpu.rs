@@ -14,7 +14,12 @@ use tests::image_compare::{check_against_reference, DEFAULT_TOLERANCE};
 fn cpu_scene(scene: &str) -> Result<()> {
     let client = Path::new(env!("CARGO_BIN_EXE_scene-client"));
     let run = run_scene_with_args(client, scene, &["--cpu-fallback"])?;
-    check_against_reference(&format!("cpu-{scene}"), &run.image, &tests::reference_path(scene), DEFAULT_TOLERANCE)?;
+    check_against_reference(
+        &format!("cpu-{scene}"),
+        &run.image,
+        &tests::reference_path(scene),
+        DEFAULT_TOLERANCE,
+    )?;
     ensure!(run.stats.cpu >= 1, "expected CPU fallback imports: {:?}", run.stats);
     ensure!(
         run.stats.dmabuf_image == 0 && run.stats.dmabuf_buffer == 0,

@@ -17,11 +17,27 @@ fn destroy_mid_run(extra: &[&str]) -> Result<serde_json::Value> {
     let provider = provider_from_env()?;
     let window = Window::new(&mut client, "replaced")?;
     let color = |c: [u8; 4]| move |_, _| Format::Xrgb8888.encode(c);
-    let first = DmabufBuffer::new(&client, &*provider, 64, 64, Format::Xrgb8888, 256, &color([200, 0, 0, 255]))?;
+    let first = DmabufBuffer::new(
+        &client,
+        &*provider,
+        64,
+        64,
+        Format::Xrgb8888,
+        256,
+        &color([200, 0, 0, 255]),
+    )?;
     window.attach(&first);
     window.damage_all();
     window.wait_frame(&mut client)?; // sampled by at least one frame
-    let second = DmabufBuffer::new(&client, &*provider, 64, 64, Format::Xrgb8888, 256, &color([0, 200, 0, 255]))?;
+    let second = DmabufBuffer::new(
+        &client,
+        &*provider,
+        64,
+        64,
+        Format::Xrgb8888,
+        256,
+        &color([0, 200, 0, 255]),
+    )?;
     window.attach(&second);
     window.damage_all();
     window.wait_frame(&mut client)?;
@@ -36,8 +52,14 @@ fn destroy_mid_run(extra: &[&str]) -> Result<serde_json::Value> {
     let stats: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&comp.stats_path)?)?;
     let resv = stats.get("reservations").cloned().context("stats lack reservations")?;
     println!("reservations: {resv}");
-    ensure!(resv["destroyed_gone"].as_u64() >= Some(1), "the destroyed buffer was not invalidated while running: {resv}");
-    ensure!(resv["freed_running"].as_u64() >= Some(1), "nothing was freed by the frame tick's graveyard poll: {resv}");
+    ensure!(
+        resv["destroyed_gone"].as_u64() >= Some(1),
+        "the destroyed buffer was not invalidated while running: {resv}"
+    );
+    ensure!(
+        resv["freed_running"].as_u64() >= Some(1),
+        "nothing was freed by the frame tick's graveyard poll: {resv}"
+    );
     Ok(stats)
 }
 

@@ -28,7 +28,12 @@ fn sampled_buffer_is_released_only_after_the_gpu_finished() -> Result<()> {
     std::env::set_var("COMPOSITOR_IMPLICIT_ACQUIRE", "gpu");
     let out = tempfile::tempdir()?;
     let stats = out.path().join("stats.json");
-    let mut comp = Compositor::spawn(&["--size".as_ref(), "320x240".as_ref(), "--stats".as_ref(), stats.as_os_str()])?;
+    let mut comp = Compositor::spawn(&[
+        "--size".as_ref(),
+        "320x240".as_ref(),
+        "--stats".as_ref(),
+        stats.as_os_str(),
+    ])?;
     let mut client = comp.connect()?;
     let udmabuf = UdmabufProvider::open()?;
     let vgem = VgemProvider::open()?;
@@ -61,12 +66,19 @@ fn sampled_buffer_is_released_only_after_the_gpu_finished() -> Result<()> {
     let released = a.is_released();
     let stalled = stall()?;
     println!("while the GPU is stalled (vgem fence {stalled:?}): A's fences for a writer {a_status:?}, A released: {released}");
-    ensure!(stalled == FenceStatus::Active, "the staller fence signaled on its own (timeout)");
+    ensure!(
+        stalled == FenceStatus::Active,
+        "the staller fence signaled on its own (timeout)"
+    );
     ensure!(
         a_status == FenceStatus::Active || !released,
         "A is writable and released while the frame that sampled it cannot have finished"
     );
-    let path = if a_status == FenceStatus::Active { "compositor READ fence in the dma-buf (early release)" } else { "release held until the VkFence" };
+    let path = if a_status == FenceStatus::Active {
+        "compositor READ fence in the dma-buf (early release)"
+    } else {
+        "release held until the VkFence"
+    };
     println!("release path: {path}");
 
     vgem.signal(fence)?;
@@ -75,7 +87,9 @@ fn sampled_buffer_is_released_only_after_the_gpu_finished() -> Result<()> {
     a_win.damage_all();
     a_win.surface.commit();
     client.wait_flag("a frame after the signal", &flag)?;
-    client.dispatch_until_within(BOUND, "A's wl_buffer.release", |_| a.is_released()).context("A never released")?;
+    client
+        .dispatch_until_within(BOUND, "A's wl_buffer.release", |_| a.is_released())
+        .context("A never released")?;
     comp.terminate()?;
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats)?)?;
     println!("compositor sync stats: {}", v["sync"]);

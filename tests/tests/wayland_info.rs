@@ -16,7 +16,11 @@ fn wayland_info_lists_linux_dmabuf_and_its_formats() {
         .env("WAYLAND_DISPLAY", socket.file_name().expect("socket name"))
         .output()
         .expect("wayland-info runs (install wayland-utils: scripts/setup-host.sh)");
-    assert!(out.status.success(), "wayland-info failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "wayland-info failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let section: String = text
         .split("interface: ")
@@ -24,8 +28,14 @@ fn wayland_info_lists_linux_dmabuf_and_its_formats() {
         .unwrap_or_else(|| panic!("no zwp_linux_dmabuf_v1 in:\n{text}"))
         .to_owned();
     for fourcc in ["'AR24'", "'XR24'", "'AB24'", "'XB24'"] {
-        let line = section.lines().find(|l| l.contains(fourcc)).unwrap_or_else(|| panic!("{fourcc} missing:\n{section}"));
+        let line = section
+            .lines()
+            .find(|l| l.contains(fourcc))
+            .unwrap_or_else(|| panic!("{fourcc} missing:\n{section}"));
         assert!(line.contains("LINEAR"), "{fourcc} without LINEAR: {line}");
     }
-    assert!(section.contains("version:  3"), "expected the v3 global without a DRM device:\n{section}");
+    assert!(
+        section.contains("version:  3"),
+        "expected the v3 global without a DRM device:\n{section}"
+    );
 }

@@ -40,7 +40,10 @@ unsafe impl Sync for WlcsIntegrationDescriptor {}
 
 macro_rules! ext {
     ($name:literal, $version:literal) => {
-        WlcsExtensionDescriptor { name: concat!($name, "\0").as_ptr() as *const c_char, version: $version }
+        WlcsExtensionDescriptor {
+            name: concat!($name, "\0").as_ptr() as *const c_char,
+            version: $version,
+        }
     };
 }
 
@@ -136,8 +139,11 @@ extern "C" {
 }
 
 #[no_mangle]
-pub static wlcs_server_integration: WlcsServerIntegration =
-    WlcsServerIntegration { version: 1, create_server, destroy_server };
+pub static wlcs_server_integration: WlcsServerIntegration = WlcsServerIntegration {
+    version: 1,
+    create_server,
+    destroy_server,
+};
 
 unsafe extern "C" fn create_server(_argc: c_int, _argv: *const *const c_char) -> *mut WlcsDisplayServer {
     server::init_logging();
@@ -199,7 +205,12 @@ unsafe extern "C" fn position_window_absolute(
 ) {
     let client_fd = wl_display_get_fd(display);
     let surface_id = wl_proxy_get_id(surface);
-    server(ptr).handle().call(Command::PositionWindow { client_fd, surface_id, x, y });
+    server(ptr).handle().call(Command::PositionWindow {
+        client_fd,
+        surface_id,
+        x,
+        y,
+    });
 }
 
 unsafe extern "C" fn get_descriptor(_ptr: *const WlcsDisplayServer) -> *const WlcsIntegrationDescriptor {
@@ -226,19 +237,29 @@ unsafe fn pointer<'a>(ptr: *mut WlcsPointer) -> &'a PointerImpl {
 }
 
 unsafe extern "C" fn pointer_move_absolute(ptr: *mut WlcsPointer, x: c_int, y: c_int) {
-    pointer(ptr).server.call(Command::PointerMoveAbsolute(Point::from((fixed(x), fixed(y)))));
+    pointer(ptr)
+        .server
+        .call(Command::PointerMoveAbsolute(Point::from((fixed(x), fixed(y)))));
 }
 
 unsafe extern "C" fn pointer_move_relative(ptr: *mut WlcsPointer, dx: c_int, dy: c_int) {
-    pointer(ptr).server.call(Command::PointerMoveRelative(Point::from((fixed(dx), fixed(dy)))));
+    pointer(ptr)
+        .server
+        .call(Command::PointerMoveRelative(Point::from((fixed(dx), fixed(dy)))));
 }
 
 unsafe extern "C" fn pointer_button_up(ptr: *mut WlcsPointer, button: c_int) {
-    pointer(ptr).server.call(Command::PointerButton { button: button as u32, pressed: false });
+    pointer(ptr).server.call(Command::PointerButton {
+        button: button as u32,
+        pressed: false,
+    });
 }
 
 unsafe extern "C" fn pointer_button_down(ptr: *mut WlcsPointer, button: c_int) {
-    pointer(ptr).server.call(Command::PointerButton { button: button as u32, pressed: true });
+    pointer(ptr).server.call(Command::PointerButton {
+        button: button as u32,
+        pressed: true,
+    });
 }
 
 unsafe extern "C" fn pointer_destroy(ptr: *mut WlcsPointer) {
@@ -248,7 +269,13 @@ unsafe extern "C" fn pointer_destroy(ptr: *mut WlcsPointer) {
 unsafe extern "C" fn create_touch(ptr: *mut WlcsDisplayServer) -> *mut WlcsTouch {
     static NEXT_SLOT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let touch = Box::new(TouchImpl {
-        base: WlcsTouch { version: 1, touch_down, touch_move, touch_up, destroy: touch_destroy },
+        base: WlcsTouch {
+            version: 1,
+            touch_down,
+            touch_move,
+            touch_up,
+            destroy: touch_destroy,
+        },
         server: server(ptr).handle(),
         slot: NEXT_SLOT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     });
@@ -261,12 +288,18 @@ unsafe fn touch<'a>(ptr: *mut WlcsTouch) -> &'a TouchImpl {
 
 unsafe extern "C" fn touch_down(ptr: *mut WlcsTouch, x: c_int, y: c_int) {
     let t = touch(ptr);
-    t.server.call(Command::TouchDown { slot: t.slot, pos: Point::from((fixed(x), fixed(y))) });
+    t.server.call(Command::TouchDown {
+        slot: t.slot,
+        pos: Point::from((fixed(x), fixed(y))),
+    });
 }
 
 unsafe extern "C" fn touch_move(ptr: *mut WlcsTouch, x: c_int, y: c_int) {
     let t = touch(ptr);
-    t.server.call(Command::TouchMove { slot: t.slot, pos: Point::from((fixed(x), fixed(y))) });
+    t.server.call(Command::TouchMove {
+        slot: t.slot,
+        pos: Point::from((fixed(x), fixed(y))),
+    });
 }
 
 unsafe extern "C" fn touch_up(ptr: *mut WlcsTouch) {

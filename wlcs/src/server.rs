@@ -36,18 +36,40 @@ pub const OUTPUT_SIZE: (i32, i32) = (1920, 1080);
 pub enum Command {
     /// Adds a client on the server end of a socketpair; the client end's fd
     /// number (as WLCS will see it from `wl_display_get_fd`) identifies it.
-    NewClient { stream: UnixStream, client_fd: RawFd },
+    NewClient {
+        stream: UnixStream,
+        client_fd: RawFd,
+    },
     /// Moves the toplevel of `surface_id` (a protocol id of the client on
     /// `client_fd`) so that its surface's top-left is at (x, y).
-    PositionWindow { client_fd: RawFd, surface_id: u32, x: i32, y: i32 },
+    PositionWindow {
+        client_fd: RawFd,
+        surface_id: u32,
+        x: i32,
+        y: i32,
+    },
     PointerMoveAbsolute(Point<f64, Logical>),
     PointerMoveRelative(Point<f64, Logical>),
-    PointerButton { button: u32, pressed: bool },
+    PointerButton {
+        button: u32,
+        pressed: bool,
+    },
     /// An evdev key code, for Rust tests (WLCS has no keyboard device).
-    Key { code: u32, pressed: bool },
-    TouchDown { slot: u32, pos: Point<f64, Logical> },
-    TouchMove { slot: u32, pos: Point<f64, Logical> },
-    TouchUp { slot: u32 },
+    Key {
+        code: u32,
+        pressed: bool,
+    },
+    TouchDown {
+        slot: u32,
+        pos: Point<f64, Logical>,
+    },
+    TouchMove {
+        slot: u32,
+        pos: Point<f64, Logical>,
+    },
+    TouchUp {
+        slot: u32,
+    },
     /// Runs a closure on the compositor state (tests inspect it this way).
     Inspect(Box<dyn FnOnce(&mut State) + Send>),
     Exit,
@@ -80,7 +102,10 @@ impl Handle {
     pub fn create_client_socket(&self) -> anyhow::Result<RawFd> {
         let (server_end, client_end) = UnixStream::pair().context("socketpair")?;
         let client_fd = client_end.into_raw_fd();
-        self.call(Command::NewClient { stream: server_end, client_fd });
+        self.call(Command::NewClient {
+            stream: server_end,
+            client_fd,
+        });
         Ok(client_fd)
     }
 }
@@ -111,7 +136,10 @@ impl Server {
 
     /// A handle to the running compositor (inert if none runs).
     pub fn handle(&self) -> Handle {
-        self.running.as_ref().map(|(h, _)| h.clone()).unwrap_or(Handle { sender: None })
+        self.running
+            .as_ref()
+            .map(|(h, _)| h.clone())
+            .unwrap_or(Handle { sender: None })
     }
 
     /// Stops the compositor thread and waits for it to finish.
@@ -142,7 +170,11 @@ fn run(ready: Ready) -> anyhow::Result<()> {
             force_buffer_path: false,
             cpu_fallback: false,
         },
-        HeadlessOptions { size: OUTPUT_SIZE, scale: 1, refresh_hz: 60 },
+        HeadlessOptions {
+            size: OUTPUT_SIZE,
+            scale: 1,
+            refresh_hz: 60,
+        },
     )?;
     let mut state = app::init_headless(&event_loop, backend, Lifecycle::new(None, None))?;
     let (sender, receiver) = channel::channel::<Call>();
@@ -160,7 +192,9 @@ fn run(ready: Ready) -> anyhow::Result<()> {
         })
         .map_err(|e| anyhow::anyhow!("inserting the command channel: {e}"))?;
     let _ = ready.send(Ok(sender));
-    event_loop.run(None, &mut state, app::after_dispatch).context("running the event loop")?;
+    event_loop
+        .run(None, &mut state, app::after_dispatch)
+        .context("running the event loop")?;
     Ok(())
 }
 
@@ -172,7 +206,12 @@ fn handle_command(state: &mut State, clients: &mut HashMap<RawFd, Client>, comma
             }
             Err(err) => warn!("{err:#}"),
         },
-        Command::PositionWindow { client_fd, surface_id, x, y } => position_window(state, clients, client_fd, surface_id, (x, y).into()),
+        Command::PositionWindow {
+            client_fd,
+            surface_id,
+            x,
+            y,
+        } => position_window(state, clients, client_fd, surface_id, (x, y).into()),
         Command::PointerMoveAbsolute(pos) => state.pointer_motion_absolute(pos),
         Command::PointerMoveRelative(delta) => state.pointer_motion_relative(delta),
         Command::PointerButton { button, pressed } => state.pointer_button(button, pressed),
@@ -187,7 +226,13 @@ fn handle_command(state: &mut State, clients: &mut HashMap<RawFd, Client>, comma
     }
 }
 
-fn position_window(state: &mut State, clients: &HashMap<RawFd, Client>, client_fd: RawFd, surface_id: u32, pos: Point<i32, Logical>) {
+fn position_window(
+    state: &mut State,
+    clients: &HashMap<RawFd, Client>,
+    client_fd: RawFd,
+    surface_id: u32,
+    pos: Point<i32, Logical>,
+) {
     let Some(client) = clients.get(&client_fd) else {
         warn!(client_fd, "position_window_absolute for an unknown client");
         return;
@@ -207,5 +252,8 @@ fn position_window(state: &mut State, clients: &HashMap<RawFd, Client>, client_f
 pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("WLCS_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

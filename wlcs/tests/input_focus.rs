@@ -9,8 +9,8 @@ use std::os::unix::net::UnixStream;
 use wayland_client::{
     delegate_noop,
     protocol::{
-        wl_buffer::WlBuffer, wl_compositor::WlCompositor, wl_keyboard, wl_pointer, wl_registry, wl_seat,
-        wl_shm, wl_shm_pool::WlShmPool, wl_surface::WlSurface,
+        wl_buffer::WlBuffer, wl_compositor::WlCompositor, wl_keyboard, wl_pointer, wl_registry, wl_seat, wl_shm,
+        wl_shm_pool::WlShmPool, wl_surface::WlSurface,
     },
     Connection, Dispatch, EventQueue, QueueHandle, WEnum,
 };
@@ -32,7 +32,14 @@ struct Client {
 }
 
 impl Dispatch<wl_registry::WlRegistry, ()> for Client {
-    fn event(s: &mut Self, r: &wl_registry::WlRegistry, e: wl_registry::Event, _: &(), _: &Connection, qh: &QueueHandle<Self>) {
+    fn event(
+        s: &mut Self,
+        r: &wl_registry::WlRegistry,
+        e: wl_registry::Event,
+        _: &(),
+        _: &Connection,
+        qh: &QueueHandle<Self>,
+    ) {
         if let wl_registry::Event::Global { name, interface, .. } = e {
             match interface.as_str() {
                 "wl_compositor" => s.compositor = Some(r.bind(name, 4, qh, ())),
@@ -47,7 +54,10 @@ impl Dispatch<wl_registry::WlRegistry, ()> for Client {
 
 impl Dispatch<wl_seat::WlSeat, ()> for Client {
     fn event(s: &mut Self, seat: &wl_seat::WlSeat, e: wl_seat::Event, _: &(), _: &Connection, qh: &QueueHandle<Self>) {
-        if let wl_seat::Event::Capabilities { capabilities: WEnum::Value(caps) } = e {
+        if let wl_seat::Event::Capabilities {
+            capabilities: WEnum::Value(caps),
+        } = e
+        {
             if caps.contains(wl_seat::Capability::Keyboard) && s.keyboard.is_none() {
                 s.keyboard = Some(seat.get_keyboard(qh, ()));
             }
@@ -59,7 +69,14 @@ impl Dispatch<wl_seat::WlSeat, ()> for Client {
 }
 
 impl Dispatch<wl_keyboard::WlKeyboard, ()> for Client {
-    fn event(s: &mut Self, _: &wl_keyboard::WlKeyboard, e: wl_keyboard::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        s: &mut Self,
+        _: &wl_keyboard::WlKeyboard,
+        e: wl_keyboard::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         match e {
             wl_keyboard::Event::Enter { surface, .. } => s.keyboard_focus = Some(surface),
             wl_keyboard::Event::Leave { .. } => s.keyboard_focus = None,
@@ -75,7 +92,14 @@ impl Dispatch<wl_keyboard::WlKeyboard, ()> for Client {
 }
 
 impl Dispatch<wl_pointer::WlPointer, ()> for Client {
-    fn event(s: &mut Self, _: &wl_pointer::WlPointer, e: wl_pointer::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        s: &mut Self,
+        _: &wl_pointer::WlPointer,
+        e: wl_pointer::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         if let wl_pointer::Event::Button { .. } = e {
             s.buttons += 1;
         }
@@ -83,7 +107,14 @@ impl Dispatch<wl_pointer::WlPointer, ()> for Client {
 }
 
 impl Dispatch<xdg_wm_base::XdgWmBase, ()> for Client {
-    fn event(_: &mut Self, wm: &xdg_wm_base::XdgWmBase, e: xdg_wm_base::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        _: &mut Self,
+        wm: &xdg_wm_base::XdgWmBase,
+        e: xdg_wm_base::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         if let xdg_wm_base::Event::Ping { serial } = e {
             wm.pong(serial);
         }
@@ -91,7 +122,14 @@ impl Dispatch<xdg_wm_base::XdgWmBase, ()> for Client {
 }
 
 impl Dispatch<xdg_surface::XdgSurface, u32> for Client {
-    fn event(s: &mut Self, xs: &xdg_surface::XdgSurface, e: xdg_surface::Event, id: &u32, _: &Connection, _: &QueueHandle<Self>) {
+    fn event(
+        s: &mut Self,
+        xs: &xdg_surface::XdgSurface,
+        e: xdg_surface::Event,
+        id: &u32,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
         if let xdg_surface::Event::Configure { serial } = e {
             xs.ack_configure(serial);
             s.configured.push(*id);
@@ -136,7 +174,10 @@ fn map_window(client: &mut Client, queue: &mut EventQueue<Client>, id: u32) -> W
     surface.damage_buffer(0, 0, 100, 100);
     surface.commit();
     queue.roundtrip(client).unwrap();
-    Window { surface, _xdg: (xdg, toplevel) }
+    Window {
+        surface,
+        _xdg: (xdg, toplevel),
+    }
 }
 
 /// Window origins, from the compositor's point of view.
@@ -147,7 +188,10 @@ fn window_location(server: &Server, surface_protocol_id: u32) -> Option<(i32, i3
         let loc = state
             .space
             .elements()
-            .find(|w| w.toplevel().is_some_and(|t| t.wl_surface().id().protocol_id() == surface_protocol_id))
+            .find(|w| {
+                w.toplevel()
+                    .is_some_and(|t| t.wl_surface().id().protocol_id() == surface_protocol_id)
+            })
             .and_then(|w| state.space.element_location(w))
             .map(|p| (p.x, p.y));
         let _ = tx.send(loc);
@@ -159,7 +203,12 @@ fn top_window(server: &Server) -> Option<u32> {
     let (tx, rx) = std::sync::mpsc::channel();
     server.handle().call(Command::Inspect(Box::new(move |state| {
         use smithay::reexports::wayland_server::Resource;
-        let top = state.space.elements().last().and_then(|w| w.toplevel()).map(|t| t.wl_surface().id().protocol_id());
+        let top = state
+            .space
+            .elements()
+            .last()
+            .and_then(|w| w.toplevel())
+            .map(|t| t.wl_surface().id().protocol_id());
         let _ = tx.send(top);
     })));
     rx.recv().unwrap()
@@ -201,27 +250,62 @@ fn click_focuses_and_raises_then_key_reaches_the_window() {
     assert_eq!(window_location(&server, a_id), Some((32, 32)));
     let h = server.handle();
     h.call(Command::PointerMoveAbsolute((50.0, 50.0).into()));
-    h.call(Command::PointerButton { button: BTN_LEFT, pressed: true });
-    h.call(Command::PointerButton { button: BTN_LEFT, pressed: false });
+    h.call(Command::PointerButton {
+        button: BTN_LEFT,
+        pressed: true,
+    });
+    h.call(Command::PointerButton {
+        button: BTN_LEFT,
+        pressed: false,
+    });
     queue.roundtrip(&mut client).unwrap();
-    assert_eq!(client.keyboard_focus.as_ref(), Some(&a.surface), "click did not focus the window under the pointer");
+    assert_eq!(
+        client.keyboard_focus.as_ref(),
+        Some(&a.surface),
+        "click did not focus the window under the pointer"
+    );
     assert_eq!(top_window(&server), Some(a_id), "click did not raise the window");
     assert_eq!(client.buttons, 2, "press and release reach the client");
 
-    h.call(Command::Key { code: KEY_A, pressed: true });
-    h.call(Command::Key { code: KEY_A, pressed: false });
+    h.call(Command::Key {
+        code: KEY_A,
+        pressed: true,
+    });
+    h.call(Command::Key {
+        code: KEY_A,
+        pressed: false,
+    });
     queue.roundtrip(&mut client).unwrap();
-    assert_eq!(client.keys, vec![(a.surface.clone(), KEY_A, true), (a.surface.clone(), KEY_A, false)]);
+    assert_eq!(
+        client.keys,
+        vec![(a.surface.clone(), KEY_A, true), (a.surface.clone(), KEY_A, false)]
+    );
 
     // Alt + drag moves a by (+100, +40) and the client sees no button.
-    h.call(Command::Key { code: KEY_LEFTALT, pressed: true });
+    h.call(Command::Key {
+        code: KEY_LEFTALT,
+        pressed: true,
+    });
     h.call(Command::PointerMoveAbsolute((60.0, 60.0).into()));
-    h.call(Command::PointerButton { button: BTN_LEFT, pressed: true });
+    h.call(Command::PointerButton {
+        button: BTN_LEFT,
+        pressed: true,
+    });
     h.call(Command::PointerMoveAbsolute((160.0, 100.0).into()));
-    h.call(Command::PointerButton { button: BTN_LEFT, pressed: false });
-    h.call(Command::Key { code: KEY_LEFTALT, pressed: false });
+    h.call(Command::PointerButton {
+        button: BTN_LEFT,
+        pressed: false,
+    });
+    h.call(Command::Key {
+        code: KEY_LEFTALT,
+        pressed: false,
+    });
     queue.roundtrip(&mut client).unwrap();
-    assert_eq!(window_location(&server, a_id), Some((132, 72)), "Alt+drag did not move the window");
+    assert_eq!(
+        window_location(&server, a_id),
+        Some((132, 72)),
+        "Alt+drag did not move the window"
+    );
     assert_eq!(client.buttons, 2, "the move's click must not reach the client");
     drop(b);
     server.stop();

@@ -18,8 +18,7 @@ use smithay::{
     },
     desktop::{
         utils::{
-            send_frames_surface_tree, surface_presentation_feedback_flags_from_states,
-            OutputPresentationFeedback,
+            send_frames_surface_tree, surface_presentation_feedback_flags_from_states, OutputPresentationFeedback,
         },
         Space, Window,
     },
@@ -92,7 +91,10 @@ impl HeadlessBackend {
                 model: "headless".into(),
             },
         );
-        let mode = Mode { size, refresh: (opts.refresh_hz * 1000) as i32 };
+        let mode = Mode {
+            size,
+            refresh: (opts.refresh_hz * 1000) as i32,
+        };
         output.change_current_state(
             Some(mode),
             Some(Transform::Normal),
@@ -168,7 +170,10 @@ pub fn start_frame_clock(handle: &LoopHandle<'static, State>, interval: Duration
             }
             let (next_tick, deadline) = next_deadline(start, interval, tick, now);
             if next_tick > tick + 1 {
-                debug!(skipped = next_tick - tick - 1, "frame clock fell behind; skipping ticks");
+                debug!(
+                    skipped = next_tick - tick - 1,
+                    "frame clock fell behind; skipping ticks"
+                );
             }
             tick = next_tick;
             TimeoutAction::ToInstant(deadline)
@@ -239,7 +244,10 @@ fn on_render_failure(state: &mut State, err: anyhow::Error) -> bool {
         warn!("frame failed to render: {err:#}");
     }
     if backend.consecutive_failures >= MAX_CONSECUTIVE_FAILURES {
-        error!("{} consecutive frames failed to render: {err:#}", backend.consecutive_failures);
+        error!(
+            "{} consecutive frames failed to render: {err:#}",
+            backend.consecutive_failures
+        );
         state.request_exit(1, "renderer keeps failing");
         return false;
     }

@@ -56,7 +56,12 @@ fn memfd(len: usize) -> Result<OwnedFd> {
 }
 
 fn dmabuf(fd: &OwnedFd, size: u32, stride: u32) -> Result<Dmabuf> {
-    let mut b = Dmabuf::builder((size as i32, size as i32), Fourcc::Xrgb8888, Modifier::Linear, DmabufFlags::empty());
+    let mut b = Dmabuf::builder(
+        (size as i32, size as i32),
+        Fourcc::Xrgb8888,
+        Modifier::Linear,
+        DmabufFlags::empty(),
+    );
     b.add_plane(fd.as_fd().try_clone_to_owned()?, 0, 0, stride);
     b.build().context("building the dmabuf")
 }
@@ -111,7 +116,9 @@ fn time_buffer_path_first_use(r: &mut VkRenderer, size: u32, n: usize) -> Result
         );
         let mut fb = r.bind(&mut target)?;
         let mut tracker = OutputDamageTracker::new((64, 64), 1.0, Transform::Normal);
-        let res = tracker.render_output(r, &mut fb, 0, &[element], Color32F::BLACK).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let res = tracker
+            .render_output(r, &mut fb, 0, &[element], Color32F::BLACK)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         res.sync.wait().map_err(|_| anyhow::anyhow!("fence wait interrupted"))?;
         times.push(t0.elapsed());
         drop(fb);
@@ -139,7 +146,14 @@ fn time_frames(r: &mut VkRenderer, surfaces: usize, frames: usize) -> Result<Fra
         let tb = TextureBuffer::from_texture(r, tex, 1, Transform::Normal, None);
         // A cascading grid with overlaps, like stacked windows.
         let (x, y) = ((i % 8) as f64 * 200.0, (i / 8) as f64 * 100.0);
-        elements.push(TextureRenderElement::from_texture_buffer((x, y), &tb, Some(0.9), None, None, Kind::Unspecified));
+        elements.push(TextureRenderElement::from_texture_buffer(
+            (x, y),
+            &tb,
+            Some(0.9),
+            None,
+            None,
+            Kind::Unspecified,
+        ));
         bufs.push(buf);
     }
     let mut tracker = OutputDamageTracker::new(size, 1.0, Transform::Normal);
@@ -163,16 +177,26 @@ fn time_frames(r: &mut VkRenderer, surfaces: usize, frames: usize) -> Result<Fra
             wall.push(w1 - w0);
         }
     }
-    Ok(FrameCost { cpu: median(cpu), wall: median(wall) })
+    Ok(FrameCost {
+        cpu: median(cpu),
+        wall: median(wall),
+    })
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     let mut r = VkRenderer::new(&RendererOptions::default()).context("creating the Vulkan renderer")?;
     println!("device: {}", r.device_summary());
-    println!("cpu: {} ({} cores)", cpu_model(), std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "cpu: {} ({} cores)",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!();
-    println!("## dma-buf import (XRGB8888 LINEAR, memfd), median of {} fresh imports", args.imports);
+    println!(
+        "## dma-buf import (XRGB8888 LINEAR, memfd), median of {} fresh imports",
+        args.imports
+    );
     let before = r.import_stats();
     let small = time_imports(&mut r, 256, 256 * 4, args.imports)?;
     let large = time_imports(&mut r, 4096, 4096 * 4, args.imports)?;
@@ -191,19 +215,44 @@ fn main() -> Result<()> {
     println!("|---|---|---|");
     println!("| 256x256 | {:.3} | {:.3} |", ms(small), ms(small_buf));
     println!("| 4096x4096 | {:.3} | {:.3} |", ms(large), ms(large_buf));
-    println!("zero-copy imports performed: {} (counter)", after.dmabuf_image - before.dmabuf_image);
-    println!("ratio 4096/256 zero-copy: {:.2}x (goal <= 1.5x); buffer path: {:.2}x", ratio(large, small), ratio(large_buf, small_buf));
+    println!(
+        "zero-copy imports performed: {} (counter)",
+        after.dmabuf_image - before.dmabuf_image
+    );
+    println!(
+        "ratio 4096/256 zero-copy: {:.2}x (goal <= 1.5x); buffer path: {:.2}x",
+        ratio(large, small),
+        ratio(large_buf, small_buf)
+    );
     println!();
-    println!("## compositor CPU time per frame, 1920x1080, 256x256 dma-buf surfaces, full redraw, median of {} frames", args.frames);
+    println!(
+        "## compositor CPU time per frame, 1920x1080, 256x256 dma-buf surfaces, full redraw, median of {} frames",
+        args.frames
+    );
     println!("| surfaces | compositor thread CPU (ms/frame) | ratio vs 1 | wall incl. GPU (ms/frame) |");
     println!("|---|---|---|---|");
     let base = time_frames(&mut r, 1, args.frames)?;
     for n in [1, 16, 64] {
-        let c = if n == 1 { FrameCost { cpu: base.cpu, wall: base.wall } } else { time_frames(&mut r, n, args.frames)? };
-        println!("| {n} | {:.3} | {:.2}x | {:.2} |", ms(c.cpu), ratio(c.cpu, base.cpu), ms(c.wall));
+        let c = if n == 1 {
+            FrameCost {
+                cpu: base.cpu,
+                wall: base.wall,
+            }
+        } else {
+            time_frames(&mut r, n, args.frames)?
+        };
+        println!(
+            "| {n} | {:.3} | {:.2}x | {:.2} |",
+            ms(c.cpu),
+            ratio(c.cpu, base.cpu),
+            ms(c.wall)
+        );
     }
     println!();
-    println!("## CPU-fallback copy vs memcpy of the same bytes (the same sealed memfd mapped twice), median of {} copies", args.imports);
+    println!(
+        "## CPU-fallback copy vs memcpy of the same bytes (the same sealed memfd mapped twice), median of {} copies",
+        args.imports
+    );
     println!("| buffer | stride | plane offset | CPU fallback (MiB/s) | memcpy (MiB/s) | ratio (goal >= 0.9) |");
     println!("|---|---|---|---|---|---|");
     for (w, h, stride, offset) in [(1920, 1080, 1920 * 4, 0), (3840, 2160, 3840 * 4 + 64, 4096 + 64)] {
@@ -234,21 +283,38 @@ fn time_cpu_copy(width: usize, height: usize, stride: usize, offset: usize, n: u
     use importer::reservation::Reservation;
     let fd = memfd(offset + stride * height)?;
     let res: Reservation<(), CpuMapping> = Reservation::new();
-    let plane = PlaneSource { fd: fd.as_fd(), offset: offset as u64, stride: stride as u64, row_bytes: (width * 4) as u64, rows: height as u64 };
+    let plane = PlaneSource {
+        fd: fd.as_fd(),
+        offset: offset as u64,
+        stride: stride as u64,
+        row_bytes: (width * 4) as u64,
+        rows: height as u64,
+    };
     map_planes(&mut res.lock(), &[plane])?;
     let mut dst = vec![0u8; width * 4 * height];
     let len = offset + stride * height;
     // SAFETY: a read-only shared mapping of a sealed memfd of `len` bytes; unmapped below.
     let base = unsafe {
-        rustix::mm::mmap(std::ptr::null_mut(), len, rustix::mm::ProtFlags::READ, rustix::mm::MapFlags::SHARED, &fd, 0)?
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            rustix::mm::ProtFlags::READ,
+            rustix::mm::MapFlags::SHARED,
+            &fd,
+            0,
+        )?
     };
     // SAFETY: the mapping is `len` bytes and lives until the munmap below.
     let src = unsafe { std::slice::from_raw_parts(base.cast::<u8>().add(offset), len - offset) };
-    let fences = PollReadable { timeout: Duration::from_millis(100) };
+    let fences = PollReadable {
+        timeout: Duration::from_millis(100),
+    };
     let (mut cpu, mut plain) = (Vec::new(), Vec::new());
     for _ in 0..n {
         let t0 = Instant::now();
-        with_cpu_access(&res, &fences, |view| copy_plane_rows(view, 0, width * 4, height, &mut dst, width * 4))??;
+        with_cpu_access(&res, &fences, |view| {
+            copy_plane_rows(view, 0, width * 4, height, &mut dst, width * 4)
+        })??;
         cpu.push(t0.elapsed());
         let t0 = Instant::now();
         for row in 0..height {
@@ -269,6 +335,10 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown".into())
 }

@@ -23,7 +23,10 @@ impl CompositorHandler for State {
 
     fn client_compositor_state<'a>(&self, client: &'a Client) -> &'a CompositorClientState {
         // Every client is inserted with a ClientState by the socket accept path.
-        &client.get_data::<ClientState>().expect("client inserted without ClientState").compositor_state
+        &client
+            .get_data::<ClientState>()
+            .expect("client inserted without ClientState")
+            .compositor_state
     }
 
     fn new_surface(&mut self, surface: &WlSurface) {
@@ -62,7 +65,10 @@ impl State {
     /// Remembers a committed root surface that is not a mapped toplevel, so
     /// the next frame still answers its frame callbacks.
     fn note_if_unmapped(&mut self, root: &WlSurface) {
-        let mapped = self.space.elements().any(|w| w.toplevel().is_some_and(|t| t.wl_surface() == root));
+        let mapped = self
+            .space
+            .elements()
+            .any(|w| w.toplevel().is_some_and(|t| t.wl_surface() == root));
         if !mapped && !self.unmapped_committed.contains(root) {
             self.unmapped_committed.push(root.clone());
         }

@@ -20,10 +20,7 @@ use crate::{render::VkRenderer, state::State};
 /// it. Without one (lavapipe) there is no honest `main_device` to send, and
 /// Mesa clients would try to open a bogus node, so we fall back to v3's plain
 /// format + modifier list as Weston does.
-pub fn create_global(
-    dh: &DisplayHandle,
-    renderer: &VkRenderer,
-) -> anyhow::Result<(DmabufState, DmabufGlobal)> {
+pub fn create_global(dh: &DisplayHandle, renderer: &VkRenderer) -> anyhow::Result<(DmabufState, DmabufGlobal)> {
     let mut state = DmabufState::new();
     let formats = renderer.dmabuf_formats();
     let format_count = formats.iter().count();
@@ -33,12 +30,18 @@ pub fn create_global(
                 .build()
                 .map_err(|e| anyhow::anyhow!("building default dmabuf feedback: {e}"))?;
             let global = state.create_global_with_default_feedback::<State>(dh, &feedback);
-            info!(version = 5, device, format_count, "zwp_linux_dmabuf_v1 global created with default feedback");
+            info!(
+                version = 5,
+                device, format_count, "zwp_linux_dmabuf_v1 global created with default feedback"
+            );
             global
         }
         None => {
             let global = state.create_global::<State>(dh, formats);
-            info!(version = 3, format_count, "zwp_linux_dmabuf_v1 global created (no DRM device known)");
+            info!(
+                version = 3,
+                format_count, "zwp_linux_dmabuf_v1 global created (no DRM device known)"
+            );
             global
         }
     };
@@ -72,7 +75,8 @@ impl DmabufHandler for State {
 
 // Everything but zwp_linux_buffer_params_v1 goes straight to smithay; params
 // requests pass through `params::precheck` first (see that module).
-type ZwpLinuxDmabufV1 = smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1;
+type ZwpLinuxDmabufV1 =
+    smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1;
 type ZwpLinuxDmabufFeedbackV1 =
     smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1;
 smithay::reexports::wayland_server::delegate_global_dispatch!(State: [ZwpLinuxDmabufV1: smithay::wayland::dmabuf::DmabufGlobalData] => DmabufState);

@@ -33,7 +33,12 @@ fn planes_for_format(code: u32) -> u32 {
 }
 
 /// The error to raise for a create request, if any.
-fn create_error(mask: u32, width: i32, height: i32, format: u32) -> Option<(zwp_linux_buffer_params_v1::Error, String)> {
+fn create_error(
+    mask: u32,
+    width: i32,
+    height: i32,
+    format: u32,
+) -> Option<(zwp_linux_buffer_params_v1::Error, String)> {
     use zwp_linux_buffer_params_v1::Error;
     if width < 1 || height < 1 {
         return Some((Error::InvalidDimensions, format!("invalid dimensions {width}x{height}")));
@@ -42,7 +47,10 @@ fn create_error(mask: u32, width: i32, height: i32, format: u32) -> Option<(zwp_
     let gap = mask != 0 && (mask & (mask + 1)) != 0;
     let missing = mask != 0 && mask.count_ones() < planes_for_format(format);
     if gap || missing || (mask != 0 && mask & 1 == 0) {
-        return Some((Error::Incomplete, format!("planes {mask:#b} do not cover format {format:#x}")));
+        return Some((
+            Error::Incomplete,
+            format!("planes {mask:#b} do not cover format {format:#x}"),
+        ));
     }
     None
 }
@@ -72,20 +80,30 @@ impl Dispatch<ZwpLinuxBufferParamsV1, DmabufParamsData> for State {
         use zwp_linux_buffer_params_v1::Request;
         match &request {
             Request::Add { plane_idx, .. } => state.params_planes.record(params.id(), *plane_idx),
-            Request::Create { width, height, format, .. } | Request::CreateImmed { width, height, format, .. } => {
-                if let Some((err, msg)) = create_error(state.params_planes.mask(&params.id()), *width, *height, *format) {
+            Request::Create {
+                width, height, format, ..
+            }
+            | Request::CreateImmed {
+                width, height, format, ..
+            } => {
+                if let Some((err, msg)) = create_error(state.params_planes.mask(&params.id()), *width, *height, *format)
+                {
                     params.post_error(err, msg);
                     return;
                 }
             }
             _ => {}
         }
-        <DmabufState as Dispatch<ZwpLinuxBufferParamsV1, DmabufParamsData, State>>::request(state, client, params, request, data, dh, init);
+        <DmabufState as Dispatch<ZwpLinuxBufferParamsV1, DmabufParamsData, State>>::request(
+            state, client, params, request, data, dh, init,
+        );
     }
 
     fn destroyed(state: &mut State, client: ClientId, params: &ZwpLinuxBufferParamsV1, data: &DmabufParamsData) {
         state.params_planes.0.remove(&params.id());
-        <DmabufState as Dispatch<ZwpLinuxBufferParamsV1, DmabufParamsData, State>>::destroyed(state, client, params, data);
+        <DmabufState as Dispatch<ZwpLinuxBufferParamsV1, DmabufParamsData, State>>::destroyed(
+            state, client, params, data,
+        );
     }
 }
 
@@ -97,20 +115,32 @@ mod tests {
 
     #[test]
     fn negative_sizes_are_invalid_dimensions() {
-        assert!(matches!(create_error(1, -64, 64, XR24), Some((zwp_linux_buffer_params_v1::Error::InvalidDimensions, _))));
-        assert!(matches!(create_error(1, 64, 0, XR24), Some((zwp_linux_buffer_params_v1::Error::InvalidDimensions, _))));
+        assert!(matches!(
+            create_error(1, -64, 64, XR24),
+            Some((zwp_linux_buffer_params_v1::Error::InvalidDimensions, _))
+        ));
+        assert!(matches!(
+            create_error(1, 64, 0, XR24),
+            Some((zwp_linux_buffer_params_v1::Error::InvalidDimensions, _))
+        ));
     }
 
     #[test]
     fn lone_plane_one_is_incomplete() {
-        assert!(matches!(create_error(0b10, 64, 64, XR24), Some((zwp_linux_buffer_params_v1::Error::Incomplete, _))));
+        assert!(matches!(
+            create_error(0b10, 64, 64, XR24),
+            Some((zwp_linux_buffer_params_v1::Error::Incomplete, _))
+        ));
         assert!(create_error(0b1, 64, 64, XR24).is_none());
     }
 
     #[test]
     fn nv12_needs_two_planes() {
         let nv12 = drm_fourcc::DrmFourcc::Nv12 as u32;
-        assert!(matches!(create_error(0b1, 64, 64, nv12), Some((zwp_linux_buffer_params_v1::Error::Incomplete, _))));
+        assert!(matches!(
+            create_error(0b1, 64, 64, nv12),
+            Some((zwp_linux_buffer_params_v1::Error::Incomplete, _))
+        ));
         assert!(create_error(0b11, 64, 64, nv12).is_none());
     }
 }

@@ -9,6 +9,8 @@
 //! this module answers the requests. Popups are placed by their positioner,
 //! then slid or flipped (as the positioner allows) to stay on the output.
 
+use smithay::desktop::PopupManager;
+use smithay::reexports::wayland_server::Resource;
 use smithay::{
     backend::renderer::utils::with_renderer_surface_state,
     delegate_xdg_shell,
@@ -24,8 +26,6 @@ use smithay::{
     utils::{Logical, Point, Rectangle, Serial, SERIAL_COUNTER},
     wayland::shell::xdg::{PopupSurface, PositionerState, ToplevelSurface, XdgShellHandler, XdgShellState},
 };
-use smithay::desktop::PopupManager;
-use smithay::reexports::wayland_server::Resource;
 use tracing::{debug, info, warn};
 
 use crate::state::State;
@@ -106,9 +106,13 @@ impl XdgShellHandler for State {
     /// An explicit popup grab: pointer and keyboard go to the popup chain
     /// until the user clicks outside it, which dismisses the popups.
     fn grab(&mut self, surface: PopupSurface, seat: WlSeat, serial: Serial) {
-        let Some(seat) = Seat::<State>::from_resource(&seat) else { return };
+        let Some(seat) = Seat::<State>::from_resource(&seat) else {
+            return;
+        };
         let kind = PopupKind::Xdg(surface);
-        let Ok(root) = find_popup_root_surface(&kind) else { return };
+        let Ok(root) = find_popup_root_surface(&kind) else {
+            return;
+        };
         if self.window_for_surface(&root).is_none() {
             // Not mapped (or a popup of a popup whose root went away).
             let _ = PopupManager::dismiss_popup(&root, &kind);
@@ -133,7 +137,8 @@ impl XdgShellHandler for State {
         }
         if let Some(pointer) = seat.get_pointer() {
             if pointer.is_grabbed()
-                && !(pointer.has_grab(serial) || pointer.has_grab(grab.previous_serial().unwrap_or_else(|| grab.serial())))
+                && !(pointer.has_grab(serial)
+                    || pointer.has_grab(grab.previous_serial().unwrap_or_else(|| grab.serial())))
             {
                 grab.ungrab(PopupUngrabStrategy::All);
                 return;
@@ -143,22 +148,35 @@ impl XdgShellHandler for State {
     }
 
     fn move_request(&mut self, surface: ToplevelSurface, seat: WlSeat, serial: Serial) {
-        let Some(seat) = Seat::<State>::from_resource(&seat) else { return };
+        let Some(seat) = Seat::<State>::from_resource(&seat) else {
+            return;
+        };
         let Some(pointer) = seat.get_pointer() else { return };
         // Only a button press on this very surface may start a move.
         if !pointer.has_grab(serial) {
             return;
         }
-        let Some(start_data) = pointer.grab_start_data() else { return };
-        let on_surface = start_data.focus.as_ref().is_some_and(|(focus, _)| {
-            focus.id().same_client_as(&surface.wl_surface().id())
-        });
+        let Some(start_data) = pointer.grab_start_data() else {
+            return;
+        };
+        let on_surface = start_data
+            .focus
+            .as_ref()
+            .is_some_and(|(focus, _)| focus.id().same_client_as(&surface.wl_surface().id()));
         if !on_surface {
             return;
         }
-        let Some(window) = self.window_for_surface(surface.wl_surface()) else { return };
-        let Some(initial_window_location) = self.space.element_location(&window) else { return };
-        let grab = crate::shell::grabs::MoveGrab { start_data, window, initial_window_location };
+        let Some(window) = self.window_for_surface(surface.wl_surface()) else {
+            return;
+        };
+        let Some(initial_window_location) = self.space.element_location(&window) else {
+            return;
+        };
+        let grab = crate::shell::grabs::MoveGrab {
+            start_data,
+            window,
+            initial_window_location,
+        };
         pointer.set_grab(self, grab, serial, Focus::Clear);
     }
 
@@ -189,7 +207,11 @@ impl XdgShellHandler for State {
 impl State {
     /// The popup's geometry (relative to its parent) after sliding/flipping
     /// it, as its positioner allows, to stay on the output.
-    fn unconstrained_popup_geometry(&self, popup: &PopupSurface, positioner: &PositionerState) -> Rectangle<i32, Logical> {
+    fn unconstrained_popup_geometry(
+        &self,
+        popup: &PopupSurface,
+        positioner: &PositionerState,
+    ) -> Rectangle<i32, Logical> {
         let Ok(root) = find_popup_root_surface(&PopupKind::Xdg(popup.clone())) else {
             return positioner.get_geometry();
         };
@@ -238,7 +260,9 @@ pub fn handle_commit(state: &mut State, surface: &WlSurface) {
 /// Places a window that just got its first buffer and gives it focus.
 fn map_window(state: &mut State, window: Window) {
     window.on_commit();
-    let requested = window.toplevel().and_then(|t| state.placement.take_requested(t.wl_surface()));
+    let requested = window
+        .toplevel()
+        .and_then(|t| state.placement.take_requested(t.wl_surface()));
     let slot = window.user_data().get::<CascadeSlot>().map(|slot| slot.0);
     let position = match (requested, slot) {
         (Some(surface_origin), _) => surface_origin + window.geometry().loc,
@@ -275,7 +299,9 @@ fn unmap_if_buffer_removed(state: &mut State, surface: &WlSurface) {
 
 /// Popups need their initial configure on first commit, like toplevels.
 fn configure_popup_if_needed(state: &mut State, surface: &WlSurface) {
-    let Some(PopupKind::Xdg(popup)) = state.popups.find_popup(surface) else { return };
+    let Some(PopupKind::Xdg(popup)) = state.popups.find_popup(surface) else {
+        return;
+    };
     if popup.is_initial_configure_sent() {
         return;
     }

@@ -59,7 +59,10 @@ const FENCE_WAIT: Duration = Duration::from_secs(5);
 /// Copies of at least this many bytes go to the worker
 /// (`COMPOSITOR_CPU_COPY_THRESHOLD`, bytes; default [`DEFAULT_THRESHOLD`]).
 pub fn threshold() -> u64 {
-    std::env::var("COMPOSITOR_CPU_COPY_THRESHOLD").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_THRESHOLD)
+    std::env::var("COMPOSITOR_CPU_COPY_THRESHOLD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_THRESHOLD)
 }
 
 /// One copy to make: the whole of `source`.
@@ -87,8 +90,14 @@ impl CopyWorker {
     pub fn spawn(done: Sender<CopyDone>) -> std::io::Result<CopyWorker> {
         let (tx, rx) = mpsc::channel::<CopyJob>();
         let gate = std::env::var_os("COMPOSITOR_COPY_GATE").map(PathBuf::from);
-        let thread = std::thread::Builder::new().name("cpu-copy".into()).spawn(move || run(rx, done, gate))?;
-        Ok(CopyWorker { jobs: Some(tx), thread: Some(thread), next_id: 1 })
+        let thread = std::thread::Builder::new()
+            .name("cpu-copy".into())
+            .spawn(move || run(rx, done, gate))?;
+        Ok(CopyWorker {
+            jobs: Some(tx),
+            thread: Some(thread),
+            next_id: 1,
+        })
     }
 
     /// Queues a full copy of `source`; returns the job id.
@@ -131,8 +140,20 @@ fn run(jobs: mpsc::Receiver<CopyJob>, done: Sender<CopyDone>, gate: Option<PathB
         let start = Instant::now();
         let result = job.source.stage_waiting(None, FENCE_WAIT);
         let elapsed = start.elapsed();
-        debug!(job = job.id, bytes = job.source.copy_bytes(), ?elapsed, "CPU copy staged on the worker");
-        if done.send(CopyDone { id: job.id, result, elapsed }).is_err() {
+        debug!(
+            job = job.id,
+            bytes = job.source.copy_bytes(),
+            ?elapsed,
+            "CPU copy staged on the worker"
+        );
+        if done
+            .send(CopyDone {
+                id: job.id,
+                result,
+                elapsed,
+            })
+            .is_err()
+        {
             return; // the loop is gone
         }
     }

@@ -49,7 +49,10 @@ pub struct VkFrame<'frame> {
 
 impl std::fmt::Debug for VkFrame<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VkFrame").field("size", &self.fb_size).field("transform", &self.transform).finish()
+        f.debug_struct("VkFrame")
+            .field("size", &self.fb_size)
+            .field("transform", &self.transform)
+            .finish()
     }
 }
 
@@ -97,19 +100,34 @@ impl VkFrame<'_> {
 fn rect2d(r: Rectangle<i32, Physical>) -> vk::Rect2D {
     vk::Rect2D {
         offset: vk::Offset2D { x: r.loc.x, y: r.loc.y },
-        extent: vk::Extent2D { width: r.size.w as u32, height: r.size.h as u32 },
+        extent: vk::Extent2D {
+            width: r.size.w as u32,
+            height: r.size.h as u32,
+        },
     }
 }
 
 /// Texture coordinates of the destination's corners (strip order) for the
 /// `src` rectangle of a `tex_size` texture shown with `transform`.
-fn texture_uv(src: Rectangle<f64, BufferCoord>, tex_size: Size<i32, BufferCoord>, transform: Transform, y_inverted: bool) -> [[f32; 2]; 4] {
+fn texture_uv(
+    src: Rectangle<f64, BufferCoord>,
+    tex_size: Size<i32, BufferCoord>,
+    transform: Transform,
+    y_inverted: bool,
+) -> [[f32; 2]; 4] {
     let (w, h) = (tex_size.w.max(1) as f64, tex_size.h.max(1) as f64);
-    let (u0, v0, u1, v1) = (src.loc.x / w, src.loc.y / h, (src.loc.x + src.size.w) / w, (src.loc.y + src.size.h) / h);
+    let (u0, v0, u1, v1) = (
+        src.loc.x / w,
+        src.loc.y / h,
+        (src.loc.x + src.size.w) / w,
+        (src.loc.y + src.size.h) / h,
+    );
     // Destination corners in unit space, mapped back into the (untransformed) source rectangle.
     let unit = Size::<f64, BufferCoord>::from((1.0, 1.0));
     [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)].map(|(x, y)| {
-        let p = transform.invert().transform_point_in(Point::<f64, BufferCoord>::from((x, y)), &unit);
+        let p = transform
+            .invert()
+            .transform_point_in(Point::<f64, BufferCoord>::from((x, y)), &unit);
         let v = if y_inverted { 1.0 - p.y } else { p.y };
         [(u0 + (u1 - u0) * p.x) as f32, (v0 + (v1 - v0) * v) as f32]
     })
@@ -129,12 +147,21 @@ impl Frame for VkFrame<'_> {
 
     fn clear(&mut self, color: Color32F, at: &[Rectangle<i32, Physical>]) -> Result<(), Error> {
         let fb = Rectangle::from_size(self.fb_size);
-        let rects: Vec<_> = at.iter().filter_map(|r| self.to_fb(*r).intersection(fb)).map(rect2d).collect();
+        let rects: Vec<_> = at
+            .iter()
+            .filter_map(|r| self.to_fb(*r).intersection(fb))
+            .map(rect2d)
+            .collect();
         self.recorder()?.clear(premultiplied(color), &rects);
         Ok(())
     }
 
-    fn draw_solid(&mut self, dst: Rectangle<i32, Physical>, damage: &[Rectangle<i32, Physical>], color: Color32F) -> Result<(), Error> {
+    fn draw_solid(
+        &mut self,
+        dst: Rectangle<i32, Physical>,
+        damage: &[Rectangle<i32, Physical>],
+        color: Color32F,
+    ) -> Result<(), Error> {
         let scissors = self.scissors(dst, damage);
         let fb = [self.fb_size.w as f32, self.fb_size.h as f32];
         let push = QuadPush::solid(self.corners(dst), fb, premultiplied(color));

@@ -43,12 +43,12 @@ use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 use drm_fourcc::{DrmFourcc, DrmModifier};
+use importer::vulkan::client_buffer::{BufferReservation, ClientBuffer};
+use importer::vulkan::cpu_import::CpuSource;
 use importer::vulkan::pipeline::Filter;
 use importer::vulkan::render::{CoreOptions, RenderCore};
 use importer::vulkan::target::{Readback, Target};
 use importer::vulkan::texture::{Region, Texture as VkImageTexture};
-use importer::vulkan::client_buffer::{BufferReservation, ClientBuffer};
-use importer::vulkan::cpu_import::CpuSource;
 use importer::vulkan::{DeviceSelection, VkError};
 use importer::{format::format_info, DmabufDesc, DmabufPlane};
 use smithay::backend::allocator::dmabuf::{Dmabuf, DmabufFlags, WeakDmabuf};
@@ -111,11 +111,21 @@ pub struct VkTexture {
 
 impl VkTexture {
     fn from_client(buf: ClientBuffer, y_inverted: bool) -> VkTexture {
-        VkTexture { inner: buf.texture, y_inverted, cpu: buf.cpu, resv: Some(buf.resv) }
+        VkTexture {
+            inner: buf.texture,
+            y_inverted,
+            cpu: buf.cpu,
+            resv: Some(buf.resv),
+        }
     }
 
     fn owned(inner: Arc<VkImageTexture>, y_inverted: bool) -> VkTexture {
-        VkTexture { inner, y_inverted, cpu: None, resv: None }
+        VkTexture {
+            inner,
+            y_inverted,
+            cpu: None,
+            resv: None,
+        }
     }
 }
 
@@ -221,7 +231,11 @@ fn describe(dmabuf: &Dmabuf) -> Result<DmabufDesc, Error> {
         .zip(dmabuf.offsets())
         .zip(dmabuf.strides())
         .map(|((fd, offset), stride): ((BorrowedFd<'_>, u32), u32)| {
-            Ok(DmabufPlane { fd: fd.try_clone_to_owned().map_err(VkError::Io)?, offset, stride })
+            Ok(DmabufPlane {
+                fd: fd.try_clone_to_owned().map_err(VkError::Io)?,
+                offset,
+                stride,
+            })
         })
         .collect::<Result<Vec<_>, Error>>()?;
     Ok(DmabufDesc {
@@ -229,7 +243,11 @@ fn describe(dmabuf: &Dmabuf) -> Result<DmabufDesc, Error> {
         height: dmabuf.height(),
         fourcc: format.code,
         modifier: DrmModifier::from(u64::from(format.modifier)),
-        flags: if dmabuf.y_inverted() { DmabufFlags::Y_INVERT.bits() } else { 0 },
+        flags: if dmabuf.y_inverted() {
+            DmabufFlags::Y_INVERT.bits()
+        } else {
+            0
+        },
         planes,
     })
 }
@@ -241,13 +259,21 @@ fn falls_back(e: &VkError) -> bool {
 }
 
 fn region(r: Rectangle<i32, BufferCoord>) -> Region {
-    Region { x: r.loc.x.max(0) as u32, y: r.loc.y.max(0) as u32, width: r.size.w.max(0) as u32, height: r.size.h.max(0) as u32 }
+    Region {
+        x: r.loc.x.max(0) as u32,
+        y: r.loc.y.max(0) as u32,
+        width: r.size.w.max(0) as u32,
+        height: r.size.h.max(0) as u32,
+    }
 }
 
 impl VkRenderer {
     /// Picks a Vulkan device and builds the renderer.
     pub fn new(options: &RendererOptions) -> Result<VkRenderer, Error> {
-        let device = options.device.clone().or_else(|| std::env::var("COMPOSITOR_VK_DEVICE").ok());
+        let device = options
+            .device
+            .clone()
+            .or_else(|| std::env::var("COMPOSITOR_VK_DEVICE").ok());
         let core = RenderCore::new(CoreOptions {
             device: DeviceSelection::from_option(device.as_deref()),
             force_buffer_path: options.force_buffer_path,
@@ -316,7 +342,11 @@ impl VkRenderer {
 
     /// The DRM render node of the device, when the driver reports it.
     pub fn main_device(&self) -> Option<libc::dev_t> {
-        self.core.ctx.caps.render_node.map(|(major, minor)| libc::makedev(major as u32, minor as u32))
+        self.core
+            .ctx
+            .caps
+            .render_node
+            .map(|(major, minor)| libc::makedev(major as u32, minor as u32))
     }
 
     /// Import counters by path.
@@ -423,10 +453,18 @@ impl Renderer for VkRenderer {
 }
 
 impl ImportMem for VkRenderer {
-    fn import_memory(&mut self, data: &[u8], format: Fourcc, size: Size<i32, BufferCoord>, flipped: bool) -> Result<VkTexture, Error> {
+    fn import_memory(
+        &mut self,
+        data: &[u8],
+        format: Fourcc,
+        size: Size<i32, BufferCoord>,
+        flipped: bool,
+    ) -> Result<VkTexture, Error> {
         let info = format_info(format).ok_or(Error::UnsupportedFormat(format))?;
         let (w, h) = (size.w.max(0) as u32, size.h.max(0) as u32);
-        let inner = self.core.upload(data, info, w, h, w as usize * info.bytes_per_pixel as usize)?;
+        let inner = self
+            .core
+            .upload(data, info, w, h, w as usize * info.bytes_per_pixel as usize)?;
         Ok(VkTexture::owned(inner, flipped))
     }
 
@@ -487,11 +525,18 @@ impl ImportDma for VkRenderer {
         MEM_FORMATS
             .iter()
             .chain(&[Fourcc::Nv12])
-            .map(|&code| Format { code, modifier: Modifier::Linear })
+            .map(|&code| Format {
+                code,
+                modifier: Modifier::Linear,
+            })
             .collect()
     }
 
-    fn import_dmabuf(&mut self, dmabuf: &Dmabuf, damage: Option<&[Rectangle<i32, BufferCoord>]>) -> Result<VkTexture, Error> {
+    fn import_dmabuf(
+        &mut self,
+        dmabuf: &Dmabuf,
+        damage: Option<&[Rectangle<i32, BufferCoord>]>,
+    ) -> Result<VkTexture, Error> {
         if let Some(tex) = self.dmabufs.get(&dmabuf.weak()) {
             let regions: Option<Vec<Region>> = damage.map(|d| d.iter().map(|r| region(*r)).collect());
             let staged = tex.resv.as_ref().is_some_and(|r| self.staged_by_worker.remove(&r.id()));
@@ -509,7 +554,11 @@ impl ImportDma for VkRenderer {
         let desc = describe(dmabuf)?;
         // NV12 has no GPU import path yet: its CPU path converts it (README "NV12").
         let nv12 = desc.fourcc == DrmFourcc::Nv12;
-        let gpu = if self.cpu_fallback || nv12 { None } else { Some(self.core.import_dmabuf(&desc)) };
+        let gpu = if self.cpu_fallback || nv12 {
+            None
+        } else {
+            Some(self.core.import_dmabuf(&desc))
+        };
         let buf = match gpu {
             Some(Ok(buf)) => buf,
             Some(Err(e)) if !falls_back(&e) => return Err(e.into()),
@@ -543,14 +592,24 @@ impl Bind<VkTarget> for VkRenderer {
     }
 
     fn supported_formats(&self) -> Option<FormatSet> {
-        Some(MEM_FORMATS.iter().map(|&code| Format { code, modifier: Modifier::Invalid }).collect())
+        Some(
+            MEM_FORMATS
+                .iter()
+                .map(|&code| Format {
+                    code,
+                    modifier: Modifier::Invalid,
+                })
+                .collect(),
+        )
     }
 }
 
 impl Offscreen<VkTarget> for VkRenderer {
     fn create_buffer(&mut self, format: Fourcc, size: Size<i32, BufferCoord>) -> Result<VkTarget, Error> {
         let info = format_info(format).ok_or(Error::UnsupportedFormat(format))?;
-        let target = self.core.create_target(info, size.w.max(1) as u32, size.h.max(1) as u32)?;
+        let target = self
+            .core
+            .create_target(info, size.w.max(1) as u32, size.h.max(1) as u32)?;
         Ok(VkTarget { target })
     }
 }
@@ -558,22 +617,40 @@ impl Offscreen<VkTarget> for VkRenderer {
 impl ExportMem for VkRenderer {
     type TextureMapping = VkMapping;
 
-    fn copy_framebuffer(&mut self, target: &VkFramebuffer<'_>, r: Rectangle<i32, BufferCoord>, format: Fourcc) -> Result<VkMapping, Error> {
+    fn copy_framebuffer(
+        &mut self,
+        target: &VkFramebuffer<'_>,
+        r: Rectangle<i32, BufferCoord>,
+        format: Fourcc,
+    ) -> Result<VkMapping, Error> {
         let from = target.target.target.format.fourcc;
         if !convert::supported(from, format) {
             return Err(Error::Conversion { from, to: format });
         }
         let readback = self.core.read_target(&target.target.target, region(r))?;
-        Ok(VkMapping { readback, requested: format, converted: Default::default() })
+        Ok(VkMapping {
+            readback,
+            requested: format,
+            converted: Default::default(),
+        })
     }
 
-    fn copy_texture(&mut self, texture: &VkTexture, r: Rectangle<i32, BufferCoord>, format: Fourcc) -> Result<VkMapping, Error> {
+    fn copy_texture(
+        &mut self,
+        texture: &VkTexture,
+        r: Rectangle<i32, BufferCoord>,
+        format: Fourcc,
+    ) -> Result<VkMapping, Error> {
         let from = texture.inner.format.fourcc;
         if !convert::supported(from, format) {
             return Err(Error::Conversion { from, to: format });
         }
         let readback = self.core.read_texture(&texture.inner, region(r))?;
-        Ok(VkMapping { readback, requested: format, converted: Default::default() })
+        Ok(VkMapping {
+            readback,
+            requested: format,
+            converted: Default::default(),
+        })
     }
 
     fn can_read_texture(&mut self, _texture: &VkTexture) -> Result<bool, Error> {
@@ -588,7 +665,10 @@ impl ExportMem for VkRenderer {
         }
         let raw = mapping.readback.wait_bytes()?;
         let from = mapping.readback.format.fourcc;
-        let bytes = convert::convert(raw, from, mapping.requested).ok_or(Error::Conversion { from, to: mapping.requested })?;
+        let bytes = convert::convert(raw, from, mapping.requested).ok_or(Error::Conversion {
+            from,
+            to: mapping.requested,
+        })?;
         Ok(mapping.converted.get_or_init(|| bytes))
     }
 }

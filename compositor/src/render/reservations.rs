@@ -81,6 +81,9 @@ impl Reservations {
     }
 
     pub fn stats(&self) -> ReservationStats {
-        ReservationStats { buried: self.graveyard.len() as u64, ..self.stats }
+        ReservationStats {
+            buried: self.graveyard.len() as u64,
+            ..self.stats
+        }
     }
 }

@@ -7,8 +7,7 @@ use smithay::{
         pointer::{
             AxisFrame, ButtonEvent, GestureHoldBeginEvent, GestureHoldEndEvent, GesturePinchBeginEvent,
             GesturePinchEndEvent, GesturePinchUpdateEvent, GestureSwipeBeginEvent, GestureSwipeEndEvent,
-            GestureSwipeUpdateEvent, GrabStartData, MotionEvent, PointerGrab, PointerInnerHandle,
-            RelativeMotionEvent,
+            GestureSwipeUpdateEvent, GrabStartData, MotionEvent, PointerGrab, PointerInnerHandle, RelativeMotionEvent,
         },
         SeatHandler,
     },
@@ -25,22 +24,37 @@ pub struct MoveGrab {
 
 impl std::fmt::Debug for MoveGrab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MoveGrab").field("initial_window_location", &self.initial_window_location).finish()
+        f.debug_struct("MoveGrab")
+            .field("initial_window_location", &self.initial_window_location)
+            .finish()
     }
 }
 
 type Focus = Option<(<State as SeatHandler>::PointerFocus, Point<f64, Logical>)>;
 
 impl PointerGrab<State> for MoveGrab {
-    fn motion(&mut self, data: &mut State, handle: &mut PointerInnerHandle<'_, State>, _focus: Focus, event: &MotionEvent) {
+    fn motion(
+        &mut self,
+        data: &mut State,
+        handle: &mut PointerInnerHandle<'_, State>,
+        _focus: Focus,
+        event: &MotionEvent,
+    ) {
         // No client gets pointer focus while a window is dragged.
         handle.motion(data, None, event);
         let delta = event.location - self.start_data.location;
         let location = self.initial_window_location.to_f64() + delta;
-        data.space.map_element(self.window.clone(), location.to_i32_round(), true);
+        data.space
+            .map_element(self.window.clone(), location.to_i32_round(), true);
     }
 
-    fn relative_motion(&mut self, data: &mut State, handle: &mut PointerInnerHandle<'_, State>, _focus: Focus, event: &RelativeMotionEvent) {
+    fn relative_motion(
+        &mut self,
+        data: &mut State,
+        handle: &mut PointerInnerHandle<'_, State>,
+        _focus: Focus,
+        event: &RelativeMotionEvent,
+    ) {
         handle.relative_motion(data, None, event);
     }
 
@@ -59,35 +73,75 @@ impl PointerGrab<State> for MoveGrab {
         handle.frame(data);
     }
 
-    fn gesture_swipe_begin(&mut self, data: &mut State, handle: &mut PointerInnerHandle<'_, State>, event: &GestureSwipeBeginEvent) {
+    fn gesture_swipe_begin(
+        &mut self,
+        data: &mut State,
+        handle: &mut PointerInnerHandle<'_, State>,
+        event: &GestureSwipeBeginEvent,
+    ) {
         handle.gesture_swipe_begin(data, event);
     }
 
-    fn gesture_swipe_update(&mut self, data: &mut State, handle: &mut PointerInnerHandle<'_, State>, event: &GestureSwipeUpdateEvent) {
+    fn gesture_swipe_update(
+        &mut self,
+        data: &mut State,
+        handle: &mut PointerInnerHandle<'_, State>,
+        event: &GestureSwipeUpdateEvent,
+    ) {
         handle.gesture_swipe_update(data, event);
     }
 
-    fn gesture_swipe_end(&mut self, data: &mut State, handle: &mut PointerInnerHandle<'_, State>, event: &GestureSwipeEndEvent) {
+    fn gesture_swipe_end(
+        &mut self,
+        data: &mut State,
+        handle: &mut PointerInnerHandle<'_, State>,
+        event: &GestureSwipeEndEvent,
+    ) {
         handle.gesture_swipe_end(data, event);
     }
 
-    fn gesture_pinch_begin(&mut self, data: &mut State, handle: &mut PointerInnerHandle<'_, State>, event: &GesturePinchBeginEvent) {
+    fn gesture_pinch_begin(
+        &mut self,
+        data: &mut State,
+        handle: &mut PointerInnerHandle<'_, State>,
+        event: &GesturePinchBeginEvent,
+    ) {
         handle.gesture_pinch_begin(data, event);
     }
 
-    fn gesture_pinch_update(&mut self, data: &mut State, handle: &mut PointerInnerHandle<'_, State>, event: &GesturePinchUpdateEvent) {
+    fn gesture_pinch_update(
+        &mut self,
+        data: &mut State,
+        handle: &mut PointerInnerHandle<'_, State>,
+        event: &GesturePinchUpdateEvent,
+    ) {
         handle.gesture_pinch_update(data, event);
     }
 
-    fn gesture_pinch_end(&mut self, data: &mut State, handle: &mut PointerInnerHandle<'_, State>, event: &GesturePinchEndEvent) {
+    fn gesture_pinch_end(
+        &mut self,
+        data: &mut State,
+        handle: &mut PointerInnerHandle<'_, State>,
+        event: &GesturePinchEndEvent,
+    ) {
         handle.gesture_pinch_end(data, event);
     }
 
-    fn gesture_hold_begin(&mut self, data: &mut State, handle: &mut PointerInnerHandle<'_, State>, event: &GestureHoldBeginEvent) {
+    fn gesture_hold_begin(
+        &mut self,
+        data: &mut State,
+        handle: &mut PointerInnerHandle<'_, State>,
+        event: &GestureHoldBeginEvent,
+    ) {
         handle.gesture_hold_begin(data, event);
     }
 
-    fn gesture_hold_end(&mut self, data: &mut State, handle: &mut PointerInnerHandle<'_, State>, event: &GestureHoldEndEvent) {
+    fn gesture_hold_end(
+        &mut self,
+        data: &mut State,
+        handle: &mut PointerInnerHandle<'_, State>,
+        event: &GestureHoldEndEvent,
+    ) {
         handle.gesture_hold_end(data, event);
     }
 

@@ -30,7 +30,10 @@ impl State {
 
     /// Current pointer position in the global space.
     pub fn pointer_location(&self) -> Point<f64, Logical> {
-        self.seat.get_pointer().map(|p| p.current_location()).unwrap_or_default()
+        self.seat
+            .get_pointer()
+            .map(|p| p.current_location())
+            .unwrap_or_default()
     }
 
     /// Moves the pointer to `pos` (clamped to the output), updating pointer focus.
@@ -39,7 +42,15 @@ impl State {
         let pos = self.clamp_to_output(pos);
         let under = self.surface_under(pos);
         let time = self.input_time_ms();
-        pointer.motion(self, under, &MotionEvent { location: pos, serial: SERIAL_COUNTER.next_serial(), time });
+        pointer.motion(
+            self,
+            under,
+            &MotionEvent {
+                location: pos,
+                serial: SERIAL_COUNTER.next_serial(),
+                time,
+            },
+        );
         pointer.frame(self);
     }
 
@@ -58,7 +69,15 @@ impl State {
             return;
         }
         let time = self.input_time_ms();
-        pointer.motion(self, under, &MotionEvent { location: pos, serial: SERIAL_COUNTER.next_serial(), time });
+        pointer.motion(
+            self,
+            under,
+            &MotionEvent {
+                location: pos,
+                serial: SERIAL_COUNTER.next_serial(),
+                time,
+            },
+        );
         pointer.frame(self);
     }
 
@@ -68,12 +87,24 @@ impl State {
         let pos = self.clamp_to_output(pointer.current_location() + delta);
         let under = self.surface_under(pos);
         let time = self.input_time_ms();
-        pointer.motion(self, under.clone(), &MotionEvent { location: pos, serial: SERIAL_COUNTER.next_serial(), time });
+        pointer.motion(
+            self,
+            under.clone(),
+            &MotionEvent {
+                location: pos,
+                serial: SERIAL_COUNTER.next_serial(),
+                time,
+            },
+        );
         let utime = u64::from(time) * 1000;
         pointer.relative_motion(
             self,
             under,
-            &RelativeMotionEvent { delta, delta_unaccel: delta, utime },
+            &RelativeMotionEvent {
+                delta,
+                delta_unaccel: delta,
+                utime,
+            },
         );
         pointer.frame(self);
     }
@@ -84,7 +115,11 @@ impl State {
     pub fn pointer_button(&mut self, button: u32, pressed: bool) {
         let Some(pointer) = self.seat.get_pointer() else { return };
         let serial = SERIAL_COUNTER.next_serial();
-        let state = if pressed { ButtonState::Pressed } else { ButtonState::Released };
+        let state = if pressed {
+            ButtonState::Pressed
+        } else {
+            ButtonState::Released
+        };
         if pressed && !pointer.is_grabbed() {
             let pos = pointer.current_location();
             if let Some(window) = self.space.element_under(pos).map(|(w, _)| w.clone()) {
@@ -97,20 +132,34 @@ impl State {
                         button,
                         location: pos,
                     };
-                    let grab = MoveGrab { start_data, window, initial_window_location: loc };
+                    let grab = MoveGrab {
+                        start_data,
+                        window,
+                        initial_window_location: loc,
+                    };
                     pointer.set_grab(self, grab, serial, Focus::Clear);
                     return;
                 }
             }
         }
         let time = self.input_time_ms();
-        pointer.button(self, &ButtonEvent { button, state, serial, time });
+        pointer.button(
+            self,
+            &ButtonEvent {
+                button,
+                state,
+                serial,
+                time,
+            },
+        );
         pointer.frame(self);
     }
 
     /// Presses or releases evdev key `code`; delivered to the keyboard focus.
     pub fn keyboard_key(&mut self, code: u32, pressed: bool) {
-        let Some(keyboard) = self.seat.get_keyboard() else { return };
+        let Some(keyboard) = self.seat.get_keyboard() else {
+            return;
+        };
         let state = if pressed { KeyState::Pressed } else { KeyState::Released };
         let time = self.input_time_ms();
         keyboard.input::<(), _>(
@@ -132,7 +181,12 @@ impl State {
             self.focus_window(&window, SERIAL_COUNTER.next_serial());
         }
         let time = self.input_time_ms();
-        let event = DownEvent { slot: TouchSlot::from(Some(slot)), location: pos, serial: SERIAL_COUNTER.next_serial(), time };
+        let event = DownEvent {
+            slot: TouchSlot::from(Some(slot)),
+            location: pos,
+            serial: SERIAL_COUNTER.next_serial(),
+            time,
+        };
         touch.down(self, under, &event);
         touch.frame(self);
     }
@@ -142,7 +196,15 @@ impl State {
         let Some(touch) = self.seat.get_touch() else { return };
         let under = self.surface_under(pos);
         let time = self.input_time_ms();
-        touch.motion(self, under, &TouchMotionEvent { slot: TouchSlot::from(Some(slot)), location: pos, time });
+        touch.motion(
+            self,
+            under,
+            &TouchMotionEvent {
+                slot: TouchSlot::from(Some(slot)),
+                location: pos,
+                time,
+            },
+        );
         touch.frame(self);
     }
 
@@ -150,7 +212,14 @@ impl State {
     pub fn touch_up(&mut self, slot: u32) {
         let Some(touch) = self.seat.get_touch() else { return };
         let time = self.input_time_ms();
-        touch.up(self, &UpEvent { slot: TouchSlot::from(Some(slot)), serial: SERIAL_COUNTER.next_serial(), time });
+        touch.up(
+            self,
+            &UpEvent {
+                slot: TouchSlot::from(Some(slot)),
+                serial: SERIAL_COUNTER.next_serial(),
+                time,
+            },
+        );
         touch.frame(self);
     }
 
@@ -158,6 +227,10 @@ impl State {
         let g = self.output_geometry().to_f64();
         let max_x = g.loc.x + g.size.w - 1.0;
         let max_y = g.loc.y + g.size.h - 1.0;
-        (pos.x.clamp(g.loc.x, max_x.max(g.loc.x)), pos.y.clamp(g.loc.y, max_y.max(g.loc.y))).into()
+        (
+            pos.x.clamp(g.loc.x, max_x.max(g.loc.x)),
+            pos.y.clamp(g.loc.y, max_y.max(g.loc.y)),
+        )
+            .into()
     }
 }

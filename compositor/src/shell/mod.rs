@@ -18,10 +18,7 @@ pub mod input;
 
 use smithay::{
     desktop::{Window, WindowSurfaceType},
-    reexports::{
-        wayland_protocols::xdg::shell::server::xdg_toplevel,
-        wayland_server::protocol::wl_surface::WlSurface,
-    },
+    reexports::{wayland_protocols::xdg::shell::server::xdg_toplevel, wayland_server::protocol::wl_surface::WlSurface},
     utils::{Logical, Point, Rectangle, Serial},
     wayland::{seat::WaylandFocus, shell::xdg::ToplevelSurface},
 };
@@ -116,7 +113,8 @@ impl State {
     pub fn unfill_output(&mut self, surface: &ToplevelSurface, state: xdg_toplevel::State) {
         let still_filled = surface.with_pending_state(|s| {
             s.states.unset(state);
-            let filled = s.states.contains(xdg_toplevel::State::Maximized) || s.states.contains(xdg_toplevel::State::Fullscreen);
+            let filled =
+                s.states.contains(xdg_toplevel::State::Maximized) || s.states.contains(xdg_toplevel::State::Fullscreen);
             if !filled {
                 s.size = None;
             }

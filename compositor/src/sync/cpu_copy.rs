@@ -21,7 +21,8 @@ use smithay::reexports::calloop::{channel, LoopHandle};
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource};
 use smithay::wayland::compositor::{
-    add_blocker, add_pre_commit_hook, with_states, Blocker, BlockerState, BufferAssignment, CompositorHandler, SurfaceAttributes,
+    add_blocker, add_pre_commit_hook, with_states, Blocker, BlockerState, BufferAssignment, CompositorHandler,
+    SurfaceAttributes,
 };
 use smithay::wayland::dmabuf::get_dmabuf;
 use tracing::{debug, warn};
@@ -99,27 +100,42 @@ pub fn on_new_surface(surface: &WlSurface) {
 }
 
 fn copy_hook(state: &mut State, _dh: &DisplayHandle, surface: &WlSurface) {
-    let dmabuf = with_states(surface, |states| match states.cached_state.get::<SurfaceAttributes>().pending().buffer.as_ref() {
-        Some(BufferAssignment::NewBuffer(buffer)) => get_dmabuf(buffer).ok().cloned(),
-        _ => None,
+    let dmabuf = with_states(surface, |states| {
+        match states.cached_state.get::<SurfaceAttributes>().pending().buffer.as_ref() {
+            Some(BufferAssignment::NewBuffer(buffer)) => get_dmabuf(buffer).ok().cloned(),
+            _ => None,
+        }
     });
     let Some(dmabuf) = dmabuf else { return };
-    let Some((source, texture)) = state.backend.renderer.worker_copy_source(&dmabuf) else { return };
+    let Some((source, texture)) = state.backend.renderer.worker_copy_source(&dmabuf) else {
+        return;
+    };
     let Some(client) = surface.client() else { return };
-    let Some(worker) = state.cpu_copies.worker.as_mut() else { return };
+    let Some(worker) = state.cpu_copies.worker.as_mut() else {
+        return;
+    };
     let bytes = source.copy_bytes();
     let Some(id) = worker.submit(source) else {
         warn!("CPU copy worker is gone; copying on the loop at render time");
         return;
     };
     let blocker = CopyBlocker::default();
-    state.cpu_copies.pending.insert(id, Pending { client, texture, blocker: blocker.clone() });
+    state.cpu_copies.pending.insert(
+        id,
+        Pending {
+            client,
+            texture,
+            blocker: blocker.clone(),
+        },
+    );
     debug!(surface = ?surface.id(), job = id, bytes, "commit held while its CPU copy runs on the worker");
     add_blocker(surface, blocker);
 }
 
 fn on_copy_done(state: &mut State, done: CopyDone) {
-    let Some(p) = state.cpu_copies.pending.remove(&done.id) else { return };
+    let Some(p) = state.cpu_copies.pending.remove(&done.id) else {
+        return;
+    };
     let stats = &mut state.cpu_copies.stats;
     match done.result {
         Ok(staged) => {

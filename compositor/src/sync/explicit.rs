@@ -17,7 +17,10 @@
 //!   point is signaled only after the GPU finished.
 
 use smithay::{
-    backend::{allocator::dmabuf::Dmabuf, drm::{DrmDeviceFd, DrmNode}},
+    backend::{
+        allocator::dmabuf::Dmabuf,
+        drm::{DrmDeviceFd, DrmNode},
+    },
     delegate_drm_syncobj,
     reexports::wayland_server::{protocol::wl_surface::WlSurface, DisplayHandle, Resource},
     utils::DeviceFd,
@@ -87,7 +90,9 @@ pub fn hold_until_acquired(state: &mut State, surface: &WlSurface, point: &DrmSy
             return;
         }
     };
-    let Some(handle) = state.sync.loop_handle.clone() else { return };
+    let Some(handle) = state.sync.loop_handle.clone() else {
+        return;
+    };
     let Some(client) = surface.client() else { return };
     let id = surface.id();
     match handle.insert_source(source, move |_, _, state: &mut State| {
@@ -134,7 +139,10 @@ pub fn bridge_acquire_to_implicit(state: &mut State, point: &DrmSyncPoint, dmabu
     }
     if imported > 0 {
         state.sync.stats.bridged_acquires += 1;
-        debug!(planes = imported, "acquire point imported into the dma-buf as a WRITE fence");
+        debug!(
+            planes = imported,
+            "acquire point imported into the dma-buf as a WRITE fence"
+        );
     }
 }
 

@@ -10,15 +10,17 @@
 //! acquire point are left to [`super::explicit`]: implicit fences are ignored
 //! for them, as the protocol says.
 
+use smithay::reexports::wayland_server::Resource;
 use smithay::{
     reexports::{calloop::Interest, wayland_server::protocol::wl_surface::WlSurface},
     wayland::{
-        compositor::{add_blocker, add_pre_commit_hook, with_states, BufferAssignment, CompositorHandler, SurfaceAttributes},
+        compositor::{
+            add_blocker, add_pre_commit_hook, with_states, BufferAssignment, CompositorHandler, SurfaceAttributes,
+        },
         dmabuf::get_dmabuf,
         drm_syncobj::DrmSyncobjCachedState,
     },
 };
-use smithay::reexports::wayland_server::Resource;
 use tracing::{debug, warn};
 
 use super::AcquirePolicy;
@@ -31,7 +33,12 @@ pub fn on_new_surface(surface: &WlSurface) {
 
 fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::DisplayHandle, surface: &WlSurface) {
     let (buffer, explicit) = with_states(surface, |states| {
-        let explicit = states.cached_state.get::<DrmSyncobjCachedState>().pending().acquire_point.clone();
+        let explicit = states
+            .cached_state
+            .get::<DrmSyncobjCachedState>()
+            .pending()
+            .acquire_point
+            .clone();
         let buffer = match states.cached_state.get::<SurfaceAttributes>().pending().buffer.as_ref() {
             Some(BufferAssignment::NewBuffer(buffer)) => Some(buffer.clone()),
             _ => None,
@@ -40,7 +47,9 @@ fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::Dis
     });
     let Some(buffer) = buffer else { return };
     state.backend.releases.mark_explicit(&buffer, explicit.is_some());
-    let Some(dmabuf) = get_dmabuf(&buffer).ok().cloned() else { return };
+    let Some(dmabuf) = get_dmabuf(&buffer).ok().cloned() else {
+        return;
+    };
     if let Some(point) = explicit {
         super::explicit::hold_until_acquired(state, surface, &point, &dmabuf);
         return;
@@ -52,7 +61,9 @@ fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::Dis
     let Ok((blocker, source)) = dmabuf.generate_blocker(Interest::READ) else {
         return; // AlreadyReady: every write fence has signaled.
     };
-    let Some(handle) = state.sync.loop_handle.clone() else { return };
+    let Some(handle) = state.sync.loop_handle.clone() else {
+        return;
+    };
     let Some(client) = surface.client() else { return };
     let id = surface.id();
     match handle.insert_source(source, move |_, _, state: &mut State| {

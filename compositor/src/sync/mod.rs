@@ -89,6 +89,11 @@ pub struct SyncState {
 
 impl Default for SyncState {
     fn default() -> Self {
-        SyncState { loop_handle: None, policy: AcquirePolicy::from_env(), gpu_wait: false, stats: SyncStats::default() }
+        SyncState {
+            loop_handle: None,
+            policy: AcquirePolicy::from_env(),
+            gpu_wait: false,
+            stats: SyncStats::default(),
+        }
     }
 }

@@ -58,7 +58,9 @@ impl PendingReleases {
         elements: &[WaylandSurfaceRenderElement<VkRenderer>],
         sync: &SyncPoint,
     ) {
-        let Some(fence) = sync.get::<VkSyncFence>().map(|f| f.0.clone()) else { return };
+        let Some(fence) = sync.get::<VkSyncFence>().map(|f| f.0.clone()) else {
+            return;
+        };
         if fence.sampled_dmabufs() == 0 {
             return;
         }
@@ -66,7 +68,9 @@ impl PendingReleases {
         let mut buffers = Vec::new();
         let mut explicit = 0;
         for element in elements {
-            let Some(UnderlyingStorage::Wayland(buffer)) = element.underlying_storage(renderer) else { continue };
+            let Some(UnderlyingStorage::Wayland(buffer)) = element.underlying_storage(renderer) else {
+                continue;
+            };
             if get_dmabuf(buffer).is_err() {
                 continue;
             }
@@ -81,7 +85,11 @@ impl PendingReleases {
             self.early += 1;
         }
         if !buffers.is_empty() {
-            self.pending.push(PendingRelease { fence, _buffers: buffers, explicit });
+            self.pending.push(PendingRelease {
+                fence,
+                _buffers: buffers,
+                explicit,
+            });
         }
     }
 

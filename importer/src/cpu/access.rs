@@ -45,7 +45,10 @@ impl CpuView<'_> {
         }
         // SAFETY: within the mapping (checked above); the mapping is pinned
         // for the view's lifetime and cannot shrink (sealed memfd or dma-buf).
-        Some((unsafe { std::slice::from_raw_parts(base.add(p.offset), span) }, p.stride))
+        Some((
+            unsafe { std::slice::from_raw_parts(base.add(p.offset), span) },
+            p.stride,
+        ))
     }
 }
 
@@ -136,7 +139,11 @@ pub fn copy_plane_rows(
     if width_bytes == 0 || height == 0 {
         return Ok(());
     }
-    let err = |what| CpuError::CopyBounds { rows: height, width: width_bytes, what };
+    let err = |what| CpuError::CopyBounds {
+        rows: height,
+        width: width_bytes,
+        what,
+    };
     if height > p.rows || width_bytes > p.row_bytes.max(p.stride) || (height > 1 && width_bytes > p.stride) {
         return Err(err("source plane"));
     }
@@ -149,7 +156,9 @@ pub fn copy_plane_rows(
         return Err(err("destination size"));
     }
     let (base, len) = view.map.raw(p.map);
-    let src_end = span(p.stride).and_then(|v| v.checked_add(p.offset)).ok_or(err("source mapping"))?;
+    let src_end = span(p.stride)
+        .and_then(|v| v.checked_add(p.offset))
+        .ok_or(err("source mapping"))?;
     if src_end > len {
         return Err(err("source mapping"));
     }

@@ -13,7 +13,6 @@ use std::ptr::NonNull;
 use super::CpuError;
 use crate::dmabuf::{fd_size, DmabufDesc};
 
-
 pub use crate::dmabuf::FdKind;
 
 /// One plane as the client described it.
@@ -60,7 +59,10 @@ unsafe impl Sync for CpuMapping {}
 impl std::fmt::Debug for CpuMapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kinds: Vec<_> = self.maps.iter().map(|m| (m.kind, m.len)).collect();
-        f.debug_struct("CpuMapping").field("maps", &kinds).field("planes", &self.planes).finish()
+        f.debug_struct("CpuMapping")
+            .field("maps", &kinds)
+            .field("planes", &self.planes)
+            .finish()
     }
 }
 
@@ -72,7 +74,11 @@ fn classify(fd: BorrowedFd<'_>, plane: usize) -> Result<FdKind, CpuError> {
 
 fn check_plane(p: &PlaneSource<'_>, plane: usize, size: u64) -> Result<(), CpuError> {
     if p.row_bytes > p.stride && p.rows > 1 {
-        return Err(CpuError::RowTooWide { plane, row_bytes: p.row_bytes, stride: p.stride });
+        return Err(CpuError::RowTooWide {
+            plane,
+            row_bytes: p.row_bytes,
+            stride: p.stride,
+        });
     }
     let end = p
         .stride
@@ -81,7 +87,14 @@ fn check_plane(p: &PlaneSource<'_>, plane: usize, size: u64) -> Result<(), CpuEr
         .and_then(|v| v.checked_add(p.offset))
         .unwrap_or(u64::MAX);
     if p.rows == 0 || end > size || usize::try_from(end).is_err() {
-        return Err(CpuError::OutOfBounds { plane, offset: p.offset, stride: p.stride, rows: p.rows, end, size });
+        return Err(CpuError::OutOfBounds {
+            plane,
+            offset: p.offset,
+            stride: p.stride,
+            rows: p.rows,
+            end,
+            size,
+        });
     }
     Ok(())
 }
@@ -90,9 +103,15 @@ impl CpuMapping {
     /// Maps `planes`. Locks: called under the buffer's reservation (use
     /// [`super::map_planes`]); does not block.
     pub fn new(planes: &[PlaneSource<'_>]) -> Result<CpuMapping, CpuError> {
-        let mut out = CpuMapping { maps: Vec::new(), planes: Vec::new() };
+        let mut out = CpuMapping {
+            maps: Vec::new(),
+            planes: Vec::new(),
+        };
         for (i, p) in planes.iter().enumerate() {
-            let st = rustix::fs::fstat(p.fd).map_err(|e| CpuError::Inspect { plane: i, source: e.into() })?;
+            let st = rustix::fs::fstat(p.fd).map_err(|e| CpuError::Inspect {
+                plane: i,
+                source: e.into(),
+            })?;
             let key = (st.st_dev as u64, st.st_ino as u64);
             let map = match out.maps.iter().position(|m| m.key == key) {
                 Some(m) => m,
@@ -135,11 +154,23 @@ impl CpuMapping {
         let kind = classify(fd, plane)?;
         // Size after the seal check: with F_SEAL_SHRINK it can only grow.
         let size = fd_size(fd).map_err(|e| CpuError::Inspect { plane, source: e })?;
-        let len = usize::try_from(size).map_err(|_| CpuError::Mmap { len: size, source: std::io::ErrorKind::InvalidInput.into() })?;
+        let len = usize::try_from(size).map_err(|_| CpuError::Mmap {
+            len: size,
+            source: std::io::ErrorKind::InvalidInput.into(),
+        })?;
         if len == 0 {
-            return Err(CpuError::OutOfBounds { plane, offset: 0, stride: 0, rows: 0, end: 1, size: 0 });
+            return Err(CpuError::OutOfBounds {
+                plane,
+                offset: 0,
+                stride: 0,
+                rows: 0,
+                end: 1,
+                size: 0,
+            });
         }
-        let dup = fd.try_clone_to_owned().map_err(|e| CpuError::Inspect { plane, source: e })?;
+        let dup = fd
+            .try_clone_to_owned()
+            .map_err(|e| CpuError::Inspect { plane, source: e })?;
         // SAFETY: fresh mapping of a file we checked cannot shrink below `len`.
         let ptr = unsafe {
             rustix::mm::mmap(
@@ -151,10 +182,19 @@ impl CpuMapping {
                 0,
             )
         }
-        .map_err(|e| CpuError::Mmap { len: size, source: e.into() })?;
+        .map_err(|e| CpuError::Mmap {
+            len: size,
+            source: e.into(),
+        })?;
         let ptr = NonNull::new(ptr.cast::<u8>()).expect("mmap returned null");
         tracing::debug!(?kind, len, "mapped client fd for CPU access");
-        Ok(FdMap { fd: dup, ptr, len, kind, key })
+        Ok(FdMap {
+            fd: dup,
+            ptr,
+            len,
+            kind,
+            key,
+        })
     }
 
     pub fn plane_count(&self) -> usize {

@@ -49,7 +49,14 @@ pub enum CpuError {
     #[error("plane {plane}: cannot inspect the fd: {source}")]
     Inspect { plane: usize, source: io::Error },
     #[error("plane {plane}: offset {offset} + stride {stride} × {rows} rows needs {end} bytes, the fd has {size}")]
-    OutOfBounds { plane: usize, offset: u64, stride: u64, rows: u64, end: u64, size: u64 },
+    OutOfBounds {
+        plane: usize,
+        offset: u64,
+        stride: u64,
+        rows: u64,
+        end: u64,
+        size: u64,
+    },
     #[error("plane {plane}: row of {row_bytes} bytes is wider than the stride {stride}")]
     RowTooWide { plane: usize, row_bytes: u64, stride: u64 },
     #[error("mmap of {len} bytes failed: {source}")]
@@ -65,7 +72,11 @@ pub enum CpuError {
     #[error("upload of the mapped bytes failed: {0}")]
     Upload(String),
     #[error("copy of {rows} rows × {width} bytes does not fit: {what}")]
-    CopyBounds { rows: usize, width: usize, what: &'static str },
+    CopyBounds {
+        rows: usize,
+        width: usize,
+        what: &'static str,
+    },
     #[error(transparent)]
     Reservation(#[from] ResvError),
 }

@@ -50,7 +50,10 @@ impl<'a, G, M> Default for AcquireCtx<'a, G, M> {
 impl<'a, G, M> AcquireCtx<'a, G, M> {
     /// Locks: none may be a reservation held outside this context.
     pub fn new() -> Self {
-        AcquireCtx { key: NestKey::new(), guards: Vec::new() }
+        AcquireCtx {
+            key: NestKey::new(),
+            guards: Vec::new(),
+        }
     }
 
     fn max_id(&self) -> u64 {
@@ -89,7 +92,8 @@ impl<'a, G, M> AcquireCtx<'a, G, M> {
     /// keeping what is already held. Blocks; never deadlocks.
     pub fn lock_all(&mut self, set: &[&'a Reservation<G, M>]) {
         let max = self.max_id();
-        let mut new: Vec<&'a Reservation<G, M>> = set.iter().copied().filter(|r| self.position(r.id()).is_err()).collect();
+        let mut new: Vec<&'a Reservation<G, M>> =
+            set.iter().copied().filter(|r| self.position(r.id()).is_err()).collect();
         new.sort_by_key(|r| r.id());
         new.dedup_by_key(|r| r.id());
         if new.first().map_or(true, |r| r.id() > max) {

@@ -66,7 +66,13 @@ fn thread_name() -> String {
 fn describe_stack(stack: &[Held]) -> String {
     let mut s = String::new();
     for (i, h) in stack.iter().enumerate() {
-        let _ = write!(s, "{}{} #{:x}", if i > 0 { " → " } else { "" }, h.class.name, h.instance);
+        let _ = write!(
+            s,
+            "{}{} #{:x}",
+            if i > 0 { " → " } else { "" },
+            h.class.name,
+            h.instance
+        );
         if h.trylock {
             s.push_str(" (try)");
         }
@@ -157,11 +163,18 @@ fn add_edges(stack: &[Held], class: &'static LockClass) -> Option<String> {
             );
             for (a, b) in path {
                 let c = &g.edges[&a][&b];
-                let _ = write!(msg, "\n    {} → {} first seen on thread {}: {}", g.names[&a], g.names[&b], c.thread, c.text);
+                let _ = write!(
+                    msg,
+                    "\n    {} → {} first seen on thread {}: {}",
+                    g.names[&a], g.names[&b], c.thread, c.text
+                );
             }
             return Some(msg);
         }
-        let chain = Chain { thread: thread_name(), text: format!("{} → {}", describe_stack(stack), class.name) };
+        let chain = Chain {
+            thread: thread_name(),
+            text: format!("{} → {}", describe_stack(stack), class.name),
+        };
         g.edges.entry(from).or_default().insert(to, chain);
     }
     None
@@ -173,7 +186,11 @@ pub fn acquire(class: &'static LockClass, instance: usize, nest: Option<NestKey>
         if h.instance == instance {
             violate(
                 ViolationKind::RecursiveLock,
-                format!("\"{}\" #{instance:x} locked again by the thread that holds it (self-deadlock); held: {}", class.name, describe_stack(&stack)),
+                format!(
+                    "\"{}\" #{instance:x} locked again by the thread that holds it (self-deadlock); held: {}",
+                    class.name,
+                    describe_stack(&stack)
+                ),
             );
         } else if !trylock && (nest.is_none() || h.nest != nest) {
             violate(
@@ -193,7 +210,15 @@ pub fn acquire(class: &'static LockClass, instance: usize, nest: Option<NestKey>
         }
     }
     let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-    HELD.with(|h| h.borrow_mut().push(Held { class, instance, nest, token, trylock }));
+    HELD.with(|h| {
+        h.borrow_mut().push(Held {
+            class,
+            instance,
+            nest,
+            token,
+            trylock,
+        })
+    });
     HeldLock::from_token(token)
 }
 
@@ -223,10 +248,17 @@ pub fn might_block(what: &str) {
 
 pub fn assert_held(class: &'static LockClass, instance: usize, what: &str) {
     let stack = held_snapshot();
-    if !stack.iter().any(|h| h.class.key() == class.key() && h.instance == instance) {
+    if !stack
+        .iter()
+        .any(|h| h.class.key() == class.key() && h.instance == instance)
+    {
         violate(
             ViolationKind::NotHeld,
-            format!("\"{what}\" needs \"{}\" #{instance:x} held; held: {}", class.name, describe_stack(&stack)),
+            format!(
+                "\"{what}\" needs \"{}\" #{instance:x} held; held: {}",
+                class.name,
+                describe_stack(&stack)
+            ),
         );
     }
 }
@@ -236,7 +268,12 @@ pub fn assert_class_not_held(class: &'static LockClass, what: &str) {
     if let Some(h) = stack.iter().find(|h| h.class.key() == class.key()) {
         violate(
             ViolationKind::HeldWhenForbidden,
-            format!("\"{what}\" must run with no \"{}\" held, but #{:x} is; held: {}", class.name, h.instance, describe_stack(&stack)),
+            format!(
+                "\"{what}\" must run with no \"{}\" held, but #{:x} is; held: {}",
+                class.name,
+                h.instance,
+                describe_stack(&stack)
+            ),
         );
     }
 }

@@ -102,7 +102,9 @@ pub struct Reservation<G, M> {
 
 impl<G, M> std::fmt::Debug for Reservation<G, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reservation").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Reservation")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -120,7 +122,10 @@ impl<G, M> Reservation<G, M> {
     pub fn new() -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         ld::assert_class_not_held(&ld::RESERVATION, "attach (Reservation::new)");
-        Reservation { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), state: Mutex::new(ResvState::new()) }
+        Reservation {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            state: Mutex::new(ResvState::new()),
+        }
     }
 
     /// The buffer id: unique per process and the global acquire order.

@@ -84,7 +84,14 @@ pub(crate) struct ResvState<G, M> {
 
 impl<G, M> ResvState<G, M> {
     pub(crate) fn new() -> Self {
-        ResvState { gone: false, gpu: Vec::new(), cpu: None, fences: Vec::new(), dead: Vec::new(), next_slot: 1 }
+        ResvState {
+            gone: false,
+            gpu: Vec::new(),
+            cpu: None,
+            fences: Vec::new(),
+            dead: Vec::new(),
+            next_slot: 1,
+        }
     }
 }
 
@@ -139,14 +146,21 @@ impl<M> Drop for Pin<M> {
     fn drop(&mut self) {
         if self.map.is_some() {
             // The count stays up, so the mapping is leaked, never freed early.
-            tracing::error!(buffer = self.resv, "Pin dropped without unpin; its mapping will never be freed");
+            tracing::error!(
+                buffer = self.resv,
+                "Pin dropped without unpin; its mapping will never be freed"
+            );
         }
     }
 }
 
 impl<'a, G, M> ReservationGuard<'a, G, M> {
     pub(crate) fn new(res: &'a Reservation<G, M>, state: MutexGuard<'a, ResvState<G, M>>, held: HeldLock) -> Self {
-        ReservationGuard { res, state, _held: held }
+        ReservationGuard {
+            res,
+            state,
+            _held: held,
+        }
     }
 
     /// The reservation this guard locks.
@@ -202,7 +216,10 @@ impl<'a, G, M> ReservationGuard<'a, G, M> {
 
     /// Returns the live CPU mapping, creating it with `create` (mmap: mapping
     /// work, under the lock, rule B1) if there is none.
-    pub fn ensure_cpu_mapping<E: From<ResvError>>(&mut self, create: impl FnOnce() -> Result<M, E>) -> Result<Arc<M>, E> {
+    pub fn ensure_cpu_mapping<E: From<ResvError>>(
+        &mut self,
+        create: impl FnOnce() -> Result<M, E>,
+    ) -> Result<Arc<M>, E> {
         self.check_alive()?;
         if let Some(m) = &self.state.cpu {
             return Ok(m.map.clone());
@@ -210,7 +227,11 @@ impl<'a, G, M> ReservationGuard<'a, G, M> {
         let map = Arc::new(create()?);
         let slot = self.state.next_slot;
         self.state.next_slot += 1;
-        self.state.cpu = Some(MapSlot { slot, map: map.clone(), pins: 0 });
+        self.state.cpu = Some(MapSlot {
+            slot,
+            map: map.clone(),
+            pins: 0,
+        });
         Ok(map)
     }
 
@@ -228,14 +249,21 @@ impl<'a, G, M> ReservationGuard<'a, G, M> {
         let id = self.id();
         let m = self.state.cpu.as_mut().ok_or(ResvError::NotMapped(id))?;
         m.pins += 1;
-        Ok(Pin { resv: id, slot: m.slot, map: Some(m.map.clone()) })
+        Ok(Pin {
+            resv: id,
+            slot: m.slot,
+            map: Some(m.map.clone()),
+        })
     }
 
     /// Hands a pin back. Returns `true` if the mapping was still the live one
     /// (`false`: it was invalidated meanwhile and is now free to be reaped).
     pub fn unpin(&mut self, mut pin: Pin<M>) -> Result<bool, ResvError> {
         if pin.resv != self.id() {
-            return Err(ResvError::WrongReservation { pin: pin.resv, resv: self.id() });
+            return Err(ResvError::WrongReservation {
+                pin: pin.resv,
+                resv: self.id(),
+            });
         }
         let st = &mut *self.state;
         let (slot, live) = match st.cpu.as_mut().filter(|m| m.slot == pin.slot) {
@@ -333,7 +361,10 @@ impl<'a, G, M> ReservationGuard<'a, G, M> {
                 self.state.dead.push(d);
             }
         }
-        let stats = ReapStats { freed: out.len(), pending: self.state.dead.len() };
+        let stats = ReapStats {
+            freed: out.len(),
+            pending: self.state.dead.len(),
+        };
         (out, stats)
     }
 }

@@ -45,7 +45,11 @@ mod model {
 
     impl<T> Mutex<T> {
         pub(crate) fn new(v: T) -> Self {
-            Mutex { locked: LoomMutex::new(false), unlocked: Condvar::new(), data: UnsafeCell::new(v) }
+            Mutex {
+                locked: LoomMutex::new(false),
+                unlocked: Condvar::new(),
+                data: UnsafeCell::new(v),
+            }
         }
 
         pub(crate) fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
@@ -54,7 +58,10 @@ mod model {
                 locked = self.unlocked.wait(locked).unwrap();
             }
             *locked = true;
-            Ok(MutexGuard { lock: self, _not_send: PhantomData })
+            Ok(MutexGuard {
+                lock: self,
+                _not_send: PhantomData,
+            })
         }
 
         pub(crate) fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
@@ -63,7 +70,10 @@ mod model {
                 return Err(TryLockError::WouldBlock);
             }
             *locked = true;
-            Ok(MutexGuard { lock: self, _not_send: PhantomData })
+            Ok(MutexGuard {
+                lock: self,
+                _not_send: PhantomData,
+            })
         }
     }
 

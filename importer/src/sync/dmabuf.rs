@@ -13,8 +13,8 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use crate::ioctl::{ioctl_retry, iow, iowr};
 use super::sync_file::{poll_in, SyncFile};
+use crate::ioctl::{ioctl_retry, iow, iowr};
 
 /// Which implicit fences an operation concerns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +71,10 @@ fn map_err(e: io::Error, what: &str) -> FenceIoError {
 /// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`: a sync_file of the dma-buf's current
 /// fences for `access` (an already-signaled stub fence when there are none).
 pub fn export_sync_file(dmabuf: BorrowedFd<'_>, access: Access) -> Result<SyncFile, FenceIoError> {
-    let mut arg = DmaBufSyncFile { flags: access.bits(), fd: -1 };
+    let mut arg = DmaBufSyncFile {
+        flags: access.bits(),
+        fd: -1,
+    };
     // SAFETY: EXPORT_SYNC_FILE takes a struct dma_buf_export_sync_file.
     unsafe { ioctl_retry(dmabuf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &mut arg) }
         .map_err(|e| map_err(e, "DMA_BUF_IOCTL_EXPORT_SYNC_FILE"))?;
@@ -85,7 +88,10 @@ pub fn export_sync_file(dmabuf: BorrowedFd<'_>, access: Access) -> Result<SyncFi
 /// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE`: adds `sync_file`'s fence to the
 /// dma-buf as a read (`Access::Read`) or write (`Access::Write`) fence.
 pub fn import_sync_file(dmabuf: BorrowedFd<'_>, sync_file: &SyncFile, access: Access) -> Result<(), FenceIoError> {
-    let mut arg = DmaBufSyncFile { flags: access.bits(), fd: sync_file.as_fd().as_raw_fd() };
+    let mut arg = DmaBufSyncFile {
+        flags: access.bits(),
+        fd: sync_file.as_fd().as_raw_fd(),
+    };
     // SAFETY: IMPORT_SYNC_FILE takes a struct dma_buf_import_sync_file.
     unsafe { ioctl_retry(dmabuf, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &mut arg) }
         .map(drop)
@@ -98,7 +104,11 @@ pub fn poll_ready(dmabuf: BorrowedFd<'_>, access: Access) -> io::Result<bool> {
     match access {
         Access::Read => poll_in(dmabuf, Duration::ZERO),
         Access::Write => {
-            let mut p = libc::pollfd { fd: dmabuf.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+            let mut p = libc::pollfd {
+                fd: dmabuf.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            };
             loop {
                 // SAFETY: one valid pollfd.
                 let r = unsafe { libc::poll(&mut p, 1, 0) };

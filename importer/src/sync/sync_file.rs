@@ -95,7 +95,13 @@ impl SyncFile {
 
     /// `SYNC_IOC_MERGE`: a new sync_file signaled when both are.
     pub fn merge(&self, other: &SyncFile, name: &str) -> io::Result<SyncFile> {
-        let mut arg = SyncMergeData { name: name_bytes(name), fd2: other.0.as_raw_fd(), fence: -1, flags: 0, pad: 0 };
+        let mut arg = SyncMergeData {
+            name: name_bytes(name),
+            fd2: other.0.as_raw_fd(),
+            fence: -1,
+            flags: 0,
+            pad: 0,
+        };
         // SAFETY: SYNC_IOC_MERGE takes a struct sync_merge_data.
         unsafe { ioctl_retry(self.0.as_fd(), SYNC_IOC_MERGE, &mut arg) }
             .map_err(|e| io::Error::new(e.kind(), format!("SYNC_IOC_MERGE: {e}")))?;
@@ -105,7 +111,14 @@ impl SyncFile {
 
     /// `SYNC_IOC_FILE_INFO`: name, status and fence count.
     pub fn info(&self) -> io::Result<SyncFileInfo> {
-        let mut arg = SyncFileInfoRaw { name: [0; 32], status: 0, flags: 0, num_fences: 0, pad: 0, sync_fence_info: 0 };
+        let mut arg = SyncFileInfoRaw {
+            name: [0; 32],
+            status: 0,
+            flags: 0,
+            num_fences: 0,
+            pad: 0,
+            sync_fence_info: 0,
+        };
         // SAFETY: SYNC_IOC_FILE_INFO takes a struct sync_file_info; with
         // num_fences = 0 the kernel writes no fence array.
         unsafe { ioctl_retry(self.0.as_fd(), SYNC_IOC_FILE_INFO, &mut arg) }
@@ -116,7 +129,11 @@ impl SyncFile {
             0 => FenceStatus::Active,
             e => FenceStatus::Error(e),
         };
-        Ok(SyncFileInfo { name: String::from_utf8_lossy(&arg.name[..len]).into_owned(), status, num_fences: arg.num_fences })
+        Ok(SyncFileInfo {
+            name: String::from_utf8_lossy(&arg.name[..len]).into_owned(),
+            status,
+            num_fences: arg.num_fences,
+        })
     }
 
     /// The status alone (see [`SyncFile::info`]).
@@ -146,7 +163,11 @@ fn name_bytes(name: &str) -> [u8; 32] {
 
 /// `poll(POLLIN)` with a timeout; true when readable (fence signaled).
 pub fn poll_in(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     loop {
         // SAFETY: one valid pollfd.

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use drm_ffi::syncobj as ffi;
 
-use crate::ioctl::{ioctl_retry, iowr};
 use super::sync_file::SyncFile;
+use crate::ioctl::{ioctl_retry, iowr};
 
 /// What a render node can do with syncobjs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,8 +57,12 @@ const DRM_CAP_SYNCOBJ_TIMELINE: u64 = 0x14;
 impl RenderNode {
     pub fn open(path: impl AsRef<Path>) -> io::Result<RenderNode> {
         let path = path.as_ref().to_owned();
-        let fd = rustix::fs::open(&path, rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("open {}: {e}", path.display())))?;
+        let fd = rustix::fs::open(
+            &path,
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("open {}: {e}", path.display())))?;
         Ok(RenderNode { fd, path })
     }
 
@@ -66,7 +70,11 @@ impl RenderNode {
     pub fn find(want: impl Fn(&SyncobjCaps) -> bool) -> io::Result<RenderNode> {
         let mut nodes: Vec<PathBuf> = std::fs::read_dir("/dev/dri")?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("renderD")))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("renderD"))
+            })
             .collect();
         nodes.sort();
         let mut seen = Vec::new();
@@ -82,7 +90,10 @@ impl RenderNode {
                 Err(e) => seen.push(e.to_string()),
             }
         }
-        Err(io::Error::new(io::ErrorKind::NotFound, format!("no render node with the wanted syncobj caps (seen: {seen:?})")))
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no render node with the wanted syncobj caps (seen: {seen:?})"),
+        ))
     }
 
     /// The node for `(major, minor)` (from `VK_EXT_physical_device_drm`).
@@ -95,14 +106,21 @@ impl RenderNode {
                 }
             }
         }
-        Err(io::Error::new(io::ErrorKind::NotFound, format!("no /dev/dri node {major}:{minor}")))
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no /dev/dri node {major}:{minor}"),
+        ))
     }
 
     /// Probes `DRM_CAP_SYNCOBJ`, `DRM_CAP_SYNCOBJ_TIMELINE` and the eventfd
     /// ioctl (an eventfd on handle 0 gives `ENOENT` where the ioctl exists,
     /// `EINVAL`/`ENOTTY`/`EOPNOTSUPP` where it does not: Mutter's test).
     pub fn probe(&self) -> SyncobjCaps {
-        let cap = |c| drm_ffi::get_capability(self.fd.as_fd(), c).map(|r| r.value != 0).unwrap_or(false);
+        let cap = |c| {
+            drm_ffi::get_capability(self.fd.as_fd(), c)
+                .map(|r| r.value != 0)
+                .unwrap_or(false)
+        };
         let syncobj = cap(DRM_CAP_SYNCOBJ);
         let timeline = cap(DRM_CAP_SYNCOBJ_TIMELINE);
         let eventfd = syncobj && {
@@ -112,7 +130,11 @@ impl RenderNode {
                 Err(_) => false,
             }
         };
-        SyncobjCaps { syncobj, timeline, eventfd }
+        SyncobjCaps {
+            syncobj,
+            timeline,
+            eventfd,
+        }
     }
 
     fn dup(&self) -> io::Result<Arc<OwnedFd>> {
@@ -143,14 +165,18 @@ impl Syncobj {
     /// A new syncobj (a timeline is just a syncobj used with points).
     pub fn create(node: &RenderNode, signaled: bool) -> io::Result<Syncobj> {
         let dev = node.dup()?;
-        let handle = ffi::create(dev.as_fd(), signaled).map_err(ctx("DRM_IOCTL_SYNCOBJ_CREATE"))?.handle;
+        let handle = ffi::create(dev.as_fd(), signaled)
+            .map_err(ctx("DRM_IOCTL_SYNCOBJ_CREATE"))?
+            .handle;
         Ok(Syncobj { dev, handle })
     }
 
     /// Imports a syncobj fd (a client's timeline).
     pub fn import(node: &RenderNode, fd: BorrowedFd<'_>) -> io::Result<Syncobj> {
         let dev = node.dup()?;
-        let handle = ffi::fd_to_handle(dev.as_fd(), fd, false).map_err(ctx("DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE"))?.handle;
+        let handle = ffi::fd_to_handle(dev.as_fd(), fd, false)
+            .map_err(ctx("DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE"))?
+            .handle;
         Ok(Syncobj { dev, handle })
     }
 
@@ -160,14 +186,17 @@ impl Syncobj {
 
     /// The syncobj as an fd another process (or node) can import.
     pub fn export(&self) -> io::Result<OwnedFd> {
-        let r = ffi::handle_to_fd(self.dev.as_fd(), self.handle, false).map_err(ctx("DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD"))?;
+        let r =
+            ffi::handle_to_fd(self.dev.as_fd(), self.handle, false).map_err(ctx("DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD"))?;
         // SAFETY: a new fd from the kernel.
         Ok(unsafe { OwnedFd::from_raw_fd(r.fd) })
     }
 
     /// `TIMELINE_SIGNAL`: signals `point` from the CPU.
     pub fn signal(&self, point: u64) -> io::Result<()> {
-        ffi::timeline_signal(self.dev.as_fd(), &[self.handle], &[point]).map(drop).map_err(ctx("DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL"))
+        ffi::timeline_signal(self.dev.as_fd(), &[self.handle], &[point])
+            .map(drop)
+            .map_err(ctx("DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL"))
     }
 
     /// `QUERY`: the last signaled point.
@@ -199,7 +228,15 @@ impl Syncobj {
     pub fn wait(&self, point: u64, timeout: Duration, available: bool) -> io::Result<bool> {
         crate::lockdep::might_block("DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT (Syncobj::wait)");
         let deadline = monotonic_ns() + timeout.as_nanos() as i64;
-        match ffi::timeline_wait(self.dev.as_fd(), &[self.handle], &[point], deadline, true, true, available) {
+        match ffi::timeline_wait(
+            self.dev.as_fd(),
+            &[self.handle],
+            &[point],
+            deadline,
+            true,
+            true,
+            available,
+        ) {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(false),
             Err(e) => Err(ctx("DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT")(e)),
@@ -210,8 +247,12 @@ impl Syncobj {
     /// becomes readable when `point` signals, or with `available` when a
     /// fence for it is attached.
     pub fn eventfd(&self, point: u64, available: bool) -> io::Result<OwnedFd> {
-        let efd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK)?;
-        ffi::eventfd(self.dev.as_fd(), self.handle, point, efd.as_fd(), available).map_err(ctx("DRM_IOCTL_SYNCOBJ_EVENTFD"))?;
+        let efd = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )?;
+        ffi::eventfd(self.dev.as_fd(), self.handle, point, efd.as_fd(), available)
+            .map_err(ctx("DRM_IOCTL_SYNCOBJ_EVENTFD"))?;
         Ok(efd)
     }
 
@@ -222,7 +263,9 @@ impl Syncobj {
         let tmp = ffi::create(dev, false).map_err(ctx("DRM_IOCTL_SYNCOBJ_CREATE"))?.handle;
         let result = ffi::transfer(dev, self.handle, tmp, point, 0)
             .map_err(ctx("DRM_IOCTL_SYNCOBJ_TRANSFER"))
-            .and_then(|_| ffi::handle_to_fd(dev, tmp, true).map_err(ctx("DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD(EXPORT_SYNC_FILE)")));
+            .and_then(|_| {
+                ffi::handle_to_fd(dev, tmp, true).map_err(ctx("DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD(EXPORT_SYNC_FILE)"))
+            });
         let _ = ffi::destroy(dev, tmp);
         // SAFETY: a new fd from the kernel.
         Ok(SyncFile::from_kernel(unsafe { OwnedFd::from_raw_fd(result?.fd) }))

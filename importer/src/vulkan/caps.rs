@@ -65,8 +65,14 @@ impl DeviceCaps {
         }
         unsafe { instance.get_physical_device_properties2(pdev, &mut props2) };
         let props = props2.properties;
-        caps.name = props.device_name_as_c_str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        caps.driver = driver.driver_info_as_c_str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        caps.name = props
+            .device_name_as_c_str()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        caps.driver = driver
+            .driver_info_as_c_str()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         caps.device_type = format!("{:?}", props.device_type);
         caps.api_version = props.api_version;
         if caps.physical_device_drm {
@@ -90,7 +96,12 @@ impl DeviceCaps {
             self.physical_device_drm,
             self.queue_family_foreign,
         ];
-        WANTED_EXTENSIONS.iter().zip(flags).filter(|(_, on)| *on).map(|(e, _)| *e).collect()
+        WANTED_EXTENSIONS
+            .iter()
+            .zip(flags)
+            .filter(|(_, on)| *on)
+            .map(|(e, _)| *e)
+            .collect()
     }
 
     /// Whether client dma-bufs can be imported at all.

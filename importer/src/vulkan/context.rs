@@ -62,7 +62,9 @@ pub struct VkContext {
 
 impl std::fmt::Debug for VkContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VkContext").field("device", &self.caps.name).finish_non_exhaustive()
+        f.debug_struct("VkContext")
+            .field("device", &self.caps.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -198,7 +200,9 @@ impl VkContext {
     pub fn memory_type(&self, type_bits: u32, flags: vk::MemoryPropertyFlags) -> Option<u32> {
         (0..self.memory_properties.memory_type_count).find(|&i| {
             type_bits & (1 << i) != 0
-                && self.memory_properties.memory_types[i as usize].property_flags.contains(flags)
+                && self.memory_properties.memory_types[i as usize]
+                    .property_flags
+                    .contains(flags)
         })
     }
 

@@ -34,10 +34,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::client_buffer::{BufferGuard, BufferReservation};
-use super::texture::{Region, StagedUpload, Texture};
-use super::{VkContext, VkError};
 use super::memory::HostBuffer;
+use super::texture::{Region, StagedUpload, Texture};
 use super::yuv::Nv12Params;
+use super::{VkContext, VkError};
 use crate::cpu::{copy_plane_rows, map_planes, with_cpu_access, CpuError, PlaneSource, PollReadable};
 use crate::dmabuf::DmabufDesc;
 use crate::format::FormatInfo;
@@ -73,7 +73,12 @@ impl CpuSource {
     ///
     /// Locks: this buffer's reservation (the guard; `resv` is the reservation
     /// it locks). Mapping work, rule B1; does not block.
-    pub fn map(guard: &mut BufferGuard<'_>, resv: &Arc<BufferReservation>, ctx: &Arc<VkContext>, desc: &DmabufDesc) -> Result<CpuSource, VkError> {
+    pub fn map(
+        guard: &mut BufferGuard<'_>,
+        resv: &Arc<BufferReservation>,
+        ctx: &Arc<VkContext>,
+        desc: &DmabufDesc,
+    ) -> Result<CpuSource, VkError> {
         assert_eq!(guard.id(), resv.id(), "CpuSource::map: guard of another buffer");
         let nv12 = desc.fourcc == drm_fourcc::DrmFourcc::Nv12;
         let format = if nv12 { desc.validate_nv12()? } else { desc.validate()? };
@@ -92,15 +97,34 @@ impl CpuSource {
             .enumerate()
             .map(|(i, p)| {
                 let (row_bytes, rows) = match (nv12, i) {
-                    (false, _) => (u64::from(desc.width) * u64::from(format.bytes_per_pixel), u64::from(desc.height)),
+                    (false, _) => (
+                        u64::from(desc.width) * u64::from(format.bytes_per_pixel),
+                        u64::from(desc.height),
+                    ),
                     (true, 0) => (u64::from(desc.width), u64::from(desc.height)),
-                    (true, _) => (2 * u64::from(desc.width.div_ceil(2)), u64::from(desc.height.div_ceil(2))),
+                    (true, _) => (
+                        2 * u64::from(desc.width.div_ceil(2)),
+                        u64::from(desc.height.div_ceil(2)),
+                    ),
                 };
-                PlaneSource { fd: p.fd.as_fd(), offset: u64::from(p.offset), stride: u64::from(p.stride), row_bytes, rows }
+                PlaneSource {
+                    fd: p.fd.as_fd(),
+                    offset: u64::from(p.offset),
+                    stride: u64::from(p.stride),
+                    row_bytes,
+                    rows,
+                }
             })
             .collect();
         map_planes(guard, &planes).map_err(cpu_err)?;
-        Ok(CpuSource { resv: resv.clone(), ctx: ctx.clone(), width: desc.width, height: desc.height, format, nv12 })
+        Ok(CpuSource {
+            resv: resv.clone(),
+            ctx: ctx.clone(),
+            width: desc.width,
+            height: desc.height,
+            format,
+            nv12,
+        })
     }
 
     /// The buffer's reservation.
@@ -120,7 +144,10 @@ impl CpuSource {
     /// NV12: bytes of the tightly packed Y and CbCr planes.
     fn nv12_plane_bytes(&self) -> (usize, usize) {
         let (w, h) = (self.width as usize, self.height as usize);
-        (w * h, 2 * self.width.div_ceil(2) as usize * self.height.div_ceil(2) as usize)
+        (
+            w * h,
+            2 * self.width.div_ceil(2) as usize * self.height.div_ceil(2) as usize,
+        )
     }
 
     /// NV12: both planes, tightly packed, into a storage buffer the
@@ -134,7 +161,14 @@ impl CpuSource {
         let (w, cw) = (self.width as usize, 2 * self.width.div_ceil(2) as usize);
         let dst = buf.bytes_mut();
         copy_plane_rows(view, 0, w, self.height as usize, &mut dst[..y_bytes], w)?;
-        copy_plane_rows(view, 1, cw, self.height.div_ceil(2) as usize, &mut dst[y_bytes..y_bytes + uv_bytes], cw)?;
+        copy_plane_rows(
+            view,
+            1,
+            cw,
+            self.height.div_ceil(2) as usize,
+            &mut dst[y_bytes..y_bytes + uv_bytes],
+            cw,
+        )?;
         let params = Nv12Params {
             width: self.width,
             height: self.height,
@@ -162,7 +196,12 @@ impl CpuSource {
     ///
     /// Locks: none may be held (`lockdep::might_block`).
     pub fn stage_waiting(&self, region: Option<Region>, wait: Duration) -> Result<StagedUpload, VkError> {
-        let full = Region { x: 0, y: 0, width: self.width, height: self.height };
+        let full = Region {
+            x: 0,
+            y: 0,
+            width: self.width,
+            height: self.height,
+        };
         let region = region.unwrap_or(full);
         let ready = PollReadable { timeout: wait };
         let size = (self.width, self.height);
@@ -171,7 +210,8 @@ impl CpuSource {
                 return self.stage_nv12(view);
             }
             let (bytes, stride) = view.plane_bytes(0).ok_or(CpuError::NoPlane(0))?;
-            StagedUpload::copy(&self.ctx, self.format, size, bytes, stride, region).map_err(|e| CpuError::Upload(e.to_string()))
+            StagedUpload::copy(&self.ctx, self.format, size, bytes, stride, region)
+                .map_err(|e| CpuError::Upload(e.to_string()))
         })
         .map_err(cpu_err)?
         .map_err(cpu_err)

@@ -30,9 +30,9 @@ use std::sync::Arc;
 
 use ash::vk;
 
+use super::client_buffer::BufferReservation;
 use super::pipeline::{Filter, Pipelines, QuadPush};
 use super::target::Target;
-use super::client_buffer::BufferReservation;
 use super::texture::{image_barrier, pipeline_barrier, Texture};
 use super::{VkContext, VkError, VkResultExt};
 use crate::sync::{SemaphoreSyncFd, SyncFile};
@@ -91,7 +91,10 @@ impl FrameFence {
 
     /// Non-blocking status check.
     pub fn is_signaled(&self) -> bool {
-        matches!(unsafe { self.ctx.device.get_fence_status(self.fence) }, Ok(true) | Err(_))
+        matches!(
+            unsafe { self.ctx.device.get_fence_status(self.fence) },
+            Ok(true) | Err(_)
+        )
     }
 
     /// Blocks until the GPU work is done. Locks: none may be a reservation
@@ -132,7 +135,13 @@ impl CommandRing {
             .queue_family_index(ctx.queue_family)
             .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
         let pool = unsafe { ctx.device.create_command_pool(&info, None) }.call("vkCreateCommandPool")?;
-        Ok(CommandRing { ctx: ctx.clone(), pool, free: Vec::new(), in_flight: Vec::new(), deferred_frees: 0 })
+        Ok(CommandRing {
+            ctx: ctx.clone(),
+            pool,
+            free: Vec::new(),
+            in_flight: Vec::new(),
+            deferred_frees: 0,
+        })
     }
 
     /// Frees the resources of finished submissions. Never blocks.
@@ -191,7 +200,8 @@ impl CommandRing {
         };
         let dev = &self.ctx.device;
         unsafe {
-            dev.reset_command_buffer(cmd, vk::CommandBufferResetFlags::empty()).call("vkResetCommandBuffer")?;
+            dev.reset_command_buffer(cmd, vk::CommandBufferResetFlags::empty())
+                .call("vkResetCommandBuffer")?;
             let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
             dev.begin_command_buffer(cmd, &begin).call("vkBeginCommandBuffer")?;
         }
@@ -232,7 +242,12 @@ impl CommandRing {
             self.free.extend(cmds);
             return Err(e);
         }
-        self.in_flight.push(InFlight { fence: fence.clone(), cmds, _keep: keep, _textures: textures });
+        self.in_flight.push(InFlight {
+            fence: fence.clone(),
+            cmds,
+            _keep: keep,
+            _textures: textures,
+        });
         Ok(fence)
     }
 }
@@ -284,19 +299,47 @@ impl Recorder {
         let prepare = ring.begin()?;
         let render = ring.begin()?;
         if !target.initialized.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            let b = image_barrier(target.image, vk::ImageLayout::UNDEFINED, vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
-                .dst_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE | vk::AccessFlags::COLOR_ATTACHMENT_READ);
-            unsafe { pipeline_barrier(&ctx.device, prepare, vk::PipelineStageFlags::TOP_OF_PIPE, vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT, &[b], &[]) };
+            let b = image_barrier(
+                target.image,
+                vk::ImageLayout::UNDEFINED,
+                vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+            )
+            .dst_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE | vk::AccessFlags::COLOR_ATTACHMENT_READ);
+            unsafe {
+                pipeline_barrier(
+                    &ctx.device,
+                    prepare,
+                    vk::PipelineStageFlags::TOP_OF_PIPE,
+                    vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT,
+                    &[b],
+                    &[],
+                )
+            };
         }
-        let area = vk::Rect2D { offset: vk::Offset2D { x: 0, y: 0 }, extent: vk::Extent2D { width: target.width, height: target.height } };
+        let area = vk::Rect2D {
+            offset: vk::Offset2D { x: 0, y: 0 },
+            extent: vk::Extent2D {
+                width: target.width,
+                height: target.height,
+            },
+        };
         let begin = vk::RenderPassBeginInfo::default()
             .render_pass(pipeline.render_pass)
             .framebuffer(framebuffer)
             .render_area(area);
-        let viewport = vk::Viewport { x: 0.0, y: 0.0, width: target.width as f32, height: target.height as f32, min_depth: 0.0, max_depth: 1.0 };
+        let viewport = vk::Viewport {
+            x: 0.0,
+            y: 0.0,
+            width: target.width as f32,
+            height: target.height as f32,
+            min_depth: 0.0,
+            max_depth: 1.0,
+        };
         unsafe {
-            ctx.device.cmd_begin_render_pass(render, &begin, vk::SubpassContents::INLINE);
-            ctx.device.cmd_bind_pipeline(render, vk::PipelineBindPoint::GRAPHICS, pipeline.pipeline);
+            ctx.device
+                .cmd_begin_render_pass(render, &begin, vk::SubpassContents::INLINE);
+            ctx.device
+                .cmd_bind_pipeline(render, vk::PipelineBindPoint::GRAPHICS, pipeline.pipeline);
             ctx.device.cmd_set_viewport(render, 0, &[viewport]);
         }
         Ok(Recorder {
@@ -325,10 +368,23 @@ impl Recorder {
         let attachment = [vk::ClearAttachment {
             aspect_mask: vk::ImageAspectFlags::COLOR,
             color_attachment: 0,
-            clear_value: vk::ClearValue { color: vk::ClearColorValue { float32: color } },
+            clear_value: vk::ClearValue {
+                color: vk::ClearColorValue { float32: color },
+            },
         }];
-        let clear_rects: Vec<_> = rects.iter().map(|&rect| vk::ClearRect { rect, base_array_layer: 0, layer_count: 1 }).collect();
-        unsafe { self.ctx.device.cmd_clear_attachments(self.render, &attachment, &clear_rects) };
+        let clear_rects: Vec<_> = rects
+            .iter()
+            .map(|&rect| vk::ClearRect {
+                rect,
+                base_array_layer: 0,
+                layer_count: 1,
+            })
+            .collect();
+        unsafe {
+            self.ctx
+                .device
+                .cmd_clear_attachments(self.render, &attachment, &clear_rects)
+        };
     }
 
     /// Draws one quad (textured when `texture` is given) clipped to each of
@@ -344,7 +400,9 @@ impl Recorder {
         }
         let dev = &self.ctx.device;
         let sets = [tex.descriptor_set, self.sampler_set];
-        unsafe { dev.cmd_bind_descriptor_sets(self.render, vk::PipelineBindPoint::GRAPHICS, self.layout, 0, &sets, &[]) };
+        unsafe {
+            dev.cmd_bind_descriptor_sets(self.render, vk::PipelineBindPoint::GRAPHICS, self.layout, 0, &sets, &[])
+        };
         unsafe {
             dev.cmd_push_constants(
                 self.render,
@@ -423,7 +481,9 @@ impl Recorder {
         }
         let sampled = self.sync_stats.sampled_dmabufs;
         let export = if self.sync.export && sampled > 0 {
-            crate::sync::vk::create_export_semaphore(&self.ctx).map_err(|e| tracing::warn!("export semaphore: {e}")).ok()
+            crate::sync::vk::create_export_semaphore(&self.ctx)
+                .map_err(|e| tracing::warn!("export semaphore: {e}"))
+                .ok()
         } else {
             None
         };
@@ -432,16 +492,23 @@ impl Recorder {
         let textures = self.textures.clone();
         let keep_sems: Vec<vk::Semaphore> = waits.iter().chain(&signals).copied().collect();
         let mut keep = std::mem::take(&mut self.keep);
-        keep.push(Box::new(crate::sync::vk::SemaphoreKeep { device: self.ctx.device.clone(), semaphores: keep_sems }));
+        keep.push(Box::new(crate::sync::vk::SemaphoreKeep {
+            device: self.ctx.device.clone(),
+            semaphores: keep_sems,
+        }));
         let fence = ring.submit_synced(vec![self.prepare, self.render], keep, self.textures, &waits, &signals)?;
-        fence.sampled_dmabufs.store(sampled, std::sync::atomic::Ordering::Release);
+        fence
+            .sampled_dmabufs
+            .store(sampled, std::sync::atomic::Ordering::Release);
         if let Some(&sem) = signals.first() {
             match crate::sync::vk::export_sync_file(&self.ctx, sem) {
                 Ok(done) => {
                     let mut all = true;
                     for tex in &textures {
                         for fd in tex.dmabuf_fds() {
-                            if let Err(e) = crate::sync::dmabuf::import_sync_file(fd.as_fd(), &done, crate::sync::Access::Read) {
+                            if let Err(e) =
+                                crate::sync::dmabuf::import_sync_file(fd.as_fd(), &done, crate::sync::Access::Read)
+                            {
                                 tracing::debug!("IMPORT_SYNC_FILE(READ) into a client dma-buf: {e}");
                                 all = false;
                             }

@@ -26,7 +26,11 @@ pub fn dmabuf_memory_type_bits(ctx: &VkContext, fd: BorrowedFd<'_>) -> Result<u3
     let ext = ctx.external_memory_fd.as_ref().ok_or(VkError::NoDmabufImport)?;
     let mut props = vk::MemoryFdPropertiesKHR::default();
     unsafe {
-        ext.get_memory_fd_properties(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT, fd.as_raw_fd(), &mut props)
+        ext.get_memory_fd_properties(
+            vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT,
+            fd.as_raw_fd(),
+            &mut props,
+        )
     }
     .call("vkGetMemoryFdPropertiesKHR")?;
     Ok(props.memory_type_bits)
@@ -89,7 +93,9 @@ impl HostBuffer {
             unsafe { dev.destroy_buffer(buffer, None) };
             return Err(VkError::NoMemoryType("host-visible buffer"));
         };
-        let alloc = vk::MemoryAllocateInfo::default().allocation_size(reqs.size).memory_type_index(type_index);
+        let alloc = vk::MemoryAllocateInfo::default()
+            .allocation_size(reqs.size)
+            .memory_type_index(type_index);
         let memory = match unsafe { dev.allocate_memory(&alloc, None) }.call("vkAllocateMemory(host)") {
             Ok(m) => m,
             Err(e) => {
@@ -102,13 +108,22 @@ impl HostBuffer {
                 .and_then(|_| dev.map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()))
         };
         match mapped {
-            Ok(ptr) => Ok(HostBuffer { ctx: ctx.clone(), buffer, memory, ptr: ptr.cast(), size }),
+            Ok(ptr) => Ok(HostBuffer {
+                ctx: ctx.clone(),
+                buffer,
+                memory,
+                ptr: ptr.cast(),
+                size,
+            }),
             Err(result) => {
                 unsafe {
                     dev.destroy_buffer(buffer, None);
                     dev.free_memory(memory, None);
                 }
-                Err(VkError::Call { call: "vkMapMemory", result })
+                Err(VkError::Call {
+                    call: "vkMapMemory",
+                    result,
+                })
             }
         }
     }

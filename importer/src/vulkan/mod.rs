@@ -12,8 +12,8 @@
 
 pub mod caps;
 pub mod client_buffer;
-pub mod cpu_import;
 pub mod context;
+pub mod cpu_import;
 pub mod frame;
 pub mod memory;
 pub mod pipeline;

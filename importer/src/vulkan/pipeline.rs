@@ -32,7 +32,10 @@ fn ndc(p: [f32; 2], fb: [f32; 2]) -> [f32; 2] {
 }
 
 fn pack(c: [[f32; 2]; 4]) -> [[f32; 4]; 2] {
-    [[c[0][0], c[0][1], c[1][0], c[1][1]], [c[2][0], c[2][1], c[3][0], c[3][1]]]
+    [
+        [c[0][0], c[0][1], c[1][0], c[1][1]],
+        [c[2][0], c[2][1], c[3][0], c[3][1]],
+    ]
 }
 
 impl QuadPush {
@@ -50,7 +53,12 @@ impl QuadPush {
 
     /// A solid quad of premultiplied `color`.
     pub fn solid(corners: [[f32; 2]; 4], fb_size: [f32; 2], color: [f32; 4]) -> QuadPush {
-        QuadPush { pos: pack(corners.map(|c| ndc(c, fb_size))), uv: [[0.0; 4]; 2], color, params: [1.0, 1.0, 0.0, 0.0] }
+        QuadPush {
+            pos: pack(corners.map(|c| ndc(c, fb_size))),
+            uv: [[0.0; 4]; 2],
+            color,
+            params: [1.0, 1.0, 0.0, 0.0],
+        }
     }
 
     /// Corners of an axis-aligned rectangle, strip order.
@@ -116,7 +124,10 @@ fn sampler(ctx: &VkContext, filter: vk::Filter) -> Result<vk::Sampler, VkError> 
 impl Pipelines {
     pub fn new(ctx: &Arc<VkContext>) -> Result<Pipelines, VkError> {
         let dev = &ctx.device;
-        let words: Vec<u32> = QUAD_SPV.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let words: Vec<u32> = QUAD_SPV
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         let module = unsafe { dev.create_shader_module(&vk::ShaderModuleCreateInfo::default().code(&words), None) }
             .call("vkCreateShaderModule")?;
         let texture_layout = set_layout(ctx, vk::DescriptorType::SAMPLED_IMAGE)?;
@@ -127,14 +138,21 @@ impl Pipelines {
             size: std::mem::size_of::<QuadPush>() as u32,
         }];
         let set_layouts = [texture_layout, sampler_layout];
-        let info = vk::PipelineLayoutCreateInfo::default().set_layouts(&set_layouts).push_constant_ranges(&ranges);
+        let info = vk::PipelineLayoutCreateInfo::default()
+            .set_layouts(&set_layouts)
+            .push_constant_ranges(&ranges);
         let layout = unsafe { dev.create_pipeline_layout(&info, None) }.call("vkCreatePipelineLayout")?;
         let samplers = [sampler(ctx, vk::Filter::LINEAR)?, sampler(ctx, vk::Filter::NEAREST)?];
-        let sizes = [vk::DescriptorPoolSize { ty: vk::DescriptorType::SAMPLER, descriptor_count: 2 }];
+        let sizes = [vk::DescriptorPoolSize {
+            ty: vk::DescriptorType::SAMPLER,
+            descriptor_count: 2,
+        }];
         let pool_info = vk::DescriptorPoolCreateInfo::default().max_sets(2).pool_sizes(&sizes);
         let sampler_pool = unsafe { dev.create_descriptor_pool(&pool_info, None) }.call("vkCreateDescriptorPool")?;
         let layouts = [sampler_layout, sampler_layout];
-        let alloc = vk::DescriptorSetAllocateInfo::default().descriptor_pool(sampler_pool).set_layouts(&layouts);
+        let alloc = vk::DescriptorSetAllocateInfo::default()
+            .descriptor_pool(sampler_pool)
+            .set_layouts(&layouts);
         let sets = unsafe { dev.allocate_descriptor_sets(&alloc) }.call("vkAllocateDescriptorSets")?;
         for (set, s) in sets.iter().zip(samplers) {
             let info = [vk::DescriptorImageInfo::default().sampler(s)];
@@ -194,11 +212,16 @@ impl Pipelines {
             .store_op(vk::AttachmentStoreOp::STORE)
             .initial_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
             .final_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)];
-        let color_ref = [vk::AttachmentReference { attachment: 0, layout: vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL }];
+        let color_ref = [vk::AttachmentReference {
+            attachment: 0,
+            layout: vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+        }];
         let subpass = [vk::SubpassDescription::default()
             .pipeline_bind_point(vk::PipelineBindPoint::GRAPHICS)
             .color_attachments(&color_ref)];
-        let info = vk::RenderPassCreateInfo::default().attachments(&attachment).subpasses(&subpass);
+        let info = vk::RenderPassCreateInfo::default()
+            .attachments(&attachment)
+            .subpasses(&subpass);
         unsafe { self.ctx.device.create_render_pass(&info, None) }.call("vkCreateRenderPass")
     }
 
@@ -214,13 +237,17 @@ impl Pipelines {
                 .name(c"fs_main"),
         ];
         let vertex_input = vk::PipelineVertexInputStateCreateInfo::default();
-        let assembly = vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_STRIP);
-        let viewport = vk::PipelineViewportStateCreateInfo::default().viewport_count(1).scissor_count(1);
+        let assembly =
+            vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_STRIP);
+        let viewport = vk::PipelineViewportStateCreateInfo::default()
+            .viewport_count(1)
+            .scissor_count(1);
         let raster = vk::PipelineRasterizationStateCreateInfo::default()
             .polygon_mode(vk::PolygonMode::FILL)
             .cull_mode(vk::CullModeFlags::NONE)
             .line_width(1.0);
-        let multisample = vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
+        let multisample =
+            vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
         let blend = [vk::PipelineColorBlendAttachmentState::default()
             .blend_enable(true)
             .src_color_blend_factor(vk::BlendFactor::ONE)
@@ -245,8 +272,15 @@ impl Pipelines {
             .layout(self.layout)
             .render_pass(render_pass)
             .subpass(0);
-        let pipelines = unsafe { self.ctx.device.create_graphics_pipelines(vk::PipelineCache::null(), &[info], None) }
-            .map_err(|(_, result)| VkError::Call { call: "vkCreateGraphicsPipelines", result })?;
+        let pipelines = unsafe {
+            self.ctx
+                .device
+                .create_graphics_pipelines(vk::PipelineCache::null(), &[info], None)
+        }
+        .map_err(|(_, result)| VkError::Call {
+            call: "vkCreateGraphicsPipelines",
+            result,
+        })?;
         Ok(pipelines[0])
     }
 }

@@ -76,7 +76,9 @@ pub struct RenderCore {
 
 impl std::fmt::Debug for RenderCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RenderCore").field("device", &self.ctx.caps.name).finish_non_exhaustive()
+        f.debug_struct("RenderCore")
+            .field("device", &self.ctx.caps.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,14 +92,26 @@ impl RenderCore {
         let sync = crate::sync::SemaphoreSyncFd::probe(&ctx);
         info!("{}", sync.summary());
         let nv12 = Arc::new(super::yuv::Nv12Pipeline::new(&ctx)?);
-        Ok(RenderCore { ctx, ring: Mutex::new(ring), pipelines, blank, counters: ImportCounters::default(), options, sync, nv12 })
+        Ok(RenderCore {
+            ctx,
+            ring: Mutex::new(ring),
+            pipelines,
+            blank,
+            counters: ImportCounters::default(),
+            options,
+            sync,
+            nv12,
+        })
     }
 
     /// Locks the command ring. Locks: may be taken under reservations
     /// (hierarchy: reservation → ring → queue), never the other way round.
     fn ring(&self) -> RingGuard<'_> {
         let held = lockdep::acquire(&lockdep::DEVICE_RING, &self.ring as *const _ as usize, None);
-        RingGuard { ring: self.ring.lock().unwrap_or_else(|p| p.into_inner()), _held: held }
+        RingGuard {
+            ring: self.ring.lock().unwrap_or_else(|p| p.into_inner()),
+            _held: held,
+        }
     }
 
     /// Import counters by path.
@@ -114,7 +128,13 @@ impl RenderCore {
         let resv = Arc::new(BufferReservation::new());
         let imported = {
             let mut guard = resv.lock();
-            client_buffer::import_gpu(&mut guard, &self.ctx, self.pipelines.texture_layout, desc, self.options.force_buffer_path)
+            client_buffer::import_gpu(
+                &mut guard,
+                &self.ctx,
+                self.pipelines.texture_layout,
+                desc,
+                self.options.force_buffer_path,
+            )
         };
         match imported {
             Ok(tex) => {
@@ -128,7 +148,11 @@ impl RenderCore {
                     buffer = resv.id(),
                     "imported dma-buf"
                 );
-                Ok(ClientBuffer { resv, texture: tex, cpu: None })
+                Ok(ClientBuffer {
+                    resv,
+                    texture: tex,
+                    cpu: None,
+                })
             }
             Err(e) => {
                 self.counters.record_failure();
@@ -161,13 +185,24 @@ impl RenderCore {
         let resv = Arc::new(BufferReservation::new());
         let imported = {
             let mut guard = resv.lock();
-            client_buffer::import_cpu(&mut guard, &resv, &self.ctx, self.pipelines.texture_layout, &self.nv12, desc)
+            client_buffer::import_cpu(
+                &mut guard,
+                &resv,
+                &self.ctx,
+                self.pipelines.texture_layout,
+                &self.nv12,
+                desc,
+            )
         };
         match imported {
             Ok((tex, source)) => {
                 self.counters.record(ImportPath::Cpu);
                 info!(width = desc.width, height = desc.height, format = ?desc.fourcc, path = ImportPath::Cpu.as_str(), buffer = resv.id(), "imported dma-buf");
-                Ok(ClientBuffer { resv, texture: tex, cpu: Some(Arc::new(source)) })
+                Ok(ClientBuffer {
+                    resv,
+                    texture: tex,
+                    cpu: Some(Arc::new(source)),
+                })
             }
             Err(e) => {
                 self.counters.record_failure();
@@ -178,9 +213,25 @@ impl RenderCore {
     }
 
     /// A texture filled from CPU memory (`data` rows of `stride` bytes).
-    pub fn upload(&self, data: &[u8], format: FormatInfo, width: u32, height: u32, stride: usize) -> Result<Arc<Texture>, VkError> {
+    pub fn upload(
+        &self,
+        data: &[u8],
+        format: FormatInfo,
+        width: u32,
+        height: u32,
+        stride: usize,
+    ) -> Result<Arc<Texture>, VkError> {
         let tex = Texture::new_owned(&self.ctx, self.pipelines.texture_layout, format, width, height)?;
-        tex.queue_upload(data, stride, Region { x: 0, y: 0, width, height })?;
+        tex.queue_upload(
+            data,
+            stride,
+            Region {
+                x: 0,
+                y: 0,
+                width,
+                height,
+            },
+        )?;
         self.counters.record(ImportPath::Shm);
         Ok(tex)
     }
@@ -249,7 +300,9 @@ impl RenderCore {
 
     /// Copies `region` of `target` into host memory (asynchronously).
     pub fn read_target(&self, target: &Target, region: Region) -> Result<Readback, VkError> {
-        let region = region.clamp(target.width, target.height).ok_or_else(|| VkError::Unsupported("empty read-back".into()))?;
+        let region = region
+            .clamp(target.width, target.height)
+            .ok_or_else(|| VkError::Unsupported("empty read-back".into()))?;
         let layout = vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL;
         let access = vk::AccessFlags::COLOR_ATTACHMENT_WRITE;
         self.read_image(target.image, target.format, layout, access, region, None)
@@ -257,11 +310,20 @@ impl RenderCore {
 
     /// Copies `region` of a texture into host memory (asynchronously).
     pub fn read_texture(&self, texture: &Arc<Texture>, region: Region) -> Result<Readback, VkError> {
-        let region = region.clamp(texture.width, texture.height).ok_or_else(|| VkError::Unsupported("empty read-back".into()))?;
+        let region = region
+            .clamp(texture.width, texture.height)
+            .ok_or_else(|| VkError::Unsupported("empty read-back".into()))?;
         // record_prepare leaves every texture in SHADER_READ_ONLY_OPTIMAL (acquired,
         // for client memory); record_release hands client memory back after.
         let layout = vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL;
-        self.read_image(texture.image, texture.format, layout, vk::AccessFlags::SHADER_READ, region, Some(texture))
+        self.read_image(
+            texture.image,
+            texture.format,
+            layout,
+            vk::AccessFlags::SHADER_READ,
+            region,
+            Some(texture),
+        )
     }
 
     fn read_image(
@@ -291,15 +353,40 @@ impl RenderCore {
             .dst_access_mask(access);
         let copy = buffer_image_copy(0, region.width, region, 0);
         unsafe {
-            pipeline_barrier(dev, cmd, vk::PipelineStageFlags::ALL_COMMANDS, vk::PipelineStageFlags::TRANSFER, &[to_src], &[]);
-            dev.cmd_copy_image_to_buffer(cmd, image, vk::ImageLayout::TRANSFER_SRC_OPTIMAL, buffer.buffer, &[copy]);
-            pipeline_barrier(dev, cmd, vk::PipelineStageFlags::TRANSFER, vk::PipelineStageFlags::ALL_COMMANDS, &[back], &[]);
+            pipeline_barrier(
+                dev,
+                cmd,
+                vk::PipelineStageFlags::ALL_COMMANDS,
+                vk::PipelineStageFlags::TRANSFER,
+                &[to_src],
+                &[],
+            );
+            dev.cmd_copy_image_to_buffer(
+                cmd,
+                image,
+                vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+                buffer.buffer,
+                &[copy],
+            );
+            pipeline_barrier(
+                dev,
+                cmd,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::PipelineStageFlags::ALL_COMMANDS,
+                &[back],
+                &[],
+            );
         }
         if let Some(tex) = texture {
             tex.record_release(cmd);
         }
         let textures = texture.into_iter().cloned().collect();
         let fence = ring.submit(vec![cmd], keep, textures)?;
-        Ok(Readback { buffer, fence, region, format })
+        Ok(Readback {
+            buffer,
+            fence,
+            region,
+            format,
+        })
     }
 }

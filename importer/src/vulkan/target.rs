@@ -27,14 +27,19 @@ pub struct Target {
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target").field("size", &(self.width, self.height)).field("format", &self.format.fourcc).finish()
+        f.debug_struct("Target")
+            .field("size", &(self.width, self.height))
+            .field("format", &self.format.fourcc)
+            .finish()
     }
 }
 
 impl Target {
     pub fn new(ctx: &Arc<VkContext>, format: FormatInfo, width: u32, height: u32) -> Result<Target, VkError> {
         let dev = &ctx.device;
-        let usage = vk::ImageUsageFlags::COLOR_ATTACHMENT | vk::ImageUsageFlags::TRANSFER_SRC | vk::ImageUsageFlags::TRANSFER_DST;
+        let usage = vk::ImageUsageFlags::COLOR_ATTACHMENT
+            | vk::ImageUsageFlags::TRANSFER_SRC
+            | vk::ImageUsageFlags::TRANSFER_DST;
         let info = super::texture::image_info(&format, width, height, vk::ImageTiling::OPTIMAL, usage);
         let image = unsafe { dev.create_image(&info, None) }.call("vkCreateImage(target)")?;
         let reqs = unsafe { dev.get_image_memory_requirements(image) };
@@ -45,7 +50,9 @@ impl Target {
             unsafe { dev.destroy_image(image, None) };
             return Err(VkError::NoMemoryType("render target"));
         };
-        let alloc = vk::MemoryAllocateInfo::default().allocation_size(reqs.size).memory_type_index(type_index);
+        let alloc = vk::MemoryAllocateInfo::default()
+            .allocation_size(reqs.size)
+            .memory_type_index(type_index);
         let memory = unsafe { dev.allocate_memory(&alloc, None) }.call("vkAllocateMemory(target)")?;
         unsafe { dev.bind_image_memory(image, memory, 0) }.call("vkBindImageMemory(target)")?;
         // The output shows the stored bytes as they are: no swizzle on targets.
@@ -114,7 +121,10 @@ pub struct Readback {
 
 impl std::fmt::Debug for Readback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Readback").field("region", &self.region).field("format", &self.format.fourcc).finish()
+        f.debug_struct("Readback")
+            .field("region", &self.region)
+            .field("format", &self.format.fourcc)
+            .finish()
     }
 }
 

@@ -59,7 +59,12 @@ impl Region {
     pub fn clamp(self, width: u32, height: u32) -> Option<Region> {
         let x1 = self.x.saturating_add(self.width).min(width);
         let y1 = self.y.saturating_add(self.height).min(height);
-        (self.x < x1 && self.y < y1).then(|| Region { x: self.x, y: self.y, width: x1 - self.x, height: y1 - self.y })
+        (self.x < x1 && self.y < y1).then(|| Region {
+            x: self.x,
+            y: self.y,
+            width: x1 - self.x,
+            height: y1 - self.y,
+        })
     }
 }
 
@@ -99,7 +104,9 @@ enum Staged {
 
 impl std::fmt::Debug for StagedUpload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StagedUpload").field("bytes", &self.len()).finish_non_exhaustive()
+        f.debug_struct("StagedUpload")
+            .field("bytes", &self.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,7 +131,10 @@ impl StagedUpload {
         let row_bytes = r.width as usize * bpp;
         let last = (r.y + r.height - 1) as usize * stride + r.x as usize * bpp + row_bytes;
         if last > data.len() || stride < width as usize * bpp {
-            return Err(VkError::Unsupported(format!("upload of {} bytes with stride {stride} is too small", data.len())));
+            return Err(VkError::Unsupported(format!(
+                "upload of {} bytes with stride {stride} is too small",
+                data.len()
+            )));
         }
         let mut staging = HostBuffer::new(ctx, row_bytes * r.height as usize, vk::BufferUsageFlags::TRANSFER_SRC)?;
         let dst = staging.bytes_mut();
@@ -137,7 +147,9 @@ impl StagedUpload {
                 dst[row * row_bytes..(row + 1) * row_bytes].copy_from_slice(&data[src..src + row_bytes]);
             }
         }
-        Ok(StagedUpload { staged: Some(Staged::Copy(staging, buffer_image_copy(0, r.width, r, 0))) })
+        Ok(StagedUpload {
+            staged: Some(Staged::Copy(staging, buffer_image_copy(0, r.width, r, 0))),
+        })
     }
 
     /// Bytes in the staging buffer.
@@ -152,7 +164,9 @@ impl StagedUpload {
     /// planes as `params` says; the texture converts it on the GPU
     /// ([`Texture::new_nv12_target`]).
     pub fn nv12(buffer: HostBuffer, params: Nv12Params) -> StagedUpload {
-        StagedUpload { staged: Some(Staged::Nv12(buffer, params)) }
+        StagedUpload {
+            staged: Some(Staged::Nv12(buffer, params)),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -229,7 +243,16 @@ impl<'a> Parts<'a> {
 
 impl Drop for Parts<'_> {
     fn drop(&mut self) {
-        unsafe { destroy(&self.ctx.device, self.image, self.view, self.memory, self.buffer, self.buffer_memory) };
+        unsafe {
+            destroy(
+                &self.ctx.device,
+                self.image,
+                self.view,
+                self.memory,
+                self.buffer,
+                self.buffer_memory,
+            )
+        };
     }
 }
 
@@ -268,7 +291,11 @@ pub(crate) fn image_info<'a>(
     vk::ImageCreateInfo::default()
         .image_type(vk::ImageType::TYPE_2D)
         .format(format.vk_format)
-        .extent(vk::Extent3D { width, height, depth: 1 })
+        .extent(vk::Extent3D {
+            width,
+            height,
+            depth: 1,
+        })
         .mip_levels(1)
         .array_layers(1)
         .samples(vk::SampleCountFlags::TYPE_1)
@@ -282,8 +309,8 @@ const SAMPLED_USAGE: vk::ImageUsageFlags =
     vk::ImageUsageFlags::from_raw(vk::ImageUsageFlags::SAMPLED.as_raw() | vk::ImageUsageFlags::TRANSFER_SRC.as_raw());
 
 fn external_linear_importable(ctx: &VkContext, format: &FormatInfo) -> bool {
-    let mut ext_info =
-        vk::PhysicalDeviceExternalImageFormatInfo::default().handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
+    let mut ext_info = vk::PhysicalDeviceExternalImageFormatInfo::default()
+        .handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
     let info = vk::PhysicalDeviceImageFormatInfo2::default()
         .format(format.vk_format)
         .ty(vk::ImageType::TYPE_2D)
@@ -292,7 +319,10 @@ fn external_linear_importable(ctx: &VkContext, format: &FormatInfo) -> bool {
         .push_next(&mut ext_info);
     let mut ext_props = vk::ExternalImageFormatProperties::default();
     let mut props = vk::ImageFormatProperties2::default().push_next(&mut ext_props);
-    let ok = unsafe { ctx.instance.get_physical_device_image_format_properties2(ctx.physical, &info, &mut props) };
+    let ok = unsafe {
+        ctx.instance
+            .get_physical_device_image_format_properties2(ctx.physical, &info, &mut props)
+    };
     ok.is_ok()
         && ext_props
             .external_memory_properties
@@ -321,10 +351,16 @@ pub(crate) fn color_range() -> vk::ImageSubresourceRange {
 }
 
 /// Tries the zero-copy image path; `Ok(false)` means "take the buffer path".
-fn try_image_path(ctx: &VkContext, desc: &DmabufDesc, format: &FormatInfo, parts: &mut Parts<'_>) -> Result<bool, VkError> {
+fn try_image_path(
+    ctx: &VkContext,
+    desc: &DmabufDesc,
+    format: &FormatInfo,
+    parts: &mut Parts<'_>,
+) -> Result<bool, VkError> {
     let plane = &desc.planes[0];
     let fd_len = fd_size(plane.fd.as_fd())?;
-    let mut ext = vk::ExternalMemoryImageCreateInfo::default().handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
+    let mut ext =
+        vk::ExternalMemoryImageCreateInfo::default().handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
     let layouts = [vk::SubresourceLayout {
         offset: u64::from(plane.offset),
         size: 0,
@@ -337,9 +373,15 @@ fn try_image_path(ctx: &VkContext, desc: &DmabufDesc, format: &FormatInfo, parts
         .plane_layouts(&layouts);
     let with_modifier = ctx.drm_format_modifier.is_some();
     let image = if with_modifier {
-        let info = image_info(format, desc.width, desc.height, vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT, SAMPLED_USAGE)
-            .push_next(&mut ext)
-            .push_next(&mut explicit);
+        let info = image_info(
+            format,
+            desc.width,
+            desc.height,
+            vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT,
+            SAMPLED_USAGE,
+        )
+        .push_next(&mut ext)
+        .push_next(&mut explicit);
         match unsafe { ctx.device.create_image(&info, None) } {
             Ok(i) => i,
             Err(result) => {
@@ -351,21 +393,34 @@ fn try_image_path(ctx: &VkContext, desc: &DmabufDesc, format: &FormatInfo, parts
         if !desc.is_linear() || plane.offset != 0 || !external_linear_importable(ctx, format) {
             return Ok(false);
         }
-        let info = image_info(format, desc.width, desc.height, vk::ImageTiling::LINEAR, SAMPLED_USAGE).push_next(&mut ext);
+        let info =
+            image_info(format, desc.width, desc.height, vk::ImageTiling::LINEAR, SAMPLED_USAGE).push_next(&mut ext);
         unsafe { ctx.device.create_image(&info, None) }.call("vkCreateImage(dma-buf)")?
     };
     parts.image = image;
     if !with_modifier {
-        let sub = vk::ImageSubresource { aspect_mask: vk::ImageAspectFlags::COLOR, mip_level: 0, array_layer: 0 };
+        let sub = vk::ImageSubresource {
+            aspect_mask: vk::ImageAspectFlags::COLOR,
+            mip_level: 0,
+            array_layer: 0,
+        };
         let layout = unsafe { ctx.device.get_image_subresource_layout(image, sub) };
         if layout.row_pitch != u64::from(plane.stride) || layout.offset != 0 {
-            debug!(driver_pitch = layout.row_pitch, client_stride = plane.stride, "linear pitch mismatch, buffer path");
+            debug!(
+                driver_pitch = layout.row_pitch,
+                client_stride = plane.stride,
+                "linear pitch mismatch, buffer path"
+            );
             return Ok(false);
         }
     }
     let reqs = unsafe { ctx.device.get_image_memory_requirements(image) };
     if !with_modifier && reqs.size > fd_len {
-        debug!(need = reqs.size, have = fd_len, "image needs more memory than the dma-buf has, buffer path");
+        debug!(
+            need = reqs.size,
+            have = fd_len,
+            "image needs more memory than the dma-buf has, buffer path"
+        );
         return Ok(false);
     }
     parts.memory = import_dmabuf_memory(ctx, plane.fd.as_fd(), reqs, Dedicated::Image(image))?;
@@ -373,7 +428,13 @@ fn try_image_path(ctx: &VkContext, desc: &DmabufDesc, format: &FormatInfo, parts
     Ok(true)
 }
 
-fn create_owned_image(ctx: &VkContext, format: &FormatInfo, width: u32, height: u32, parts: &mut Parts<'_>) -> Result<(), VkError> {
+fn create_owned_image(
+    ctx: &VkContext,
+    format: &FormatInfo,
+    width: u32,
+    height: u32,
+    parts: &mut Parts<'_>,
+) -> Result<(), VkError> {
     create_owned_image_with(ctx, format, width, height, vk::ImageUsageFlags::empty(), parts)
 }
 
@@ -393,12 +454,19 @@ fn create_owned_image_with(
         .memory_type(reqs.memory_type_bits, vk::MemoryPropertyFlags::DEVICE_LOCAL)
         .or_else(|| ctx.memory_type(reqs.memory_type_bits, vk::MemoryPropertyFlags::empty()))
         .ok_or(VkError::NoMemoryType("texture"))?;
-    let alloc = vk::MemoryAllocateInfo::default().allocation_size(reqs.size).memory_type_index(type_index);
+    let alloc = vk::MemoryAllocateInfo::default()
+        .allocation_size(reqs.size)
+        .memory_type_index(type_index);
     parts.memory = unsafe { ctx.device.allocate_memory(&alloc, None) }.call("vkAllocateMemory(texture)")?;
     unsafe { ctx.device.bind_image_memory(parts.image, parts.memory, 0) }.call("vkBindImageMemory")
 }
 
-fn import_source_buffer(ctx: &VkContext, desc: &DmabufDesc, format: &FormatInfo, parts: &mut Parts<'_>) -> Result<DmabufSource, VkError> {
+fn import_source_buffer(
+    ctx: &VkContext,
+    desc: &DmabufDesc,
+    format: &FormatInfo,
+    parts: &mut Parts<'_>,
+) -> Result<DmabufSource, VkError> {
     let plane = &desc.planes[0];
     if plane.offset % format.bytes_per_pixel != 0 || plane.stride % format.bytes_per_pixel != 0 {
         return Err(VkError::Unsupported(format!(
@@ -407,7 +475,8 @@ fn import_source_buffer(ctx: &VkContext, desc: &DmabufDesc, format: &FormatInfo,
         )));
     }
     let fd_len = fd_size(plane.fd.as_fd())?;
-    let mut ext = vk::ExternalMemoryBufferCreateInfo::default().handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
+    let mut ext =
+        vk::ExternalMemoryBufferCreateInfo::default().handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
     let info = vk::BufferCreateInfo::default()
         .size(fd_len)
         .usage(vk::BufferUsageFlags::TRANSFER_SRC)
@@ -415,7 +484,8 @@ fn import_source_buffer(ctx: &VkContext, desc: &DmabufDesc, format: &FormatInfo,
     parts.buffer = unsafe { ctx.device.create_buffer(&info, None) }.call("vkCreateBuffer(dma-buf)")?;
     let reqs = unsafe { ctx.device.get_buffer_memory_requirements(parts.buffer) };
     parts.buffer_memory = import_dmabuf_memory(ctx, plane.fd.as_fd(), reqs, Dedicated::Buffer(parts.buffer))?;
-    unsafe { ctx.device.bind_buffer_memory(parts.buffer, parts.buffer_memory, 0) }.call("vkBindBufferMemory(dma-buf)")?;
+    unsafe { ctx.device.bind_buffer_memory(parts.buffer, parts.buffer_memory, 0) }
+        .call("vkBindBufferMemory(dma-buf)")?;
     Ok(DmabufSource {
         buffer: parts.buffer,
         memory: parts.buffer_memory,
@@ -424,17 +494,29 @@ fn import_source_buffer(ctx: &VkContext, desc: &DmabufDesc, format: &FormatInfo,
     })
 }
 
-fn create_descriptor(ctx: &VkContext, layout: vk::DescriptorSetLayout, view: vk::ImageView) -> Result<(vk::DescriptorPool, vk::DescriptorSet), VkError> {
-    let sizes = [vk::DescriptorPoolSize { ty: vk::DescriptorType::SAMPLED_IMAGE, descriptor_count: 1 }];
+fn create_descriptor(
+    ctx: &VkContext,
+    layout: vk::DescriptorSetLayout,
+    view: vk::ImageView,
+) -> Result<(vk::DescriptorPool, vk::DescriptorSet), VkError> {
+    let sizes = [vk::DescriptorPoolSize {
+        ty: vk::DescriptorType::SAMPLED_IMAGE,
+        descriptor_count: 1,
+    }];
     let info = vk::DescriptorPoolCreateInfo::default().max_sets(1).pool_sizes(&sizes);
     let pool = unsafe { ctx.device.create_descriptor_pool(&info, None) }.call("vkCreateDescriptorPool")?;
     let layouts = [layout];
-    let alloc = vk::DescriptorSetAllocateInfo::default().descriptor_pool(pool).set_layouts(&layouts);
+    let alloc = vk::DescriptorSetAllocateInfo::default()
+        .descriptor_pool(pool)
+        .set_layouts(&layouts);
     let set = match unsafe { ctx.device.allocate_descriptor_sets(&alloc) } {
         Ok(s) => s[0],
         Err(result) => {
             unsafe { ctx.device.destroy_descriptor_pool(pool, None) };
-            return Err(VkError::Call { call: "vkAllocateDescriptorSets", result });
+            return Err(VkError::Call {
+                call: "vkAllocateDescriptorSets",
+                result,
+            });
         }
     };
     let image_info = [vk::DescriptorImageInfo::default()
@@ -529,7 +611,9 @@ impl Texture {
         let mut fds: Vec<std::os::fd::OwnedFd> = Vec::new();
         for p in &desc.planes {
             let st = rustix::fs::fstat(&p.fd).ok().map(|s| (s.st_dev, s.st_ino));
-            let dup = fds.iter().any(|f| rustix::fs::fstat(f).ok().map(|s| (s.st_dev, s.st_ino)) == st && st.is_some());
+            let dup = fds
+                .iter()
+                .any(|f| rustix::fs::fstat(f).ok().map(|s| (s.st_dev, s.st_ino)) == st && st.is_some());
             if !dup {
                 if let Ok(fd) = p.fd.try_clone() {
                     fds.push(fd);
@@ -607,8 +691,14 @@ impl Texture {
     /// Locks: none needed (the pending list has its own leaf mutex).
     pub fn queue_staged(&self, staged: StagedUpload) {
         match staged.staged {
-            Some(Staged::Copy(buffer, copy)) => self.push_pending(PendingCopy { src: CopySource::Staging(buffer), regions: vec![copy] }),
-            Some(Staged::Nv12(buffer, params)) => self.push_pending(PendingCopy { src: CopySource::Nv12(buffer, params), regions: Vec::new() }),
+            Some(Staged::Copy(buffer, copy)) => self.push_pending(PendingCopy {
+                src: CopySource::Staging(buffer),
+                regions: vec![copy],
+            }),
+            Some(Staged::Nv12(buffer, params)) => self.push_pending(PendingCopy {
+                src: CopySource::Nv12(buffer, params),
+                regions: Vec::new(),
+            }),
             None => {}
         }
     }
@@ -617,7 +707,12 @@ impl Texture {
     /// client's memory. No-op on the image path, where the image *is* the memory.
     pub fn queue_dmabuf_refresh(&self, damage: Option<&[Region]>) {
         let Some(src) = &self.source else { return };
-        let full = [Region { x: 0, y: 0, width: self.width, height: self.height }];
+        let full = [Region {
+            x: 0,
+            y: 0,
+            width: self.width,
+            height: self.height,
+        }];
         let bpp = u64::from(self.format.bytes_per_pixel);
         let regions: Vec<_> = damage
             .unwrap_or(&full)
@@ -629,7 +724,10 @@ impl Texture {
             })
             .collect();
         if !regions.is_empty() {
-            self.push_pending(PendingCopy { src: CopySource::Dmabuf, regions });
+            self.push_pending(PendingCopy {
+                src: CopySource::Dmabuf,
+                regions,
+            });
         }
     }
 
@@ -649,12 +747,25 @@ impl Texture {
         let foreign = self.ctx.caps.foreign_queue_family();
         if self.external {
             // Acquire the client's memory from the foreign queue family.
-            let b = image_barrier(self.image, vk::ImageLayout::GENERAL, vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)
-                .src_queue_family_index(foreign)
-                .dst_queue_family_index(self.ctx.queue_family)
-                .src_access_mask(vk::AccessFlags::empty())
-                .dst_access_mask(vk::AccessFlags::SHADER_READ);
-            unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::TOP_OF_PIPE, vk::PipelineStageFlags::FRAGMENT_SHADER, &[b], &[]) };
+            let b = image_barrier(
+                self.image,
+                vk::ImageLayout::GENERAL,
+                vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+            )
+            .src_queue_family_index(foreign)
+            .dst_queue_family_index(self.ctx.queue_family)
+            .src_access_mask(vk::AccessFlags::empty())
+            .dst_access_mask(vk::AccessFlags::SHADER_READ);
+            unsafe {
+                pipeline_barrier(
+                    dev,
+                    cmd,
+                    vk::PipelineStageFlags::TOP_OF_PIPE,
+                    vk::PipelineStageFlags::FRAGMENT_SHADER,
+                    &[b],
+                    &[],
+                )
+            };
             return;
         }
         let copies: Vec<PendingCopy> = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
@@ -662,53 +773,127 @@ impl Texture {
         if copies.is_empty() && !first {
             return;
         }
-        let old = if first { vk::ImageLayout::UNDEFINED } else { vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL };
+        let old = if first {
+            vk::ImageLayout::UNDEFINED
+        } else {
+            vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL
+        };
         let to_dst = image_barrier(self.image, old, vk::ImageLayout::TRANSFER_DST_OPTIMAL)
             .src_access_mask(vk::AccessFlags::SHADER_READ)
             .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE);
-        unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::FRAGMENT_SHADER, vk::PipelineStageFlags::TRANSFER, &[to_dst], &[]) };
+        unsafe {
+            pipeline_barrier(
+                dev,
+                cmd,
+                vk::PipelineStageFlags::FRAGMENT_SHADER,
+                vk::PipelineStageFlags::TRANSFER,
+                &[to_dst],
+                &[],
+            )
+        };
         if first && copies.is_empty() {
             // Never written: define its content (transparent) rather than sampling garbage.
             let clear = vk::ClearColorValue { float32: [0.0; 4] };
-            unsafe { dev.cmd_clear_color_image(cmd, self.image, vk::ImageLayout::TRANSFER_DST_OPTIMAL, &clear, &[color_range()]) };
+            unsafe {
+                dev.cmd_clear_color_image(
+                    cmd,
+                    self.image,
+                    vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                    &clear,
+                    &[color_range()],
+                )
+            };
         }
         for copy in copies {
             match copy.src {
                 CopySource::Staging(buf) => {
-                    unsafe { dev.cmd_copy_buffer_to_image(cmd, buf.buffer, self.image, vk::ImageLayout::TRANSFER_DST_OPTIMAL, &copy.regions) };
+                    unsafe {
+                        dev.cmd_copy_buffer_to_image(
+                            cmd,
+                            buf.buffer,
+                            self.image,
+                            vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                            &copy.regions,
+                        )
+                    };
                     keep.push(Box::new(buf));
                 }
                 CopySource::Dmabuf => self.record_dmabuf_copy(cmd, &copy.regions),
                 CopySource::Nv12(buf, params) => self.record_nv12(cmd, buf, &params, keep),
             }
         }
-        let to_read = image_barrier(self.image, vk::ImageLayout::TRANSFER_DST_OPTIMAL, vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)
-            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-            .dst_access_mask(vk::AccessFlags::SHADER_READ);
-        unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::TRANSFER, vk::PipelineStageFlags::FRAGMENT_SHADER, &[to_read], &[]) };
+        let to_read = image_barrier(
+            self.image,
+            vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+            vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+        )
+        .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+        .dst_access_mask(vk::AccessFlags::SHADER_READ);
+        unsafe {
+            pipeline_barrier(
+                dev,
+                cmd,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::PipelineStageFlags::FRAGMENT_SHADER,
+                &[to_read],
+                &[],
+            )
+        };
     }
 
     /// Converts a staged NV12 upload into the image: TRANSFER_DST → GENERAL,
     /// dispatch, → TRANSFER_DST (the state the copy loop expects).
-    fn record_nv12(&self, cmd: vk::CommandBuffer, buf: HostBuffer, params: &Nv12Params, keep: &mut Vec<Box<dyn Send + Sync>>) {
+    fn record_nv12(
+        &self,
+        cmd: vk::CommandBuffer,
+        buf: HostBuffer,
+        params: &Nv12Params,
+        keep: &mut Vec<Box<dyn Send + Sync>>,
+    ) {
         let Some(pipeline) = &self.nv12 else {
             tracing::error!("NV12 upload queued on a texture without the conversion pipeline; dropped");
             return;
         };
         let dev = &self.ctx.device;
-        let to_general = image_barrier(self.image, vk::ImageLayout::TRANSFER_DST_OPTIMAL, vk::ImageLayout::GENERAL)
-            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-            .dst_access_mask(vk::AccessFlags::SHADER_WRITE);
-        unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::TRANSFER, vk::PipelineStageFlags::COMPUTE_SHADER, &[to_general], &[]) };
+        let to_general = image_barrier(
+            self.image,
+            vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+            vk::ImageLayout::GENERAL,
+        )
+        .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+        .dst_access_mask(vk::AccessFlags::SHADER_WRITE);
+        unsafe {
+            pipeline_barrier(
+                dev,
+                cmd,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::PipelineStageFlags::COMPUTE_SHADER,
+                &[to_general],
+                &[],
+            )
+        };
         match pipeline.record(cmd, buf.buffer, self.view, params) {
             Ok(pool) => keep.push(pool),
             Err(e) => tracing::error!("recording the NV12 conversion: {e}"),
         }
         keep.push(Box::new(buf));
-        let back = image_barrier(self.image, vk::ImageLayout::GENERAL, vk::ImageLayout::TRANSFER_DST_OPTIMAL)
-            .src_access_mask(vk::AccessFlags::SHADER_WRITE)
-            .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE);
-        unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::COMPUTE_SHADER, vk::PipelineStageFlags::TRANSFER, &[back], &[]) };
+        let back = image_barrier(
+            self.image,
+            vk::ImageLayout::GENERAL,
+            vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+        )
+        .src_access_mask(vk::AccessFlags::SHADER_WRITE)
+        .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE);
+        unsafe {
+            pipeline_barrier(
+                dev,
+                cmd,
+                vk::PipelineStageFlags::COMPUTE_SHADER,
+                vk::PipelineStageFlags::TRANSFER,
+                &[back],
+                &[],
+            )
+        };
     }
 
     fn record_dmabuf_copy(&self, cmd: vk::CommandBuffer, regions: &[vk::BufferImageCopy]) {
@@ -721,15 +906,41 @@ impl Texture {
             .src_queue_family_index(foreign)
             .dst_queue_family_index(self.ctx.queue_family)
             .dst_access_mask(vk::AccessFlags::TRANSFER_READ);
-        unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::TOP_OF_PIPE, vk::PipelineStageFlags::TRANSFER, &[], &[acquire]) };
-        unsafe { dev.cmd_copy_buffer_to_image(cmd, src.buffer, self.image, vk::ImageLayout::TRANSFER_DST_OPTIMAL, regions) };
+        unsafe {
+            pipeline_barrier(
+                dev,
+                cmd,
+                vk::PipelineStageFlags::TOP_OF_PIPE,
+                vk::PipelineStageFlags::TRANSFER,
+                &[],
+                &[acquire],
+            )
+        };
+        unsafe {
+            dev.cmd_copy_buffer_to_image(
+                cmd,
+                src.buffer,
+                self.image,
+                vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                regions,
+            )
+        };
         let release = vk::BufferMemoryBarrier::default()
             .buffer(src.buffer)
             .size(vk::WHOLE_SIZE)
             .src_queue_family_index(self.ctx.queue_family)
             .dst_queue_family_index(foreign)
             .src_access_mask(vk::AccessFlags::TRANSFER_READ);
-        unsafe { pipeline_barrier(dev, cmd, vk::PipelineStageFlags::TRANSFER, vk::PipelineStageFlags::BOTTOM_OF_PIPE, &[], &[release]) };
+        unsafe {
+            pipeline_barrier(
+                dev,
+                cmd,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+                &[],
+                &[release],
+            )
+        };
     }
 
     /// Releases client memory back to the foreign queue family after the
@@ -738,22 +949,44 @@ impl Texture {
         if !self.external {
             return;
         }
-        let b = image_barrier(self.image, vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL, vk::ImageLayout::GENERAL)
-            .src_queue_family_index(self.ctx.queue_family)
-            .dst_queue_family_index(self.ctx.caps.foreign_queue_family())
-            .src_access_mask(vk::AccessFlags::SHADER_READ)
-            .dst_access_mask(vk::AccessFlags::empty());
-        unsafe { pipeline_barrier(&self.ctx.device, cmd, vk::PipelineStageFlags::FRAGMENT_SHADER, vk::PipelineStageFlags::BOTTOM_OF_PIPE, &[b], &[]) };
+        let b = image_barrier(
+            self.image,
+            vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+            vk::ImageLayout::GENERAL,
+        )
+        .src_queue_family_index(self.ctx.queue_family)
+        .dst_queue_family_index(self.ctx.caps.foreign_queue_family())
+        .src_access_mask(vk::AccessFlags::SHADER_READ)
+        .dst_access_mask(vk::AccessFlags::empty());
+        unsafe {
+            pipeline_barrier(
+                &self.ctx.device,
+                cmd,
+                vk::PipelineStageFlags::FRAGMENT_SHADER,
+                vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+                &[b],
+                &[],
+            )
+        };
     }
-
 }
 
 impl Drop for Texture {
     fn drop(&mut self) {
-        let (buffer, buffer_memory) = self.source.as_ref().map_or((vk::Buffer::null(), vk::DeviceMemory::null()), |s| (s.buffer, s.memory));
+        let (buffer, buffer_memory) = self
+            .source
+            .as_ref()
+            .map_or((vk::Buffer::null(), vk::DeviceMemory::null()), |s| (s.buffer, s.memory));
         unsafe {
             self.ctx.device.destroy_descriptor_pool(self.pool, None);
-            destroy(&self.ctx.device, self.image, self.view, self.memory, buffer, buffer_memory);
+            destroy(
+                &self.ctx.device,
+                self.image,
+                self.view,
+                self.memory,
+                buffer,
+                buffer_memory,
+            );
         }
     }
 }
@@ -769,12 +1002,24 @@ pub(crate) fn buffer_image_copy(offset: u64, row_length: u32, r: Region, _layer:
             base_array_layer: 0,
             layer_count: 1,
         },
-        image_offset: vk::Offset3D { x: r.x as i32, y: r.y as i32, z: 0 },
-        image_extent: vk::Extent3D { width: r.width, height: r.height, depth: 1 },
+        image_offset: vk::Offset3D {
+            x: r.x as i32,
+            y: r.y as i32,
+            z: 0,
+        },
+        image_extent: vk::Extent3D {
+            width: r.width,
+            height: r.height,
+            depth: 1,
+        },
     }
 }
 
-pub(crate) fn image_barrier<'a>(image: vk::Image, old: vk::ImageLayout, new: vk::ImageLayout) -> vk::ImageMemoryBarrier<'a> {
+pub(crate) fn image_barrier<'a>(
+    image: vk::Image,
+    old: vk::ImageLayout,
+    new: vk::ImageLayout,
+) -> vk::ImageMemoryBarrier<'a> {
     vk::ImageMemoryBarrier::default()
         .image(image)
         .old_layout(old)

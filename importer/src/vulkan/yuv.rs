@@ -44,7 +44,17 @@ pub struct Nv12Params {
 impl Nv12Params {
     fn as_bytes(&self) -> [u8; 24] {
         let mut out = [0u8; 24];
-        for (i, v) in [self.width, self.height, self.y_offset, self.y_stride, self.uv_offset, self.uv_stride].iter().enumerate() {
+        for (i, v) in [
+            self.width,
+            self.height,
+            self.y_offset,
+            self.y_stride,
+            self.uv_offset,
+            self.uv_stride,
+        ]
+        .iter()
+        .enumerate()
+        {
             out[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
         }
         out
@@ -81,7 +91,10 @@ impl Drop for PoolKeep {
 impl Nv12Pipeline {
     pub fn new(ctx: &Arc<VkContext>) -> Result<Nv12Pipeline, VkError> {
         let dev = &ctx.device;
-        let words: Vec<u32> = NV12_SPV.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let words: Vec<u32> = NV12_SPV
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         let module = unsafe { dev.create_shader_module(&vk::ShaderModuleCreateInfo::default().code(&words), None) }
             .call("vkCreateShaderModule(nv12)")?;
         let bindings = [
@@ -96,8 +109,10 @@ impl Nv12Pipeline {
                 .descriptor_count(1)
                 .stage_flags(vk::ShaderStageFlags::COMPUTE),
         ];
-        let set_layout = unsafe { dev.create_descriptor_set_layout(&vk::DescriptorSetLayoutCreateInfo::default().bindings(&bindings), None) }
-            .call("vkCreateDescriptorSetLayout(nv12)");
+        let set_layout = unsafe {
+            dev.create_descriptor_set_layout(&vk::DescriptorSetLayoutCreateInfo::default().bindings(&bindings), None)
+        }
+        .call("vkCreateDescriptorSetLayout(nv12)");
         let set_layout = match set_layout {
             Ok(l) => l,
             Err(e) => {
@@ -105,18 +120,38 @@ impl Nv12Pipeline {
                 return Err(e);
             }
         };
-        let ranges = [vk::PushConstantRange { stage_flags: vk::ShaderStageFlags::COMPUTE, offset: 0, size: 24 }];
+        let ranges = [vk::PushConstantRange {
+            stage_flags: vk::ShaderStageFlags::COMPUTE,
+            offset: 0,
+            size: 24,
+        }];
         let set_layouts = [set_layout];
         let layout = unsafe {
-            dev.create_pipeline_layout(&vk::PipelineLayoutCreateInfo::default().set_layouts(&set_layouts).push_constant_ranges(&ranges), None)
+            dev.create_pipeline_layout(
+                &vk::PipelineLayoutCreateInfo::default()
+                    .set_layouts(&set_layouts)
+                    .push_constant_ranges(&ranges),
+                None,
+            )
         }
         .call("vkCreatePipelineLayout(nv12)")?;
-        let stage = vk::PipelineShaderStageCreateInfo::default().stage(vk::ShaderStageFlags::COMPUTE).module(module).name(c"main");
+        let stage = vk::PipelineShaderStageCreateInfo::default()
+            .stage(vk::ShaderStageFlags::COMPUTE)
+            .module(module)
+            .name(c"main");
         let info = [vk::ComputePipelineCreateInfo::default().stage(stage).layout(layout)];
         let pipeline = unsafe { dev.create_compute_pipelines(vk::PipelineCache::null(), &info, None) };
         unsafe { dev.destroy_shader_module(module, None) };
-        let pipeline = pipeline.map_err(|(_, result)| VkError::Call { call: "vkCreateComputePipelines(nv12)", result })?[0];
-        Ok(Nv12Pipeline { ctx: ctx.clone(), set_layout, layout, pipeline })
+        let pipeline = pipeline.map_err(|(_, result)| VkError::Call {
+            call: "vkCreateComputePipelines(nv12)",
+            result,
+        })?[0];
+        Ok(Nv12Pipeline {
+            ctx: ctx.clone(),
+            set_layout,
+            layout,
+            pipeline,
+        })
     }
 
     /// Records the conversion of `src` (a `STORAGE_BUFFER`, planes laid out
@@ -132,17 +167,43 @@ impl Nv12Pipeline {
     ) -> Result<Box<dyn Send + Sync>, VkError> {
         let dev = &self.ctx.device;
         let sizes = [
-            vk::DescriptorPoolSize { ty: vk::DescriptorType::STORAGE_BUFFER, descriptor_count: 1 },
-            vk::DescriptorPoolSize { ty: vk::DescriptorType::STORAGE_IMAGE, descriptor_count: 1 },
+            vk::DescriptorPoolSize {
+                ty: vk::DescriptorType::STORAGE_BUFFER,
+                descriptor_count: 1,
+            },
+            vk::DescriptorPoolSize {
+                ty: vk::DescriptorType::STORAGE_IMAGE,
+                descriptor_count: 1,
+            },
         ];
-        let pool = unsafe { dev.create_descriptor_pool(&vk::DescriptorPoolCreateInfo::default().max_sets(1).pool_sizes(&sizes), None) }
-            .call("vkCreateDescriptorPool(nv12)")?;
-        let keep = PoolKeep { ctx: self.ctx.clone(), pool };
+        let pool = unsafe {
+            dev.create_descriptor_pool(
+                &vk::DescriptorPoolCreateInfo::default().max_sets(1).pool_sizes(&sizes),
+                None,
+            )
+        }
+        .call("vkCreateDescriptorPool(nv12)")?;
+        let keep = PoolKeep {
+            ctx: self.ctx.clone(),
+            pool,
+        };
         let layouts = [self.set_layout];
-        let set = unsafe { dev.allocate_descriptor_sets(&vk::DescriptorSetAllocateInfo::default().descriptor_pool(pool).set_layouts(&layouts)) }
-            .call("vkAllocateDescriptorSets(nv12)")?[0];
-        let buffer_info = [vk::DescriptorBufferInfo { buffer: src, offset: 0, range: vk::WHOLE_SIZE }];
-        let image_info = [vk::DescriptorImageInfo::default().image_view(view).image_layout(vk::ImageLayout::GENERAL)];
+        let set = unsafe {
+            dev.allocate_descriptor_sets(
+                &vk::DescriptorSetAllocateInfo::default()
+                    .descriptor_pool(pool)
+                    .set_layouts(&layouts),
+            )
+        }
+        .call("vkAllocateDescriptorSets(nv12)")?[0];
+        let buffer_info = [vk::DescriptorBufferInfo {
+            buffer: src,
+            offset: 0,
+            range: vk::WHOLE_SIZE,
+        }];
+        let image_info = [vk::DescriptorImageInfo::default()
+            .image_view(view)
+            .image_layout(vk::ImageLayout::GENERAL)];
         let writes = [
             vk::WriteDescriptorSet::default()
                 .dst_set(set)

@@ -33,14 +33,8 @@ fn parse_args() -> Result<Args> {
                     .parse()
                     .context("--frames")?
             }
-            "--provider" => {
-                provider = Some(provider_by_name(
-                    &args.next().context("--provider needs a value")?,
-                )?)
-            }
-            other => bail!(
-                "unknown argument {other:?} (usage: demo-client [--frames N] [--provider memfd])"
-            ),
+            "--provider" => provider = Some(provider_by_name(&args.next().context("--provider needs a value")?)?),
+            other => bail!("unknown argument {other:?} (usage: demo-client [--frames N] [--provider memfd])"),
         }
     }
     let provider = match provider {
@@ -100,12 +94,8 @@ impl Animated {
         let (w, h) = size;
         let first = pattern(0, w, alpha);
         let enc = |f: &dyn Fn(u32, u32) -> [u8; 4], x, y| format.encode(f(x, y));
-        let a = DmabufBuffer::new(client, provider, w, h, format, w * 4, &|x, y| {
-            enc(&first, x, y)
-        })?;
-        let b = DmabufBuffer::new(client, provider, w, h, format, w * 4, &|x, y| {
-            enc(&first, x, y)
-        })?;
+        let a = DmabufBuffer::new(client, provider, w, h, format, w * 4, &|x, y| enc(&first, x, y))?;
+        let b = DmabufBuffer::new(client, provider, w, h, format, w * 4, &|x, y| enc(&first, x, y))?;
         window.attach(&a);
         let done_flag = window.frame(client);
         window.surface.commit();
@@ -133,10 +123,7 @@ impl Animated {
             })?;
         }
         self.frame += 1;
-        let (format, f) = (
-            self.format,
-            pattern(self.frame, self.buffers[spare].width, self.alpha),
-        );
+        let (format, f) = (self.format, pattern(self.frame, self.buffers[spare].width, self.alpha));
         self.buffers[spare].fill(&|x, y| format.encode(f(x, y)));
         self.window.attach(&self.buffers[spare]);
         self.current = spare;
@@ -151,30 +138,9 @@ fn main() -> Result<()> {
     let mut client = Client::connect()?;
     let p = &*args.provider;
     let mut windows = [
-        Animated::new(
-            &mut client,
-            p,
-            "demo bars",
-            (200, 150),
-            Format::Xrgb8888,
-            255,
-        )?,
-        Animated::new(
-            &mut client,
-            p,
-            "demo abgr",
-            (180, 120),
-            Format::Abgr8888,
-            255,
-        )?,
-        Animated::new(
-            &mut client,
-            p,
-            "demo translucent",
-            (160, 120),
-            Format::Argb8888,
-            150,
-        )?,
+        Animated::new(&mut client, p, "demo bars", (200, 150), Format::Xrgb8888, 255)?,
+        Animated::new(&mut client, p, "demo abgr", (180, 120), Format::Abgr8888, 255)?,
+        Animated::new(&mut client, p, "demo translucent", (160, 120), Format::Argb8888, 150)?,
     ];
     while windows.iter().any(|w| w.frame < args.frames) {
         client.dispatch_until("a frame callback", |_| {

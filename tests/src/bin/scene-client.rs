@@ -89,12 +89,8 @@ fn show(scene: &Scene) -> Result<Shown> {
 
 fn main() -> Result<()> {
     let name = parse_args()?;
-    let scene = scenes::by_name(&name).with_context(|| {
-        format!(
-            "unknown scene {name:?} (known: {})",
-            scenes::NAMES.join(", ")
-        )
-    })?;
+    let scene = scenes::by_name(&name)
+        .with_context(|| format!("unknown scene {name:?} (known: {})", scenes::NAMES.join(", ")))?;
     let shown = show(&scene).with_context(|| format!("scene {name}"))?;
     // Exit without running destructors: destroying the windows before the
     // socket closes could let the compositor render one more frame without

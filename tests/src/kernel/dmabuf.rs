@@ -29,12 +29,7 @@ impl Access {
 /// `DMA_BUF_IOCTL_SYNC` with `START` or `END` and the access bits.
 pub fn sync(fd: BorrowedFd<'_>, access: Access, end: bool) -> io::Result<()> {
     let mut arg = DmaBufSync {
-        flags: access.bits()
-            | if end {
-                DMA_BUF_SYNC_END
-            } else {
-                DMA_BUF_SYNC_START
-            },
+        flags: access.bits() | if end { DMA_BUF_SYNC_END } else { DMA_BUF_SYNC_START },
     };
     // SAFETY: DMA_BUF_IOCTL_SYNC takes a struct dma_buf_sync.
     unsafe { ioctl_retry(fd, DMA_BUF_IOCTL_SYNC, &mut arg) }.map(drop)
@@ -57,15 +52,9 @@ impl<'a> CpuAccess<'a> {
     /// Starts CPU access to `fd`.
     pub fn begin(fd: BorrowedFd<'a>, access: Access) -> io::Result<CpuAccess<'a>> {
         match sync(fd, access, false) {
-            Ok(()) => Ok(CpuAccess {
-                fd: Some(fd),
-                access,
-            }),
+            Ok(()) => Ok(CpuAccess { fd: Some(fd), access }),
             Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => Ok(CpuAccess { fd: None, access }),
-            Err(e) => Err(io::Error::new(
-                e.kind(),
-                format!("DMA_BUF_IOCTL_SYNC(START): {e}"),
-            )),
+            Err(e) => Err(io::Error::new(e.kind(), format!("DMA_BUF_IOCTL_SYNC(START): {e}"))),
         }
     }
 
@@ -147,11 +136,7 @@ pub fn export_sync_file(fd: BorrowedFd<'_>, access: Access) -> io::Result<OwnedF
 
 /// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE`: adds the sync_file's fence to the
 /// dma-buf's implicit fences (`Write` = as a write fence, which readers wait for).
-pub fn import_sync_file(
-    fd: BorrowedFd<'_>,
-    sync_file: impl AsFd,
-    access: Access,
-) -> io::Result<()> {
+pub fn import_sync_file(fd: BorrowedFd<'_>, sync_file: impl AsFd, access: Access) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let mut arg = DmaBufSyncFile {
         flags: access.bits() as u32,

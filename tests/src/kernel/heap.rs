@@ -28,10 +28,7 @@ impl DmaHeap {
     /// returned dma-buf is read/write mappable.
     pub fn alloc(&self, size: usize) -> io::Result<OwnedFd> {
         if size == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "empty allocation",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty allocation"));
         }
         let mut arg = DmaHeapAllocationData {
             len: super::udmabuf::page_align(size) as u64,

@@ -136,10 +136,8 @@ pub struct DrmVgemFenceSignal {
     pub flags: u32,
 }
 pub const VGEM_FENCE_WRITE: u32 = 0x1;
-pub const DRM_IOCTL_VGEM_FENCE_ATTACH: u64 =
-    iowr::<DrmVgemFenceAttach>(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x1);
-pub const DRM_IOCTL_VGEM_FENCE_SIGNAL: u64 =
-    iow::<DrmVgemFenceSignal>(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x2);
+pub const DRM_IOCTL_VGEM_FENCE_ATTACH: u64 = iowr::<DrmVgemFenceAttach>(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x1);
+pub const DRM_IOCTL_VGEM_FENCE_SIGNAL: u64 = iow::<DrmVgemFenceSignal>(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x2);
 
 #[cfg(test)]
 mod tests {

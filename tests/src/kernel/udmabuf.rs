@@ -50,10 +50,7 @@ impl Udmabuf {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty udmabuf"));
         }
         let size = page_align(size);
-        let memfd = rustix::fs::memfd_create(
-            "udmabuf-test-buffer",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )?;
+        let memfd = rustix::fs::memfd_create("udmabuf-test-buffer", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
         rustix::fs::ftruncate(&memfd, size as u64)?;
         rustix::fs::fcntl_add_seals(&memfd, SealFlags::SHRINK | SealFlags::GROW)?;
         let mut arg = UdmabufCreate {
@@ -67,10 +64,6 @@ impl Udmabuf {
             .map_err(|e| with_path(e, "UDMABUF_CREATE"))?;
         // SAFETY: UDMABUF_CREATE returns a new dma-buf fd that we now own.
         let dmabuf = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(UdmabufBuffer {
-            dmabuf,
-            memfd,
-            size,
-        })
+        Ok(UdmabufBuffer { dmabuf, memfd, size })
     }
 }

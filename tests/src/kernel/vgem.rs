@@ -70,8 +70,7 @@ impl Vgem {
         nodes.sort();
         let mut seen = Vec::new();
         for path in nodes {
-            let Ok(fd) = rustix::fs::open(&path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-            else {
+            let Ok(fd) = rustix::fs::open(&path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) else {
                 continue;
             };
             match driver_name(&fd) {

@@ -21,8 +21,7 @@ use wayland_server::protocol::{
     wl_buffer, wl_callback, wl_compositor, wl_region, wl_subcompositor, wl_subsurface, wl_surface,
 };
 use wayland_server::{
-    Client, DataInit, Dispatch, Display, DisplayHandle, GlobalDispatch, ListeningSocket, New,
-    Resource,
+    Client, DataInit, Dispatch, Display, DisplayHandle, GlobalDispatch, ListeningSocket, New, Resource,
 };
 
 pub const XRGB8888: u32 = u32::from_le_bytes(*b"XR24");
@@ -125,14 +124,7 @@ fn serve(listener: ListeningSocket, stop: OwnedFd) {
 macro_rules! simple_global {
     ($iface:ty) => {
         impl GlobalDispatch<$iface, ()> for State {
-            fn bind(
-                _: &mut Self,
-                _: &DisplayHandle,
-                _: &Client,
-                r: New<$iface>,
-                _: &(),
-                di: &mut DataInit<'_, Self>,
-            ) {
+            fn bind(_: &mut Self, _: &DisplayHandle, _: &Client, r: New<$iface>, _: &(), di: &mut DataInit<'_, Self>) {
                 di.init(r, ());
             }
         }

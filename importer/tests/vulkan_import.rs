@@ -49,7 +49,7 @@ fn pattern(x: u32, y: u32) -> [u8; 4] {
     [(x * 4) as u8, (y * 5) as u8, 200, 7]
 }
 
-/// Renders an already imported texture like [`render`] does.
+/// Renders `tex` over a clear colour into a W×H target; returns the bytes per pixel as stored (B8G8R8A8).
 fn render_texture(core: &RenderCore, tex: &std::sync::Arc<importer::vulkan::texture::Texture>) -> Vec<u8> {
     let fmt = importer::format::format_info(DrmFourcc::Xrgb8888).unwrap();
     let target = core.create_target(fmt, W, H).unwrap();
@@ -58,6 +58,7 @@ fn render_texture(core: &RenderCore, tex: &std::sync::Arc<importer::vulkan::text
         offset: vk::Offset2D { x: 0, y: 0 },
         extent: vk::Extent2D { width: W, height: H },
     };
+    frame.clear([0.125, 0.125, 0.125, 1.0], &[all]);
     let corners = QuadPush::rect_corners(0.0, 0.0, W as f32, H as f32);
     let uv = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
     frame.draw(
@@ -80,37 +81,10 @@ fn render_texture(core: &RenderCore, tex: &std::sync::Arc<importer::vulkan::text
     rb.wait_bytes().unwrap().to_vec()
 }
 
-/// Renders `desc` over a clear colour into a W×H target; returns RGBA-ordered bytes per pixel as stored (B8G8R8A8).
+/// Imports `desc` and renders it like [`render_texture`]; returns the import path and the pixels.
 fn render(core: &RenderCore, d: &DmabufDesc) -> (ImportPath, Vec<u8>) {
     let tex = core.import_dmabuf(d).expect("import").texture;
-    let fmt = importer::format::format_info(DrmFourcc::Xrgb8888).unwrap();
-    let target = core.create_target(fmt, W, H).unwrap();
-    let mut frame = core.begin_frame(&target, Filter::Nearest).unwrap();
-    let all = vk::Rect2D {
-        offset: vk::Offset2D { x: 0, y: 0 },
-        extent: vk::Extent2D { width: W, height: H },
-    };
-    frame.clear([0.125, 0.125, 0.125, 1.0], &[all]);
-    let corners = QuadPush::rect_corners(0.0, 0.0, W as f32, H as f32);
-    let uv = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
-    frame.draw(
-        Some(&tex),
-        &QuadPush::textured(corners, [W as f32, H as f32], uv, 1.0),
-        &[all],
-    );
-    core.submit_frame(frame).unwrap();
-    let rb = core
-        .read_target(
-            &target,
-            Region {
-                x: 0,
-                y: 0,
-                width: W,
-                height: H,
-            },
-        )
-        .unwrap();
-    (tex.path, rb.wait_bytes().unwrap().to_vec())
+    (tex.path, render_texture(core, &tex))
 }
 
 fn core(force_buffer_path: bool) -> RenderCore {

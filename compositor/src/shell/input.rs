@@ -9,9 +9,10 @@ use smithay::{
     backend::input::{ButtonState, KeyState, TouchSlot},
     input::{
         keyboard::FilterResult,
-        pointer::{ButtonEvent, Focus, MotionEvent, RelativeMotionEvent},
+        pointer::{ButtonEvent, Focus, MotionEvent, PointerHandle, RelativeMotionEvent},
         touch::{DownEvent, MotionEvent as TouchMotionEvent, UpEvent},
     },
+    reexports::wayland_server::protocol::wl_surface::WlSurface,
     utils::{Logical, Point, SERIAL_COUNTER},
 };
 
@@ -41,16 +42,23 @@ impl State {
         let Some(pointer) = self.seat.get_pointer() else { return };
         let pos = self.clamp_to_output(pos);
         let under = self.surface_under(pos);
+        self.send_pointer_motion(&pointer, under, pos);
+    }
+
+    /// Sends one motion event (with `under` as the new focus) and its frame.
+    fn send_pointer_motion(
+        &mut self,
+        pointer: &PointerHandle<State>,
+        under: Option<(WlSurface, Point<f64, Logical>)>,
+        pos: Point<f64, Logical>,
+    ) {
         let time = self.input_time_ms();
-        pointer.motion(
-            self,
-            under,
-            &MotionEvent {
-                location: pos,
-                serial: SERIAL_COUNTER.next_serial(),
-                time,
-            },
-        );
+        let event = MotionEvent {
+            location: pos,
+            serial: SERIAL_COUNTER.next_serial(),
+            time,
+        };
+        pointer.motion(self, under, &event);
         pointer.frame(self);
     }
 
@@ -68,17 +76,7 @@ impl State {
         if under.as_ref().map(|(s, _)| s) == current.as_ref() {
             return;
         }
-        let time = self.input_time_ms();
-        pointer.motion(
-            self,
-            under,
-            &MotionEvent {
-                location: pos,
-                serial: SERIAL_COUNTER.next_serial(),
-                time,
-            },
-        );
-        pointer.frame(self);
+        self.send_pointer_motion(&pointer, under, pos);
     }
 
     /// Moves the pointer by `delta`; relative-pointer clients see the delta.

@@ -5,7 +5,8 @@
 //! Layout (wlroots-like: a thing lives where its name says):
 //! * [`render`]: `VkRenderer`, smithay's renderer traits over the importer.
 //! * [`backend`]: outputs and their frame clocks (headless).
-//! * [`handlers`]: one module per Wayland protocol.
+//! * [`handlers`]: one module per Wayland protocol smithay implements.
+//! * [`protocols`]: protocols we implement ourselves (`wp_linux_drm_syncobj_v1`).
 //! * [`state`]: the compositor state and the exit rules.
 //! * [`cli`], [`spawn`], [`screenshot`], [`stats`]: the binary's edges.
 
@@ -14,6 +15,8 @@ pub mod app;
 pub mod backend;
 pub mod cli;
 pub mod handlers;
+/// Protocols we dispatch ourselves (not through smithay).
+pub mod protocols;
 pub mod render;
 pub mod screenshot;
 /// Window management and input (issue 6).

@@ -235,6 +235,12 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
         sync.early_releases = state.backend.releases.early;
         sync.fence_releases = state.backend.releases.after_fence;
         sync.explicit_releases = state.backend.releases.explicit_after_fence;
+        if let Some(syncobj) = &state.syncobj_state {
+            let c = syncobj.release_counters();
+            sync.release_points_from_fence = c.from_fence.load(std::sync::atomic::Ordering::Relaxed);
+            sync.release_points_cpu = c.cpu.load(std::sync::atomic::Ordering::Relaxed);
+            sync.release_points_failed = c.failed.load(std::sync::atomic::Ordering::Relaxed);
+        }
         sync.explicit_buffers_tracked = state.backend.releases.explicit_tracked() as u64;
         sync.deferred_texture_frees = state.backend.renderer.deferred_texture_frees();
         sync.invalidated_imports_freed = state.backend.renderer.invalidated_imports_freed();

@@ -94,7 +94,7 @@ pub struct State {
     /// SYNC (issue 4): acquire policy, the loop handle for fence sources, counters.
     pub sync: crate::sync::SyncState,
     /// SYNC: wp_linux_drm_syncobj_v1, only where a render node supports it.
-    pub syncobj_state: Option<smithay::wayland::drm_syncobj::DrmSyncobjState>,
+    pub syncobj_state: Option<crate::protocols::drm_syncobj::SyncobjState>,
     /// Large CPU-fallback copies on the worker, and the commits they hold.
     pub cpu_copies: crate::sync::cpu_copy::CpuCopies,
 }

@@ -1,41 +1,43 @@
-//! Explicit sync: `wp_linux_drm_syncobj_v1` through smithay's
-//! `DrmSyncobjState` (protocol objects, timeline import, the per-commit
-//! checks raising no_buffer / no_acquire_point / no_release_point /
-//! conflicting_points / unsupported_buffer, surface_exists and
-//! invalid_timeline), plus what smithay leaves to the compositor:
+//! Explicit sync glue: the compositor's policy over our own
+//! `wp_linux_drm_syncobj_v1` dispatch (`protocols::drm_syncobj`, which also
+//! raises every protocol error and owns the release points):
 //!
 //! * the global is created only on a render node with `DRM_CAP_SYNCOBJ_TIMELINE`
 //!   and `DRM_IOCTL_SYNCOBJ_EVENTFD` (importer's probe); without one (this
 //!   host, lavapipe) it is not offered;
-//! * acquire: the commit is held by a `DrmSyncPointBlocker` until the point
-//!   signals, watched by its eventfd source in the loop; a materialized
-//!   acquire fence is also bridged into the dma-buf as a WRITE fence for
-//!   implicit consumers ([`bridge_acquire_to_implicit`]);
-//! * release: smithay signals the release point when the last reference to
-//!   the committed `Buffer` drops; [`super::release`] keeps a reference in
-//!   every frame that sampled it until that frame's VkFence signaled, so the
-//!   point is signaled only after the GPU finished.
+//! * acquire ([`hold_until_acquired`]): a materialized acquire fence is
+//!   bridged into the dma-buf as a WRITE fence for implicit consumers
+//!   ([`bridge_acquire_to_implicit`], bridging row 1). Then, by policy
+//!   (`COMPOSITOR_ACQUIRE`, docs/sync.md): `loop` (default) holds the commit
+//!   until the point *signals*; `gpu`, on a device importing SYNC_FD
+//!   semaphores, holds it only until the point is *materialized*, bridges the
+//!   fence and lets the renderer's sampling-time semaphore wait do the rest;
+//! * release: see `protocols::sync_point` (kernel-signaled from the buffer's
+//!   pending fences, bridging row 2, else from the CPU) and `sync::release`
+//!   (frames keep the release until they are done, or until their READ fence
+//!   is on the dma-buf).
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use smithay::{
-    backend::{
-        allocator::dmabuf::Dmabuf,
-        drm::{DrmDeviceFd, DrmNode},
+    backend::allocator::dmabuf::Dmabuf,
+    reexports::{
+        calloop::{generic::Generic, Interest, Mode, PostAction},
+        wayland_server::{protocol::wl_surface::WlSurface, DisplayHandle, Resource},
     },
-    delegate_drm_syncobj,
-    reexports::wayland_server::{protocol::wl_surface::WlSurface, DisplayHandle, Resource},
-    utils::DeviceFd,
-    wayland::{
-        compositor::{add_blocker, CompositorHandler},
-        drm_syncobj::{supports_syncobj_eventfd, DrmSyncPoint, DrmSyncobjHandler, DrmSyncobjState},
-    },
+    wayland::compositor::{add_blocker, Blocker, BlockerState, CompositorHandler},
 };
 use tracing::{debug, info, warn};
 
+use super::AcquirePolicy;
+use crate::protocols::drm_syncobj::{ExplicitCommit, SyncPoint, SyncobjHandler, SyncobjState};
 use crate::state::State;
 
 /// The render node for syncobjs: `COMPOSITOR_SYNCOBJ_NODE` (a path, or
 /// `none`), else the renderer's node, else the first node that qualifies.
-pub fn create_global(dh: &DisplayHandle, main_device: Option<libc::dev_t>) -> Option<DrmSyncobjState> {
+pub fn create_global(dh: &DisplayHandle, main_device: Option<libc::dev_t>) -> Option<SyncobjState> {
     use importer::sync::RenderNode;
     let wanted = std::env::var("COMPOSITOR_SYNCOBJ_NODE").ok();
     if wanted.as_deref() == Some("none") {
@@ -58,55 +60,124 @@ pub fn create_global(dh: &DisplayHandle, main_device: Option<libc::dev_t>) -> Op
         info!(path = %node.path.display(), ?caps, "wp_linux_drm_syncobj_v1 not offered: the node lacks timelines or SYNCOBJ_EVENTFD");
         return None;
     }
-    let fd = match std::os::fd::AsFd::as_fd(&node).try_clone_to_owned() {
-        Ok(fd) => fd,
-        Err(e) => {
-            warn!("dup of the syncobj node: {e}");
-            return None;
-        }
-    };
-    let device = DrmDeviceFd::new(DeviceFd::from(fd));
-    if !supports_syncobj_eventfd(&device) {
-        info!("wp_linux_drm_syncobj_v1 not offered: smithay's SYNCOBJ_EVENTFD probe failed");
-        return None;
-    }
-    let name = DrmNode::from_file(&device).map(|n| n.to_string()).unwrap_or_default();
-    info!(path = %node.path.display(), node = %name, "wp_linux_drm_syncobj_v1 global created");
-    Some(DrmSyncobjState::new::<State>(dh, device))
+    info!(path = %node.path.display(), "wp_linux_drm_syncobj_v1 global created");
+    Some(SyncobjState::new::<State>(dh, node))
 }
 
-/// Holds the pending commit of `surface` until `point` signals, after
-/// bridging the point into the dma-buf's implicit fences ([`bridge_acquire_to_implicit`]).
-pub fn hold_until_acquired(state: &mut State, surface: &WlSurface, point: &DrmSyncPoint, dmabuf: &Dmabuf) {
-    use smithay::backend::renderer::sync::Fence;
+/// Released by the loop source watching the acquire point.
+#[derive(Debug, Clone, Default)]
+struct PointBlocker(Arc<AtomicBool>);
+
+impl Blocker for PointBlocker {
+    fn state(&self) -> BlockerState {
+        if self.0.load(Ordering::Acquire) {
+            BlockerState::Released
+        } else {
+            BlockerState::Pending
+        }
+    }
+}
+
+/// What a held explicit commit waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// A fence is attached (then bridged; the GPU waits for it).
+    Materialized,
+    Signaled,
+}
+
+/// Holds the pending commit of `surface` until `point` allows it (see the
+/// module doc), bridging the point's fence into `dmabuf` where it has one.
+pub fn hold_until_acquired(state: &mut State, surface: &WlSurface, point: &SyncPoint, dmabuf: &Dmabuf) {
     if point.is_signaled() {
         return;
     }
-    bridge_acquire_to_implicit(state, point, dmabuf);
-    let (blocker, source) = match point.generate_blocker() {
-        Ok(pair) => pair,
-        Err(e) => {
-            warn!("acquire point blocker: {e}");
-            return;
-        }
-    };
-    let Some(handle) = state.sync.loop_handle.clone() else {
+    let bridged = bridge_acquire_to_implicit(state, point, dmabuf);
+    let gpu = state.sync.policy == AcquirePolicy::Gpu && state.sync.gpu_wait;
+    if gpu && bridged {
+        // The renderer exports the dma-buf's write fences (now including the
+        // acquire fence) at sampling time and the GPU waits for them.
+        state.sync.stats.explicit_gpu_waits += 1;
         return;
-    };
-    let Some(client) = surface.client() else { return };
-    let id = surface.id();
-    match handle.insert_source(source, move |_, _, state: &mut State| {
-        debug!(surface = ?id, "acquire point signaled; applying the held commit");
-        let dh = state.display_handle.clone();
-        state.client_compositor_state(&client).blocker_cleared(state, &dh);
-        Ok(())
-    }) {
-        Ok(_) => {
-            state.sync.stats.explicit_held += 1;
-            add_blocker(surface, blocker);
-        }
-        Err(e) => warn!("cannot watch an acquire point in the loop: {e}"),
     }
+    let until = if gpu { Until::Materialized } else { Until::Signaled };
+    if let Err(e) = hold(state, surface, point, dmabuf, until) {
+        warn!("cannot hold a commit on its acquire point: {e}");
+    }
+}
+
+/// Adds a blocker to `surface` and a loop source that clears it.
+fn hold(
+    state: &mut State,
+    surface: &WlSurface,
+    point: &SyncPoint,
+    dmabuf: &Dmabuf,
+    until: Until,
+) -> anyhow::Result<()> {
+    let blocker = PointBlocker::default();
+    let held = Held {
+        client: surface
+            .client()
+            .ok_or_else(|| anyhow::anyhow!("the surface has no client"))?,
+        id: surface.id(),
+        point: point.clone(),
+        dmabuf: dmabuf.clone(),
+        blocker: blocker.clone(),
+    };
+    watch(state, held, until)?;
+    state.sync.stats.explicit_held += 1;
+    add_blocker(surface, blocker);
+    Ok(())
+}
+
+/// A held explicit commit.
+struct Held {
+    client: smithay::reexports::wayland_server::Client,
+    id: smithay::reexports::wayland_server::backend::ObjectId,
+    point: SyncPoint,
+    dmabuf: Dmabuf,
+    blocker: PointBlocker,
+}
+
+/// A one-shot loop source on the point's eventfd. For
+/// [`Until::Materialized`] it bridges the fence first; if that is not
+/// possible, it watches again until the point signals.
+fn watch(state: &mut State, held: Held, until: Until) -> anyhow::Result<()> {
+    let handle = state
+        .sync
+        .loop_handle
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no event loop yet"))?;
+    let efd: OwnedFd = held.point.eventfd(until == Until::Materialized)?;
+    let mut held = Some(held);
+    handle
+        .insert_source(
+            Generic::new(efd, Interest::READ, Mode::Level),
+            move |_, _, state: &mut State| {
+                let Some(held) = held.take() else {
+                    return Ok(PostAction::Remove);
+                };
+                if until == Until::Materialized && !held.point.is_signaled() {
+                    if bridge_acquire_to_implicit(state, &held.point, &held.dmabuf) {
+                        state.sync.stats.explicit_gpu_waits += 1;
+                        debug!(surface = ?held.id, "acquire point materialized; the GPU waits for the rest");
+                    } else {
+                        debug!(surface = ?held.id, "acquire fence cannot be bridged; holding until it signals");
+                        if let Err(e) = watch(state, held, Until::Signaled) {
+                            warn!("watching an acquire point: {e}");
+                        }
+                        return Ok(PostAction::Remove);
+                    }
+                }
+                debug!(surface = ?held.id, ?until, "acquire point ready; applying the held commit");
+                held.blocker.0.store(true, Ordering::Release);
+                let dh = state.display_handle.clone();
+                state.client_compositor_state(&held.client).blocker_cleared(state, &dh);
+                Ok(PostAction::Remove)
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("inserting the acquire point source: {e}"))?;
+    Ok(())
 }
 
 /// DOC: bridging, explicit → implicit (docs/sync.md, bridging row 1)
@@ -115,19 +186,20 @@ pub fn hold_until_acquired(state: &mut State, surface: &WlSurface, point: &DrmSy
 /// completion is the acquire point. Any implicit consumer of the same dma-buf
 /// (the renderer's own `EXPORT_SYNC_FILE(READ)` at sampling time, a capture
 /// or scan-out importer, another process) would read it unsynchronized. So
-/// when the commit arrives with an acquire point that already has a fence
-/// (materialized), that fence is exported (point → sync_file, rule A5) and
-/// imported into the dma-buf as a WRITE fence (rule A4): every later reader
-/// and writer of the dma-buf waits for it. A point not yet materialized has
-/// nothing to export; the commit is held until it signals anyway, and by
-/// then there is nothing left to wait for. Non-blocking throughout.
-pub fn bridge_acquire_to_implicit(state: &mut State, point: &DrmSyncPoint, dmabuf: &Dmabuf) {
-    use importer::sync::{dmabuf as fences, Access, SyncFile};
-    let fence = match point.export_sync_file().and_then(SyncFile::from_fd) {
+/// once the acquire point has a fence (materialized: at commit, or when the
+/// held commit's `WAIT_AVAILABLE` eventfd fires), that fence is exported
+/// (point → sync_file, rule A5) and imported into every plane as a WRITE
+/// fence (rule A4): every later reader and writer of the dma-buf waits for
+/// it, the renderer's GPU wait included. Non-blocking throughout.
+///
+/// Returns whether every plane now carries the fence.
+pub fn bridge_acquire_to_implicit(state: &mut State, point: &SyncPoint, dmabuf: &Dmabuf) -> bool {
+    use importer::sync::{dmabuf as fences, Access};
+    let fence = match point.export() {
         Ok(fence) => fence,
         Err(e) => {
             debug!("acquire point not materialized yet, nothing to bridge: {e}");
-            return;
+            return false;
         }
     };
     let mut imported = 0;
@@ -144,12 +216,20 @@ pub fn bridge_acquire_to_implicit(state: &mut State, point: &DrmSyncPoint, dmabu
             "acquire point imported into the dma-buf as a WRITE fence"
         );
     }
+    imported == dmabuf.num_planes()
 }
 
-impl DrmSyncobjHandler for State {
-    fn drm_syncobj_state(&mut self) -> Option<&mut DrmSyncobjState> {
+impl SyncobjHandler for State {
+    fn syncobj_state(&mut self) -> Option<&mut SyncobjState> {
         self.syncobj_state.as_mut()
+    }
+
+    fn explicit_commit(&mut self, surface: &WlSurface, commit: ExplicitCommit) {
+        self.backend
+            .releases
+            .mark_explicit(&commit.buffer, Some(&commit.release));
+        hold_until_acquired(self, surface, &commit.acquire, &commit.dmabuf);
     }
 }
 
-delegate_drm_syncobj!(State);
+crate::delegate_syncobj!(State);

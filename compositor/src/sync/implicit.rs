@@ -18,12 +18,12 @@ use smithay::{
             add_blocker, add_pre_commit_hook, with_states, BufferAssignment, CompositorHandler, SurfaceAttributes,
         },
         dmabuf::get_dmabuf,
-        drm_syncobj::DrmSyncobjCachedState,
     },
 };
 use tracing::{debug, warn};
 
 use super::AcquirePolicy;
+use crate::protocols::drm_syncobj::SyncobjCachedState;
 use crate::state::State;
 
 /// Installs the acquire hook on a new surface.
@@ -35,9 +35,9 @@ fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::Dis
     let (buffer, explicit) = with_states(surface, |states| {
         let explicit = states
             .cached_state
-            .get::<DrmSyncobjCachedState>()
+            .get::<SyncobjCachedState>()
             .pending()
-            .acquire_point
+            .acquire
             .clone();
         let buffer = match states.cached_state.get::<SurfaceAttributes>().pending().buffer.as_ref() {
             Some(BufferAssignment::NewBuffer(buffer)) => Some(buffer.clone()),
@@ -46,14 +46,13 @@ fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::Dis
         (buffer, explicit)
     });
     let Some(buffer) = buffer else { return };
-    state.backend.releases.mark_explicit(&buffer, explicit.is_some());
+    if explicit.is_some() {
+        return; // protocols::drm_syncobj checks it and calls explicit_commit
+    }
+    state.backend.releases.mark_explicit(&buffer, None);
     let Some(dmabuf) = get_dmabuf(&buffer).ok().cloned() else {
         return;
     };
-    if let Some(point) = explicit {
-        super::explicit::hold_until_acquired(state, surface, &point, &dmabuf);
-        return;
-    }
     if state.sync.policy == AcquirePolicy::Gpu && state.sync.gpu_wait {
         // The renderer waits on the GPU (importer::vulkan::frame, acquire_implicit).
         return;

@@ -11,10 +11,11 @@
 //!   .release, or the explicit release point) once the GPU is done: early,
 //!   where the frame's completion was imported into the dma-buf as a READ
 //!   fence; otherwise when the frame's VkFence is seen signaled by the loop.
-//! * [`explicit`]: `wp_linux_drm_syncobj_v1` (smithay's `DrmSyncobjState`),
-//!   offered only on a render node with timelines and SYNCOBJ_EVENTFD; the
-//!   acquire point holds the commit until it signals.
-//!
+//! * [`explicit`]: policy over `wp_linux_drm_syncobj_v1` (our own dispatch,
+//!   `protocols::drm_syncobj`), offered only on a render node with timelines
+//!   and SYNCOBJ_EVENTFD: the acquire point holds the commit until it signals
+//!   (or, with `COMPOSITOR_ACQUIRE=gpu`, until it has a fence the GPU waits
+//!   for); release points follow the buffer's pending fences.
 //! * [`cpu_copy`]: a CPU-fallback commit of a large buffer is held while its
 //!   copy runs on a worker thread (`render::copy_worker`).
 //!
@@ -29,22 +30,31 @@ use smithay::reexports::calloop::LoopHandle;
 
 use crate::state::State;
 
-/// How implicit acquire fences are waited for (`COMPOSITOR_IMPLICIT_ACQUIRE`).
+/// How acquire fences (implicit, and explicit acquire points) are waited
+/// for: `COMPOSITOR_ACQUIRE=loop|gpu` (`COMPOSITOR_IMPLICIT_ACQUIRE`, its
+/// older name, is still read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcquirePolicy {
     /// Hold the commit in the loop until the fences signal (default): a
     /// client's stuck fence never delays other clients' frames.
     Loop,
-    /// Apply the commit at once and let the GPU wait (semaphore import) where
-    /// the device can; falls back to [`AcquirePolicy::Loop`] where it cannot.
+    /// Apply the commit as soon as there is a fence (at once for implicit
+    /// sync; once an explicit acquire point is materialized) and let the GPU
+    /// wait (semaphore import) where the device can; falls back to
+    /// [`AcquirePolicy::Loop`] where it cannot.
     Gpu,
 }
 
 impl AcquirePolicy {
     pub fn from_env() -> AcquirePolicy {
-        match std::env::var("COMPOSITOR_IMPLICIT_ACQUIRE").as_deref() {
+        let var = std::env::var("COMPOSITOR_ACQUIRE").or_else(|_| std::env::var("COMPOSITOR_IMPLICIT_ACQUIRE"));
+        match var.as_deref() {
             Ok("gpu") => AcquirePolicy::Gpu,
-            _ => AcquirePolicy::Loop,
+            Ok("loop") | Err(_) => AcquirePolicy::Loop,
+            Ok(other) => {
+                tracing::warn!("COMPOSITOR_ACQUIRE={other:?} is neither loop nor gpu; using loop");
+                AcquirePolicy::Loop
+            }
         }
     }
 }
@@ -59,6 +69,17 @@ pub struct SyncStats {
     /// Acquire fences imported into their dma-buf as WRITE fences
     /// (bridging explicit → implicit).
     pub bridged_acquires: u64,
+    /// Explicit commits applied with an unsignaled but materialized acquire
+    /// point, the GPU waiting for its fence (`COMPOSITOR_ACQUIRE=gpu`).
+    pub explicit_gpu_waits: u64,
+    /// Release points transferred from the buffer's pending fences, so the
+    /// kernel signals them when the GPU (or another implicit reader) is done
+    /// (bridging implicit → explicit).
+    pub release_points_from_fence: u64,
+    /// Release points signaled from the CPU: nothing was pending any more.
+    pub release_points_cpu: u64,
+    /// Release points that could not be signaled (logged).
+    pub release_points_failed: u64,
     /// Frames whose buffers were released early (READ fence imported).
     pub early_releases: u64,
     /// Frames whose buffers were released only after their VkFence signaled.

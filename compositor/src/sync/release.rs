@@ -2,21 +2,23 @@
 //! GPU is done with them, without blocking the loop.
 //!
 //! After a frame is submitted, the wayland `Buffer`s of its dma-buf surfaces
-//! are cloned into a [`PendingRelease`] with the frame's fence. smithay sends
-//! `wl_buffer.release` (and signals an explicit release point) when the last
-//! clone drops, so a buffer the client replaced stays unreleased while a frame
-//! that sampled it runs:
+//! are cloned into a [`PendingRelease`] with the frame's fence (and, for
+//! explicitly synced ones, their [`Release`]). smithay sends
+//! `wl_buffer.release` when the last `Buffer` clone drops, the release point
+//! is signaled when the last `Release` clone drops, so a buffer the client
+//! replaced stays unreleased while a frame that sampled it runs:
 //!
 //! * where the frame's completion was imported into every sampled dma-buf as
 //!   a READ fence (the device exports SYNC_FD; `FrameFence::implicit_release`),
-//!   implicitly synced buffers need no hold: the client's next GPU write waits
-//!   for ours in the kernel. Explicitly synced ones are still held (their
-//!   release point is signaled from the CPU, see `docs/sync.md`);
+//!   no buffer needs a hold: the client's next GPU write waits for ours in
+//!   the kernel, and an explicitly synced buffer's release point is
+//!   transferred from the dma-buf's fences, that READ fence included
+//!   (`protocols::sync_point`), so the GPU signals it;
 //! * otherwise (lavapipe on the host) the clones are kept until the fence is
 //!   seen signaled: [`PendingReleases::poll`] runs on every frame tick, a
 //!   non-blocking `vkGetFenceStatus`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use importer::vulkan::frame::FrameFence;
@@ -28,14 +30,15 @@ use smithay::backend::renderer::{
 use smithay::reexports::wayland_server::{backend::ObjectId, protocol::wl_buffer::WlBuffer, Resource};
 use smithay::wayland::dmabuf::get_dmabuf;
 
+use crate::protocols::drm_syncobj::{Release, WeakRelease};
 use crate::render::{frame::VkSyncFence, VkRenderer};
 
 /// Buffers kept until a frame's fence signals.
 pub struct PendingRelease {
     fence: Arc<FrameFence>,
     _buffers: Vec<Buffer>,
-    /// How many of `_buffers` carry an explicit release point.
-    explicit: usize,
+    /// Release points of the explicitly synced ones among `_buffers`.
+    explicit: Vec<Release>,
 }
 
 /// Every frame still holding buffers.
@@ -44,8 +47,8 @@ pub struct PendingReleases {
     pending: Vec<PendingRelease>,
     pub early: u64,
     pub after_fence: u64,
-    /// Explicitly synced buffers given back (release point signaled by
-    /// smithay) after the frame that sampled them was seen done.
+    /// Explicitly synced buffers given back (their `Release` dropped) after
+    /// the frame that sampled them was seen done.
     pub explicit_after_fence: u64,
     explicit: ExplicitBuffers,
 }
@@ -65,8 +68,13 @@ impl PendingReleases {
             return;
         }
         let early = fence.implicit_release();
+        if early {
+            // Every sampled dma-buf carries the frame's READ fence.
+            self.early += 1;
+            return;
+        }
         let mut buffers = Vec::new();
-        let mut explicit = 0;
+        let mut explicit = Vec::new();
         for element in elements {
             let Some(UnderlyingStorage::Wayland(buffer)) = element.underlying_storage(renderer) else {
                 continue;
@@ -74,15 +82,8 @@ impl PendingReleases {
             if get_dmabuf(buffer).is_err() {
                 continue;
             }
-            let is_explicit = self.is_explicit(buffer);
-            if early && !is_explicit {
-                continue;
-            }
-            explicit += usize::from(is_explicit);
+            explicit.extend(self.release_of(buffer));
             buffers.push(buffer.clone());
-        }
-        if early {
-            self.early += 1;
         }
         if !buffers.is_empty() {
             self.pending.push(PendingRelease {
@@ -100,7 +101,7 @@ impl PendingReleases {
         self.pending.retain(|p| {
             let done = p.fence.is_signaled();
             if done {
-                explicit += p.explicit as u64;
+                explicit += p.explicit.len() as u64;
             }
             !done
         });
@@ -119,14 +120,15 @@ impl PendingReleases {
 
 /// DOC: explicit-buffer state is per buffer, not process-wide
 ///
-/// Whether a wl_buffer was last committed with explicit sync points is
-/// recorded by the acquire pre-commit hook ([`PendingReleases::mark_explicit`])
-/// in this per-compositor map and removed when the wl_buffer is destroyed
+/// The release point a wl_buffer was last committed with is recorded (as a
+/// weak reference: the surface state owns it) by the explicit commit
+/// ([`PendingReleases::mark_explicit`]) in this per-compositor map and
+/// removed when the wl_buffer is destroyed
 /// (`BufferHandler::buffer_destroyed`, which smithay also runs for every
 /// buffer of a client that disconnects), so an entry never outlives its
 /// buffer. `ObjectId`s carry a serial, so a reused protocol id is a new key.
 #[derive(Default)]
-pub struct ExplicitBuffers(HashSet<ObjectId>);
+pub struct ExplicitBuffers(HashMap<ObjectId, WeakRelease>);
 
 impl ExplicitBuffers {
     pub fn len(&self) -> usize {
@@ -139,13 +141,13 @@ impl ExplicitBuffers {
 }
 
 impl PendingReleases {
-    /// Marks `buffer` as committed with explicit sync points (or not).
-    pub fn mark_explicit(&mut self, buffer: &WlBuffer, explicit: bool) {
-        if explicit {
-            self.explicit.0.insert(buffer.id());
-        } else {
-            self.explicit.0.remove(&buffer.id());
-        }
+    /// Records the release point `buffer` was committed with (`None`:
+    /// committed without sync points).
+    pub fn mark_explicit(&mut self, buffer: &WlBuffer, release: Option<&Release>) {
+        match release {
+            Some(release) => self.explicit.0.insert(buffer.id(), release.downgrade()),
+            None => self.explicit.0.remove(&buffer.id()),
+        };
     }
 
     /// Drops the per-buffer state of a destroyed wl_buffer.
@@ -158,7 +160,8 @@ impl PendingReleases {
         self.explicit.len()
     }
 
-    fn is_explicit(&self, buffer: &Buffer) -> bool {
-        self.explicit.0.contains(&buffer.id())
+    /// The live release point of `buffer`'s current commit, if any.
+    fn release_of(&self, buffer: &Buffer) -> Option<Release> {
+        self.explicit.0.get(&buffer.id()).and_then(WeakRelease::upgrade)
     }
 }

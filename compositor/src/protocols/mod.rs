@@ -1,0 +1,5 @@
+//! Wayland protocols dispatched by this crate rather than by smithay, each a
+//! `*State` plus a handler trait, smithay style.
+
+pub mod drm_syncobj;
+pub mod sync_point;

@@ -12,7 +12,7 @@
 #     (kernel_sync_primitives, needs vgem for the fences: modprobe vgem);
 #  3. READ-fence release: the compositor's frame fence seen pending in a
 #     client dma-buf right after composition (gpu_sync_read_fence);
-#  4. the GPU-wait acquire path: COMPOSITOR_IMPLICIT_ACQUIRE=gpu with a
+#  4. the GPU-wait acquire path: COMPOSITOR_ACQUIRE=gpu with a
 #     client fence pending (sync_release_gpu_stall; on lavapipe it blocks the
 #     loop, a real GPU must not);
 #  5. explicit sync through the compositor on this node (kernel_sync_explicit).

@@ -3,7 +3,7 @@
 //! fence (devices exporting SYNC_FD), or its wl_buffer.release is held back
 //! until the GPU is done (devices without). To make "the GPU is not done"
 //! observable, the frame is stalled on the GPU by a second surface whose
-//! buffer has an unsignaled vgem write fence (COMPOSITOR_IMPLICIT_ACQUIRE=gpu:
+//! buffer has an unsignaled vgem write fence (COMPOSITOR_ACQUIRE=gpu:
 //! the GPU waits on it through a temporary semaphore import). Kernel VM tier,
 //! but kept out of `kernel_*` (not run by scripts/vm/test.sh): on lavapipe the
 //! GPU-wait path blocks the compositor's loop (vkQueueSubmit or the SYNC_FD
@@ -22,10 +22,10 @@ use tests::{DmabufBuffer, Format, UdmabufProvider, Window};
 const BOUND: Duration = Duration::from_secs(5);
 
 #[test]
-#[ignore = "known issue (issue 4): with COMPOSITOR_IMPLICIT_ACQUIRE=gpu, lavapipe blocks the event loop until the imported SYNC_FD signals (measured in the VM: 10 s, until vgem's timeout); run by hand in the VM with --include-ignored"]
+#[ignore = "known issue (issue 4): with COMPOSITOR_ACQUIRE=gpu, lavapipe blocks the event loop until the imported SYNC_FD signals (measured in the VM: 10 s, until vgem's timeout); run by hand in the VM with --include-ignored"]
 fn sampled_buffer_is_released_only_after_the_gpu_finished() -> Result<()> {
     // Only this test runs in this binary, so the variable reaches only its compositor.
-    std::env::set_var("COMPOSITOR_IMPLICIT_ACQUIRE", "gpu");
+    std::env::set_var("COMPOSITOR_ACQUIRE", "gpu");
     let out = tempfile::tempdir()?;
     let stats = out.path().join("stats.json");
     let mut comp = Compositor::spawn(&[

@@ -265,7 +265,7 @@ fn map_window(state: &mut State, window: Window) {
         .and_then(|t| state.placement.take_requested(t.wl_surface()));
     let slot = window.user_data().get::<CascadeSlot>().map(|slot| slot.0);
     let position = match (requested, slot) {
-        (Some(surface_origin), _) => surface_origin + window.geometry().loc,
+        (Some(requested), _) => crate::shell::space_location_for(&window, requested),
         (None, Some(slot)) => slot,
         (None, None) => {
             let position = state.placement.next_position();

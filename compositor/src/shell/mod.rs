@@ -65,13 +65,13 @@ impl State {
         }
     }
 
-    /// Puts the toplevel whose surface is `surface` so that the surface's
-    /// top-left is at `pos` (WLCS's `position_window_absolute`). A toplevel
+    /// Puts the toplevel whose surface is `surface` at `pos` (WLCS's
+    /// `position_window_absolute`; see [`space_location_for`]). A toplevel
     /// not mapped yet goes there when it maps.
     pub fn position_window(&mut self, surface: &WlSurface, pos: Point<i32, Logical>) {
         match self.window_for_surface(surface) {
             Some(window) => {
-                let loc = pos + window.geometry().loc;
+                let loc = space_location_for(&window, pos);
                 self.space.map_element(window, loc, false);
                 self.refresh_pointer_focus();
             }
@@ -134,5 +134,30 @@ impl State {
         if surface.is_initial_configure_sent() {
             surface.send_pending_configure();
         }
+    }
+}
+
+/// The space location that puts `window` at `pos`: its window geometry's
+/// top-left where the client set one (`xdg_surface.set_window_geometry`,
+/// which WLCS's `pointer_respects_window_geom_offset` expects), else its
+/// main surface's top-left (smithay's default geometry is the bounding box
+/// of the whole tree, subsurfaces included, which would move the main
+/// surface when a subsurface sticks out to the left or top).
+pub fn space_location_for(window: &Window, pos: Point<i32, Logical>) -> Point<i32, Logical> {
+    use smithay::wayland::{compositor::with_states, shell::xdg::SurfaceCachedState};
+    let explicit = window.toplevel().is_some_and(|t| {
+        with_states(t.wl_surface(), |states| {
+            states
+                .cached_state
+                .get::<SurfaceCachedState>()
+                .current()
+                .geometry
+                .is_some()
+        })
+    });
+    if explicit {
+        pos
+    } else {
+        pos + window.geometry().loc
     }
 }

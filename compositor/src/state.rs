@@ -77,6 +77,10 @@ pub struct State {
     pub shell_stats: crate::stats::ShellStats,
     /// Zero of the input event clock (`State::input_time_ms`).
     pub input_epoch: std::time::Instant,
+    /// The surface and its global origin the last pointer motion was sent
+    /// for (`shell::input`), so a surface moving under a still pointer is
+    /// seen as a change.
+    pub pointer_target: Option<(WlSurface, smithay::utils::Point<f64, smithay::utils::Logical>)>,
 
     /// Mapped toplevels; stacking order: mapping order, then raised on
     /// focus (see `shell`).
@@ -157,6 +161,7 @@ impl State {
             cursor_status: CursorImageStatus::default_named(),
             shell_stats: Default::default(),
             input_epoch: std::time::Instant::now(),
+            pointer_target: None,
             space,
             popups: PopupManager::default(),
             placement: Default::default(),

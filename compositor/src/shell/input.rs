@@ -58,13 +58,14 @@ impl State {
             serial: SERIAL_COUNTER.next_serial(),
             time,
         };
+        self.pointer_target = under.clone();
         pointer.motion(self, under, &event);
         pointer.frame(self);
     }
 
-    /// Re-evaluates what is under a stationary pointer after windows moved,
-    /// resized or (un)mapped, sending enter/leave only if the surface under
-    /// it changed.
+    /// Re-evaluates what is under a stationary pointer after windows or
+    /// subsurfaces moved, resized or (un)mapped: enter/leave if the surface
+    /// under it changed, a motion if that surface moved under it.
     pub fn refresh_pointer_focus(&mut self) {
         let Some(pointer) = self.seat.get_pointer() else { return };
         if pointer.is_grabbed() {
@@ -72,8 +73,9 @@ impl State {
         }
         let pos = pointer.current_location();
         let under = self.surface_under(pos);
-        let current = pointer.current_focus();
-        if under.as_ref().map(|(s, _)| s) == current.as_ref() {
+        // After a grab, smithay's focus may differ from what we last sent.
+        let focus = pointer.current_focus();
+        if under == self.pointer_target && focus.as_ref() == under.as_ref().map(|(s, _)| s) {
             return;
         }
         self.send_pointer_motion(&pointer, under, pos);
@@ -85,6 +87,7 @@ impl State {
         let pos = self.clamp_to_output(pointer.current_location() + delta);
         let under = self.surface_under(pos);
         let time = self.input_time_ms();
+        self.pointer_target = under.clone();
         pointer.motion(
             self,
             under.clone(),

@@ -10,7 +10,10 @@ use smithay::{
     },
     wayland::{
         buffer::BufferHandler,
-        compositor::{get_parent, is_sync_subsurface, CompositorClientState, CompositorHandler, CompositorState},
+        compositor::{
+            add_post_commit_hook, get_children, get_parent, is_sync_subsurface, with_states, CompositorClientState,
+            CompositorHandler, CompositorState, SubsurfaceCachedState,
+        },
     },
 };
 
@@ -34,6 +37,7 @@ impl CompositorHandler for State {
         crate::sync::implicit::on_new_surface(surface);
         // Large CPU-fallback copies run on a worker; the commit waits for it.
         crate::sync::cpu_copy::on_new_surface(surface);
+        add_post_commit_hook::<State, _>(surface, apply_child_positions);
     }
 
     fn commit(&mut self, surface: &WlSurface) {
@@ -74,6 +78,43 @@ impl State {
         }
     }
 }
+
+/// DOC: subsurface positions belong to the parent's state
+///
+/// `wl_subsurface.set_position`: "the scheduled coordinates take effect
+/// whenever the state of the parent surface is applied". smithay 0.7 keeps
+/// the position in the child's own double-buffered state instead, so a
+/// child moved with its *own* commit and not with its parent's (WLCS
+/// SubsurfaceTest). This post-commit hook runs whenever a surface's state is
+/// applied: as a parent, it moves every direct child to its latest
+/// requested position and records it ([`AppliedPosition`]); as a child, it
+/// puts back the position its parent last applied, undoing smithay's.
+fn apply_child_positions(_: &mut State, _: &smithay::reexports::wayland_server::DisplayHandle, surface: &WlSurface) {
+    for child in get_children(surface) {
+        with_states(&child, |states| {
+            let mut cached = states.cached_state.get::<SubsurfaceCachedState>();
+            let requested = cached.pending().location;
+            cached.current().location = requested;
+            states.data_map.insert_if_missing(AppliedPosition::default);
+            if let Some(applied) = states.data_map.get::<AppliedPosition>() {
+                *applied.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(requested);
+            }
+        });
+    }
+    with_states(surface, |states| {
+        let applied = states
+            .data_map
+            .get::<AppliedPosition>()
+            .and_then(|a| *a.0.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(location) = applied {
+            states.cached_state.get::<SubsurfaceCachedState>().current().location = location;
+        }
+    });
+}
+
+/// The position a subsurface's parent last applied (`None`: not yet).
+#[derive(Default)]
+struct AppliedPosition(std::sync::Mutex<Option<smithay::utils::Point<i32, smithay::utils::Logical>>>);
 
 /// Walks up the subsurface tree to the surface that carries the role.
 fn root_surface(surface: &WlSurface) -> WlSurface {

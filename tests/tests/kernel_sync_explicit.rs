@@ -39,13 +39,14 @@ fn node() -> Result<RenderNode> {
         .context("a render node with syncobj timelines + SYNCOBJ_EVENTFD (virtio-gpu in the VM)")
 }
 
-fn spawn(stats: &std::path::Path) -> Result<Compositor> {
-    Compositor::spawn(&[
+fn spawn(stats: &std::path::Path, env: &[(&str, &str)]) -> Result<Compositor> {
+    let args = [
         "--size".as_ref(),
         "320x240".as_ref(),
         "--stats".as_ref(),
         stats.as_os_str(),
-    ])
+    ];
+    Compositor::spawn_with_env(&args, env)
 }
 
 fn sync_stats(path: &std::path::Path) -> Result<serde_json::Value> {
@@ -57,6 +58,70 @@ fn blue_buffer(client: &Client, provider: &dyn tests::BufferProvider) -> Result<
     DmabufBuffer::new(client, provider, 64, 64, Format::Xrgb8888, 256, &|_, _| {
         Format::Xrgb8888.encode(BLUE)
     })
+}
+
+/// A compositor and a client whose window has a syncobj surface and a
+/// timeline on the VM's render node: the set-up every explicit test shares.
+struct Explicit {
+    node: RenderNode,
+    _out: tempfile::TempDir,
+    stats: std::path::PathBuf,
+    comp: Compositor,
+    client: Client,
+    tl: Syncobj,
+    timeline: explicit::SyncobjTimeline,
+    window: Window,
+    ssurf: explicit::SyncobjSurface,
+    udmabuf: UdmabufProvider,
+}
+
+impl Explicit {
+    /// Starts the compositor (with `env`) and the client's window `title`.
+    fn start(title: &str, env: &[(&str, &str)]) -> Result<Explicit> {
+        let node = node()?;
+        let out = tempfile::tempdir()?;
+        let stats = out.path().join("stats.json");
+        let comp = spawn(&stats, env)?;
+        let mut client = comp.connect()?;
+        let tl = Syncobj::create(&node, false)?;
+        let timeline = explicit::import_timeline(&client, tl.export()?.as_fd())?;
+        let window = Window::new(&mut client, title)?;
+        let ssurf = explicit::get_surface(&client, &window.surface)?;
+        Ok(Explicit {
+            node,
+            _out: out,
+            stats,
+            comp,
+            client,
+            tl,
+            timeline,
+            window,
+            ssurf,
+            udmabuf: UdmabufProvider::open()?,
+        })
+    }
+
+    /// A new blue udmabuf for the window.
+    fn buffer(&self) -> Result<DmabufBuffer> {
+        blue_buffer(&self.client, &self.udmabuf)
+    }
+
+    /// Commits `buffer` with points already signaled/set on the timeline
+    /// and waits until it is presented.
+    fn show(&mut self, buffer: &DmabufBuffer, acquire: u64, release: u64) -> Result<()> {
+        set_points(&self.ssurf, &self.timeline, acquire, release);
+        self.window.attach(buffer);
+        self.window.wait_frame(&mut self.client)
+    }
+
+    /// Stops the compositor; its `"sync"` stats.
+    fn finish(mut self) -> Result<serde_json::Value> {
+        self.client.roundtrip()?;
+        self.comp.terminate()?;
+        let sync = sync_stats(&self.stats)?;
+        println!("compositor sync stats: {sync}");
+        Ok(sync)
+    }
 }
 
 /// A vgem buffer with an unsignaled WRITE fence, as a sync_file: the "GPU
@@ -106,42 +171,33 @@ impl Drop for VgemWork {
 #[test]
 #[ignore = "kernel VM tier: wp_linux_drm_syncobj_v1 needs a render node with syncobj timelines (run scripts/vm/test.sh)"]
 fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<()> {
-    let node = node()?;
-    let out = tempfile::tempdir()?;
-    let stats = out.path().join("stats.json");
-    let mut comp = spawn(&stats)?;
-    let mut witness = Witness::start(&comp.socket_path(), bound())?;
-    let mut client = comp.connect()?;
-    let tl = Syncobj::create(&node, false)?;
-    let timeline = explicit::import_timeline(&client, tl.export()?.as_fd())?;
-    let window = Window::new(&mut client, "explicit")?;
-    let ssurf = explicit::get_surface(&client, &window.surface)?;
-    let udmabuf = UdmabufProvider::open()?;
-    let a = blue_buffer(&client, &udmabuf)?;
+    let mut e = Explicit::start("explicit", &[])?;
+    let mut witness = Witness::start(&e.comp.socket_path(), bound())?;
+    let a = e.buffer()?;
 
     // Acquire 1 has no fence at all: the commit must wait.
-    set_points(&ssurf, &timeline, 1, 2);
-    window.attach(&a);
-    let shown = window.frame(&client);
-    window.surface.commit();
-    client.roundtrip()?;
+    set_points(&e.ssurf, &e.timeline, 1, 2);
+    e.window.attach(&a);
+    let shown = e.window.frame(&e.client);
+    e.window.surface.commit();
+    e.client.roundtrip()?;
     let w0 = witness.frames();
     witness
         .wait_for_frames(w0 + FRAMES, bound())
         .context("the witness stalled while the explicit commit was held")?;
-    client.roundtrip()?;
-    ensure!(!tl.is_available(1)?, "acquire point 1 got a fence from somewhere");
+    e.client.roundtrip()?;
+    ensure!(!e.tl.is_available(1)?, "acquire point 1 got a fence from somewhere");
     ensure!(
         !shown.load(Ordering::Acquire),
         "presented before its acquire point had a fence"
     );
     ensure!(
-        !tl.is_signaled(2)?,
+        !e.tl.is_signaled(2)?,
         "release point signaled before the buffer was even used"
     );
 
-    tl.signal(1)?;
-    client.wait_flag(
+    e.tl.signal(1)?;
+    e.client.wait_flag(
         "frame callback of the explicit commit after the acquire point signaled",
         &shown,
     )?;
@@ -149,17 +205,15 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
     let w1 = witness.frames();
     witness.wait_for_frames(w1 + FRAMES, bound())?;
     ensure!(
-        !tl.is_signaled(2)?,
+        !e.tl.is_signaled(2)?,
         "release point signaled while the buffer is still attached"
     );
 
     // Replace A with B (acquire 3 already signaled, release 4): A may go.
-    let released = tl.eventfd(2, false)?;
-    tl.signal(3)?;
-    let b = blue_buffer(&client, &udmabuf)?;
-    set_points(&ssurf, &timeline, 3, 4);
-    window.attach(&b);
-    window.wait_frame(&mut client)?;
+    let released = e.tl.eventfd(2, false)?;
+    e.tl.signal(3)?;
+    let b = e.buffer()?;
+    e.show(&b, 3, 4)?;
     ensure!(
         poll_in(released.as_fd(), bound())?,
         "release point 2 never signaled after A was replaced"
@@ -172,13 +226,10 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
         "A's release point signaled with GPU work on A pending: {:?}",
         all.info()?
     );
-    ensure!(!tl.is_signaled(4)?, "B's release point signaled while B is attached");
+    ensure!(!e.tl.is_signaled(4)?, "B's release point signaled while B is attached");
     drop(a); // wl_buffer.destroy: its per-buffer sync state must go with it
-    client.roundtrip()?;
     witness.stop()?;
-    comp.terminate()?;
-    let sync = sync_stats(&stats)?;
-    println!("compositor sync stats: {sync}");
+    let sync = e.finish()?;
     ensure!(
         sync["explicit_held"].as_u64() >= Some(1),
         "no commit counted as held on its acquire point: {sync}"
@@ -206,17 +257,8 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
 #[test]
 #[ignore = "kernel VM tier: bridging needs syncobj timelines, vgem fences and udmabuf (run scripts/vm/test.sh)"]
 fn bridging_explicit_acquire_fence_is_imported_for_implicit_readers() -> Result<()> {
-    let node = node()?;
-    let out = tempfile::tempdir()?;
-    let stats = out.path().join("stats.json");
-    let mut comp = spawn(&stats)?;
-    let mut client = comp.connect()?;
-    let tl = Syncobj::create(&node, false)?;
-    let timeline = explicit::import_timeline(&client, tl.export()?.as_fd())?;
-    let window = Window::new(&mut client, "bridged")?;
-    let ssurf = explicit::get_surface(&client, &window.surface)?;
-    let udmabuf = UdmabufProvider::open()?;
-    let a = blue_buffer(&client, &udmabuf)?;
+    let mut e = Explicit::start("bridged", &[])?;
+    let a = e.buffer()?;
     ensure!(
         fences::export_sync_file(a.fd().as_fd(), Access::Read)?.status()? == FenceStatus::Signaled,
         "A starts with a pending writer"
@@ -225,14 +267,14 @@ fn bridging_explicit_acquire_fence_is_imported_for_implicit_readers() -> Result<
     // Acquire point 1 materialized with an unsignaled vgem fence (the "GPU
     // write" of an explicit client).
     let mut writer = VgemWork::start()?;
-    tl.import_point(1, &writer.sync_file()?)?;
-    ensure!(tl.is_available(1)? && !tl.is_signaled(1)?);
+    e.tl.import_point(1, &writer.sync_file()?)?;
+    ensure!(e.tl.is_available(1)? && !e.tl.is_signaled(1)?);
 
-    set_points(&ssurf, &timeline, 1, 2);
-    window.attach(&a);
-    let shown = window.frame(&client);
-    window.surface.commit();
-    client.roundtrip()?;
+    set_points(&e.ssurf, &e.timeline, 1, 2);
+    e.window.attach(&a);
+    let shown = e.window.frame(&e.client);
+    e.window.surface.commit();
+    e.client.roundtrip()?;
     // What an implicit reader of A's dma-buf waits for now: the acquire fence.
     let readers = fences::export_sync_file(a.fd().as_fd(), Access::Read)?;
     let info = readers.info()?;
@@ -242,7 +284,7 @@ fn bridging_explicit_acquire_fence_is_imported_for_implicit_readers() -> Result<
         "the acquire fence was not bridged into A's dma-buf: {info:?}"
     );
     ensure!(
-        tl.export_point(1)?.status()? == FenceStatus::Active,
+        e.tl.export_point(1)?.status()? == FenceStatus::Active,
         "the vgem fence timed out during the test"
     );
     ensure!(
@@ -255,12 +297,10 @@ fn bridging_explicit_acquire_fence_is_imported_for_implicit_readers() -> Result<
         readers.wait(bound())?,
         "the bridged fence did not follow the acquire point"
     );
-    client.wait_flag("frame callback after the acquire point signaled", &shown)?;
+    e.client
+        .wait_flag("frame callback after the acquire point signaled", &shown)?;
     drop(a);
-    client.roundtrip()?;
-    comp.terminate()?;
-    let sync = sync_stats(&stats)?;
-    println!("compositor sync stats: {sync}");
+    let sync = e.finish()?;
     ensure!(sync["bridged_acquires"].as_u64() >= Some(1), "{sync}");
     Ok(())
 }
@@ -268,21 +308,10 @@ fn bridging_explicit_acquire_fence_is_imported_for_implicit_readers() -> Result<
 #[test]
 #[ignore = "kernel VM tier: bridging needs syncobj timelines, vgem fences and udmabuf (run scripts/vm/test.sh)"]
 fn bridging_implicit_reader_fences_are_transferred_into_the_release_point() -> Result<()> {
-    let node = node()?;
-    let out = tempfile::tempdir()?;
-    let stats = out.path().join("stats.json");
-    let mut comp = spawn(&stats)?;
-    let mut client = comp.connect()?;
-    let tl = Syncobj::create(&node, false)?;
-    let timeline = explicit::import_timeline(&client, tl.export()?.as_fd())?;
-    let window = Window::new(&mut client, "released")?;
-    let ssurf = explicit::get_surface(&client, &window.surface)?;
-    let udmabuf = UdmabufProvider::open()?;
-    let a = blue_buffer(&client, &udmabuf)?;
-    tl.signal(1)?;
-    set_points(&ssurf, &timeline, 1, 2);
-    window.attach(&a);
-    window.wait_frame(&mut client)?;
+    let mut e = Explicit::start("released", &[])?;
+    let a = e.buffer()?;
+    e.tl.signal(1)?;
+    e.show(&a, 1, 2)?;
 
     // An implicit-sync reader of A that is still busy (what a scan-out or
     // capture importer leaves on the dma-buf): a vgem fence imported as READ.
@@ -290,23 +319,21 @@ fn bridging_implicit_reader_fences_are_transferred_into_the_release_point() -> R
     fences::import_sync_file(a.fd().as_fd(), &reader.sync_file()?, Access::Read)?;
 
     // Replace A with B: the compositor is done with A, the reader is not.
-    let attached = tl.eventfd(2, true)?;
-    let released = tl.eventfd(2, false)?;
-    tl.signal(3)?;
-    let b = blue_buffer(&client, &udmabuf)?;
-    set_points(&ssurf, &timeline, 3, 4);
-    window.attach(&b);
-    window.wait_frame(&mut client)?;
+    let attached = e.tl.eventfd(2, true)?;
+    let released = e.tl.eventfd(2, false)?;
+    e.tl.signal(3)?;
+    let b = e.buffer()?;
+    e.show(&b, 3, 4)?;
     ensure!(
         poll_in(attached.as_fd(), bound())?,
         "release point 2 got no fence after A was replaced"
     );
     ensure!(reader.pending()?, "the reader's vgem fence timed out during the test");
     ensure!(
-        !tl.is_signaled(2)?,
+        !e.tl.is_signaled(2)?,
         "release point 2 signaled while an implicit reader of A was still busy"
     );
-    let info = tl.export_point(2)?.info()?;
+    let info = e.tl.export_point(2)?.info()?;
     println!("release point 2 after A was replaced: {info:?}");
 
     reader.finish()?;
@@ -314,12 +341,9 @@ fn bridging_implicit_reader_fences_are_transferred_into_the_release_point() -> R
         poll_in(released.as_fd(), bound())?,
         "release point 2 did not follow the reader's fence"
     );
-    ensure!(!tl.is_signaled(4)?, "B's release point signaled while B is attached");
+    ensure!(!e.tl.is_signaled(4)?, "B's release point signaled while B is attached");
     drop(a);
-    client.roundtrip()?;
-    comp.terminate()?;
-    let sync = sync_stats(&stats)?;
-    println!("compositor sync stats: {sync}");
+    let sync = e.finish()?;
     ensure!(sync["release_points_from_fence"].as_u64() >= Some(1), "{sync}");
     drop(b);
     Ok(())
@@ -328,44 +352,32 @@ fn bridging_implicit_reader_fences_are_transferred_into_the_release_point() -> R
 #[test]
 #[ignore = "kernel VM tier: GPU-waited acquire needs syncobj timelines, vgem fences and SYNC_FD semaphores (run scripts/vm/test.sh)"]
 fn gpu_policy_applies_the_commit_once_the_acquire_point_is_materialized() -> Result<()> {
-    let node = node()?;
-    let out = tempfile::tempdir()?;
-    let stats = out.path().join("stats.json");
-    let args = ["--size", "320x240", "--stats", stats.to_str().context("utf-8 path")?];
-    let mut comp = Compositor::spawn_with_env(&args, &[("COMPOSITOR_ACQUIRE", "gpu")])?;
-    let mut witness = Witness::start(&comp.socket_path(), bound())?;
-    let mut client = comp.connect()?;
-    let tl = Syncobj::create(&node, false)?;
-    let timeline = explicit::import_timeline(&client, tl.export()?.as_fd())?;
-    let window = Window::new(&mut client, "gpu-acquire")?;
-    let ssurf = explicit::get_surface(&client, &window.surface)?;
-    let udmabuf = UdmabufProvider::open()?;
-    let a = blue_buffer(&client, &udmabuf)?;
-    tl.signal(1)?;
-    set_points(&ssurf, &timeline, 1, 2);
-    window.attach(&a);
-    window.wait_frame(&mut client)?;
+    let mut e = Explicit::start("gpu-acquire", &[("COMPOSITOR_ACQUIRE", "gpu")])?;
+    let mut witness = Witness::start(&e.comp.socket_path(), bound())?;
+    let a = e.buffer()?;
+    e.tl.signal(1)?;
+    e.show(&a, 1, 2)?;
 
     // B's acquire point has no fence: the commit is held (A stays on
     // screen, so A's release point 2 stays unsignaled). B's points are on a
     // timeline of their own: a timeline's points are ordered, so a release
     // point signaled after a later point got a fence would wait for that
     // fence too (dma_fence_chain), as real clients' timelines never do.
-    let a_released = tl.eventfd(2, false)?;
-    let tl_b = Syncobj::create(&node, false)?;
-    let timeline_b = explicit::import_timeline(&client, tl_b.export()?.as_fd())?;
-    let b = blue_buffer(&client, &udmabuf)?;
-    set_points(&ssurf, &timeline_b, 1, 2);
-    window.attach(&b);
-    let shown = window.frame(&client);
-    window.surface.commit();
-    client.roundtrip()?;
+    let a_released = e.tl.eventfd(2, false)?;
+    let tl_b = Syncobj::create(&e.node, false)?;
+    let timeline_b = explicit::import_timeline(&e.client, tl_b.export()?.as_fd())?;
+    let b = e.buffer()?;
+    set_points(&e.ssurf, &timeline_b, 1, 2);
+    e.window.attach(&b);
+    let shown = e.window.frame(&e.client);
+    e.window.surface.commit();
+    e.client.roundtrip()?;
     let w0 = witness.frames();
     witness
         .wait_for_frames(w0 + FRAMES, bound())
         .context("the witness stalled while the explicit commit was held")?;
     ensure!(
-        !tl.is_signaled(2)?,
+        !e.tl.is_signaled(2)?,
         "A was released before B's acquire point had a fence"
     );
     witness.stop()?;
@@ -396,12 +408,10 @@ fn gpu_policy_applies_the_commit_once_the_acquire_point_is_materialized() -> Res
     );
 
     writer.finish()?;
-    client.wait_flag("frame callback of B after its acquire fence signaled", &shown)?;
+    e.client
+        .wait_flag("frame callback of B after its acquire fence signaled", &shown)?;
     drop(a);
-    client.roundtrip()?;
-    comp.terminate()?;
-    let sync = sync_stats(&stats)?;
-    println!("compositor sync stats: {sync}");
+    let sync = e.finish()?;
     ensure!(sync["explicit_gpu_waits"].as_u64() >= Some(1), "{sync}");
     ensure!(sync["explicit_held"].as_u64() >= Some(1), "{sync}");
     drop(b);
@@ -413,7 +423,7 @@ fn gpu_policy_applies_the_commit_once_the_acquire_point_is_materialized() -> Res
 fn expect_error(interface: &str, code: u32, provoke: impl FnOnce(&mut Client, &Syncobj) -> Result<()>) -> Result<()> {
     let node = node()?;
     let out = tempfile::tempdir()?;
-    let mut comp = spawn(&out.path().join("stats.json"))?;
+    let mut comp = spawn(&out.path().join("stats.json"), &[])?;
     let mut witness = Witness::start(&comp.socket_path(), bound())?;
     let mut bad = comp.connect()?;
     let tl = Syncobj::create(&node, false)?;
@@ -558,7 +568,7 @@ fn host_without_syncobj_the_global_is_not_offered() -> Result<()> {
     // SYNCOBJ_EVENTFD (this host), the compositor must not offer the global.
     let has_node = RenderNode::find(|c| c.explicit_sync()).is_ok();
     let out = tempfile::tempdir()?;
-    let comp = spawn(&out.path().join("stats.json"))?;
+    let comp = spawn(&out.path().join("stats.json"), &[])?;
     let client = comp.connect()?;
     match (has_node, client.globals.syncobj.is_some()) {
         (false, false) | (true, true) => Ok(()),

@@ -3,7 +3,7 @@
 //! DOC: see `render::copy_worker` for the whole shape. This module is the
 //! loop side: a pre-commit hook (installed on every surface) looks at the
 //! pending buffer; if it is a CPU-fallback dma-buf of at least the copy
-//! threshold, it submits a full copy to the worker and adds a [`CopyBlocker`]
+//! threshold, it submits a full copy to the worker and adds a [`FlagBlocker`](super::FlagBlocker)
 //! to the surface. When the worker's [`CopyDone`] arrives through the calloop
 //! channel, the loop queues the staged upload on the texture
 //! (`VkRenderer::staged_upload_ready`, so the render-time import does not
@@ -14,41 +14,26 @@
 //! worker takes the buffer's reservation only to pin and unpin.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use smithay::reexports::calloop::{channel, LoopHandle};
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource};
 use smithay::wayland::compositor::{
-    add_blocker, add_pre_commit_hook, with_states, Blocker, BlockerState, BufferAssignment, CompositorHandler,
-    SurfaceAttributes,
+    add_blocker, add_pre_commit_hook, with_states, BufferAssignment, CompositorHandler, SurfaceAttributes,
 };
 use smithay::wayland::dmabuf::get_dmabuf;
 use tracing::{debug, warn};
+
+use super::FlagBlocker;
 
 use crate::render::copy_worker::{CopyDone, CopyWorker};
 use crate::render::VkTexture;
 use crate::state::State;
 
-/// Released once the worker's copy has been queued on the texture.
-#[derive(Debug, Clone, Default)]
-pub struct CopyBlocker(Arc<AtomicBool>);
-
-impl Blocker for CopyBlocker {
-    fn state(&self) -> BlockerState {
-        if self.0.load(Ordering::Acquire) {
-            BlockerState::Released
-        } else {
-            BlockerState::Pending
-        }
-    }
-}
-
 struct Pending {
     client: Client,
     texture: VkTexture,
-    blocker: CopyBlocker,
+    blocker: FlagBlocker,
 }
 
 /// Counters for `--stats` (`"cpu_copies"`).
@@ -119,7 +104,7 @@ fn copy_hook(state: &mut State, _dh: &DisplayHandle, surface: &WlSurface) {
         warn!("CPU copy worker is gone; copying on the loop at render time");
         return;
     };
-    let blocker = CopyBlocker::default();
+    let blocker = FlagBlocker::default();
     state.cpu_copies.pending.insert(
         id,
         Pending {
@@ -148,7 +133,7 @@ fn on_copy_done(state: &mut State, done: CopyDone) {
             warn!("CPU copy on the worker failed: {e}");
         }
     }
-    p.blocker.0.store(true, Ordering::Release);
+    p.blocker.release();
     let dh = state.display_handle.clone();
     state.client_compositor_state(&p.client).blocker_cleared(state, &dh);
 }

@@ -18,8 +18,6 @@
 //!   is on the dma-buf).
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use smithay::{
     backend::allocator::dmabuf::Dmabuf,
@@ -27,11 +25,11 @@ use smithay::{
         calloop::{generic::Generic, Interest, Mode, PostAction},
         wayland_server::{protocol::wl_surface::WlSurface, DisplayHandle, Resource},
     },
-    wayland::compositor::{add_blocker, Blocker, BlockerState, CompositorHandler},
+    wayland::compositor::{add_blocker, CompositorHandler},
 };
 use tracing::{debug, info, warn};
 
-use super::AcquirePolicy;
+use super::{AcquirePolicy, FlagBlocker};
 use crate::protocols::drm_syncobj::{ExplicitCommit, SyncPoint, SyncobjHandler, SyncobjState};
 use crate::state::State;
 
@@ -62,20 +60,6 @@ pub fn create_global(dh: &DisplayHandle, main_device: Option<libc::dev_t>) -> Op
     }
     info!(path = %node.path.display(), "wp_linux_drm_syncobj_v1 global created");
     Some(SyncobjState::new::<State>(dh, node))
-}
-
-/// Released by the loop source watching the acquire point.
-#[derive(Debug, Clone, Default)]
-struct PointBlocker(Arc<AtomicBool>);
-
-impl Blocker for PointBlocker {
-    fn state(&self) -> BlockerState {
-        if self.0.load(Ordering::Acquire) {
-            BlockerState::Released
-        } else {
-            BlockerState::Pending
-        }
-    }
 }
 
 /// What a held explicit commit waits for.
@@ -114,7 +98,7 @@ fn hold(
     dmabuf: &Dmabuf,
     until: Until,
 ) -> anyhow::Result<()> {
-    let blocker = PointBlocker::default();
+    let blocker = FlagBlocker::default();
     let held = Held {
         client: surface
             .client()
@@ -136,7 +120,7 @@ struct Held {
     id: smithay::reexports::wayland_server::backend::ObjectId,
     point: SyncPoint,
     dmabuf: Dmabuf,
-    blocker: PointBlocker,
+    blocker: FlagBlocker,
 }
 
 /// A one-shot loop source on the point's eventfd. For
@@ -170,7 +154,7 @@ fn watch(state: &mut State, held: Held, until: Until) -> anyhow::Result<()> {
                     }
                 }
                 debug!(surface = ?held.id, ?until, "acquire point ready; applying the held commit");
-                held.blocker.0.store(true, Ordering::Release);
+                held.blocker.release();
                 let dh = state.display_handle.clone();
                 state.client_compositor_state(&held.client).blocker_cleared(state, &dh);
                 Ok(PostAction::Remove)

@@ -26,7 +26,11 @@ pub mod explicit;
 pub mod implicit;
 pub mod release;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use smithay::reexports::calloop::LoopHandle;
+use smithay::wayland::compositor::{Blocker, BlockerState};
 
 use crate::state::State;
 
@@ -115,6 +119,28 @@ impl Default for SyncState {
             policy: AcquirePolicy::from_env(),
             gpu_wait: false,
             stats: SyncStats::default(),
+        }
+    }
+}
+
+/// Holds a commit (smithay `Blocker`) until [`FlagBlocker::release`]: the
+/// loop source watching a fence, an acquire point or the CPU copy worker
+/// calls it, then `blocker_cleared`.
+#[derive(Debug, Clone, Default)]
+pub struct FlagBlocker(Arc<AtomicBool>);
+
+impl FlagBlocker {
+    pub fn release(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+impl Blocker for FlagBlocker {
+    fn state(&self) -> BlockerState {
+        if self.0.load(Ordering::Acquire) {
+            BlockerState::Released
+        } else {
+            BlockerState::Pending
         }
     }
 }

@@ -49,13 +49,16 @@ impl CompositorHandler for State {
             return;
         }
         let root = root_surface(surface);
-        if let Some(window) = self
+        let window = self
             .space
             .elements()
             .find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == &root))
-        {
+            .cloned();
+        if let Some(window) = window {
             // Refreshes the window's cached bbox/geometry for the damage tracker.
+            let geometry_before = window.geometry().loc;
             window.on_commit();
+            self.keep_main_surface_in_place(&window, geometry_before);
         }
         self.popups.commit(surface);
         crate::handlers::xdg_shell::handle_commit(self, &root);

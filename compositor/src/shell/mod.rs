@@ -72,7 +72,7 @@ impl State {
         match self.window_for_surface(surface) {
             Some(window) => {
                 let loc = space_location_for(&window, pos);
-                self.space.map_element(window, loc, false);
+                self.relocate_window(&window, loc);
                 self.refresh_pointer_focus();
             }
             None => self.placement.request_position(surface, pos),
@@ -144,8 +144,17 @@ impl State {
 /// of the whole tree, subsurfaces included, which would move the main
 /// surface when a subsurface sticks out to the left or top).
 pub fn space_location_for(window: &Window, pos: Point<i32, Logical>) -> Point<i32, Logical> {
+    if has_client_geometry(window) {
+        pos
+    } else {
+        pos + window.geometry().loc
+    }
+}
+
+/// Whether the client set a window geometry (`xdg_surface.set_window_geometry`).
+fn has_client_geometry(window: &Window) -> bool {
     use smithay::wayland::{compositor::with_states, shell::xdg::SurfaceCachedState};
-    let explicit = window.toplevel().is_some_and(|t| {
+    window.toplevel().is_some_and(|t| {
         with_states(t.wl_surface(), |states| {
             states
                 .cached_state
@@ -154,10 +163,38 @@ pub fn space_location_for(window: &Window, pos: Point<i32, Logical>) -> Point<i3
                 .geometry
                 .is_some()
         })
-    });
-    if explicit {
-        pos
-    } else {
-        pos + window.geometry().loc
+    })
+}
+
+impl State {
+    /// Moves a mapped window without changing the stacking order (smithay's
+    /// `Space::map_element` raises it; the windows above are raised again).
+    pub fn relocate_window(&mut self, window: &Window, loc: Point<i32, Logical>) {
+        let above: Vec<Window> = self
+            .space
+            .elements()
+            .skip_while(|w| *w != window)
+            .skip(1)
+            .cloned()
+            .collect();
+        self.space.map_element(window.clone(), loc, false);
+        for w in &above {
+            self.space.raise_element(w, false);
+        }
+    }
+
+    /// A window without a client-set geometry has smithay's default one: the
+    /// bounding box of its whole surface tree. When a subsurface grows that
+    /// box to the left or top, `Space`, which places the geometry's top-left,
+    /// would move the main surface; this moves it back, so only the
+    /// subsurface moves (WLCS SubsurfaceTest, SurfaceInputRegions).
+    pub fn keep_main_surface_in_place(&mut self, window: &Window, geometry_before: Point<i32, Logical>) {
+        let after = window.geometry().loc;
+        if after == geometry_before || has_client_geometry(window) {
+            return;
+        }
+        if let Some(loc) = self.space.element_location(window) {
+            self.relocate_window(window, loc - geometry_before + after);
+        }
     }
 }

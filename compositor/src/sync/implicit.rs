@@ -46,7 +46,7 @@ fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::Dis
         (buffer, explicit)
     });
     let Some(buffer) = buffer else { return };
-    state.backend.releases.mark_explicit(&buffer, explicit.is_some());
+    state.backend.releases_mut().mark_explicit(&buffer, explicit.is_some());
     let Some(dmabuf) = get_dmabuf(&buffer).ok().cloned() else {
         return;
     };

@@ -1,0 +1,139 @@
+//! The seat: a libseat session (seatd, logind, or the `noop` backend for
+//! root without either), udev discovery and hotplug, and libinput input
+//! feeding the shell's input entry points (`shell/input.rs`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use smithay::{
+    backend::{
+        input::{
+            AbsolutePositionEvent, ButtonState, InputEvent, KeyState, KeyboardKeyEvent, PointerButtonEvent,
+            PointerMotionEvent,
+        },
+        libinput::{LibinputInputBackend, LibinputSessionInterface},
+        session::{libseat::LibSeatSession, Session},
+        udev::{self, UdevBackend, UdevEvent},
+    },
+    reexports::{calloop::LoopHandle, input::Libinput},
+};
+use tracing::{info, warn};
+
+use crate::state::State;
+
+/// Opens the libseat session. libseat picks its backend itself (seatd,
+/// logind, or `LIBSEAT_BACKEND=noop`: plain open() as root, no VT or
+/// master handling); it logs which one it opened ("Seat opened with backend
+/// ..."), and we log what was asked for.
+pub fn open_session() -> anyhow::Result<(
+    LibSeatSession,
+    smithay::backend::session::libseat::LibSeatSessionNotifier,
+)> {
+    let requested = std::env::var("LIBSEAT_BACKEND").unwrap_or_else(|_| "auto (seatd, then logind)".into());
+    let (session, notifier) = LibSeatSession::new().with_context(|| {
+        format!(
+            "opening a libseat session (LIBSEAT_BACKEND={requested}); without seatd or logind, run as root with \
+             LIBSEAT_BACKEND=noop"
+        )
+    })?;
+    info!(
+        session = "libseat",
+        requested_backend = %requested,
+        seat = %session.seat(),
+        active = session.is_active(),
+        "session opened"
+    );
+    Ok((session, notifier))
+}
+
+/// The card node to drive: `--drm-device`, else the seat's primary GPU
+/// (boot VGA), else its first GPU.
+pub fn pick_device(seat: &str, requested: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = requested {
+        info!(device = %path.display(), "DRM device from --drm-device");
+        return Ok(path.to_path_buf());
+    }
+    let gpus = udev::all_gpus(seat).context("enumerating DRM devices with udev")?;
+    info!(?gpus, seat, "udev DRM devices");
+    let primary = udev::primary_gpu(seat).context("looking up the primary GPU with udev")?;
+    let path = primary
+        .or_else(|| gpus.into_iter().next())
+        .with_context(|| format!("no DRM card node on {seat}"))?;
+    info!(device = %path.display(), "DRM device from udev");
+    Ok(path)
+}
+
+/// Watches udev for DRM device hotplug; events are logged (connector changes
+/// on the driven device are not acted on yet).
+pub fn watch_udev(handle: &LoopHandle<'static, State>, seat: &str, driven: libc::dev_t) -> anyhow::Result<()> {
+    let backend = UdevBackend::new(seat).context("creating the udev monitor")?;
+    handle
+        .insert_source(backend, move |event, _, _state| match event {
+            UdevEvent::Added { device_id, path } => {
+                info!(device_id, path = %path.display(), "udev: DRM device added (not driven)")
+            }
+            UdevEvent::Changed { device_id } if device_id == driven => {
+                info!(
+                    device_id,
+                    "udev: the driven DRM device changed (connector hotplug); output kept as is"
+                )
+            }
+            UdevEvent::Changed { device_id } => info!(device_id, "udev: DRM device changed"),
+            UdevEvent::Removed { device_id } => warn!(device_id, "udev: DRM device removed"),
+        })
+        .map_err(|e| anyhow::anyhow!("inserting the udev source: {e}"))?;
+    Ok(())
+}
+
+/// Starts libinput on the seat; its events go to the shell's input entry
+/// points. Returns the context (suspended and resumed with the session).
+pub fn start_libinput(
+    handle: &LoopHandle<'static, State>,
+    session: &LibSeatSession,
+    seat: &str,
+) -> anyhow::Result<Libinput> {
+    let mut context = Libinput::new_with_udev::<LibinputSessionInterface<LibSeatSession>>(session.clone().into());
+    context
+        .udev_assign_seat(seat)
+        .map_err(|()| anyhow::anyhow!("libinput: udev_assign_seat({seat}) failed"))?;
+    let backend = LibinputInputBackend::new(context.clone());
+    handle
+        .insert_source(backend, |event, _, state| on_input(state, event))
+        .map_err(|e| anyhow::anyhow!("inserting the libinput source: {e}"))?;
+    Ok(context)
+}
+
+/// Logs the input devices libinput found so far (none in a VM without any).
+pub fn log_input_devices(devices: u32) {
+    if devices == 0 {
+        info!("libinput: no input devices on the seat (no keyboard or pointer; clients still run)");
+    } else {
+        info!(devices, "libinput: input devices on the seat");
+    }
+}
+
+fn on_input(state: &mut State, event: InputEvent<LibinputInputBackend>) {
+    match event {
+        InputEvent::DeviceAdded { device } => {
+            if let super::super::Backend::Drm(b) = &mut state.backend {
+                b.stats.input_devices += 1;
+            }
+            info!(name = device.name(), "libinput: device added");
+        }
+        InputEvent::DeviceRemoved { device } => info!(name = device.name(), "libinput: device removed"),
+        InputEvent::Keyboard { event } => {
+            // libinput reports evdev codes + 8 (xkb keycodes); the shell wants evdev.
+            let code = event.key_code().raw().saturating_sub(8);
+            state.keyboard_key(code, event.state() == KeyState::Pressed);
+        }
+        InputEvent::PointerMotion { event } => state.pointer_motion_relative(event.delta()),
+        InputEvent::PointerMotionAbsolute { event } => {
+            let size = state.output_geometry().size;
+            state.pointer_motion_absolute(event.position_transformed(size));
+        }
+        InputEvent::PointerButton { event } => {
+            state.pointer_button(event.button_code(), event.state() == ButtonState::Pressed)
+        }
+        _ => tracing::trace!("libinput: event kind not handled (axis, touch, gestures, tablets)"),
+    }
+}

@@ -269,7 +269,7 @@ pub fn create(
     opts: &DrmOptions,
 ) -> anyhow::Result<(DrmBackend, Sources)> {
     let (mut session, session_notifier) = session::open_session()?;
-    let seat = session.seat();
+    let seat = session::udev_seat(&session.seat());
     let path = session::pick_device(&seat, opts.device.as_deref())?;
     let fd = session
         .open(
@@ -342,7 +342,13 @@ pub fn create(
         connector: choice.name.clone(),
         ..Default::default()
     };
-    let active = session.is_active();
+    // libseat's noop backend has no VT and no pause/activate: it is active
+    // from the start even when it has not said so yet.
+    let noop = session.seat() == "noop";
+    let active = session.is_active() || noop;
+    if !active {
+        info!("session not active yet; the first frame waits for its activation");
+    }
     let backend = DrmBackend {
         surface,
         drm,
@@ -408,12 +414,17 @@ pub fn insert_sources(handle: &LoopHandle<'static, State>, state: &mut State, so
         Ok(ctx) => b.libinput = Some(ctx),
         Err(err) => warn!("no libinput input: {err:#}"),
     }
-    handle.insert_idle(|state| {
-        if let Backend::Drm(b) = &state.backend {
-            session::log_input_devices(b.stats.input_devices as u32);
-        }
-        next_frame(state)
-    });
+    // A zero timer, not an idle callback: calloop blocks in poll before it
+    // runs idles, and nothing else may wake the loop before the first flip.
+    handle
+        .insert_source(Timer::immediate(), |_, _, state| {
+            if let Backend::Drm(b) = &state.backend {
+                session::log_input_devices(b.stats.input_devices as u32);
+            }
+            next_frame(state);
+            TimeoutAction::Drop
+        })
+        .map_err(|e| anyhow::anyhow!("inserting the first-frame timer: {e}"))?;
     Ok(())
 }
 

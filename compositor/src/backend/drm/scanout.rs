@@ -78,6 +78,14 @@ fn alloc_gbm(fd: &DrmDeviceFd, w: u32, h: u32) -> anyhow::Result<Vec<(Allocation
             .create_buffer(w, h, FORMAT, &[Modifier::Linear])
             .context("gbm_bo_create (LINEAR, SCANOUT | RENDERING)")?;
         let dmabuf = bo.export().context("exporting the GBM bo as a dma-buf")?;
+        // gbm_bo_get_fd exports without DRM_RDWR on some drivers (kms_swrast:
+        // a read-only dma-buf); the GPU cannot render into that.
+        let plane_fd = dmabuf.handles().next().context("GBM dma-buf without a plane")?;
+        let mode = smithay::reexports::rustix::fs::fcntl_getfl(plane_fd).context("F_GETFL on the GBM dma-buf")?;
+        anyhow::ensure!(
+            mode & smithay::reexports::rustix::fs::OFlags::ACCMODE == smithay::reexports::rustix::fs::OFlags::RDWR,
+            "GBM exports its buffers read-only (gbm_bo_get_fd without DRM_RDWR); cannot render into them"
+        );
         let fb = framebuffer_from_bo(fd, &bo, false).context("adding a framebuffer for the GBM bo")?;
         let handle = *fb.as_ref();
         out.push((Allocation::Gbm { _fb: fb, _bo: bo }, dmabuf, handle));

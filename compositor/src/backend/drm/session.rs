@@ -46,8 +46,20 @@ pub fn open_session() -> anyhow::Result<(
     Ok((session, notifier))
 }
 
+/// The udev seat of a session seat: libseat's `noop` backend names its seat
+/// `noop`, which no udev device is tagged with; it runs on `seat0`'s devices.
+pub fn udev_seat(session_seat: &str) -> String {
+    if session_seat == "noop" {
+        info!("libseat noop session: using udev seat0's devices");
+        "seat0".into()
+    } else {
+        session_seat.into()
+    }
+}
+
 /// The card node to drive: `--drm-device`, else the seat's primary GPU
-/// (boot VGA), else its first GPU.
+/// (boot VGA), else its first GPU; either only if it has KMS connectors
+/// (render-only drivers such as vgem also have card nodes).
 pub fn pick_device(seat: &str, requested: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(path) = requested {
         info!(device = %path.display(), "DRM device from --drm-device");
@@ -56,11 +68,32 @@ pub fn pick_device(seat: &str, requested: Option<&Path>) -> anyhow::Result<PathB
     let gpus = udev::all_gpus(seat).context("enumerating DRM devices with udev")?;
     info!(?gpus, seat, "udev DRM devices");
     let primary = udev::primary_gpu(seat).context("looking up the primary GPU with udev")?;
-    let path = primary
-        .or_else(|| gpus.into_iter().next())
-        .with_context(|| format!("no DRM card node on {seat}"))?;
-    info!(device = %path.display(), "DRM device from udev");
-    Ok(path)
+    let mut candidates: Vec<PathBuf> = primary.into_iter().chain(gpus).collect();
+    candidates.dedup();
+    for path in candidates {
+        let connectors = kms_connectors(&path);
+        if connectors > 0 {
+            info!(device = %path.display(), connectors, "DRM device from udev");
+            return Ok(path);
+        }
+        info!(device = %path.display(), "no KMS connectors (render-only driver?); skipped");
+    }
+    anyhow::bail!("no DRM card node with KMS connectors on {seat}")
+}
+
+/// Connectors the card exposes in sysfs (`/sys/class/drm/cardN-<connector>`).
+fn kms_connectors(card: &Path) -> usize {
+    let Some(name) = card.file_name().and_then(|n| n.to_str()) else {
+        return 0;
+    };
+    let prefix = format!("{name}-");
+    std::fs::read_dir("/sys/class/drm")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// Watches udev for DRM device hotplug; events are logged (connector changes

@@ -192,6 +192,10 @@ fn drm_backend_scans_out_what_the_client_presented() -> Result<()> {
         drm.get("allocator").and_then(|a| a.as_str()) == Some("dumb"),
         "virtio-gpu without virgl should fall back to dumb buffers + PRIME"
     );
+    ensure!(
+        drm.get("session").and_then(|a| a.as_str()) == Some("libseat/noop"),
+        "session backend not reported as libseat/noop"
+    );
     // The client's buffers were real dma-bufs imported zero-copy.
     ensure!(
         stats.dmabuf_image >= 2 && stats.failed == 0,

@@ -333,8 +333,12 @@ pub fn create(
     let stats = DrmStats {
         device: path.display().to_string(),
         session: format!(
-            "libseat ({})",
-            std::env::var("LIBSEAT_BACKEND").unwrap_or_else(|_| "auto".into())
+            "libseat/{}",
+            session::backend_name(
+                std::env::var("LIBSEAT_BACKEND").ok().as_deref(),
+                &session.seat(),
+                std::path::Path::new("/run/seatd.sock").exists()
+            )
         ),
         allocator: scanout.allocator.name().into(),
         zero_copy: scanout.zero_copy(),

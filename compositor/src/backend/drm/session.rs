@@ -21,29 +21,45 @@ use tracing::{info, warn};
 
 use crate::state::State;
 
-/// Opens the libseat session. libseat picks its backend itself (seatd,
-/// logind, or `LIBSEAT_BACKEND=noop`: plain open() as root, no VT or
-/// master handling); it logs which one it opened ("Seat opened with backend
-/// ..."), and we log what was asked for.
+/// Opens the libseat session. libseat picks its backend itself: the one
+/// `LIBSEAT_BACKEND` names, else seatd, then logind. It does not say which
+/// (its own log is not hooked up), so [`backend_name`] infers it; the log
+/// line and `drm.session` in `--stats` carry the result.
 pub fn open_session() -> anyhow::Result<(
     LibSeatSession,
     smithay::backend::session::libseat::LibSeatSessionNotifier,
 )> {
-    let requested = std::env::var("LIBSEAT_BACKEND").unwrap_or_else(|_| "auto (seatd, then logind)".into());
+    let requested = std::env::var("LIBSEAT_BACKEND").ok();
     let (session, notifier) = LibSeatSession::new().with_context(|| {
         format!(
-            "opening a libseat session (LIBSEAT_BACKEND={requested}); without seatd or logind, run as root with \
-             LIBSEAT_BACKEND=noop"
+            "opening a libseat session (LIBSEAT_BACKEND={}); without seatd or logind, run as root with \
+             LIBSEAT_BACKEND=noop",
+            requested.as_deref().unwrap_or("unset")
         )
     })?;
     info!(
         session = "libseat",
-        requested_backend = %requested,
+        backend = backend_name(requested.as_deref(), &session.seat(), Path::new("/run/seatd.sock").exists()),
+        requested = requested.as_deref().unwrap_or("auto"),
         seat = %session.seat(),
         active = session.is_active(),
         "session opened"
     );
     Ok((session, notifier))
+}
+
+/// Which libseat backend opened the seat: the noop backend names its seat
+/// `noop`; an explicit `LIBSEAT_BACKEND` is the only one libseat tries;
+/// otherwise seatd if its socket exists (libseat tries it first), else logind.
+pub fn backend_name(requested: Option<&str>, seat: &str, seatd_socket: bool) -> &'static str {
+    match (seat, requested) {
+        ("noop", _) | (_, Some("noop")) => "noop",
+        (_, Some("seatd")) => "seatd",
+        (_, Some("logind")) => "logind",
+        (_, Some("builtin")) => "builtin",
+        _ if seatd_socket => "seatd",
+        _ => "logind",
+    }
 }
 
 /// The udev seat of a session seat: libseat's `noop` backend names its seat
@@ -168,5 +184,21 @@ fn on_input(state: &mut State, event: InputEvent<LibinputInputBackend>) {
             state.pointer_button(event.button_code(), event.state() == ButtonState::Pressed)
         }
         _ => tracing::trace!("libinput: event kind not handled (axis, touch, gestures, tablets)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_backend_is_inferred() {
+        assert_eq!(backend_name(Some("noop"), "noop", false), "noop");
+        assert_eq!(backend_name(None, "noop", true), "noop");
+        assert_eq!(backend_name(Some("logind"), "seat0", true), "logind");
+        assert_eq!(backend_name(None, "seat0", true), "seatd");
+        assert_eq!(backend_name(None, "seat0", false), "logind");
+        assert_eq!(udev_seat("noop"), "seat0");
+        assert_eq!(udev_seat("seat1"), "seat1");
     }
 }

@@ -72,6 +72,7 @@ fn drm_backend_scans_out_what_the_client_presented() -> Result<()> {
         "--stats".into(),
         stats_path.clone().into(),
     ];
+    let started = Instant::now();
     let mut comp = Compositor::spawn_with_env(&args, &[("LIBSEAT_BACKEND", "noop")])?;
     let mut client = comp.connect()?;
     let udmabuf = UdmabufProvider::open()?;
@@ -140,6 +141,7 @@ fn drm_backend_scans_out_what_the_client_presented() -> Result<()> {
     ensure!(image.get(0, 0) == BACKGROUND, "top-left corner is not the clear colour");
 
     comp.terminate()?; // SIGTERM: clean exit, lock rules checked on its stats
+    let ran = started.elapsed();
     drop(shown);
 
     // The compositor's own --screenshot reads the same front buffer.
@@ -183,6 +185,24 @@ fn drm_backend_scans_out_what_the_client_presented() -> Result<()> {
         WINDOWS.len() + flips_waited
     );
     ensure!(num("flips_queued")? >= page_flips, "more flips completed than queued");
+    // Paced at the mode's refresh: virtio-gpu completes flips without a
+    // vblank, so without pacing this loop would flip hundreds of times a
+    // second. At most the refresh rate (+20%) over the compositor's lifetime.
+    let hz: f64 = drm
+        .get("mode")
+        .and_then(|m| m.as_str())
+        .and_then(|m| m.rsplit('@').next())
+        .and_then(|hz| hz.parse().ok())
+        .context("drm.mode WxH@Hz")?;
+    let max_flips = (hz * 1.2 * ran.as_secs_f64()).ceil() as u64 + 2;
+    ensure!(
+        page_flips <= max_flips,
+        "{page_flips} page flips in {ran:?} at {hz} Hz (at most {max_flips}): frames are not paced"
+    );
+    ensure!(
+        num("paced_by_timer")? > 0,
+        "virtio-gpu flips were never paced by the timer"
+    );
     ensure!(num("modesets")? == 1, "expected exactly one modeset (the first frame)");
     ensure!(
         drm.get("zero_copy") == Some(&serde_json::Value::Bool(true)) && num("cpu_copies")? == 0,

@@ -20,7 +20,10 @@
 //! presentation feedback with the kernel's timestamp and sequence, sends
 //! frame callbacks, and renders the next frame. While nothing can be queued
 //! (rendering stopped, session paused, a frame failed) a one-refresh timer
-//! retries instead (`drm.timer_ticks`).
+//! retries instead (`drm.timer_ticks`). A flip that completes much sooner
+//! than the mode's refresh interval (no vblank pacing in the driver:
+//! virtio-gpu) starts the next frame from a timer at the interval
+//! (`drm.paced_by_timer`).
 
 pub mod output;
 pub mod scanout;
@@ -94,8 +97,13 @@ pub struct DrmStats {
     pub flips_queued: u64,
     pub page_flips: u64,
     pub modesets: u64,
-    /// Retry-timer wake-ups while no flip could be queued.
+    /// Timer wake-ups that started a frame: pacing (below) or a retry while
+    /// no flip could be queued.
     pub timer_ticks: u64,
+    /// Flips that completed much sooner than the mode's refresh interval
+    /// (drivers without vblank pacing, e.g. virtio-gpu): the next frame was
+    /// started from a timer at the interval instead of right away.
+    pub paced_by_timer: u64,
     /// Session pause/activate (VT switches).
     pub session_pauses: u64,
     pub session_activations: u64,
@@ -134,6 +142,8 @@ pub struct DrmBackend {
     /// Element states of the queued frame, for presentation feedback.
     pending_states: Option<RenderElementStates>,
     needs_modeset: bool,
+    /// When the previous page flip completed (pacing, see `on_page_flip`).
+    last_flip: Option<std::time::Instant>,
     active: bool,
     timer_armed: bool,
     renders: u64,
@@ -372,6 +382,7 @@ pub fn create(
         pending: None,
         pending_states: None,
         needs_modeset: true,
+        last_flip: None,
         active,
         timer_armed: false,
         renders: 0,
@@ -467,7 +478,25 @@ fn on_page_flip(state: &mut State, metadata: Option<&DrmEventMetadata>) {
         state.request_exit(0, "--exit-after-frames reached");
         return;
     }
-    next_frame(state);
+    // A driver that completes flips without waiting for a vblank (virtio-gpu
+    // has no vblank interrupt) would make this loop spin and pace clients
+    // far above the mode's refresh: start the next frame one refresh
+    // interval after the previous flip instead.
+    let Backend::Drm(b) = &mut state.backend else { return };
+    let now = std::time::Instant::now();
+    let early = b
+        .last_flip
+        .map(|prev| prev + b.frame_interval)
+        .filter(|due| *due > now + b.frame_interval / 4);
+    b.last_flip = Some(now);
+    match early {
+        Some(due) => {
+            b.stats.paced_by_timer += 1;
+            b.last_flip = Some(due - b.frame_interval); // keep the grid
+            arm_timer(b, due - now);
+        }
+        None => next_frame(state),
+    }
 }
 
 /// Renders and queues the next frame, or arms the retry timer.
@@ -482,7 +511,8 @@ fn next_frame(state: &mut State) {
         return; // its page-flip event calls us again
     }
     if stopped || !b.active {
-        arm_timer(b);
+        let interval = b.frame_interval;
+        arm_timer(b, interval);
         return;
     }
     state.space.refresh();
@@ -500,26 +530,26 @@ fn next_frame(state: &mut State) {
                 state.request_exit(1, "drm output keeps failing");
                 return;
             }
-            arm_timer(b);
+            let interval = b.frame_interval;
+            arm_timer(b, interval);
         }
     }
 }
 
-fn arm_timer(b: &mut DrmBackend) {
+/// Runs [`next_frame`] after `delay` (at most one such timer at a time).
+fn arm_timer(b: &mut DrmBackend, delay: Duration) {
     if b.timer_armed {
         return;
     }
     b.timer_armed = true;
-    let res = b
-        .loop_handle
-        .insert_source(Timer::from_duration(b.frame_interval), |_, _, state| {
-            if let Backend::Drm(b) = &mut state.backend {
-                b.timer_armed = false;
-                b.stats.timer_ticks += 1;
-            }
-            next_frame(state);
-            TimeoutAction::Drop
-        });
+    let res = b.loop_handle.insert_source(Timer::from_duration(delay), |_, _, state| {
+        if let Backend::Drm(b) = &mut state.backend {
+            b.timer_armed = false;
+            b.stats.timer_ticks += 1;
+        }
+        next_frame(state);
+        TimeoutAction::Drop
+    });
     if let Err(e) = res {
         b.timer_armed = false;
         error!("arming the frame retry timer: {e}");

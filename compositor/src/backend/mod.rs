@@ -30,7 +30,8 @@ use crate::{render::VkRenderer, screenshot::RgbaImage, state::State, sync::relea
 pub use drm::DrmBackend;
 pub use headless::HeadlessBackend;
 
-/// The running backend.
+/// The running backend (one per process, so the headless variant's size does not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     Headless(HeadlessBackend),
     Drm(Box<DrmBackend>),

@@ -217,7 +217,6 @@ impl DrmBackend {
                     .map_err(|e| anyhow::anyhow!("reading the offscreen frame back: {e}"))?,
             )
         };
-        drop(framebuffer);
         // SYNC: keep sampled buffers until the GPU is done (or release early).
         self.releases.track_frame(&mut self.renderer, &elements, &result.sync);
         // The display engine must not read a half-rendered buffer: wait for

@@ -10,6 +10,7 @@
 //! take), frames are rendered into one offscreen target and copied into the
 //! buffer through its CPU mapping (`DMA_BUF_IOCTL_SYNC` bracket). That is
 //! logged once and counted per frame (`drm.cpu_copies` in `--stats`).
+//! `COMPOSITOR_DRM_FORCE_COPY=1` takes this path on purpose (the VM test).
 //!
 //! These buffers are the compositor's own, not client buffers: they have no
 //! reservation (`locking-rules.md` B applies to imported client buffers);
@@ -146,11 +147,15 @@ impl Scanout {
             },
         };
         let mut buffers = Vec::new();
-        let mut import_error = None;
+        // COMPOSITOR_DRM_FORCE_COPY=1 takes the fallback on purpose (tests it).
+        let mut import_error = std::env::var_os("COMPOSITOR_DRM_FORCE_COPY")
+            .is_some_and(|v| v == "1")
+            .then(|| "COMPOSITOR_DRM_FORCE_COPY=1".to_string());
         for (alloc, dmabuf, fb) in allocs {
-            let target = match renderer.import_scanout(&dmabuf) {
-                Ok(t) => Some(t),
-                Err(e) => {
+            let target = match import_error.is_none().then(|| renderer.import_scanout(&dmabuf)) {
+                None => None,
+                Some(Ok(t)) => Some(t),
+                Some(Err(e)) => {
                     import_error.get_or_insert(e.to_string());
                     None
                 }

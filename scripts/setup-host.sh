@@ -4,7 +4,9 @@
 # wayland-utils (wayland-info) and the Wayland C libraries the test clients link,
 # plus the third-party clients of tests/tests/real_clients.rs (weston's demo
 # clients, foot with a font, GTK 4 through python3-gi; vkcube is in
-# vulkan-tools) and WLCS (scripts/wlcs.sh).
+# vulkan-tools) and WLCS (scripts/wlcs.sh), and the DRM backend's libraries
+# (libseat, libudev, libinput; libgbm-dev from bookworm-backports so it matches
+# the backported Mesa's libgbm1).
 #
 # bookworm-backports is added by reusing the URIs: line of the machine's own
 # /etc/apt/sources.list.d/debian.sources, so no mirror host is written here.
@@ -17,11 +19,14 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 want_pkgs=(mesa-vulkan-drivers libvulkan1 libvulkan-dev libxkbcommon-dev libwayland-dev
            wayland-utils pkg-config vulkan-tools
-           weston foot fonts-dejavu-core python3-gi gir1.2-gtk-4.0 wlcs)
+           weston foot fonts-dejavu-core python3-gi gir1.2-gtk-4.0 wlcs
+           libseat-dev libudev-dev libinput-dev)
+# From bookworm-backports (Mesa 25 and what must match its version).
+backports_pkgs=(mesa-vulkan-drivers libdrm2 libdrm-dev libgbm-dev)
 
 missing() {
     local p
-    for p in "${want_pkgs[@]}"; do
+    for p in "${want_pkgs[@]}" "${backports_pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
     done
 }
@@ -53,8 +58,7 @@ if [ -n "$(missing)" ] || ! lavapipe_is_new; then
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -q
     $SUDO apt-get install -y -q --no-install-recommends "${want_pkgs[@]}"
-    $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports \
-        mesa-vulkan-drivers libdrm2 libdrm-dev
+    $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${backports_pkgs[@]}"
 fi
 
 if ! lavapipe_is_new; then

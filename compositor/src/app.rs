@@ -1,6 +1,7 @@
-//! Reusable start-up of a headless compositor on a calloop event loop, shared
-//! by the `compositor` binary and in-process embedders (the WLCS integration
-//! in `wlcs/`), so both run exactly the same globals, shell and frame clock.
+//! Reusable start-up of the compositor on a calloop event loop, shared by the
+//! `compositor` binary and in-process embedders (the WLCS integration in
+//! `wlcs/`, headless), so both run exactly the same globals, shell and frame
+//! clock.
 
 use std::{os::unix::net::UnixStream, sync::Arc};
 
@@ -12,7 +13,11 @@ use smithay::reexports::{
 use tracing::{info, warn};
 
 use crate::{
-    backend::headless::{self, HeadlessBackend, HeadlessOptions},
+    backend::{
+        drm,
+        headless::{self, HeadlessBackend, HeadlessOptions},
+        Backend,
+    },
     render::{RendererOptions, VkRenderer},
     state::{Lifecycle, State},
 };
@@ -31,15 +36,37 @@ pub fn init_headless(
     backend: HeadlessBackend,
     lifecycle: Lifecycle,
 ) -> anyhow::Result<State> {
-    let display: Display<State> = Display::new().context("creating the wayland display")?;
     let frame_interval = headless::frame_interval(&backend);
+    let state = init_state(event_loop, Backend::Headless(backend), lifecycle)?;
+    headless::start_frame_clock(&event_loop.handle(), frame_interval)?;
+    Ok(state)
+}
+
+/// [`init_headless`] for the DRM/KMS backend: opens the session and the card,
+/// sets the output up, and starts the page-flip-driven frame clock.
+pub fn init_drm(
+    event_loop: &EventLoop<'static, State>,
+    renderer: &RendererOptions,
+    options: &drm::DrmOptions,
+    lifecycle: Lifecycle,
+) -> anyhow::Result<State> {
+    let handle = event_loop.handle();
+    let (backend, sources) = drm::create(&handle, renderer, options)?;
+    let mut state = init_state(event_loop, Backend::Drm(Box::new(backend)), lifecycle)?;
+    drm::insert_sources(&handle, &mut state, sources)?;
+    Ok(state)
+}
+
+/// What every backend shares: globals, sync sources, the CPU copy worker
+/// and client dispatch.
+fn init_state(event_loop: &EventLoop<'static, State>, backend: Backend, lifecycle: Lifecycle) -> anyhow::Result<State> {
+    let display: Display<State> = Display::new().context("creating the wayland display")?;
     let mut state = State::new(display.handle(), event_loop.get_signal(), backend, lifecycle)?;
     // SYNC: fence and acquire-point sources go into this loop.
     state.sync.loop_handle = Some(event_loop.handle());
     // CPU fallback: large copies run on a worker that wakes this loop.
     crate::sync::cpu_copy::start(&event_loop.handle(), &mut state)?;
     insert_display_source(event_loop, display)?;
-    headless::start_frame_clock(&event_loop.handle(), frame_interval)?;
     Ok(state)
 }
 

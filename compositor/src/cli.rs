@@ -7,16 +7,29 @@ use std::{path::PathBuf, str::FromStr};
 
 use clap::{Parser, ValueEnum};
 
-/// A headless Wayland compositor with a Vulkan renderer that imports client
-/// dma-bufs zero-copy.
+/// A Wayland compositor with a Vulkan renderer that imports client dma-bufs
+/// zero-copy; headless or on DRM/KMS.
 #[derive(Debug, Parser)]
 #[command(name = "compositor", version, about)]
 pub struct Cli {
-    /// Which backend drives output and frame timing.
-    #[arg(long, value_enum, default_value_t = BackendKind::Headless)]
-    pub backend: BackendKind,
+    /// Which backend drives output and frame timing. Default: `drm` when
+    /// started from a VT with a seat (`XDG_SESSION_TYPE=tty` or `XDG_VTNR`
+    /// set) and not nested (neither `WAYLAND_DISPLAY` nor `DISPLAY` set);
+    /// `headless` otherwise.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
 
-    /// Output size in physical pixels, `WIDTHxHEIGHT`.
+    /// drm: the card node to drive (default: the seat's primary GPU from udev).
+    #[arg(long, value_name = "/dev/dri/cardN")]
+    pub drm_device: Option<PathBuf>,
+
+    /// drm: how scan-out buffers are allocated. `auto` tries GBM, then dumb
+    /// buffers exported with PRIME.
+    #[arg(long, value_enum, default_value_t = DrmAllocator::Auto)]
+    pub drm_allocator: DrmAllocator,
+
+    /// Output size in physical pixels, `WIDTHxHEIGHT` (headless; drm uses
+    /// the connector's preferred mode).
     #[arg(long, default_value = "1280x720")]
     pub size: OutputSize,
 
@@ -24,7 +37,7 @@ pub struct Cli {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=8))]
     pub scale: i32,
 
-    /// Refresh rate of the frame clock in Hz.
+    /// Refresh rate of the frame clock in Hz (headless; drm is paced by page flips).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub refresh: u32,
 
@@ -68,11 +81,32 @@ pub struct Cli {
     pub command: Vec<String>,
 }
 
-/// Available backends; only headless exists so far.
+/// Available backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
     /// Render into an offscreen target driven by a timer.
     Headless,
+    /// DRM/KMS through a libseat session: scan-out buffers, page flips.
+    Drm,
+}
+
+/// Scan-out buffer allocation on drm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DrmAllocator {
+    /// GBM if the device has a GBM driver, dumb buffers otherwise.
+    Auto,
+    /// GBM buffer objects (LINEAR, SCANOUT | RENDERING).
+    Gbm,
+    /// Dumb buffers exported as dma-bufs with PRIME.
+    Dumb,
+}
+
+impl Cli {
+    /// `--backend`, or the default rule ([`crate::backend::select`]).
+    pub fn backend_kind(&self) -> BackendKind {
+        self.backend
+            .unwrap_or_else(crate::backend::select::default_backend_from_env)
+    }
 }
 
 /// A `WIDTHxHEIGHT` pair, validated at parse time so bad input fails before any setup.
@@ -125,5 +159,24 @@ mod tests {
         let cli = Cli::try_parse_from(["compositor", "--size", "64x64", "--", "foo", "--bar"]).unwrap();
         assert_eq!(cli.command, vec!["foo", "--bar"]);
         assert_eq!(cli.size, OutputSize { width: 64, height: 64 });
+    }
+
+    #[test]
+    fn parses_drm_options() {
+        let cli = Cli::try_parse_from([
+            "compositor",
+            "--backend",
+            "drm",
+            "--drm-device",
+            "/dev/dri/card1",
+            "--drm-allocator",
+            "dumb",
+        ])
+        .unwrap();
+        assert_eq!(cli.backend_kind(), BackendKind::Drm);
+        assert_eq!(cli.drm_device.as_deref(), Some(std::path::Path::new("/dev/dri/card1")));
+        assert_eq!(cli.drm_allocator, DrmAllocator::Dumb);
+        let cli = Cli::try_parse_from(["compositor"]).unwrap();
+        assert_eq!((cli.backend, cli.drm_allocator), (None, DrmAllocator::Auto));
     }
 }

@@ -1,5 +1,5 @@
-//! Headless Wayland compositor with a Vulkan renderer that imports client
-//! dma-bufs zero-copy.
+//! Wayland compositor with a Vulkan renderer that imports client dma-bufs
+//! zero-copy, headless or on DRM/KMS.
 //!
 //! `main` only sets up logging, parses the command line and turns the outcome
 //! into an exit status; [`run`] wires the event loop together.
@@ -21,7 +21,10 @@ use tracing_subscriber::EnvFilter;
 
 use compositor::{
     app,
-    backend::headless::{HeadlessBackend, HeadlessOptions},
+    backend::{
+        drm::DrmOptions,
+        headless::{HeadlessBackend, HeadlessOptions},
+    },
     cli::{BackendKind, Cli},
     render::RendererOptions,
     screenshot, spawn,
@@ -76,16 +79,26 @@ fn init_lockdep() {
 
 /// Runs the compositor until an exit rule fires; returns the exit status.
 fn run(cli: &Cli) -> anyhow::Result<i32> {
-    let BackendKind::Headless = cli.backend;
+    let kind = cli.backend_kind();
+    info!(backend = ?kind, explicit = cli.backend.is_some(), "backend");
     let mut event_loop: EventLoop<'static, State> = EventLoop::try_new().context("creating the event loop")?;
     // Block SIGINT/SIGTERM before Vulkan starts its worker threads: they
     // inherit the mask, so the signals reach our signalfd instead of killing
     // the process through a thread that left them unblocked.
     let signals = block_exit_signals()?;
 
-    let backend = create_backend(cli)?;
     let lifecycle = Lifecycle::new(None, cli.exit_after_frames);
-    let mut state = app::init_headless(&event_loop, backend, lifecycle)?;
+    let mut state = match kind {
+        BackendKind::Headless => app::init_headless(&event_loop, create_backend(cli)?, lifecycle)?,
+        BackendKind::Drm => {
+            let options = DrmOptions {
+                device: cli.drm_device.clone(),
+                allocator: cli.drm_allocator,
+                scale: cli.scale,
+            };
+            app::init_drm(&event_loop, &renderer_options(cli), &options, lifecycle)?
+        }
+    };
 
     let socket_name = listen(&event_loop, cli.socket.as_deref())?;
     insert_signal_source(&event_loop, signals)?;
@@ -109,15 +122,18 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// Creates the Vulkan renderer and the offscreen output.
-fn create_backend(cli: &Cli) -> anyhow::Result<HeadlessBackend> {
-    let options = RendererOptions {
+fn renderer_options(cli: &Cli) -> RendererOptions {
+    RendererOptions {
         device: cli.vk_device.clone(),
         force_buffer_path: cli.force_buffer_path,
         cpu_fallback: cli.cpu_fallback,
-    };
+    }
+}
+
+/// Creates the Vulkan renderer and the offscreen output.
+fn create_backend(cli: &Cli) -> anyhow::Result<HeadlessBackend> {
     app::create_headless_backend(
-        &options,
+        &renderer_options(cli),
         HeadlessOptions {
             size: (cli.size.width, cli.size.height),
             scale: cli.scale,
@@ -214,12 +230,7 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
         child.terminate();
     }
     if let Some(path) = &cli.screenshot {
-        if state.backend.frames() == 0 {
-            // Nothing was ever drawn; the target's contents are undefined.
-            info!("no frame rendered yet; rendering one for the screenshot");
-            state.backend.render(&state.space)?;
-        }
-        let image = state.backend.screenshot()?;
+        let image = state.backend.screenshot(&state.space)?;
         screenshot::write_png(&image, path)?;
         info!(path = %path.display(), "screenshot written");
     }
@@ -227,25 +238,28 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
     state.cpu_copies.shutdown();
     // Every client buffer: invalidated under its reservation, freed after the
     // device went idle (teardown; rule B3 with the fences all signaled).
-    state.backend.renderer.teardown_imports();
+    state.backend.renderer_mut().teardown_imports();
     if let Some(path) = &cli.stats {
-        let mut stats = stats::Stats::new(state.backend.frames(), state.backend.renderer.import_stats());
+        let renderer = state.backend.renderer();
+        let mut stats = stats::Stats::new(state.backend.frames(), renderer.import_stats());
         // SYNC: acquire/release counters.
         let mut sync = state.sync.stats;
-        sync.early_releases = state.backend.releases.early;
-        sync.fence_releases = state.backend.releases.after_fence;
-        sync.explicit_releases = state.backend.releases.explicit_after_fence;
+        let releases = state.backend.releases();
+        sync.early_releases = releases.early;
+        sync.fence_releases = releases.after_fence;
+        sync.explicit_releases = releases.explicit_after_fence;
         if let Some(syncobj) = &state.syncobj_state {
             let c = syncobj.release_counters();
             sync.release_points_from_fence = c.from_fence.load(std::sync::atomic::Ordering::Relaxed);
             sync.release_points_cpu = c.cpu.load(std::sync::atomic::Ordering::Relaxed);
             sync.release_points_failed = c.failed.load(std::sync::atomic::Ordering::Relaxed);
         }
-        sync.explicit_buffers_tracked = state.backend.releases.explicit_tracked() as u64;
-        sync.deferred_texture_frees = state.backend.renderer.deferred_texture_frees();
-        sync.invalidated_imports_freed = state.backend.renderer.invalidated_imports_freed();
+        sync.explicit_buffers_tracked = releases.explicit_tracked() as u64;
+        sync.deferred_texture_frees = renderer.deferred_texture_frees();
+        sync.invalidated_imports_freed = renderer.invalidated_imports_freed();
         stats.sync = Some(sync);
-        stats.reservations = Some(state.backend.renderer.reservation_stats());
+        stats.reservations = Some(renderer.reservation_stats());
+        stats.drm = compositor::backend::drm::stats(&state.backend);
         stats.cpu_copies = Some(state.cpu_copies.stats);
         stats.lockdep = stats::Lockdep::now();
         // SHELL: client activity.

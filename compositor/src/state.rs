@@ -34,7 +34,7 @@ use smithay::{
 };
 use tracing::{debug, info};
 
-use crate::{backend::headless::HeadlessBackend, handlers, spawn::ChildProcess};
+use crate::{backend::Backend, handlers, spawn::ChildProcess};
 
 /// Keyboard repeat settings; irrelevant headless but required by the seat.
 const REPEAT_DELAY_MS: i32 = 200;
@@ -92,7 +92,7 @@ pub struct State {
     /// clients are paced even without a visible window.
     pub unmapped_committed: Vec<WlSurface>,
 
-    pub backend: HeadlessBackend,
+    pub backend: Backend,
     pub lifecycle: Lifecycle,
 
     /// SYNC (issue 4): acquire policy, the loop handle for fence sources, counters.
@@ -108,21 +108,21 @@ impl State {
     pub fn new(
         display_handle: DisplayHandle,
         loop_signal: LoopSignal,
-        backend: HeadlessBackend,
+        backend: Backend,
         lifecycle: Lifecycle,
     ) -> anyhow::Result<State> {
         let dh = &display_handle;
         let compositor_state = CompositorState::new_v6::<State>(dh);
         let xdg_shell_state = XdgShellState::new::<State>(dh);
-        let shm_state = ShmState::new::<State>(dh, handlers::shm::extra_formats(&backend.renderer));
+        let shm_state = ShmState::new::<State>(dh, handlers::shm::extra_formats(backend.renderer()));
         let output_manager_state = OutputManagerState::new_with_xdg_output::<State>(dh);
-        backend.output.create_global::<State>(dh);
-        let (dmabuf_state, dmabuf_global) = handlers::dmabuf::create_global(dh, &backend.renderer)?;
+        backend.output().create_global::<State>(dh);
+        let (dmabuf_state, dmabuf_global) = handlers::dmabuf::create_global(dh, backend.renderer())?;
         let presentation_state = PresentationState::new::<State>(dh, backend.clock_id());
         // SYNC: explicit sync global (or none) and the GPU-wait capability.
-        let syncobj_state = crate::sync::explicit::create_global(dh, backend.renderer.main_device());
+        let syncobj_state = crate::sync::explicit::create_global(dh, backend.renderer().main_device());
         let sync = crate::sync::SyncState {
-            gpu_wait: backend.renderer.core().semaphore_sync_fd().import,
+            gpu_wait: backend.renderer().core().semaphore_sync_fd().import,
             ..Default::default()
         };
 
@@ -139,7 +139,7 @@ impl State {
         let relative_pointer_state = RelativePointerManagerState::new::<State>(dh);
 
         let mut space = Space::default();
-        space.map_output(&backend.output, (0, 0));
+        space.map_output(backend.output(), (0, 0));
 
         Ok(State {
             display_handle,

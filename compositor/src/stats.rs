@@ -26,6 +26,9 @@ pub struct Stats {
     /// SHELL (issue 6): what clients did; filled in by main.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shell: Option<ShellStats>,
+    /// DRM backend: page flips, allocator, zero-copy or fallback copies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drm: Option<crate::backend::drm::DrmStats>,
 }
 
 /// `"lockdep": {"enabled": bool, "violations": N}`; the test harness asserts
@@ -83,6 +86,7 @@ impl Stats {
             cpu_copies: None,
             lockdep: Lockdep::now(),
             shell: None,
+            drm: None,
         }
     }
 

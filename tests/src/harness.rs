@@ -157,8 +157,9 @@ pub struct Compositor {
 }
 
 impl Compositor {
-    /// Starts `compositor --backend headless --socket <unique> <args...>` and
-    /// waits (bounded) for its `READY <socket>` line.
+    /// Starts `compositor --backend headless --socket <unique> <args...>`
+    /// (`--backend headless` only if `args` name no backend) and waits
+    /// (bounded) for its `READY <socket>` line.
     pub fn spawn<S: Into<OsString> + Clone>(args: &[S]) -> Result<Compositor> {
         Compositor::spawn_with_env(args, &[])
     }
@@ -197,7 +198,11 @@ impl Compositor {
             }
         };
         let mut cmd = Command::new(&bin);
-        cmd.args(["--backend", "headless", "--socket", &socket_name])
+        // Headless unless the test picks a backend itself (the drm VM test).
+        if !args.iter().any(|a| a == "--backend") {
+            cmd.args(["--backend", "headless"]);
+        }
+        cmd.args(["--socket", &socket_name])
             .args(&args)
             .env("XDG_RUNTIME_DIR", runtime_dir.path())
             .envs(env.iter().copied())

@@ -13,15 +13,10 @@ use smithay::{
         renderer::{
             damage::OutputDamageTracker,
             element::{surface::WaylandSurfaceRenderElement, RenderElementStates},
-            Bind, Offscreen, Renderer,
+            Bind, Offscreen,
         },
     },
-    desktop::{
-        utils::{
-            send_frames_surface_tree, surface_presentation_feedback_flags_from_states, OutputPresentationFeedback,
-        },
-        Space, Window,
-    },
+    desktop::{Space, Window},
     output::{Mode, Output, PhysicalProperties, Scale, Subpixel},
     reexports::{
         calloop::{
@@ -29,20 +24,21 @@ use smithay::{
             LoopHandle,
         },
         wayland_protocols::wp::presentation_time::server::wp_presentation_feedback,
-        wayland_server::Resource,
     },
     utils::{Clock, ClockSource, Monotonic, Physical, Size, Transform},
     wayland::presentation::Refresh,
 };
 use tracing::{debug, error, info, warn};
 
+use super::Backend;
 use crate::{
     render::{VkRenderer, VkTarget},
     screenshot::RgbaImage,
     state::State,
 };
 
-/// Opaque RGB (32, 32, 32): a dark grey distinguishable from "nothing drawn".
+/// Opaque RGB (32, 32, 32): a dark grey distinguishable from "nothing drawn"
+/// (both backends clear to it).
 pub const CLEAR_COLOR: [f32; 4] = [32.0 / 255.0, 32.0 / 255.0, 32.0 / 255.0, 1.0];
 
 /// How many frames in a row may fail to render before we give up: a broken
@@ -199,14 +195,7 @@ fn on_frame_tick(state: &mut State) -> bool {
     if state.lifecycle.exit_code.is_some() {
         return false;
     }
-    // SYNC: release buffers of finished frames (non-blocking fence polls).
-    state.backend.releases.poll();
-    // Reservations (rule B3): destroy imports whose client dma-buf is gone
-    // (invalidate under the lock, bury), then free what the graveyard's
-    // fences allow. Both only try-lock or take one uncontended lock; neither
-    // waits on a fence.
-    let _ = state.backend.renderer.cleanup_texture_cache();
-    state.backend.renderer.poll_graveyard();
+    super::housekeeping(state);
     if state.rendering_stopped() {
         // Keep ticking: the child may reconnect, which resumes rendering.
         return true;
@@ -214,18 +203,29 @@ fn on_frame_tick(state: &mut State) -> bool {
     state.space.refresh();
     state.popups.cleanup();
 
-    let render_states = match state.backend.render(&state.space) {
+    let Backend::Headless(backend) = &mut state.backend else {
+        return false;
+    };
+    let render_states = match backend.render(&state.space) {
         Ok(states) => {
-            state.backend.consecutive_failures = 0;
+            backend.consecutive_failures = 0;
             states
         }
         Err(err) => return on_render_failure(state, err),
     };
-    state.backend.frames += 1;
-    let frame = state.backend.frames;
+    backend.frames += 1;
+    let frame = backend.frames;
+    let (now, interval) = (backend.clock.now(), backend.frame_interval);
 
-    send_frame_callbacks(state);
-    send_presentation_feedback(state, &render_states);
+    super::send_frame_callbacks(state, now);
+    super::send_presentation_feedback(
+        state,
+        &render_states,
+        now,
+        Refresh::fixed(interval),
+        frame,
+        wp_presentation_feedback::Kind::Vsync,
+    );
 
     if frame == 1 {
         info!("first frame rendered");
@@ -238,7 +238,9 @@ fn on_frame_tick(state: &mut State) -> bool {
 }
 
 fn on_render_failure(state: &mut State, err: anyhow::Error) -> bool {
-    let backend = &mut state.backend;
+    let Backend::Headless(backend) = &mut state.backend else {
+        return false;
+    };
     backend.consecutive_failures += 1;
     if backend.consecutive_failures == 1 {
         warn!("frame failed to render: {err:#}");
@@ -252,42 +254,6 @@ fn on_render_failure(state: &mut State, err: anyhow::Error) -> bool {
         return false;
     }
     true
-}
-
-/// Frame callbacks go to every surface of every window on the output, each
-/// frame, so clients (including idle witnesses) keep being paced. Surfaces
-/// without a mapped window get them too, at most once per frame.
-fn send_frame_callbacks(state: &mut State) {
-    let output = &state.backend.output;
-    let time = state.backend.clock.now();
-    for window in state.space.elements() {
-        window.send_frame(output, time, Some(Duration::ZERO), |_, _| Some(output.clone()));
-    }
-    for surface in state.unmapped_committed.drain(..) {
-        if surface.is_alive() {
-            send_frames_surface_tree(&surface, output, time, Some(Duration::ZERO), |_, _| None);
-        }
-    }
-}
-
-/// Marks pending wp_presentation feedback as presented at this tick.
-fn send_presentation_feedback(state: &State, render_states: &RenderElementStates) {
-    let backend = &state.backend;
-    let output = &backend.output;
-    let mut feedback = OutputPresentationFeedback::new(output);
-    for window in state.space.elements() {
-        window.take_presentation_feedback(
-            &mut feedback,
-            |_, _| Some(output.clone()),
-            |surface, _| surface_presentation_feedback_flags_from_states(surface, render_states),
-        );
-    }
-    feedback.presented(
-        backend.clock.now(),
-        Refresh::fixed(backend.frame_interval),
-        backend.frames,
-        wp_presentation_feedback::Kind::Vsync,
-    );
 }
 
 /// Interval between frames for the timer.

@@ -1,3 +1,162 @@
 //! Backends own the output and decide when frames are drawn.
+//!
+//! * [`headless`]: an offscreen target paced by a drift-free timer.
+//! * [`drm`]: a KMS output through a libseat session, paced by page flips.
+//!
+//! [`Backend`] is what [`State`] holds; the shell, sync, stats and screenshot
+//! code reach the renderer, the output and the release tracking through it
+//! without knowing which backend runs. What happens after a frame is shown
+//! (frame callbacks, presentation feedback) is shared here.
 
+pub mod drm;
 pub mod headless;
+pub mod select;
+
+use std::time::Duration;
+
+use smithay::{
+    backend::renderer::element::RenderElementStates,
+    desktop::utils::{
+        send_frames_surface_tree, surface_presentation_feedback_flags_from_states, OutputPresentationFeedback,
+    },
+    output::Output,
+    reexports::{wayland_protocols::wp::presentation_time::server::wp_presentation_feedback, wayland_server::Resource},
+    utils::{Monotonic, Time},
+    wayland::presentation::Refresh,
+};
+
+use crate::{render::VkRenderer, screenshot::RgbaImage, state::State, sync::release::PendingReleases};
+
+pub use drm::DrmBackend;
+pub use headless::HeadlessBackend;
+
+/// The running backend (one per process, so the headless variant's size does not matter).
+#[allow(clippy::large_enum_variant)]
+pub enum Backend {
+    Headless(HeadlessBackend),
+    Drm(Box<DrmBackend>),
+}
+
+impl Backend {
+    pub fn renderer(&self) -> &VkRenderer {
+        match self {
+            Backend::Headless(b) => &b.renderer,
+            Backend::Drm(b) => &b.renderer,
+        }
+    }
+
+    pub fn renderer_mut(&mut self) -> &mut VkRenderer {
+        match self {
+            Backend::Headless(b) => &mut b.renderer,
+            Backend::Drm(b) => &mut b.renderer,
+        }
+    }
+
+    pub fn output(&self) -> &Output {
+        match self {
+            Backend::Headless(b) => &b.output,
+            Backend::Drm(b) => &b.output,
+        }
+    }
+
+    /// SYNC: client buffers held until the frames that sampled them finished.
+    pub fn releases(&self) -> &PendingReleases {
+        match self {
+            Backend::Headless(b) => &b.releases,
+            Backend::Drm(b) => &b.releases,
+        }
+    }
+
+    pub fn releases_mut(&mut self) -> &mut PendingReleases {
+        match self {
+            Backend::Headless(b) => &mut b.releases,
+            Backend::Drm(b) => &mut b.releases,
+        }
+    }
+
+    /// Frames shown: rendered (headless) or scanned out after a page flip (drm).
+    pub fn frames(&self) -> u64 {
+        match self {
+            Backend::Headless(b) => b.frames(),
+            Backend::Drm(b) => b.frames(),
+        }
+    }
+
+    /// Clock id advertised by wp_presentation (both use CLOCK_MONOTONIC).
+    pub fn clock_id(&self) -> u32 {
+        match self {
+            Backend::Headless(b) => b.clock_id(),
+            Backend::Drm(b) => b.clock_id(),
+        }
+    }
+
+    /// What the output shows, as RGBA8: the headless target read back, or
+    /// on drm the framebuffer being scanned out, read through its dma-buf.
+    /// Blocking (GPU or CPU access): exit time only.
+    pub fn screenshot(
+        &mut self,
+        space: &smithay::desktop::Space<smithay::desktop::Window>,
+    ) -> anyhow::Result<RgbaImage> {
+        match self {
+            Backend::Headless(b) => {
+                if b.frames() == 0 {
+                    // Nothing was ever drawn; the target's contents are undefined.
+                    tracing::info!("no frame rendered yet; rendering one for the screenshot");
+                    b.render(space)?;
+                }
+                b.screenshot()
+            }
+            Backend::Drm(b) => b.screenshot(),
+        }
+    }
+}
+
+/// Frame-tick housekeeping shared by the backends; never blocks.
+pub(crate) fn housekeeping(state: &mut State) {
+    // SYNC: release buffers of finished frames (non-blocking fence polls).
+    state.backend.releases_mut().poll();
+    // Reservations (rule B3): destroy imports whose client dma-buf is gone
+    // (invalidate under the lock, bury), then free what the graveyard's
+    // fences allow. Both only try-lock or take one uncontended lock; neither
+    // waits on a fence.
+    let renderer = state.backend.renderer_mut();
+    let _ = smithay::backend::renderer::Renderer::cleanup_texture_cache(renderer);
+    renderer.poll_graveyard();
+}
+
+/// Frame callbacks go to every surface of every window on the output, each
+/// frame, so clients (including idle witnesses) keep being paced. Surfaces
+/// without a mapped window get them too, at most once per frame.
+pub(crate) fn send_frame_callbacks(state: &mut State, time: Time<Monotonic>) {
+    let time: Duration = time.into();
+    let output = state.backend.output().clone();
+    for window in state.space.elements() {
+        window.send_frame(&output, time, Some(Duration::ZERO), |_, _| Some(output.clone()));
+    }
+    for surface in state.unmapped_committed.drain(..) {
+        if surface.is_alive() {
+            send_frames_surface_tree(&surface, &output, time, Some(Duration::ZERO), |_, _| None);
+        }
+    }
+}
+
+/// Marks pending wp_presentation feedback as presented at `time`.
+pub(crate) fn send_presentation_feedback(
+    state: &State,
+    render_states: &RenderElementStates,
+    time: Time<Monotonic>,
+    refresh: Refresh,
+    seq: u64,
+    kind: wp_presentation_feedback::Kind,
+) {
+    let output = state.backend.output();
+    let mut feedback = OutputPresentationFeedback::new(output);
+    for window in state.space.elements() {
+        window.take_presentation_feedback(
+            &mut feedback,
+            |_, _| Some(output.clone()),
+            |surface, _| surface_presentation_feedback_flags_from_states(surface, render_states),
+        );
+    }
+    feedback.presented(time, refresh, seq, kind);
+}

@@ -133,7 +133,7 @@ impl BufferHandler for State {
         // Imported textures are owned by the surface state and dropped with
         // it; frames in flight keep theirs until their fence signals.
         // SYNC: per-buffer explicit-sync state goes with the buffer.
-        self.backend.releases.forget(buffer);
+        self.backend.releases_mut().forget(buffer);
     }
 }
 

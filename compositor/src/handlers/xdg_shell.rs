@@ -192,7 +192,7 @@ impl XdgShellHandler for State {
     fn fullscreen_request(&mut self, surface: ToplevelSurface, output: Option<WlOutput>) {
         let wl_output = output.or_else(|| {
             let client = surface.wl_surface().client()?;
-            self.backend.output.client_outputs(&client).next()
+            self.backend.output().client_outputs(&client).next()
         });
         surface.with_pending_state(|s| s.fullscreen_output = wl_output);
         self.fill_output(&surface, xdg_toplevel::State::Fullscreen);

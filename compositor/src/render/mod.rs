@@ -371,6 +371,16 @@ impl VkRenderer {
         self.core.ctx.caps.summary()
     }
 
+    /// Imports a scan-out dma-buf the compositor allocated (DRM backend) as a
+    /// render target, zero-copy. Errors if the device cannot render into it;
+    /// the caller then falls back to an offscreen target and a CPU copy.
+    pub fn import_scanout(&mut self, dmabuf: &Dmabuf) -> Result<VkTarget, Error> {
+        let desc = describe(dmabuf)?;
+        let info = format_info(desc.fourcc).ok_or(Error::UnsupportedFormat(dmabuf.format().code))?;
+        let target = self.core.import_target(info, &desc)?;
+        Ok(VkTarget { target })
+    }
+
     /// The renderer core (benchmarks and tests).
     pub fn core(&self) -> &RenderCore {
         &self.core

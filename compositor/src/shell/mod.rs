@@ -82,7 +82,7 @@ impl State {
     /// The output's rectangle in the global (logical) space.
     pub fn output_geometry(&self) -> Rectangle<i32, Logical> {
         self.space
-            .output_geometry(&self.backend.output)
+            .output_geometry(self.backend.output())
             .unwrap_or_else(|| Rectangle::from_size((1, 1).into()))
     }
 

@@ -92,7 +92,7 @@ fn copy_hook(state: &mut State, _dh: &DisplayHandle, surface: &WlSurface) {
         }
     });
     let Some(dmabuf) = dmabuf else { return };
-    let Some((source, texture)) = state.backend.renderer.worker_copy_source(&dmabuf) else {
+    let Some((source, texture)) = state.backend.renderer().worker_copy_source(&dmabuf) else {
         return;
     };
     let Some(client) = surface.client() else { return };
@@ -126,7 +126,7 @@ fn on_copy_done(state: &mut State, done: CopyDone) {
         Ok(staged) => {
             stats.worker += 1;
             stats.worker_max_ms = stats.worker_max_ms.max(done.elapsed.as_secs_f64() * 1e3);
-            state.backend.renderer.staged_upload_ready(&p.texture, staged);
+            state.backend.renderer_mut().staged_upload_ready(&p.texture, staged);
         }
         Err(e) => {
             stats.worker_failed += 1;

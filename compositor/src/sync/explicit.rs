@@ -210,7 +210,7 @@ impl SyncobjHandler for State {
 
     fn explicit_commit(&mut self, surface: &WlSurface, commit: ExplicitCommit) {
         self.backend
-            .releases
+            .releases_mut()
             .mark_explicit(&commit.buffer, Some(&commit.release));
         hold_until_acquired(self, surface, &commit.acquire, &commit.dmabuf);
     }

@@ -49,7 +49,7 @@ fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::Dis
     if explicit.is_some() {
         return; // protocols::drm_syncobj checks it and calls explicit_commit
     }
-    state.backend.releases.mark_explicit(&buffer, None);
+    state.backend.releases_mut().mark_explicit(&buffer, None);
     let Some(dmabuf) = get_dmabuf(&buffer).ok().cloned() else {
         return;
     };

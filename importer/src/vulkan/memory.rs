@@ -63,10 +63,35 @@ pub fn import_dmabuf_memory(
         .memory_type_index(type_index)
         .push_next(&mut import)
         .push_next(&mut dedicated);
-    let memory = unsafe { ctx.device.allocate_memory(&info, None) }.call("vkAllocateMemory(dma-buf)")?;
-    // Success: the driver owns the dup now.
-    let _ = dup.into_raw_fd();
-    Ok(memory)
+    let raw = dup.into_raw_fd();
+    match unsafe { ctx.device.allocate_memory(&info, None) } {
+        // Success: the driver owns the dup now.
+        Ok(memory) => Ok(memory),
+        Err(result) => {
+            close_unless_driver_did(raw);
+            Err(VkError::Call {
+                call: "vkAllocateMemory(dma-buf)",
+                result,
+            })
+        }
+    }
+}
+
+/// After a failed import the fd is still ours (Vulkan spec), but lavapipe
+/// (Mesa 25.0) closes it anyway when its mmap of the dma-buf fails (EACCES
+/// on a read-only dma-buf), and closing it again would close a number that
+/// may be reused (Rust's `OwnedFd` aborts on the EBADF). So: close it only if
+/// it is still open. A thread opening a file between the driver's close and
+/// this check could get the same number; imports run on the event-loop
+/// thread and the window is a few instructions.
+fn close_unless_driver_did(raw: std::os::fd::RawFd) {
+    // SAFETY: F_GETFD only queries the descriptor.
+    if unsafe { libc::fcntl(raw, libc::F_GETFD) } >= 0 {
+        // SAFETY: still open and never handed over: ours to close.
+        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) });
+    } else {
+        tracing::debug!(fd = raw, "the driver closed the dma-buf fd of a failed import itself");
+    }
 }
 
 /// A host-visible, coherent buffer (staging uploads, read-backs).

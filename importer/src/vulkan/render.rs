@@ -240,6 +240,12 @@ impl RenderCore {
         Target::new(&self.ctx, format, width, height)
     }
 
+    /// Imports a compositor-allocated scan-out dma-buf as a render target
+    /// (zero-copy; see [`Target::import_dmabuf`]).
+    pub fn import_target(&self, format: FormatInfo, desc: &DmabufDesc) -> Result<Target, VkError> {
+        Target::import_dmabuf(&self.ctx, format, desc)
+    }
+
     /// Starts recording a frame into `target`.
     pub fn begin_frame(&self, target: &Target, filter: Filter) -> Result<Recorder, VkError> {
         let mut ring = self.ring();

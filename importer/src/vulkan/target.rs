@@ -1,13 +1,17 @@
-//! Offscreen render targets (the headless output) and read-backs.
+//! Render targets (the headless output's offscreen image, the DRM backend's
+//! imported scan-out buffers) and read-backs.
 
 use std::sync::{Arc, Mutex};
 
 use ash::vk;
 
 use super::frame::FrameFence;
-use super::memory::HostBuffer;
+use std::os::fd::AsFd;
+
+use super::memory::{Dedicated, HostBuffer};
 use super::texture::{color_range, Region};
 use super::{VkContext, VkError, VkResultExt};
+use crate::dmabuf::DmabufDesc;
 use crate::format::FormatInfo;
 
 /// A colour attachment the compositor renders into.
@@ -35,6 +39,118 @@ impl std::fmt::Debug for Target {
 }
 
 impl Target {
+    /// Imports a scan-out buffer (a single-plane dma-buf the compositor
+    /// allocated: GBM bo or PRIME-exported dumb buffer) as a colour
+    /// attachment, zero-copy: the image is bound to the dma-buf's memory.
+    ///
+    /// With `VK_EXT_image_drm_format_modifier` the image takes the buffer's
+    /// modifier, offset and pitch explicitly. Without it only LINEAR buffers
+    /// at offset 0 whose pitch equals the driver's LINEAR row pitch can be
+    /// imported (lavapipe aligns rows to 64 bytes); anything else is
+    /// [`VkError::Unsupported`] and the caller renders offscreen and copies.
+    pub fn import_dmabuf(ctx: &Arc<VkContext>, format: FormatInfo, desc: &DmabufDesc) -> Result<Target, VkError> {
+        let [plane] = desc.planes.as_slice() else {
+            return Err(VkError::Unsupported(format!(
+                "scan-out buffer with {} planes",
+                desc.planes.len()
+            )));
+        };
+        let dev = &ctx.device;
+        let usage = vk::ImageUsageFlags::COLOR_ATTACHMENT
+            | vk::ImageUsageFlags::TRANSFER_SRC
+            | vk::ImageUsageFlags::TRANSFER_DST;
+        let with_modifier = ctx.drm_format_modifier.is_some();
+        if !with_modifier && (!desc.is_linear() || plane.offset != 0) {
+            return Err(VkError::Unsupported(format!(
+                "modifier {:?} at offset {} needs VK_EXT_image_drm_format_modifier",
+                desc.modifier, plane.offset
+            )));
+        }
+        let mut ext =
+            vk::ExternalMemoryImageCreateInfo::default().handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
+        let layouts = [vk::SubresourceLayout {
+            offset: u64::from(plane.offset),
+            size: 0,
+            row_pitch: u64::from(plane.stride),
+            array_pitch: 0,
+            depth_pitch: 0,
+        }];
+        let mut explicit = vk::ImageDrmFormatModifierExplicitCreateInfoEXT::default()
+            .drm_format_modifier(u64::from(desc.modifier))
+            .plane_layouts(&layouts);
+        let info = if with_modifier {
+            let tiling = vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT;
+            super::texture::image_info(&format, desc.width, desc.height, tiling, usage)
+                .push_next(&mut ext)
+                .push_next(&mut explicit)
+        } else {
+            let tiling = vk::ImageTiling::LINEAR;
+            super::texture::image_info(&format, desc.width, desc.height, tiling, usage).push_next(&mut ext)
+        };
+        let image = unsafe { dev.create_image(&info, None) }.call("vkCreateImage(scan-out dma-buf)")?;
+        let destroy_image = |e: VkError| {
+            unsafe { dev.destroy_image(image, None) };
+            e
+        };
+        if !with_modifier {
+            let sub = vk::ImageSubresource {
+                aspect_mask: vk::ImageAspectFlags::COLOR,
+                mip_level: 0,
+                array_layer: 0,
+            };
+            let layout = unsafe { dev.get_image_subresource_layout(image, sub) };
+            if layout.row_pitch != u64::from(plane.stride) || layout.offset != 0 {
+                return Err(destroy_image(VkError::Unsupported(format!(
+                    "LINEAR row pitch {} != scan-out pitch {}",
+                    layout.row_pitch, plane.stride
+                ))));
+            }
+        }
+        let reqs = unsafe { dev.get_image_memory_requirements(image) };
+        let fd_len = crate::dmabuf::fd_size(plane.fd.as_fd()).map_err(|e| destroy_image(e.into()))?;
+        if !with_modifier && reqs.size > fd_len {
+            return Err(destroy_image(VkError::Unsupported(format!(
+                "image needs {} bytes, the scan-out buffer has {fd_len}",
+                reqs.size
+            ))));
+        }
+        let memory = super::memory::import_dmabuf_memory(ctx, plane.fd.as_fd(), reqs, Dedicated::Image(image))
+            .map_err(destroy_image)?;
+        if let Err(result) = unsafe { dev.bind_image_memory(image, memory, 0) } {
+            unsafe { dev.free_memory(memory, None) };
+            return Err(destroy_image(VkError::Call {
+                call: "vkBindImageMemory(scan-out dma-buf)",
+                result,
+            }));
+        }
+        let view_info = vk::ImageViewCreateInfo::default()
+            .image(image)
+            .view_type(vk::ImageViewType::TYPE_2D)
+            .format(format.vk_format)
+            .subresource_range(color_range());
+        let view = match unsafe { dev.create_image_view(&view_info, None) } {
+            Ok(v) => v,
+            Err(result) => {
+                unsafe { dev.free_memory(memory, None) };
+                return Err(destroy_image(VkError::Call {
+                    call: "vkCreateImageView(scan-out dma-buf)",
+                    result,
+                }));
+            }
+        };
+        Ok(Target {
+            ctx: ctx.clone(),
+            width: desc.width,
+            height: desc.height,
+            format,
+            image,
+            view,
+            memory,
+            framebuffers: Mutex::new(Vec::new()),
+            initialized: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
     pub fn new(ctx: &Arc<VkContext>, format: FormatInfo, width: u32, height: u32) -> Result<Target, VkError> {
         let dev = &ctx.device;
         let usage = vk::ImageUsageFlags::COLOR_ATTACHMENT

@@ -117,6 +117,78 @@ pub struct DrmModeCreateDumb {
 }
 pub const DRM_IOCTL_MODE_CREATE_DUMB: u64 = iowr::<DrmModeCreateDumb>(DRM_IOCTL_BASE, 0xB2);
 
+/// `struct drm_mode_card_res`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DrmModeCardRes {
+    pub fb_id_ptr: u64,
+    pub crtc_id_ptr: u64,
+    pub connector_id_ptr: u64,
+    pub encoder_id_ptr: u64,
+    pub count_fbs: u32,
+    pub count_crtcs: u32,
+    pub count_connectors: u32,
+    pub count_encoders: u32,
+    pub min_width: u32,
+    pub max_width: u32,
+    pub min_height: u32,
+    pub max_height: u32,
+}
+pub const DRM_IOCTL_MODE_GETRESOURCES: u64 = iowr::<DrmModeCardRes>(DRM_IOCTL_BASE, 0xA0);
+
+/// `struct drm_mode_modeinfo`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DrmModeModeinfo {
+    pub clock: u32,
+    pub hdisplay: u16,
+    pub hsync_start: u16,
+    pub hsync_end: u16,
+    pub htotal: u16,
+    pub hskew: u16,
+    pub vdisplay: u16,
+    pub vsync_start: u16,
+    pub vsync_end: u16,
+    pub vtotal: u16,
+    pub vscan: u16,
+    pub vrefresh: u32,
+    pub flags: u32,
+    pub type_: u32,
+    pub name: [u8; 32],
+}
+
+/// `struct drm_mode_crtc`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DrmModeCrtc {
+    pub set_connectors_ptr: u64,
+    pub count_connectors: u32,
+    pub crtc_id: u32,
+    pub fb_id: u32,
+    pub x: u32,
+    pub y: u32,
+    pub gamma_size: u32,
+    pub mode_valid: u32,
+    pub mode: DrmModeModeinfo,
+}
+pub const DRM_IOCTL_MODE_GETCRTC: u64 = iowr::<DrmModeCrtc>(DRM_IOCTL_BASE, 0xA1);
+
+/// `struct drm_mode_fb_cmd2`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DrmModeFbCmd2 {
+    pub fb_id: u32,
+    pub width: u32,
+    pub height: u32,
+    pub pixel_format: u32,
+    pub flags: u32,
+    pub handles: [u32; 4],
+    pub pitches: [u32; 4],
+    pub offsets: [u32; 4],
+    pub modifier: [u64; 4],
+}
+pub const DRM_IOCTL_MODE_GETFB2: u64 = iowr::<DrmModeFbCmd2>(DRM_IOCTL_BASE, 0xCE);
+
 // ---- drm/vgem_drm.h -----------------------------------------------------
 
 /// `struct drm_vgem_fence_attach`.
@@ -156,6 +228,9 @@ mod tests {
         assert_eq!(DRM_IOCTL_GEM_CLOSE, 0x4008_6409);
         assert_eq!(DRM_IOCTL_PRIME_HANDLE_TO_FD, 0xc00c_642d);
         assert_eq!(DRM_IOCTL_MODE_CREATE_DUMB, 0xc020_64b2);
+        assert_eq!(DRM_IOCTL_MODE_GETRESOURCES, 0xc040_64a0);
+        assert_eq!(DRM_IOCTL_MODE_GETCRTC, 0xc068_64a1);
+        assert_eq!(DRM_IOCTL_MODE_GETFB2, 0xc068_64ce);
         assert_eq!(DRM_IOCTL_VGEM_FENCE_ATTACH, 0xc010_6441);
         assert_eq!(DRM_IOCTL_VGEM_FENCE_SIGNAL, 0x4008_6442);
     }

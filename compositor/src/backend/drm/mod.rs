@@ -1,0 +1,605 @@
+//! DRM/KMS backend: a libseat session, the seat's card node (udev), atomic
+//! modesetting on one connector, and frames rendered by our Vulkan renderer
+//! straight into scan-out dma-bufs, flipped by page flips that drive the
+//! frame clock.
+//!
+//! * [`session`]: libseat, udev discovery and hotplug logging, libinput.
+//! * [`output`]: which connector, mode and CRTC (pure, unit-tested).
+//! * [`scanout`]: the two scan-out buffers (GBM or dumb + PRIME), their
+//!   framebuffers and Vulkan imports, and the offscreen-copy fallback.
+//!
+//! DOC: the frame clock
+//!
+//! A frame is rendered into the buffer that is *not* being scanned out, the
+//! GPU's fence is waited for (blocking, no lock held: the kernel must not
+//! scan out a half-rendered buffer; an IN_FENCE_FD would avoid the wait once
+//! the renderer exports sync_files for every frame), and the buffer is queued
+//! with an atomic page flip (a full modeset commit for the first frame and
+//! after a VT switch back). The page-flip event (vblank) then marks it as
+//! the front buffer, counts a frame (`frames`, `drm.page_flips`), sends
+//! presentation feedback with the kernel's timestamp and sequence, sends
+//! frame callbacks, and renders the next frame. While nothing can be queued
+//! (rendering stopped, session paused, a frame failed) a one-refresh timer
+//! retries instead (`drm.timer_ticks`). A flip that completes much sooner
+//! than the mode's refresh interval (no vblank pacing in the driver:
+//! virtio-gpu) starts the next frame from a timer at the interval
+//! (`drm.paced_by_timer`).
+
+pub mod output;
+pub mod scanout;
+pub mod session;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use smithay::{
+    backend::{
+        allocator::Fourcc,
+        drm::{DrmDevice, DrmDeviceFd, DrmEvent, DrmEventMetadata, DrmEventTime, DrmSurface, PlaneConfig, PlaneState},
+        renderer::{
+            damage::OutputDamageTracker,
+            element::{surface::WaylandSurfaceRenderElement, RenderElementStates},
+            Bind, ExportMem,
+        },
+        session::{libseat::LibSeatSession, Event as SessionEvent, Session},
+    },
+    desktop::{Space, Window},
+    output::{Mode, Output, PhysicalProperties, Scale, Subpixel},
+    reexports::{
+        calloop::{
+            timer::{TimeoutAction, Timer},
+            LoopHandle,
+        },
+        input::Libinput,
+        rustix::fs::OFlags,
+        wayland_protocols::wp::presentation_time::server::wp_presentation_feedback,
+    },
+    utils::{Clock, ClockSource, DeviceFd, Monotonic, Physical, Rectangle, Size, Time, Transform},
+    wayland::presentation::Refresh,
+};
+use tracing::{debug, error, info, warn};
+
+use super::{headless::CLEAR_COLOR, Backend};
+use crate::{
+    cli::DrmAllocator,
+    render::{VkRenderer, VkTarget},
+    screenshot::RgbaImage,
+    state::State,
+};
+
+/// Frames in a row that may fail before the compositor gives up.
+const MAX_CONSECUTIVE_FAILURES: u32 = 120;
+
+/// What the command line asks of the drm backend.
+#[derive(Debug, Clone)]
+pub struct DrmOptions {
+    pub device: Option<PathBuf>,
+    pub allocator: DrmAllocator,
+    pub scale: i32,
+}
+
+/// `"drm"` in `--stats`.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct DrmStats {
+    /// Card node driven, and the session that opened it.
+    pub device: String,
+    pub session: String,
+    /// `gbm` or `dumb`.
+    pub allocator: String,
+    /// Frames rendered straight into the scan-out buffers (imported dma-bufs).
+    pub zero_copy: bool,
+    /// Frames copied from the offscreen target into a scan-out buffer (fallback).
+    pub cpu_copies: u64,
+    /// Atomic commits queued (page flips and modesets) and their completion
+    /// events; every counted frame is one completed flip.
+    pub flips_queued: u64,
+    pub page_flips: u64,
+    pub modesets: u64,
+    /// Timer wake-ups that started a frame: pacing (below) or a retry while
+    /// no flip could be queued.
+    pub timer_ticks: u64,
+    /// Flips that completed much sooner than the mode's refresh interval
+    /// (drivers without vblank pacing, e.g. virtio-gpu): the next frame was
+    /// started from a timer at the interval instead of right away.
+    pub paced_by_timer: u64,
+    /// Session pause/activate (VT switches).
+    pub session_pauses: u64,
+    pub session_activations: u64,
+    /// libinput devices seen.
+    pub input_devices: u64,
+    /// Mode driven: `WxH@Hz`, and the connector.
+    pub mode: String,
+    pub connector: String,
+}
+
+/// The KMS output and everything needed to draw into it.
+///
+/// Field order is drop order: the surface (clears its planes), then the
+/// device (restores the CRTC state found at start, e.g. the console's), then
+/// the framebuffers and buffers, then the fd (drops DRM master).
+pub struct DrmBackend {
+    surface: DrmSurface,
+    drm: DrmDevice,
+    scanout: scanout::Scanout,
+    /// Held so the card fd (and DRM master) goes last.
+    _drm_fd: DrmDeviceFd,
+    pub renderer: VkRenderer,
+    pub output: Output,
+    /// SYNC: buffers held until the frames that sampled them are done.
+    pub releases: crate::sync::release::PendingReleases,
+    pub stats: DrmStats,
+    session: LibSeatSession,
+    libinput: Option<Libinput>,
+    loop_handle: LoopHandle<'static, State>,
+    damage_tracker: OutputDamageTracker,
+    clock: Clock<Monotonic>,
+    frame_interval: Duration,
+    /// Buffer index being scanned out, and the one queued for the next flip.
+    front: Option<usize>,
+    pending: Option<usize>,
+    /// Element states of the queued frame, for presentation feedback.
+    pending_states: Option<RenderElementStates>,
+    needs_modeset: bool,
+    /// When the previous page flip completed (pacing, see `on_page_flip`).
+    last_flip: Option<std::time::Instant>,
+    active: bool,
+    timer_armed: bool,
+    renders: u64,
+    frames: u64,
+    consecutive_failures: u32,
+}
+
+impl DrmBackend {
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    pub fn clock_id(&self) -> u32 {
+        Monotonic::ID as u32
+    }
+
+    /// Reads the framebuffer being scanned out (through its dma-buf).
+    pub fn screenshot(&mut self) -> anyhow::Result<RgbaImage> {
+        let front = self.front.context("no frame has been scanned out yet")?;
+        scanout::read_rgba(&self.scanout.buffers[front].dmabuf)
+    }
+
+    /// Renders the space into the back buffer, waits for the GPU, and
+    /// queues it with a page flip (or a modeset commit).
+    fn render_and_queue(&mut self, space: &Space<Window>) -> anyhow::Result<()> {
+        let back = match self.front {
+            Some(f) => (f + 1) % self.scanout.buffers.len(),
+            None => 0,
+        };
+        let scale = self.output.current_scale().fractional_scale();
+        let region = space
+            .output_geometry(&self.output)
+            .context("output is not mapped in the space")?;
+        let elements: Vec<WaylandSurfaceRenderElement<VkRenderer>> =
+            space.render_elements_for_region(&mut self.renderer, &region, scale, 1.0);
+        self.renders += 1;
+        let now = self.renders;
+
+        let zero_copy = self.scanout.zero_copy();
+        let (w, h) = self.scanout.size;
+        let (target, stamp): (&mut VkTarget, &mut Option<u64>) = if zero_copy {
+            let buf = &mut self.scanout.buffers[back];
+            (
+                buf.target.as_mut().context("scan-out buffer not imported")?,
+                &mut buf.rendered_at,
+            )
+        } else {
+            let s = &mut self.scanout;
+            (
+                s.offscreen.as_mut().context("no offscreen target")?,
+                &mut s.offscreen_rendered_at,
+            )
+        };
+        let age = stamp.map_or(0, |at| (now - at) as usize);
+        let mut framebuffer = self
+            .renderer
+            .bind(target)
+            .map_err(|e| anyhow::anyhow!("binding the scan-out target: {e}"))?;
+        let result = self
+            .damage_tracker
+            .render_output(&mut self.renderer, &mut framebuffer, age, &elements, CLEAR_COLOR)
+            .map_err(|e| anyhow::anyhow!("rendering the output: {e:?}"))?;
+        *stamp = Some(now);
+        let readback = if zero_copy {
+            None
+        } else {
+            let region = Rectangle::from_size((w as i32, h as i32).into());
+            Some(
+                self.renderer
+                    .copy_framebuffer(&framebuffer, region, Fourcc::Xrgb8888)
+                    .map_err(|e| anyhow::anyhow!("reading the offscreen frame back: {e}"))?,
+            )
+        };
+        // SYNC: keep sampled buffers until the GPU is done (or release early).
+        self.releases.track_frame(&mut self.renderer, &elements, &result.sync);
+        // The display engine must not read a half-rendered buffer: wait for
+        // the frame's fence (blocking; no reservation is held here).
+        result
+            .sync
+            .wait()
+            .map_err(|_| anyhow::anyhow!("interrupted waiting for the frame's fence"))?;
+        if let Some(mapping) = readback {
+            let bytes = self
+                .renderer
+                .map_texture(&mapping)
+                .map_err(|e| anyhow::anyhow!("mapping the offscreen read-back: {e}"))?;
+            scanout::copy_into(&self.scanout.buffers[back].dmabuf, bytes)?;
+            self.stats.cpu_copies += 1;
+        }
+
+        let plane = PlaneState {
+            handle: self.surface.plane(),
+            config: Some(PlaneConfig {
+                src: Rectangle::from_size((w as f64, h as f64).into()),
+                dst: Rectangle::from_size((w as i32, h as i32).into()),
+                transform: Transform::Normal,
+                alpha: 1.0,
+                damage_clips: None,
+                fb: self.scanout.buffers[back].fb,
+                fence: None,
+            }),
+        };
+        if self.needs_modeset {
+            self.surface.commit([plane], true).context("atomic modeset commit")?;
+            self.needs_modeset = false;
+            self.stats.modesets += 1;
+            info!(buffer = back, "modeset committed");
+        } else {
+            self.surface.page_flip([plane], true).context("atomic page flip")?;
+        }
+        self.stats.flips_queued += 1;
+        self.pending = Some(back);
+        self.pending_states = Some(result.states);
+        Ok(())
+    }
+}
+
+impl Drop for DrmBackend {
+    fn drop(&mut self) {
+        info!(
+            device = %self.stats.device,
+            "releasing the DRM device: clearing our planes, restoring the CRTC state found at start, dropping master"
+        );
+    }
+}
+
+/// Opens the session and the card, picks the output, allocates and imports
+/// the scan-out buffers. Event sources are added by [`insert_sources`].
+pub fn create(
+    handle: &LoopHandle<'static, State>,
+    renderer_options: &crate::render::RendererOptions,
+    opts: &DrmOptions,
+) -> anyhow::Result<(DrmBackend, Sources)> {
+    let (mut session, session_notifier) = session::open_session()?;
+    let seat = session::udev_seat(&session.seat());
+    let path = session::pick_device(&seat, opts.device.as_deref())?;
+    let fd = session
+        .open(
+            &path,
+            OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+        )
+        .with_context(|| format!("opening {} through the session", path.display()))?;
+    let drm_fd = DrmDeviceFd::new(DeviceFd::from(fd));
+    let (drm, drm_notifier) =
+        DrmDevice::new(drm_fd.clone(), true).with_context(|| format!("initializing DRM on {}", path.display()))?;
+    info!(
+        device = %path.display(),
+        atomic = drm.is_atomic(),
+        driver = ?smithay::backend::udev::driver(drm.device_id()).ok().flatten(),
+        "DRM device opened"
+    );
+    anyhow::ensure!(drm.is_atomic(), "{} has no atomic modesetting", path.display());
+
+    let renderer =
+        VkRenderer::new(renderer_options).map_err(|e| anyhow::anyhow!("creating the Vulkan renderer: {e}"))?;
+    info!("Vulkan device: {}", renderer.device_summary());
+    let mut renderer = renderer;
+
+    let choice = output::probe(&drm)?;
+    let (mw, mh) = choice.mode.size();
+    let refresh_hz = choice.mode.vrefresh().max(1);
+    info!(
+        connector = %choice.name,
+        crtc = ?choice.crtc,
+        mode = %format!("{mw}x{mh}@{refresh_hz}"),
+        "output chosen"
+    );
+    let mut drm = drm;
+    let surface = drm
+        .create_surface(choice.crtc, choice.mode, &[choice.connector])
+        .context("creating the DRM surface (CRTC + primary plane)")?;
+    let scanout = scanout::Scanout::new(&drm_fd, &mut renderer, opts.allocator, (u32::from(mw), u32::from(mh)))?;
+
+    let output = Output::new(
+        choice.name.clone(),
+        PhysicalProperties {
+            size: choice.size_mm.into(),
+            subpixel: Subpixel::Unknown,
+            make: "compositor".into(),
+            model: "drm".into(),
+        },
+    );
+    let mode = Mode {
+        size: Size::<i32, Physical>::from((i32::from(mw), i32::from(mh))),
+        refresh: (refresh_hz * 1000) as i32,
+    };
+    output.change_current_state(
+        Some(mode),
+        Some(Transform::Normal),
+        Some(Scale::Integer(opts.scale)),
+        Some((0, 0).into()),
+    );
+    output.set_preferred(mode);
+    let damage_tracker = OutputDamageTracker::from_output(&output);
+
+    let stats = DrmStats {
+        device: path.display().to_string(),
+        session: format!(
+            "libseat/{}",
+            session::backend_name(
+                std::env::var("LIBSEAT_BACKEND").ok().as_deref(),
+                &session.seat(),
+                std::path::Path::new("/run/seatd.sock").exists()
+            )
+        ),
+        allocator: scanout.allocator.name().into(),
+        zero_copy: scanout.zero_copy(),
+        mode: format!("{mw}x{mh}@{refresh_hz}"),
+        connector: choice.name.clone(),
+        ..Default::default()
+    };
+    // libseat's noop backend has no VT and no pause/activate: it is active
+    // from the start even when it has not said so yet.
+    let noop = session.seat() == "noop";
+    let active = session.is_active() || noop;
+    if !active {
+        info!("session not active yet; the first frame waits for its activation");
+    }
+    let backend = DrmBackend {
+        surface,
+        drm,
+        scanout,
+        _drm_fd: drm_fd,
+        renderer,
+        output,
+        releases: Default::default(),
+        stats,
+        session,
+        libinput: None,
+        loop_handle: handle.clone(),
+        damage_tracker,
+        clock: Clock::new(),
+        frame_interval: Duration::from_secs(1) / refresh_hz,
+        front: None,
+        pending: None,
+        pending_states: None,
+        needs_modeset: true,
+        last_flip: None,
+        active,
+        timer_armed: false,
+        renders: 0,
+        frames: 0,
+        consecutive_failures: 0,
+    };
+    Ok((
+        backend,
+        Sources {
+            session: session_notifier,
+            drm: drm_notifier,
+            seat,
+        },
+    ))
+}
+
+/// Event sources created with the backend, inserted once `State` exists.
+pub struct Sources {
+    session: smithay::backend::session::libseat::LibSeatSessionNotifier,
+    drm: smithay::backend::drm::DrmDeviceNotifier,
+    seat: String,
+}
+
+/// Page-flip events, session pause/activate, udev hotplug, libinput; then
+/// the first frame.
+pub fn insert_sources(handle: &LoopHandle<'static, State>, state: &mut State, sources: Sources) -> anyhow::Result<()> {
+    handle
+        .insert_source(sources.drm, |event, metadata, state| match event {
+            DrmEvent::VBlank(_crtc) => on_page_flip(state, metadata.as_ref()),
+            DrmEvent::Error(err) => error!("DRM event error: {err}"),
+        })
+        .map_err(|e| anyhow::anyhow!("inserting the DRM event source: {e}"))?;
+    handle
+        .insert_source(sources.session, |event, _, state| on_session_event(state, event))
+        .map_err(|e| anyhow::anyhow!("inserting the session source: {e}"))?;
+    let Backend::Drm(b) = &mut state.backend else {
+        anyhow::bail!("insert_sources on a non-drm backend");
+    };
+    let dev_id = b.drm.device_id();
+    if let Err(err) = session::watch_udev(handle, &sources.seat, dev_id) {
+        warn!("no udev hotplug events: {err:#}");
+    }
+    match session::start_libinput(handle, &b.session, &sources.seat) {
+        Ok(ctx) => b.libinput = Some(ctx),
+        Err(err) => warn!("no libinput input: {err:#}"),
+    }
+    // A zero timer, not an idle callback: calloop blocks in poll before it
+    // runs idles, and nothing else may wake the loop before the first flip.
+    handle
+        .insert_source(Timer::immediate(), |_, _, state| {
+            if let Backend::Drm(b) = &state.backend {
+                session::log_input_devices(b.stats.input_devices as u32);
+            }
+            next_frame(state);
+            TimeoutAction::Drop
+        })
+        .map_err(|e| anyhow::anyhow!("inserting the first-frame timer: {e}"))?;
+    Ok(())
+}
+
+fn on_page_flip(state: &mut State, metadata: Option<&DrmEventMetadata>) {
+    let Backend::Drm(b) = &mut state.backend else { return };
+    let Some(shown) = b.pending.take() else {
+        debug!("page-flip event without a queued flip (after a session switch?)");
+        return;
+    };
+    b.front = Some(shown);
+    b.frames += 1;
+    b.stats.page_flips += 1;
+    let frame = b.frames;
+    let time: Time<Monotonic> = match metadata.map(|m| m.time) {
+        Some(DrmEventTime::Monotonic(t)) => t.into(),
+        _ => b.clock.now(),
+    };
+    let seq = metadata.map_or(frame, |m| u64::from(m.sequence));
+    let refresh = Refresh::fixed(b.frame_interval);
+    let states = b.pending_states.take().unwrap_or_default();
+    if frame == 1 {
+        info!(buffer = shown, "first frame scanned out");
+    }
+    super::send_presentation_feedback(
+        state,
+        &states,
+        time,
+        refresh,
+        seq,
+        wp_presentation_feedback::Kind::Vsync
+            | wp_presentation_feedback::Kind::HwClock
+            | wp_presentation_feedback::Kind::HwCompletion,
+    );
+    super::send_frame_callbacks(state, time);
+    if state.lifecycle.exit_after_frames.is_some_and(|n| frame >= n) {
+        state.request_exit(0, "--exit-after-frames reached");
+        return;
+    }
+    // A driver that completes flips without waiting for a vblank (virtio-gpu
+    // has no vblank interrupt) would make this loop spin and pace clients
+    // far above the mode's refresh: start the next frame one refresh
+    // interval after the previous flip instead.
+    let Backend::Drm(b) = &mut state.backend else { return };
+    let now = std::time::Instant::now();
+    let early = b
+        .last_flip
+        .map(|prev| prev + b.frame_interval)
+        .filter(|due| *due > now + b.frame_interval / 4);
+    b.last_flip = Some(now);
+    match early {
+        Some(due) => {
+            b.stats.paced_by_timer += 1;
+            b.last_flip = Some(due - b.frame_interval); // keep the grid
+            arm_timer(b, due - now);
+        }
+        None => next_frame(state),
+    }
+}
+
+/// Renders and queues the next frame, or arms the retry timer.
+fn next_frame(state: &mut State) {
+    if state.lifecycle.exit_code.is_some() {
+        return;
+    }
+    super::housekeeping(state);
+    let stopped = state.rendering_stopped();
+    let Backend::Drm(b) = &mut state.backend else { return };
+    if b.pending.is_some() {
+        return; // its page-flip event calls us again
+    }
+    if stopped || !b.active {
+        let interval = b.frame_interval;
+        arm_timer(b, interval);
+        return;
+    }
+    state.space.refresh();
+    state.popups.cleanup();
+    let Backend::Drm(b) = &mut state.backend else { return };
+    match b.render_and_queue(&state.space) {
+        Ok(()) => b.consecutive_failures = 0,
+        Err(err) => {
+            b.consecutive_failures += 1;
+            if b.consecutive_failures == 1 {
+                warn!("frame failed to render or queue: {err:#}");
+            }
+            if b.consecutive_failures >= MAX_CONSECUTIVE_FAILURES {
+                error!("{} consecutive frames failed: {err:#}", b.consecutive_failures);
+                state.request_exit(1, "drm output keeps failing");
+                return;
+            }
+            let interval = b.frame_interval;
+            arm_timer(b, interval);
+        }
+    }
+}
+
+/// Runs [`next_frame`] after `delay` (at most one such timer at a time).
+fn arm_timer(b: &mut DrmBackend, delay: Duration) {
+    if b.timer_armed {
+        return;
+    }
+    b.timer_armed = true;
+    let res = b.loop_handle.insert_source(Timer::from_duration(delay), |_, _, state| {
+        if let Backend::Drm(b) = &mut state.backend {
+            b.timer_armed = false;
+            b.stats.timer_ticks += 1;
+        }
+        next_frame(state);
+        TimeoutAction::Drop
+    });
+    if let Err(e) = res {
+        b.timer_armed = false;
+        error!("arming the frame retry timer: {e}");
+    }
+}
+
+/// VT switches: pause drops master and stops input; activate takes them
+/// back and re-commits the whole state (modeset) with the next frame.
+fn on_session_event(state: &mut State, event: SessionEvent) {
+    let Backend::Drm(b) = &mut state.backend else { return };
+    match event {
+        SessionEvent::PauseSession => {
+            info!("session paused (VT switch away): deactivating the DRM device and input");
+            b.stats.session_pauses += 1;
+            b.active = false;
+            if let Some(li) = b.libinput.as_mut() {
+                li.suspend();
+            }
+            b.drm.pause();
+            // A flip queued before the switch may never complete.
+            b.pending = None;
+            b.pending_states = None;
+        }
+        SessionEvent::ActivateSession => {
+            info!("session activated (VT switch back): reactivating the DRM device and input");
+            b.stats.session_activations += 1;
+            if let Some(li) = b.libinput.as_mut() {
+                if li.resume().is_err() {
+                    warn!("libinput: resume failed");
+                }
+            }
+            if let Err(err) = b.drm.activate(false) {
+                error!("reactivating the DRM device: {err}");
+            }
+            if let Err(err) = b.surface.reset_state() {
+                warn!("re-reading the CRTC state: {err}");
+            }
+            b.active = true;
+            b.needs_modeset = true;
+            // Everything must be redrawn: the other session owned the screen.
+            b.scanout.buffers.iter_mut().for_each(|buf| buf.rendered_at = None);
+            b.scanout.offscreen_rendered_at = None;
+            next_frame(state);
+        }
+    }
+}
+
+/// The `"drm"` stats, if this is the drm backend.
+pub fn stats(backend: &Backend) -> Option<DrmStats> {
+    match backend {
+        Backend::Drm(b) => Some(b.stats.clone()),
+        Backend::Headless(_) => None,
+    }
+}

@@ -1,0 +1,259 @@
+//! Kernel VM tier, issue 6 must-show 1: the compositor runs `--backend drm`
+//! on virtio-gpu's KMS card node (libseat `noop` session, as root), a client
+//! presents two windows from real udmabuf dma-bufs, and the framebuffer the
+//! CRTC actually scans out is read back *independently of the compositor*
+//! (GETCRTC → GETFB2 → PRIME → mmap, from this process: `tests::kernel::kms`)
+//! and compared with the expected image: each window's colour at its
+//! placement, the clear colour everywhere else. The stats must show that
+//! every frame was a completed page flip, rendered zero-copy into the
+//! scan-out buffers. Ignored on the host (no KMS device there).
+
+use std::ffi::OsString;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use tests::client::default_timeout;
+use tests::harness::{Compositor, Stats};
+use tests::image_compare::{artifacts_dir, compare, diff_image, DEFAULT_TOLERANCE};
+use tests::kernel::kms;
+use tests::scenes::{toplevel_position, BACKGROUND};
+use tests::{DmabufBuffer, Format, RgbaImage, UdmabufProvider, Window};
+
+const RED: [u8; 4] = [200, 40, 40, 255];
+const BLUE: [u8; 4] = [40, 60, 210, 255];
+
+/// (title, size, format, stride, colour) of the two windows.
+const WINDOWS: [(&str, u32, Format, u32, [u8; 4]); 2] = [
+    ("drm-red", 64, Format::Xrgb8888, 256, RED),
+    ("drm-blue", 40, Format::Argb8888, 192, BLUE),
+];
+
+/// What the output must show: the clear colour, each window at its place.
+fn expected(width: u32, height: u32) -> RgbaImage {
+    let mut img = RgbaImage::filled(width, height, BACKGROUND);
+    for (n, (_, size, _, _, color)) in WINDOWS.iter().enumerate() {
+        let (x0, y0) = toplevel_position(n);
+        for y in y0 as u32..y0 as u32 + size {
+            for x in x0 as u32..x0 as u32 + size {
+                img.put(x, y, *color);
+            }
+        }
+    }
+    img
+}
+
+fn save(name: &str, img: &RgbaImage) -> std::path::PathBuf {
+    let dir = artifacts_dir().join("kernel_drm");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(name);
+    if let Err(e) = img.save_png(&path) {
+        eprintln!("saving {}: {e}", path.display());
+    }
+    path
+}
+
+/// The run both tests share: compositor on drm with `env`, two windows, the
+/// CRTC read back and compared, clean exit. Returns the stats and their
+/// `drm` section after the checks every path must pass.
+fn scan_out_two_windows(env: &[(&str, &str)]) -> Result<(Stats, serde_json::Value)> {
+    // One compositor at a time on the card: libtest runs tests in parallel.
+    static CARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _card = CARD.lock().unwrap_or_else(|p| p.into_inner());
+    let card = kms::find_card("virtio_gpu").context("virtio-gpu card node (qemu -device virtio-gpu-pci)")?;
+    let before = kms::active_crtcs(&card)?;
+    eprintln!("{}: active CRTCs before the compositor: {before:?}", card.display());
+
+    let out = tempfile::tempdir()?;
+    let shot = out.path().join("shot.png");
+    let stats_path = out.path().join("stats.json");
+    let args: Vec<OsString> = vec![
+        "--backend".into(),
+        "drm".into(),
+        "--drm-device".into(),
+        card.clone().into(),
+        "--screenshot".into(),
+        shot.clone().into(),
+        "--stats".into(),
+        stats_path.clone().into(),
+    ];
+    let started = Instant::now();
+    let mut env = env.to_vec();
+    env.push(("LIBSEAT_BACKEND", "noop"));
+    let mut comp = Compositor::spawn_with_env(&args, &env)?;
+    let mut client = comp.connect()?;
+    let udmabuf = UdmabufProvider::open()?;
+
+    let mut shown = Vec::new();
+    for (title, size, format, stride, color) in WINDOWS {
+        let window = Window::new(&mut client, title)?;
+        let buffer = DmabufBuffer::new(&client, &udmabuf, size, size, format, stride, &|_, _| {
+            format.encode(color)
+        })?;
+        window.attach(&buffer);
+        // On drm a frame callback is sent when a page flip completes.
+        window
+            .wait_frame(&mut client)
+            .with_context(|| format!("{title}: first frame callback (page flip)"))?;
+        shown.push((window, buffer));
+    }
+
+    // Poll the CRTC until it scans out the expected image. Each round waits
+    // for one more page flip (a frame callback), so the compositor has had a
+    // full frame to show every commit made before it; no sleeps.
+    let deadline = Instant::now() + default_timeout();
+    let mut flips_waited = 0;
+    let (info, image) = loop {
+        let (info, image) = kms::read_scanout(&card)?;
+        ensure!(
+            (info.width, info.height) == (u32::from(info.mode.0), u32::from(info.mode.1)),
+            "framebuffer {}x{} does not cover the mode {:?}",
+            info.width,
+            info.height,
+            info.mode
+        );
+        let want = expected(info.width, info.height);
+        let cmp = compare(&image, &want, DEFAULT_TOLERANCE);
+        if cmp.passed() {
+            break (info, image);
+        }
+        if Instant::now() > deadline {
+            let got = save("scanout-actual.png", &image);
+            save("scanout-expected.png", &want);
+            save("scanout-diff.png", &diff_image(&image, &want, DEFAULT_TOLERANCE));
+            bail!(
+                "the CRTC's framebuffer never matched the expected image within {:?} ({flips_waited} flips waited): \
+                 {cmp:?}; see {}; compositor log {}",
+                default_timeout(),
+                got.display(),
+                comp.log_path.display()
+            );
+        }
+        shown[0].0.damage_all();
+        shown[0]
+            .0
+            .wait_frame(&mut client)
+            .context("waiting for one more page flip")?;
+        flips_waited += 1;
+    };
+    eprintln!("scanned out: {info:?} after {flips_waited} extra flips");
+    // Spot checks that make a mismatch message obvious even without the images.
+    for (n, (_, size, _, _, color)) in WINDOWS.iter().enumerate() {
+        let (x, y) = toplevel_position(n);
+        ensure!(
+            image.get(x as u32 + size / 2, y as u32 + size / 2) == *color,
+            "window {n} centre"
+        );
+    }
+    ensure!(image.get(0, 0) == BACKGROUND, "top-left corner is not the clear colour");
+
+    comp.terminate()?; // SIGTERM: clean exit, lock rules checked on its stats
+    let ran = started.elapsed();
+    drop(shown);
+
+    // The compositor's own --screenshot reads the same front buffer.
+    let own = RgbaImage::load_png(&shot).context("compositor screenshot")?;
+    let cmp = compare(&own, &expected(info.width, info.height), DEFAULT_TOLERANCE);
+    ensure!(
+        cmp.passed(),
+        "the compositor's --screenshot differs from the expected image: {cmp:?}"
+    );
+
+    // Clean exit: the framebuffers it scanned out were removed.
+    ensure!(
+        !kms::framebuffer_exists(&card, info.fb_id)?,
+        "framebuffer {} still exists after the compositor exited",
+        info.fb_id
+    );
+    // What was on screen before (the fbdev console in the VM) is back once
+    // the compositor dropped master and closed the card. Note: smithay's own
+    // restore commit fails (EINVAL, logged); the kernel's fbdev emulation
+    // restores its console when the master goes away.
+    let after = kms::active_crtcs(&card)?;
+    eprintln!("{}: active CRTCs after exit: {after:?}", card.display());
+    ensure!(
+        after == before,
+        "CRTC state after exit {after:?} differs from before {before:?}"
+    );
+
+    let json = std::fs::read_to_string(&stats_path).context("stats")?;
+    let stats = Stats::parse(&json)?;
+    let v: serde_json::Value = serde_json::from_str(&json)?;
+    let drm = v.get("drm").context("stats lack the drm section")?.clone();
+    let num = |k: &str| drm.get(k).and_then(|n| n.as_u64()).with_context(|| format!("drm.{k}"));
+    let page_flips = num("page_flips")?;
+    eprintln!("drm stats: {drm}");
+    // Every counted frame is a completed page flip, and there were enough of
+    // them for the frame callbacks this test waited for.
+    ensure!(
+        stats.frames == page_flips && page_flips >= (WINDOWS.len() + flips_waited) as u64,
+        "frames {} vs page flips {page_flips} (waited for {} callbacks)",
+        stats.frames,
+        WINDOWS.len() + flips_waited
+    );
+    ensure!(num("flips_queued")? >= page_flips, "more flips completed than queued");
+    // Paced at the mode's refresh: virtio-gpu completes flips without a
+    // vblank, so without pacing this loop would flip hundreds of times a
+    // second. At most the refresh rate (+20%) over the compositor's lifetime.
+    let hz: f64 = drm
+        .get("mode")
+        .and_then(|m| m.as_str())
+        .and_then(|m| m.rsplit('@').next())
+        .and_then(|hz| hz.parse().ok())
+        .context("drm.mode WxH@Hz")?;
+    let max_flips = (hz * 1.2 * ran.as_secs_f64()).ceil() as u64 + 2;
+    ensure!(
+        page_flips <= max_flips,
+        "{page_flips} page flips in {ran:?} at {hz} Hz (at most {max_flips}): frames are not paced"
+    );
+    ensure!(num("modesets")? == 1, "expected exactly one modeset (the first frame)");
+    ensure!(
+        drm.get("allocator").and_then(|a| a.as_str()) == Some("dumb"),
+        "virtio-gpu without virgl should fall back to dumb buffers + PRIME"
+    );
+    ensure!(
+        drm.get("session").and_then(|a| a.as_str()) == Some("libseat/noop"),
+        "session backend not reported as libseat/noop"
+    );
+    // The client's buffers were real dma-bufs imported zero-copy.
+    ensure!(
+        stats.dmabuf_image >= 2 && stats.failed == 0,
+        "client imports: {stats:?}"
+    );
+    Ok((stats, drm))
+}
+
+fn drm_num(drm: &serde_json::Value, k: &str) -> Result<u64> {
+    drm.get(k).and_then(|n| n.as_u64()).with_context(|| format!("drm.{k}"))
+}
+
+#[test]
+#[ignore = "kernel VM tier: needs virtio-gpu's KMS card node, root and /dev/udmabuf (run scripts/vm/test.sh)"]
+fn drm_backend_scans_out_what_the_client_presented() -> Result<()> {
+    let (_, drm) = scan_out_two_windows(&[])?;
+    ensure!(
+        drm.get("zero_copy") == Some(&serde_json::Value::Bool(true)) && drm_num(&drm, "cpu_copies")? == 0,
+        "frames were not rendered straight into the scan-out dma-bufs: {drm}"
+    );
+    // Rendering is fast enough here that virtio-gpu's instant flips need
+    // pacing (see the flip-rate bound in scan_out_two_windows).
+    ensure!(
+        drm_num(&drm, "paced_by_timer")? > 0,
+        "virtio-gpu flips were never paced by the timer: {drm}"
+    );
+    Ok(())
+}
+
+/// The fallback when scan-out buffers cannot be imported (forced here):
+/// rendered offscreen, copied into the mapped buffer, same pixels on the
+/// CRTC, and every queued frame counted as a copy.
+#[test]
+#[ignore = "kernel VM tier: needs virtio-gpu's KMS card node, root and /dev/udmabuf (run scripts/vm/test.sh)"]
+fn drm_backend_copy_fallback_scans_out_the_same() -> Result<()> {
+    let (_, drm) = scan_out_two_windows(&[("COMPOSITOR_DRM_FORCE_COPY", "1")])?;
+    let queued = drm_num(&drm, "flips_queued")?;
+    ensure!(
+        drm.get("zero_copy") == Some(&serde_json::Value::Bool(false)) && drm_num(&drm, "cpu_copies")? == queued,
+        "expected every queued frame to be a CPU copy: {drm}"
+    );
+    Ok(())
+}

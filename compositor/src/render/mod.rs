@@ -173,6 +173,13 @@ pub struct VkMapping {
     converted: std::sync::OnceLock<Vec<u8>>,
 }
 
+impl VkMapping {
+    /// Whether the copy finished, so `map_texture` will not block (non-blocking).
+    pub fn is_ready(&self) -> bool {
+        self.readback.fence.is_signaled()
+    }
+}
+
 impl Texture for VkMapping {
     fn width(&self) -> u32 {
         self.readback.region.width

@@ -10,12 +10,15 @@
 //!
 //! DOC: the frame clock
 //!
-//! A frame is rendered into the buffer that is *not* being scanned out, the
-//! GPU's fence is waited for (blocking, no lock held: the kernel must not
-//! scan out a half-rendered buffer; an IN_FENCE_FD would avoid the wait once
-//! the renderer exports sync_files for every frame), and the buffer is queued
-//! with an atomic page flip (a full modeset commit for the first frame and
-//! after a VT switch back). The page-flip event (vblank) then marks it as
+//! A frame is rendered into the buffer that is *not* being scanned out and
+//! queued with an atomic page flip (a full modeset commit for the first
+//! frame and after a VT switch back). The display engine must not scan out a
+//! half-rendered buffer, and the loop never blocks on the GPU: where the
+//! device exports the frame's completion as a sync_file, it goes with the
+//! commit as the plane's `IN_FENCE_FD` and the kernel waits
+//! (`drm.in_fence_flips`); otherwise (and for the copy fallback, which reads
+//! the frame back on the CPU) the rendered frame is parked and a 1 ms timer
+//! polls its VkFence, queueing it once signaled (`drm.fence_polls`). The page-flip event (vblank) then marks it as
 //! the front buffer, counts a frame (`frames`, `drm.page_flips`), sends
 //! presentation feedback with the kernel's timestamp and sequence, sends
 //! frame callbacks, and renders the next frame. While nothing can be queued
@@ -104,6 +107,12 @@ pub struct DrmStats {
     /// (drivers without vblank pacing, e.g. virtio-gpu): the next frame was
     /// started from a timer at the interval instead of right away.
     pub paced_by_timer: u64,
+    /// Flips queued with the frame's sync_file as the plane's IN_FENCE_FD
+    /// (the kernel waited for the GPU, not the loop).
+    pub in_fence_flips: u64,
+    /// 1 ms polls of a rendered frame's VkFence before it could be queued
+    /// (devices without SYNC_FD export, and the copy fallback).
+    pub fence_polls: u64,
     /// Session pause/activate (VT switches).
     pub session_pauses: u64,
     pub session_activations: u64,
@@ -141,6 +150,8 @@ pub struct DrmBackend {
     pending: Option<usize>,
     /// Element states of the queued frame, for presentation feedback.
     pending_states: Option<RenderElementStates>,
+    /// A rendered frame whose GPU work is not done yet (see the module doc).
+    rendered: Option<RenderedFrame>,
     needs_modeset: bool,
     /// When the previous page flip completed (pacing, see `on_page_flip`).
     last_flip: Option<std::time::Instant>,
@@ -166,9 +177,8 @@ impl DrmBackend {
         scanout::read_rgba(&self.scanout.buffers[front].dmabuf)
     }
 
-    /// Renders the space into the back buffer, waits for the GPU, and
-    /// queues it with a page flip (or a modeset commit).
-    fn render_and_queue(&mut self, space: &Space<Window>) -> anyhow::Result<()> {
+    /// Renders the space into the back buffer. Nothing waits for the GPU here.
+    fn render(&mut self, space: &Space<Window>) -> anyhow::Result<RenderedFrame> {
         let back = match self.front {
             Some(f) => (f + 1) % self.scanout.buffers.len(),
             None => 0,
@@ -219,21 +229,53 @@ impl DrmBackend {
         };
         // SYNC: keep sampled buffers until the GPU is done (or release early).
         self.releases.track_frame(&mut self.renderer, &elements, &result.sync);
-        // The display engine must not read a half-rendered buffer: wait for
-        // the frame's fence (blocking; no reservation is held here).
-        result
-            .sync
-            .wait()
-            .map_err(|_| anyhow::anyhow!("interrupted waiting for the frame's fence"))?;
-        if let Some(mapping) = readback {
+        Ok(RenderedFrame {
+            back,
+            readback,
+            states: result.states,
+            fence: result
+                .sync
+                .get::<crate::render::frame::VkSyncFence>()
+                .map(|f| f.0.clone()),
+        })
+    }
+
+    /// Whether `frame` may be queued now: its GPU work is done, or the
+    /// kernel can wait for it (`IN_FENCE_FD`, zero-copy only).
+    fn ready(frame: &RenderedFrame) -> bool {
+        if let Some(mapping) = &frame.readback {
+            // The copy fallback reads the frame on the CPU: all of it must be done.
+            return mapping.is_ready() && frame.fence.as_ref().is_none_or(|f| f.is_signaled());
+        }
+        match &frame.fence {
+            None => true,
+            Some(fence) => fence.is_signaled() || fence.sync_file().is_some(),
+        }
+    }
+
+    /// Queues a rendered frame with a page flip (or a modeset commit); for
+    /// the copy fallback, first copies its (finished) read-back into the
+    /// scan-out buffer.
+    fn queue(&mut self, frame: RenderedFrame) -> anyhow::Result<()> {
+        let back = frame.back;
+        let (w, h) = self.scanout.size;
+        if let Some(mapping) = &frame.readback {
             let bytes = self
                 .renderer
-                .map_texture(&mapping)
+                .map_texture(mapping)
                 .map_err(|e| anyhow::anyhow!("mapping the offscreen read-back: {e}"))?;
             scanout::copy_into(&self.scanout.buffers[back].dmabuf, bytes)?;
             self.stats.cpu_copies += 1;
         }
-
+        // SYNC: where the GPU may still be writing, the kernel waits for it.
+        let in_fence = frame
+            .fence
+            .as_ref()
+            .filter(|f| frame.readback.is_none() && !f.is_signaled())
+            .and_then(|f| f.sync_file());
+        if in_fence.is_some() {
+            self.stats.in_fence_flips += 1;
+        }
         let plane = PlaneState {
             handle: self.surface.plane(),
             config: Some(PlaneConfig {
@@ -243,7 +285,7 @@ impl DrmBackend {
                 alpha: 1.0,
                 damage_clips: None,
                 fb: self.scanout.buffers[back].fb,
-                fence: None,
+                fence: in_fence.map(std::os::fd::AsFd::as_fd),
             }),
         };
         if self.needs_modeset {
@@ -256,9 +298,18 @@ impl DrmBackend {
         }
         self.stats.flips_queued += 1;
         self.pending = Some(back);
-        self.pending_states = Some(result.states);
+        self.pending_states = Some(frame.states);
         Ok(())
     }
+}
+
+/// A frame rendered into scan-out buffer `back` (or the offscreen target,
+/// with its read-back), not queued yet.
+struct RenderedFrame {
+    back: usize,
+    readback: Option<<VkRenderer as ExportMem>::TextureMapping>,
+    states: RenderElementStates,
+    fence: Option<std::sync::Arc<importer::vulkan::frame::FrameFence>>,
 }
 
 impl Drop for DrmBackend {
@@ -380,6 +431,7 @@ pub fn create(
         front: None,
         pending: None,
         pending_states: None,
+        rendered: None,
         needs_modeset: true,
         last_flip: None,
         active,
@@ -506,8 +558,8 @@ fn next_frame(state: &mut State) {
     super::housekeeping(state);
     let stopped = state.rendering_stopped();
     let Backend::Drm(b) = &mut state.backend else { return };
-    if b.pending.is_some() {
-        return; // its page-flip event calls us again
+    if b.pending.is_some() || b.rendered.is_some() {
+        return; // its page-flip event (or the fence poll) calls us again
     }
     if stopped || !b.active {
         let interval = b.frame_interval;
@@ -517,7 +569,22 @@ fn next_frame(state: &mut State) {
     state.space.refresh();
     state.popups.cleanup();
     let Backend::Drm(b) = &mut state.backend else { return };
-    match b.render_and_queue(&state.space) {
+    let queued = b.render(&state.space).and_then(|frame| {
+        if DrmBackend::ready(&frame) {
+            b.queue(frame)
+        } else {
+            b.rendered = Some(frame);
+            poll_rendered_frame(b);
+            Ok(())
+        }
+    });
+    on_queue_result(state, queued);
+}
+
+/// Counts a frame that failed to render or queue; gives up after too many.
+fn on_queue_result(state: &mut State, result: anyhow::Result<()>) {
+    let Backend::Drm(b) = &mut state.backend else { return };
+    match result {
         Ok(()) => b.consecutive_failures = 0,
         Err(err) => {
             b.consecutive_failures += 1;
@@ -532,6 +599,32 @@ fn next_frame(state: &mut State) {
             let interval = b.frame_interval;
             arm_timer(b, interval);
         }
+    }
+}
+
+/// Polls the parked frame's VkFence every millisecond (non-blocking
+/// `vkGetFenceStatus`) and queues the frame once it signaled.
+fn poll_rendered_frame(b: &mut DrmBackend) {
+    let res = b
+        .loop_handle
+        .insert_source(Timer::from_duration(Duration::from_millis(1)), |_, _, state| {
+            let Backend::Drm(b) = &mut state.backend else {
+                return TimeoutAction::Drop;
+            };
+            b.stats.fence_polls += 1;
+            let Some(frame) = b.rendered.take() else {
+                return TimeoutAction::Drop;
+            };
+            if !DrmBackend::ready(&frame) {
+                b.rendered = Some(frame);
+                return TimeoutAction::ToDuration(Duration::from_millis(1));
+            }
+            let queued = if b.active { b.queue(frame) } else { Ok(()) };
+            on_queue_result(state, queued);
+            TimeoutAction::Drop
+        });
+    if let Err(e) = res {
+        error!("arming the frame-fence poll: {e}");
     }
 }
 

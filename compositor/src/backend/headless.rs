@@ -17,7 +17,7 @@ use smithay::{
         },
     },
     desktop::{Space, Window},
-    output::{Mode, Output, PhysicalProperties, Scale, Subpixel},
+    output::Output,
     reexports::{
         calloop::{
             timer::{TimeoutAction, Timer},
@@ -78,27 +78,14 @@ impl HeadlessBackend {
         )
         .map_err(|e| anyhow::anyhow!("creating the {}x{} offscreen target: {e}", size.w, size.h))?;
 
-        let output = Output::new(
+        let (output, damage_tracker) = super::new_output(
             "HEADLESS-1".into(),
-            PhysicalProperties {
-                size: (0, 0).into(),
-                subpixel: Subpixel::Unknown,
-                make: "compositor".into(),
-                model: "headless".into(),
-            },
-        );
-        let mode = Mode {
+            "headless",
+            (0, 0),
             size,
-            refresh: (opts.refresh_hz * 1000) as i32,
-        };
-        output.change_current_state(
-            Some(mode),
-            Some(Transform::Normal),
-            Some(Scale::Integer(opts.scale)),
-            Some((0, 0).into()),
+            opts.refresh_hz,
+            opts.scale,
         );
-        output.set_preferred(mode);
-        let damage_tracker = OutputDamageTracker::from_output(&output);
 
         Ok(HeadlessBackend {
             renderer,

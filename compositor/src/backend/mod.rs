@@ -30,6 +30,41 @@ use crate::{render::VkRenderer, screenshot::RgbaImage, state::State, sync::relea
 pub use drm::DrmBackend;
 pub use headless::HeadlessBackend;
 
+/// A wl_output with one mode (`refresh_hz`), normal transform, integer
+/// `scale`, at the origin of the global space, and its damage tracker.
+pub fn new_output(
+    name: String,
+    model: &str,
+    size_mm: (i32, i32),
+    size: smithay::utils::Size<i32, smithay::utils::Physical>,
+    refresh_hz: u32,
+    scale: i32,
+) -> (Output, smithay::backend::renderer::damage::OutputDamageTracker) {
+    use smithay::output::{Mode, PhysicalProperties, Scale, Subpixel};
+    let output = Output::new(
+        name,
+        PhysicalProperties {
+            size: size_mm.into(),
+            subpixel: Subpixel::Unknown,
+            make: "compositor".into(),
+            model: model.into(),
+        },
+    );
+    let mode = Mode {
+        size,
+        refresh: (refresh_hz * 1000) as i32,
+    };
+    output.change_current_state(
+        Some(mode),
+        Some(smithay::utils::Transform::Normal),
+        Some(Scale::Integer(scale)),
+        Some((0, 0).into()),
+    );
+    output.set_preferred(mode);
+    let damage_tracker = smithay::backend::renderer::damage::OutputDamageTracker::from_output(&output);
+    (output, damage_tracker)
+}
+
 /// The running backend (one per process, so the headless variant's size does not matter).
 #[allow(clippy::large_enum_variant)]
 pub enum Backend {

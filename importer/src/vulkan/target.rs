@@ -66,43 +66,17 @@ impl Target {
                 desc.modifier, plane.offset
             )));
         }
-        let mut ext =
-            vk::ExternalMemoryImageCreateInfo::default().handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
-        let layouts = [vk::SubresourceLayout {
-            offset: u64::from(plane.offset),
-            size: 0,
-            row_pitch: u64::from(plane.stride),
-            array_pitch: 0,
-            depth_pitch: 0,
-        }];
-        let mut explicit = vk::ImageDrmFormatModifierExplicitCreateInfoEXT::default()
-            .drm_format_modifier(u64::from(desc.modifier))
-            .plane_layouts(&layouts);
-        let info = if with_modifier {
-            let tiling = vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT;
-            super::texture::image_info(&format, desc.width, desc.height, tiling, usage)
-                .push_next(&mut ext)
-                .push_next(&mut explicit)
-        } else {
-            let tiling = vk::ImageTiling::LINEAR;
-            super::texture::image_info(&format, desc.width, desc.height, tiling, usage).push_next(&mut ext)
-        };
-        let image = unsafe { dev.create_image(&info, None) }.call("vkCreateImage(scan-out dma-buf)")?;
+        let image =
+            super::texture::create_dmabuf_image(ctx, &format, desc, usage).call("vkCreateImage(scan-out dma-buf)")?;
         let destroy_image = |e: VkError| {
             unsafe { dev.destroy_image(image, None) };
             e
         };
         if !with_modifier {
-            let sub = vk::ImageSubresource {
-                aspect_mask: vk::ImageAspectFlags::COLOR,
-                mip_level: 0,
-                array_layer: 0,
-            };
-            let layout = unsafe { dev.get_image_subresource_layout(image, sub) };
-            if layout.row_pitch != u64::from(plane.stride) || layout.offset != 0 {
+            if let Some(driver_pitch) = super::texture::linear_pitch_mismatch(ctx, image, plane.stride) {
                 return Err(destroy_image(VkError::Unsupported(format!(
-                    "LINEAR row pitch {} != scan-out pitch {}",
-                    layout.row_pitch, plane.stride
+                    "LINEAR row pitch {driver_pitch} != scan-out pitch {}",
+                    plane.stride
                 ))));
             }
         }
@@ -123,31 +97,9 @@ impl Target {
                 result,
             }));
         }
-        let view_info = vk::ImageViewCreateInfo::default()
-            .image(image)
-            .view_type(vk::ImageViewType::TYPE_2D)
-            .format(format.vk_format)
-            .subresource_range(color_range());
-        let view = match unsafe { dev.create_image_view(&view_info, None) } {
-            Ok(v) => v,
-            Err(result) => {
-                unsafe { dev.free_memory(memory, None) };
-                return Err(destroy_image(VkError::Call {
-                    call: "vkCreateImageView(scan-out dma-buf)",
-                    result,
-                }));
-            }
-        };
-        Ok(Target {
-            ctx: ctx.clone(),
-            width: desc.width,
-            height: desc.height,
-            format,
-            image,
-            view,
-            memory,
-            framebuffers: Mutex::new(Vec::new()),
-            initialized: std::sync::atomic::AtomicBool::new(false),
+        Target::assemble(ctx, format, (desc.width, desc.height), image, memory).map_err(|e| {
+            unsafe { dev.free_memory(memory, None) };
+            destroy_image(e)
         })
     }
 
@@ -171,13 +123,25 @@ impl Target {
             .memory_type_index(type_index);
         let memory = unsafe { dev.allocate_memory(&alloc, None) }.call("vkAllocateMemory(target)")?;
         unsafe { dev.bind_image_memory(image, memory, 0) }.call("vkBindImageMemory(target)")?;
+        Target::assemble(ctx, format, (width, height), image, memory)
+    }
+
+    /// A target around a bound image: creates its view. On error the
+    /// caller still owns `image` and `memory`.
+    fn assemble(
+        ctx: &Arc<VkContext>,
+        format: FormatInfo,
+        (width, height): (u32, u32),
+        image: vk::Image,
+        memory: vk::DeviceMemory,
+    ) -> Result<Target, VkError> {
         // The output shows the stored bytes as they are: no swizzle on targets.
         let view_info = vk::ImageViewCreateInfo::default()
             .image(image)
             .view_type(vk::ImageViewType::TYPE_2D)
             .format(format.vk_format)
             .subresource_range(color_range());
-        let view = unsafe { dev.create_image_view(&view_info, None) }.call("vkCreateImageView(target)")?;
+        let view = unsafe { ctx.device.create_image_view(&view_info, None) }.call("vkCreateImageView(target)")?;
         Ok(Target {
             ctx: ctx.clone(),
             width,

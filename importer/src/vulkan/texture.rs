@@ -281,6 +281,56 @@ unsafe fn destroy(
     }
 }
 
+/// `vkCreateImage` for a single-plane dma-buf import: with
+/// `VK_EXT_image_drm_format_modifier`, DRM_FORMAT_MODIFIER tiling with the
+/// buffer's modifier, offset and pitch given explicitly; without it, LINEAR
+/// (the caller checks the pitch with [`linear_pitch_mismatch`]). Client
+/// textures and scan-out targets both come through here.
+pub(crate) fn create_dmabuf_image(
+    ctx: &VkContext,
+    format: &FormatInfo,
+    desc: &DmabufDesc,
+    usage: vk::ImageUsageFlags,
+) -> Result<vk::Image, vk::Result> {
+    let plane = &desc.planes[0];
+    let mut ext =
+        vk::ExternalMemoryImageCreateInfo::default().handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
+    let layouts = [vk::SubresourceLayout {
+        offset: u64::from(plane.offset),
+        size: 0,
+        row_pitch: u64::from(plane.stride),
+        array_pitch: 0,
+        depth_pitch: 0,
+    }];
+    let mut explicit = vk::ImageDrmFormatModifierExplicitCreateInfoEXT::default()
+        .drm_format_modifier(u64::from(desc.modifier))
+        .plane_layouts(&layouts);
+    let info = if ctx.drm_format_modifier.is_some() {
+        let tiling = vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT;
+        image_info(format, desc.width, desc.height, tiling, usage)
+            .push_next(&mut ext)
+            .push_next(&mut explicit)
+    } else {
+        image_info(format, desc.width, desc.height, vk::ImageTiling::LINEAR, usage).push_next(&mut ext)
+    };
+    // SAFETY: a valid create info; the caller owns (and destroys) the image.
+    unsafe { ctx.device.create_image(&info, None) }
+}
+
+/// For a LINEAR image: the driver's row pitch if it differs from `stride`
+/// (or the image does not start at offset 0), so the dma-buf cannot back it
+/// as laid out; `None` when it can.
+pub(crate) fn linear_pitch_mismatch(ctx: &VkContext, image: vk::Image, stride: u32) -> Option<u64> {
+    let sub = vk::ImageSubresource {
+        aspect_mask: vk::ImageAspectFlags::COLOR,
+        mip_level: 0,
+        array_layer: 0,
+    };
+    // SAFETY: `image` is a live LINEAR image of this device.
+    let layout = unsafe { ctx.device.get_image_subresource_layout(image, sub) };
+    (layout.row_pitch != u64::from(stride) || layout.offset != 0).then_some(layout.row_pitch)
+}
+
 pub(crate) fn image_info<'a>(
     format: &FormatInfo,
     width: u32,
@@ -359,30 +409,9 @@ fn try_image_path(
 ) -> Result<bool, VkError> {
     let plane = &desc.planes[0];
     let fd_len = fd_size(plane.fd.as_fd())?;
-    let mut ext =
-        vk::ExternalMemoryImageCreateInfo::default().handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
-    let layouts = [vk::SubresourceLayout {
-        offset: u64::from(plane.offset),
-        size: 0,
-        row_pitch: u64::from(plane.stride),
-        array_pitch: 0,
-        depth_pitch: 0,
-    }];
-    let mut explicit = vk::ImageDrmFormatModifierExplicitCreateInfoEXT::default()
-        .drm_format_modifier(u64::from(desc.modifier))
-        .plane_layouts(&layouts);
     let with_modifier = ctx.drm_format_modifier.is_some();
     let image = if with_modifier {
-        let info = image_info(
-            format,
-            desc.width,
-            desc.height,
-            vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT,
-            SAMPLED_USAGE,
-        )
-        .push_next(&mut ext)
-        .push_next(&mut explicit);
-        match unsafe { ctx.device.create_image(&info, None) } {
+        match create_dmabuf_image(ctx, format, desc, SAMPLED_USAGE) {
             Ok(i) => i,
             Err(result) => {
                 debug!(?result, "modifier image rejected, trying the buffer path");
@@ -393,21 +422,13 @@ fn try_image_path(
         if !desc.is_linear() || plane.offset != 0 || !external_linear_importable(ctx, format) {
             return Ok(false);
         }
-        let info =
-            image_info(format, desc.width, desc.height, vk::ImageTiling::LINEAR, SAMPLED_USAGE).push_next(&mut ext);
-        unsafe { ctx.device.create_image(&info, None) }.call("vkCreateImage(dma-buf)")?
+        create_dmabuf_image(ctx, format, desc, SAMPLED_USAGE).call("vkCreateImage(dma-buf)")?
     };
     parts.image = image;
     if !with_modifier {
-        let sub = vk::ImageSubresource {
-            aspect_mask: vk::ImageAspectFlags::COLOR,
-            mip_level: 0,
-            array_layer: 0,
-        };
-        let layout = unsafe { ctx.device.get_image_subresource_layout(image, sub) };
-        if layout.row_pitch != u64::from(plane.stride) || layout.offset != 0 {
+        if let Some(driver_pitch) = linear_pitch_mismatch(ctx, image, plane.stride) {
             debug!(
-                driver_pitch = layout.row_pitch,
+                driver_pitch,
                 client_stride = plane.stride,
                 "linear pitch mismatch, buffer path"
             );

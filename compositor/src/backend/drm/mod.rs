@@ -49,7 +49,7 @@ use smithay::{
         session::{libseat::LibSeatSession, Event as SessionEvent, Session},
     },
     desktop::{Space, Window},
-    output::{Mode, Output, PhysicalProperties, Scale, Subpixel},
+    output::Output,
     reexports::{
         calloop::{
             timer::{TimeoutAction, Timer},
@@ -368,27 +368,9 @@ pub fn create(
         .context("creating the DRM surface (CRTC + primary plane)")?;
     let scanout = scanout::Scanout::new(&drm_fd, &mut renderer, opts.allocator, (u32::from(mw), u32::from(mh)))?;
 
-    let output = Output::new(
-        choice.name.clone(),
-        PhysicalProperties {
-            size: choice.size_mm.into(),
-            subpixel: Subpixel::Unknown,
-            make: "compositor".into(),
-            model: "drm".into(),
-        },
-    );
-    let mode = Mode {
-        size: Size::<i32, Physical>::from((i32::from(mw), i32::from(mh))),
-        refresh: (refresh_hz * 1000) as i32,
-    };
-    output.change_current_state(
-        Some(mode),
-        Some(Transform::Normal),
-        Some(Scale::Integer(opts.scale)),
-        Some((0, 0).into()),
-    );
-    output.set_preferred(mode);
-    let damage_tracker = OutputDamageTracker::from_output(&output);
+    let size = Size::<i32, Physical>::from((i32::from(mw), i32::from(mh)));
+    let (output, damage_tracker) =
+        super::new_output(choice.name.clone(), "drm", choice.size_mm, size, refresh_hz, opts.scale);
 
     let stats = DrmStats {
         device: path.display().to_string(),

@@ -418,6 +418,34 @@ fn gpu_policy_applies_the_commit_once_the_acquire_point_is_materialized() -> Res
     Ok(())
 }
 
+#[test]
+#[ignore = "kernel VM tier: wp_linux_drm_syncobj_v1 needs a render node with syncobj timelines (run scripts/vm/test.sh)"]
+fn release_point_is_signaled_when_the_surface_goes_back_to_implicit_sync() -> Result<()> {
+    let mut e = Explicit::start("back-to-implicit", &[])?;
+    let a = e.buffer()?;
+    e.tl.signal(1)?;
+    e.show(&a, 1, 2)?;
+    let released = e.tl.eventfd(2, false)?;
+    ensure!(!e.tl.is_signaled(2)?, "release point signaled while A is attached");
+
+    // The client drops explicit sync: B comes without points.
+    e.ssurf.destroy();
+    let b = e.buffer()?;
+    e.window.attach(&b);
+    e.window.wait_frame(&mut e.client)?;
+    ensure!(
+        poll_in(released.as_fd(), bound())?,
+        "A's release point never signaled after an implicitly synced buffer replaced it"
+    );
+    drop(a);
+    let sync = e.finish()?;
+    let signaled =
+        sync["release_points_from_fence"].as_u64().unwrap_or(0) + sync["release_points_cpu"].as_u64().unwrap_or(0);
+    ensure!(signaled >= 1, "no release point counted as signaled: {sync}");
+    drop(b);
+    Ok(())
+}
+
 /// One protocol error case: the bad client gets `code` on `interface`
 /// while a witness on another connection keeps getting frames.
 fn expect_error(interface: &str, code: u32, provoke: impl FnOnce(&mut Client, &Syncobj) -> Result<()>) -> Result<()> {

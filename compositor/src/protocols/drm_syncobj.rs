@@ -41,9 +41,7 @@ use smithay::reexports::wayland_server::{
     protocol::{wl_buffer::WlBuffer, wl_surface::WlSurface},
     Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource, Weak as WlWeak,
 };
-use smithay::wayland::compositor::{
-    add_pre_commit_hook, remove_pre_commit_hook, with_states, BufferAssignment, Cacheable, HookId, SurfaceAttributes,
-};
+use smithay::wayland::compositor::{add_pre_commit_hook, with_states, BufferAssignment, Cacheable, SurfaceAttributes};
 use smithay::wayland::dmabuf::get_dmabuf;
 use tracing::debug;
 
@@ -104,7 +102,8 @@ pub struct SyncobjCachedState {
     release_point: Option<SyncPoint>,
     /// The committed buffer's release point.
     pub release: Option<Release>,
-    /// The commit detaches the buffer (attach(NULL)): drop the release.
+    /// The commit replaces the buffer without new points (attach(NULL), or
+    /// any attach once the syncobj object is gone): drop the release.
     detach: bool,
 }
 
@@ -144,7 +143,6 @@ type SurfaceSlot = RefCell<Option<WpLinuxDrmSyncobjSurfaceV1>>;
 #[derive(Debug)]
 pub struct SurfaceData {
     surface: WlWeak<WlSurface>,
-    hook: HookId,
 }
 
 impl<D> GlobalDispatch<WpLinuxDrmSyncobjManagerV1, (), D> for SyncobjState
@@ -195,23 +193,28 @@ where
                     );
                     return;
                 }
-                let counters = state.syncobj_state().map(|s| s.counters.clone()).unwrap_or_default();
-                let hook = add_pre_commit_hook::<D, _>(&surface, move |state, _, surface| {
-                    if let Some(commit) = commit_hook(surface, &counters) {
-                        state.explicit_commit(surface, commit);
-                    }
-                });
                 let object = data_init.init(
                     id,
                     SurfaceData {
                         surface: surface.downgrade(),
-                        hook,
                     },
                 );
-                with_states(&surface, |states| {
-                    states.data_map.insert_if_missing(SurfaceSlot::default);
+                // The hook stays for the wl_surface's lifetime: once the
+                // syncobj object is destroyed, a buffer attached without
+                // points must still drop the committed release point.
+                let first = with_states(&surface, |states| {
+                    let first = states.data_map.insert_if_missing(SurfaceSlot::default);
                     *states.data_map.get::<SurfaceSlot>().unwrap().borrow_mut() = Some(object);
+                    first
                 });
+                if first {
+                    let counters = state.syncobj_state().map(|s| s.counters.clone()).unwrap_or_default();
+                    add_pre_commit_hook::<D, _>(&surface, move |state, _, surface| {
+                        if let Some(commit) = commit_hook(surface, &counters) {
+                            state.explicit_commit(surface, commit);
+                        }
+                    });
+                }
             }
             Request::ImportTimeline { id, fd } => {
                 let imported = match state.syncobj_state() {
@@ -259,7 +262,6 @@ where
             } => (timeline, point_hi, point_lo, false),
             Request::Destroy => {
                 if let Some(surface) = surface {
-                    remove_pre_commit_hook(&surface, data.hook.clone());
                     with_states(&surface, |states| {
                         if let Some(slot) = states.data_map.get::<SurfaceSlot>() {
                             *slot.borrow_mut() = None;
@@ -315,13 +317,12 @@ where
     }
 }
 
-/// Checks a commit of a surface that has a syncobj surface object and turns
-/// its release point into a [`Release`] tied to the committed dma-buf.
-/// Returns the commit's points when it attaches a buffer with them.
+/// Checks a commit of a surface that has (or had) a syncobj surface object
+/// and turns its release point into a [`Release`] tied to the committed
+/// dma-buf. Returns the commit's points when it attaches a buffer with them.
 fn commit_hook(surface: &WlSurface, counters: &Arc<ReleaseCounters>) -> Option<ExplicitCommit> {
     use wp_linux_drm_syncobj_surface_v1::Error;
     with_states(surface, |states| {
-        let object = states.data_map.get::<SurfaceSlot>().and_then(|s| s.borrow().clone())?;
         let attached = match states.cached_state.get::<SurfaceAttributes>().pending().buffer.as_ref() {
             Some(BufferAssignment::NewBuffer(buffer)) => Some(Some(buffer.clone())),
             Some(BufferAssignment::Removed) => Some(None),
@@ -329,6 +330,13 @@ fn commit_hook(surface: &WlSurface, counters: &Arc<ReleaseCounters>) -> Option<E
         };
         let mut cached = states.cached_state.get::<SyncobjCachedState>();
         let pending = cached.pending();
+        let Some(object) = states.data_map.get::<SurfaceSlot>().and_then(|s| s.borrow().clone()) else {
+            // No syncobj object any more: a new attachment (buffer or
+            // NULL) replaces the explicitly synced one, whose release
+            // point must then be signaled.
+            pending.detach = attached.is_some();
+            return None;
+        };
         let new_buffer = attached.clone().flatten();
         let error = match (&new_buffer, &pending.acquire, &pending.release_point) {
             (None, Some(_), _) | (None, _, Some(_)) => Some((Error::NoBuffer, "sync points without a buffer".into())),

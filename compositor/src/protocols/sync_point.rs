@@ -181,7 +181,11 @@ pub fn pending_fences(dmabuf: &Dmabuf) -> Option<SyncFile> {
         };
         merged = Some(match merged {
             None => fence,
-            Some(prev) => prev.merge(&fence, "release").unwrap_or(fence),
+            Some(prev) => prev.merge(&fence, "release").unwrap_or_else(|e| {
+                // Only one fence can go into the point: the later plane's.
+                warn!("SYNC_IOC_MERGE for a release point: {e}; one plane's fence is not waited for");
+                fence
+            }),
         });
     }
     merged

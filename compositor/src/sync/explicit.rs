@@ -147,21 +147,32 @@ fn watch(state: &mut State, held: Held, until: Until) -> anyhow::Result<()> {
                         debug!(surface = ?held.id, "acquire point materialized; the GPU waits for the rest");
                     } else {
                         debug!(surface = ?held.id, "acquire fence cannot be bridged; holding until it signals");
-                        if let Err(e) = watch(state, held, Until::Signaled) {
-                            warn!("watching an acquire point: {e}");
+                        let (client, blocker) = (held.client.clone(), held.blocker.clone());
+                        match watch(state, held, Until::Signaled) {
+                            Ok(()) => return Ok(PostAction::Remove),
+                            // Never leave the surface stuck: apply it now.
+                            Err(e) => {
+                                warn!("watching an acquire point: {e}; applying the commit");
+                                apply(state, &client, &blocker);
+                                return Ok(PostAction::Remove);
+                            }
                         }
-                        return Ok(PostAction::Remove);
                     }
                 }
                 debug!(surface = ?held.id, ?until, "acquire point ready; applying the held commit");
-                held.blocker.release();
-                let dh = state.display_handle.clone();
-                state.client_compositor_state(&held.client).blocker_cleared(state, &dh);
+                apply(state, &held.client, &held.blocker);
                 Ok(PostAction::Remove)
             },
         )
         .map_err(|e| anyhow::anyhow!("inserting the acquire point source: {e}"))?;
     Ok(())
+}
+
+/// Releases a held commit and lets smithay apply it.
+fn apply(state: &mut State, client: &smithay::reexports::wayland_server::Client, blocker: &FlagBlocker) {
+    blocker.release();
+    let dh = state.display_handle.clone();
+    state.client_compositor_state(client).blocker_cleared(state, &dh);
 }
 
 /// DOC: bridging, explicit → implicit (docs/sync.md, bridging row 1)

@@ -3,9 +3,10 @@
 # (scripts/vm/run.sh) and runs inside it
 #   (a) the VM-only tests (tests/tests/kernel_*.rs, ignored on the host) with
 #       --include-ignored, and
-#   (b) the rendering tests (tests/tests/render.rs, and render_cpu.rs for the
-#       CPU fallback) with
-#       TEST_BUFFER_PROVIDER=udmabuf, so every client buffer is a real dma-buf;
+#   (b) the rendering tests (tests/tests/render.rs, render_cpu.rs for the
+#       CPU fallback, vulkan_validation.rs under the Khronos validation layer)
+#       with TEST_BUFFER_PROVIDER=udmabuf, so every client buffer is a real
+#       dma-buf (and the explicit-modifier import path runs);
 # then parses libtest's result lines and prints
 #   VM tier: N passed, N failed, N ignored (real kernel X)
 #   N passed, N failed            <- the line CI reads
@@ -70,6 +71,7 @@ if [ $mode = full ]; then
     done
     runs+=("render|TEST_BUFFER_PROVIDER=udmabuf|")
     runs+=("render_cpu|TEST_BUFFER_PROVIDER=udmabuf|")
+    runs+=("vulkan_validation|TEST_BUFFER_PROVIDER=udmabuf|")
 else
     runs+=("kernel_selftest|VM_SELFTEST_FAIL=1|--include-ignored")
     runs+=("kernel_dmabuf||--include-ignored --exact udmabuf_mmap_and_cpu_sync_round_trip")

@@ -206,6 +206,37 @@ impl VkContext {
         })
     }
 
+    /// Features of `format` in LINEAR tiling (`modifier` `None`), or in
+    /// DRM_FORMAT_MODIFIER tiling with that modifier (`None` when the device
+    /// does not list it for the format).
+    pub fn format_features(&self, format: vk::Format, modifier: Option<u64>) -> Option<vk::FormatFeatureFlags> {
+        let (instance, pdev) = (&self.instance, self.physical);
+        let Some(modifier) = modifier else {
+            // SAFETY: a valid physical device of this instance.
+            let props = unsafe { instance.get_physical_device_format_properties(pdev, format) };
+            return Some(props.linear_tiling_features);
+        };
+        let count = {
+            let mut list = vk::DrmFormatModifierPropertiesListEXT::default();
+            let mut props = vk::FormatProperties2::default().push_next(&mut list);
+            // SAFETY: as above; the list only receives a count here.
+            unsafe { instance.get_physical_device_format_properties2(pdev, format, &mut props) };
+            list.drm_format_modifier_count as usize
+        };
+        let mut modifiers = vec![vk::DrmFormatModifierPropertiesEXT::default(); count];
+        {
+            let mut list =
+                vk::DrmFormatModifierPropertiesListEXT::default().drm_format_modifier_properties(&mut modifiers);
+            let mut props = vk::FormatProperties2::default().push_next(&mut list);
+            // SAFETY: `modifiers` has room for the count queried above.
+            unsafe { instance.get_physical_device_format_properties2(pdev, format, &mut props) };
+        }
+        modifiers
+            .iter()
+            .find(|m| m.drm_format_modifier == modifier)
+            .map(|m| m.drm_format_modifier_tiling_features)
+    }
+
     /// Blocks until the device is idle. Only for teardown. Locks: none may be
     /// a reservation (`lockdep::might_block`).
     pub fn wait_idle_for_teardown(&self) {

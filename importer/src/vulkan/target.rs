@@ -38,6 +38,38 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// Which tiling a scan-out buffer can be rendered in: the compositor blends
+/// client windows, so the image needs COLOR_ATTACHMENT and
+/// COLOR_ATTACHMENT_BLEND. `true`: DRM_FORMAT_MODIFIER tiling with the
+/// buffer's modifier; `false`: LINEAR tiling (a LINEAR buffer at offset 0).
+/// The features are asked of the device (`VkDrmFormatModifierPropertiesListEXT`)
+/// rather than assumed. Measured in the VM: lavapipe lists the LINEAR
+/// modifier with COLOR_ATTACHMENT_BLEND there, but returns an empty
+/// `VkDrmFormatModifierPropertiesList2EXT`, from which the Khronos validation
+/// layer (1.3.239) derives no features and reports
+/// VUID-vkCmdDraw-blendEnable-04727 for the scan-out image.
+fn scanout_tiling(ctx: &VkContext, format: &FormatInfo, desc: &DmabufDesc) -> Result<bool, VkError> {
+    let need = vk::FormatFeatureFlags::COLOR_ATTACHMENT | vk::FormatFeatureFlags::COLOR_ATTACHMENT_BLEND;
+    let modifier = u64::from(desc.modifier);
+    let modifier_ok = ctx.drm_format_modifier.is_some()
+        && ctx
+            .format_features(format.vk_format, Some(modifier))
+            .is_some_and(|f| f.contains(need));
+    if modifier_ok {
+        return Ok(true);
+    }
+    let linear = ctx.format_features(format.vk_format, None).unwrap_or_default();
+    if desc.is_linear() && desc.planes[0].offset == 0 && linear.contains(need) {
+        return Ok(false);
+    }
+    Err(VkError::Unsupported(format!(
+        "{:?} with modifier {modifier:#x}: no tiling the device can render and blend into \
+         (modifier features: {:?}, LINEAR features: {linear:?})",
+        format.fourcc,
+        ctx.format_features(format.vk_format, Some(modifier)),
+    )))
+}
+
 impl Target {
     /// Imports a scan-out buffer (a single-plane dma-buf the compositor
     /// allocated: GBM bo or PRIME-exported dumb buffer) as a colour
@@ -59,15 +91,14 @@ impl Target {
         let usage = vk::ImageUsageFlags::COLOR_ATTACHMENT
             | vk::ImageUsageFlags::TRANSFER_SRC
             | vk::ImageUsageFlags::TRANSFER_DST;
-        let with_modifier = ctx.drm_format_modifier.is_some();
-        if !with_modifier && (!desc.is_linear() || plane.offset != 0) {
-            return Err(VkError::Unsupported(format!(
-                "modifier {:?} at offset {} needs VK_EXT_image_drm_format_modifier",
-                desc.modifier, plane.offset
-            )));
-        }
-        let image =
-            super::texture::create_dmabuf_image(ctx, &format, desc, usage).call("vkCreateImage(scan-out dma-buf)")?;
+        let with_modifier = scanout_tiling(ctx, &format, desc)?;
+        tracing::info!(
+            tiling = if with_modifier { "drm-format-modifier" } else { "linear" },
+            modifier = format_args!("{:#x}", u64::from(desc.modifier)),
+            "importing a scan-out buffer as a colour attachment"
+        );
+        let image = super::texture::create_dmabuf_image(ctx, &format, desc, usage, with_modifier)
+            .call("vkCreateImage(scan-out dma-buf)")?;
         let destroy_image = |e: VkError| {
             unsafe { dev.destroy_image(image, None) };
             e

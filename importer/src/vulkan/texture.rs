@@ -281,16 +281,17 @@ unsafe fn destroy(
     }
 }
 
-/// `vkCreateImage` for a single-plane dma-buf import: with
-/// `VK_EXT_image_drm_format_modifier`, DRM_FORMAT_MODIFIER tiling with the
-/// buffer's modifier, offset and pitch given explicitly; without it, LINEAR
-/// (the caller checks the pitch with [`linear_pitch_mismatch`]). Client
-/// textures and scan-out targets both come through here.
+/// `vkCreateImage` for a single-plane dma-buf import: `with_modifier`
+/// (needs `VK_EXT_image_drm_format_modifier`), DRM_FORMAT_MODIFIER tiling
+/// with the buffer's modifier, offset and pitch given explicitly; otherwise
+/// LINEAR (the caller checks the pitch with [`linear_pitch_mismatch`]).
+/// Client textures and scan-out targets both come through here.
 pub(crate) fn create_dmabuf_image(
     ctx: &VkContext,
     format: &FormatInfo,
     desc: &DmabufDesc,
     usage: vk::ImageUsageFlags,
+    with_modifier: bool,
 ) -> Result<vk::Image, vk::Result> {
     let plane = &desc.planes[0];
     let mut ext =
@@ -305,7 +306,7 @@ pub(crate) fn create_dmabuf_image(
     let mut explicit = vk::ImageDrmFormatModifierExplicitCreateInfoEXT::default()
         .drm_format_modifier(u64::from(desc.modifier))
         .plane_layouts(&layouts);
-    let info = if ctx.drm_format_modifier.is_some() {
+    let info = if with_modifier {
         let tiling = vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT;
         image_info(format, desc.width, desc.height, tiling, usage)
             .push_next(&mut ext)
@@ -411,7 +412,7 @@ fn try_image_path(
     let fd_len = fd_size(plane.fd.as_fd())?;
     let with_modifier = ctx.drm_format_modifier.is_some();
     let image = if with_modifier {
-        match create_dmabuf_image(ctx, format, desc, SAMPLED_USAGE) {
+        match create_dmabuf_image(ctx, format, desc, SAMPLED_USAGE, true) {
             Ok(i) => i,
             Err(result) => {
                 debug!(?result, "modifier image rejected, trying the buffer path");
@@ -422,7 +423,7 @@ fn try_image_path(
         if !desc.is_linear() || plane.offset != 0 || !external_linear_importable(ctx, format) {
             return Ok(false);
         }
-        create_dmabuf_image(ctx, format, desc, SAMPLED_USAGE).call("vkCreateImage(dma-buf)")?
+        create_dmabuf_image(ctx, format, desc, SAMPLED_USAGE, false).call("vkCreateImage(dma-buf)")?
     };
     parts.image = image;
     if !with_modifier {

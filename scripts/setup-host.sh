@@ -6,7 +6,9 @@
 # clients, foot with a font, GTK 4 through python3-gi; vkcube is in
 # vulkan-tools) and WLCS (scripts/wlcs.sh), and the DRM backend's libraries
 # (libseat, libudev, libinput; libgbm-dev from bookworm-backports so it matches
-# the backported Mesa's libgbm1).
+# the backported Mesa's libgbm1), and seatd, which the kernel VM tier's VT
+# switching test starts in the guest (the guest runs the host's root
+# filesystem, so it must be installed here).
 #
 # bookworm-backports is added by reusing the URIs: line of the machine's own
 # /etc/apt/sources.list.d/debian.sources, so no mirror host is written here.
@@ -20,7 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 want_pkgs=(mesa-vulkan-drivers libvulkan1 libvulkan-dev libxkbcommon-dev libwayland-dev
            wayland-utils pkg-config vulkan-tools
            weston foot fonts-dejavu-core python3-gi gir1.2-gtk-4.0 wlcs
-           libseat-dev libudev-dev libinput-dev)
+           libseat-dev libudev-dev libinput-dev seatd)
 # From bookworm-backports (Mesa 25 and what must match its version).
 backports_pkgs=(mesa-vulkan-drivers libdrm2 libdrm-dev libgbm-dev)
 

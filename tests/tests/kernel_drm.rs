@@ -9,7 +9,7 @@
 //! scan-out buffers. Ignored on the host (no KMS device there).
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -18,6 +18,7 @@ use tests::harness::{Compositor, Stats};
 use tests::image_compare::{artifacts_dir, compare, diff_image, DEFAULT_TOLERANCE};
 use tests::kernel::seatd::Seatd;
 use tests::kernel::{kms, vt};
+use tests::process::voluntary_switches;
 use tests::scenes::{toplevel_position, BACKGROUND};
 use tests::{DmabufBuffer, Format, RgbaImage, UdmabufProvider, Window};
 
@@ -328,6 +329,108 @@ impl Drop for BackToVt {
     }
 }
 
+/// A compositor on virtio-gpu under a real seat manager: seatd is started
+/// first (VT-bound seat0), then the compositor with `LIBSEAT_BACKEND=seatd`,
+/// whose session is the foreground VT (`home`). Field order is drop order:
+/// the compositor, then back to `home`, then seatd.
+struct SeatdRun {
+    comp: Compositor,
+    _back: BackToVt,
+    seatd: Seatd,
+    card: PathBuf,
+    /// Active CRTCs before the compositor started (the console's).
+    before: Vec<(u32, u32, (u16, u16))>,
+    home: u32,
+    /// The VT switched to.
+    away: u32,
+    shot: PathBuf,
+    stats_path: PathBuf,
+    _out: tempfile::TempDir,
+}
+
+impl SeatdRun {
+    fn start(name: &str) -> Result<SeatdRun> {
+        let card = kms::find_card("virtio_gpu").context("virtio-gpu card node (qemu -device virtio-gpu-pci)")?;
+        let before = kms::active_crtcs(&card)?;
+        let home = vt::active().context("the foreground VT (is the kernel built with CONFIG_VT?)")?;
+        let away = if home < 63 { home + 1 } else { home - 1 };
+        eprintln!(
+            "{}: active CRTCs before the compositor: {before:?}; foreground VT {home}",
+            card.display()
+        );
+        ensure!(
+            !kms::master_held_elsewhere(&card)?,
+            "someone already holds DRM master on {}",
+            card.display()
+        );
+        let logs = artifacts_dir().join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let seatd = Seatd::start(&logs.join(format!("seatd-{name}.log")), default_timeout())?;
+        eprintln!("seatd {} ready on {}", seatd.pid(), tests::kernel::seatd::SOCKET);
+        let back = BackToVt(home);
+
+        let out = tempfile::tempdir()?;
+        let shot = out.path().join("shot.png");
+        let stats_path = out.path().join("stats.json");
+        let args: Vec<OsString> = vec![
+            "--backend".into(),
+            "drm".into(),
+            "--drm-device".into(),
+            card.clone().into(),
+            "--screenshot".into(),
+            shot.clone().into(),
+            "--stats".into(),
+            stats_path.clone().into(),
+        ];
+        let comp = Compositor::spawn_with_env(&args, &[("LIBSEAT_BACKEND", "seatd")])?;
+        Ok(SeatdRun {
+            comp,
+            _back: back,
+            seatd,
+            card,
+            before,
+            home,
+            away,
+            shot,
+            stats_path,
+            _out: out,
+        })
+    }
+
+    /// The `drm` section of the stats written at exit, and the stats.
+    fn stats(&self) -> Result<(Stats, serde_json::Value)> {
+        let json = std::fs::read_to_string(&self.stats_path).context("stats")?;
+        let stats = Stats::parse(&json)?;
+        let v: serde_json::Value = serde_json::from_str(&json)?;
+        let drm = v.get("drm").context("stats lack the drm section")?.clone();
+        eprintln!("drm stats: {drm}");
+        ensure!(
+            drm.get("session").and_then(|a| a.as_str()) == Some("libseat/seatd"),
+            "session backend not reported as libseat/seatd: {drm}"
+        );
+        ensure!(
+            stats.frames == drm_num(&drm, "page_flips")?,
+            "frames {} vs page flips: {drm}",
+            stats.frames
+        );
+        ensure!(stats.failed == 0, "client imports: {stats:?}");
+        Ok((stats, drm))
+    }
+}
+
+/// A `VT_WINDOW`-square XRGB8888 udmabuf of one colour.
+fn solid_buffer(client: &Client, udmabuf: &UdmabufProvider, color: [u8; 4]) -> Result<DmabufBuffer> {
+    DmabufBuffer::new(
+        client,
+        udmabuf,
+        VT_WINDOW,
+        VT_WINDOW,
+        Format::Xrgb8888,
+        VT_WINDOW * 4,
+        &move |_, _| Format::Xrgb8888.encode(color),
+    )
+}
+
 /// Issue 6, clean VT switching: a real seat manager (seatd, VT-bound seat0)
 /// gives the compositor its session on the foreground VT; switching to
 /// another VT (`VT_ACTIVATE`, as `chvt` does) must pause it (DRM master
@@ -340,54 +443,12 @@ impl Drop for BackToVt {
 #[ignore = "kernel VM tier: needs virtio-gpu's KMS card node, VTs, seatd, root and /dev/udmabuf (run scripts/vm/test.sh)"]
 fn drm_backend_pauses_and_resumes_across_a_vt_switch() -> Result<()> {
     let _card = lock_card();
-    let card = kms::find_card("virtio_gpu").context("virtio-gpu card node (qemu -device virtio-gpu-pci)")?;
-    let before = kms::active_crtcs(&card)?;
-    let home = vt::active().context("the foreground VT (is the kernel built with CONFIG_VT?)")?;
-    let away = if home < 63 { home + 1 } else { home - 1 };
-    eprintln!(
-        "{}: active CRTCs before the compositor: {before:?}; foreground VT {home}",
-        card.display()
-    );
-    ensure!(
-        !kms::master_held_elsewhere(&card)?,
-        "someone already holds DRM master on {}",
-        card.display()
-    );
-
-    let logs = artifacts_dir().join("logs");
-    std::fs::create_dir_all(&logs)?;
-    let mut seatd = Seatd::start(&logs.join("seatd-vt-switch.log"), default_timeout())?;
-    eprintln!("seatd {} ready on {}", seatd.pid(), tests::kernel::seatd::SOCKET);
-    let _back = BackToVt(home);
-
-    let out = tempfile::tempdir()?;
-    let shot = out.path().join("shot.png");
-    let stats_path = out.path().join("stats.json");
-    let args: Vec<OsString> = vec![
-        "--backend".into(),
-        "drm".into(),
-        "--drm-device".into(),
-        card.clone().into(),
-        "--screenshot".into(),
-        shot.clone().into(),
-        "--stats".into(),
-        stats_path.clone().into(),
-    ];
-    let mut comp = Compositor::spawn_with_env(&args, &[("LIBSEAT_BACKEND", "seatd")])?;
-    let log = comp.log_path.clone();
-    let mut client = comp.connect()?;
+    let mut run = SeatdRun::start("vt-switch")?;
+    let (card, before, home, away) = (run.card.clone(), run.before.clone(), run.home, run.away);
+    let log = run.comp.log_path.clone();
+    let mut client = run.comp.connect()?;
     let udmabuf = UdmabufProvider::open()?;
-    let buffer = |color: [u8; 4]| {
-        DmabufBuffer::new(
-            &client,
-            &udmabuf,
-            VT_WINDOW,
-            VT_WINDOW,
-            Format::Xrgb8888,
-            VT_WINDOW * 4,
-            &move |_, _| Format::Xrgb8888.encode(color),
-        )
-    };
+    let buffer = |color: [u8; 4]| solid_buffer(&client, &udmabuf, color);
     let red = buffer(RED)?;
     let green = buffer(GREEN)?;
     let window = Window::new(&mut client, "vt-switch")?;
@@ -422,16 +483,26 @@ fn drm_backend_pauses_and_resumes_across_a_vt_switch() -> Result<()> {
     let done = window.frame(&client);
     window.surface.commit();
     client.roundtrip().context("roundtrip while paused")?;
+    // Over a quiet half second: no frame callback, and the compositor's
+    // event loop (its main thread) sleeps until the session comes back
+    // rather than retrying frames at the refresh rate (~37 wake-ups at 75 Hz).
     let quiet = std::time::Duration::from_millis(500);
+    let woken = voluntary_switches(run.comp.pid(), run.comp.pid())?;
     let _ = client.dispatch_until_within(quiet, "no frame callback while paused", |_| {
         done.load(std::sync::atomic::Ordering::Acquire)
     });
+    let wakeups = voluntary_switches(run.comp.pid(), run.comp.pid())? - woken;
+    eprintln!("paused: the compositor's event loop woke {wakeups} times in {quiet:?}");
+    ensure!(
+        wakeups <= 5,
+        "while paused the compositor's event loop woke {wakeups} times in {quiet:?}: it keeps polling"
+    );
     ensure!(
         !done.load(std::sync::atomic::Ordering::Acquire),
         "a frame callback arrived while the session was paused"
     );
     ensure!(
-        client.protocol_error().is_none() && comp.is_running()?,
+        client.protocol_error().is_none() && run.comp.is_running()?,
         "compositor gone while paused"
     );
     ensure!(
@@ -467,7 +538,7 @@ fn drm_backend_pauses_and_resumes_across_a_vt_switch() -> Result<()> {
     }
 
     // ---- exit ----------------------------------------------------------
-    comp.terminate()?;
+    run.comp.terminate()?;
     drop((window, red, green));
     ensure!(
         !kms::framebuffer_exists(&card, resumed.fb_id)?,
@@ -480,22 +551,14 @@ fn drm_backend_pauses_and_resumes_across_a_vt_switch() -> Result<()> {
         after == before,
         "CRTC state after exit {after:?} differs from before {before:?}"
     );
-    let own = RgbaImage::load_png(&shot).context("compositor screenshot")?;
+    let own = RgbaImage::load_png(&run.shot).context("compositor screenshot")?;
     let want = one_window(GREEN)(resumed.width, resumed.height);
     ensure!(
         compare(&own, &want, DEFAULT_TOLERANCE).passed(),
         "the compositor's --screenshot differs from the expected image"
     );
 
-    let json = std::fs::read_to_string(&stats_path).context("stats")?;
-    let stats = Stats::parse(&json)?;
-    let v: serde_json::Value = serde_json::from_str(&json)?;
-    let drm = v.get("drm").context("stats lack the drm section")?.clone();
-    eprintln!("drm stats: {drm}");
-    ensure!(
-        drm.get("session").and_then(|a| a.as_str()) == Some("libseat/seatd"),
-        "session backend not reported as libseat/seatd: {drm}"
-    );
+    let (_, drm) = run.stats()?;
     ensure!(
         drm_num(&drm, "session_pauses")? == 1 && drm_num(&drm, "session_activations")? == 1,
         "expected one pause and one activation: {drm}"
@@ -504,12 +567,75 @@ fn drm_backend_pauses_and_resumes_across_a_vt_switch() -> Result<()> {
         drm_num(&drm, "modesets")? == 2,
         "expected two modesets (the first frame, the first after switching back): {drm}"
     );
+    ensure!(run.seatd.stop(default_timeout())?, "seatd ignored SIGTERM");
+    Ok(())
+}
+
+/// Issue 6, clean exit: SIGTERM while the session is paused (switched
+/// away). The compositor exits by itself with success and removes its
+/// framebuffers although it is not DRM master; the console stays on the
+/// CRTC, and switching back to the compositor's VT (which seatd gave back
+/// to text mode) shows the console too.
+#[test]
+#[ignore = "kernel VM tier: needs virtio-gpu's KMS card node, VTs, seatd, root and /dev/udmabuf (run scripts/vm/test.sh)"]
+fn drm_backend_exits_cleanly_while_paused() -> Result<()> {
+    let _card = lock_card();
+    let mut run = SeatdRun::start("exit-paused")?;
+    let (card, before, home, away) = (run.card.clone(), run.before.clone(), run.home, run.away);
+    let log = run.comp.log_path.clone();
+    let mut client = run.comp.connect()?;
+    let udmabuf = UdmabufProvider::open()?;
+    let red = solid_buffer(&client, &udmabuf, RED)?;
+    let window = Window::new(&mut client, "vt-exit")?;
+    window.attach(&red);
+    window
+        .wait_frame(&mut client)
+        .context("first frame callback (page flip)")?;
+    let (shown, _, _) = wait_for_scanout(&card, &one_window(RED), &window, &mut client, &log, "vt-exit")?;
+
+    vt::switch_to(away, default_timeout()).context("switching away")?;
+    wait_for_log(&log, "session paused")?;
+    let status = run.comp.terminate()?;
     ensure!(
-        stats.frames == drm_num(&drm, "page_flips")?,
-        "frames {} vs page flips: {drm}",
-        stats.frames
+        status.success(),
+        "compositor exited with {status:?} while paused; log {}",
+        log.display()
     );
-    ensure!(stats.failed == 0, "client imports: {stats:?}");
-    ensure!(seatd.stop(default_timeout())?, "seatd ignored SIGTERM");
+    drop((window, red));
+    ensure!(
+        !kms::framebuffer_exists(&card, shown.fb_id)?,
+        "framebuffer {} still exists after the compositor exited",
+        shown.fb_id
+    );
+    ensure!(
+        !kms::master_held_elsewhere(&card)?,
+        "DRM master held after the compositor exited"
+    );
+    let after = kms::active_crtcs(&card)?;
+    ensure!(
+        after == before,
+        "CRTC state after exit {after:?} differs from before {before:?}"
+    );
+    vt::switch_to(home, default_timeout()).context("switching back to the compositor's VT after it exited")?;
+    let home_again = kms::active_crtcs(&card)?;
+    eprintln!("back on VT {home} after the exit: active CRTCs {home_again:?}");
+    ensure!(
+        home_again == before,
+        "back on VT {home}, the CRTC state is {home_again:?}, not the console's {before:?}"
+    );
+    // The screenshot was read from the front buffer while paused.
+    let own = RgbaImage::load_png(&run.shot).context("compositor screenshot")?;
+    ensure!(
+        compare(&own, &one_window(RED)(shown.width, shown.height), DEFAULT_TOLERANCE).passed(),
+        "the compositor's --screenshot differs from the expected image"
+    );
+    let (_, drm) = run.stats()?;
+    ensure!(
+        drm_num(&drm, "session_pauses")? == 1
+            && drm_num(&drm, "session_activations")? == 0
+            && drm_num(&drm, "modesets")? == 1,
+        "expected one pause, no activation and only the first modeset: {drm}"
+    );
+    ensure!(run.seatd.stop(default_timeout())?, "seatd ignored SIGTERM");
     Ok(())
 }

@@ -268,6 +268,12 @@ impl Compositor {
         }
     }
 
+    /// The compositor's process id (its event loop runs on the main thread,
+    /// whose thread id is the same).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Full path of the listening socket.
     pub fn socket_path(&self) -> PathBuf {
         self.runtime_dir.path().join(&self.socket_name)

@@ -48,10 +48,33 @@ pub fn stop(child: &mut Child, grace: Duration) -> io::Result<(ExitStatus, bool)
     Ok((child.wait()?, true))
 }
 
+/// How often thread `tid` of process `pid` blocked and was woken again
+/// (`voluntary_ctxt_switches` in `/proc/PID/task/TID/status`): for an event
+/// loop's thread, roughly how many times it woke up.
+pub fn voluntary_switches(pid: u32, tid: u32) -> io::Result<u64> {
+    let path = format!("/proc/{pid}/task/{tid}/status");
+    let status = std::fs::read_to_string(&path)?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| io::Error::other(format!("{path}: no voluntary_ctxt_switches")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::process::{Command, Stdio};
+
+    #[test]
+    fn voluntary_switches_count_wakeups() {
+        let pid = std::process::id();
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        let before = voluntary_switches(pid, tid).expect("read own status");
+        std::thread::sleep(Duration::from_millis(5)); // blocks: one switch at least
+        assert!(voluntary_switches(pid, tid).expect("again") > before);
+    }
 
     #[test]
     fn wait_timeout_sees_exit_and_times_out() {

@@ -9,13 +9,16 @@
 //! scan-out buffers. Ignored on the host (no KMS device there).
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use tests::client::default_timeout;
+use tests::client::{default_timeout, Client};
 use tests::harness::{Compositor, Stats};
 use tests::image_compare::{artifacts_dir, compare, diff_image, DEFAULT_TOLERANCE};
-use tests::kernel::kms;
+use tests::kernel::seatd::Seatd;
+use tests::kernel::{kms, vt};
+use tests::process::voluntary_switches;
 use tests::scenes::{toplevel_position, BACKGROUND};
 use tests::{DmabufBuffer, Format, RgbaImage, UdmabufProvider, Window};
 
@@ -52,13 +55,68 @@ fn save(name: &str, img: &RgbaImage) -> std::path::PathBuf {
     path
 }
 
+/// One compositor at a time on the card: libtest runs tests in parallel.
+fn lock_card() -> std::sync::MutexGuard<'static, ()> {
+    static CARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CARD.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Polls the CRTC of `card` until the framebuffer it scans out matches
+/// `expected(width, height)`. Each round waits for one more page flip (a
+/// frame callback of `window`), so the compositor has had a full frame to
+/// show every commit made before it; no sleeps. On a mismatch after the
+/// timeout the images are saved as `<name>-{actual,expected,diff}.png`.
+/// Returns what was scanned out and how many extra flips were waited for.
+fn wait_for_scanout(
+    card: &Path,
+    expected: &dyn Fn(u32, u32) -> RgbaImage,
+    window: &Window,
+    client: &mut Client,
+    log: &Path,
+    name: &str,
+) -> Result<(kms::ScanoutInfo, RgbaImage, usize)> {
+    let deadline = Instant::now() + default_timeout();
+    let mut flips_waited = 0;
+    loop {
+        let (info, image) = kms::read_scanout(card)?;
+        ensure!(
+            (info.width, info.height) == (u32::from(info.mode.0), u32::from(info.mode.1)),
+            "framebuffer {}x{} does not cover the mode {:?}",
+            info.width,
+            info.height,
+            info.mode
+        );
+        let want = expected(info.width, info.height);
+        let cmp = compare(&image, &want, DEFAULT_TOLERANCE);
+        if cmp.passed() {
+            return Ok((info, image, flips_waited));
+        }
+        if Instant::now() > deadline {
+            let got = save(&format!("{name}-actual.png"), &image);
+            save(&format!("{name}-expected.png"), &want);
+            save(
+                &format!("{name}-diff.png"),
+                &diff_image(&image, &want, DEFAULT_TOLERANCE),
+            );
+            bail!(
+                "the CRTC's framebuffer never matched the expected image within {:?} ({flips_waited} flips waited): \
+                 {cmp:?}; see {}; compositor log {}",
+                default_timeout(),
+                got.display(),
+                log.display()
+            );
+        }
+        window.damage_all();
+        window.wait_frame(client).context("waiting for one more page flip")?;
+        flips_waited += 1;
+    }
+}
+
 /// The run both tests share: compositor on drm with `env`, two windows, the
 /// CRTC read back and compared, clean exit. Returns the stats and their
 /// `drm` section after the checks every path must pass.
 fn scan_out_two_windows(env: &[(&str, &str)]) -> Result<(Stats, serde_json::Value)> {
-    // One compositor at a time on the card: libtest runs tests in parallel.
-    static CARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _card = CARD.lock().unwrap_or_else(|p| p.into_inner());
+    let _card = lock_card();
     let card = kms::find_card("virtio_gpu").context("virtio-gpu card node (qemu -device virtio-gpu-pci)")?;
     let before = kms::active_crtcs(&card)?;
     eprintln!("{}: active CRTCs before the compositor: {before:?}", card.display());
@@ -97,44 +155,8 @@ fn scan_out_two_windows(env: &[(&str, &str)]) -> Result<(Stats, serde_json::Valu
         shown.push((window, buffer));
     }
 
-    // Poll the CRTC until it scans out the expected image. Each round waits
-    // for one more page flip (a frame callback), so the compositor has had a
-    // full frame to show every commit made before it; no sleeps.
-    let deadline = Instant::now() + default_timeout();
-    let mut flips_waited = 0;
-    let (info, image) = loop {
-        let (info, image) = kms::read_scanout(&card)?;
-        ensure!(
-            (info.width, info.height) == (u32::from(info.mode.0), u32::from(info.mode.1)),
-            "framebuffer {}x{} does not cover the mode {:?}",
-            info.width,
-            info.height,
-            info.mode
-        );
-        let want = expected(info.width, info.height);
-        let cmp = compare(&image, &want, DEFAULT_TOLERANCE);
-        if cmp.passed() {
-            break (info, image);
-        }
-        if Instant::now() > deadline {
-            let got = save("scanout-actual.png", &image);
-            save("scanout-expected.png", &want);
-            save("scanout-diff.png", &diff_image(&image, &want, DEFAULT_TOLERANCE));
-            bail!(
-                "the CRTC's framebuffer never matched the expected image within {:?} ({flips_waited} flips waited): \
-                 {cmp:?}; see {}; compositor log {}",
-                default_timeout(),
-                got.display(),
-                comp.log_path.display()
-            );
-        }
-        shown[0].0.damage_all();
-        shown[0]
-            .0
-            .wait_frame(&mut client)
-            .context("waiting for one more page flip")?;
-        flips_waited += 1;
-    };
+    let (info, image, flips_waited) =
+        wait_for_scanout(&card, &expected, &shown[0].0, &mut client, &comp.log_path, "scanout")?;
     eprintln!("scanned out: {info:?} after {flips_waited} extra flips");
     // Spot checks that make a mismatch message obvious even without the images.
     for (n, (_, size, _, _, color)) in WINDOWS.iter().enumerate() {
@@ -255,5 +277,365 @@ fn drm_backend_copy_fallback_scans_out_the_same() -> Result<()> {
         drm.get("zero_copy") == Some(&serde_json::Value::Bool(false)) && drm_num(&drm, "cpu_copies")? == queued,
         "expected every queued frame to be a CPU copy: {drm}"
     );
+    Ok(())
+}
+
+/// The VT test's window: one window, solid colour, at the first placement.
+const VT_WINDOW: u32 = 64;
+const GREEN: [u8; 4] = [40, 180, 60, 255];
+
+/// The clear colour with one `VT_WINDOW` square of `color` at the first
+/// toplevel placement.
+fn one_window(color: [u8; 4]) -> impl Fn(u32, u32) -> RgbaImage {
+    move |width, height| {
+        let mut img = RgbaImage::filled(width, height, BACKGROUND);
+        let (x0, y0) = toplevel_position(0);
+        for y in y0 as u32..y0 as u32 + VT_WINDOW {
+            for x in x0 as u32..x0 as u32 + VT_WINDOW {
+                img.put(x, y, color);
+            }
+        }
+        img
+    }
+}
+
+/// Waits (bounded, polling the file) until the compositor's log has `line`.
+fn wait_for_log(log: &Path, line: &str) -> Result<()> {
+    let deadline = Instant::now() + default_timeout();
+    loop {
+        if std::fs::read_to_string(log).is_ok_and(|text| text.contains(line)) {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the compositor did not log {line:?} within {:?}; log {}",
+            default_timeout(),
+            log.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Ends the test on the VT it started on, whatever failed in between.
+struct BackToVt(u32);
+
+impl Drop for BackToVt {
+    fn drop(&mut self) {
+        if vt::active().is_ok_and(|now| now != self.0) {
+            if let Err(e) = vt::switch_to(self.0, default_timeout()) {
+                eprintln!("switching back to VT {}: {e}", self.0);
+            }
+        }
+    }
+}
+
+/// A compositor on virtio-gpu under a real seat manager: seatd is started
+/// first (VT-bound seat0), then the compositor with `LIBSEAT_BACKEND=seatd`,
+/// whose session is the foreground VT (`home`). Field order is drop order:
+/// the compositor, then back to `home`, then seatd.
+struct SeatdRun {
+    comp: Compositor,
+    _back: BackToVt,
+    seatd: Seatd,
+    card: PathBuf,
+    /// Active CRTCs before the compositor started (the console's).
+    before: Vec<(u32, u32, (u16, u16))>,
+    home: u32,
+    /// The VT switched to.
+    away: u32,
+    shot: PathBuf,
+    stats_path: PathBuf,
+    _out: tempfile::TempDir,
+}
+
+impl SeatdRun {
+    fn start(name: &str) -> Result<SeatdRun> {
+        let card = kms::find_card("virtio_gpu").context("virtio-gpu card node (qemu -device virtio-gpu-pci)")?;
+        let before = kms::active_crtcs(&card)?;
+        let home = vt::active().context("the foreground VT (is the kernel built with CONFIG_VT?)")?;
+        let away = if home < 63 { home + 1 } else { home - 1 };
+        eprintln!(
+            "{}: active CRTCs before the compositor: {before:?}; foreground VT {home}",
+            card.display()
+        );
+        ensure!(
+            !kms::master_held_elsewhere(&card)?,
+            "someone already holds DRM master on {}",
+            card.display()
+        );
+        let logs = artifacts_dir().join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let seatd = Seatd::start(&logs.join(format!("seatd-{name}.log")), default_timeout())?;
+        eprintln!("seatd {} ready on {}", seatd.pid(), tests::kernel::seatd::SOCKET);
+        let back = BackToVt(home);
+
+        let out = tempfile::tempdir()?;
+        let shot = out.path().join("shot.png");
+        let stats_path = out.path().join("stats.json");
+        let args: Vec<OsString> = vec![
+            "--backend".into(),
+            "drm".into(),
+            "--drm-device".into(),
+            card.clone().into(),
+            "--screenshot".into(),
+            shot.clone().into(),
+            "--stats".into(),
+            stats_path.clone().into(),
+        ];
+        let comp = Compositor::spawn_with_env(&args, &[("LIBSEAT_BACKEND", "seatd")])?;
+        Ok(SeatdRun {
+            comp,
+            _back: back,
+            seatd,
+            card,
+            before,
+            home,
+            away,
+            shot,
+            stats_path,
+            _out: out,
+        })
+    }
+
+    /// The `drm` section of the stats written at exit, and the stats.
+    fn stats(&self) -> Result<(Stats, serde_json::Value)> {
+        let json = std::fs::read_to_string(&self.stats_path).context("stats")?;
+        let stats = Stats::parse(&json)?;
+        let v: serde_json::Value = serde_json::from_str(&json)?;
+        let drm = v.get("drm").context("stats lack the drm section")?.clone();
+        eprintln!("drm stats: {drm}");
+        ensure!(
+            drm.get("session").and_then(|a| a.as_str()) == Some("libseat/seatd"),
+            "session backend not reported as libseat/seatd: {drm}"
+        );
+        ensure!(
+            stats.frames == drm_num(&drm, "page_flips")?,
+            "frames {} vs page flips: {drm}",
+            stats.frames
+        );
+        ensure!(stats.failed == 0, "client imports: {stats:?}");
+        Ok((stats, drm))
+    }
+}
+
+/// A `VT_WINDOW`-square XRGB8888 udmabuf of one colour.
+fn solid_buffer(client: &Client, udmabuf: &UdmabufProvider, color: [u8; 4]) -> Result<DmabufBuffer> {
+    DmabufBuffer::new(
+        client,
+        udmabuf,
+        VT_WINDOW,
+        VT_WINDOW,
+        Format::Xrgb8888,
+        VT_WINDOW * 4,
+        &move |_, _| Format::Xrgb8888.encode(color),
+    )
+}
+
+/// Issue 6, clean VT switching: a real seat manager (seatd, VT-bound seat0)
+/// gives the compositor its session on the foreground VT; switching to
+/// another VT (`VT_ACTIVATE`, as `chvt` does) must pause it (DRM master
+/// dropped, the console's framebuffer back on the CRTC, no frame callbacks
+/// and no display taken back while away), and switching back must resume
+/// it (master taken back, the CRTC scanning out the compositor's framebuffer
+/// with what the client committed while paused, page flips going on). Then
+/// SIGTERM: a clean exit with the console back.
+#[test]
+#[ignore = "kernel VM tier: needs virtio-gpu's KMS card node, VTs, seatd, root and /dev/udmabuf (run scripts/vm/test.sh)"]
+fn drm_backend_pauses_and_resumes_across_a_vt_switch() -> Result<()> {
+    let _card = lock_card();
+    let mut run = SeatdRun::start("vt-switch")?;
+    let (card, before, home, away) = (run.card.clone(), run.before.clone(), run.home, run.away);
+    let log = run.comp.log_path.clone();
+    let mut client = run.comp.connect()?;
+    let udmabuf = UdmabufProvider::open()?;
+    let buffer = |color: [u8; 4]| solid_buffer(&client, &udmabuf, color);
+    let red = buffer(RED)?;
+    let green = buffer(GREEN)?;
+    let window = Window::new(&mut client, "vt-switch")?;
+    window.attach(&red);
+    window
+        .wait_frame(&mut client)
+        .context("first frame callback (page flip)")?;
+    let (shown, _, _) = wait_for_scanout(&card, &one_window(RED), &window, &mut client, &log, "vt-before")?;
+    eprintln!("before the switch: scanning out {shown:?}");
+    ensure!(
+        kms::master_held_elsewhere(&card)?,
+        "the compositor does not hold DRM master while its session is active"
+    );
+
+    // ---- away ----------------------------------------------------------
+    vt::switch_to(away, default_timeout()).context("switching away (seatd must acknowledge the release)")?;
+    eprintln!("switched to VT {away}");
+    wait_for_log(&log, "session paused")?;
+    ensure!(
+        !kms::master_held_elsewhere(&card)?,
+        "DRM master is still held after the switch away: the compositor's fd kept it"
+    );
+    let paused = kms::active_crtcs(&card)?;
+    eprintln!("paused: active CRTCs {paused:?}");
+    ensure!(
+        paused == before,
+        "while paused the CRTC state is {paused:?}, not the console's {before:?}"
+    );
+    // A commit while paused (new colour): its frame callback must wait for
+    // the session to come back, and the compositor must not touch the CRTC.
+    window.attach(&green);
+    let done = window.frame(&client);
+    window.surface.commit();
+    client.roundtrip().context("roundtrip while paused")?;
+    // Over a quiet half second: no frame callback, and the compositor's
+    // event loop (its main thread) sleeps until the session comes back
+    // rather than retrying frames at the refresh rate (~37 wake-ups at 75 Hz).
+    let quiet = std::time::Duration::from_millis(500);
+    let woken = voluntary_switches(run.comp.pid(), run.comp.pid())?;
+    let _ = client.dispatch_until_within(quiet, "no frame callback while paused", |_| {
+        done.load(std::sync::atomic::Ordering::Acquire)
+    });
+    let wakeups = voluntary_switches(run.comp.pid(), run.comp.pid())? - woken;
+    eprintln!("paused: the compositor's event loop woke {wakeups} times in {quiet:?}");
+    ensure!(
+        wakeups <= 5,
+        "while paused the compositor's event loop woke {wakeups} times in {quiet:?}: it keeps polling"
+    );
+    ensure!(
+        !done.load(std::sync::atomic::Ordering::Acquire),
+        "a frame callback arrived while the session was paused"
+    );
+    ensure!(
+        client.protocol_error().is_none() && run.comp.is_running()?,
+        "compositor gone while paused"
+    );
+    ensure!(
+        kms::active_crtcs(&card)? == before && !kms::master_held_elsewhere(&card)?,
+        "the compositor took the display back while its session was paused"
+    );
+
+    // ---- back ----------------------------------------------------------
+    vt::switch_to(home, default_timeout()).context("switching back")?;
+    eprintln!("switched back to VT {home}");
+    client
+        .wait_flag("the frame callback of the commit made while paused", &done)
+        .context("no page flip after switching back")?;
+    let (resumed, image, waited) =
+        wait_for_scanout(&card, &one_window(GREEN), &window, &mut client, &log, "vt-resumed")?;
+    eprintln!("resumed: scanning out {resumed:?} after {waited} extra flips");
+    ensure!(
+        !before.iter().any(|&(_, fb, _)| fb == resumed.fb_id),
+        "the CRTC still shows the console's framebuffer {}",
+        resumed.fb_id
+    );
+    ensure!(image.get(0, 0) == BACKGROUND, "top-left corner is not the clear colour");
+    ensure!(
+        kms::master_held_elsewhere(&card)?,
+        "the compositor did not take DRM master back"
+    );
+    // Page flips go on.
+    for n in 0..3 {
+        window.damage_all();
+        window
+            .wait_frame(&mut client)
+            .with_context(|| format!("page flip {n} after resuming"))?;
+    }
+
+    // ---- exit ----------------------------------------------------------
+    run.comp.terminate()?;
+    drop((window, red, green));
+    ensure!(
+        !kms::framebuffer_exists(&card, resumed.fb_id)?,
+        "framebuffer {} still exists after the compositor exited",
+        resumed.fb_id
+    );
+    let after = kms::active_crtcs(&card)?;
+    eprintln!("{}: active CRTCs after exit: {after:?}", card.display());
+    ensure!(
+        after == before,
+        "CRTC state after exit {after:?} differs from before {before:?}"
+    );
+    let own = RgbaImage::load_png(&run.shot).context("compositor screenshot")?;
+    let want = one_window(GREEN)(resumed.width, resumed.height);
+    ensure!(
+        compare(&own, &want, DEFAULT_TOLERANCE).passed(),
+        "the compositor's --screenshot differs from the expected image"
+    );
+
+    let (_, drm) = run.stats()?;
+    ensure!(
+        drm_num(&drm, "session_pauses")? == 1 && drm_num(&drm, "session_activations")? == 1,
+        "expected one pause and one activation: {drm}"
+    );
+    ensure!(
+        drm_num(&drm, "modesets")? == 2,
+        "expected two modesets (the first frame, the first after switching back): {drm}"
+    );
+    ensure!(run.seatd.stop(default_timeout())?, "seatd ignored SIGTERM");
+    Ok(())
+}
+
+/// Issue 6, clean exit: SIGTERM while the session is paused (switched
+/// away). The compositor exits by itself with success and removes its
+/// framebuffers although it is not DRM master; the console stays on the
+/// CRTC, and switching back to the compositor's VT (which seatd gave back
+/// to text mode) shows the console too.
+#[test]
+#[ignore = "kernel VM tier: needs virtio-gpu's KMS card node, VTs, seatd, root and /dev/udmabuf (run scripts/vm/test.sh)"]
+fn drm_backend_exits_cleanly_while_paused() -> Result<()> {
+    let _card = lock_card();
+    let mut run = SeatdRun::start("exit-paused")?;
+    let (card, before, home, away) = (run.card.clone(), run.before.clone(), run.home, run.away);
+    let log = run.comp.log_path.clone();
+    let mut client = run.comp.connect()?;
+    let udmabuf = UdmabufProvider::open()?;
+    let red = solid_buffer(&client, &udmabuf, RED)?;
+    let window = Window::new(&mut client, "vt-exit")?;
+    window.attach(&red);
+    window
+        .wait_frame(&mut client)
+        .context("first frame callback (page flip)")?;
+    let (shown, _, _) = wait_for_scanout(&card, &one_window(RED), &window, &mut client, &log, "vt-exit")?;
+
+    vt::switch_to(away, default_timeout()).context("switching away")?;
+    wait_for_log(&log, "session paused")?;
+    let status = run.comp.terminate()?;
+    ensure!(
+        status.success(),
+        "compositor exited with {status:?} while paused; log {}",
+        log.display()
+    );
+    drop((window, red));
+    ensure!(
+        !kms::framebuffer_exists(&card, shown.fb_id)?,
+        "framebuffer {} still exists after the compositor exited",
+        shown.fb_id
+    );
+    ensure!(
+        !kms::master_held_elsewhere(&card)?,
+        "DRM master held after the compositor exited"
+    );
+    let after = kms::active_crtcs(&card)?;
+    ensure!(
+        after == before,
+        "CRTC state after exit {after:?} differs from before {before:?}"
+    );
+    vt::switch_to(home, default_timeout()).context("switching back to the compositor's VT after it exited")?;
+    let home_again = kms::active_crtcs(&card)?;
+    eprintln!("back on VT {home} after the exit: active CRTCs {home_again:?}");
+    ensure!(
+        home_again == before,
+        "back on VT {home}, the CRTC state is {home_again:?}, not the console's {before:?}"
+    );
+    // The screenshot was read from the front buffer while paused.
+    let own = RgbaImage::load_png(&run.shot).context("compositor screenshot")?;
+    ensure!(
+        compare(&own, &one_window(RED)(shown.width, shown.height), DEFAULT_TOLERANCE).passed(),
+        "the compositor's --screenshot differs from the expected image"
+    );
+    let (_, drm) = run.stats()?;
+    ensure!(
+        drm_num(&drm, "session_pauses")? == 1
+            && drm_num(&drm, "session_activations")? == 0
+            && drm_num(&drm, "modesets")? == 1,
+        "expected one pause, no activation and only the first modeset: {drm}"
+    );
+    ensure!(run.seatd.stop(default_timeout())?, "seatd ignored SIGTERM");
     Ok(())
 }

@@ -214,3 +214,23 @@ pub fn framebuffer_exists(card: &Path, fb_id: u32) -> io::Result<bool> {
         Err(e) => Err(with_path(e, "DRM_IOCTL_MODE_GETFB2")),
     }
 }
+
+/// Whether another open file holds DRM master on `card`. Opens the card and
+/// asks for master (`DRM_IOCTL_SET_MASTER`, allowed to root): `EBUSY` means
+/// someone else holds it. Otherwise nobody did (a card node opened while
+/// there is no master makes its opener master anyway), and master is given
+/// back at once (`DRM_IOCTL_DROP_MASTER`, then close).
+pub fn master_held_elsewhere(card: &Path) -> io::Result<bool> {
+    let fd = open(card)?;
+    // SAFETY: SET_MASTER and DROP_MASTER take no argument.
+    match unsafe { ioctl_retry(fd.as_fd(), DRM_IOCTL_SET_MASTER, std::ptr::null_mut::<libc::c_void>()) } {
+        Ok(_) => {
+            // SAFETY: as above.
+            unsafe { ioctl_retry(fd.as_fd(), DRM_IOCTL_DROP_MASTER, std::ptr::null_mut::<libc::c_void>()) }
+                .map_err(|e| with_path(e, "DRM_IOCTL_DROP_MASTER"))?;
+            Ok(false)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(true),
+        Err(e) => Err(with_path(e, "DRM_IOCTL_SET_MASTER")),
+    }
+}

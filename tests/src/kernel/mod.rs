@@ -1,7 +1,7 @@
 //! Real-kernel dma-buf helpers for the kernel VM tier (`scripts/vm/test.sh`):
 //! udmabuf, dma-heaps, `DMA_BUF_IOCTL_*` (CPU-access sync, sync_file
-//! export/import), poll readiness, vgem fences, and reading back what a KMS
-//! CRTC scans out. The uapi structs and ioctl
+//! export/import), poll readiness, vgem fences, reading back what a KMS
+//! CRTC scans out (and who holds DRM master), and switching VTs. The uapi structs and ioctl
 //! numbers are defined here ([`uapi`]) rather than taken from C headers.
 //!
 //! None of these devices exist on the CI host (no `/dev/udmabuf`, no
@@ -12,9 +12,11 @@
 pub mod dmabuf;
 pub mod heap;
 pub mod kms;
+pub mod seatd;
 pub mod uapi;
 pub mod udmabuf;
 pub mod vgem;
+pub mod vt;
 
 use std::io;
 

@@ -1,7 +1,8 @@
 //! Linux uapi structs and ioctl numbers used by the kernel tier (x86-64/
 //! aarch64 generic `_IOC` encoding), written out from the kernel headers:
 //! `linux/dma-buf.h`, `linux/udmabuf.h`, `linux/dma-heap.h`, `drm/drm.h`,
-//! `drm/drm_mode.h` and `drm/vgem_drm.h` (the last is not in libdrm).
+//! `drm/drm_mode.h`, `drm/vgem_drm.h` (the last is not in libdrm) and
+//! `linux/vt.h`.
 
 use importer::ioctl::{iow, iowr};
 
@@ -99,6 +100,10 @@ pub struct DrmPrimeHandle {
     pub fd: i32,
 }
 pub const DRM_IOCTL_PRIME_HANDLE_TO_FD: u64 = iowr::<DrmPrimeHandle>(DRM_IOCTL_BASE, 0x2d);
+/// `DRM_IOCTL_SET_MASTER` / `DRM_IOCTL_DROP_MASTER`: `_IO('d', 0x1e/0x1f)`,
+/// no argument.
+pub const DRM_IOCTL_SET_MASTER: u64 = (DRM_IOCTL_BASE as u64) << 8 | 0x1e;
+pub const DRM_IOCTL_DROP_MASTER: u64 = (DRM_IOCTL_BASE as u64) << 8 | 0x1f;
 /// `DRM_CLOEXEC` / `DRM_RDWR` (= `O_CLOEXEC` / `O_RDWR`).
 pub const DRM_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
 pub const DRM_RDWR: u32 = libc::O_RDWR as u32;
@@ -211,6 +216,13 @@ pub const VGEM_FENCE_WRITE: u32 = 0x1;
 pub const DRM_IOCTL_VGEM_FENCE_ATTACH: u64 = iowr::<DrmVgemFenceAttach>(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x1);
 pub const DRM_IOCTL_VGEM_FENCE_SIGNAL: u64 = iow::<DrmVgemFenceSignal>(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x2);
 
+// ---- linux/vt.h ------------------------------------------------------------
+
+/// `VT_ACTIVATE` / `VT_WAITACTIVE`: the argument is the VT number itself
+/// (not a pointer); plain numbers, not `_IOC`-encoded.
+pub const VT_ACTIVATE: u64 = 0x5606;
+pub const VT_WAITACTIVE: u64 = 0x5607;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +239,8 @@ mod tests {
         assert_eq!(DRM_IOCTL_VERSION, 0xc040_6400);
         assert_eq!(DRM_IOCTL_GEM_CLOSE, 0x4008_6409);
         assert_eq!(DRM_IOCTL_PRIME_HANDLE_TO_FD, 0xc00c_642d);
+        assert_eq!(DRM_IOCTL_SET_MASTER, 0x641e);
+        assert_eq!(DRM_IOCTL_DROP_MASTER, 0x641f);
         assert_eq!(DRM_IOCTL_MODE_CREATE_DUMB, 0xc020_64b2);
         assert_eq!(DRM_IOCTL_MODE_GETRESOURCES, 0xc040_64a0);
         assert_eq!(DRM_IOCTL_MODE_GETCRTC, 0xc068_64a1);

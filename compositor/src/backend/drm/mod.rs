@@ -22,8 +22,9 @@
 //! the front buffer, counts a frame (`frames`, `drm.page_flips`), sends
 //! presentation feedback with the kernel's timestamp and sequence, sends
 //! frame callbacks, and renders the next frame. While nothing can be queued
-//! (rendering stopped, session paused, a frame failed) a one-refresh timer
-//! retries instead (`drm.timer_ticks`). A flip that completes much sooner
+//! (rendering stopped, a frame failed) a one-refresh timer retries instead
+//! (`drm.timer_ticks`); while the session is paused nothing runs until its
+//! activation starts the next frame. A flip that completes much sooner
 //! than the mode's refresh interval (no vblank pacing in the driver:
 //! virtio-gpu) starts the next frame from a timer at the interval
 //! (`drm.paced_by_timer`).
@@ -543,7 +544,13 @@ fn next_frame(state: &mut State) {
     if b.pending.is_some() || b.rendered.is_some() {
         return; // its page-flip event (or the fence poll) calls us again
     }
-    if stopped || !b.active {
+    if !b.active {
+        // Paused (VT switched away): nothing can be shown until the session
+        // is activated again, and activation calls us. No retry timer, so
+        // the loop sleeps instead of waking at the refresh rate meanwhile.
+        return;
+    }
+    if stopped {
         let interval = b.frame_interval;
         arm_timer(b, interval);
         return;

@@ -115,6 +115,13 @@ fn wait_for_scanout(
 /// The run both tests share: compositor on drm with `env`, two windows, the
 /// CRTC read back and compared, clean exit. Returns the stats and their
 /// `drm` section after the checks every path must pass.
+/// `--backend drm` on `card`, with a screenshot and stats written to the given paths.
+fn drm_args(card: &Path, shot: &Path, stats: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--backend".into(), "drm".into(), "--drm-device".into(), card.into()];
+    args.extend(["--screenshot".into(), shot.into(), "--stats".into(), stats.into()]);
+    args
+}
+
 fn scan_out_two_windows(env: &[(&str, &str)]) -> Result<(Stats, serde_json::Value)> {
     let _card = lock_card();
     let card = kms::find_card("virtio_gpu").context("virtio-gpu card node (qemu -device virtio-gpu-pci)")?;
@@ -122,18 +129,8 @@ fn scan_out_two_windows(env: &[(&str, &str)]) -> Result<(Stats, serde_json::Valu
     eprintln!("{}: active CRTCs before the compositor: {before:?}", card.display());
 
     let out = tempfile::tempdir()?;
-    let shot = out.path().join("shot.png");
-    let stats_path = out.path().join("stats.json");
-    let args: Vec<OsString> = vec![
-        "--backend".into(),
-        "drm".into(),
-        "--drm-device".into(),
-        card.clone().into(),
-        "--screenshot".into(),
-        shot.clone().into(),
-        "--stats".into(),
-        stats_path.clone().into(),
-    ];
+    let (shot, stats_path) = (out.path().join("shot.png"), out.path().join("stats.json"));
+    let args = drm_args(&card, &shot, &stats_path);
     let started = Instant::now();
     let mut env = env.to_vec();
     env.push(("LIBSEAT_BACKEND", "noop"));
@@ -373,18 +370,8 @@ impl SeatdRun {
         let back = BackToVt(home);
 
         let out = tempfile::tempdir()?;
-        let shot = out.path().join("shot.png");
-        let stats_path = out.path().join("stats.json");
-        let args: Vec<OsString> = vec![
-            "--backend".into(),
-            "drm".into(),
-            "--drm-device".into(),
-            card.clone().into(),
-            "--screenshot".into(),
-            shot.clone().into(),
-            "--stats".into(),
-            stats_path.clone().into(),
-        ];
+        let (shot, stats_path) = (out.path().join("shot.png"), out.path().join("stats.json"));
+        let args = drm_args(&card, &shot, &stats_path);
         let comp = Compositor::spawn_with_env(&args, &[("LIBSEAT_BACKEND", "seatd")])?;
         Ok(SeatdRun {
             comp,

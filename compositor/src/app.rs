@@ -63,9 +63,9 @@ fn init_state(event_loop: &EventLoop<'static, State>, backend: Backend, lifecycl
     let display: Display<State> = Display::new().context("creating the wayland display")?;
     let mut state = State::new(display.handle(), event_loop.get_signal(), backend, lifecycle)?;
     // SYNC: fence and acquire-point sources go into this loop.
-    state.sync.loop_handle = Some(event_loop.handle());
+    state.buffer_sync.loop_handle = Some(event_loop.handle());
     // CPU fallback: large copies run on a worker that wakes this loop.
-    crate::sync::cpu_copy::start(&event_loop.handle(), &mut state)?;
+    crate::cpu_copy::start(&event_loop.handle(), &mut state)?;
     insert_display_source(event_loop, display)?;
     Ok(state)
 }

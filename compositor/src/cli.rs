@@ -5,7 +5,14 @@
 
 use std::{path::PathBuf, str::FromStr};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use importer::import::ImportPolicy;
+use importer::vulkan::DeviceSelection;
+
+pub use crate::backend::drm::DrmAllocator;
+use crate::backend::select::default_backend_from_env;
+pub use crate::backend::select::BackendKind;
+use crate::render::RendererOptions;
 
 /// A Wayland compositor with a Vulkan renderer that imports client dma-bufs
 /// zero-copy; headless or on DRM/KMS.
@@ -70,6 +77,11 @@ pub struct Cli {
     #[arg(long, env = "COMPOSITOR_CPU_FALLBACK", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub cpu_fallback: bool,
 
+    /// CPU-fallback copies of at least this many bytes run on a worker
+    /// thread while the commit is held; smaller ones on the event loop.
+    #[arg(long, env = "COMPOSITOR_CPU_COPY_THRESHOLD", value_name = "BYTES", default_value_t = ImportPolicy::DEFAULT_WORKER_THRESHOLD)]
+    pub cpu_copy_threshold: u64,
+
     /// Shell command (`sh -c`) to start once the socket listens, e.g. a
     /// terminal or panel for a session; repeatable. Unlike the client after
     /// `--`, its exit does not end the compositor.
@@ -81,31 +93,30 @@ pub struct Cli {
     pub command: Vec<String>,
 }
 
-/// Available backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendKind {
-    /// Render into an offscreen target driven by a timer.
-    Headless,
-    /// DRM/KMS through a libseat session: scan-out buffers, page flips.
-    Drm,
-}
-
-/// Scan-out buffer allocation on drm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DrmAllocator {
-    /// GBM if the device has a GBM driver, dumb buffers otherwise.
-    Auto,
-    /// GBM buffer objects (LINEAR, SCANOUT | RENDERING).
-    Gbm,
-    /// Dumb buffers exported as dma-bufs with PRIME.
-    Dumb,
-}
-
 impl Cli {
     /// `--backend`, or the default rule ([`crate::backend::select`]).
     pub fn backend_kind(&self) -> BackendKind {
-        self.backend
-            .unwrap_or_else(crate::backend::select::default_backend_from_env)
+        self.backend.unwrap_or_else(default_backend_from_env)
+    }
+
+    /// The renderer's options from the command line and its environment
+    /// variables (`COMPOSITOR_VK_DEVICE`, `COMPOSITOR_CPU_FALLBACK`,
+    /// `COMPOSITOR_CPU_COPY_THRESHOLD`).
+    pub fn renderer_options(&self) -> RendererOptions {
+        RendererOptions {
+            device: DeviceSelection::from_option(self.vk_device.as_deref()),
+            import: ImportPolicy {
+                force_buffer_path: self.force_buffer_path,
+                cpu_fallback: self.cpu_fallback,
+                worker_threshold: self.cpu_copy_threshold,
+            },
+        }
+    }
+
+    /// What an embedder without a command line gets: the defaults, with the
+    /// environment variables above applied.
+    pub fn from_env() -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(["compositor"])
     }
 }
 

@@ -1,28 +1,34 @@
 //! The compositor as a library: the smithay glue and the Vulkan renderer
 //! behind smithay's traits. The `compositor` binary (main.rs) wires these into
-//! an event loop; the `bench` binary drives the renderer directly.
+//! an event loop; the `bench` binary drives the renderer directly; the WLCS
+//! integration embeds it.
 //!
 //! Layout (wlroots-like: a thing lives where its name says):
-//! * [`render`]: `VkRenderer`, smithay's renderer traits over the importer.
-//! * [`backend`]: outputs and their frame clocks (headless).
+//! * [`render`]: `VkRenderer`, smithay's renderer traits over the importer
+//!   (imports no other module of this crate).
+//! * [`backend`]: outputs and their frame clocks (headless, DRM/KMS).
 //! * [`handlers`]: one module per Wayland protocol smithay implements.
-//! * [`protocols`]: protocols we implement ourselves (`wp_linux_drm_syncobj_v1`).
+//! * [`protocols`]: protocols we dispatch ourselves (`wp_linux_drm_syncobj_v1`).
+//! * [`buffer_sync`]: when a client buffer may be read (acquire) and when it
+//!   goes back (release), implicit and explicit.
+//! * [`cpu_copy`]: large CPU-fallback copies on a worker thread.
+//! * [`shell`]: window management and input.
 //! * [`state`]: the compositor state and the exit rules.
+//! * [`app`]: start-up shared by the binary and embedders.
 //! * [`cli`], [`spawn`], [`screenshot`], [`stats`]: the binary's edges.
+//! * [`test_hooks`]: hooks only test builds have.
 
-/// Headless start-up shared by the binary and embedders (issue 6).
 pub mod app;
 pub mod backend;
+pub mod buffer_sync;
 pub mod cli;
+pub mod cpu_copy;
 pub mod handlers;
-/// Protocols we dispatch ourselves (not through smithay).
 pub mod protocols;
 pub mod render;
 pub mod screenshot;
-/// Window management and input (issue 6).
 pub mod shell;
 pub mod spawn;
 pub mod state;
 pub mod stats;
-/// Implicit/explicit sync glue (issue 4).
-pub mod sync;
+pub mod test_hooks;

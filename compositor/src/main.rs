@@ -26,7 +26,6 @@ use compositor::{
         headless::{HeadlessBackend, HeadlessOptions},
     },
     cli::{BackendKind, Cli},
-    render::RendererOptions,
     screenshot, spawn,
     spawn::ChildProcess,
     state::{Lifecycle, State},
@@ -62,19 +61,11 @@ fn init_tracing() {
 /// (tracing error, with both lock chains) and counted instead of panicking,
 /// so one broken rule does not take every client down with it; the count is
 /// written to `--stats` (`"lockdep": {"violations": N}`) and the test harness
-/// fails any run where it is not zero. `COMPOSITOR_LOCKDEP_PANIC=1` panics
-/// instead. `COMPOSITOR_LOCKDEP_PLANT=1` plants one violation at start-up
-/// (a blocking call under a reservation) so the harness check can be shown to
-/// fail (tests/tests/lockdep_stats.rs).
+/// fails any run where it is not zero (docs/locking-rules.md).
+/// `COMPOSITOR_LOCKDEP_PANIC=1` panics instead.
 fn init_lockdep() {
-    use importer::lockdep;
-    lockdep::set_panic_on_violation(std::env::var_os("COMPOSITOR_LOCKDEP_PANIC").is_some_and(|v| v == "1"));
-    if std::env::var_os("COMPOSITOR_LOCKDEP_PLANT").is_some_and(|v| v == "1") {
-        let planted: importer::reservation::Reservation<(), ()> = importer::reservation::Reservation::new();
-        let guard = planted.lock();
-        lockdep::might_block("planted violation (COMPOSITOR_LOCKDEP_PLANT=1)");
-        drop(guard);
-    }
+    importer::lockdep::set_panic_on_violation(std::env::var_os("COMPOSITOR_LOCKDEP_PANIC").is_some_and(|v| v == "1"));
+    compositor::test_hooks::plant_lockdep_violation();
 }
 
 /// Runs the compositor until an exit rule fires; returns the exit status.
@@ -96,7 +87,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
                 allocator: cli.drm_allocator,
                 scale: cli.scale,
             };
-            app::init_drm(&event_loop, &renderer_options(cli), &options, lifecycle)?
+            app::init_drm(&event_loop, &cli.renderer_options(), &options, lifecycle)?
         }
     };
 
@@ -122,18 +113,10 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-fn renderer_options(cli: &Cli) -> RendererOptions {
-    RendererOptions {
-        device: cli.vk_device.clone(),
-        force_buffer_path: cli.force_buffer_path,
-        cpu_fallback: cli.cpu_fallback,
-    }
-}
-
 /// Creates the Vulkan renderer and the offscreen output.
 fn create_backend(cli: &Cli) -> anyhow::Result<HeadlessBackend> {
     app::create_headless_backend(
-        &renderer_options(cli),
+        &cli.renderer_options(),
         HeadlessOptions {
             size: (cli.size.width, cli.size.height),
             scale: cli.scale,
@@ -240,34 +223,42 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
     // device went idle (teardown; rule B3 with the fences all signaled).
     state.backend.renderer_mut().teardown_imports();
     if let Some(path) = &cli.stats {
-        let renderer = state.backend.renderer();
-        let mut stats = stats::Stats::new(state.backend.frames(), renderer.import_stats());
-        // SYNC: acquire/release counters.
-        let mut sync = state.sync.stats;
-        let releases = state.backend.releases();
-        sync.early_releases = releases.early;
-        sync.fence_releases = releases.after_fence;
-        sync.explicit_releases = releases.explicit_after_fence;
-        if let Some(syncobj) = &state.syncobj_state {
-            let c = syncobj.release_counters();
-            sync.release_points_from_fence = c.from_fence.load(std::sync::atomic::Ordering::Relaxed);
-            sync.release_points_cpu = c.cpu.load(std::sync::atomic::Ordering::Relaxed);
-            sync.release_points_failed = c.failed.load(std::sync::atomic::Ordering::Relaxed);
-        }
-        sync.explicit_buffers_tracked = releases.explicit_tracked() as u64;
-        sync.deferred_texture_frees = renderer.deferred_texture_frees();
-        sync.invalidated_imports_freed = renderer.invalidated_imports_freed();
-        stats.sync = Some(sync);
-        stats.reservations = Some(renderer.reservation_stats());
-        stats.drm = compositor::backend::drm::stats(&state.backend);
-        stats.cpu_copies = Some(state.cpu_copies.stats);
-        stats.lockdep = stats::Lockdep::now();
-        // SHELL: client activity.
-        let mut shell = state.shell_stats;
-        shell.windows_at_exit = state.space.elements().count() as u64;
-        stats.shell = Some(shell);
+        let stats = collect_stats(state);
         stats.write(path)?;
         info!(path = %path.display(), ?stats, "stats written");
     }
     Ok(())
+}
+
+/// Every counter `--stats` holds (see `compositor::stats`).
+fn collect_stats(state: &State) -> stats::Stats {
+    let renderer = state.backend.renderer();
+    let releases = state.backend.releases();
+    let mut sync = state.buffer_sync.stats;
+    sync.early_releases = releases.early;
+    sync.fence_releases = releases.after_fence;
+    sync.explicit_releases = releases.explicit_after_fence;
+    if let Some(syncobj) = &state.syncobj_state {
+        let c = syncobj.release_counters();
+        sync.release_points_from_fence = c.from_fence.load(std::sync::atomic::Ordering::Relaxed);
+        sync.release_points_cpu = c.cpu.load(std::sync::atomic::Ordering::Relaxed);
+        sync.release_points_failed = c.failed.load(std::sync::atomic::Ordering::Relaxed);
+    }
+    sync.explicit_buffers_tracked = releases.explicit_tracked() as u64;
+    sync.deferred_texture_frees = renderer.deferred_texture_frees();
+    let shell = stats::ShellStats {
+        windows_at_exit: state.space.elements().count() as u64,
+        ..state.shell_stats
+    };
+    stats::Stats {
+        frames: state.backend.frames(),
+        imports: renderer.import_stats(),
+        buffer_sync: sync,
+        reservations: renderer.reservation_stats(),
+        cpu_copies: state.cpu_copies.stats,
+        lockdep: stats::Lockdep::now(),
+        shell,
+        drm: compositor::backend::drm::stats(&state.backend),
+        test_hooks: compositor::test_hooks::ENABLED,
+    }
 }

@@ -63,7 +63,7 @@ pub struct State {
     #[allow(dead_code)]
     pub presentation_state: PresentationState,
 
-    /// SHELL (issue 6): clipboard, decorations, relative pointer, cursor.
+    /// Clipboard, decorations, relative pointer, cursor.
     pub data_device_state: DataDeviceState,
     pub primary_selection_state: PrimarySelectionState,
     /// Held so the xdg-decoration global lives as long as the compositor.
@@ -95,12 +95,12 @@ pub struct State {
     pub backend: Backend,
     pub lifecycle: Lifecycle,
 
-    /// SYNC (issue 4): acquire policy, the loop handle for fence sources, counters.
-    pub sync: crate::sync::SyncState,
-    /// SYNC: wp_linux_drm_syncobj_v1, only where a render node supports it.
+    /// Acquire policy, the loop handle for fence sources, counters.
+    pub buffer_sync: crate::buffer_sync::SyncState,
+    /// wp_linux_drm_syncobj_v1, only where a render node supports it.
     pub syncobj_state: Option<crate::protocols::drm_syncobj::SyncobjState>,
     /// Large CPU-fallback copies on the worker, and the commits they hold.
-    pub cpu_copies: crate::sync::cpu_copy::CpuCopies,
+    pub cpu_copies: crate::cpu_copy::CpuCopies,
 }
 
 impl State {
@@ -119,9 +119,9 @@ impl State {
         backend.output().create_global::<State>(dh);
         let (dmabuf_state, dmabuf_global) = handlers::dmabuf::create_global(dh, backend.renderer())?;
         let presentation_state = PresentationState::new::<State>(dh, backend.clock_id());
-        // SYNC: explicit sync global (or none) and the GPU-wait capability.
-        let syncobj_state = crate::sync::explicit::create_global(dh, backend.renderer().main_device());
-        let sync = crate::sync::SyncState {
+        // The explicit sync global (or none) and the GPU-wait capability.
+        let syncobj_state = crate::buffer_sync::explicit::create_global(dh, backend.renderer().main_device());
+        let buffer_sync = crate::buffer_sync::SyncState {
             gpu_wait: backend.renderer().core().semaphore_sync_fd().import,
             ..Default::default()
         };
@@ -132,7 +132,7 @@ impl State {
             .context("creating the seat keyboard (xkb default keymap)")?;
         seat.add_pointer();
         seat.add_touch();
-        // SHELL (issue 6)
+        // Selections, decorations, relative pointer.
         let data_device_state = DataDeviceState::new::<State>(dh);
         let primary_selection_state = PrimarySelectionState::new::<State>(dh);
         let decoration_state = XdgDecorationState::new::<State>(dh);
@@ -168,7 +168,7 @@ impl State {
             unmapped_committed: Vec::new(),
             backend,
             lifecycle,
-            sync,
+            buffer_sync,
             syncobj_state,
             cpu_copies: Default::default(),
         })

@@ -1,39 +1,45 @@
-//! `--stats`: counters written as JSON at exit for tests and benchmarks.
+//! `--stats`: the counters written as JSON at exit, for tests and benchmarks.
+//!
+//! DOC: one schema
+//!
+//! These types are the schema: the binary serializes them, and the test kit
+//! deserializes the same types (every field required), so a renamed or
+//! missing counter fails a test instead of making an assertion pass
+//! vacuously.
 
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Serialize;
+use importer::import::{ImportStats, ReservationStats};
+use serde::{Deserialize, Serialize};
 
-use crate::render::ImportStats;
-
-#[derive(Debug, Serialize)]
+/// The whole `--stats` file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stats {
+    /// Frames shown: rendered (headless) or completed page flips (drm).
     pub frames: u64,
-    pub imports: Imports,
-    /// SYNC (issue 4) counters; filled in by main.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sync: Option<crate::sync::SyncStats>,
+    /// How client buffers reached the GPU, by import path.
+    pub imports: ImportStats,
+    /// Acquire and release counters.
+    pub buffer_sync: crate::buffer_sync::SyncStats,
     /// Client-buffer reservations: created, destroyed, freed, still buried.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reservations: Option<crate::render::reservations::ReservationStats>,
+    pub reservations: ReservationStats,
     /// CPU-fallback copies made on the worker thread.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_copies: Option<crate::sync::cpu_copy::CpuCopyStats>,
+    pub cpu_copies: crate::cpu_copy::CpuCopyStats,
     /// The lock validator: whether it is compiled in, and the violations it
     /// saw in this process (logged, not raised: see `main`).
     pub lockdep: Lockdep,
-    /// SHELL (issue 6): what clients did; filled in by main.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shell: Option<ShellStats>,
-    /// DRM backend: page flips, allocator, zero-copy or fallback copies.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What clients did.
+    pub shell: ShellStats,
+    /// DRM backend only: page flips, allocator, zero-copy or copied frames.
     pub drm: Option<crate::backend::drm::DrmStats>,
+    /// Whether this build has the test hooks (`crate::test_hooks`).
+    pub test_hooks: bool,
 }
 
 /// `"lockdep": {"enabled": bool, "violations": N}`; the test harness asserts
 /// `enabled` and `violations == 0` for every compositor it runs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Lockdep {
     pub enabled: bool,
     pub violations: u64,
@@ -49,7 +55,7 @@ impl Lockdep {
 }
 
 /// Client activity: a client paced by frame callbacks commits every frame.
-#[derive(Debug, Default, Clone, Copy, Serialize)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 pub struct ShellStats {
     /// Surface commits (all clients).
     pub commits: u64,
@@ -59,39 +65,14 @@ pub struct ShellStats {
     pub windows_at_exit: u64,
 }
 
-/// How client buffers reached the GPU; `dmabuf_image` is the zero-copy path.
-#[derive(Debug, Serialize)]
-pub struct Imports {
-    pub dmabuf_image: u64,
-    pub dmabuf_buffer: u64,
-    pub shm: u64,
-    /// Client dma-bufs read through the CPU fallback.
-    pub cpu: u64,
-    pub failed: u64,
-}
-
 impl Stats {
-    pub fn new(frames: u64, imports: ImportStats) -> Stats {
-        Stats {
-            frames,
-            imports: Imports {
-                dmabuf_image: imports.dmabuf_image,
-                dmabuf_buffer: imports.dmabuf_buffer,
-                shm: imports.shm,
-                cpu: imports.cpu,
-                failed: imports.failed,
-            },
-            sync: None,
-            reservations: None,
-            cpu_copies: None,
-            lockdep: Lockdep::now(),
-            shell: None,
-            drm: None,
-        }
-    }
-
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         let json = serde_json::to_string_pretty(self).context("serializing stats")?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Parses a `--stats` file's contents.
+    pub fn parse(json: &str) -> anyhow::Result<Stats> {
+        serde_json::from_str(json).context("parsing --stats JSON")
     }
 }

@@ -4,10 +4,11 @@
 //!
 //! A description is checked before any driver sees it, with overflow-safe
 //! arithmetic on `u64`:
-//! * the format is one the importer supports and the plane count matches it;
-//! * width and height are non-zero and every stride is at least
-//!   `width × bytes-per-pixel`;
-//! * `offset + stride × height` of every plane lies within its fd's size, which
+//! * the format is in the importer's table (`crate::format`) and the plane
+//!   count matches it;
+//! * width and height are non-zero and every plane's stride is at least its
+//!   row of samples (`plane width × bytes per sample`, subsampling rounded up);
+//! * `offset + stride × rows` of every plane lies within its fd's size, which
 //!   `lseek(fd, 0, SEEK_END)` reports for dma-bufs and memfds alike.
 //!
 //! * every plane's fd is a real dma-buf or a memfd sealed against shrinking
@@ -122,13 +123,15 @@ impl DmabufDesc {
         format_info(self.fourcc).ok_or(DmabufError::UnsupportedFormat(self.fourcc))
     }
 
-    /// Checks the description against the rules in the module doc.
+    /// Checks the description against the rules in the module doc. Every
+    /// plane is checked against its own geometry from the format table
+    /// (NV12's CbCr plane at half the width and height, rounded up).
     pub fn validate(&self) -> Result<FormatInfo, DmabufError> {
         let info = self.format()?;
-        if self.planes.len() != info.planes {
+        if self.planes.len() != info.planes.len() {
             return Err(DmabufError::PlaneCount {
                 format: self.fourcc,
-                expected: info.planes,
+                expected: info.planes.len(),
                 got: self.planes.len(),
             });
         }
@@ -138,53 +141,20 @@ impl DmabufDesc {
                 height: self.height,
             });
         }
-        for (i, plane) in self.planes.iter().enumerate() {
+        for (i, (plane, layout)) in self.planes.iter().zip(info.planes).enumerate() {
             let size = safe_plane_size(i, plane)?;
+            let (width, height) = layout.extent(self.width, self.height);
             check_plane(
                 i,
                 plane.offset,
                 plane.stride,
-                self.width,
-                self.height,
-                info.bytes_per_pixel,
+                width,
+                height,
+                layout.bytes_per_sample,
                 size,
             )?;
         }
         Ok(info)
-    }
-
-    /// [`DmabufDesc::validate`] for NV12 (two planes: Y at one byte per
-    /// pixel, interleaved CbCr at two bytes per 2×2 block, both rounded up):
-    /// plane count, dimensions, fds that cannot shrink, bounds. The result
-    /// describes what the conversion writes: ABGR8888.
-    pub fn validate_nv12(&self) -> Result<FormatInfo, DmabufError> {
-        if self.fourcc != DrmFourcc::Nv12 {
-            return Err(DmabufError::UnsupportedFormat(self.fourcc));
-        }
-        if self.planes.len() != 2 {
-            return Err(DmabufError::PlaneCount {
-                format: self.fourcc,
-                expected: 2,
-                got: self.planes.len(),
-            });
-        }
-        if self.width == 0 || self.height == 0 {
-            return Err(DmabufError::InvalidDimensions {
-                width: self.width,
-                height: self.height,
-            });
-        }
-        let (cw, ch) = (self.width.div_ceil(2), self.height.div_ceil(2));
-        for (i, plane) in self.planes.iter().enumerate() {
-            let size = safe_plane_size(i, plane)?;
-            let (w, h, bpp) = if i == 0 {
-                (self.width, self.height, 1)
-            } else {
-                (cw, ch, 2)
-            };
-            check_plane(i, plane.offset, plane.stride, w, h, bpp, size)?;
-        }
-        Ok(format_info(DrmFourcc::Abgr8888).expect("ABGR8888 is supported"))
     }
 
     /// Whether the modifier says "linear" (or the legacy implicit modifier,

@@ -1,4 +1,5 @@
-//! DRM fourcc → Vulkan format mapping.
+//! The formats the importer accepts: one table, used for validation, the
+//! formats advertised to clients, texture creation and read-back conversion.
 //!
 //! DOC: byte order
 //!
@@ -7,23 +8,123 @@
 //! `VK_FORMAT_R8G8B8A8_UNORM`. The `X` variants use the same formats and an
 //! image-view swizzle that reads alpha as 1, so an undefined X byte never leaks
 //! into blending. Client alpha is premultiplied (the Wayland convention).
+//!
+//! DOC: planes and YUV
+//!
+//! Each format lists its planes: bytes per sample and the horizontal and
+//! vertical subsampling. NV12 is a Y plane (one byte per pixel) and an
+//! interleaved CbCr plane (one Cb,Cr pair per 2×2 pixels, rounded up). A YUV
+//! buffer is converted into an RGB texture ([`FormatInfo::texture_format`],
+//! ABGR8888), so everything that samples textures sees RGB only.
 
 use ash::vk;
 use drm_fourcc::DrmFourcc;
 
-/// What the importer needs to know about one supported single-plane format.
+/// One plane of a format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlaneInfo {
+    /// Bytes of one sample of this plane (a pixel, or a subsampled pair).
+    pub bytes_per_sample: u32,
+    /// Pixels per sample horizontally and vertically.
+    pub hsub: u32,
+    pub vsub: u32,
+}
+
+impl PlaneInfo {
+    const fn new(bytes_per_sample: u32, hsub: u32, vsub: u32) -> PlaneInfo {
+        PlaneInfo {
+            bytes_per_sample,
+            hsub,
+            vsub,
+        }
+    }
+
+    /// Samples per row and rows of this plane for a `width`×`height` image.
+    pub fn extent(&self, width: u32, height: u32) -> (u32, u32) {
+        (width.div_ceil(self.hsub), height.div_ceil(self.vsub))
+    }
+
+    /// Bytes of pixel data in one row of this plane (without padding).
+    pub fn row_bytes(&self, width: u32) -> u64 {
+        u64::from(width.div_ceil(self.hsub)) * u64::from(self.bytes_per_sample)
+    }
+}
+
+const PACKED_32: &[PlaneInfo] = &[PlaneInfo::new(4, 1, 1)];
+const NV12_PLANES: &[PlaneInfo] = &[PlaneInfo::new(1, 1, 1), PlaneInfo::new(2, 2, 2)];
+
+/// What the importer knows about one format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FormatInfo {
     pub fourcc: DrmFourcc,
+    /// The Vulkan format of a texture holding this format (for YUV, the
+    /// format of its texture after conversion).
     pub vk_format: vk::Format,
+    /// Bytes per pixel of the texture (4 for every format here).
     pub bytes_per_pixel: u32,
     /// X formats: the padding byte is not alpha; sample alpha as 1.
     pub opaque: bool,
-    /// Number of planes a buffer of this format carries.
-    pub planes: usize,
+    /// The planes a buffer of this format carries.
+    pub planes: &'static [PlaneInfo],
+    /// YUV: converted into [`FormatInfo::texture_format`] on import.
+    pub yuv: bool,
+}
+
+const fn rgb(fourcc: DrmFourcc, vk_format: vk::Format, opaque: bool) -> FormatInfo {
+    FormatInfo {
+        fourcc,
+        vk_format,
+        bytes_per_pixel: 4,
+        opaque,
+        planes: PACKED_32,
+        yuv: false,
+    }
+}
+
+/// Every format the importer accepts, in preference order.
+pub const FORMATS: [FormatInfo; 5] = [
+    rgb(DrmFourcc::Argb8888, vk::Format::B8G8R8A8_UNORM, false),
+    rgb(DrmFourcc::Xrgb8888, vk::Format::B8G8R8A8_UNORM, true),
+    rgb(DrmFourcc::Abgr8888, vk::Format::R8G8B8A8_UNORM, false),
+    rgb(DrmFourcc::Xbgr8888, vk::Format::R8G8B8A8_UNORM, true),
+    // BT.601 limited range, converted into ABGR8888 (vulkan::yuv).
+    FormatInfo {
+        fourcc: DrmFourcc::Nv12,
+        vk_format: vk::Format::R8G8B8A8_UNORM,
+        bytes_per_pixel: 4,
+        opaque: true,
+        planes: NV12_PLANES,
+        yuv: true,
+    },
+];
+
+/// Looks a DRM fourcc up; `None` for formats the importer does not accept.
+pub fn format_info(fourcc: DrmFourcc) -> Option<FormatInfo> {
+    FORMATS.iter().copied().find(|f| f.fourcc == fourcc)
+}
+
+/// Looks a raw fourcc code up (as it arrives from the protocol).
+pub fn format_info_raw(code: u32) -> Option<FormatInfo> {
+    DrmFourcc::try_from(code).ok().and_then(format_info)
+}
+
+/// The single-plane RGB formats: what shm buffers, memory uploads and render
+/// targets may use, in preference order.
+pub fn rgb_formats() -> impl Iterator<Item = FormatInfo> {
+    FORMATS.into_iter().filter(|f| !f.yuv)
 }
 
 impl FormatInfo {
+    /// The format of a texture holding a buffer of this format: itself for
+    /// RGB, ABGR8888 for YUV (what the conversion writes).
+    pub fn texture_format(&self) -> FormatInfo {
+        if self.yuv {
+            format_info(DrmFourcc::Abgr8888).expect("ABGR8888 is in the table")
+        } else {
+            *self
+        }
+    }
+
     /// Component swizzle for an image view of this format.
     pub fn swizzle(&self) -> vk::ComponentMapping {
         let a = if self.opaque {
@@ -38,58 +139,82 @@ impl FormatInfo {
             a,
         }
     }
-}
 
-const fn info(fourcc: DrmFourcc, vk_format: vk::Format, opaque: bool) -> FormatInfo {
-    FormatInfo {
-        fourcc,
-        vk_format,
-        bytes_per_pixel: 4,
-        opaque,
-        planes: 1,
+    /// Memory positions of R, G, B and A in one pixel of an RGB format.
+    fn rgba_positions(&self) -> Option<[usize; 4]> {
+        match (self.yuv, self.vk_format) {
+            (false, vk::Format::B8G8R8A8_UNORM) => Some([2, 1, 0, 3]),
+            (false, vk::Format::R8G8B8A8_UNORM) => Some([0, 1, 2, 3]),
+            _ => None,
+        }
     }
 }
 
-/// Every format the importer can sample, in preference order.
-pub const SUPPORTED: [FormatInfo; 4] = [
-    info(DrmFourcc::Argb8888, vk::Format::B8G8R8A8_UNORM, false),
-    info(DrmFourcc::Xrgb8888, vk::Format::B8G8R8A8_UNORM, true),
-    info(DrmFourcc::Abgr8888, vk::Format::R8G8B8A8_UNORM, false),
-    info(DrmFourcc::Xbgr8888, vk::Format::R8G8B8A8_UNORM, true),
-];
-
-/// Looks a DRM fourcc up; `None` for formats the importer cannot sample.
-pub fn format_info(fourcc: DrmFourcc) -> Option<FormatInfo> {
-    SUPPORTED.iter().copied().find(|f| f.fourcc == fourcc)
+/// Whether [`convert_pixels`] handles this pair (RGB formats only).
+pub fn can_convert(from: &FormatInfo, to: &FormatInfo) -> bool {
+    from.rgba_positions().is_some() && to.rgba_positions().is_some()
 }
 
-/// Looks a raw fourcc code up (as it arrives from the protocol).
-pub fn format_info_raw(code: u32) -> Option<FormatInfo> {
-    DrmFourcc::try_from(code).ok().and_then(format_info)
+/// Converts tightly packed pixels from `from` to `to` (read-backs requested
+/// in another format than the image's). An X source reads as opaque (alpha
+/// 255) in an A destination.
+pub fn convert_pixels(bytes: &[u8], from: &FormatInfo, to: &FormatInfo) -> Option<Vec<u8>> {
+    let src = from.rgba_positions()?;
+    let dst = to.rgba_positions()?;
+    let mut out = vec![0u8; bytes.len()];
+    for (i, o) in bytes.chunks_exact(4).zip(out.chunks_exact_mut(4)) {
+        for c in 0..3 {
+            o[dst[c]] = i[src[c]];
+        }
+        o[dst[3]] = if from.opaque { 255 } else { i[src[3]] };
+    }
+    Some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn info(f: DrmFourcc) -> FormatInfo {
+        format_info(f).unwrap()
+    }
+
     #[test]
     fn x_formats_read_alpha_as_one() {
-        let x = format_info(DrmFourcc::Xrgb8888).unwrap();
-        assert_eq!(x.swizzle().a, vk::ComponentSwizzle::ONE);
-        let a = format_info(DrmFourcc::Argb8888).unwrap();
-        assert_eq!(a.swizzle().a, vk::ComponentSwizzle::IDENTITY);
+        assert_eq!(info(DrmFourcc::Xrgb8888).swizzle().a, vk::ComponentSwizzle::ONE);
+        assert_eq!(info(DrmFourcc::Argb8888).swizzle().a, vk::ComponentSwizzle::IDENTITY);
     }
 
     #[test]
     fn byte_order_matches_vulkan() {
-        assert_eq!(
-            format_info(DrmFourcc::Argb8888).unwrap().vk_format,
-            vk::Format::B8G8R8A8_UNORM
-        );
-        assert_eq!(
-            format_info(DrmFourcc::Abgr8888).unwrap().vk_format,
-            vk::Format::R8G8B8A8_UNORM
-        );
-        assert!(format_info_raw(0x3231_564e /* NV12 */).is_none());
+        assert_eq!(info(DrmFourcc::Argb8888).vk_format, vk::Format::B8G8R8A8_UNORM);
+        assert_eq!(info(DrmFourcc::Abgr8888).vk_format, vk::Format::R8G8B8A8_UNORM);
+        assert!(format_info_raw(0x3231_564e /* NV12 */).is_some_and(|f| f.yuv));
+        assert!(format_info_raw(0x3631_5559 /* YU16 */).is_none());
+    }
+
+    #[test]
+    fn nv12_planes_round_odd_sizes_up() {
+        let nv12 = info(DrmFourcc::Nv12);
+        assert_eq!(nv12.planes.len(), 2);
+        assert_eq!(nv12.planes[0].row_bytes(5), 5);
+        assert_eq!(nv12.planes[1].row_bytes(5), 6);
+        assert_eq!(nv12.planes[1].extent(5, 3), (3, 2));
+        assert_eq!(nv12.texture_format().fourcc, DrmFourcc::Abgr8888);
+        assert!(rgb_formats().all(|f| !f.yuv && f.planes.len() == 1));
+        assert_eq!(rgb_formats().count(), 4);
+    }
+
+    #[test]
+    fn xrgb_to_abgr_swaps_and_makes_opaque() {
+        let out = convert_pixels(&[1, 2, 3, 9], &info(DrmFourcc::Xrgb8888), &info(DrmFourcc::Abgr8888)).unwrap();
+        assert_eq!(out, vec![3, 2, 1, 255]);
+    }
+
+    #[test]
+    fn argb_to_abgr_keeps_alpha() {
+        let out = convert_pixels(&[1, 2, 3, 128], &info(DrmFourcc::Argb8888), &info(DrmFourcc::Abgr8888)).unwrap();
+        assert_eq!(out, vec![3, 2, 1, 128]);
+        assert!(!can_convert(&info(DrmFourcc::Nv12), &info(DrmFourcc::Abgr8888)));
     }
 }

@@ -4,11 +4,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use importer::cpu::{
-    copy_plane_rows, dma_buf_sync, map_planes, with_cpu_access, AlreadyWaited, CpuError, CpuMapping, FdKind,
-    PlaneSource, PollReadable, SyncDir, SyncOutcome,
+    copy_plane_rows, map_planes, with_cpu_access, AlreadyWaited, CpuError, CpuMapping, FdKind, PlaneSource,
+    PollReadable,
 };
 use importer::lockdep;
 use importer::reservation::{Invalidate, Reservation};
+use importer::sync::{dma_buf_sync, SyncDir, SyncOutcome};
 
 type Resv = Reservation<(), CpuMapping>;
 const POLL: PollReadable = PollReadable {

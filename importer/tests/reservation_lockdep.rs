@@ -3,12 +3,13 @@
 //! validator is compiled in (debug/test builds, or feature `lockdep`).
 #![cfg(debug_assertions)]
 
+use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
 
 use importer::lockdep::{self, LockClass, ViolationKind};
-use importer::reservation::{AcquireCtx, Reservation, SyncFileFence};
+use importer::reservation::{AcquireCtx, Reservation};
+use importer::sync::{dma_buf_sync, SyncDir};
 
 type Resv = Reservation<(), ()>;
 
@@ -83,11 +84,10 @@ fn device_queue_then_reservation_is_a_cycle() {
 #[test]
 fn blocking_wait_under_a_reservation_is_caught() {
     let r = Resv::new();
-    let (rd, _wr) = rustix::pipe::pipe().unwrap();
-    let fence = SyncFileFence(rd);
+    let memfd = rustix::fs::memfd_create("not-a-dma-buf", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
     let g = r.lock();
     let (_, got) = lockdep::record(|| {
-        let _ = fence.wait(Duration::ZERO);
+        let _ = dma_buf_sync(memfd.as_fd(), SyncDir::Read, false);
         lockdep::might_block("channel receive");
     });
     drop(g);
@@ -95,10 +95,10 @@ fn blocking_wait_under_a_reservation_is_caught() {
         kinds(&got),
         [ViolationKind::BlockingUnderLock, ViolationKind::BlockingUnderLock]
     );
-    assert!(got[0].message.contains("sync_file wait"), "{}", got[0].message);
+    assert!(got[0].message.contains("DMA_BUF_IOCTL_SYNC"), "{}", got[0].message);
     // Unlocked, the same calls are fine.
     let (_, got) = lockdep::record(|| {
-        let _ = fence.wait(Duration::ZERO);
+        let _ = dma_buf_sync(memfd.as_fd(), SyncDir::Read, false);
         lockdep::might_block("channel receive");
     });
     assert!(got.is_empty(), "{got:?}");

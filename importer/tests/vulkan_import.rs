@@ -5,10 +5,11 @@ use std::os::fd::OwnedFd;
 
 use ash::vk;
 use drm_fourcc::{DrmFourcc, DrmModifier};
+use importer::renderer::{CoreOptions, RenderCore};
 use importer::vulkan::pipeline::{Filter, QuadPush};
-use importer::vulkan::render::{CoreOptions, RenderCore};
-use importer::vulkan::texture::Region;
-use importer::{DmabufDesc, DmabufPlane, ImportPath};
+use importer::vulkan::recorder::Drawable;
+use importer::vulkan::Region;
+use importer::{DmabufDesc, DmabufPlane, ImportPath, ImportPolicy, ImportStats, Importer};
 
 const W: u32 = 64;
 const H: u32 = 48;
@@ -49,8 +50,8 @@ fn pattern(x: u32, y: u32) -> [u8; 4] {
     [(x * 4) as u8, (y * 5) as u8, 200, 7]
 }
 
-/// Renders `tex` over a clear colour into a W×H target; returns the bytes per pixel as stored (B8G8R8A8).
-fn render_texture(core: &RenderCore, tex: &std::sync::Arc<importer::vulkan::texture::Texture>) -> Vec<u8> {
+/// Renders `what` over a clear colour into a W×H target; returns the bytes per pixel as stored (B8G8R8A8).
+fn render_texture(core: &RenderCore, what: &Drawable) -> Vec<u8> {
     let fmt = importer::format::format_info(DrmFourcc::Xrgb8888).unwrap();
     let target = core.create_target(fmt, W, H).unwrap();
     let mut frame = core.begin_frame(&target, Filter::Nearest).unwrap();
@@ -62,39 +63,48 @@ fn render_texture(core: &RenderCore, tex: &std::sync::Arc<importer::vulkan::text
     let corners = QuadPush::rect_corners(0.0, 0.0, W as f32, H as f32);
     let uv = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
     frame.draw(
-        Some(tex),
+        Some(what),
         &QuadPush::textured(corners, [W as f32, H as f32], uv, 1.0),
         &[all],
     );
     core.submit_frame(frame).unwrap();
-    let rb = core
-        .read_target(
-            &target,
-            Region {
-                x: 0,
-                y: 0,
-                width: W,
-                height: H,
-            },
-        )
-        .unwrap();
+    let rb = core.read_target(&target, Region::full(W, H)).unwrap();
     rb.wait_bytes().unwrap().to_vec()
 }
 
 /// Imports `desc` and renders it like [`render_texture`]; returns the import path and the pixels.
-fn render(core: &RenderCore, d: &DmabufDesc) -> (ImportPath, Vec<u8>) {
-    let tex = core.import_dmabuf(d).expect("import").texture;
-    (tex.path, render_texture(core, &tex))
+fn render(core: &mut RenderCore, d: &DmabufDesc) -> (ImportPath, Vec<u8>) {
+    let buf = core.importer_mut().import(d).expect("import");
+    (Importer::path_of(&buf), render_texture(core, &Drawable::Client(buf)))
 }
 
-fn core(force_buffer_path: bool) -> RenderCore {
+fn core_with(import: ImportPolicy) -> RenderCore {
     // Final check: a lock-rule violation anywhere in this binary fails it.
     importer::lockdep::fail_at_exit_on_violations();
     RenderCore::new(CoreOptions {
-        force_buffer_path,
+        import,
         ..Default::default()
     })
     .expect("a Vulkan device (run scripts/setup-host.sh)")
+}
+
+fn core(force_buffer_path: bool) -> RenderCore {
+    core_with(ImportPolicy {
+        force_buffer_path,
+        ..Default::default()
+    })
+}
+
+/// A renderer whose every dma-buf takes the CPU fallback.
+fn cpu_core() -> RenderCore {
+    core_with(ImportPolicy {
+        cpu_fallback: true,
+        ..Default::default()
+    })
+}
+
+fn stats(core: &RenderCore) -> ImportStats {
+    core.importer().stats()
 }
 
 fn assert_pattern(bytes: &[u8]) {
@@ -110,34 +120,34 @@ fn assert_pattern(bytes: &[u8]) {
 
 #[test]
 fn aligned_stride_imports_zero_copy_as_image() {
-    let core = core(false);
+    let mut core = core(false);
     let (path, bytes) = render(
-        &core,
+        &mut core,
         &desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Xrgb8888, W * 4, 0),
     );
-    assert_eq!(path, ImportPath::DmabufImage);
+    assert_eq!(path, ImportPath::ZeroCopyImage);
     assert_pattern(&bytes);
-    assert_eq!(core.stats().dmabuf_image, 1);
+    assert_eq!(stats(&core).zero_copy_image, 1);
 }
 
 #[test]
 fn unaligned_stride_takes_the_buffer_path() {
-    let core = core(false);
+    let mut core = core(false);
     let stride = W * 4 + 16; // not a multiple of lavapipe's 64-byte pitch alignment
     let (path, bytes) = render(
-        &core,
+        &mut core,
         &desc(memfd_buffer(stride, 0, pattern), DrmFourcc::Xrgb8888, stride, 0),
     );
-    assert_eq!(path, ImportPath::DmabufBuffer);
+    assert_eq!(path, ImportPath::GpuBufferCopy);
     assert_pattern(&bytes);
-    assert_eq!(core.stats().dmabuf_buffer, 1);
+    assert_eq!(stats(&core).gpu_buffer_copy, 1);
 }
 
 #[test]
 fn plane_offset_takes_the_buffer_path_and_reads_from_the_offset() {
-    let core = core(false);
+    let mut core = core(false);
     let (path, bytes) = render(
-        &core,
+        &mut core,
         &desc(
             memfd_buffer(W * 4, 4096 + 64, pattern),
             DrmFourcc::Xrgb8888,
@@ -145,16 +155,19 @@ fn plane_offset_takes_the_buffer_path_and_reads_from_the_offset() {
             4096 + 64,
         ),
     );
-    assert_eq!(path, ImportPath::DmabufBuffer);
+    assert_eq!(path, ImportPath::GpuBufferCopy);
     assert_pattern(&bytes);
 }
 
 #[test]
 fn premultiplied_alpha_blends_over_the_clear_colour() {
-    let core = core(false);
+    let mut core = core(false);
     // ARGB8888 memory order B,G,R,A; premultiplied half-transparent red: (128,0,0,128).
     let red = |_, _| [0u8, 0, 128, 128];
-    let (_, bytes) = render(&core, &desc(memfd_buffer(W * 4, 0, red), DrmFourcc::Argb8888, W * 4, 0));
+    let (_, bytes) = render(
+        &mut core,
+        &desc(memfd_buffer(W * 4, 0, red), DrmFourcc::Argb8888, W * 4, 0),
+    );
     // out = src + dst * (1 - a) = 128 + 32 * (127/255) ≈ 144 (red), 0 + 16 ≈ 16 (green/blue)
     let px = &bytes[0..4]; // stored B,G,R,A
     assert!((px[2] as i32 - 144).abs() <= 1, "red {px:?}");
@@ -163,28 +176,28 @@ fn premultiplied_alpha_blends_over_the_clear_colour() {
 
 #[test]
 fn forced_buffer_path_is_used_for_every_import() {
-    let core = core(true);
+    let mut core = core(true);
     let (path, bytes) = render(
-        &core,
+        &mut core,
         &desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Xrgb8888, W * 4, 0),
     );
-    assert_eq!(path, ImportPath::DmabufBuffer);
+    assert_eq!(path, ImportPath::GpuBufferCopy);
     assert_pattern(&bytes);
 }
 
 #[test]
 fn out_of_bounds_plane_is_refused_before_the_driver_sees_it() {
-    let core = core(false);
+    let mut core = core(false);
     let fd = memfd_buffer(W * 4, 0, pattern);
     let d = desc(fd, DrmFourcc::Xrgb8888, W * 4, 64); // offset pushes the last row past the end
-    let err = core.import_dmabuf(&d).unwrap_err();
+    let err = core.importer_mut().import(&d).unwrap_err();
     assert!(err.to_string().contains("exceeds the fd size"), "{err}");
-    assert_eq!(core.stats().failed, 1);
+    assert_eq!(stats(&core).failed, 1);
 }
 
 #[test]
 fn cpu_fallback_reads_a_plane_at_an_unaligned_offset() {
-    let core = core(false);
+    let mut core = cpu_core();
     let offset = 4096 + 64; // not page aligned: the mapping starts at 0 and indexes to the plane
     let stride = W * 4 + 16;
     let d = desc(
@@ -193,26 +206,29 @@ fn cpu_fallback_reads_a_plane_at_an_unaligned_offset() {
         stride,
         offset,
     );
-    let buf = core.import_cpu(&d).expect("CPU fallback import");
-    assert_eq!(core.stats().cpu, 1);
-    assert_pattern(&render_texture(&core, &buf.texture));
+    let buf = core.importer_mut().import(&d).expect("CPU fallback import");
+    assert_eq!(stats(&core).cpu_fallback, 1);
+    assert_pattern(&render_texture(&core, &Drawable::Client(buf)));
 }
 
 #[test]
 fn cpu_fallback_refuses_an_unsealed_memfd() {
-    let core = core(false);
+    let mut core = cpu_core();
     let fd = rustix::fs::memfd_create("unsealed", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
     rustix::fs::ftruncate(&fd, u64::from(W * 4 * H)).unwrap();
-    let err = core.import_cpu(&desc(fd, DrmFourcc::Xrgb8888, W * 4, 0)).unwrap_err();
+    let err = core
+        .importer_mut()
+        .import(&desc(fd, DrmFourcc::Xrgb8888, W * 4, 0))
+        .unwrap_err();
     assert!(err.to_string().contains("F_SEAL_SHRINK"), "{err}");
 }
 
 #[test]
 fn cpu_fallback_refuses_a_tiled_modifier() {
-    let core = core(false);
+    let mut core = cpu_core();
     let mut d = desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Xrgb8888, W * 4, 0);
     d.modifier = DrmModifier::I915_x_tiled;
-    let err = core.import_cpu(&d).unwrap_err();
+    let err = core.importer_mut().import(&d).unwrap_err();
     assert!(err.to_string().contains("LINEAR"), "{err}");
 }
 
@@ -229,7 +245,8 @@ fn bt601(y: u8, cb: u8, cr: u8) -> [f64; 3] {
 /// compared pixel by pixel with the BT.601 formula.
 #[test]
 fn cpu_fallback_converts_nv12_from_one_fd_at_unaligned_offsets() {
-    let core = core(false);
+    // The default policy: NV12 takes the CPU fallback on its own.
+    let mut core = core(false);
     let (y_off, y_stride, uv_stride) = (4096 + 99, W + 13, W + 6);
     let uv_off = y_off + y_stride * H + 37;
     let len = (uv_off + uv_stride * H.div_ceil(2)) as usize;
@@ -276,8 +293,9 @@ fn cpu_fallback_converts_nv12_from_one_fd_at_unaligned_offsets() {
             },
         ],
     };
-    let buf = core.import_cpu(&d).expect("NV12 CPU fallback import");
-    let out = render_texture(&core, &buf.texture); // B8G8R8A8 target
+    let buf = core.importer_mut().import(&d).expect("NV12 CPU fallback import");
+    assert_eq!(Importer::path_of(&buf), ImportPath::CpuFallback);
+    let out = render_texture(&core, &Drawable::Client(buf)); // B8G8R8A8 target
     for y in 0..H {
         for x in 0..W {
             let (cb, cr) = chroma(x / 2, y / 2);
@@ -297,9 +315,8 @@ fn cpu_fallback_converts_nv12_from_one_fd_at_unaligned_offsets() {
 
 #[test]
 fn nv12_with_one_plane_is_refused() {
-    let core = core(false);
-    let mut d = desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Nv12, W, 0);
-    d.fourcc = DrmFourcc::Nv12;
-    let err = core.import_cpu(&d).unwrap_err();
+    let mut core = core(false);
+    let d = desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Nv12, W, 0);
+    let err = core.importer_mut().import(&d).unwrap_err();
     assert!(err.to_string().contains("plane"), "{err}");
 }

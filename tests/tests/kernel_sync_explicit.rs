@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use importer::sync::{dmabuf as fences, sync_file::poll_in, Access, FenceStatus, RenderNode, Syncobj};
+use importer::sync::{implicit as fences, sync_file::poll_in, Access, FenceStatus, RenderNode, Syncobj};
 use tests::explicit::{self, set_points};
 use tests::harness::Compositor;
 use tests::sync::VgemProvider;

@@ -13,7 +13,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use importer::sync::{dmabuf as fences, Access, FenceStatus};
+use importer::sync::{implicit as fences, Access, FenceStatus};
 use tests::client::default_timeout;
 use tests::harness::Compositor;
 use tests::image_compare::check_window_pixel;

@@ -12,7 +12,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use importer::sync::{dmabuf as fences, Access, FenceStatus, RenderNode, Syncobj};
+use importer::sync::{implicit as fences, Access, FenceStatus, RenderNode, Syncobj};
 use tests::kernel::udmabuf::Udmabuf;
 use tests::kernel::vgem::Vgem;
 
@@ -167,7 +167,7 @@ fn syncobj_timeline_points_sync_files_and_eventfds() -> Result<()> {
 #[test]
 #[ignore = "kernel VM tier: reports the VM's Vulkan SYNC_FD semaphore support (run scripts/vm/test.sh)"]
 fn vulkan_semaphore_sync_fd_support_is_reported() -> Result<()> {
-    let core = importer::vulkan::render::RenderCore::new(Default::default())?;
+    let core = importer::renderer::RenderCore::new(Default::default())?;
     let s = core.semaphore_sync_fd();
     println!("device: {}", core.ctx.caps.summary());
     println!("{}", s.summary());

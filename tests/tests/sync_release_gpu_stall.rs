@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use importer::sync::{dmabuf as fences, Access, FenceStatus};
+use importer::sync::{implicit as fences, Access, FenceStatus};
 use tests::harness::Compositor;
 use tests::sync::VgemProvider;
 use tests::{DmabufBuffer, Format, UdmabufProvider, Window};

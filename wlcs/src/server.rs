@@ -20,7 +20,7 @@ use calloop::{
 use compositor::{
     app,
     backend::headless::HeadlessOptions,
-    render::RendererOptions,
+    cli::Cli,
     state::{Lifecycle, State},
 };
 use smithay::{
@@ -164,12 +164,9 @@ type Ready = mpsc::SyncSender<anyhow::Result<channel::Sender<Call>>>;
 /// The compositor thread: set up, report ready, run until `Exit`.
 fn run(ready: Ready) -> anyhow::Result<()> {
     let mut event_loop: EventLoop<'static, State> = EventLoop::try_new().context("creating the event loop")?;
+    let options = Cli::from_env().context("the compositor's environment variables")?;
     let backend = app::create_headless_backend(
-        &RendererOptions {
-            device: std::env::var("COMPOSITOR_VK_DEVICE").ok(),
-            force_buffer_path: false,
-            cpu_fallback: false,
-        },
+        &options.renderer_options(),
         HeadlessOptions {
             size: OUTPUT_SIZE,
             scale: 1,

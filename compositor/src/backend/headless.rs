@@ -65,7 +65,7 @@ pub struct HeadlessBackend {
     frames: u64,
     consecutive_failures: u32,
     /// SYNC: buffers held until the frames that sampled them are done.
-    pub releases: crate::sync::release::PendingReleases,
+    pub releases: crate::buffer_sync::release::PendingReleases,
 }
 
 impl HeadlessBackend {

@@ -25,7 +25,7 @@ use smithay::{
     wayland::presentation::Refresh,
 };
 
-use crate::{render::VkRenderer, screenshot::RgbaImage, state::State, sync::release::PendingReleases};
+use crate::{buffer_sync::release::PendingReleases, render::VkRenderer, screenshot::RgbaImage, state::State};
 
 pub use drm::DrmBackend;
 pub use headless::HeadlessBackend;

@@ -10,7 +10,14 @@
 //!   manager starting the session from its `.desktop` file), so **drm**.
 //! * otherwise **headless** (CI, scripts, ssh sessions).
 
-use crate::cli::BackendKind;
+/// Available backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Render into an offscreen target driven by a timer.
+    Headless,
+    /// DRM/KMS through a libseat session: scan-out buffers, page flips.
+    Drm,
+}
 
 /// Applies the rule to an environment lookup (`std::env::var` in the
 /// binary; a table in tests).

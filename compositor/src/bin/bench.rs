@@ -203,7 +203,7 @@ fn main() -> Result<()> {
     let after = r.import_stats();
     // Every timed import must have been a fresh zero-copy import, not a cache hit.
     anyhow::ensure!(
-        after.dmabuf_image - before.dmabuf_image == 2 * args.imports as u64,
+        after.zero_copy_image - before.zero_copy_image == 2 * args.imports as u64,
         "expected {} zero-copy imports, counters say {:?} -> {:?}",
         2 * args.imports,
         before,
@@ -217,7 +217,7 @@ fn main() -> Result<()> {
     println!("| 4096x4096 | {:.3} | {:.3} |", ms(large), ms(large_buf));
     println!(
         "zero-copy imports performed: {} (counter)",
-        after.dmabuf_image - before.dmabuf_image
+        after.zero_copy_image - before.zero_copy_image
     );
     println!(
         "ratio 4096/256 zero-copy: {:.2}x (goal <= 1.5x); buffer path: {:.2}x",

@@ -34,9 +34,9 @@ impl CompositorHandler for State {
 
     fn new_surface(&mut self, surface: &WlSurface) {
         // SYNC: hold commits until their implicit fences / acquire point signal.
-        crate::sync::implicit::on_new_surface(surface);
+        crate::buffer_sync::implicit::on_new_surface(surface);
         // Large CPU-fallback copies run on a worker; the commit waits for it.
-        crate::sync::cpu_copy::on_new_surface(surface);
+        crate::cpu_copy::on_new_surface(surface);
         add_post_commit_hook::<State, _>(surface, apply_child_positions);
     }
 

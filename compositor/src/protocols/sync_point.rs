@@ -25,7 +25,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use importer::sync::{dmabuf as fences, Access, SyncFile, Syncobj};
+use importer::sync::{implicit as fences, Access, SyncFile, Syncobj};
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use tracing::{debug, warn};
 

@@ -9,9 +9,10 @@
 use std::sync::Arc;
 
 use ash::vk;
-use importer::vulkan::frame::{FrameFence, Recorder};
+use importer::renderer::RenderCore;
 use importer::vulkan::pipeline::QuadPush;
-use importer::vulkan::render::RenderCore;
+use importer::vulkan::recorder::Recorder;
+use importer::vulkan::ring::FrameFence;
 use smithay::backend::renderer::sync::{Fence, Interrupted, SyncPoint};
 use smithay::backend::renderer::{Color32F, ContextId, Frame, Texture};
 use smithay::utils::{Buffer as BufferCoord, Physical, Point, Rectangle, Size, Transform};
@@ -183,12 +184,8 @@ impl Frame for VkFrame<'_> {
         let fb = [self.fb_size.w as f32, self.fb_size.h as f32];
         let uv = texture_uv(src, texture.size(), src_transform, texture.y_inverted);
         let push = QuadPush::textured(self.corners(dst), fb, uv, alpha);
-        let recorder = self.recorder()?;
-        if let Some(resv) = &texture.resv {
-            // Locked (in id order) and fenced at submit: RenderCore::submit_frame.
-            recorder.sample(resv);
-        }
-        recorder.draw(Some(&texture.inner), &push, &scissors);
+        // A client buffer is locked (in id order) and fenced at submit.
+        self.recorder()?.draw(Some(&texture.drawable), &push, &scissors);
         Ok(())
     }
 

@@ -3,54 +3,36 @@
 //! `VkRenderer` implements `Renderer`, `Frame` (see [`frame`]), `ImportMem`,
 //! `ImportMemWl`, `ImportDma`, `ImportDmaWl`, `Bind`/`Offscreen` for offscreen
 //! targets, and `ExportMem`, so smithay's damage tracker and render elements
-//! drive it and any smithay compositor could adopt it. The Vulkan work lives
-//! in the `importer` crate; this module maps smithay's types onto it.
+//! drive it. This module only maps smithay's types onto the importer: the
+//! import decision is `importer::import::Importer`, sampling and its locking
+//! are `importer::vulkan::recorder`.
 //!
-//! DOC: texture caches
+//! DOC: caches
 //!
 //! * dma-buf imports are cached per `WeakDmabuf`: a buffer committed again is
-//!   not re-imported (the image path *is* the client's memory; the buffer path
-//!   queues a GPU copy of the damage). Each import lives under its buffer's
-//!   reservation (`importer::vulkan::client_buffer`). Entries whose dmabuf is
-//!   gone are destroyed in `cleanup_texture_cache` (called from the frame
-//!   tick): invalidated under the lock and buried in a graveyard
-//!   ([`reservations`]) that the frame tick polls; the GPU objects are freed
-//!   only after the fences of the frames that sampled them signal.
-//! * Frames register every client buffer they sample (`Recorder::sample`);
-//!   `RenderCore::submit_frame` locks them all in buffer-id order around the
-//!   submission and adds the frame's fence (rules B1, B4).
+//!   not re-imported but refreshed (`ClientBuffer::refresh`: nothing for the
+//!   zero-copy image, a GPU copy of the damage for the buffer path, a CPU copy
+//!   for the fallback). Entries whose dma-buf is gone are handed to
+//!   `Importer::destroy` in `cleanup_texture_cache` (the frame tick), which
+//!   frees them after the fences of the frames that sampled them.
 //! * shm buffers are cached per live `wl_buffer` and updated with damage.
-//!
-//! DOC: CPU fallback
-//!
-//! A dma-buf the device cannot import (an error that is the device's limit,
-//! not the client's fault) is read through its CPU mapping instead
-//! (`importer::vulkan::cpu_import`), as is every dma-buf with
-//! `--cpu-fallback`. Its path is logged and counted like the GPU paths.
-//! Buffers below the copy threshold are copied on the loop when imported and
-//! at each commit (damage only). Larger ones are copied on a worker thread
-//! ([`copy_worker`]) while their commit is held (`sync::cpu_copy`); the
-//! upload it stages is queued by [`VkRenderer::staged_upload_ready`] and the
-//! render-time import then skips its own copy.
 
-mod convert;
-pub mod copy_worker;
 pub mod frame;
-pub mod reservations;
 
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
-use drm_fourcc::{DrmFourcc, DrmModifier};
-use importer::vulkan::client_buffer::{BufferReservation, ClientBuffer};
-use importer::vulkan::cpu_import::CpuSource;
+use drm_fourcc::DrmModifier;
+use importer::format::{can_convert, convert_pixels, format_info, rgb_formats, FORMATS};
+use importer::import::{ImportPolicy, ImportStats, ReservationStats};
+use importer::renderer::{CoreOptions, RenderCore};
+use importer::vulkan::client_buffer::ClientBuffer;
 use importer::vulkan::pipeline::Filter;
-use importer::vulkan::render::{CoreOptions, RenderCore};
+use importer::vulkan::recorder::Drawable;
 use importer::vulkan::target::{Readback, Target};
-use importer::vulkan::texture::{Region, Texture as VkImageTexture};
-use importer::vulkan::{DeviceSelection, VkError};
-use importer::{format::format_info, DmabufDesc, DmabufPlane};
+use importer::vulkan::{DeviceSelection, Region, VkError};
+use importer::{DmabufDesc, DmabufPlane};
 use smithay::backend::allocator::dmabuf::{Dmabuf, DmabufFlags, WeakDmabuf};
 use smithay::backend::allocator::format::FormatSet;
 use smithay::backend::allocator::{Buffer, Format, Fourcc, Modifier};
@@ -66,7 +48,6 @@ use smithay::wayland::compositor::SurfaceData;
 use smithay::wayland::shm::{shm_format_to_fourcc, with_buffer_contents};
 
 pub use frame::VkFrame;
-pub use importer::ImportStats;
 
 /// Errors of the renderer.
 #[derive(Debug, thiserror::Error)]
@@ -85,59 +66,31 @@ pub enum Error {
     Conversion { from: Fourcc, to: Fourcc },
 }
 
-/// How to create the renderer.
+/// How to create the renderer (the CLI builds it: `Cli::renderer_options`).
 #[derive(Debug, Clone, Default)]
 pub struct RendererOptions {
-    /// Device index or name substring; `None` picks the best device.
-    pub device: Option<String>,
-    /// Import every dma-buf through the buffer path (tests the fallback).
-    pub force_buffer_path: bool,
-    /// Import every dma-buf through the CPU fallback (tests that path).
-    pub cpu_fallback: bool,
+    /// Which Vulkan device.
+    pub device: DeviceSelection,
+    /// How client buffers are imported.
+    pub import: ImportPolicy,
 }
 
-/// A texture: an imported dma-buf or an uploaded image.
+/// A texture: an imported client buffer or a compositor-owned upload.
 #[derive(Debug, Clone)]
 pub struct VkTexture {
-    pub(crate) inner: Arc<VkImageTexture>,
+    pub(crate) drawable: Drawable,
     pub(crate) y_inverted: bool,
-    /// The mapped client buffer of a CPU fallback import, copied again on
-    /// every commit of the buffer.
-    pub(crate) cpu: Option<Arc<CpuSource>>,
-    /// The client buffer's reservation (dma-buf imports; `None` for shm and
-    /// memory uploads, which the compositor owns outright).
-    pub(crate) resv: Option<Arc<BufferReservation>>,
-}
-
-impl VkTexture {
-    fn from_client(buf: ClientBuffer, y_inverted: bool) -> VkTexture {
-        VkTexture {
-            inner: buf.texture,
-            y_inverted,
-            cpu: buf.cpu,
-            resv: Some(buf.resv),
-        }
-    }
-
-    fn owned(inner: Arc<VkImageTexture>, y_inverted: bool) -> VkTexture {
-        VkTexture {
-            inner,
-            y_inverted,
-            cpu: None,
-            resv: None,
-        }
-    }
 }
 
 impl Texture for VkTexture {
     fn width(&self) -> u32 {
-        self.inner.width
+        self.drawable.width()
     }
     fn height(&self) -> u32 {
-        self.inner.height
+        self.drawable.height()
     }
     fn format(&self) -> Option<Fourcc> {
-        Some(self.inner.format.fourcc)
+        Some(self.drawable.format().fourcc)
     }
 }
 
@@ -169,7 +122,7 @@ impl Texture for VkFramebuffer<'_> {
 #[derive(Debug)]
 pub struct VkMapping {
     readback: Readback,
-    requested: Fourcc,
+    requested: importer::FormatInfo,
     converted: std::sync::OnceLock<Vec<u8>>,
 }
 
@@ -188,7 +141,7 @@ impl Texture for VkMapping {
         self.readback.region.height
     }
     fn format(&self) -> Option<Fourcc> {
-        Some(self.requested)
+        Some(self.requested.fourcc)
     }
 }
 
@@ -202,26 +155,13 @@ impl TextureMapping for VkMapping {
 #[derive(Debug)]
 pub struct VkRenderer {
     core: RenderCore,
-    cpu_fallback: bool,
     context_id: ContextId<VkTexture>,
-    dmabufs: HashMap<WeakDmabuf, VkTexture>,
-    /// Dead imports and mappings the graveyard freed once their fences
-    /// signaled (`poll_graveyard`, from the frame tick).
-    invalidated_freed: u64,
+    dmabufs: HashMap<WeakDmabuf, ClientBuffer>,
     shm: HashMap<smithay::reexports::wayland_server::backend::ObjectId, (WlBuffer, VkTexture)>,
     upscale: TextureFilter,
     downscale: TextureFilter,
     debug: DebugFlags,
-    /// Destroyed client buffers waiting for their fences.
-    reservations: reservations::Reservations,
-    /// CPU-fallback copies of at least this many bytes run on the worker.
-    copy_threshold: u64,
-    /// Buffers (reservation ids) whose next commit's upload the worker
-    /// already staged: the render-time import does not copy them again.
-    staged_by_worker: std::collections::HashSet<u64>,
 }
-
-const MEM_FORMATS: [Fourcc; 4] = [Fourcc::Argb8888, Fourcc::Xrgb8888, Fourcc::Abgr8888, Fourcc::Xbgr8888];
 
 fn filter(f: TextureFilter) -> Filter {
     match f {
@@ -259,12 +199,6 @@ fn describe(dmabuf: &Dmabuf) -> Result<DmabufDesc, Error> {
     })
 }
 
-/// Whether a GPU import error is the device's limit (take the CPU fallback)
-/// rather than the client's fault (an invalid buffer stays an error).
-fn falls_back(e: &VkError) -> bool {
-    !matches!(e, VkError::Dmabuf(_) | VkError::Io(_))
-}
-
 fn region(r: Rectangle<i32, BufferCoord>) -> Region {
     Region {
         x: r.loc.x.max(0) as u32,
@@ -274,63 +208,50 @@ fn region(r: Rectangle<i32, BufferCoord>) -> Region {
     }
 }
 
+/// The smithay formats of `infos` with `modifier`.
+fn format_set(infos: impl Iterator<Item = importer::FormatInfo>, modifier: Modifier) -> FormatSet {
+    infos
+        .map(|f| Format {
+            code: f.fourcc,
+            modifier,
+        })
+        .collect()
+}
+
 impl VkRenderer {
     /// Picks a Vulkan device and builds the renderer.
     pub fn new(options: &RendererOptions) -> Result<VkRenderer, Error> {
-        let device = options
-            .device
-            .clone()
-            .or_else(|| std::env::var("COMPOSITOR_VK_DEVICE").ok());
         let core = RenderCore::new(CoreOptions {
-            device: DeviceSelection::from_option(device.as_deref()),
-            force_buffer_path: options.force_buffer_path,
+            device: options.device.clone(),
+            import: options.import,
         })?;
         Ok(VkRenderer {
             core,
-            cpu_fallback: options.cpu_fallback,
             context_id: ContextId::new(),
             dmabufs: HashMap::new(),
-            invalidated_freed: 0,
             shm: HashMap::new(),
             upscale: TextureFilter::Linear,
             downscale: TextureFilter::Linear,
             debug: DebugFlags::empty(),
-            reservations: Default::default(),
-            copy_threshold: copy_worker::threshold(),
-            staged_by_worker: Default::default(),
         })
     }
 
-    /// The mapped source and texture of a cached CPU-fallback import whose
-    /// copy belongs on the worker (at least the copy threshold), if
-    /// `dmabuf` is one. Locks: none.
-    pub fn worker_copy_source(&self, dmabuf: &Dmabuf) -> Option<(Arc<CpuSource>, VkTexture)> {
-        let tex = self.dmabufs.get(&dmabuf.weak())?;
-        let cpu = tex.cpu.as_ref()?;
-        (cpu.copy_bytes() >= self.copy_threshold).then(|| (cpu.clone(), tex.clone()))
-    }
-
-    /// The worker staged a copy of `texture`'s buffer: queue it, and let the
-    /// render-time import of the held commit skip its own copy.
-    /// Locks: none (the texture's pending list is a leaf lock).
-    pub fn staged_upload_ready(&mut self, texture: &VkTexture, staged: importer::vulkan::texture::StagedUpload) {
-        texture.inner.queue_staged(staged);
-        if let Some(resv) = &texture.resv {
-            self.staged_by_worker.insert(resv.id());
-        }
+    /// The imported client buffer of `dmabuf` when its CPU-fallback copies
+    /// belong on a worker thread (`crate::cpu_copy`). Locks: none.
+    pub fn worker_copy(&self, dmabuf: &Dmabuf) -> Option<ClientBuffer> {
+        let buf = self.dmabufs.get(&dmabuf.weak())?;
+        buf.worker_copy().is_some().then(|| buf.clone())
     }
 
     /// Frees dead imports whose fences signaled (graveyard poll). Never
     /// blocks: call it from the frame tick. Locks: none may be held.
     pub fn poll_graveyard(&mut self) -> usize {
-        let freed = self.reservations.poll(true);
-        self.invalidated_freed += freed as u64;
-        freed
+        self.core.importer_mut().poll_graveyard(true)
     }
 
     /// Reservation counters for `--stats`.
-    pub fn reservation_stats(&self) -> reservations::ReservationStats {
-        self.reservations.stats()
+    pub fn reservation_stats(&self) -> ReservationStats {
+        self.core.importer().reservation_stats()
     }
 
     /// Exit-time teardown: destroys every cached dma-buf import (the client
@@ -338,13 +259,11 @@ impl VkRenderer {
     /// idle (blocking: teardown only, no lock held) and frees what the
     /// graveyard holds.
     pub fn teardown_imports(&mut self) {
-        for (_, tex) in self.dmabufs.drain() {
-            if let Some(resv) = &tex.resv {
-                self.reservations.destroy(resv, false);
-            }
+        for (_, buf) in self.dmabufs.drain() {
+            self.core.importer_mut().destroy(&buf, false);
         }
         self.core.wait_idle();
-        self.reservations.poll(false);
+        self.core.importer_mut().poll_graveyard(false);
     }
 
     /// The DRM render node of the device, when the driver reports it.
@@ -358,19 +277,13 @@ impl VkRenderer {
 
     /// Import counters by path.
     pub fn import_stats(&self) -> ImportStats {
-        self.core.stats()
+        self.core.importer().stats()
     }
 
-    /// SYNC: client textures freed after the in-flight frame holding their
-    /// last reference finished (asynchronous invalidation).
+    /// Client textures freed after the in-flight frame holding their last
+    /// reference finished (asynchronous invalidation).
     pub fn deferred_texture_frees(&self) -> u64 {
         self.core.deferred_texture_frees()
-    }
-
-    /// SYNC: invalidated imports freed by the graveyard while running, once
-    /// the fences of the frames that sampled them signaled.
-    pub fn invalidated_imports_freed(&self) -> u64 {
-        self.invalidated_freed
     }
 
     /// One line describing the device and its import capabilities.
@@ -391,6 +304,13 @@ impl VkRenderer {
     /// The renderer core (benchmarks and tests).
     pub fn core(&self) -> &RenderCore {
         &self.core
+    }
+
+    fn owned(&self, texture: Arc<importer::vulkan::texture::Texture>, y_inverted: bool) -> VkTexture {
+        VkTexture {
+            drawable: Drawable::Owned(texture),
+            y_inverted,
+        }
     }
 }
 
@@ -458,10 +378,8 @@ impl Renderer for VkRenderer {
     ///
     /// Locks: none may be a reservation (each destroy takes its own).
     fn cleanup_texture_cache(&mut self) -> Result<(), Error> {
-        for (_, tex) in self.dmabufs.extract_if(|weak, _| weak.is_gone()) {
-            if let Some(resv) = &tex.resv {
-                self.reservations.destroy(resv, true);
-            }
+        for (_, buf) in self.dmabufs.extract_if(|weak, _| weak.is_gone()) {
+            self.core.importer_mut().destroy(&buf, true);
         }
         self.shm.retain(|_, (buffer, _)| buffer.is_alive());
         self.core.retire();
@@ -477,22 +395,24 @@ impl ImportMem for VkRenderer {
         size: Size<i32, BufferCoord>,
         flipped: bool,
     ) -> Result<VkTexture, Error> {
-        let info = format_info(format).ok_or(Error::UnsupportedFormat(format))?;
+        let info = rgb_formats()
+            .find(|f| f.fourcc == format)
+            .ok_or(Error::UnsupportedFormat(format))?;
         let (w, h) = (size.w.max(0) as u32, size.h.max(0) as u32);
-        let inner = self
-            .core
-            .upload(data, info, w, h, w as usize * info.bytes_per_pixel as usize)?;
-        Ok(VkTexture::owned(inner, flipped))
+        let stride = w as usize * info.bytes_per_pixel as usize;
+        let texture = self.core.importer().upload(data, info, w, h, stride)?;
+        Ok(self.owned(texture, flipped))
     }
 
     fn update_memory(&mut self, texture: &VkTexture, data: &[u8], r: Rectangle<i32, BufferCoord>) -> Result<(), Error> {
-        let stride = texture.inner.width as usize * texture.inner.format.bytes_per_pixel as usize;
-        texture.inner.queue_upload(data, stride, region(r))?;
+        let tex = texture.drawable.texture();
+        let stride = tex.width as usize * tex.format.bytes_per_pixel as usize;
+        tex.queue_upload(data, stride, region(r))?;
         Ok(())
     }
 
     fn mem_formats(&self) -> Box<dyn Iterator<Item = Fourcc>> {
-        Box::new(MEM_FORMATS.into_iter())
+        Box::new(rgb_formats().map(|f| f.fourcc))
     }
 }
 
@@ -504,10 +424,12 @@ impl ImportMemWl for VkRenderer {
         damage: &[Rectangle<i32, BufferCoord>],
     ) -> Result<VkTexture, Error> {
         let cached = self.shm.get(&buffer.id()).map(|(_, t)| t.clone());
-        let core = &self.core;
+        let importer = self.core.importer();
         let result = with_buffer_contents(buffer, |ptr, len, data| -> Result<VkTexture, Error> {
             let fourcc = shm_format_to_fourcc(data.format).ok_or(Error::Shm(format!("format {:?}", data.format)))?;
-            let info = format_info(fourcc).ok_or(Error::UnsupportedFormat(fourcc))?;
+            let info = rgb_formats()
+                .find(|f| f.fourcc == fourcc)
+                .ok_or(Error::UnsupportedFormat(fourcc))?;
             let (offset, stride) = (data.offset.max(0) as usize, data.stride.max(0) as usize);
             let (w, h) = (data.width.max(0) as u32, data.height.max(0) as u32);
             let end = offset + stride * h as usize;
@@ -516,14 +438,17 @@ impl ImportMemWl for VkRenderer {
             }
             // SAFETY: smithay keeps the pool mapped for the closure and handles SIGBUS on it.
             let bytes = unsafe { std::slice::from_raw_parts(ptr.add(offset), end - offset) };
-            match cached.filter(|t| t.inner.width == w && t.inner.height == h && t.inner.format.fourcc == fourcc) {
+            match cached.filter(|t| t.width() == w && t.height() == h && t.format() == Some(fourcc)) {
                 Some(tex) => {
                     for d in damage {
-                        tex.inner.queue_upload(bytes, stride, region(*d))?;
+                        tex.drawable.texture().queue_upload(bytes, stride, region(*d))?;
                     }
                     Ok(tex)
                 }
-                None => Ok(VkTexture::owned(core.upload(bytes, info, w, h, stride)?, false)),
+                None => Ok(VkTexture {
+                    drawable: Drawable::Owned(importer.upload(bytes, info, w, h, stride)?),
+                    y_inverted: false,
+                }),
             }
         })
         .map_err(|e| Error::Shm(e.to_string()))??;
@@ -533,71 +458,39 @@ impl ImportMemWl for VkRenderer {
 }
 
 impl ImportDma for VkRenderer {
+    /// Every format in the importer's table, LINEAR: the RGB ones import
+    /// zero-copy where the device allows, YUV takes the CPU fallback and is
+    /// converted on the GPU (`importer::import` decides).
     fn dmabuf_formats(&self) -> FormatSet {
         if !self.core.ctx.caps.can_import_dmabuf() {
             return FormatSet::default();
         }
-        // NV12 (LINEAR) always takes the CPU path and is converted on the GPU
-        // by a compute shader (importer::vulkan::yuv), so any device can show it.
-        MEM_FORMATS
-            .iter()
-            .chain(&[Fourcc::Nv12])
-            .map(|&code| Format {
-                code,
-                modifier: Modifier::Linear,
-            })
-            .collect()
+        format_set(FORMATS.into_iter(), Modifier::Linear)
     }
 
+    /// A new buffer is imported once (`Importer::import` picks its path); a
+    /// cached one is refreshed with `damage` (`ClientBuffer::refresh`).
     fn import_dmabuf(
         &mut self,
         dmabuf: &Dmabuf,
         damage: Option<&[Rectangle<i32, BufferCoord>]>,
     ) -> Result<VkTexture, Error> {
-        if let Some(tex) = self.dmabufs.get(&dmabuf.weak()) {
-            let regions: Option<Vec<Region>> = damage.map(|d| d.iter().map(|r| region(*r)).collect());
-            let staged = tex.resv.as_ref().is_some_and(|r| self.staged_by_worker.remove(&r.id()));
-            match &tex.cpu {
-                Some(_) if staged => {} // the worker copied it while the commit was held
-                Some(cpu) if cpu.nv12 => cpu.copy_into(&tex.inner, None)?, // converted whole
-                Some(cpu) => match regions {
-                    Some(rs) => rs.into_iter().try_for_each(|r| cpu.copy_into(&tex.inner, Some(r)))?,
-                    None => cpu.copy_into(&tex.inner, None)?,
-                },
-                None => tex.inner.queue_dmabuf_refresh(regions.as_deref()),
+        let buf = match self.dmabufs.get(&dmabuf.weak()) {
+            Some(buf) => {
+                let regions: Option<Vec<Region>> = damage.map(|d| d.iter().map(|r| region(*r)).collect());
+                buf.refresh(regions.as_deref())?;
+                buf.clone()
             }
-            return Ok(tex.clone());
-        }
-        let desc = describe(dmabuf)?;
-        // NV12 has no GPU import path yet: its CPU path converts it (README "NV12").
-        let nv12 = desc.fourcc == DrmFourcc::Nv12;
-        let gpu = if self.cpu_fallback || nv12 {
-            None
-        } else {
-            Some(self.core.import_dmabuf(&desc))
-        };
-        let buf = match gpu {
-            Some(Ok(buf)) => buf,
-            Some(Err(e)) if !falls_back(&e) => return Err(e.into()),
-            _ => {
-                let (w, h) = (u64::from(desc.width), u64::from(desc.height));
-                let bytes = if nv12 {
-                    w * h + 2 * w.div_ceil(2) * h.div_ceil(2)
-                } else {
-                    format_info(desc.fourcc).map_or(0, |f| u64::from(f.bytes_per_pixel)) * w * h
-                };
-                if bytes >= self.copy_threshold {
-                    // Copied on the worker when committed (sync::cpu_copy).
-                    self.core.import_cpu_deferred(&desc)?
-                } else {
-                    self.core.import_cpu(&desc)?
-                }
+            None => {
+                let buf = self.core.importer_mut().import(&describe(dmabuf)?)?;
+                self.dmabufs.insert(dmabuf.weak(), buf.clone());
+                buf
             }
         };
-        self.reservations.created();
-        let tex = VkTexture::from_client(buf, dmabuf.y_inverted());
-        self.dmabufs.insert(dmabuf.weak(), tex.clone());
-        Ok(tex)
+        Ok(VkTexture {
+            drawable: Drawable::Client(buf),
+            y_inverted: dmabuf.y_inverted(),
+        })
     }
 }
 
@@ -609,26 +502,27 @@ impl Bind<VkTarget> for VkRenderer {
     }
 
     fn supported_formats(&self) -> Option<FormatSet> {
-        Some(
-            MEM_FORMATS
-                .iter()
-                .map(|&code| Format {
-                    code,
-                    modifier: Modifier::Invalid,
-                })
-                .collect(),
-        )
+        Some(format_set(rgb_formats(), Modifier::Invalid))
     }
 }
 
 impl Offscreen<VkTarget> for VkRenderer {
     fn create_buffer(&mut self, format: Fourcc, size: Size<i32, BufferCoord>) -> Result<VkTarget, Error> {
-        let info = format_info(format).ok_or(Error::UnsupportedFormat(format))?;
+        let info = rgb_formats()
+            .find(|f| f.fourcc == format)
+            .ok_or(Error::UnsupportedFormat(format))?;
         let target = self
             .core
             .create_target(info, size.w.max(1) as u32, size.h.max(1) as u32)?;
         Ok(VkTarget { target })
     }
+}
+
+/// The format a read-back of `from` is converted to, if it can be.
+fn read_back_format(from: &importer::FormatInfo, to: Fourcc) -> Result<importer::FormatInfo, Error> {
+    format_info(to)
+        .filter(|t| can_convert(from, t))
+        .ok_or(Error::Conversion { from: from.fourcc, to })
 }
 
 impl ExportMem for VkRenderer {
@@ -640,14 +534,12 @@ impl ExportMem for VkRenderer {
         r: Rectangle<i32, BufferCoord>,
         format: Fourcc,
     ) -> Result<VkMapping, Error> {
-        let from = target.target.target.format.fourcc;
-        if !convert::supported(from, format) {
-            return Err(Error::Conversion { from, to: format });
-        }
-        let readback = self.core.read_target(&target.target.target, region(r))?;
+        let target = &target.target.target;
+        let requested = read_back_format(&target.format, format)?;
+        let readback = self.core.read_target(target, region(r))?;
         Ok(VkMapping {
             readback,
-            requested: format,
+            requested,
             converted: Default::default(),
         })
     }
@@ -658,14 +550,11 @@ impl ExportMem for VkRenderer {
         r: Rectangle<i32, BufferCoord>,
         format: Fourcc,
     ) -> Result<VkMapping, Error> {
-        let from = texture.inner.format.fourcc;
-        if !convert::supported(from, format) {
-            return Err(Error::Conversion { from, to: format });
-        }
-        let readback = self.core.read_texture(&texture.inner, region(r))?;
+        let requested = read_back_format(&texture.drawable.format(), format)?;
+        let readback = self.core.read_texture(texture.drawable.texture(), region(r))?;
         Ok(VkMapping {
             readback,
-            requested: format,
+            requested,
             converted: Default::default(),
         })
     }
@@ -681,10 +570,10 @@ impl ExportMem for VkRenderer {
             return Ok(bytes);
         }
         let raw = mapping.readback.wait_bytes()?;
-        let from = mapping.readback.format.fourcc;
-        let bytes = convert::convert(raw, from, mapping.requested).ok_or(Error::Conversion {
-            from,
-            to: mapping.requested,
+        let (from, to) = (&mapping.readback.format, &mapping.requested);
+        let bytes = convert_pixels(raw, from, to).ok_or(Error::Conversion {
+            from: from.fourcc,
+            to: to.fourcc,
         })?;
         Ok(mapping.converted.get_or_init(|| bytes))
     }

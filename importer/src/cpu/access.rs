@@ -9,10 +9,11 @@ use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 use super::map::MappedPlane;
-use super::sync::{dma_buf_sync, ImplicitFences, SyncDir};
+use super::wait::ImplicitFences;
 use super::{CpuError, CpuMapping, PlaneSource};
 use crate::lockdep;
 use crate::reservation::{Pin, Reservation, ReservationGuard};
+use crate::sync::{dma_buf_sync, SyncDir};
 
 /// Creates the buffer's CPU mapping if it has none (vmap analog).
 ///
@@ -76,7 +77,8 @@ impl SyncBracket<'_> {
     fn end(&mut self) -> Result<(), CpuError> {
         let mut first = Ok(());
         for fd in self.fds.drain(..) {
-            if let Err(e) = dma_buf_sync(fd, self.dir, true) {
+            if let Err(source) = dma_buf_sync(fd, self.dir, true) {
+                let e = CpuError::Sync { what: "END", source };
                 tracing::error!("{e}");
                 if first.is_ok() {
                     first = Err(e);
@@ -112,7 +114,7 @@ pub fn with_cpu_access<G, R>(
     let dir = SyncDir::Read;
     let mut bracket = SyncBracket { fds: Vec::new(), dir };
     for fd in map.fds() {
-        dma_buf_sync(fd, dir, false)?;
+        dma_buf_sync(fd, dir, false).map_err(|source| CpuError::Sync { what: "START", source })?;
         bracket.fds.push(fd);
     }
     let out = f(&CpuView { map });

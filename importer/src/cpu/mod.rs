@@ -29,7 +29,7 @@
 
 mod access;
 mod map;
-mod sync;
+mod wait;
 
 use std::io;
 
@@ -39,7 +39,7 @@ use crate::reservation::ResvError;
 
 pub use access::{copy_plane_rows, map_planes, with_cpu_access, CpuView};
 pub use map::{CpuMapping, FdKind, PlaneSource};
-pub use sync::{dma_buf_sync, AlreadyWaited, ImplicitFences, PollReadable, SyncDir, SyncOutcome};
+pub use wait::{AlreadyWaited, ImplicitFences, PollReadable};
 
 /// Why CPU access was refused or failed.
 #[derive(Debug, Error)]

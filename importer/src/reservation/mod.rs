@@ -61,23 +61,21 @@
 pub mod acquire;
 pub mod fence;
 pub mod graveyard;
-#[cfg(all(not(loom), any(debug_assertions, feature = "lockdep")))]
-pub(crate) mod lockdep;
+mod mutex;
 mod state;
-mod sync;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use thiserror::Error;
 
 pub use acquire::{AcquireCtx, Contended};
-pub use fence::{Fence, FenceRef, Signaled, SyncFileFence};
+pub use fence::{Fence, FenceRef, Signaled};
 pub use graveyard::{evict_idle, Graveyard};
 pub use state::{DeviceId, Invalidate, Pin, ReapStats, ReservationGuard};
 
 use crate::lockdep as ld;
+use mutex::{Mutex, TryLockError};
 use state::ResvState;
-use sync::{Mutex, TryLockError};
 
 /// Why a guarded operation was refused.
 #[derive(Debug, Error, PartialEq, Eq)]

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use super::fence::{all_signaled, FenceRef};
-use super::sync::MutexGuard;
+use super::mutex::MutexGuard;
 use super::{Reservation, ResvError};
 use crate::lockdep::HeldLock;
 

@@ -1,71 +1,118 @@
-//! Client buffers under reservations: every imported client dma-buf (image
-//! path, buffer path, CPU fallback) lives under one [`BufferReservation`].
+//! An imported client buffer: its reservation, the texture the renderer
+//! samples and, on the CPU fallback, the mapped source it is copied from.
 //!
-//! DOC: what the reservation holds (locking-rules.md part B)
+//! DOC: what the reservation holds (docs/locking-rules.md, part B)
+//!
+//! A client buffer's reservation is a `super::BufferReservation`:
 //!
 //! * `G`, the GPU import, is the [`Texture`] the renderer samples: the
-//!   imported VkImage (image path), the imported VkBuffer plus its copy target
-//!   (buffer path), or the compositor-owned upload target (CPU fallback).
-//! * `M`, the CPU mapping, is the client buffer's [`CpuMapping`] (CPU fallback
-//!   only).
-//! * The fences are those of every frame that sampled the buffer
-//!   (`FrameFence`, added by `RenderCore::submit_frame` under the lock).
+//!   client's image (zero copy), the compositor image the buffer path copies
+//!   into, or the CPU fallback's upload target.
+//! * `M`, the CPU mapping, is the client buffer's `CpuMapping` (CPU
+//!   fallback only).
+//! * The fences are those of every frame that sampled the buffer, added by
+//!   `RenderCore::submit_frame` under the lock.
 //!
-//! DOC: the rules as they apply here
+//! DOC: how the rules apply here
 //!
-//! * **B1.** [`import_gpu`] and [`import_cpu`] take the guard: the import (and
-//!   the mapping) is created with the reservation held and installed with
-//!   `set_gpu_import`/`ensure_cpu_mapping`. A frame locks every buffer it
-//!   samples through one `AcquireCtx` (global id order) for the implicit-sync
-//!   export → submit → import sequence and records its fence there
-//!   (`RenderCore::submit_frame`); nothing in that window blocks.
-//! * **B2.** CPU copies run with no reservation held (`with_cpu_access`: lock
-//!   → pin → unlock → SYNC → copy → SYNC → lock → unpin), on the event loop or
-//!   on a worker thread. Creating the reservation and dropping its last
-//!   reference happen unlocked.
-//! * **B3.** When the client's dma-buf is gone the compositor calls
-//!   `Reservation::destroy` (lock → invalidate → unlock → bury in a
-//!   [`BufferGraveyard`]); the graveyard is polled from the frame tick and
-//!   frees each dead import or mapping only after the fences recorded on it
-//!   signaled. Frames in flight also keep an `Arc<Texture>`, so the two
-//!   mechanisms agree: nothing is freed while the GPU may read it.
-//! * **B4.** Cache trimming, if any, goes through `evict_idle` (try-lock only).
+//! * Rule B1: [`import_gpu`] and [`import_cpu`] take the guard, so the import
+//!   (and the mapping) is created with the reservation held.
+//! * Rule B2: CPU copies run with no reservation held (`CpuSource::stage`),
+//!   on the event loop or on a worker thread.
+//! * Rule B3: `crate::import::Importer::destroy` invalidates the buffer under
+//!   its lock and buries it; the graveyard frees it after its fences. Frames
+//!   in flight also keep an `Arc<Texture>`, so nothing is freed while the GPU
+//!   may read it.
 
 use std::sync::Arc;
 
-use super::cpu_import::CpuSource;
+use super::cpu_source::CpuSource;
 use super::texture::Texture;
+use super::upload::StagedUpload;
 use super::yuv::Nv12Pipeline;
-use super::{VkContext, VkError};
-use crate::cpu::CpuMapping;
+use super::{BufferGuard, BufferReservation, Region, VkContext, VkError, DEVICE};
 use crate::dmabuf::DmabufDesc;
-use crate::reservation::{DeviceId, Graveyard, Reservation, ReservationGuard};
 
-/// The reservation of one imported client buffer.
-pub type BufferReservation = Reservation<Texture, CpuMapping>;
-/// Its guard: proof the buffer's reservation is held.
-pub type BufferGuard<'a> = ReservationGuard<'a, Texture, CpuMapping>;
-/// Reservations of destroyed buffers, waiting for their fences.
-pub type BufferGraveyard = Graveyard<Texture, CpuMapping>;
-
-/// The renderer's one device (the compositor has a single GPU so far).
-pub const DEVICE: DeviceId = DeviceId(0);
-
-/// An imported client buffer: its reservation, the texture the renderer
-/// samples (the reservation's GPU import, shared) and, for the CPU fallback,
-/// the mapped source it is copied from.
+/// An imported client buffer. Cloning shares it.
 #[derive(Debug, Clone)]
 pub struct ClientBuffer {
-    pub resv: Arc<BufferReservation>,
-    pub texture: Arc<Texture>,
-    pub cpu: Option<Arc<CpuSource>>,
+    resv: Arc<BufferReservation>,
+    texture: Arc<Texture>,
+    cpu: Option<Arc<CpuSource>>,
 }
 
-/// GPU import (image or buffer path) of `desc`, installed as the buffer's
-/// GPU import for [`DEVICE`].
+impl ClientBuffer {
+    pub(crate) fn new(resv: Arc<BufferReservation>, texture: Arc<Texture>, cpu: Option<CpuSource>) -> Self {
+        ClientBuffer {
+            resv,
+            texture,
+            cpu: cpu.map(Arc::new),
+        }
+    }
+
+    /// The buffer id (its reservation's; the global acquire order).
+    pub fn id(&self) -> u64 {
+        self.resv.id()
+    }
+
+    pub fn reservation(&self) -> &Arc<BufferReservation> {
+        &self.resv
+    }
+
+    /// The texture the renderer samples.
+    pub fn texture(&self) -> &Arc<Texture> {
+        &self.texture
+    }
+
+    /// The CPU fallback's source, if the buffer took that path.
+    pub fn cpu_source(&self) -> Option<&Arc<CpuSource>> {
+        self.cpu.as_ref()
+    }
+
+    /// The client committed the buffer again: bring the texture up to date
+    /// with `damage` (all if `None`). The zero-copy image *is* the client's
+    /// memory (nothing to do); the buffer path queues a GPU copy; the CPU
+    /// fallback copies now, unless a worker already staged this copy
+    /// ([`ClientBuffer::accept_staged`]). YUV is always converted whole.
+    ///
+    /// Locks: none may be a reservation (a CPU copy takes this one briefly).
+    pub fn refresh(&self, damage: Option<&[Region]>) -> Result<(), VkError> {
+        let Some(cpu) = &self.cpu else {
+            self.texture.queue_client_copy(damage);
+            return Ok(());
+        };
+        if cpu.take_staged_ahead() {
+            return Ok(());
+        }
+        match damage {
+            Some(regions) if !cpu.format.yuv => regions.iter().try_for_each(|r| cpu.copy_into(&self.texture, Some(*r))),
+            _ => cpu.copy_into(&self.texture, None),
+        }
+    }
+
+    /// The mapped source, when this buffer's copies belong on a worker thread
+    /// (CPU fallback, at least the worker threshold).
+    pub fn worker_copy(&self) -> Option<&Arc<CpuSource>> {
+        self.cpu.as_ref().filter(|c| c.on_worker())
+    }
+
+    /// A worker staged a full copy of the buffer: queue it on the texture;
+    /// the next [`ClientBuffer::refresh`] does not copy again.
+    ///
+    /// Locks: none needed (the texture's pending list is a leaf lock).
+    pub fn accept_staged(&self, staged: StagedUpload) {
+        self.texture.queue_staged(staged);
+        if let Some(cpu) = &self.cpu {
+            cpu.set_staged_ahead();
+        }
+    }
+}
+
+/// GPU import (zero-copy image or buffer path) of `desc`, installed as the
+/// buffer's GPU import for [`DEVICE`].
 ///
 /// Locks: this buffer's reservation (the guard); rule B1. Never blocks.
-pub fn import_gpu(
+pub(crate) fn import_gpu(
     guard: &mut BufferGuard<'_>,
     ctx: &Arc<VkContext>,
     layout: ash::vk::DescriptorSetLayout,
@@ -78,24 +125,25 @@ pub fn import_gpu(
 
 /// CPU fallback import of `desc`: maps the client's planes (the buffer's CPU
 /// mapping) and creates the compositor-owned upload target (its GPU import).
-/// Copies nothing: the first copy runs after unlocking
-/// ([`CpuSource::copy_into`] or a worker, rule B2).
+/// Copies nothing: copies run after unlocking (rule B2).
 ///
 /// Locks: this buffer's reservation (the guard); `resv` must be the
 /// reservation the guard locks. Never blocks.
-pub fn import_cpu(
+pub(crate) fn import_cpu(
     guard: &mut BufferGuard<'_>,
     resv: &Arc<BufferReservation>,
     ctx: &Arc<VkContext>,
     layout: ash::vk::DescriptorSetLayout,
     nv12: &Arc<Nv12Pipeline>,
     desc: &DmabufDesc,
+    worker_threshold: u64,
 ) -> Result<(Arc<Texture>, CpuSource), VkError> {
-    let source = CpuSource::map(guard, resv, ctx, desc)?;
-    let tex = if source.nv12 {
-        Texture::new_nv12_target(ctx, layout, nv12, source.width, source.height)?
+    let source = CpuSource::map(guard, resv, ctx, desc, worker_threshold)?;
+    let (w, h) = (source.width, source.height);
+    let tex = if source.format.yuv {
+        Texture::new_nv12_target(ctx, layout, nv12, source.format, w, h)?
     } else {
-        Texture::new_owned_unshared(ctx, layout, source.format, source.width, source.height)?
+        Texture::new_owned(ctx, layout, source.format, w, h)?
     };
     Ok((guard.set_gpu_import(DEVICE, tex)?, source))
 }

@@ -171,3 +171,100 @@ impl Drop for HostBuffer {
         }
     }
 }
+
+/// An image and the memory bound to it, destroyed on drop unless
+/// [`ImageAlloc::into_raw`] hands them over (to a texture or a target).
+pub struct ImageAlloc<'a> {
+    ctx: &'a VkContext,
+    pub image: vk::Image,
+    pub memory: vk::DeviceMemory,
+}
+
+impl<'a> ImageAlloc<'a> {
+    /// Takes ownership of `image` (no memory yet).
+    pub fn new(ctx: &'a VkContext, image: vk::Image) -> Self {
+        ImageAlloc {
+            ctx,
+            image,
+            memory: vk::DeviceMemory::null(),
+        }
+    }
+
+    /// `vkBindImageMemory` of `memory`, which this allocation owns from now on.
+    pub fn bind(&mut self, memory: vk::DeviceMemory, call: &'static str) -> Result<(), VkError> {
+        self.memory = memory;
+        unsafe { self.ctx.device.bind_image_memory(self.image, memory, 0) }.call(call)
+    }
+
+    /// A device-local (else any) allocation for the image, bound.
+    pub fn allocate_and_bind(&mut self, what: &'static str) -> Result<(), VkError> {
+        let ctx = self.ctx;
+        let reqs = unsafe { ctx.device.get_image_memory_requirements(self.image) };
+        let type_index = ctx
+            .memory_type(reqs.memory_type_bits, vk::MemoryPropertyFlags::DEVICE_LOCAL)
+            .or_else(|| ctx.memory_type(reqs.memory_type_bits, vk::MemoryPropertyFlags::empty()))
+            .ok_or(VkError::NoMemoryType(what))?;
+        let alloc = vk::MemoryAllocateInfo::default()
+            .allocation_size(reqs.size)
+            .memory_type_index(type_index);
+        let memory = unsafe { ctx.device.allocate_memory(&alloc, None) }.call("vkAllocateMemory(image)")?;
+        self.bind(memory, "vkBindImageMemory")
+    }
+
+    pub fn into_raw(self) -> (vk::Image, vk::DeviceMemory) {
+        let out = (self.image, self.memory);
+        std::mem::forget(self);
+        out
+    }
+}
+
+impl Drop for ImageAlloc<'_> {
+    fn drop(&mut self) {
+        unsafe {
+            self.ctx.device.destroy_image(self.image, None);
+            if self.memory != vk::DeviceMemory::null() {
+                self.ctx.device.free_memory(self.memory, None);
+            }
+        }
+    }
+}
+
+/// A buffer and the memory bound to it, destroyed on drop unless
+/// [`BufferAlloc::into_raw`] hands them over.
+pub struct BufferAlloc<'a> {
+    ctx: &'a VkContext,
+    pub buffer: vk::Buffer,
+    pub memory: vk::DeviceMemory,
+}
+
+impl<'a> BufferAlloc<'a> {
+    pub fn new(ctx: &'a VkContext, buffer: vk::Buffer) -> Self {
+        BufferAlloc {
+            ctx,
+            buffer,
+            memory: vk::DeviceMemory::null(),
+        }
+    }
+
+    pub fn bind(&mut self, memory: vk::DeviceMemory, call: &'static str) -> Result<(), VkError> {
+        self.memory = memory;
+        unsafe { self.ctx.device.bind_buffer_memory(self.buffer, memory, 0) }.call(call)
+    }
+
+    pub fn into_raw(self) -> (vk::Buffer, vk::DeviceMemory) {
+        let out = (self.buffer, self.memory);
+        std::mem::forget(self);
+        out
+    }
+}
+
+impl Drop for BufferAlloc<'_> {
+    fn drop(&mut self) {
+        unsafe {
+            self.ctx.device.destroy_buffer(self.buffer, None);
+            if self.memory != vk::DeviceMemory::null() {
+                self.ctx.device.free_memory(self.memory, None);
+            }
+        }
+    }
+}

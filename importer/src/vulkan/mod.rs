@@ -1,25 +1,35 @@
-//! Vulkan side of the importer.
+//! The Vulkan layer of the importer: the mechanisms the import decision
+//! (`crate::import`) and the renderer core (`crate::renderer`) are built from.
 //!
-//! * [`context`]: instance, device choice and the import capabilities probe.
-//! * [`memory`]: importing a dma-buf fd as `VkDeviceMemory`.
-//! * [`texture`]: sampled images: imported dma-bufs (image or buffer path) and
-//!   compositor-owned images filled by staging uploads.
+//! * [`context`], [`caps`]: instance, device choice, import capabilities.
+//! * [`memory`]: dma-buf memory imports, host-visible buffers, owned allocations.
+//! * [`dmabuf_image`]: VkImages and VkBuffers bound to a dma-buf's memory.
+//! * [`texture`]: sampled images (client image, buffer-path copy, owned).
+//! * [`upload`]: staged uploads and the copies queued on textures.
+//! * [`barrier`]: layout transitions and foreign queue-family transfers.
+//! * [`cpu_source`]: the CPU fallback's mapped source and its staged copies.
+//! * [`client_buffer`]: an imported client buffer under its reservation.
+//! * [`yuv`]: the NV12 → RGBA compute conversion.
 //! * [`pipeline`]: the textured-quad pipeline (shaders from `shaders/`).
-//! * [`target`]: offscreen render targets and their read-back.
-//! * [`frame`]: command recording and submission; fences the loop can poll.
-//! * [`client_buffer`]: every imported client buffer under its reservation.
-//! * [`cpu_import`]: the CPU fallback (mapping + staged copies).
+//! * [`target`]: render targets (offscreen, imported scan-out) and read-backs.
+//! * [`ring`]: the command ring, frames in flight and their fences.
+//! * [`recorder`]: recording a frame; locking and fencing what it samples.
+//! * [`semaphore`]: sync_files ↔ `SYNC_FD` semaphores.
 
+pub mod barrier;
 pub mod caps;
 pub mod client_buffer;
 pub mod context;
-pub mod cpu_import;
-pub mod frame;
+pub mod cpu_source;
+pub mod dmabuf_image;
 pub mod memory;
 pub mod pipeline;
-pub mod render;
+pub mod recorder;
+pub mod ring;
+pub mod semaphore;
 pub mod target;
 pub mod texture;
+pub mod upload;
 pub mod yuv;
 
 pub use caps::DeviceCaps;
@@ -28,7 +38,22 @@ pub use context::{DeviceSelection, VkContext};
 use ash::vk;
 use thiserror::Error;
 
+use crate::cpu::CpuMapping;
 use crate::dmabuf::DmabufError;
+use crate::reservation::{DeviceId, Graveyard, Reservation, ReservationGuard};
+use texture::Texture;
+
+/// The reservation of one imported client buffer: its GPU import is the
+/// texture the renderer samples, its CPU mapping exists on the CPU fallback
+/// (docs/locking-rules.md, part B).
+pub type BufferReservation = Reservation<Texture, CpuMapping>;
+/// Its guard: proof the buffer's reservation is held.
+pub type BufferGuard<'a> = ReservationGuard<'a, Texture, CpuMapping>;
+/// Reservations of destroyed buffers, waiting for their fences.
+pub type BufferGraveyard = Graveyard<Texture, CpuMapping>;
+
+/// The renderer's one device (the compositor has a single GPU so far).
+pub const DEVICE: DeviceId = DeviceId(0);
 
 /// Errors of the Vulkan layer.
 #[derive(Debug, Error)]
@@ -53,6 +78,39 @@ pub enum VkError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Reservation(#[from] crate::reservation::ResvError),
+}
+
+/// A rectangle in buffer pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Region {
+    /// The whole of a `width`×`height` image.
+    pub fn full(width: u32, height: u32) -> Region {
+        Region {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    }
+
+    /// Clamps to a `width`×`height` image; `None` if nothing is left.
+    pub fn clamp(self, width: u32, height: u32) -> Option<Region> {
+        let x1 = self.x.saturating_add(self.width).min(width);
+        let y1 = self.y.saturating_add(self.height).min(height);
+        (self.x < x1 && self.y < y1).then(|| Region {
+            x: self.x,
+            y: self.y,
+            width: x1 - self.x,
+            height: y1 - self.y,
+        })
+    }
 }
 
 /// Turns a `vk::Result` into a [`VkError`] naming the call.

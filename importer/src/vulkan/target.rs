@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use ash::vk;
 
-use super::frame::FrameFence;
 use std::os::fd::AsFd;
 
-use super::memory::{Dedicated, HostBuffer};
-use super::texture::{color_range, Region};
-use super::{VkContext, VkError, VkResultExt};
+use super::barrier::color_range;
+use super::dmabuf_image::{create_dmabuf_image, image_info, linear_pitch_mismatch};
+use super::memory::{import_dmabuf_memory, Dedicated, HostBuffer};
+use super::ring::FrameFence;
+use super::{Region, VkContext, VkError, VkResultExt};
 use crate::dmabuf::DmabufDesc;
 use crate::format::FormatInfo;
 
@@ -97,14 +98,14 @@ impl Target {
             modifier = format_args!("{:#x}", u64::from(desc.modifier)),
             "importing a scan-out buffer as a colour attachment"
         );
-        let image = super::texture::create_dmabuf_image(ctx, &format, desc, usage, with_modifier)
-            .call("vkCreateImage(scan-out dma-buf)")?;
+        let image =
+            create_dmabuf_image(ctx, &format, desc, usage, with_modifier).call("vkCreateImage(scan-out dma-buf)")?;
         let destroy_image = |e: VkError| {
             unsafe { dev.destroy_image(image, None) };
             e
         };
         if !with_modifier {
-            if let Some(driver_pitch) = super::texture::linear_pitch_mismatch(ctx, image, plane.stride) {
+            if let Some(driver_pitch) = linear_pitch_mismatch(ctx, image, plane.stride) {
                 return Err(destroy_image(VkError::Unsupported(format!(
                     "LINEAR row pitch {driver_pitch} != scan-out pitch {}",
                     plane.stride
@@ -119,8 +120,8 @@ impl Target {
                 reqs.size
             ))));
         }
-        let memory = super::memory::import_dmabuf_memory(ctx, plane.fd.as_fd(), reqs, Dedicated::Image(image))
-            .map_err(destroy_image)?;
+        let memory =
+            import_dmabuf_memory(ctx, plane.fd.as_fd(), reqs, Dedicated::Image(image)).map_err(destroy_image)?;
         if let Err(result) = unsafe { dev.bind_image_memory(image, memory, 0) } {
             unsafe { dev.free_memory(memory, None) };
             return Err(destroy_image(VkError::Call {
@@ -139,7 +140,7 @@ impl Target {
         let usage = vk::ImageUsageFlags::COLOR_ATTACHMENT
             | vk::ImageUsageFlags::TRANSFER_SRC
             | vk::ImageUsageFlags::TRANSFER_DST;
-        let info = super::texture::image_info(&format, width, height, vk::ImageTiling::OPTIMAL, usage);
+        let info = image_info(&format, width, height, vk::ImageTiling::OPTIMAL, usage);
         let image = unsafe { dev.create_image(&info, None) }.call("vkCreateImage(target)")?;
         let reqs = unsafe { dev.get_image_memory_requirements(image) };
         let Some(type_index) = ctx

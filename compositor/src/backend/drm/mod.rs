@@ -33,11 +33,13 @@ pub mod output;
 pub mod scanout;
 pub mod session;
 
+pub use scanout::DrmAllocator;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use smithay::{
     backend::{
         allocator::Fourcc,
@@ -67,7 +69,6 @@ use tracing::{debug, error, info, warn};
 
 use super::{headless::CLEAR_COLOR, Backend};
 use crate::{
-    cli::DrmAllocator,
     render::{VkRenderer, VkTarget},
     screenshot::RgbaImage,
     state::State,
@@ -85,7 +86,7 @@ pub struct DrmOptions {
 }
 
 /// `"drm"` in `--stats`.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct DrmStats {
     /// Card node driven, and the session that opened it.
     pub device: String,
@@ -94,8 +95,9 @@ pub struct DrmStats {
     pub allocator: String,
     /// Frames rendered straight into the scan-out buffers (imported dma-bufs).
     pub zero_copy: bool,
-    /// Frames copied from the offscreen target into a scan-out buffer (fallback).
-    pub cpu_copies: u64,
+    /// Frames copied by the CPU from the offscreen target into a scan-out
+    /// buffer (fallback).
+    pub copied_frames: u64,
     /// Atomic commits queued (page flips and modesets) and their completion
     /// events; every counted frame is one completed flip.
     pub flips_queued: u64,
@@ -138,7 +140,7 @@ pub struct DrmBackend {
     pub renderer: VkRenderer,
     pub output: Output,
     /// SYNC: buffers held until the frames that sampled them are done.
-    pub releases: crate::sync::release::PendingReleases,
+    pub releases: crate::buffer_sync::release::PendingReleases,
     pub stats: DrmStats,
     session: LibSeatSession,
     libinput: Option<Libinput>,
@@ -266,7 +268,7 @@ impl DrmBackend {
                 .map_texture(mapping)
                 .map_err(|e| anyhow::anyhow!("mapping the offscreen read-back: {e}"))?;
             scanout::copy_into(&self.scanout.buffers[back].dmabuf, bytes)?;
-            self.stats.cpu_copies += 1;
+            self.stats.copied_frames += 1;
         }
         // SYNC: where the GPU may still be writing, the kernel waits for it.
         let in_fence = frame
@@ -310,7 +312,7 @@ struct RenderedFrame {
     back: usize,
     readback: Option<<VkRenderer as ExportMem>::TextureMapping>,
     states: RenderElementStates,
-    fence: Option<std::sync::Arc<importer::vulkan::frame::FrameFence>>,
+    fence: Option<std::sync::Arc<importer::vulkan::ring::FrameFence>>,
 }
 
 impl Drop for DrmBackend {

@@ -9,7 +9,7 @@
 //! pitch the driver's LINEAR layout does not match, a modifier it cannot
 //! take), frames are rendered into one offscreen target and copied into the
 //! buffer through its CPU mapping (`DMA_BUF_IOCTL_SYNC` bracket). That is
-//! logged once and counted per frame (`drm.cpu_copies` in `--stats`).
+//! logged once and counted per frame (`drm.copied_frames` in `--stats`).
 //! `COMPOSITOR_DRM_FORCE_COPY=1` takes this path on purpose (the VM test).
 //!
 //! These buffers are the compositor's own, not client buffers: they have no
@@ -29,7 +29,16 @@ use smithay::backend::drm::DrmDeviceFd;
 use smithay::reexports::drm::control::framebuffer;
 use tracing::{info, warn};
 
-use crate::cli::DrmAllocator;
+/// How scan-out buffers are allocated (`--drm-allocator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DrmAllocator {
+    /// GBM if the device has a GBM driver, dumb buffers otherwise.
+    Auto,
+    /// GBM buffer objects (LINEAR, SCANOUT | RENDERING).
+    Gbm,
+    /// Dumb buffers exported as dma-bufs with PRIME.
+    Dumb,
+}
 use crate::render::{VkRenderer, VkTarget};
 use crate::screenshot::RgbaImage;
 
@@ -147,10 +156,8 @@ impl Scanout {
             },
         };
         let mut buffers = Vec::new();
-        // COMPOSITOR_DRM_FORCE_COPY=1 takes the fallback on purpose (tests it).
-        let mut import_error = std::env::var_os("COMPOSITOR_DRM_FORCE_COPY")
-            .is_some_and(|v| v == "1")
-            .then(|| "COMPOSITOR_DRM_FORCE_COPY=1".to_string());
+        // A test hook can take the fallback on purpose.
+        let mut import_error = crate::test_hooks::drm_force_copy().then(|| "forced by a test hook".to_string());
         for (alloc, dmabuf, fb) in allocs {
             let target = match import_error.is_none().then(|| renderer.import_scanout(&dmabuf)) {
                 None => None,
@@ -172,7 +179,7 @@ impl Scanout {
         let offscreen = if let Some(err) = import_error {
             warn!(
                 "cannot render into the scan-out buffers ({err}); rendering offscreen and copying each frame \
-                 into the mapped buffer (counted as drm.cpu_copies)"
+                 into the mapped buffer (counted as drm.copied_frames)"
             );
             buffers.iter_mut().for_each(|b| b.target = None);
             let target = smithay::backend::renderer::Offscreen::<VkTarget>::create_buffer(
@@ -242,10 +249,10 @@ impl<'a> Mapped<'a> {
     }
 
     /// Runs `f` on the mapped bytes between SYNC START and END (`dir`).
-    fn access<R>(&self, dir: importer::cpu::SyncDir, f: impl FnOnce(*mut u8) -> R) -> anyhow::Result<R> {
-        importer::cpu::dma_buf_sync(self.fd, dir, false).context("DMA_BUF_IOCTL_SYNC START")?;
+    fn access<R>(&self, dir: importer::sync::SyncDir, f: impl FnOnce(*mut u8) -> R) -> anyhow::Result<R> {
+        importer::sync::dma_buf_sync(self.fd, dir, false).context("DMA_BUF_IOCTL_SYNC START")?;
         let out = f(self.ptr);
-        importer::cpu::dma_buf_sync(self.fd, dir, true).context("DMA_BUF_IOCTL_SYNC END")?;
+        importer::sync::dma_buf_sync(self.fd, dir, true).context("DMA_BUF_IOCTL_SYNC END")?;
         Ok(out)
     }
 }
@@ -269,7 +276,7 @@ pub fn copy_into(dmabuf: &Dmabuf, src: &[u8]) -> anyhow::Result<()> {
         src.len(),
         row * h
     );
-    map.access(importer::cpu::SyncDir::Write, |ptr| {
+    map.access(importer::sync::SyncDir::Write, |ptr| {
         for y in 0..h {
             // SAFETY: within the mapping (checked in Mapped::new; row <= stride).
             unsafe {
@@ -289,7 +296,7 @@ pub fn read_rgba(dmabuf: &Dmabuf) -> anyhow::Result<RgbaImage> {
     let map = Mapped::new(dmabuf, false)?;
     let (w, h) = (dmabuf.width(), dmabuf.height());
     let mut pixels = vec![0u8; w as usize * h as usize * 4];
-    map.access(importer::cpu::SyncDir::Read, |ptr| {
+    map.access(importer::sync::SyncDir::Read, |ptr| {
         for y in 0..h as usize {
             // SAFETY: within the mapping (checked in Mapped::new).
             let row = unsafe { std::slice::from_raw_parts(ptr.add(map.offset + y * map.stride), w as usize * 4) };

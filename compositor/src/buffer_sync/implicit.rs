@@ -53,14 +53,14 @@ fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::Dis
     let Some(dmabuf) = get_dmabuf(&buffer).ok().cloned() else {
         return;
     };
-    if state.sync.policy == AcquirePolicy::Gpu && state.sync.gpu_wait {
+    if state.buffer_sync.policy == AcquirePolicy::Gpu && state.buffer_sync.gpu_wait {
         // The renderer waits on the GPU (importer::vulkan::frame, acquire_implicit).
         return;
     }
     let Ok((blocker, source)) = dmabuf.generate_blocker(Interest::READ) else {
         return; // AlreadyReady: every write fence has signaled.
     };
-    let Some(handle) = state.sync.loop_handle.clone() else {
+    let Some(handle) = state.buffer_sync.loop_handle.clone() else {
         return;
     };
     let Some(client) = surface.client() else { return };
@@ -72,7 +72,7 @@ fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::Dis
         Ok(())
     }) {
         Ok(_) => {
-            state.sync.stats.implicit_held += 1;
+            state.buffer_sync.stats.implicit_held += 1;
             debug!(surface = ?surface.id(), "commit held until the dma-buf's write fences signal");
             add_blocker(surface, blocker);
         }

@@ -1,13 +1,15 @@
-//! The renderer core: what the compositor's smithay `Renderer` drives.
+//! The renderer core: what the compositor's smithay `Renderer` drives. One
+//! Vulkan device, its command ring and pipelines, and the [`Importer`] that
+//! decides how client buffers reach it.
 //!
 //! DOC: threading and blocking
 //!
 //! A [`RenderCore`] is used from the event loop thread. Nothing here waits on
-//! the GPU except [`super::target::Readback::wait_bytes`] and teardown
+//! the GPU except `Readback::wait_bytes` and teardown
 //! ([`RenderCore::wait_idle`]); both call `lockdep::might_block`. Finished
 //! frames are retired by polling their fences ([`RenderCore::retire`]).
 //!
-//! DOC: locks taken here, in hierarchy order (see [`crate::lockdep`])
+//! DOC: locks taken here, in hierarchy order (docs/locking-rules.md, B5)
 //!
 //! reservation(s) of the sampled client buffers, through one `AcquireCtx`
 //! ([`RenderCore::submit_frame`]) → the command ring ([`lockdep::DEVICE_RING`])
@@ -17,28 +19,29 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ash::vk;
-use tracing::{info, warn};
+use tracing::info;
 
-use super::client_buffer::{self, BufferReservation, ClientBuffer};
-use super::frame::{CommandRing, FrameFence, Recorder};
-use super::memory::HostBuffer;
-use super::pipeline::{Filter, Pipelines};
-use super::target::{Readback, Target};
-use super::texture::{buffer_image_copy, image_barrier, pipeline_barrier, Region, Texture};
-use super::{DeviceSelection, VkContext, VkError};
 use crate::dmabuf::DmabufDesc;
-use crate::format::{format_info, FormatInfo};
+use crate::format::FormatInfo;
+use crate::import::{ImportPolicy, Importer};
 use crate::lockdep::{self, HeldLock};
 use crate::reservation::{AcquireCtx, FenceRef};
-use crate::stats::{ImportCounters, ImportPath, ImportStats};
-use drm_fourcc::DrmFourcc;
+use crate::vulkan::barrier::{image_barrier, pipeline_barrier};
+use crate::vulkan::memory::HostBuffer;
+use crate::vulkan::pipeline::{Filter, Pipelines};
+use crate::vulkan::recorder::Recorder;
+use crate::vulkan::ring::{CommandRing, FrameFence};
+use crate::vulkan::semaphore::SemaphoreSyncFd;
+use crate::vulkan::target::{Readback, Target};
+use crate::vulkan::texture::Texture;
+use crate::vulkan::upload::buffer_image_copy;
+use crate::vulkan::{BufferReservation, DeviceSelection, Region, VkContext, VkError};
 
 /// Options of the renderer core.
 #[derive(Debug, Clone, Default)]
 pub struct CoreOptions {
     pub device: DeviceSelection,
-    /// Take the buffer path for every dma-buf (testing the fallback).
-    pub force_buffer_path: bool,
+    pub import: ImportPolicy,
 }
 
 /// The command ring's lock, known to the validator.
@@ -66,12 +69,9 @@ pub struct RenderCore {
     ring: Mutex<CommandRing>,
     pipelines: Pipelines,
     blank: Arc<Texture>,
-    counters: ImportCounters,
-    options: CoreOptions,
-    /// SYNC: SYNC_FD semaphore support, probed once.
-    sync: crate::sync::SemaphoreSyncFd,
-    /// NV12 → RGBA conversion (compute), for NV12 CPU-fallback imports.
-    nv12: Arc<super::yuv::Nv12Pipeline>,
+    importer: Importer,
+    /// SYNC_FD semaphore support, probed once.
+    sync: SemaphoreSyncFd,
 }
 
 impl std::fmt::Debug for RenderCore {
@@ -87,21 +87,29 @@ impl RenderCore {
         let ctx = Arc::new(VkContext::new(&options.device)?);
         let pipelines = Pipelines::new(&ctx)?;
         let ring = CommandRing::new(&ctx)?;
-        let blank_format = format_info(DrmFourcc::Argb8888).expect("ARGB8888 is supported");
-        let blank = Texture::new_owned(&ctx, pipelines.texture_layout, blank_format, 1, 1)?;
-        let sync = crate::sync::SemaphoreSyncFd::probe(&ctx);
+        let blank_format =
+            crate::format::format_info(drm_fourcc::DrmFourcc::Argb8888).expect("ARGB8888 is in the table");
+        let blank = Arc::new(Texture::new_owned(&ctx, pipelines.texture_layout, blank_format, 1, 1)?);
+        let sync = SemaphoreSyncFd::probe(&ctx);
         info!("{}", sync.summary());
-        let nv12 = Arc::new(super::yuv::Nv12Pipeline::new(&ctx)?);
+        let importer = Importer::new(&ctx, pipelines.texture_layout, options.import)?;
         Ok(RenderCore {
             ctx,
             ring: Mutex::new(ring),
             pipelines,
             blank,
-            counters: ImportCounters::default(),
-            options,
+            importer,
             sync,
-            nv12,
         })
+    }
+
+    /// The import decision and the client buffers' graveyard.
+    pub fn importer(&self) -> &Importer {
+        &self.importer
+    }
+
+    pub fn importer_mut(&mut self) -> &mut Importer {
+        &mut self.importer
     }
 
     /// Locks the command ring. Locks: may be taken under reservations
@@ -114,128 +122,6 @@ impl RenderCore {
         }
     }
 
-    /// Import counters by path.
-    pub fn stats(&self) -> ImportStats {
-        self.counters.snapshot()
-    }
-
-    /// Imports a client dma-buf (see [`Texture::import_dmabuf`]) under a new
-    /// reservation and records the path it took in the counters and the log.
-    ///
-    /// Locks: none may be a reservation (creates one, "attach", and takes it
-    /// for the import only).
-    pub fn import_dmabuf(&self, desc: &DmabufDesc) -> Result<ClientBuffer, VkError> {
-        let resv = Arc::new(BufferReservation::new());
-        let imported = {
-            let mut guard = resv.lock();
-            client_buffer::import_gpu(
-                &mut guard,
-                &self.ctx,
-                self.pipelines.texture_layout,
-                desc,
-                self.options.force_buffer_path,
-            )
-        };
-        match imported {
-            Ok(tex) => {
-                self.counters.record(tex.path);
-                info!(
-                    width = desc.width,
-                    height = desc.height,
-                    format = ?desc.fourcc,
-                    stride = desc.planes.first().map(|p| p.stride),
-                    path = tex.path.as_str(),
-                    buffer = resv.id(),
-                    "imported dma-buf"
-                );
-                Ok(ClientBuffer {
-                    resv,
-                    texture: tex,
-                    cpu: None,
-                })
-            }
-            Err(e) => {
-                self.counters.record_failure();
-                warn!(format = ?desc.fourcc, width = desc.width, height = desc.height, "dma-buf import failed: {e}");
-                Err(e)
-            }
-        }
-    }
-
-    /// CPU fallback import of a client buffer (see [`super::cpu_import`]),
-    /// with its first full copy queued. Counted and logged like the GPU paths.
-    ///
-    /// Locks: none may be a reservation. The mapping and the upload target are
-    /// created under the new buffer's reservation; the copy runs after
-    /// unlocking (rule B2).
-    pub fn import_cpu(&self, desc: &DmabufDesc) -> Result<ClientBuffer, VkError> {
-        self.import_cpu_deferred(desc).and_then(|buf| {
-            let cpu = buf.cpu.as_ref().expect("CPU import has a source");
-            cpu.copy_into(&buf.texture, None)?;
-            Ok(buf)
-        })
-    }
-
-    /// [`RenderCore::import_cpu`] without the first copy: the caller copies
-    /// (for instance on a worker thread, `CpuSource::stage`) and queues it.
-    /// The texture is transparent until then.
-    ///
-    /// Locks: none may be a reservation.
-    pub fn import_cpu_deferred(&self, desc: &DmabufDesc) -> Result<ClientBuffer, VkError> {
-        let resv = Arc::new(BufferReservation::new());
-        let imported = {
-            let mut guard = resv.lock();
-            client_buffer::import_cpu(
-                &mut guard,
-                &resv,
-                &self.ctx,
-                self.pipelines.texture_layout,
-                &self.nv12,
-                desc,
-            )
-        };
-        match imported {
-            Ok((tex, source)) => {
-                self.counters.record(ImportPath::Cpu);
-                info!(width = desc.width, height = desc.height, format = ?desc.fourcc, path = ImportPath::Cpu.as_str(), buffer = resv.id(), "imported dma-buf");
-                Ok(ClientBuffer {
-                    resv,
-                    texture: tex,
-                    cpu: Some(Arc::new(source)),
-                })
-            }
-            Err(e) => {
-                self.counters.record_failure();
-                warn!(format = ?desc.fourcc, "CPU fallback import failed: {e}");
-                Err(e)
-            }
-        }
-    }
-
-    /// A texture filled from CPU memory (`data` rows of `stride` bytes).
-    pub fn upload(
-        &self,
-        data: &[u8],
-        format: FormatInfo,
-        width: u32,
-        height: u32,
-        stride: usize,
-    ) -> Result<Arc<Texture>, VkError> {
-        let tex = Texture::new_owned(&self.ctx, self.pipelines.texture_layout, format, width, height)?;
-        tex.queue_upload(
-            data,
-            stride,
-            Region {
-                x: 0,
-                y: 0,
-                width,
-                height,
-            },
-        )?;
-        self.counters.record(ImportPath::Shm);
-        Ok(tex)
-    }
-
     pub fn create_target(&self, format: FormatInfo, width: u32, height: u32) -> Result<Target, VkError> {
         Target::new(&self.ctx, format, width, height)
     }
@@ -246,7 +132,8 @@ impl RenderCore {
         Target::import_dmabuf(&self.ctx, format, desc)
     }
 
-    /// Starts recording a frame into `target`.
+    /// Starts recording a frame into `target`. Submit it with
+    /// [`RenderCore::submit_frame`].
     pub fn begin_frame(&self, target: &Target, filter: Filter) -> Result<Recorder, VkError> {
         let mut ring = self.ring();
         ring.retire();
@@ -262,7 +149,7 @@ impl RenderCore {
     /// Submits a recorded frame.
     ///
     /// Locks: none may be a reservation on entry. Every client buffer the
-    /// frame sampled ([`Recorder::sample`]) is locked through one
+    /// frame drew (`Recorder::draw`) is locked through one
     /// [`AcquireCtx`] (ascending buffer id) for the implicit-sync export →
     /// submit → import sequence, and the frame's fence is added to each
     /// before unlocking (rules B1, B4). Nothing in that window blocks:
@@ -289,8 +176,8 @@ impl RenderCore {
         self.ring().retire_after_idle(&self.ctx);
     }
 
-    /// SYNC: what the device does with SYNC_FD semaphores.
-    pub fn semaphore_sync_fd(&self) -> crate::sync::SemaphoreSyncFd {
+    /// What the device does with SYNC_FD semaphores.
+    pub fn semaphore_sync_fd(&self) -> SemaphoreSyncFd {
         self.sync
     }
 
@@ -357,7 +244,7 @@ impl RenderCore {
         let back = image_barrier(image, vk::ImageLayout::TRANSFER_SRC_OPTIMAL, layout)
             .src_access_mask(vk::AccessFlags::TRANSFER_READ)
             .dst_access_mask(access);
-        let copy = buffer_image_copy(0, region.width, region, 0);
+        let copy = buffer_image_copy(0, region.width, region);
         unsafe {
             pipeline_barrier(
                 dev,

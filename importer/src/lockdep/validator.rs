@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::lockdep::{HeldLock, LockClass, NestKey, Violation, ViolationKind};
+use super::{HeldLock, LockClass, NestKey, Violation, ViolationKind};
 
 pub const ENABLED: bool = true;
 

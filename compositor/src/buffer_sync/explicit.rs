@@ -77,11 +77,11 @@ pub fn hold_until_acquired(state: &mut State, surface: &WlSurface, point: &SyncP
         return;
     }
     let bridged = bridge_acquire_to_implicit(state, point, dmabuf);
-    let gpu = state.sync.policy == AcquirePolicy::Gpu && state.sync.gpu_wait;
+    let gpu = state.buffer_sync.policy == AcquirePolicy::Gpu && state.buffer_sync.gpu_wait;
     if gpu && bridged {
         // The renderer exports the dma-buf's write fences (now including the
         // acquire fence) at sampling time and the GPU waits for them.
-        state.sync.stats.explicit_gpu_waits += 1;
+        state.buffer_sync.stats.explicit_gpu_waits += 1;
         return;
     }
     let until = if gpu { Until::Materialized } else { Until::Signaled };
@@ -109,7 +109,7 @@ fn hold(
         blocker: blocker.clone(),
     };
     watch(state, held, until)?;
-    state.sync.stats.explicit_held += 1;
+    state.buffer_sync.stats.explicit_held += 1;
     add_blocker(surface, blocker);
     Ok(())
 }
@@ -128,7 +128,7 @@ struct Held {
 /// possible, it watches again until the point signals.
 fn watch(state: &mut State, held: Held, until: Until) -> anyhow::Result<()> {
     let handle = state
-        .sync
+        .buffer_sync
         .loop_handle
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no event loop yet"))?;
@@ -143,7 +143,7 @@ fn watch(state: &mut State, held: Held, until: Until) -> anyhow::Result<()> {
                 };
                 if until == Until::Materialized && !held.point.is_signaled() {
                     if bridge_acquire_to_implicit(state, &held.point, &held.dmabuf) {
-                        state.sync.stats.explicit_gpu_waits += 1;
+                        state.buffer_sync.stats.explicit_gpu_waits += 1;
                         debug!(surface = ?held.id, "acquire point materialized; the GPU waits for the rest");
                     } else {
                         debug!(surface = ?held.id, "acquire fence cannot be bridged; holding until it signals");
@@ -189,7 +189,7 @@ fn apply(state: &mut State, client: &smithay::reexports::wayland_server::Client,
 ///
 /// Returns whether every plane now carries the fence.
 pub fn bridge_acquire_to_implicit(state: &mut State, point: &SyncPoint, dmabuf: &Dmabuf) -> bool {
-    use importer::sync::{dmabuf as fences, Access};
+    use importer::sync::{implicit as fences, Access};
     let fence = match point.export() {
         Ok(fence) => fence,
         Err(e) => {
@@ -205,7 +205,7 @@ pub fn bridge_acquire_to_implicit(state: &mut State, point: &SyncPoint, dmabuf: 
         }
     }
     if imported > 0 {
-        state.sync.stats.bridged_acquires += 1;
+        state.buffer_sync.stats.bridged_acquires += 1;
         debug!(
             planes = imported,
             "acquire point imported into the dma-buf as a WRITE fence"

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use importer::vulkan::frame::FrameFence;
+use importer::vulkan::ring::FrameFence;
 use smithay::backend::renderer::{
     element::{surface::WaylandSurfaceRenderElement, RenderElement, UnderlyingStorage},
     sync::SyncPoint,

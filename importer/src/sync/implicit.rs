@@ -1,13 +1,19 @@
-//! Implicit fences of a dma-buf: `DMA_BUF_IOCTL_EXPORT_SYNC_FILE` /
-//! `IMPORT_SYNC_FILE` (Linux 5.20+/6.0), with poll as the fallback where the
-//! kernel (or the fd: the host tier's memfd) has no such ioctl (`ENOTTY`).
+//! Implicit sync on a dma-buf: every dma-buf ioctl the project issues lives
+//! here.
 //!
-//! Rule A4 of the locking rules: `READ` export = the fences a reader must wait
-//! for (the writers); `WRITE` export = all fences. `READ` import adds a read
-//! fence (later writers wait for it); `WRITE` import adds a write fence
-//! (everyone later waits). Export → GPU submit → import is not atomic: the
-//! caller serializes its own work on one buffer across it (the renderer does
-//! it inside one frame submission, on the event loop thread).
+//! * `DMA_BUF_IOCTL_EXPORT_SYNC_FILE` / `IMPORT_SYNC_FILE` (Linux 6.0): the
+//!   buffer's reservation fences as a sync_file, and a sync_file added to
+//!   them; poll is the fallback where the kernel (or the fd: the host tier's
+//!   memfd) has no such ioctl (`ENOTTY`). Locking rule A4
+//!   (docs/locking-rules.md): a `READ` export gives the writers' fences (what
+//!   a reader waits for), a `WRITE` export every fence; a `READ` import adds a
+//!   fence later writers wait for, a `WRITE` import one everybody waits for.
+//!   Export → GPU submit → import is not atomic: the caller serializes its own
+//!   work on one buffer across it (the renderer does it inside one frame
+//!   submission, under the buffer's reservation).
+//! * `DMA_BUF_IOCTL_SYNC` ([`dma_buf_sync`]): the START/END bracket around CPU
+//!   access through a mapping (rule A1). It gives cache coherency, not GPU
+//!   completion, and may sleep: it calls `lockdep::might_block`.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -15,6 +21,7 @@ use std::time::Duration;
 
 use super::sync_file::{poll_in, SyncFile};
 use crate::ioctl::{ioctl_retry, iow, iowr};
+use crate::lockdep;
 
 /// Which implicit fences an operation concerns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +48,8 @@ struct DmaBufSyncFile {
 }
 
 const DMA_BUF_BASE: u8 = b'b';
+/// `_IOW('b', 0, struct dma_buf_sync { __u64 flags; })`.
+const DMA_BUF_IOCTL_SYNC: u64 = iow::<u64>(DMA_BUF_BASE, 0);
 const DMA_BUF_IOCTL_EXPORT_SYNC_FILE: u64 = iowr::<DmaBufSyncFile>(DMA_BUF_BASE, 2);
 const DMA_BUF_IOCTL_IMPORT_SYNC_FILE: u64 = iow::<DmaBufSyncFile>(DMA_BUF_BASE, 3);
 
@@ -130,4 +139,50 @@ pub fn poll_ready(dmabuf: BorrowedFd<'_>, access: Access) -> io::Result<bool> {
 pub fn pending_writes(dmabuf: BorrowedFd<'_>) -> Result<Option<SyncFile>, FenceIoError> {
     let sf = export_sync_file(dmabuf, Access::Read)?;
     Ok((!sf.is_signaled()).then_some(sf))
+}
+
+const SYNC_READ: u64 = 1;
+const SYNC_WRITE: u64 = 2;
+const SYNC_END: u64 = 4;
+
+/// Direction of a CPU access; START and END must use the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncDir {
+    Read,
+    Write,
+    ReadWrite,
+}
+
+impl SyncDir {
+    fn bits(self) -> u64 {
+        match self {
+            SyncDir::Read => SYNC_READ,
+            SyncDir::Write => SYNC_WRITE,
+            SyncDir::ReadWrite => SYNC_READ | SYNC_WRITE,
+        }
+    }
+}
+
+/// What `DMA_BUF_IOCTL_SYNC` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// Cache maintenance done.
+    Synced,
+    /// ENOTTY: not a dma-buf (a memfd); nothing to maintain.
+    NotDmabuf,
+}
+
+/// One `DMA_BUF_IOCTL_SYNC`, START (`end == false`) or END, restarted on
+/// EINTR/EAGAIN (rule A1).
+///
+/// Locks: no reservation may be held (it may sleep; `lockdep::might_block`).
+pub fn dma_buf_sync(fd: BorrowedFd<'_>, dir: SyncDir, end: bool) -> io::Result<SyncOutcome> {
+    lockdep::might_block("DMA_BUF_IOCTL_SYNC");
+    let mut flags: u64 = dir.bits() | if end { SYNC_END } else { 0 };
+    // SAFETY: DMA_BUF_IOCTL_SYNC reads one u64 (struct dma_buf_sync).
+    match unsafe { ioctl_retry(fd, DMA_BUF_IOCTL_SYNC, &mut flags) } {
+        Ok(_) => Ok(SyncOutcome::Synced),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => Ok(SyncOutcome::NotDmabuf),
+        Err(e) => Err(e),
+    }
 }

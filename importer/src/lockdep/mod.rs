@@ -153,9 +153,10 @@ pub struct HeldLock {
     _not_send: PhantomData<*const ()>,
 }
 
-// The enabled implementation lives in `reservation/lockdep.rs`.
 #[cfg(all(not(loom), any(debug_assertions, feature = "lockdep")))]
-use crate::reservation::lockdep as imp;
+mod validator;
+#[cfg(all(not(loom), any(debug_assertions, feature = "lockdep")))]
+use validator as imp;
 
 #[cfg(not(all(not(loom), any(debug_assertions, feature = "lockdep"))))]
 mod imp {

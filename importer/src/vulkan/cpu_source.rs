@@ -1,18 +1,19 @@
-//! CPU fallback import: a client buffer the GPU cannot import is read through
-//! its CPU mapping and uploaded into a compositor-owned image.
+//! The CPU fallback's source: a client buffer the GPU cannot import, read
+//! through its CPU mapping and uploaded into a compositor-owned image.
 //!
 //! DOC: when it is used
 //!
-//! The renderer takes this path when the GPU import is impossible or fails for
-//! a device reason (no dma-buf import, a modifier or layout the device cannot
-//! bind, a buffer from another device) and, on demand, for every buffer
-//! (`--cpu-fallback`, `COMPOSITOR_CPU_FALLBACK=1`). Invalid descriptions never
-//! get here: they are client errors.
+//! `crate::import::Importer` decides: when the GPU import is impossible or
+//! fails for a device reason (no dma-buf import, a modifier or layout the
+//! device cannot bind, a buffer from another device), for YUV formats (their
+//! planes are converted on the GPU from a staged copy), and for every buffer
+//! when the policy says so (`--cpu-fallback`). Invalid descriptions never get
+//! here: they are client errors.
 //!
-//! DOC: locking (locking-rules.md B1, B2, B6)
+//! DOC: locking (docs/locking-rules.md, rules B1, B2, B6)
 //!
 //! A source shares its buffer's reservation
-//! ([`super::client_buffer::BufferReservation`]) with the upload target, which
+//! ([`super::BufferReservation`]) with the upload target, which
 //! is that buffer's GPU import. The mapping is created under the reservation
 //! ([`CpuSource::map`] takes the guard); every copy goes through
 //! [`with_cpu_access`]: lock → pin → unlock → implicit fences →
@@ -26,19 +27,21 @@
 //! [`CpuSource::stage`] needs no lock and touches no Vulkan queue (it only
 //! allocates a host-visible staging buffer), so it may run on a worker thread;
 //! the result ([`StagedUpload`]) is handed back to the event loop and queued on
-//! the texture ([`Texture::queue_staged`]). The compositor does that for
-//! buffers of at least its copy threshold (`compositor::render::copy_worker`).
+//! the texture (`ClientBuffer::accept_staged`). A source whose copy is at
+//! least the policy's worker threshold says so ([`CpuSource::on_worker`]); the
+//! compositor then copies it on its worker while the commit is held.
 
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::client_buffer::{BufferGuard, BufferReservation};
 use super::memory::HostBuffer;
-use super::texture::{Region, StagedUpload, Texture};
+use super::texture::Texture;
+use super::upload::StagedUpload;
 use super::yuv::Nv12Params;
-use super::{VkContext, VkError};
-use crate::cpu::{copy_plane_rows, map_planes, with_cpu_access, CpuError, PlaneSource, PollReadable};
+use super::{BufferGuard, BufferReservation, Region, VkContext, VkError};
+use crate::cpu::{copy_plane_rows, map_planes, with_cpu_access, CpuError, CpuView, PlaneSource, PollReadable};
 use crate::dmabuf::DmabufDesc;
 use crate::format::FormatInfo;
 
@@ -48,10 +51,12 @@ pub struct CpuSource {
     ctx: Arc<VkContext>,
     pub width: u32,
     pub height: u32,
-    /// What the texture holds: the client's format, or ABGR8888 for NV12.
+    /// The client's format (RGB, or YUV converted on the GPU).
     pub format: FormatInfo,
-    /// NV12: the two planes are staged and converted on the GPU.
-    pub nv12: bool,
+    /// Copies belong on a worker thread (at least the worker threshold).
+    on_worker: bool,
+    /// A worker already staged the copy the next refresh would make.
+    staged_ahead: AtomicBool,
 }
 
 impl std::fmt::Debug for CpuSource {
@@ -60,6 +65,7 @@ impl std::fmt::Debug for CpuSource {
             .field("buffer", &self.resv.id())
             .field("size", &(self.width, self.height))
             .field("format", &self.format.fourcc)
+            .field("on_worker", &self.on_worker)
             .finish()
     }
 }
@@ -70,6 +76,8 @@ fn cpu_err(e: CpuError) -> VkError {
 
 impl CpuSource {
     /// Validates `desc` and maps its planes as the buffer's CPU mapping.
+    /// `worker_threshold`: copies of at least this many bytes belong on a
+    /// worker thread.
     ///
     /// Locks: this buffer's reservation (the guard; `resv` is the reservation
     /// it locks). Mapping work, rule B1; does not block.
@@ -78,10 +86,10 @@ impl CpuSource {
         resv: &Arc<BufferReservation>,
         ctx: &Arc<VkContext>,
         desc: &DmabufDesc,
+        worker_threshold: u64,
     ) -> Result<CpuSource, VkError> {
         assert_eq!(guard.id(), resv.id(), "CpuSource::map: guard of another buffer");
-        let nv12 = desc.fourcc == drm_fourcc::DrmFourcc::Nv12;
-        let format = if nv12 { desc.validate_nv12()? } else { desc.validate()? };
+        let format = desc.validate()?;
         // The CPU reads rows at offset + y * stride: only the LINEAR layout
         // means that. A tiled (or implicit, driver-private) layout read that
         // way would be garbage, so it is refused rather than shown wrong.
@@ -94,37 +102,27 @@ impl CpuSource {
         let planes: Vec<PlaneSource<'_>> = desc
             .planes
             .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let (row_bytes, rows) = match (nv12, i) {
-                    (false, _) => (
-                        u64::from(desc.width) * u64::from(format.bytes_per_pixel),
-                        u64::from(desc.height),
-                    ),
-                    (true, 0) => (u64::from(desc.width), u64::from(desc.height)),
-                    (true, _) => (
-                        2 * u64::from(desc.width.div_ceil(2)),
-                        u64::from(desc.height.div_ceil(2)),
-                    ),
-                };
-                PlaneSource {
-                    fd: p.fd.as_fd(),
-                    offset: u64::from(p.offset),
-                    stride: u64::from(p.stride),
-                    row_bytes,
-                    rows,
-                }
+            .zip(format.planes)
+            .map(|(p, layout)| PlaneSource {
+                fd: p.fd.as_fd(),
+                offset: u64::from(p.offset),
+                stride: u64::from(p.stride),
+                row_bytes: layout.row_bytes(desc.width),
+                rows: u64::from(layout.extent(desc.width, desc.height).1),
             })
             .collect();
         map_planes(guard, &planes).map_err(cpu_err)?;
-        Ok(CpuSource {
+        let mut source = CpuSource {
             resv: resv.clone(),
             ctx: ctx.clone(),
             width: desc.width,
             height: desc.height,
             format,
-            nv12,
-        })
+            on_worker: false,
+            staged_ahead: AtomicBool::new(false),
+        };
+        source.on_worker = source.copy_bytes() >= worker_threshold;
+        Ok(source)
     }
 
     /// The buffer's reservation.
@@ -132,55 +130,66 @@ impl CpuSource {
         &self.resv
     }
 
-    /// Bytes one full copy moves (for the worker threshold).
+    /// Bytes one full copy moves: every plane's rows, tightly packed.
     pub fn copy_bytes(&self) -> u64 {
-        if self.nv12 {
-            let (y, uv) = self.nv12_plane_bytes();
-            return (y + uv) as u64;
-        }
-        u64::from(self.width) * u64::from(self.height) * u64::from(self.format.bytes_per_pixel)
+        self.format
+            .planes
+            .iter()
+            .map(|p| p.row_bytes(self.width) * u64::from(p.extent(self.width, self.height).1))
+            .sum()
     }
 
-    /// NV12: bytes of the tightly packed Y and CbCr planes.
-    fn nv12_plane_bytes(&self) -> (usize, usize) {
-        let (w, h) = (self.width as usize, self.height as usize);
-        (
-            w * h,
-            2 * self.width.div_ceil(2) as usize * self.height.div_ceil(2) as usize,
-        )
+    /// Whether copies of this buffer belong on a worker thread.
+    pub fn on_worker(&self) -> bool {
+        self.on_worker
     }
 
-    /// NV12: both planes, tightly packed, into a storage buffer the
+    /// Marks the next refresh's copy as made already (a worker staged it).
+    pub(crate) fn set_staged_ahead(&self) {
+        self.staged_ahead.store(true, Ordering::Release);
+    }
+
+    /// Whether a worker staged the copy this refresh would make (and clears it).
+    pub(crate) fn take_staged_ahead(&self) -> bool {
+        self.staged_ahead.swap(false, Ordering::AcqRel)
+    }
+
+    /// YUV: every plane, tightly packed, into a storage buffer the
     /// conversion shader reads (always the whole buffer). Runs inside the
     /// access bracket, unlocked.
-    fn stage_nv12(&self, view: &crate::cpu::CpuView<'_>) -> Result<StagedUpload, CpuError> {
-        let (y_bytes, uv_bytes) = self.nv12_plane_bytes();
+    fn stage_yuv(&self, view: &CpuView<'_>) -> Result<StagedUpload, CpuError> {
+        let (w, h) = (self.width, self.height);
+        let sizes: Vec<(usize, usize)> = self
+            .format
+            .planes
+            .iter()
+            .map(|p| (p.row_bytes(w) as usize, p.extent(w, h).1 as usize))
+            .collect();
+        let total: usize = sizes.iter().map(|(row, rows)| row * rows).sum();
         let usage = ash::vk::BufferUsageFlags::STORAGE_BUFFER;
         let upload = |e: VkError| CpuError::Upload(e.to_string());
-        let mut buf = HostBuffer::new(&self.ctx, (y_bytes + uv_bytes).next_multiple_of(4), usage).map_err(upload)?;
-        let (w, cw) = (self.width as usize, 2 * self.width.div_ceil(2) as usize);
+        let mut buf = HostBuffer::new(&self.ctx, total.next_multiple_of(4), usage).map_err(upload)?;
         let dst = buf.bytes_mut();
-        copy_plane_rows(view, 0, w, self.height as usize, &mut dst[..y_bytes], w)?;
-        copy_plane_rows(
-            view,
-            1,
-            cw,
-            self.height.div_ceil(2) as usize,
-            &mut dst[y_bytes..y_bytes + uv_bytes],
-            cw,
-        )?;
+        let mut offsets = Vec::with_capacity(sizes.len());
+        let mut at = 0;
+        for (i, &(row, rows)) in sizes.iter().enumerate() {
+            copy_plane_rows(view, i, row, rows, &mut dst[at..at + row * rows], row)?;
+            offsets.push(at);
+            at += row * rows;
+        }
         let params = Nv12Params {
-            width: self.width,
-            height: self.height,
-            y_offset: 0,
-            y_stride: self.width,
-            uv_offset: y_bytes as u32,
-            uv_stride: cw as u32,
+            width: w,
+            height: h,
+            y_offset: offsets[0] as u32,
+            y_stride: sizes[0].0 as u32,
+            uv_offset: offsets[1] as u32,
+            uv_stride: sizes[1].0 as u32,
         };
         Ok(StagedUpload::nv12(buf, params))
     }
 
-    /// Copies `region` (all if `None`) of plane 0 into a fresh staging buffer.
+    /// Copies `region` (all if `None`) of an RGB buffer, or the whole of a
+    /// YUV one, into a fresh staging buffer.
     ///
     /// Locks: none may be held (the access bracket takes this buffer's
     /// reservation twice, briefly; the copy runs unlocked). Safe on any
@@ -196,18 +205,12 @@ impl CpuSource {
     ///
     /// Locks: none may be held (`lockdep::might_block`).
     pub fn stage_waiting(&self, region: Option<Region>, wait: Duration) -> Result<StagedUpload, VkError> {
-        let full = Region {
-            x: 0,
-            y: 0,
-            width: self.width,
-            height: self.height,
-        };
-        let region = region.unwrap_or(full);
+        let region = region.unwrap_or(Region::full(self.width, self.height));
         let ready = PollReadable { timeout: wait };
         let size = (self.width, self.height);
         with_cpu_access(&*self.resv, &ready, |view| {
-            if self.nv12 {
-                return self.stage_nv12(view);
+            if self.format.yuv {
+                return self.stage_yuv(view);
             }
             let (bytes, stride) = view.plane_bytes(0).ok_or(CpuError::NoPlane(0))?;
             StagedUpload::copy(&self.ctx, self.format, size, bytes, stride, region)

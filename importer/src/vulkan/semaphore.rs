@@ -6,8 +6,8 @@ use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
 use ash::vk;
 
-use super::sync_file::SyncFile;
-use crate::vulkan::{VkContext, VkError};
+use super::{VkContext, VkError};
+use crate::sync::SyncFile;
 
 /// `SYNC_FD` semaphore support, as `vkGetPhysicalDeviceExternalSemaphoreProperties` reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! Implicit and explicit sync glue (issue 4). The primitives live in
+//! When a client buffer may be read (acquire) and when it goes back to the
+//! client (release), for implicit and explicit sync. The primitives live in
 //! `importer::sync`; this module decides, per commit and per frame, what to
 //! wait for and when to give buffers back, all from the calloop loop.
 //!
@@ -16,12 +17,11 @@
 //!   and SYNCOBJ_EVENTFD: the acquire point holds the commit until it signals
 //!   (or, with `COMPOSITOR_ACQUIRE=gpu`, until it has a fence the GPU waits
 //!   for); release points follow the buffer's pending fences.
-//! * [`cpu_copy`]: a CPU-fallback commit of a large buffer is held while its
-//!   copy runs on a worker thread (`render::copy_worker`).
+//!
+//! [`FlagBlocker`] is the commit hold all of them (and `crate::cpu_copy`) use.
 //!
 //! See `docs/sync.md` for the policy table and the bridging cases.
 
-pub mod cpu_copy;
 pub mod explicit;
 pub mod implicit;
 pub mod release;
@@ -64,7 +64,7 @@ impl AcquirePolicy {
 }
 
 /// Counters for `--stats` and the tests.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct SyncStats {
     /// Commits held until an implicit fence signaled.
     pub implicit_held: u64,
@@ -97,10 +97,9 @@ pub struct SyncStats {
     /// Client textures whose last reference was an in-flight frame: freed
     /// when that frame's fence signaled, from the loop (asynchronous
     /// invalidation: the client destroyed or replaced the buffer first).
+    /// (Imports freed by the graveyard while running are
+    /// `reservations.freed_running`.)
     pub deferred_texture_frees: u64,
-    /// Imports of destroyed wl_buffers freed from the texture cache with no
-    /// frame in flight holding them.
-    pub invalidated_imports_freed: u64,
 }
 
 /// Sync state kept in [`State`].

@@ -1,0 +1,330 @@
+//! The import decision: the one entry point that turns a client buffer
+//! description into something the renderer can sample, picks the path, and
+//! counts and logs it.
+//!
+//! DOC: which path a client dma-buf takes
+//!
+//! 1. An invalid description (`DmabufDesc::validate`) is the client's fault:
+//!    refused, whatever the policy.
+//! 2. [`ImportPath::CpuFallback`] when the policy says so for every buffer
+//!    (`--cpu-fallback`), or when the format is YUV (NV12): its planes are
+//!    copied through the CPU mapping and converted into an RGB texture on
+//!    the GPU (`vulkan::yuv`).
+//! 3. Otherwise the GPU import: [`ImportPath::ZeroCopyImage`] when the device
+//!    can bind the client's memory to an image with the client's layout,
+//!    else [`ImportPath::GpuBufferCopy`] (the memory imported as a buffer and
+//!    copied on the GPU; `force_buffer_path` takes it always).
+//! 4. A GPU import that fails for a reason of the device (not of the client:
+//!    `falls_back`) takes [`ImportPath::CpuFallback`] instead.
+//!
+//! A CPU-fallback buffer whose copy is at least the policy's worker threshold
+//! is not copied here: its copies belong on a worker thread
+//! (`ClientBuffer::worker_copy`), which the compositor runs while the commit
+//! is held. Smaller ones get their first copy at once.
+//!
+//! DOC: lifetime (docs/locking-rules.md, rule B3)
+//!
+//! [`Importer::destroy`] invalidates a buffer the client is done with under
+//! its reservation and buries it; [`Importer::poll_graveyard`] (the frame
+//! tick; try-locks only, never blocks) frees dead imports once the fences of
+//! the frames that sampled them signaled. The counters go to `--stats`.
+
+use std::sync::Arc;
+
+use ash::vk;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::{info, warn};
+
+use crate::dmabuf::DmabufDesc;
+use crate::format::FormatInfo;
+use crate::vulkan::client_buffer::{self, ClientBuffer};
+use crate::vulkan::texture::{Backing, Texture};
+use crate::vulkan::yuv::Nv12Pipeline;
+use crate::vulkan::{BufferGraveyard, BufferReservation, Region, VkContext, VkError};
+
+/// The path a client buffer took to the GPU. [`ImportPath::as_str`] is the
+/// name in logs and the key in `--stats` (`"imports"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportPath {
+    /// The client's dma-buf memory bound to a sampled VkImage: no copy at all.
+    ZeroCopyImage,
+    /// The client's dma-buf memory imported as a VkBuffer and copied into a
+    /// compositor image on the GPU. No CPU copy.
+    GpuBufferCopy,
+    /// wl_shm (or other CPU memory) uploaded through a staging buffer.
+    ShmUpload,
+    /// A client dma-buf read through its CPU mapping and uploaded through a
+    /// staging buffer (YUV: converted on the GPU after the upload).
+    CpuFallback,
+}
+
+impl ImportPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportPath::ZeroCopyImage => "zero_copy_image",
+            ImportPath::GpuBufferCopy => "gpu_buffer_copy",
+            ImportPath::ShmUpload => "shm_upload",
+            ImportPath::CpuFallback => "cpu_fallback",
+        }
+    }
+}
+
+/// Imports by path: `"imports"` in `--stats`. `failed` counts buffers that
+/// no path could import.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportStats {
+    pub zero_copy_image: u64,
+    pub gpu_buffer_copy: u64,
+    pub shm_upload: u64,
+    pub cpu_fallback: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Default)]
+struct ImportCounters([AtomicU64; 5]);
+
+impl ImportCounters {
+    fn record(&self, path: Option<ImportPath>) {
+        let i = match path {
+            Some(ImportPath::ZeroCopyImage) => 0,
+            Some(ImportPath::GpuBufferCopy) => 1,
+            Some(ImportPath::ShmUpload) => 2,
+            Some(ImportPath::CpuFallback) => 3,
+            None => 4,
+        };
+        self.0[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> ImportStats {
+        let n = |i: usize| self.0[i].load(Ordering::Relaxed);
+        ImportStats {
+            zero_copy_image: n(0),
+            gpu_buffer_copy: n(1),
+            shm_upload: n(2),
+            cpu_fallback: n(3),
+            failed: n(4),
+        }
+    }
+}
+
+/// Client-buffer reservations: `"reservations"` in `--stats`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationStats {
+    /// Client buffers imported under a reservation.
+    pub created: u64,
+    /// Of those, destroyed (invalidated and buried), in all.
+    pub destroyed: u64,
+    /// Destroyed while running because the client's buffer went away, not at
+    /// exit.
+    pub destroyed_gone: u64,
+    /// Dead imports and mappings freed by the graveyard, in all.
+    pub freed: u64,
+    /// Of those, freed by the frame tick's poll while running (not at exit).
+    pub freed_running: u64,
+    /// Reservations still buried (waiting for fences) when sampled.
+    pub buried: u64,
+}
+
+/// How client buffers are imported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportPolicy {
+    /// GPU imports take the buffer path (tests the GPU copy).
+    pub force_buffer_path: bool,
+    /// Every dma-buf takes the CPU fallback (tests that path).
+    pub cpu_fallback: bool,
+    /// CPU-fallback copies of at least this many bytes belong on a worker.
+    pub worker_threshold: u64,
+}
+
+impl ImportPolicy {
+    /// Default worker threshold: 1 MiB.
+    pub const DEFAULT_WORKER_THRESHOLD: u64 = 1 << 20;
+}
+
+impl Default for ImportPolicy {
+    fn default() -> Self {
+        ImportPolicy {
+            force_buffer_path: false,
+            cpu_fallback: false,
+            worker_threshold: Self::DEFAULT_WORKER_THRESHOLD,
+        }
+    }
+}
+
+/// Whether a GPU import error is the device's limit (take the CPU fallback)
+/// rather than the client's fault (an invalid buffer stays an error).
+fn falls_back(e: &VkError) -> bool {
+    !matches!(e, VkError::Dmabuf(_) | VkError::Io(_))
+}
+
+/// Imports client buffers, counts the paths, and frees destroyed ones after
+/// their fences.
+pub struct Importer {
+    ctx: Arc<VkContext>,
+    texture_layout: vk::DescriptorSetLayout,
+    nv12: Arc<Nv12Pipeline>,
+    policy: ImportPolicy,
+    counters: ImportCounters,
+    graveyard: BufferGraveyard,
+    reservations: ReservationStats,
+}
+
+impl std::fmt::Debug for Importer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Importer")
+            .field("policy", &self.policy)
+            .field("imports", &self.counters.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Importer {
+    pub(crate) fn new(
+        ctx: &Arc<VkContext>,
+        texture_layout: vk::DescriptorSetLayout,
+        policy: ImportPolicy,
+    ) -> Result<Self, VkError> {
+        Ok(Importer {
+            ctx: ctx.clone(),
+            texture_layout,
+            nv12: Arc::new(Nv12Pipeline::new(ctx)?),
+            policy,
+            counters: ImportCounters::default(),
+            graveyard: BufferGraveyard::new(),
+            reservations: ReservationStats::default(),
+        })
+    }
+
+    pub fn policy(&self) -> ImportPolicy {
+        self.policy
+    }
+
+    /// Imports a client dma-buf along the path the module doc describes,
+    /// under a new reservation. Counted and logged.
+    ///
+    /// Locks: none may be a reservation (creates one, "attach", takes it for
+    /// the import, and runs a first CPU copy, if any, after unlocking).
+    pub fn import(&mut self, desc: &DmabufDesc) -> Result<ClientBuffer, VkError> {
+        let result = self.import_uncounted(desc);
+        match &result {
+            Ok((buf, path)) => {
+                self.counters.record(Some(*path));
+                self.reservations.created += 1;
+                info!(
+                    width = desc.width,
+                    height = desc.height,
+                    format = ?desc.fourcc,
+                    stride = desc.planes.first().map(|p| p.stride),
+                    path = path.as_str(),
+                    buffer = buf.id(),
+                    "imported dma-buf"
+                );
+            }
+            Err(e) => {
+                self.counters.record(None);
+                warn!(format = ?desc.fourcc, width = desc.width, height = desc.height, "dma-buf import failed: {e}");
+            }
+        }
+        result.map(|(buf, _)| buf)
+    }
+
+    fn import_uncounted(&self, desc: &DmabufDesc) -> Result<(ClientBuffer, ImportPath), VkError> {
+        let format = desc.validate()?;
+        if !self.policy.cpu_fallback && !format.yuv {
+            match self.import_gpu(desc) {
+                Ok(imported) => return Ok(imported),
+                Err(e) if !falls_back(&e) => return Err(e),
+                Err(e) => info!(format = ?desc.fourcc, "GPU import impossible ({e}); taking the CPU fallback"),
+            }
+        }
+        let buf = self.import_cpu(desc)?;
+        let source = buf.cpu_source().expect("a CPU import has a source");
+        if !source.on_worker() {
+            source.copy_into(buf.texture(), None)?;
+        }
+        Ok((buf, ImportPath::CpuFallback))
+    }
+
+    fn import_gpu(&self, desc: &DmabufDesc) -> Result<(ClientBuffer, ImportPath), VkError> {
+        let resv = Arc::new(BufferReservation::new());
+        let texture = {
+            let mut guard = resv.lock();
+            let force = self.policy.force_buffer_path;
+            client_buffer::import_gpu(&mut guard, &self.ctx, self.texture_layout, desc, force)?
+        };
+        let buf = ClientBuffer::new(resv, texture, None);
+        Ok((buf.clone(), Importer::path_of(&buf)))
+    }
+
+    /// The path `buf` took.
+    pub fn path_of(buf: &ClientBuffer) -> ImportPath {
+        match (buf.cpu_source(), buf.texture().backing()) {
+            (Some(_), _) => ImportPath::CpuFallback,
+            (None, Backing::ClientImage) => ImportPath::ZeroCopyImage,
+            (None, _) => ImportPath::GpuBufferCopy,
+        }
+    }
+
+    /// Maps the buffer and creates its upload target; copies nothing yet.
+    fn import_cpu(&self, desc: &DmabufDesc) -> Result<ClientBuffer, VkError> {
+        let resv = Arc::new(BufferReservation::new());
+        let (texture, source) = {
+            let mut guard = resv.lock();
+            let (ctx, layout, nv12) = (&self.ctx, self.texture_layout, &self.nv12);
+            let threshold = self.policy.worker_threshold;
+            client_buffer::import_cpu(&mut guard, &resv, ctx, layout, nv12, desc, threshold)?
+        };
+        Ok(ClientBuffer::new(resv, texture, Some(source)))
+    }
+
+    /// A texture filled from CPU memory (`data` rows of `stride` bytes):
+    /// shm buffers and memory uploads. Counted as [`ImportPath::ShmUpload`].
+    pub fn upload(
+        &self,
+        data: &[u8],
+        format: FormatInfo,
+        width: u32,
+        height: u32,
+        stride: usize,
+    ) -> Result<Arc<Texture>, VkError> {
+        let tex = Texture::new_owned(&self.ctx, self.texture_layout, format, width, height)?;
+        tex.queue_upload(data, stride, Region::full(width, height))?;
+        self.counters.record(Some(ImportPath::ShmUpload));
+        Ok(Arc::new(tex))
+    }
+
+    /// The client is done with `buf` (`running`), or the compositor is
+    /// stopping: invalidate under its lock and bury it (rule B3).
+    ///
+    /// Locks: none may be a reservation (takes this one).
+    pub fn destroy(&mut self, buf: &ClientBuffer, running: bool) {
+        buf.reservation().destroy(&mut self.graveyard);
+        self.reservations.destroyed += 1;
+        self.reservations.destroyed_gone += u64::from(running);
+    }
+
+    /// Frees dead imports whose fences signaled. Never blocks (try-locks
+    /// only). Returns the entries freed.
+    pub fn poll_graveyard(&mut self, running: bool) -> usize {
+        let freed = self.graveyard.poll();
+        self.reservations.freed += freed as u64;
+        if running {
+            self.reservations.freed_running += freed as u64;
+        }
+        freed
+    }
+
+    /// Import counters by path.
+    pub fn stats(&self) -> ImportStats {
+        self.counters.snapshot()
+    }
+
+    /// Reservation counters.
+    pub fn reservation_stats(&self) -> ReservationStats {
+        ReservationStats {
+            buried: self.graveyard.len() as u64,
+            ..self.reservations
+        }
+    }
+}

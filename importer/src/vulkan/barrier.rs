@@ -1,0 +1,131 @@
+//! Pipeline barriers: layout transitions and the queue-family ownership
+//! transfers of client memory.
+//!
+//! DOC: queue family ownership of imported memory
+//!
+//! Client memory (an imported image, or the imported buffer of the buffer
+//! path) is acquired from the foreign (or external) queue family before each
+//! use and released back after it, so the client's next writer sees our reads
+//! finished (the barrier pairs of the Vulkan spec's "external memory"
+//! chapter). An imported image is kept in GENERAL while the client owns it.
+
+use ash::vk;
+
+use super::VkContext;
+
+/// The whole colour subresource of a single-level, single-layer image.
+pub(crate) fn color_range() -> vk::ImageSubresourceRange {
+    vk::ImageSubresourceRange {
+        aspect_mask: vk::ImageAspectFlags::COLOR,
+        base_mip_level: 0,
+        level_count: 1,
+        base_array_layer: 0,
+        layer_count: 1,
+    }
+}
+
+/// A layout transition of the whole image (no ownership transfer).
+pub(crate) fn image_barrier<'a>(
+    image: vk::Image,
+    old: vk::ImageLayout,
+    new: vk::ImageLayout,
+) -> vk::ImageMemoryBarrier<'a> {
+    vk::ImageMemoryBarrier::default()
+        .image(image)
+        .old_layout(old)
+        .new_layout(new)
+        .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+        .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+        .subresource_range(color_range())
+}
+
+/// `vkCmdPipelineBarrier` without memory barriers or dependency flags.
+///
+/// # Safety
+/// `cmd` is a command buffer of `dev` in the recording state.
+pub(crate) unsafe fn pipeline_barrier(
+    dev: &ash::Device,
+    cmd: vk::CommandBuffer,
+    src: vk::PipelineStageFlags,
+    dst: vk::PipelineStageFlags,
+    images: &[vk::ImageMemoryBarrier<'_>],
+    buffers: &[vk::BufferMemoryBarrier<'_>],
+) {
+    dev.cmd_pipeline_barrier(cmd, src, dst, vk::DependencyFlags::empty(), &[], buffers, images);
+}
+
+/// Acquires a client image from the foreign queue family for sampling:
+/// GENERAL → SHADER_READ_ONLY_OPTIMAL.
+pub(crate) fn acquire_client_image(ctx: &VkContext, cmd: vk::CommandBuffer, image: vk::Image) {
+    let b = image_barrier(
+        image,
+        vk::ImageLayout::GENERAL,
+        vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+    )
+    .src_queue_family_index(ctx.caps.foreign_queue_family())
+    .dst_queue_family_index(ctx.queue_family)
+    .src_access_mask(vk::AccessFlags::empty())
+    .dst_access_mask(vk::AccessFlags::SHADER_READ);
+    // SAFETY: `cmd` is recording (the caller's frame).
+    unsafe {
+        pipeline_barrier(
+            &ctx.device,
+            cmd,
+            vk::PipelineStageFlags::TOP_OF_PIPE,
+            vk::PipelineStageFlags::FRAGMENT_SHADER,
+            &[b],
+            &[],
+        )
+    };
+}
+
+/// Releases a sampled client image back to the foreign queue family:
+/// SHADER_READ_ONLY_OPTIMAL → GENERAL.
+pub(crate) fn release_client_image(ctx: &VkContext, cmd: vk::CommandBuffer, image: vk::Image) {
+    let b = image_barrier(
+        image,
+        vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+        vk::ImageLayout::GENERAL,
+    )
+    .src_queue_family_index(ctx.queue_family)
+    .dst_queue_family_index(ctx.caps.foreign_queue_family())
+    .src_access_mask(vk::AccessFlags::SHADER_READ)
+    .dst_access_mask(vk::AccessFlags::empty());
+    // SAFETY: `cmd` is recording (the caller's frame).
+    unsafe {
+        pipeline_barrier(
+            &ctx.device,
+            cmd,
+            vk::PipelineStageFlags::FRAGMENT_SHADER,
+            vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+            &[b],
+            &[],
+        )
+    };
+}
+
+/// Acquires (`acquire`) a client buffer from the foreign queue family for a
+/// transfer read, or releases it back after one.
+pub(crate) fn transfer_client_buffer(ctx: &VkContext, cmd: vk::CommandBuffer, buffer: vk::Buffer, acquire: bool) {
+    let foreign = ctx.caps.foreign_queue_family();
+    let barrier = vk::BufferMemoryBarrier::default().buffer(buffer).size(vk::WHOLE_SIZE);
+    let (barrier, src, dst) = if acquire {
+        let b = barrier
+            .src_queue_family_index(foreign)
+            .dst_queue_family_index(ctx.queue_family)
+            .dst_access_mask(vk::AccessFlags::TRANSFER_READ);
+        (b, vk::PipelineStageFlags::TOP_OF_PIPE, vk::PipelineStageFlags::TRANSFER)
+    } else {
+        let b = barrier
+            .src_queue_family_index(ctx.queue_family)
+            .dst_queue_family_index(foreign)
+            .src_access_mask(vk::AccessFlags::TRANSFER_READ);
+        (
+            b,
+            vk::PipelineStageFlags::TRANSFER,
+            vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+        )
+    };
+    // SAFETY: `cmd` is recording (the caller's frame).
+    unsafe { pipeline_barrier(&ctx.device, cmd, src, dst, &[], &[barrier]) };
+}

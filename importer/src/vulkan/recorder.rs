@@ -1,0 +1,355 @@
+//! Recording one frame: draws, and what the frame samples.
+//!
+//! DOC: frame shape
+//!
+//! A frame is two command buffers submitted together: a *prepare* buffer
+//! (uploads, buffer-path copies, layout transitions, acquiring client memory
+//! from the foreign queue family) and the *render* buffer (one render pass,
+//! then releasing client memory). Smithay's `Frame` API hands us textures one
+//! draw at a time; the split lets a texture's preparation be recorded when it
+//! is first drawn without breaking the render pass.
+//!
+//! DOC: sampling a client buffer locks and fences it
+//!
+//! [`Recorder::draw`] takes a [`Drawable`]. Drawing a client buffer records
+//! the draw and registers the buffer's reservation with the frame in the same
+//! call; the frame can only be submitted through `RenderCore::submit_frame`,
+//! which locks every registered reservation through one `AcquireCtx`
+//! (ascending buffer id), runs [`Recorder::finish`] (implicit-sync export →
+//! `vkQueueSubmit` → import) under them and records the frame's fence on each
+//! before unlocking (locking rules B1 and B4, docs/locking-rules.md). There
+//! is no way to sample a client buffer's texture without its reservation.
+//!
+//! DOC: blocking
+//!
+//! Nothing here waits. The implicit-sync export in [`Recorder::finish`] runs
+//! under the sampled buffers' reservations and returns at once.
+
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ash::vk;
+
+use super::barrier::{image_barrier, pipeline_barrier};
+use super::client_buffer::ClientBuffer;
+use super::pipeline::{Filter, Pipelines, QuadPush};
+use super::ring::{CommandRing, FrameFence};
+use super::semaphore::{self, SemaphoreKeep, SemaphoreSyncFd};
+use super::target::Target;
+use super::texture::Texture;
+use super::{BufferReservation, VkContext, VkError};
+use crate::format::FormatInfo;
+use crate::sync::implicit::{import_sync_file, pending_writes, Access};
+
+/// What a frame can sample: an imported client buffer (locked and fenced
+/// with the frame) or a texture the compositor owns outright (shm, memory
+/// uploads).
+#[derive(Debug, Clone)]
+pub enum Drawable {
+    Client(ClientBuffer),
+    Owned(Arc<Texture>),
+}
+
+impl Drawable {
+    pub fn texture(&self) -> &Arc<Texture> {
+        match self {
+            Drawable::Client(c) => c.texture(),
+            Drawable::Owned(t) => t,
+        }
+    }
+
+    pub fn client(&self) -> Option<&ClientBuffer> {
+        match self {
+            Drawable::Client(c) => Some(c),
+            Drawable::Owned(_) => None,
+        }
+    }
+
+    pub fn width(&self) -> u32 {
+        self.texture().width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.texture().height
+    }
+
+    pub fn format(&self) -> FormatInfo {
+        self.texture().format
+    }
+}
+
+/// One frame being recorded into a target.
+pub struct Recorder {
+    ctx: Arc<VkContext>,
+    prepare: vk::CommandBuffer,
+    render: vk::CommandBuffer,
+    layout: vk::PipelineLayout,
+    sampler_set: vk::DescriptorSet,
+    textures: Vec<Arc<Texture>>,
+    /// Client buffers sampled, whose reservations are locked at submit.
+    sampled: Vec<Arc<BufferReservation>>,
+    keep: Vec<Box<dyn Send + Sync>>,
+    /// Bound as set 0 for solid quads (the layout wants a texture there).
+    blank: Arc<Texture>,
+    /// What the device does with SYNC_FD semaphores.
+    sync: SemaphoreSyncFd,
+    /// Temporary-import semaphores the submission waits on.
+    waits: Vec<vk::Semaphore>,
+    /// Per-frame sync counters.
+    pub sync_stats: FrameSyncStats,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Recorder {
+    /// Starts a frame on `target`: begins both command buffers and the pass.
+    pub fn begin(
+        ring: &mut CommandRing,
+        pipelines: &Pipelines,
+        target: &Target,
+        filter: Filter,
+        blank: &Arc<Texture>,
+        sync: SemaphoreSyncFd,
+    ) -> Result<Recorder, VkError> {
+        let ctx = ring.ctx.clone();
+        let pipeline = pipelines.for_format(target.format.vk_format)?;
+        let framebuffer = target.framebuffer(pipeline.render_pass)?;
+        let prepare = ring.begin()?;
+        let render = ring.begin()?;
+        if !target.initialized.swap(true, Ordering::AcqRel) {
+            let b = image_barrier(
+                target.image,
+                vk::ImageLayout::UNDEFINED,
+                vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+            )
+            .dst_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE | vk::AccessFlags::COLOR_ATTACHMENT_READ);
+            unsafe {
+                pipeline_barrier(
+                    &ctx.device,
+                    prepare,
+                    vk::PipelineStageFlags::TOP_OF_PIPE,
+                    vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT,
+                    &[b],
+                    &[],
+                )
+            };
+        }
+        let area = vk::Rect2D {
+            offset: vk::Offset2D { x: 0, y: 0 },
+            extent: vk::Extent2D {
+                width: target.width,
+                height: target.height,
+            },
+        };
+        let begin = vk::RenderPassBeginInfo::default()
+            .render_pass(pipeline.render_pass)
+            .framebuffer(framebuffer)
+            .render_area(area);
+        let viewport = vk::Viewport {
+            x: 0.0,
+            y: 0.0,
+            width: target.width as f32,
+            height: target.height as f32,
+            min_depth: 0.0,
+            max_depth: 1.0,
+        };
+        unsafe {
+            ctx.device
+                .cmd_begin_render_pass(render, &begin, vk::SubpassContents::INLINE);
+            ctx.device
+                .cmd_bind_pipeline(render, vk::PipelineBindPoint::GRAPHICS, pipeline.pipeline);
+            ctx.device.cmd_set_viewport(render, 0, &[viewport]);
+        }
+        Ok(Recorder {
+            ctx,
+            prepare,
+            render,
+            layout: pipelines.layout,
+            sampler_set: pipelines.sampler_set(filter),
+            textures: Vec::new(),
+            sampled: Vec::new(),
+            keep: Vec::new(),
+            blank: blank.clone(),
+            sync,
+            waits: Vec::new(),
+            sync_stats: FrameSyncStats::default(),
+            width: target.width,
+            height: target.height,
+        })
+    }
+
+    /// Clears `rects` (framebuffer pixels) to the premultiplied `color`.
+    pub fn clear(&mut self, color: [f32; 4], rects: &[vk::Rect2D]) {
+        if rects.is_empty() {
+            return;
+        }
+        let attachment = [vk::ClearAttachment {
+            aspect_mask: vk::ImageAspectFlags::COLOR,
+            color_attachment: 0,
+            clear_value: vk::ClearValue {
+                color: vk::ClearColorValue { float32: color },
+            },
+        }];
+        let clear_rects: Vec<_> = rects
+            .iter()
+            .map(|&rect| vk::ClearRect {
+                rect,
+                base_array_layer: 0,
+                layer_count: 1,
+            })
+            .collect();
+        unsafe {
+            self.ctx
+                .device
+                .cmd_clear_attachments(self.render, &attachment, &clear_rects)
+        };
+    }
+
+    /// Draws one quad clipped to each of `scissors` (framebuffer pixels):
+    /// textured with `what`, or solid (`push` carries the colour) when `None`.
+    /// A client buffer's reservation is registered with the frame here, to be
+    /// locked and fenced at submit (module doc). Locks: none (records only).
+    pub fn draw(&mut self, what: Option<&Drawable>, push: &QuadPush, scissors: &[vk::Rect2D]) {
+        if scissors.is_empty() {
+            return;
+        }
+        if let Some(client) = what.and_then(Drawable::client) {
+            self.sample(client.reservation());
+        }
+        let tex = what.map_or(&self.blank, Drawable::texture).clone();
+        if !self.textures.iter().any(|t| Arc::ptr_eq(t, &tex)) {
+            tex.record_prepare(self.prepare, &mut self.keep);
+            self.textures.push(tex.clone());
+        }
+        let dev = &self.ctx.device;
+        let sets = [tex.descriptor_set, self.sampler_set];
+        unsafe {
+            dev.cmd_bind_descriptor_sets(self.render, vk::PipelineBindPoint::GRAPHICS, self.layout, 0, &sets, &[])
+        };
+        unsafe {
+            dev.cmd_push_constants(
+                self.render,
+                self.layout,
+                vk::ShaderStageFlags::VERTEX | vk::ShaderStageFlags::FRAGMENT,
+                0,
+                push.as_bytes(),
+            );
+            for s in scissors {
+                dev.cmd_set_scissor(self.render, 0, &[*s]);
+                dev.cmd_draw(self.render, 4, 1, 0, 0);
+            }
+        }
+    }
+
+    fn sample(&mut self, resv: &Arc<BufferReservation>) {
+        if !self.sampled.iter().any(|r| r.id() == resv.id()) {
+            self.sampled.push(resv.clone());
+        }
+    }
+
+    /// The reservations of the client buffers drawn (for the submitter).
+    pub(crate) fn take_sampled(&mut self) -> Vec<Arc<BufferReservation>> {
+        std::mem::take(&mut self.sampled)
+    }
+
+    /// Implicit acquire: the client's pending writes (READ export) are
+    /// waited for on the GPU where the device imports SYNC_FD semaphores.
+    /// Without that the event loop has held the commit until they signaled
+    /// (the compositor's implicit acquire), so anything still pending here is
+    /// only counted (`unwaited`).
+    fn acquire_implicit(&mut self, tex: &Texture) {
+        for fd in tex.dmabuf_fds() {
+            self.sync_stats.sampled_dmabufs += 1;
+            match pending_writes(fd.as_fd()) {
+                Ok(None) => {}
+                Ok(Some(fence)) if self.sync.import => match semaphore::import_wait_semaphore(&self.ctx, fence) {
+                    Ok(sem) => {
+                        self.waits.push(sem);
+                        self.sync_stats.gpu_waits += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!("GPU wait on a client fence failed to import: {e}");
+                        self.sync_stats.unwaited += 1;
+                    }
+                },
+                Ok(Some(_)) => self.sync_stats.unwaited += 1,
+                Err(e) if e.is_unsupported() => self.sync_stats.no_sync_file += 1,
+                Err(e) => tracing::debug!("EXPORT_SYNC_FILE(READ) on a client dma-buf: {e}"),
+            }
+        }
+    }
+
+    /// Ends the pass, releases client memory and submits. Returns the fence.
+    ///
+    /// Locks: the sampled buffers' reservations (held by the caller through
+    /// an `AcquireCtx`; `RenderCore::submit_frame`) and the command ring
+    /// (`ring`). Does not block.
+    ///
+    /// Implicit acquire: each sampled dma-buf's pending writes are exported
+    /// here, under its reservation, just before the submission.
+    ///
+    /// Implicit release: where the device exports SYNC_FD, the submission
+    /// also signals a semaphore whose sync_file is imported into every
+    /// sampled client dma-buf as a READ fence ([`FrameFence::implicit_release`]).
+    pub(crate) fn finish(mut self, ring: &mut CommandRing) -> Result<Arc<FrameFence>, VkError> {
+        for tex in self.textures.clone() {
+            self.acquire_implicit(&tex);
+        }
+        unsafe { self.ctx.device.cmd_end_render_pass(self.render) };
+        for tex in &self.textures {
+            tex.record_release(self.render);
+        }
+        let sampled = self.sync_stats.sampled_dmabufs;
+        let export = if self.sync.export && sampled > 0 {
+            semaphore::create_export_semaphore(&self.ctx)
+                .map_err(|e| tracing::warn!("export semaphore: {e}"))
+                .ok()
+        } else {
+            None
+        };
+        let waits = std::mem::take(&mut self.waits);
+        let signals: Vec<vk::Semaphore> = export.into_iter().collect();
+        let textures = self.textures.clone();
+        let keep_sems: Vec<vk::Semaphore> = waits.iter().chain(&signals).copied().collect();
+        let mut keep = std::mem::take(&mut self.keep);
+        keep.push(Box::new(SemaphoreKeep {
+            device: self.ctx.device.clone(),
+            semaphores: keep_sems,
+        }));
+        let fence = ring.submit_synced(vec![self.prepare, self.render], keep, self.textures, &waits, &signals)?;
+        fence.sampled_dmabufs.store(sampled, Ordering::Release);
+        if let Some(&sem) = signals.first() {
+            match semaphore::export_sync_file(&self.ctx, sem) {
+                Ok(done) => {
+                    let mut all = true;
+                    for tex in &textures {
+                        for fd in tex.dmabuf_fds() {
+                            if let Err(e) = import_sync_file(fd.as_fd(), &done, Access::Read) {
+                                tracing::debug!("IMPORT_SYNC_FILE(READ) into a client dma-buf: {e}");
+                                all = false;
+                            }
+                        }
+                    }
+                    fence.implicit_release.store(all, Ordering::Release);
+                    let _ = fence.sync_file.set(done);
+                }
+                Err(e) => tracing::warn!("exporting the frame's sync_file: {e}"),
+            }
+        }
+        Ok(fence)
+    }
+}
+
+/// Sync counters of one frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameSyncStats {
+    /// Client dma-bufs sampled.
+    pub sampled_dmabufs: usize,
+    /// Unsignaled client fences the GPU waits on (semaphore import).
+    pub gpu_waits: usize,
+    /// Unsignaled client fences the GPU could not wait on.
+    pub unwaited: usize,
+    /// dma-bufs without the sync_file ioctls (ENOTTY: host memfds).
+    pub no_sync_file: usize,
+}

@@ -1,0 +1,255 @@
+//! The command ring: command buffers, submissions in flight and the fences
+//! the event loop polls.
+//!
+//! DOC: lifetime
+//!
+//! Everything a submission touches (textures, staging buffers, semaphores) is
+//! kept in its [`InFlight`] record until its fence signals;
+//! [`CommandRing::retire`] frees finished submissions without blocking.
+//! Nothing is freed while the GPU may use it.
+//!
+//! DOC: blocking and locks
+//!
+//! [`FrameFence::wait`] is the only wait here; it calls `lockdep::might_block`
+//! (never with a reservation held). The ring itself is locked by its owner
+//! (`crate::renderer::RenderCore`, lock class `lockdep::DEVICE_RING`), after
+//! any reservations and before the queue.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use ash::vk;
+
+use super::texture::Texture;
+use super::{VkContext, VkError, VkResultExt};
+use crate::reservation::Fence;
+use crate::sync::SyncFile;
+
+/// A VkFence of one submission. Owned; destroyed on drop.
+pub struct FrameFence {
+    ctx: Arc<VkContext>,
+    fence: vk::Fence,
+    /// The submission's completion as a sync_file, where the device exports
+    /// `SYNC_FD` semaphores.
+    pub(crate) sync_file: OnceLock<SyncFile>,
+    /// Every client dma-buf the submission sampled got its completion as a
+    /// READ fence, so the buffers may be released before it signals.
+    pub(crate) implicit_release: AtomicBool,
+    /// Client dma-bufs the submission sampled.
+    pub(crate) sampled_dmabufs: AtomicUsize,
+}
+
+impl std::fmt::Debug for FrameFence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameFence").field("fence", &self.fence).finish()
+    }
+}
+
+impl FrameFence {
+    pub(crate) fn new(ctx: &Arc<VkContext>) -> Result<FrameFence, VkError> {
+        let fence = unsafe { ctx.device.create_fence(&vk::FenceCreateInfo::default(), None) }.call("vkCreateFence")?;
+        Ok(FrameFence {
+            ctx: ctx.clone(),
+            fence,
+            sync_file: Default::default(),
+            implicit_release: Default::default(),
+            sampled_dmabufs: Default::default(),
+        })
+    }
+
+    /// The submission's completion as a sync_file (devices exporting `SYNC_FD`).
+    pub fn sync_file(&self) -> Option<&SyncFile> {
+        self.sync_file.get()
+    }
+
+    /// True when every client dma-buf sampled by this submission carries its
+    /// completion as a READ fence (implicit release done on the GPU side).
+    pub fn implicit_release(&self) -> bool {
+        self.implicit_release.load(Ordering::Acquire)
+    }
+
+    /// How many client dma-bufs the submission sampled.
+    pub fn sampled_dmabufs(&self) -> usize {
+        self.sampled_dmabufs.load(Ordering::Acquire)
+    }
+
+    pub fn raw(&self) -> vk::Fence {
+        self.fence
+    }
+
+    /// Non-blocking status check.
+    pub fn is_signaled(&self) -> bool {
+        matches!(
+            unsafe { self.ctx.device.get_fence_status(self.fence) },
+            Ok(true) | Err(_)
+        )
+    }
+
+    /// Blocks until the GPU work is done. Locks: none may be a reservation
+    /// (checked by `lockdep::might_block`).
+    pub fn wait(&self) -> Result<(), VkError> {
+        crate::lockdep::might_block("vkWaitForFences (FrameFence::wait)");
+        unsafe { self.ctx.device.wait_for_fences(&[self.fence], true, u64::MAX) }.call("vkWaitForFences")
+    }
+}
+
+impl Fence for FrameFence {
+    fn is_signaled(&self) -> bool {
+        FrameFence::is_signaled(self)
+    }
+}
+
+impl Drop for FrameFence {
+    fn drop(&mut self) {
+        unsafe { self.ctx.device.destroy_fence(self.fence, None) };
+    }
+}
+
+/// Work submitted and not yet known to be finished.
+struct InFlight {
+    fence: Arc<FrameFence>,
+    cmds: Vec<vk::CommandBuffer>,
+    _keep: Vec<Box<dyn Send + Sync>>,
+    _textures: Vec<Arc<Texture>>,
+}
+
+/// Command pool, free command buffers and the in-flight list.
+pub struct CommandRing {
+    pub(crate) ctx: Arc<VkContext>,
+    pool: vk::CommandPool,
+    free: Vec<vk::CommandBuffer>,
+    in_flight: Vec<InFlight>,
+    /// Client dma-buf textures whose last reference was a finished frame.
+    deferred_frees: u64,
+}
+
+impl CommandRing {
+    pub fn new(ctx: &Arc<VkContext>) -> Result<CommandRing, VkError> {
+        let info = vk::CommandPoolCreateInfo::default()
+            .queue_family_index(ctx.queue_family)
+            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+        let pool = unsafe { ctx.device.create_command_pool(&info, None) }.call("vkCreateCommandPool")?;
+        Ok(CommandRing {
+            ctx: ctx.clone(),
+            pool,
+            free: Vec::new(),
+            in_flight: Vec::new(),
+            deferred_frees: 0,
+        })
+    }
+
+    /// Frees the resources of finished submissions. Never blocks.
+    ///
+    /// Asynchronous invalidation (locking rule B3, docs/locking-rules.md): a
+    /// client that destroys its buffer or disconnects drops the compositor's
+    /// reference to the imported texture at once; a frame still sampling it
+    /// keeps its own `Arc` here, so the VkImage/VkDeviceMemory is freed only
+    /// now, after the frame's fence signaled, from the loop. Such frees are
+    /// counted ([`CommandRing::deferred_frees`]).
+    pub fn retire(&mut self) {
+        let (done, pending): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|f| f.fence.is_signaled());
+        self.in_flight = pending;
+        for f in done {
+            self.free.extend(f.cmds);
+            for tex in f._textures {
+                if Arc::strong_count(&tex) == 1 && !tex.dmabuf_fds().is_empty() {
+                    self.deferred_frees += 1;
+                    tracing::debug!("client texture freed after the frame that sampled it finished");
+                }
+                drop(tex);
+            }
+        }
+    }
+
+    /// Client dma-buf textures freed by [`CommandRing::retire`] because a
+    /// finished frame held their last reference.
+    pub fn deferred_frees(&self) -> u64 {
+        self.deferred_frees
+    }
+
+    /// Teardown: waits for the device to go idle, then retires everything.
+    /// Locks: the ring (caller); takes the queue. Blocks: never call it with a
+    /// reservation held (`RenderCore::wait_idle` checks).
+    pub(crate) fn retire_after_idle(&mut self, ctx: &VkContext) {
+        ctx.wait_idle_for_teardown();
+        self.retire();
+    }
+
+    /// Number of submissions still running.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// A command buffer in the recording state.
+    pub fn begin(&mut self) -> Result<vk::CommandBuffer, VkError> {
+        let cmd = match self.free.pop() {
+            Some(c) => c,
+            None => {
+                let info = vk::CommandBufferAllocateInfo::default()
+                    .command_pool(self.pool)
+                    .level(vk::CommandBufferLevel::PRIMARY)
+                    .command_buffer_count(1);
+                unsafe { self.ctx.device.allocate_command_buffers(&info) }.call("vkAllocateCommandBuffers")?[0]
+            }
+        };
+        let dev = &self.ctx.device;
+        unsafe {
+            dev.reset_command_buffer(cmd, vk::CommandBufferResetFlags::empty())
+                .call("vkResetCommandBuffer")?;
+            let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+            dev.begin_command_buffer(cmd, &begin).call("vkBeginCommandBuffer")?;
+        }
+        Ok(cmd)
+    }
+
+    /// Ends and submits `cmds` in order with a fresh fence; keeps `keep` and
+    /// `textures` alive until it signals.
+    pub fn submit(
+        &mut self,
+        cmds: Vec<vk::CommandBuffer>,
+        keep: Vec<Box<dyn Send + Sync>>,
+        textures: Vec<Arc<Texture>>,
+    ) -> Result<Arc<FrameFence>, VkError> {
+        self.submit_synced(cmds, keep, textures, &[], &[])
+    }
+
+    /// [`CommandRing::submit`] with wait and signal semaphores.
+    pub fn submit_synced(
+        &mut self,
+        cmds: Vec<vk::CommandBuffer>,
+        keep: Vec<Box<dyn Send + Sync>>,
+        textures: Vec<Arc<Texture>>,
+        waits: &[vk::Semaphore],
+        signals: &[vk::Semaphore],
+    ) -> Result<Arc<FrameFence>, VkError> {
+        for &cmd in &cmds {
+            unsafe { self.ctx.device.end_command_buffer(cmd) }.call("vkEndCommandBuffer")?;
+        }
+        let fence = Arc::new(FrameFence::new(&self.ctx)?);
+        let stages = vec![vk::PipelineStageFlags::ALL_COMMANDS; waits.len()];
+        let submit = [vk::SubmitInfo::default()
+            .command_buffers(&cmds)
+            .wait_semaphores(waits)
+            .wait_dst_stage_mask(&stages)
+            .signal_semaphores(signals)];
+        if let Err(e) = self.ctx.submit(&submit, fence.raw()) {
+            self.free.extend(cmds);
+            return Err(e);
+        }
+        self.in_flight.push(InFlight {
+            fence: fence.clone(),
+            cmds,
+            _keep: keep,
+            _textures: textures,
+        });
+        Ok(fence)
+    }
+}
+
+impl Drop for CommandRing {
+    fn drop(&mut self) {
+        self.ctx.wait_idle_for_teardown();
+        self.in_flight.clear();
+        unsafe { self.ctx.device.destroy_command_pool(self.pool, None) };
+    }
+}

@@ -62,7 +62,7 @@ pub fn init_drm(
 fn init_state(event_loop: &EventLoop<'static, State>, backend: Backend, lifecycle: Lifecycle) -> anyhow::Result<State> {
     let display: Display<State> = Display::new().context("creating the wayland display")?;
     let mut state = State::new(display.handle(), event_loop.get_signal(), backend, lifecycle)?;
-    // SYNC: fence and acquire-point sources go into this loop.
+    // Fence and acquire-point sources go into this loop.
     state.buffer_sync.loop_handle = Some(event_loop.handle());
     // CPU fallback: large copies run on a worker that wakes this loop.
     crate::cpu_copy::start(&event_loop.handle(), &mut state)?;

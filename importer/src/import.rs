@@ -280,6 +280,9 @@ impl Importer {
 
     /// A texture filled from CPU memory (`data` rows of `stride` bytes):
     /// shm buffers and memory uploads. Counted as [`ImportPath::ShmUpload`].
+    ///
+    /// Locks: none may be a reservation or a device lock when `data` is
+    /// client memory (rule B6); the texture has no reservation of its own.
     pub fn upload(
         &self,
         data: &[u8],

@@ -19,7 +19,7 @@ pub const fn iowr<T>(ty: u8, nr: u8) -> u64 {
 }
 
 /// `ioctl(fd, request, arg)`, restarted on `EINTR`/`EAGAIN` (the dma-buf uapi
-/// documents both as "try again", rule A1).
+/// documents both as "try again": locking rule A1, docs/locking-rules.md).
 ///
 /// # Safety
 /// `arg` must point to the struct `request` expects.

@@ -164,7 +164,7 @@ fn acquire_ctx_out_of_order_contention_backs_off() {
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let l2 = low.clone();
     // Another thread holds `low`. (It waits on a channel with it held; that
-    // breaks rule B2 knowingly, to hold the lock across our attempt.)
+    // breaks rule B2 (docs/locking-rules.md) knowingly, to hold the lock across our attempt.)
     let t = std::thread::spawn(move || {
         let _g = l2.lock();
         held_tx.send(()).unwrap();

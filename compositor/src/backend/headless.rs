@@ -64,7 +64,7 @@ pub struct HeadlessBackend {
     size: Size<i32, Physical>,
     frames: u64,
     consecutive_failures: u32,
-    /// SYNC: buffers held until the frames that sampled them are done.
+    /// Client buffers held until the frames that sampled them are done.
     pub releases: crate::buffer_sync::release::PendingReleases,
 }
 
@@ -131,7 +131,7 @@ impl HeadlessBackend {
             .damage_tracker
             .render_output(&mut self.renderer, &mut framebuffer, age, &elements, CLEAR_COLOR)
             .map_err(|e| anyhow::anyhow!("rendering the output: {e:?}"))?;
-        // SYNC: keep sampled buffers until the GPU is done (or release early).
+        // Keep sampled buffers until the GPU is done (or release early).
         self.releases.track_frame(&mut self.renderer, &elements, &result.sync);
         Ok(result.states)
     }

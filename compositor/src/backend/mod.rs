@@ -94,7 +94,7 @@ impl Backend {
         }
     }
 
-    /// SYNC: client buffers held until the frames that sampled them finished.
+    /// Client buffers held until the frames that sampled them finished.
     pub fn releases(&self) -> &PendingReleases {
         match self {
             Backend::Headless(b) => &b.releases,
@@ -148,9 +148,9 @@ impl Backend {
 
 /// Frame-tick housekeeping shared by the backends; never blocks.
 pub(crate) fn housekeeping(state: &mut State) {
-    // SYNC: release buffers of finished frames (non-blocking fence polls).
+    // Release buffers of finished frames (non-blocking fence polls).
     state.backend.releases_mut().poll();
-    // Reservations (rule B3): destroy imports whose client dma-buf is gone
+    // Reservations (docs/locking-rules.md, rule B3): destroy imports whose client dma-buf is gone
     // (invalidate under the lock, bury), then free what the graveyard's
     // fences allow. Both only try-lock or take one uncontended lock; neither
     // waits on a fence.

@@ -183,7 +183,7 @@ fn apply(state: &mut State, client: &smithay::reexports::wayland_server::Client,
 /// or scan-out importer, another process) would read it unsynchronized. So
 /// once the acquire point has a fence (materialized: at commit, or when the
 /// held commit's `WAIT_AVAILABLE` eventfd fires), that fence is exported
-/// (point → sync_file, rule A5) and imported into every plane as a WRITE
+/// (point → sync_file, rule A5 of docs/locking-rules.md) and imported into every plane as a WRITE
 /// fence (rule A4): every later reader and writer of the dma-buf waits for
 /// it, the renderer's GPU wait included. Non-blocking throughout.
 ///

@@ -33,7 +33,8 @@ impl CompositorHandler for State {
     }
 
     fn new_surface(&mut self, surface: &WlSurface) {
-        // SYNC: hold commits until their implicit fences / acquire point signal.
+        // Hold commits until their implicit fences signal (explicit acquire
+        // points are handled by the syncobj surface).
         crate::buffer_sync::implicit::on_new_surface(surface);
         // Large CPU-fallback copies run on a worker; the commit waits for it.
         crate::cpu_copy::on_new_surface(surface);
@@ -63,7 +64,7 @@ impl CompositorHandler for State {
         self.popups.commit(surface);
         crate::handlers::xdg_shell::handle_commit(self, &root);
         self.note_if_unmapped(&root);
-        // SHELL: a window that mapped, moved or resized under the pointer.
+        // A window that mapped, moved or resized under the pointer.
         self.refresh_pointer_focus();
     }
 }
@@ -130,9 +131,10 @@ fn root_surface(surface: &WlSurface) -> WlSurface {
 
 impl BufferHandler for State {
     fn buffer_destroyed(&mut self, buffer: &WlBuffer) {
-        // Imported textures are owned by the surface state and dropped with
-        // it; frames in flight keep theirs until their fence signals.
-        // SYNC: per-buffer explicit-sync state goes with the buffer.
+        // The renderer's import of the buffer goes at the next frame tick
+        // (`cleanup_texture_cache` sees its dma-buf gone); frames in flight
+        // keep theirs until their fence signals. The per-buffer
+        // explicit-sync state goes now.
         self.backend.releases_mut().forget(buffer);
     }
 }

@@ -74,7 +74,7 @@ impl DmabufHandler for State {
 }
 
 // Everything but zwp_linux_buffer_params_v1 goes straight to smithay; params
-// requests pass through `params::precheck` first (see that module).
+// requests pass through `dmabuf_params` first (see that module).
 type ZwpLinuxDmabufV1 =
     smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1;
 type ZwpLinuxDmabufFeedbackV1 =

@@ -1,6 +1,6 @@
 //! The CPU access bracket and the row copy.
 //!
-//! DOC: shape (rule B2): lock → pin → unlock → wait implicit fences → SYNC
+//! DOC: shape (docs/locking-rules.md, rule B2): lock → pin → unlock → wait implicit fences → SYNC
 //! START → read → SYNC END → lock → unpin → unlock. END and unpin also run if
 //! the reader panics. The bytes are reachable only through a [`CpuView`],
 //! which exists only inside the bracket.

@@ -5,7 +5,8 @@
 //! `PROT_READ`, `MAP_SHARED`, offset 0. Construction does no blocking work (no
 //! fence wait, no SYNC ioctl); it runs under the reservation via
 //! [`super::map_planes`]. Dropping unmaps; the reservation makes sure that
-//! happens only once unpinned and after the fences (rule B3).
+//! happens only once unpinned and after the fences (rule B3,
+//! docs/locking-rules.md).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;

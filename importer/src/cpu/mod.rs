@@ -1,6 +1,6 @@
 //! CPU access to client dma-bufs (screenshots, readback, software fallback).
 //!
-//! DOC: mapping (rules A2, B1, B6)
+//! DOC: mapping (docs/locking-rules.md, rules A2, B1, B6)
 //!
 //! * Each distinct fd is mapped once, whole, from offset 0 (mmap offsets must
 //!   be page aligned); planes are addressed at their offset *inside* that

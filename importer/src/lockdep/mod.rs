@@ -1,6 +1,6 @@
 //! lockdep: a lock-order and blocking validator for debug and test builds.
 //!
-//! DOC: the lock hierarchy (locking rules B4, B5)
+//! DOC: the lock hierarchy (docs/locking-rules.md, rules B4 and B5)
 //!
 //! ```text
 //! compositor state  →  client  →  reservation(s), in acquire-context order  →  device queue

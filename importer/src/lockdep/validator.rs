@@ -237,7 +237,7 @@ pub fn might_block(what: &str) {
         violate(
             ViolationKind::BlockingUnderLock,
             format!(
-                "blocking operation \"{what}\" while holding \"{}\" #{:x} (never block under a reservation, rule B2); held: {}",
+                "blocking operation \"{what}\" while holding \"{}\" #{:x} (never block under a reservation: rule B2 of docs/locking-rules.md); held: {}",
                 h.class.name,
                 h.instance,
                 describe_stack(&stack)

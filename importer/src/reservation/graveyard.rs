@@ -5,7 +5,7 @@
 //! The event loop calls [`Graveyard::poll`] (for example on every frame fence
 //! signal or a timer). It try-locks each buried reservation and frees what
 //! [`super::Reservation::reap`] allows; busy ones are simply tried next time
-//! (rule B3, "the whole API is asynchronous"). [`evict_idle`] trims a cache
+//! (docs/locking-rules.md, rule B3: nothing waits for the fences). [`evict_idle`] trims a cache
 //! with try-lock only and skips busy or pinned buffers (rule B4).
 
 use std::sync::Arc;

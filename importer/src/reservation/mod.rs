@@ -1,12 +1,11 @@
 //! Reservations: one lock per imported buffer over its import state.
 //!
-//! DOC: the rules (locking-rules.md part B, restated)
+//! DOC: how this module enforces part B of docs/locking-rules.md
 //!
-//! * **B1, held for mapping work.** Creating or dropping a GPU import, the CPU
-//!   mapping, pin/unpin and recording fences need the buffer's
-//!   [`ReservationGuard`]; only [`Reservation::lock`], [`Reservation::try_lock`]
-//!   and an [`AcquireCtx`] hand one out, so calling them unlocked does not
-//!   compile:
+//! * **B1** (held for mapping work): the operations that change what a
+//!   reservation guards are methods of [`ReservationGuard`], and only
+//!   [`Reservation::lock`], [`Reservation::try_lock`] and an [`AcquireCtx`]
+//!   hand one out, so calling them unlocked does not compile:
 //!
 //!   ```compile_fail,E0308
 //!   use importer::reservation::{Reservation, ReservationGuard};
@@ -38,25 +37,18 @@
 //!   std::thread::spawn(move || drop(g)); // guard is not Send
 //!   ```
 //!
-//! * **B2, not held for blocking or lifetime work.** Fence waits, the
-//!   `DMA_BUF_IOCTL_SYNC` ioctl, polls with a timeout and channel receives call
-//!   [`lockdep::might_block`]; creating a reservation ([`Reservation::new`],
-//!   "attach"), [`Reservation::destroy`] and dropping the last reference
-//!   ("detach") call [`lockdep::assert_class_not_held`]. Both fail in debug and
-//!   test builds when this thread holds any reservation. The type system cannot
-//!   see guards of *other* buffers, so this half is a runtime check.
-//! * **B3, invalidate under the lock, free after the fences.**
-//!   [`ReservationGuard::invalidate`] only moves imports and the mapping to the
-//!   reservation's dead list together with the fences in flight. Nothing is
-//!   freed there: [`Reservation::reap`] (try-lock, never blocks) frees a dead
-//!   entry once its fences signaled and, for a mapping, its pin count is zero,
-//!   and drops it *after* unlocking. A [`Graveyard`] polled by the event loop
-//!   keeps reservations alive until reaped.
-//! * **B4, many buffers.** See [`acquire`]: one global order (ascending buffer
-//!   id) with try-lock for out-of-order additions and a back-off. Eviction and
-//!   trimming use [`Reservation::try_lock`] only ([`evict_idle`]).
-//! * **B5.** The lock hierarchy and validator are in [`crate::lockdep`]; the
-//!   reservation class is [`lockdep::RESERVATION`].
+//! * **B2** (no sleeping, attach or detach under it): [`Reservation::new`],
+//!   [`Reservation::destroy`] and the drop of the last reference call
+//!   [`lockdep::assert_class_not_held`]; the sleeping functions elsewhere call
+//!   [`lockdep::might_block`]. The type system cannot see guards of *other*
+//!   buffers, so this half is the validator's.
+//! * **B3** (invalidate locked, free after the fences):
+//!   [`ReservationGuard::invalidate`] only moves entries to the dead list with
+//!   the fences in flight; [`Reservation::reap`] (try-lock) drops what is
+//!   ready *after* unlocking; a [`Graveyard`] keeps reservations until then.
+//! * **B4** (many buffers): [`acquire`] (one global order, try-lock out of
+//!   order, back off); eviction uses try-lock only ([`evict_idle`]).
+//! * **B5**: the reservation's lock class is [`lockdep::RESERVATION`].
 
 pub mod acquire;
 pub mod fence;

@@ -2,7 +2,7 @@
 //! drm-ffi's ioctl wrappers; only `FD_TO_HANDLE` with `IMPORT_SYNC_FILE` into an
 //! *existing* handle is written out here (drm-ffi always passes handle 0).
 //!
-//! Rule A5: point → sync_file = TRANSFER the point into a fresh binary syncobj,
+//! Locking rule A5 (docs/locking-rules.md): point → sync_file = TRANSFER the point into a fresh binary syncobj,
 //! then HANDLE_TO_FD(EXPORT_SYNC_FILE); sync_file → point = FD_TO_HANDLE
 //! (IMPORT_SYNC_FILE) into a binary syncobj, then TRANSFER it to the point.
 //! `DRM_IOCTL_SYNCOBJ_EVENTFD` (Linux 6.6) lets the event loop wait for a

@@ -323,7 +323,10 @@ impl Texture {
     }
 
     /// Buffer path: queues a GPU copy of `damage` (all if `None`) from the
-    /// client's memory. No-op for other backings.
+    /// client's memory, recorded by the next frame that samples the texture
+    /// (under that frame's reservations). No-op for other backings.
+    ///
+    /// Locks: none needed (the pending list is a leaf lock).
     pub fn queue_client_copy(&self, damage: Option<&[Region]>) {
         let Some(src) = &self.source else { return };
         let full = [Region::full(self.width, self.height)];

@@ -139,7 +139,7 @@ pub struct DrmBackend {
     _drm_fd: DrmDeviceFd,
     pub renderer: VkRenderer,
     pub output: Output,
-    /// SYNC: buffers held until the frames that sampled them are done.
+    /// Client buffers held until the frames that sampled them are done.
     pub releases: crate::buffer_sync::release::PendingReleases,
     pub stats: DrmStats,
     session: LibSeatSession,
@@ -230,7 +230,7 @@ impl DrmBackend {
                     .map_err(|e| anyhow::anyhow!("reading the offscreen frame back: {e}"))?,
             )
         };
-        // SYNC: keep sampled buffers until the GPU is done (or release early).
+        // Keep sampled buffers until the GPU is done (or release early).
         self.releases.track_frame(&mut self.renderer, &elements, &result.sync);
         Ok(RenderedFrame {
             back,
@@ -270,7 +270,7 @@ impl DrmBackend {
             scanout::copy_into(&self.scanout.buffers[back].dmabuf, bytes)?;
             self.stats.copied_frames += 1;
         }
-        // SYNC: where the GPU may still be writing, the kernel waits for it.
+        // Where the GPU may still be writing, the kernel waits for it.
         let in_fence = frame
             .fence
             .as_ref()

@@ -10,11 +10,13 @@
 //! take), frames are rendered into one offscreen target and copied into the
 //! buffer through its CPU mapping (`DMA_BUF_IOCTL_SYNC` bracket). That is
 //! logged once and counted per frame (`drm.copied_frames` in `--stats`).
-//! `COMPOSITOR_DRM_FORCE_COPY=1` takes this path on purpose (the VM test).
+//! A test hook (`crate::test_hooks::drm_force_copy`) takes this path on
+//! purpose.
 //!
 //! These buffers are the compositor's own, not client buffers: they have no
-//! reservation (`locking-rules.md` B applies to imported client buffers);
-//! CPU access still follows rule A1 (SYNC START/END, restarted on EINTR).
+//! reservation (part B of docs/locking-rules.md is about imported client
+//! buffers); CPU access still follows rule A1 (SYNC START/END, restarted on
+//! EINTR).
 
 use std::os::fd::BorrowedFd;
 

@@ -12,7 +12,7 @@
 //!   until the point *signals*; `gpu`, on a device importing SYNC_FD
 //!   semaphores, holds it only until the point is *materialized*, bridges the
 //!   fence and lets the renderer's sampling-time semaphore wait do the rest;
-//! * release: see `protocols::sync_point` (kernel-signaled from the buffer's
+//! * release: see `protocols::timeline_point` (kernel-signaled from the buffer's
 //!   pending fences, bridging row 2, else from the CPU) and `sync::release`
 //!   (frames keep the release until they are done, or until their READ fence
 //!   is on the dma-buf).
@@ -30,7 +30,7 @@ use smithay::{
 use tracing::{debug, info, warn};
 
 use super::{AcquirePolicy, FlagBlocker};
-use crate::protocols::drm_syncobj::{ExplicitCommit, SyncPoint, SyncobjHandler, SyncobjState};
+use crate::protocols::drm_syncobj::{ExplicitCommit, SyncobjHandler, SyncobjState, TimelinePoint};
 use crate::state::State;
 
 /// The render node for syncobjs: `COMPOSITOR_SYNCOBJ_NODE` (a path, or
@@ -72,7 +72,7 @@ enum Until {
 
 /// Holds the pending commit of `surface` until `point` allows it (see the
 /// module doc), bridging the point's fence into `dmabuf` where it has one.
-pub fn hold_until_acquired(state: &mut State, surface: &WlSurface, point: &SyncPoint, dmabuf: &Dmabuf) {
+pub fn hold_until_acquired(state: &mut State, surface: &WlSurface, point: &TimelinePoint, dmabuf: &Dmabuf) {
     if point.is_signaled() {
         return;
     }
@@ -94,7 +94,7 @@ pub fn hold_until_acquired(state: &mut State, surface: &WlSurface, point: &SyncP
 fn hold(
     state: &mut State,
     surface: &WlSurface,
-    point: &SyncPoint,
+    point: &TimelinePoint,
     dmabuf: &Dmabuf,
     until: Until,
 ) -> anyhow::Result<()> {
@@ -118,7 +118,7 @@ fn hold(
 struct Held {
     client: smithay::reexports::wayland_server::Client,
     id: smithay::reexports::wayland_server::backend::ObjectId,
-    point: SyncPoint,
+    point: TimelinePoint,
     dmabuf: Dmabuf,
     blocker: FlagBlocker,
 }
@@ -188,7 +188,7 @@ fn apply(state: &mut State, client: &smithay::reexports::wayland_server::Client,
 /// it, the renderer's GPU wait included. Non-blocking throughout.
 ///
 /// Returns whether every plane now carries the fence.
-pub fn bridge_acquire_to_implicit(state: &mut State, point: &SyncPoint, dmabuf: &Dmabuf) -> bool {
+pub fn bridge_acquire_to_implicit(state: &mut State, point: &TimelinePoint, dmabuf: &Dmabuf) -> bool {
     use importer::sync::{implicit as fences, Access};
     let fence = match point.export() {
         Ok(fence) => fence,

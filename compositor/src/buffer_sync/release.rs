@@ -13,7 +13,7 @@
 //!   no buffer needs a hold: the client's next GPU write waits for ours in
 //!   the kernel, and an explicitly synced buffer's release point is
 //!   transferred from the dma-buf's fences, that READ fence included
-//!   (`protocols::sync_point`), so the GPU signals it;
+//!   (`protocols::timeline_point`), so the GPU signals it;
 //! * otherwise (lavapipe on the host) the clones are kept until the fence is
 //!   seen signaled: [`PendingReleases::poll`] runs on every frame tick, a
 //!   non-blocking `vkGetFenceStatus`.

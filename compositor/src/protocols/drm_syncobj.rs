@@ -20,7 +20,7 @@
 //!   `conflicting_points` (same timeline, release not after acquire) and
 //!   `unsupported_buffer` (not a dma-buf);
 //! * a committed release point becomes a [`Release`] (see
-//!   [`super::sync_point`] for who signals it and when); a commit that
+//!   [`super::timeline_point`] for who signals it and when); a commit that
 //!   replaces or detaches the buffer drops the previous one.
 //!
 //! The acquire wait itself is compositor policy and lives in
@@ -45,7 +45,7 @@ use smithay::wayland::compositor::{add_pre_commit_hook, with_states, BufferAssig
 use smithay::wayland::dmabuf::get_dmabuf;
 use tracing::debug;
 
-pub use super::sync_point::{Release, ReleaseCounters, SyncPoint, WeakRelease};
+pub use super::timeline_point::{Release, ReleaseCounters, TimelinePoint, WeakRelease};
 
 /// The global and what its timelines are imported on.
 #[derive(Debug)]
@@ -70,7 +70,7 @@ pub trait SyncobjHandler {
 pub struct ExplicitCommit {
     pub buffer: WlBuffer,
     pub dmabuf: Dmabuf,
-    pub acquire: SyncPoint,
+    pub acquire: TimelinePoint,
     pub release: Release,
 }
 
@@ -97,9 +97,9 @@ impl SyncobjState {
 /// Double-buffered sync state of a surface.
 #[derive(Debug, Default)]
 pub struct SyncobjCachedState {
-    pub acquire: Option<SyncPoint>,
+    pub acquire: Option<TimelinePoint>,
     /// Pending only: turned into `release` by the commit hook.
-    release_point: Option<SyncPoint>,
+    release_point: Option<TimelinePoint>,
     /// The committed buffer's release point.
     pub release: Option<Release>,
     /// The commit replaces the buffer without new points (attach(NULL), or
@@ -125,7 +125,7 @@ impl Cacheable for SyncobjCachedState {
 }
 
 /// The pending acquire point of `surface`'s next commit, if any.
-pub fn pending_acquire(surface: &WlSurface) -> Option<SyncPoint> {
+pub fn pending_acquire(surface: &WlSurface) -> Option<TimelinePoint> {
     with_states(surface, |states| {
         states
             .cached_state
@@ -141,7 +141,7 @@ type SurfaceSlot = RefCell<Option<WpLinuxDrmSyncobjSurfaceV1>>;
 
 /// Data of a `wp_linux_drm_syncobj_surface_v1`.
 #[derive(Debug)]
-pub struct SurfaceData {
+pub struct SyncobjSurfaceData {
     surface: WlWeak<WlSurface>,
 }
 
@@ -163,7 +163,7 @@ where
 
 impl<D> Dispatch<WpLinuxDrmSyncobjManagerV1, (), D> for SyncobjState
 where
-    D: Dispatch<WpLinuxDrmSyncobjSurfaceV1, SurfaceData>
+    D: Dispatch<WpLinuxDrmSyncobjSurfaceV1, SyncobjSurfaceData>
         + Dispatch<WpLinuxDrmSyncobjTimelineV1, Arc<Syncobj>>
         + SyncobjHandler
         + 'static,
@@ -195,7 +195,7 @@ where
                 }
                 let object = data_init.init(
                     id,
-                    SurfaceData {
+                    SyncobjSurfaceData {
                         surface: surface.downgrade(),
                     },
                 );
@@ -234,16 +234,16 @@ where
     }
 }
 
-impl<D> Dispatch<WpLinuxDrmSyncobjSurfaceV1, SurfaceData, D> for SyncobjState
+impl<D> Dispatch<WpLinuxDrmSyncobjSurfaceV1, SyncobjSurfaceData, D> for SyncobjState
 where
-    D: Dispatch<WpLinuxDrmSyncobjSurfaceV1, SurfaceData> + 'static,
+    D: Dispatch<WpLinuxDrmSyncobjSurfaceV1, SyncobjSurfaceData> + 'static,
 {
     fn request(
         _state: &mut D,
         _client: &Client,
         resource: &WpLinuxDrmSyncobjSurfaceV1,
         request: wp_linux_drm_syncobj_surface_v1::Request,
-        data: &SurfaceData,
+        data: &SyncobjSurfaceData,
         _dh: &DisplayHandle,
         _data_init: &mut DataInit<'_, D>,
     ) {
@@ -284,7 +284,7 @@ where
         let Some(timeline) = timeline.data::<Arc<Syncobj>>().cloned() else {
             return;
         };
-        let point = SyncPoint::new(timeline, hi, lo);
+        let point = TimelinePoint::new(timeline, hi, lo);
         with_states(&surface, |states| {
             let mut cached = states.cached_state.get::<SyncobjCachedState>();
             let pending = cached.pending();
@@ -388,7 +388,7 @@ macro_rules! delegate_syncobj {
             smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::server::wp_linux_drm_syncobj_manager_v1::WpLinuxDrmSyncobjManagerV1: ()
         ] => $crate::protocols::drm_syncobj::SyncobjState);
         smithay::reexports::wayland_server::delegate_dispatch!($ty: [
-            smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::server::wp_linux_drm_syncobj_surface_v1::WpLinuxDrmSyncobjSurfaceV1: $crate::protocols::drm_syncobj::SurfaceData
+            smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::server::wp_linux_drm_syncobj_surface_v1::WpLinuxDrmSyncobjSurfaceV1: $crate::protocols::drm_syncobj::SyncobjSurfaceData
         ] => $crate::protocols::drm_syncobj::SyncobjState);
         smithay::reexports::wayland_server::delegate_dispatch!($ty: [
             smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::server::wp_linux_drm_syncobj_timeline_v1::WpLinuxDrmSyncobjTimelineV1: std::sync::Arc<importer::sync::Syncobj>

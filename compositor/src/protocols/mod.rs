@@ -2,4 +2,4 @@
 //! `*State` plus a handler trait, smithay style.
 
 pub mod drm_syncobj;
-pub mod sync_point;
+pub mod timeline_point;

@@ -31,27 +31,27 @@ use tracing::{debug, warn};
 
 /// A point on a client's timeline (an imported syncobj).
 #[derive(Debug, Clone)]
-pub struct SyncPoint {
+pub struct TimelinePoint {
     pub timeline: Arc<Syncobj>,
     pub point: u64,
 }
 
-impl PartialEq for SyncPoint {
+impl PartialEq for TimelinePoint {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.timeline, &other.timeline) && self.point == other.point
     }
 }
 
-impl SyncPoint {
-    pub fn new(timeline: Arc<Syncobj>, hi: u32, lo: u32) -> SyncPoint {
-        SyncPoint {
+impl TimelinePoint {
+    pub fn new(timeline: Arc<Syncobj>, hi: u32, lo: u32) -> TimelinePoint {
+        TimelinePoint {
             timeline,
             point: (u64::from(hi) << 32) | u64::from(lo),
         }
     }
 
     /// Whether both points are on the same client timeline object.
-    pub fn same_timeline(&self, other: &SyncPoint) -> bool {
+    pub fn same_timeline(&self, other: &TimelinePoint) -> bool {
         Arc::ptr_eq(&self.timeline, &other.timeline)
     }
 
@@ -98,13 +98,13 @@ pub struct WeakRelease(Weak<ReleaseInner>);
 
 #[derive(Debug)]
 struct ReleaseInner {
-    point: SyncPoint,
+    point: TimelinePoint,
     dmabuf: Dmabuf,
     counters: Arc<ReleaseCounters>,
 }
 
 impl Release {
-    pub fn new(point: SyncPoint, dmabuf: Dmabuf, counters: Arc<ReleaseCounters>) -> Release {
+    pub fn new(point: TimelinePoint, dmabuf: Dmabuf, counters: Arc<ReleaseCounters>) -> Release {
         Release(Arc::new(ReleaseInner {
             point,
             dmabuf,
@@ -116,7 +116,7 @@ impl Release {
         WeakRelease(Arc::downgrade(&self.0))
     }
 
-    pub fn point(&self) -> &SyncPoint {
+    pub fn point(&self) -> &TimelinePoint {
         &self.0.point
     }
 }
@@ -151,7 +151,7 @@ enum Signaled {
 
 /// Signals `point` once every fence still on `dmabuf` has: transfers them
 /// into the point, or signals it now when none is pending.
-fn signal_release(point: &SyncPoint, dmabuf: &Dmabuf) -> std::io::Result<Signaled> {
+fn signal_release(point: &TimelinePoint, dmabuf: &Dmabuf) -> std::io::Result<Signaled> {
     match pending_fences(dmabuf) {
         Some(fence) => {
             debug!(point = point.point, "release point follows the buffer's pending fences");

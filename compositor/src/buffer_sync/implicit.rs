@@ -54,7 +54,7 @@ fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::Dis
         return;
     };
     if state.buffer_sync.policy == AcquirePolicy::Gpu && state.buffer_sync.gpu_wait {
-        // The renderer waits on the GPU (importer::vulkan::frame, acquire_implicit).
+        // The renderer waits on the GPU (importer::vulkan::recorder, acquire_implicit).
         return;
     }
     let Ok((blocker, source)) = dmabuf.generate_blocker(Interest::READ) else {

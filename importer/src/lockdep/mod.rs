@@ -7,30 +7,15 @@
 //!                                                                  (command ring → VkQueue)
 //! ```
 //!
-//! A lock may only be taken while holding locks to its left. Where each one
-//! lives:
-//!
-//! * **compositor state** and **client**: the compositor's `State` and its
-//!   per-client data. They are owned by the calloop event-loop thread and
-//!   reached through `&mut State`, so they have no runtime mutex; the rule
-//!   they impose is that everything below is taken from inside a dispatch
-//!   (a request handler, a commit hook, the frame tick) and released before
-//!   it returns. The classes [`COMPOSITOR_STATE`] and [`CLIENT`] exist for
-//!   code that grows real locks there (and for the planted-violation tests).
-//! * **reservation(s)**: one per imported client buffer
-//!   (`vulkan::client_buffer`); several only through one `AcquireCtx`
-//!   (ascending buffer id). Never block under one.
-//! * **device**: the renderer's command ring ([`DEVICE_RING`],
-//!   `vulkan::render::RenderCore`) and inside it the VkQueue mutex
-//!   ([`DEVICE_QUEUE`], `VkContext::submit`). A frame's submission takes
-//!   reservations → ring → queue; nothing takes a reservation while holding a
-//!   device lock.
-//! * **leaf locks** outside the hierarchy (held for a few loads and stores,
-//!   never while calling out): a texture's pending-copy list, the import
-//!   counters, this validator's graph. Each lock is an
-//! instance of a [`LockClass`]; the validator reasons about classes, like the
-//! kernel's lockdep, so one observed A→B ordering anywhere forbids B→A
-//! everywhere, even if the two orders never race in a given run.
+//! A lock may only be taken while holding locks to its left. The classes
+//! below are its levels ([`COMPOSITOR_STATE`], [`CLIENT`], [`RESERVATION`],
+//! [`DEVICE_RING`], [`DEVICE_QUEUE`]); where each level lives is in
+//! docs/locking-rules.md ("Lock hierarchy"). Leaf locks outside the hierarchy
+//! (a texture's pending-copy list, this validator's graph) are held for a few
+//! loads and stores and never while calling out. Each lock is an instance of
+//! a [`LockClass`]; the validator reasons about classes, like the kernel's
+//! lockdep, so one observed A→B ordering anywhere forbids B→A everywhere,
+//! even if the two orders never race in a given run.
 //!
 //! DOC: what is checked
 //!

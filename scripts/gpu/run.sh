@@ -36,7 +36,7 @@ export TEST_BUFFER_PROVIDER=udmabuf DMABUF_TEST_TIER=vm
 status=0
 run() {
     echo "== $*"
-    cargo test -p tests --test "$@" -- --include-ignored --nocapture --test-threads 1 || status=1
+    cargo test -p testkit --test "$@" -- --include-ignored --nocapture --test-threads 1 || status=1
 }
 run kernel_sync_primitives
 run gpu_sync_read_fence

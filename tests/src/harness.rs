@@ -27,7 +27,7 @@ use crate::slots::Slot;
 /// Path of the compositor binary: `$COMPOSITOR_BIN`, else
 /// `<dir of the current exe>/../compositor` (i.e. `target/<profile>/compositor`
 /// when called from `target/<profile>/deps/<test>`). Cargo does not build it
-/// for `cargo test -p tests`; run `cargo build -p compositor` first.
+/// for `cargo test -p testkit`; run `cargo build -p compositor` first.
 pub fn compositor_bin() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("COMPOSITOR_BIN") {
         return Ok(PathBuf::from(p));

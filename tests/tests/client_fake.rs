@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use fake_server::{FakeServer, XRGB8888};
-use tests::buffer::{DmabufBuffer, ParamsBuilder, MOD_LINEAR};
-use tests::client::Client;
-use tests::pixel::Format;
-use tests::process::wait_timeout;
-use tests::provider::{BufferProvider, MemfdProvider};
-use tests::scenes;
-use tests::window::Window;
-use tests::witness::Witness;
+use testkit::buffer::{DmabufBuffer, ParamsBuilder, MOD_LINEAR};
+use testkit::client::Client;
+use testkit::pixel::Format;
+use testkit::process::wait_timeout;
+use testkit::provider::{BufferProvider, MemfdProvider};
+use testkit::scenes;
+use testkit::window::Window;
+use testkit::witness::Witness;
 
 #[test]
 fn window_maps_and_receives_frames() -> Result<()> {

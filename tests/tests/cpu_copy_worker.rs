@@ -15,11 +15,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use tests::harness::Compositor;
-use tests::image_compare::check_window_pixel;
-use tests::provider::provider_from_env;
-use tests::witness::Witness;
-use tests::{DmabufBuffer, Format, RgbaImage, Window};
+use testkit::harness::Compositor;
+use testkit::image_compare::check_window_pixel;
+use testkit::provider::provider_from_env;
+use testkit::witness::Witness;
+use testkit::{DmabufBuffer, Format, RgbaImage, Window};
 
 const BLUE: [u8; 4] = [20, 40, 230, 255];
 const SIZE: u32 = 4096;

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use importer::sync::{implicit as fences, Access, FenceStatus};
-use tests::harness::Compositor;
-use tests::{DmabufBuffer, Format, UdmabufProvider, Window};
+use testkit::harness::Compositor;
+use testkit::{DmabufBuffer, Format, UdmabufProvider, Window};
 
 const BOUND: Duration = Duration::from_secs(20);
 

@@ -10,13 +10,13 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use tests::kernel::dmabuf::{self, Access, CpuAccess};
-use tests::kernel::heap::DmaHeap;
-use tests::kernel::uapi;
-use tests::kernel::udmabuf::{page_align, Udmabuf};
-use tests::kernel::vgem::Vgem;
-use tests::mapping::Mapping;
-use tests::provider::{cpu_write, provider_from_env};
+use testkit::kernel::dmabuf::{self, Access, CpuAccess};
+use testkit::kernel::heap::DmaHeap;
+use testkit::kernel::uapi;
+use testkit::kernel::udmabuf::{page_align, Udmabuf};
+use testkit::kernel::vgem::Vgem;
+use testkit::mapping::Mapping;
+use testkit::provider::{cpu_write, provider_from_env};
 
 /// How long a signaled fence may take to show up in poll (it is immediate;
 /// the bound only keeps a broken kernel from hanging the test).
@@ -246,9 +246,9 @@ fn vm_env_selects_a_real_dmabuf_provider() -> Result<()> {
         "TEST_BUFFER_PROVIDER={name:?}: the VM tier must use a real dma-buf provider"
     );
     ensure!(
-        tests::kernel::in_vm(),
+        testkit::kernel::in_vm(),
         "DMABUF_TEST_TIER={:?}, expected vm",
-        tests::kernel::tier()
+        testkit::kernel::tier()
     );
     let provider = provider_from_env()?;
     ensure!(provider.name() == name, "provider {} for {name}", provider.name());

@@ -2,7 +2,7 @@
 //! on virtio-gpu's KMS card node (libseat `noop` session, as root), a client
 //! presents two windows from real udmabuf dma-bufs, and the framebuffer the
 //! CRTC actually scans out is read back *independently of the compositor*
-//! (GETCRTC → GETFB2 → PRIME → mmap, from this process: `tests::kernel::kms`)
+//! (GETCRTC → GETFB2 → PRIME → mmap, from this process: `testkit::kernel::kms`)
 //! and compared with the expected image: each window's colour at its
 //! placement, the clear colour everywhere else. The stats must show that
 //! every frame was a completed page flip, rendered zero-copy into the
@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use tests::client::{default_timeout, Client};
-use tests::harness::{Compositor, Stats};
-use tests::image_compare::{artifacts_dir, compare, diff_image, DEFAULT_TOLERANCE};
-use tests::kernel::seatd::Seatd;
-use tests::kernel::{kms, vt};
-use tests::process::voluntary_switches;
-use tests::scenes::{toplevel_position, BACKGROUND};
-use tests::{DmabufBuffer, Format, RgbaImage, UdmabufProvider, Window};
+use testkit::client::{default_timeout, Client};
+use testkit::harness::{Compositor, Stats};
+use testkit::image_compare::{artifacts_dir, compare, diff_image, DEFAULT_TOLERANCE};
+use testkit::kernel::seatd::Seatd;
+use testkit::kernel::{kms, vt};
+use testkit::process::voluntary_switches;
+use testkit::scenes::{toplevel_position, BACKGROUND};
+use testkit::{DmabufBuffer, Format, RgbaImage, UdmabufProvider, Window};
 
 const RED: [u8; 4] = [200, 40, 40, 255];
 const BLUE: [u8; 4] = [40, 60, 210, 255];
@@ -366,7 +366,7 @@ impl SeatdRun {
         let logs = artifacts_dir().join("logs");
         std::fs::create_dir_all(&logs)?;
         let seatd = Seatd::start(&logs.join(format!("seatd-{name}.log")), default_timeout())?;
-        eprintln!("seatd {} ready on {}", seatd.pid(), tests::kernel::seatd::SOCKET);
+        eprintln!("seatd {} ready on {}", seatd.pid(), testkit::kernel::seatd::SOCKET);
         let back = BackToVt(home);
 
         let out = tempfile::tempdir()?;

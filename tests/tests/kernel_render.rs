@@ -7,10 +7,10 @@ use std::ffi::OsString;
 use std::os::fd::AsFd;
 
 use anyhow::{ensure, Context, Result};
-use tests::harness::{Compositor, Stats};
-use tests::image_compare::check_window_pixel;
-use tests::kernel::dmabuf;
-use tests::{BufferProvider, DmaHeapProvider, DmabufBuffer, Format, RgbaImage, UdmabufProvider, Window};
+use testkit::harness::{Compositor, Stats};
+use testkit::image_compare::check_window_pixel;
+use testkit::kernel::dmabuf;
+use testkit::{BufferProvider, DmaHeapProvider, DmabufBuffer, Format, RgbaImage, UdmabufProvider, Window};
 
 const RED: [u8; 4] = [200, 40, 40, 255];
 const BLUE: [u8; 4] = [40, 60, 210, 255];

@@ -10,6 +10,6 @@ fn vm_selftest_deliberate_failure() {
     assert!(
         !armed,
         "deliberate failure (VM_SELFTEST_FAIL=1) on kernel {}",
-        tests::kernel::kernel_release()
+        testkit::kernel::kernel_release()
     );
 }

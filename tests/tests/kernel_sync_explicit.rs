@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use importer::sync::{implicit as fences, sync_file::poll_in, Access, FenceStatus, RenderNode, Syncobj};
-use tests::explicit::{self, set_points};
-use tests::harness::Compositor;
-use tests::sync::VgemProvider;
-use tests::witness::Witness;
-use tests::{Client, DmabufBuffer, Format, UdmabufProvider, Window};
+use testkit::explicit::{self, set_points};
+use testkit::harness::Compositor;
+use testkit::sync::VgemProvider;
+use testkit::witness::Witness;
+use testkit::{Client, DmabufBuffer, Format, UdmabufProvider, Window};
 use wayland_protocols::wp::linux_drm_syncobj::v1::client::{
     wp_linux_drm_syncobj_manager_v1::Error as ManagerError, wp_linux_drm_syncobj_surface_v1::Error as SurfaceError,
 };
@@ -31,7 +31,7 @@ const FRAMES: u64 = 20;
 /// Every wait's bound: `TEST_TIMEOUT_SECS` (60 s in the VM tier, where
 /// several compositors share two emulated CPUs).
 fn bound() -> Duration {
-    tests::client::default_timeout()
+    testkit::client::default_timeout()
 }
 
 fn node() -> Result<RenderNode> {
@@ -54,7 +54,7 @@ fn sync_stats(path: &std::path::Path) -> Result<serde_json::Value> {
     v.get("sync").cloned().context("stats lack the sync object")
 }
 
-fn blue_buffer(client: &Client, provider: &dyn tests::BufferProvider) -> Result<DmabufBuffer> {
+fn blue_buffer(client: &Client, provider: &dyn testkit::BufferProvider) -> Result<DmabufBuffer> {
     DmabufBuffer::new(client, provider, 64, 64, Format::Xrgb8888, 256, &|_, _| {
         Format::Xrgb8888.encode(BLUE)
     })
@@ -129,8 +129,8 @@ impl Explicit {
 /// the latest).
 struct VgemWork {
     vgem: VgemProvider,
-    bo: tests::kernel::vgem::VgemBuffer,
-    fence: Option<tests::kernel::vgem::VgemFence>,
+    bo: testkit::kernel::vgem::VgemBuffer,
+    fence: Option<testkit::kernel::vgem::VgemFence>,
 }
 
 impl VgemWork {

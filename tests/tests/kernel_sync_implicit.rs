@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use importer::sync::{implicit as fences, Access, FenceStatus};
-use tests::client::default_timeout;
-use tests::harness::Compositor;
-use tests::image_compare::check_window_pixel;
-use tests::sync::VgemProvider;
-use tests::witness::Witness;
-use tests::{DmabufBuffer, Format, RgbaImage, Window};
+use testkit::client::default_timeout;
+use testkit::harness::Compositor;
+use testkit::image_compare::check_window_pixel;
+use testkit::sync::VgemProvider;
+use testkit::witness::Witness;
+use testkit::{DmabufBuffer, Format, RgbaImage, Window};
 
 const RED: [u8; 4] = [220, 30, 30, 255];
 /// Witness frames counted for the baseline and during the hold.

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use importer::sync::{implicit as fences, Access, FenceStatus, RenderNode, Syncobj};
-use tests::kernel::udmabuf::Udmabuf;
-use tests::kernel::vgem::Vgem;
+use testkit::kernel::udmabuf::Udmabuf;
+use testkit::kernel::vgem::Vgem;
 
 const BOUND: Duration = Duration::from_secs(5);
 

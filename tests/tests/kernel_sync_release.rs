@@ -13,14 +13,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use tests::harness::Compositor;
-use tests::witness::Witness;
-use tests::{provider_from_env, DmabufBuffer, Format, Window};
+use testkit::harness::Compositor;
+use testkit::witness::Witness;
+use testkit::{provider_from_env, DmabufBuffer, Format, Window};
 
 /// Every wait's bound: `TEST_TIMEOUT_SECS` (60 s in the VM tier, where
 /// several compositors share two emulated CPUs).
 fn bound() -> Duration {
-    tests::client::default_timeout()
+    testkit::client::default_timeout()
 }
 
 fn sync_stats(path: &std::path::Path) -> Result<serde_json::Value> {

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use anyhow::{ensure, Result};
-use tests::harness::{run_scene_unchecked, run_scene_with_args};
+use testkit::harness::{run_scene_unchecked, run_scene_with_args};
 
 #[test]
 fn a_planted_violation_is_counted_and_fails_the_check() -> Result<()> {

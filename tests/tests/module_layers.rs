@@ -608,7 +608,7 @@ fn repo_root() -> PathBuf {
     let tests = tests.unwrap_or_else(|| std::env::current_dir().expect("cwd").join("tests"));
     tests
         .parent()
-        .expect("the tests crate sits in the repository")
+        .expect("the testkit crate sits in the repository")
         .to_path_buf()
 }
 

@@ -12,12 +12,12 @@
 use std::os::fd::OwnedFd;
 
 use anyhow::{ensure, Context, Result};
-use tests::buffer::{ParamsBuilder, MOD_LINEAR};
-use tests::client::{default_timeout, Client};
-use tests::harness::Compositor;
-use tests::pixel::Format;
-use tests::provider::{BufferProvider, MemfdProvider};
-use tests::witness::Witness;
+use testkit::buffer::{ParamsBuilder, MOD_LINEAR};
+use testkit::client::{default_timeout, Client};
+use testkit::harness::Compositor;
+use testkit::pixel::Format;
+use testkit::provider::{BufferProvider, MemfdProvider};
+use testkit::witness::Witness;
 
 const INTERFACE: &str = "zwp_linux_buffer_params_v1";
 const ALREADY_USED: u32 = 0;

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tests::harness::Compositor;
-use tests::image::RgbaImage;
+use testkit::harness::Compositor;
+use testkit::image::RgbaImage;
 
 const SIZE: (u32, u32) = (640, 480);
 /// Where the first toplevel's window geometry starts (README placement rule).
@@ -65,7 +65,7 @@ impl Run {
 
     /// Saves the screenshot as an artifact, for a failing assertion to point at.
     fn save(&self, name: &str) -> PathBuf {
-        let path = tests::image_compare::artifacts_dir().join(format!("real-client-{name}.png"));
+        let path = testkit::image_compare::artifacts_dir().join(format!("real-client-{name}.png"));
         let _ = std::fs::create_dir_all(path.parent().unwrap());
         let _ = self.image.save_png(&path);
         path
@@ -104,7 +104,7 @@ fn run_client(name: &str, argv: &[&str], settle: Duration) -> Run {
     ];
     args.extend(argv.iter().map(|s| s.to_string()));
     let mut comp = Compositor::spawn(&args).expect("compositor starts");
-    let deadline = Instant::now() + tests::client::default_timeout() * 4;
+    let deadline = Instant::now() + testkit::client::default_timeout() * 4;
     loop {
         let log = std::fs::read_to_string(&comp.log_path).unwrap_or_default();
         if log.contains("mapping toplevel") {

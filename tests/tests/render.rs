@@ -1,6 +1,6 @@
-//! Screenshot tests: every scene from `tests::scenes`, rendered by the real
+//! Screenshot tests: every scene from `testkit::scenes`, rendered by the real
 //! compositor (headless, 320x240), must match `assets/reference/<scene>.png`
-//! (made by the independent CPU model in `tests::reference`) within
+//! (made by the independent CPU model in `testkit::reference`) within
 //! `DEFAULT_TOLERANCE` per channel. Mismatches leave `<scene>.actual.png` and
 //! `<scene>.diff.png` under `$TEST_ARTIFACTS_DIR` (default `target/test-artifacts`).
 //!
@@ -10,13 +10,13 @@
 use std::path::Path;
 
 use anyhow::{ensure, Result};
-use tests::harness::{run_scene_with_stats, SceneRun};
-use tests::image_compare::{check_against_reference, DEFAULT_TOLERANCE};
+use testkit::harness::{run_scene_with_stats, SceneRun};
+use testkit::image_compare::{check_against_reference, DEFAULT_TOLERANCE};
 
 fn render_and_compare(scene: &str) -> Result<SceneRun> {
     let client = Path::new(env!("CARGO_BIN_EXE_scene-client"));
     let run = run_scene_with_stats(client, scene)?;
-    check_against_reference(scene, &run.image, &tests::reference_path(scene), DEFAULT_TOLERANCE)?;
+    check_against_reference(scene, &run.image, &testkit::reference_path(scene), DEFAULT_TOLERANCE)?;
     Ok(run)
 }
 
@@ -60,7 +60,7 @@ fn replace() -> Result<()> {
 #[test]
 fn odd_stride() -> Result<()> {
     let run = render_and_compare("odd-stride")?;
-    if tests::kernel::in_vm() {
+    if testkit::kernel::in_vm() {
         // Kernel VM tier (real udmabufs): lavapipe exposes
         // VK_EXT_image_drm_format_modifier there, so the image is created with
         // the client's explicit pitch and stays zero-copy.

@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use anyhow::{ensure, Result};
-use tests::harness::run_scene_with_args;
-use tests::image_compare::{check_against_reference, DEFAULT_TOLERANCE};
+use testkit::harness::run_scene_with_args;
+use testkit::image_compare::{check_against_reference, DEFAULT_TOLERANCE};
 
 fn cpu_scene(scene: &str) -> Result<()> {
     let client = Path::new(env!("CARGO_BIN_EXE_scene-client"));
@@ -17,7 +17,7 @@ fn cpu_scene(scene: &str) -> Result<()> {
     check_against_reference(
         &format!("cpu-{scene}"),
         &run.image,
-        &tests::reference_path(scene),
+        &testkit::reference_path(scene),
         DEFAULT_TOLERANCE,
     )?;
     ensure!(run.stats.cpu >= 1, "expected CPU fallback imports: {:?}", run.stats);

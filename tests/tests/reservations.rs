@@ -5,9 +5,9 @@
 //! GPU path and on the CPU fallback (where the CPU mapping dies too).
 
 use anyhow::{ensure, Context, Result};
-use tests::harness::Compositor;
-use tests::provider::provider_from_env;
-use tests::{DmabufBuffer, Format, Window};
+use testkit::harness::Compositor;
+use testkit::provider::provider_from_env;
+use testkit::{DmabufBuffer, Format, Window};
 
 fn destroy_mid_run(extra: &[&str]) -> Result<serde_json::Value> {
     let mut args = vec!["--size", "320x240"];

@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
-use tests::harness::{run_scene_with_env, Stats};
+use testkit::harness::{run_scene_with_env, Stats};
 
 /// (scene, extra compositor options, which import path must have run).
 type Case<'a> = (&'a str, &'a [&'a str], fn(&Stats) -> bool);

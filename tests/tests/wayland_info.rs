@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use tests::harness::Compositor;
+use testkit::harness::Compositor;
 
 #[test]
 fn wayland_info_lists_linux_dmabuf_and_its_formats() {

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use tests::buffer::DmabufBuffer;
-use tests::client::Client;
-use tests::pixel::{premultiply, Format};
-use tests::provider::{provider_by_name, provider_from_env, BufferProvider};
-use tests::window::Window;
+use testkit::buffer::DmabufBuffer;
+use testkit::client::Client;
+use testkit::pixel::{premultiply, Format};
+use testkit::provider::{provider_by_name, provider_from_env, BufferProvider};
+use testkit::window::Window;
 
 struct Args {
     frames: u64,

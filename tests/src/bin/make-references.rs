@@ -1,6 +1,6 @@
 //! `make-references [--out DIR]`: writes `assets/reference/<scene>.png`.
 //!
-//! The references come from `tests::reference`, a CPU model of the documented
+//! The references come from `testkit::reference`, a CPU model of the documented
 //! composition rules that shares no code with the compositor. Tests never run
 //! this; it records where the committed PNGs came from. Re-run it only when a
 //! scene or a convention changes, and review the images.
@@ -8,10 +8,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use tests::scenes::{self, OUTPUT_SIZE};
+use testkit::scenes::{self, OUTPUT_SIZE};
 
 fn main() -> Result<()> {
-    let mut out = tests::workspace_root().join("assets/reference");
+    let mut out = testkit::workspace_root().join("assets/reference");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -21,7 +21,7 @@ fn main() -> Result<()> {
     }
     for scene in scenes::all() {
         let path = out.join(format!("{}.png", scene.name));
-        tests::reference::render(&scene, OUTPUT_SIZE).save_png(&path)?;
+        testkit::reference::render(&scene, OUTPUT_SIZE).save_png(&path)?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! `scene-client --scene NAME`: shows one scene from `tests::scenes` and exits.
+//! `scene-client --scene NAME`: shows one scene from `testkit::scenes` and exits.
 //!
 //! Windows are mapped strictly one after another (each waits for its first
 //! frame callback) because the compositor places toplevels by map order. After
@@ -6,11 +6,11 @@
 //! so the compositor's final screenshot contains the complete scene.
 
 use anyhow::{bail, Context, Result};
-use tests::buffer::DmabufBuffer;
-use tests::client::Client;
-use tests::provider::provider_from_env;
-use tests::scenes::{self, Scene};
-use tests::window::{Subsurface, Window};
+use testkit::buffer::DmabufBuffer;
+use testkit::client::Client;
+use testkit::provider::provider_from_env;
+use testkit::scenes::{self, Scene};
+use testkit::window::{Subsurface, Window};
 
 fn parse_args() -> Result<String> {
     let mut args = std::env::args().skip(1);

@@ -17,9 +17,10 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 
 use rustix::fs::{MemfdFlags, SealFlags};
 
-pub use crate::kernel::dmabuf::{Access, CpuAccess};
+pub use crate::kernel::dmabuf::CpuAccess;
 use crate::kernel::heap::DmaHeap;
 use crate::kernel::udmabuf::Udmabuf;
+pub use importer::sync::SyncDir;
 
 /// Allocates CPU-writable buffers that are passed to the compositor as dma-bufs.
 pub trait BufferProvider: Send + Sync {
@@ -109,7 +110,7 @@ impl BufferProvider for DmaHeapProvider {
 /// dropped (or [`CpuAccess::end`]). A no-op for memfds. Retries on
 /// `EINTR`/`EAGAIN`.
 pub fn cpu_write(fd: BorrowedFd<'_>) -> io::Result<CpuAccess<'_>> {
-    CpuAccess::begin(fd, Access::Write)
+    CpuAccess::begin(fd, SyncDir::Write)
 }
 
 /// Names accepted by `TEST_BUFFER_PROVIDER`.

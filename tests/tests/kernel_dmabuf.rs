@@ -1,5 +1,7 @@
 //! Kernel VM tier: real dma-bufs from a real kernel (udmabuf, the system
-//! dma-heap, vgem fences), through the test library's own uapi wrappers.
+//! dma-heap, vgem fences), allocated through the test library's uapi wrappers
+//! and synced through the importer's dma-buf ioctls
+//! (`importer::sync::implicit`).
 //!
 //! These need devices the CI host does not have, so on the host every test is
 //! ignored *with its reason*; `scripts/vm/test.sh` boots a 6.12 kernel under
@@ -10,7 +12,9 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use testkit::kernel::dmabuf::{self, Access, CpuAccess};
+use importer::sync::implicit::{self as fences, dma_buf_sync, Access, SyncDir, SyncOutcome};
+use importer::sync::SyncFile;
+use testkit::kernel::dmabuf::{self, CpuAccess};
 use testkit::kernel::heap::DmaHeap;
 use testkit::kernel::uapi;
 use testkit::kernel::udmabuf::{page_align, Udmabuf};
@@ -64,15 +68,24 @@ fn udmabuf_mmap_and_cpu_sync_round_trip() -> Result<()> {
     // inside a READ window.
     let mut memfd_map = memfd_map;
     memfd_map.as_mut_slice()[buf.size - 1] = 0xa5;
-    let cpu = CpuAccess::begin(fd, Access::Read)?;
+    let cpu = CpuAccess::begin(fd, SyncDir::Read)?;
     ensure!(map.as_slice()[buf.size - 1] == 0xa5, "dma-buf mapping is stale");
     cpu.end()?;
 
-    // An invalid SYNC flag combination must be refused (the kernel checks).
-    let mut bad_flags = uapi::DmaBufSync { flags: 0x8 };
-    // SAFETY: DMA_BUF_IOCTL_SYNC with a struct dma_buf_sync.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), uapi::DMA_BUF_IOCTL_SYNC as _, &mut bad_flags) };
-    ensure!(r < 0, "DMA_BUF_IOCTL_SYNC accepted flags 0x8");
+    // Every direction's START and END reach the dma-buf (a wrong ioctl number
+    // would be ENOTTY: NotDmabuf), and the backing memfd, not a dma-buf,
+    // answers ENOTTY.
+    for dir in [SyncDir::Read, SyncDir::Write, SyncDir::ReadWrite] {
+        for end in [false, true] {
+            let got = dma_buf_sync(fd, dir, end)?;
+            ensure!(
+                got == SyncOutcome::Synced,
+                "DMA_BUF_IOCTL_SYNC({dir:?}, end {end}) on a udmabuf: {got:?}"
+            );
+        }
+    }
+    let got = dma_buf_sync(buf.memfd.as_fd(), SyncDir::Read, false)?;
+    ensure!(got == SyncOutcome::NotDmabuf, "DMA_BUF_IOCTL_SYNC on a memfd: {got:?}");
     Ok(())
 }
 
@@ -123,7 +136,7 @@ fn dma_heap_system_alloc_map_and_sync() -> Result<()> {
         .for_each(|(i, b)| *b = pattern(i));
     cpu.end()?;
     let again = Mapping::new(fd, size)?;
-    let cpu = CpuAccess::begin(fd, Access::Read)?;
+    let cpu = CpuAccess::begin(fd, SyncDir::Read)?;
     let ok = again.as_slice().iter().enumerate().all(|(i, b)| *b == pattern(i));
     cpu.end()?;
     ensure!(ok, "second mapping of the heap buffer differs");
@@ -136,8 +149,8 @@ fn sync_file_export_import_round_trip() -> Result<()> {
     let dev = Udmabuf::open()?;
     let a = dev.create(4096)?;
     let b = dev.create(4096)?;
-    // No fences yet: the exported sync_file is already signaled.
-    let sf = dmabuf::export_sync_file(a.dmabuf.as_fd(), Access::ReadWrite)?;
+    // No fences yet: the exported sync_file (of every fence) is already signaled.
+    let sf = fences::export_sync_file(a.dmabuf.as_fd(), Access::Write)?;
     ensure!(
         dmabuf::readable_now(sf.as_fd())?,
         "fresh buffer's sync_file is not signaled"
@@ -148,24 +161,25 @@ fn sync_file_export_import_round_trip() -> Result<()> {
         "exported fd is {info:?}, not a sync_file"
     );
     // Importing it as a write fence into another buffer keeps that readable.
-    dmabuf::import_sync_file(b.dmabuf.as_fd(), &sf, Access::Write)?;
+    fences::import_sync_file(b.dmabuf.as_fd(), &sf, Access::Write)?;
     ensure!(
         dmabuf::readable_now(b.dmabuf.as_fd())?,
         "signaled import blocked readers"
     );
     // And the buffer re-exports a signaled sync_file.
-    let again = dmabuf::export_sync_file(b.dmabuf.as_fd(), Access::Read)?;
+    let again = fences::export_sync_file(b.dmabuf.as_fd(), Access::Read)?;
     ensure!(
         dmabuf::readable_now(again.as_fd())?,
         "re-exported sync_file is not signaled"
     );
-    // A non-sync_file fd must be refused.
-    let err = dmabuf::import_sync_file(b.dmabuf.as_fd(), &a.memfd, Access::Write)
+    // A non-sync_file fd cannot be imported: the importer's IMPORT_SYNC_FILE
+    // takes a SyncFile, and a memfd is refused as one (SYNC_IOC_FILE_INFO).
+    let err = SyncFile::from_fd(a.memfd.try_clone()?)
         .err()
-        .context("IMPORT_SYNC_FILE accepted a memfd")?;
+        .context("a memfd was accepted as a sync_file")?;
     ensure!(
-        err.kind() == std::io::ErrorKind::InvalidInput,
-        "expected EINVAL, got {err}"
+        err.kind() == std::io::ErrorKind::InvalidInput || err.raw_os_error() == Some(libc::ENOTTY),
+        "expected EINVAL or ENOTTY, got {err}"
     );
     Ok(())
 }
@@ -192,7 +206,7 @@ fn vgem_write_fence_blocks_poll_until_signaled() -> Result<()> {
         "poll reports {revents:#x} with an unsignaled write fence"
     );
     // The fence shows up in an exported sync_file, unsignaled too.
-    let sf = dmabuf::export_sync_file(fd, Access::Read)?;
+    let sf = fences::export_sync_file(fd, Access::Read)?;
     ensure!(
         !dmabuf::readable_now(sf.as_fd())?,
         "sync_file of a pending fence is signaled"
@@ -220,8 +234,8 @@ fn sync_file_carries_a_vgem_fence_to_a_udmabuf() -> Result<()> {
     let src = vgem.create_dumb(32, 32, 32)?;
     let dst = Udmabuf::open()?.create(4096)?;
     let fence = vgem.attach_fence(&src, true)?;
-    let sf = dmabuf::export_sync_file(src.dmabuf.as_fd(), Access::Read)?;
-    dmabuf::import_sync_file(dst.dmabuf.as_fd(), &sf, Access::Write)?;
+    let sf = fences::export_sync_file(src.dmabuf.as_fd(), Access::Read)?;
+    fences::import_sync_file(dst.dmabuf.as_fd(), &sf, Access::Write)?;
     ensure!(
         !dmabuf::readable_now(dst.dmabuf.as_fd())?,
         "udmabuf is readable although it carries vgem's pending write fence"

@@ -1,39 +1,14 @@
-//! Operations on any dma-buf fd: CPU-access bracketing (`DMA_BUF_IOCTL_SYNC`),
-//! implicit-fence readiness (poll), and sync_file export/import.
+//! Helpers for any dma-buf fd: the CPU-access bracket (a guard over the
+//! importer's `DMA_BUF_IOCTL_SYNC`), implicit-fence readiness by poll, the
+//! exporter's name and the size. Every dma-buf ioctl is the importer's
+//! (`importer::sync::implicit`: `dma_buf_sync`, `export_sync_file`,
+//! `import_sync_file`); the test kit does not define them again.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use super::ioctl_retry;
-use super::uapi::*;
-
-/// Which implicit fences an operation concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    Write,
-    ReadWrite,
-}
-
-impl Access {
-    fn bits(self) -> u64 {
-        match self {
-            Access::Read => DMA_BUF_SYNC_READ,
-            Access::Write => DMA_BUF_SYNC_WRITE,
-            Access::ReadWrite => DMA_BUF_SYNC_RW,
-        }
-    }
-}
-
-/// `DMA_BUF_IOCTL_SYNC` with `START` or `END` and the access bits.
-pub fn sync(fd: BorrowedFd<'_>, access: Access, end: bool) -> io::Result<()> {
-    let mut arg = DmaBufSync {
-        flags: access.bits() | if end { DMA_BUF_SYNC_END } else { DMA_BUF_SYNC_START },
-    };
-    // SAFETY: DMA_BUF_IOCTL_SYNC takes a struct dma_buf_sync.
-    unsafe { ioctl_retry(fd, DMA_BUF_IOCTL_SYNC, &mut arg) }.map(drop)
-}
+use importer::sync::implicit::{dma_buf_sync, SyncDir, SyncOutcome};
 
 /// An open CPU-access window on a mapped dma-buf: `SYNC_START` on creation,
 /// `SYNC_END` on drop. The kernel requires CPU reads/writes through an mmap
@@ -41,19 +16,19 @@ pub fn sync(fd: BorrowedFd<'_>, access: Access, end: bool) -> io::Result<()> {
 /// device fences in between).
 ///
 /// For fds that are not dma-bufs (the host tier's memfd) the ioctl fails
-/// with `ENOTTY` and the guard does nothing.
+/// with `ENOTTY` ([`SyncOutcome::NotDmabuf`]) and the guard does nothing.
 #[must_use = "CPU access ends when the guard is dropped"]
 pub struct CpuAccess<'a> {
     fd: Option<BorrowedFd<'a>>,
-    access: Access,
+    dir: SyncDir,
 }
 
 impl<'a> CpuAccess<'a> {
-    /// Starts CPU access to `fd`.
-    pub fn begin(fd: BorrowedFd<'a>, access: Access) -> io::Result<CpuAccess<'a>> {
-        match sync(fd, access, false) {
-            Ok(()) => Ok(CpuAccess { fd: Some(fd), access }),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => Ok(CpuAccess { fd: None, access }),
+    /// Starts CPU access to `fd` in direction `dir`.
+    pub fn begin(fd: BorrowedFd<'a>, dir: SyncDir) -> io::Result<CpuAccess<'a>> {
+        match dma_buf_sync(fd, dir, false) {
+            Ok(SyncOutcome::Synced) => Ok(CpuAccess { fd: Some(fd), dir }),
+            Ok(SyncOutcome::NotDmabuf) => Ok(CpuAccess { fd: None, dir }),
             Err(e) => Err(io::Error::new(e.kind(), format!("DMA_BUF_IOCTL_SYNC(START): {e}"))),
         }
     }
@@ -66,18 +41,28 @@ impl<'a> CpuAccess<'a> {
     /// Ends the window now, reporting the error `Drop` would only log.
     pub fn end(mut self) -> io::Result<()> {
         match self.fd.take() {
-            Some(fd) => sync(fd, self.access, true)
-                .map_err(|e| io::Error::new(e.kind(), format!("DMA_BUF_IOCTL_SYNC(END): {e}"))),
+            Some(fd) => end(fd, self.dir),
             None => Ok(()),
         }
+    }
+}
+
+/// `DMA_BUF_IOCTL_SYNC(END)` of a window that started as a dma-buf's.
+fn end(fd: BorrowedFd<'_>, dir: SyncDir) -> io::Result<()> {
+    match dma_buf_sync(fd, dir, true) {
+        Ok(SyncOutcome::Synced) => Ok(()),
+        Ok(SyncOutcome::NotDmabuf) => Err(io::Error::other(
+            "DMA_BUF_IOCTL_SYNC(END): ENOTTY on an fd whose START succeeded",
+        )),
+        Err(e) => Err(io::Error::new(e.kind(), format!("DMA_BUF_IOCTL_SYNC(END): {e}"))),
     }
 }
 
 impl Drop for CpuAccess<'_> {
     fn drop(&mut self) {
         if let Some(fd) = self.fd.take() {
-            if let Err(e) = sync(fd, self.access, true) {
-                eprintln!("DMA_BUF_IOCTL_SYNC(END) failed: {e}");
+            if let Err(e) = end(fd, self.dir) {
+                eprintln!("{e}");
             }
         }
     }
@@ -115,37 +100,6 @@ pub fn readable_now(fd: BorrowedFd<'_>) -> io::Result<bool> {
 /// Waits up to `timeout` for [`readable_now`] to become true.
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
     Ok(poll(fd, libc::POLLIN, timeout)? & libc::POLLIN != 0)
-}
-
-/// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`: a sync_file holding the dma-buf's current
-/// fences for `access` (`Read` = the write fences a reader must wait for).
-pub fn export_sync_file(fd: BorrowedFd<'_>, access: Access) -> io::Result<OwnedFd> {
-    let mut arg = DmaBufSyncFile {
-        flags: access.bits() as u32,
-        fd: -1,
-    };
-    // SAFETY: EXPORT_SYNC_FILE takes a struct dma_buf_export_sync_file.
-    unsafe { ioctl_retry(fd, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &mut arg) }
-        .map_err(|e| io::Error::new(e.kind(), format!("DMA_BUF_IOCTL_EXPORT_SYNC_FILE: {e}")))?;
-    if arg.fd < 0 {
-        return Err(io::Error::other("EXPORT_SYNC_FILE returned no fd"));
-    }
-    // SAFETY: the kernel returned a new fd that we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(arg.fd) })
-}
-
-/// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE`: adds the sync_file's fence to the
-/// dma-buf's implicit fences (`Write` = as a write fence, which readers wait for).
-pub fn import_sync_file(fd: BorrowedFd<'_>, sync_file: impl AsFd, access: Access) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let mut arg = DmaBufSyncFile {
-        flags: access.bits() as u32,
-        fd: sync_file.as_fd().as_raw_fd(),
-    };
-    // SAFETY: IMPORT_SYNC_FILE takes a struct dma_buf_import_sync_file.
-    unsafe { ioctl_retry(fd, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &mut arg) }
-        .map(drop)
-        .map_err(|e| io::Error::new(e.kind(), format!("DMA_BUF_IOCTL_IMPORT_SYNC_FILE: {e}")))
 }
 
 /// The exporter's name from `/proc/self/fdinfo` (`exp_name:` line), e.g.

@@ -10,9 +10,10 @@ use std::io;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use importer::sync::SyncDir;
 use rustix::fs::{Mode, OFlags};
 
-use super::dmabuf::{Access, CpuAccess};
+use super::dmabuf::CpuAccess;
 use super::uapi::*;
 use super::vgem::driver_name;
 use super::{ioctl_retry, with_path};
@@ -178,7 +179,7 @@ fn read_handle(card: &OwnedFd, handle: u32, info: &ScanoutInfo) -> io::Result<Rg
         )));
     }
     let map = Mapping::new(&dmabuf, len)?;
-    let access = CpuAccess::begin(dmabuf.as_fd(), Access::Read)?;
+    let access = CpuAccess::begin(dmabuf.as_fd(), SyncDir::Read)?;
     let bytes = map.as_slice();
     let mut img = RgbaImage::filled(info.width, info.height, [0, 0, 0, 255]);
     for y in 0..info.height {

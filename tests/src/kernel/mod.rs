@@ -1,8 +1,11 @@
 //! Real-kernel dma-buf helpers for the kernel VM tier (`scripts/vm/test.sh`):
-//! udmabuf, dma-heaps, `DMA_BUF_IOCTL_*` (CPU-access sync, sync_file
-//! export/import), poll readiness, vgem fences, reading back what a KMS
-//! CRTC scans out (and who holds DRM master), and switching VTs. The uapi structs and ioctl
-//! numbers are defined here ([`uapi`]) rather than taken from C headers.
+//! udmabuf, dma-heaps, the CPU-access bracket and poll readiness on any
+//! dma-buf, vgem fences, reading back what a KMS CRTC scans out (and who
+//! holds DRM master), and switching VTs. The uapi structs and ioctl numbers
+//! of those devices are defined here ([`uapi`]) rather than taken from C
+//! headers; the dma-buf ioctls themselves (`DMA_BUF_IOCTL_SYNC`,
+//! `EXPORT_SYNC_FILE`, `IMPORT_SYNC_FILE`) are the importer's
+//! (`importer::sync::implicit`).
 //!
 //! None of these devices exist on the CI host (no `/dev/udmabuf`, no
 //! `/dev/dri`); the tests that need them are `#[ignore]`d there with a reason

@@ -1,38 +1,11 @@
-//! Linux uapi structs and ioctl numbers used by the kernel tier (x86-64/
-//! aarch64 generic `_IOC` encoding), written out from the kernel headers:
-//! `linux/dma-buf.h`, `linux/udmabuf.h`, `linux/dma-heap.h`, `drm/drm.h`,
+//! Linux uapi structs and ioctl numbers only the kernel tier's tests use
+//! (x86-64/aarch64 generic `_IOC` encoding), written out from the kernel
+//! headers: `linux/udmabuf.h`, `linux/dma-heap.h`, `drm/drm.h`,
 //! `drm/drm_mode.h`, `drm/vgem_drm.h` (the last is not in libdrm) and
-//! `linux/vt.h`.
+//! `linux/vt.h`. The dma-buf ioctls (`linux/dma-buf.h`) are the importer's
+//! (`importer::sync::implicit`).
 
 use importer::ioctl::{iow, iowr};
-
-// ---- linux/dma-buf.h ----------------------------------------------------
-
-/// `struct dma_buf_sync`.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
-pub struct DmaBufSync {
-    pub flags: u64,
-}
-pub const DMA_BUF_SYNC_READ: u64 = 1;
-pub const DMA_BUF_SYNC_WRITE: u64 = 2;
-pub const DMA_BUF_SYNC_RW: u64 = DMA_BUF_SYNC_READ | DMA_BUF_SYNC_WRITE;
-pub const DMA_BUF_SYNC_START: u64 = 0;
-pub const DMA_BUF_SYNC_END: u64 = 1 << 2;
-
-/// `struct dma_buf_export_sync_file` / `struct dma_buf_import_sync_file`
-/// (same layout).
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
-pub struct DmaBufSyncFile {
-    pub flags: u32,
-    pub fd: i32,
-}
-
-pub const DMA_BUF_BASE: u8 = b'b';
-pub const DMA_BUF_IOCTL_SYNC: u64 = iow::<DmaBufSync>(DMA_BUF_BASE, 0);
-pub const DMA_BUF_IOCTL_EXPORT_SYNC_FILE: u64 = iowr::<DmaBufSyncFile>(DMA_BUF_BASE, 2);
-pub const DMA_BUF_IOCTL_IMPORT_SYNC_FILE: u64 = iow::<DmaBufSyncFile>(DMA_BUF_BASE, 3);
 
 // ---- linux/udmabuf.h ----------------------------------------------------
 
@@ -228,12 +201,9 @@ mod tests {
     use super::*;
 
     /// Numbers as the C macros expand them on x86-64 (checked against
-    /// `printf("%#lx", DMA_BUF_IOCTL_SYNC)` etc. with the kernel headers).
+    /// `printf("%#lx", UDMABUF_CREATE)` etc. with the kernel headers).
     #[test]
     fn ioctl_numbers_match_the_c_headers() {
-        assert_eq!(DMA_BUF_IOCTL_SYNC, 0x4008_6200);
-        assert_eq!(DMA_BUF_IOCTL_EXPORT_SYNC_FILE, 0xc008_6202);
-        assert_eq!(DMA_BUF_IOCTL_IMPORT_SYNC_FILE, 0x4008_6203);
         assert_eq!(UDMABUF_CREATE, 0x4018_7542);
         assert_eq!(DMA_HEAP_IOCTL_ALLOC, 0xc018_4800);
         assert_eq!(DRM_IOCTL_VERSION, 0xc040_6400);

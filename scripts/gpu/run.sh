@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real-GPU sync checks (issue 4): the SYNC_FD paths lavapipe cannot show.
+# Real-GPU sync checks: the SYNC_FD paths lavapipe cannot exercise.
 # Run on a machine with a real GPU, a DRM render node and a 6.6+ kernel, from
 # the repository root, as a user who can open /dev/dri/renderD* and
 # /dev/udmabuf. Prints the device and driver first; paste the whole output

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A GTK 4 window whose whole content is one CSS colour (default #00c000),
-for tests/tests/real_clients.rs: the screenshot must show that colour where
-the compositor placed the window. Runs until killed."""
+for tests/tests/real_clients.rs, which looks for that colour in the
+screenshot where the compositor placed the window. Runs until killed."""
 import sys
 
 import gi

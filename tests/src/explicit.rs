@@ -1,7 +1,7 @@
-//! Explicit sync on the client side (issue 4): `wp_linux_drm_syncobj_v1`
+//! Explicit sync on the client side: `wp_linux_drm_syncobj_v1`
 //! requests, sent exactly as told so protocol tests can provoke every error.
 //! The timelines themselves are syncobjs the test creates on a render node
-//! (`importer::sync::Syncobj`, a dev-dependency) and passes here as fds.
+//! (`importer::sync::Syncobj`) and passes here as fds.
 
 use std::os::fd::BorrowedFd;
 

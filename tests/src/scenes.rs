@@ -76,7 +76,7 @@ pub struct WindowSpec {
     /// Stacked above the parent in list order (later = higher).
     pub subsurfaces: Vec<SubsurfaceSpec>,
     /// If set: after the window's first frame, commit this buffer instead; the
-    /// final image must show it.
+    /// final image shows it.
     pub replacement: Option<SurfaceSpec>,
 }
 

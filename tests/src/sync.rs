@@ -1,4 +1,4 @@
-//! Sync test helpers (issue 4): a [`BufferProvider`] backed by vgem dumb
+//! Sync test helpers: a [`BufferProvider`] backed by vgem dumb
 //! buffers, so a client buffer can carry a controllable implicit write fence.
 
 use std::io;

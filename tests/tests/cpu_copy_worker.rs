@@ -1,4 +1,4 @@
-//! Large CPU-fallback copies run off the event loop (issue 5): while a
+//! Large CPU-fallback copies run off the event loop: while a
 //! 4096×4096 buffer's copy is in progress on the compositor's worker thread,
 //! its commit is held (no frame callback, not presented) and a witness
 //! client keeps getting frames. Once the copy finishes the commit applies and

@@ -1,4 +1,4 @@
-//! Must-show 2 on a real GPU (issue 4): after composition the client's
+//! Implicit release on a real GPU: after composition the client's
 //! dma-buf carries the compositor's READ fence, seen *pending* by the client
 //! (`EXPORT_SYNC_FILE(WRITE)` → `SYNC_IOC_FILE_INFO` Active) right at the
 //! frame callback, which the compositor sends just after submitting the

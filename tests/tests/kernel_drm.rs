@@ -1,11 +1,11 @@
-//! Kernel VM tier, issue 6 must-show 1: the compositor runs `--backend drm`
+//! Kernel VM tier, DRM/KMS scan-out: the compositor runs `--backend drm`
 //! on virtio-gpu's KMS card node (libseat `noop` session, as root), a client
 //! presents two windows from real udmabuf dma-bufs, and the framebuffer the
 //! CRTC actually scans out is read back *independently of the compositor*
 //! (GETCRTC → GETFB2 → PRIME → mmap, from this process: `testkit::kernel::kms`)
 //! and compared with the expected image: each window's colour at its
-//! placement, the clear colour everywhere else. The stats must show that
-//! every frame was a completed page flip, rendered zero-copy into the
+//! placement, the clear colour everywhere else. The stats are checked for
+//! every frame being a completed page flip, rendered zero-copy into the
 //! scan-out buffers. Ignored on the host (no KMS device there).
 
 use std::ffi::OsString;
@@ -31,7 +31,7 @@ const WINDOWS: [(&str, u32, Format, u32, [u8; 4]); 2] = [
     ("drm-blue", 40, Format::Argb8888, 192, BLUE),
 ];
 
-/// What the output must show: the clear colour, each window at its place.
+/// The expected output: the clear colour, each window at its place.
 fn expected(width: u32, height: u32) -> RgbaImage {
     let mut img = RgbaImage::filled(width, height, BACKGROUND);
     for (n, (_, size, _, _, color)) in WINDOWS.iter().enumerate() {
@@ -421,7 +421,7 @@ fn solid_buffer(client: &Client, udmabuf: &UdmabufProvider, color: [u8; 4]) -> R
     )
 }
 
-/// Issue 6, clean VT switching: a real seat manager (seatd, VT-bound seat0)
+/// Clean VT switching: a real seat manager (seatd, VT-bound seat0)
 /// gives the compositor its session on the foreground VT; switching to
 /// another VT (`VT_ACTIVATE`, as `chvt` does) must pause it (DRM master
 /// dropped, the console's framebuffer back on the CRTC, no frame callbacks
@@ -551,7 +551,7 @@ fn drm_backend_pauses_and_resumes_across_a_vt_switch() -> Result<()> {
     Ok(())
 }
 
-/// Issue 6, clean exit: SIGTERM while the session is paused (switched
+/// Clean exit: SIGTERM while the session is paused (switched
 /// away). The compositor exits by itself with success and removes its
 /// framebuffers although it is not DRM master; the console stays on the
 /// CRTC, and switching back to the compositor's VT (which seatd gave back

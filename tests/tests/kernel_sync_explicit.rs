@@ -1,6 +1,7 @@
-//! Explicit sync through the compositor (issue 4, "what it must show" 3,
-//! bridging rows 1 and 2, and the GPU-waited acquire): `wp_linux_drm_syncobj_v1` with timelines the test creates
-//! on the VM's virtio-gpu render node. Kernel VM tier: the global exists only
+//! Explicit sync through the compositor (acquire and release points, bridging
+//! explicit → implicit and implicit → explicit, and the GPU-waited acquire):
+//! `wp_linux_drm_syncobj_v1` with timelines the test creates on the VM's
+//! virtio-gpu render node. Kernel VM tier: the global exists only
 //! where a render node has syncobj timelines + SYNCOBJ_EVENTFD, which the
 //! host lacks; there every test here is ignored with that reason.
 //!

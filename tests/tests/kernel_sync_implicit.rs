@@ -1,7 +1,7 @@
-//! Implicit sync through the compositor (issue 4, "what it must show" 1):
-//! a client buffer carrying an unsignaled vgem write fence is not presented
-//! (its commit, with its frame callback, is held) until the fence signals,
-//! while a second client's frames keep coming at their normal rate.
+//! Implicit sync through the compositor: a client buffer carrying an
+//! unsignaled vgem write fence is not presented (its commit, with its frame
+//! callback, is held) until the fence signals, while a second client's frames
+//! keep coming at their normal rate.
 //! Kernel VM tier (vgem); ignored on the host with the reason.
 //!
 //! Not vacuous: vgem signals a fence by itself after 10 s, so "still held"

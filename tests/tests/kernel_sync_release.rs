@@ -1,5 +1,5 @@
-//! Asynchronous invalidation through the compositor (issue 4). Runs on the
-//! host and in the kernel VM tier.
+//! Asynchronous invalidation through the compositor. Runs on the host and in
+//! the kernel VM tier.
 //!
 //! * `destroyed_*`: clients that destroy their buffer and
 //!   disconnect right at the frame callback, while the frame that sampled it

@@ -1,7 +1,7 @@
 //! The CPU fallback path (`--cpu-fallback`): every scene, read through the
 //! client buffer's CPU mapping and uploaded, must match the same reference
-//! images as the GPU paths, and the counters must show that no dma-buf took a
-//! GPU import path. On the host the buffers are sealed memfds; in the kernel
+//! images as the GPU paths, and no dma-buf may be counted on a GPU import
+//! path. On the host the buffers are sealed memfds; in the kernel
 //! VM tier (TEST_BUFFER_PROVIDER=udmabuf) they are real udmabufs, mapped and
 //! bracketed with DMA_BUF_IOCTL_SYNC.
 

@@ -1,7 +1,8 @@
-//! Rule B3 through the compositor: a client buffer destroyed while the
-//! compositor runs is invalidated under its reservation and buried, and the
-//! frame tick's graveyard poll frees it once the fences of the frames that
-//! sampled it signaled, before exit (not only at teardown). Checked on the
+//! Locking rule B3 (docs/locking-rules.md) through the compositor: a client
+//! buffer destroyed while the compositor runs is invalidated under its
+//! reservation and buried, and the frame tick's graveyard poll frees it once
+//! the fences of the frames that sampled it signaled, before exit (not only
+//! at teardown). Checked on the
 //! GPU path and on the CPU fallback (where the CPU mapping dies too).
 
 use anyhow::{ensure, Context, Result};

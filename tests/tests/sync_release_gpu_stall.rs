@@ -1,13 +1,13 @@
-//! Implicit release through the compositor (issue 4, "what it must show" 2):
-//! after composition the client's dma-buf carries the compositor's READ
-//! fence (devices exporting SYNC_FD), or its wl_buffer.release is held back
-//! until the GPU is done (devices without). To make "the GPU is not done"
-//! observable, the frame is stalled on the GPU by a second surface whose
-//! buffer has an unsignaled vgem write fence (COMPOSITOR_ACQUIRE=gpu:
-//! the GPU waits on it through a temporary semaphore import). Kernel VM tier,
-//! but kept out of `kernel_*` (not run by scripts/vm/test.sh): on lavapipe the
-//! GPU-wait path blocks the compositor's loop (vkQueueSubmit or the SYNC_FD
-//! export of that submission waits for the imported fence), see docs/sync.md.
+//! Implicit release through the compositor: after composition the client's
+//! dma-buf carries the compositor's READ fence (devices exporting SYNC_FD), or
+//! its wl_buffer.release is held back until the GPU is done (devices without).
+//! To make "the GPU is not done" observable, the frame is stalled on the GPU by
+//! a second surface whose buffer has an unsignaled vgem write fence
+//! (COMPOSITOR_ACQUIRE=gpu: the GPU waits on it through a temporary semaphore
+//! import). Kernel VM tier, but kept out of `kernel_*` (not run by
+//! scripts/vm/test.sh): on lavapipe the GPU-wait path blocks the compositor's
+//! loop (vkQueueSubmit or the SYNC_FD export of that submission waits for the
+//! imported fence), see docs/sync.md.
 
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
@@ -22,7 +22,7 @@ use testkit::{DmabufBuffer, Format, UdmabufProvider, Window};
 const BOUND: Duration = Duration::from_secs(5);
 
 #[test]
-#[ignore = "known issue (issue 4): with COMPOSITOR_ACQUIRE=gpu, lavapipe blocks the event loop until the imported SYNC_FD signals (measured in the VM: 10 s, until vgem's timeout); run by hand in the VM with --include-ignored"]
+#[ignore = "lavapipe limitation: with COMPOSITOR_ACQUIRE=gpu, lavapipe blocks the event loop until the imported SYNC_FD signals (measured in the VM: 10 s, until vgem's timeout); run by hand in the VM with --include-ignored"]
 fn sampled_buffer_is_released_only_after_the_gpu_finished() -> Result<()> {
     // Only this test runs in this binary, so the variable reaches only its compositor.
     std::env::set_var("COMPOSITOR_ACQUIRE", "gpu");

@@ -47,94 +47,60 @@ pub struct SceneRun {
     pub stats: Stats,
 }
 
-/// The `--stats` JSON: `{"frames": N, "imports": {...}, "reservations":
-/// {...}, "lockdep": {...}}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub frames: u64,
-    pub dmabuf_image: u64,
-    pub dmabuf_buffer: u64,
-    pub shm: u64,
-    pub cpu: u64,
-    pub failed: u64,
-    /// Client buffers imported under a reservation / destroyed / dead
-    /// entries freed by the graveyard / reservations still buried at exit.
-    pub resv_created: u64,
-    pub resv_destroyed: u64,
-    pub resv_freed: u64,
-    pub resv_buried: u64,
-    /// Whether the compositor was built with its lock validator.
-    pub lockdep_enabled: bool,
-    /// Lock-rule violations the validator counted in the compositor.
-    pub lockdep_violations: u64,
-}
+/// The `--stats` JSON, as the compositor writes it: its own schema type,
+/// every field required, so a renamed or missing counter fails the parse
+/// instead of making an assertion pass vacuously.
+pub use compositor::stats::Stats;
 
-impl Stats {
-    /// Parses the stats file; missing counters are errors so a renamed
-    /// field cannot make an assertion pass vacuously.
-    pub fn parse(json: &str) -> Result<Stats> {
-        let v: serde_json::Value = serde_json::from_str(json).context("stats is not JSON")?;
-        let num = |ptr: &str| {
-            v.pointer(ptr)
-                .and_then(|n| n.as_u64())
-                .with_context(|| format!("stats lacks {ptr}"))
-        };
-        Ok(Stats {
-            frames: num("/frames")?,
-            dmabuf_image: num("/imports/dmabuf_image")?,
-            dmabuf_buffer: num("/imports/dmabuf_buffer")?,
-            shm: num("/imports/shm")?,
-            cpu: num("/imports/cpu")?,
-            failed: num("/imports/failed")?,
-            resv_created: num("/reservations/created")?,
-            resv_destroyed: num("/reservations/destroyed")?,
-            resv_freed: num("/reservations/freed")?,
-            resv_buried: num("/reservations/buried")?,
-            lockdep_enabled: v
-                .pointer("/lockdep/enabled")
-                .and_then(|b| b.as_bool())
-                .context("stats lacks /lockdep/enabled")?,
-            lockdep_violations: num("/lockdep/violations")?,
-        })
-    }
-
+/// Checks on a run's [`Stats`] that every test shares.
+pub trait StatsExt {
     /// The locking rules held for the whole run: the validator was compiled
     /// in and counted no violation, and every client buffer's reservation was
     /// destroyed and freed through the graveyard by exit (nothing leaked,
     /// nothing still buried). Asserted for every compositor run.
-    pub fn check_lock_rules(&self) -> Result<()> {
-        if !self.lockdep_enabled {
+    fn check_lock_rules(&self) -> Result<()>;
+}
+
+impl StatsExt for Stats {
+    fn check_lock_rules(&self) -> Result<()> {
+        if !self.lockdep.enabled {
             bail!("the compositor was built without its lock validator (debug build or importer feature `lockdep` needed)");
         }
-        if self.lockdep_violations != 0 {
+        if self.lockdep.violations != 0 {
             bail!(
                 "the compositor's lock validator counted {} violation(s); see its log",
-                self.lockdep_violations
+                self.lockdep.violations
             );
         }
-        if self.resv_destroyed != self.resv_created || self.resv_buried != 0 {
+        let resv = &self.reservations;
+        if resv.destroyed != resv.created || resv.buried != 0 {
             bail!(
                 "client-buffer reservations at exit: created {}, destroyed {}, still buried {}",
-                self.resv_created,
-                self.resv_destroyed,
-                self.resv_buried
+                resv.created,
+                resv.destroyed,
+                resv.buried
             );
         }
-        if self.resv_destroyed > 0 && self.resv_freed < self.resv_destroyed {
+        if resv.destroyed > 0 && resv.freed < resv.destroyed {
             bail!(
                 "{} reservations destroyed but only {} dead entries freed",
-                self.resv_destroyed,
-                self.resv_freed
+                resv.destroyed,
+                resv.freed
             );
         }
         Ok(())
     }
 }
 
-/// Reads a `--stats` file and checks [`Stats::check_lock_rules`].
-pub fn check_stats_file(path: &Path) -> Result<Stats> {
+/// Reads and parses a `--stats` file (no checks).
+pub fn read_stats(path: &Path) -> Result<Stats> {
     let json = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    let stats = Stats::parse(&json)?;
+    Stats::parse(&json).with_context(|| format!("stats {}", path.display()))
+}
+
+/// Reads a `--stats` file and checks [`StatsExt::check_lock_rules`].
+pub fn check_stats_file(path: &Path) -> Result<Stats> {
+    let stats = read_stats(path)?;
     stats
         .check_lock_rules()
         .with_context(|| format!("stats {}", path.display()))?;
@@ -284,6 +250,13 @@ impl Compositor {
         Client::connect_to(&self.socket_path())
     }
 
+    /// The `--stats` it wrote at exit, parsed (no checks; a clean exit
+    /// through [`Compositor::wait_exit`] or [`Compositor::terminate`] has
+    /// already checked the lock rules).
+    pub fn stats(&self) -> Result<Stats> {
+        read_stats(&self.stats_path).with_context(|| format!("compositor log: {}", self.log_path.display()))
+    }
+
     /// Whether the compositor is still running.
     pub fn is_running(&mut self) -> Result<bool> {
         Ok(self.child.try_wait().context("query compositor status")?.is_none())
@@ -353,7 +326,7 @@ pub fn run_scene_with_stats(scene_client: &Path, scene: &str) -> Result<SceneRun
 
 /// [`run_scene_with_stats`] with extra compositor options (e.g.
 /// `--cpu-fallback`). The run must keep the lock rules
-/// ([`Stats::check_lock_rules`]: zero validator violations, every reservation
+/// ([`StatsExt::check_lock_rules`]: zero validator violations, every reservation
 /// freed by exit).
 pub fn run_scene_with_args(scene_client: &Path, scene: &str, extra: &[&str]) -> Result<SceneRun> {
     run_scene_with_env(scene_client, scene, extra, &[])
@@ -408,69 +381,81 @@ pub fn run_scene_unchecked(
         );
     }
     let image = RgbaImage::load_png(&shot).with_context(|| format!("scene {scene}: read screenshot"))?;
-    let json = std::fs::read_to_string(&stats).with_context(|| format!("scene {scene}: read {}", stats.display()))?;
-    let run = SceneRun {
-        image,
-        stats: Stats::parse(&json)?,
-    };
-    Ok((run, comp.log_path.clone()))
+    let stats = read_stats(&stats).with_context(|| format!("scene {scene}"))?;
+    Ok((SceneRun { image, stats }, comp.log_path.clone()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use compositor::stats::{Lockdep, ShellStats};
+    use importer::import::{ImportStats, ReservationStats};
+
+    /// A clean run's stats, as the compositor would write them.
+    fn clean() -> Stats {
+        Stats {
+            frames: 7,
+            imports: ImportStats {
+                zero_copy_image: 2,
+                gpu_buffer_copy: 1,
+                ..ImportStats::default()
+            },
+            buffer_sync: Default::default(),
+            reservations: ReservationStats {
+                created: 3,
+                destroyed: 3,
+                freed: 4,
+                ..ReservationStats::default()
+            },
+            cpu_copies: Default::default(),
+            lockdep: Lockdep {
+                enabled: true,
+                violations: 0,
+            },
+            shell: ShellStats::default(),
+            drm: None,
+            test_hooks: true,
+        }
+    }
 
     #[test]
-    fn stats_parse() {
-        let s = Stats::parse(
-            r#"{"frames": 7, "imports": {"dmabuf_image": 2, "dmabuf_buffer": 1, "shm": 0, "cpu": 0, "failed": 0},
-                "reservations": {"created": 3, "destroyed": 3, "freed": 4, "buried": 0},
-                "lockdep": {"enabled": true, "violations": 0}}"#,
-        )
-        .expect("parse");
+    fn stats_parse_the_compositors_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stats.json");
+        clean().write(&path).expect("write");
+        let s = read_stats(&path).expect("parse what the compositor writes");
         assert_eq!(
-            s,
-            Stats {
-                frames: 7,
-                dmabuf_image: 2,
-                dmabuf_buffer: 1,
-                shm: 0,
-                cpu: 0,
-                failed: 0,
-                resv_created: 3,
-                resv_destroyed: 3,
-                resv_freed: 4,
-                resv_buried: 0,
-                lockdep_enabled: true,
-                lockdep_violations: 0,
-            }
+            (s.frames, s.imports, s.reservations),
+            (7, clean().imports, clean().reservations)
         );
-        s.check_lock_rules().expect("clean run");
-        assert!(Stats {
-            lockdep_violations: 1,
-            ..s.clone()
-        }
-        .check_lock_rules()
-        .is_err());
-        assert!(Stats {
-            lockdep_enabled: false,
-            ..s.clone()
-        }
-        .check_lock_rules()
-        .is_err());
-        assert!(Stats {
-            resv_buried: 1,
-            ..s.clone()
-        }
-        .check_lock_rules()
-        .is_err());
-        assert!(Stats {
-            resv_destroyed: 2,
-            ..s.clone()
-        }
-        .check_lock_rules()
-        .is_err());
+        assert!(s.lockdep.enabled && s.test_hooks && s.drm.is_none());
+        // Every field is required: a missing section or a renamed counter fails.
         assert!(Stats::parse(r#"{"frames": 7}"#).is_err());
+        let json = std::fs::read_to_string(&path).expect("read");
+        assert!(json.contains("\"zero_copy_image\""), "{json}");
+        assert!(Stats::parse(&json.replace("\"zero_copy_image\"", "\"dmabuf_image\"")).is_err());
+        assert!(Stats::parse(&json.replace("\"buffer_sync\"", "\"sync\"")).is_err());
+    }
+
+    #[test]
+    fn lock_rules() {
+        let s = clean();
+        s.check_lock_rules().expect("clean run");
+        let mut bad = clean();
+        bad.lockdep.violations = 1;
+        assert!(bad.check_lock_rules().is_err());
+        let mut bad = clean();
+        bad.lockdep.enabled = false;
+        assert!(bad.check_lock_rules().is_err());
+        let mut bad = clean();
+        bad.reservations.buried = 1;
+        assert!(bad.check_lock_rules().is_err());
+        let mut bad = clean();
+        bad.reservations.destroyed = 2;
+        assert!(bad.check_lock_rules().is_err());
+        let mut bad = clean();
+        bad.reservations.freed = 2;
+        assert!(bad.check_lock_rules().is_err());
     }
 
     #[test]

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
+use compositor::backend::drm::DrmStats;
 use testkit::client::{default_timeout, Client};
-use testkit::harness::{Compositor, Stats};
+use testkit::harness::{read_stats, Compositor, Stats};
 use testkit::image_compare::{artifacts_dir, compare, diff_image, DEFAULT_TOLERANCE};
 use testkit::kernel::seatd::Seatd;
 use testkit::kernel::{kms, vt};
@@ -112,9 +113,6 @@ fn wait_for_scanout(
     }
 }
 
-/// The run both tests share: compositor on drm with `env`, two windows, the
-/// CRTC read back and compared, clean exit. Returns the stats and their
-/// `drm` section after the checks every path must pass.
 /// `--backend drm` on `card`, with a screenshot and stats written to the given paths.
 fn drm_args(card: &Path, shot: &Path, stats: &Path) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec!["--backend".into(), "drm".into(), "--drm-device".into(), card.into()];
@@ -122,7 +120,10 @@ fn drm_args(card: &Path, shot: &Path, stats: &Path) -> Vec<OsString> {
     args
 }
 
-fn scan_out_two_windows(env: &[(&str, &str)]) -> Result<(Stats, serde_json::Value)> {
+/// The run both scan-out tests share: compositor on drm with `env`, two
+/// windows, the CRTC read back and compared, clean exit. Returns the stats
+/// and their `drm` section after the checks every path must pass.
+fn scan_out_two_windows(env: &[(&str, &str)]) -> Result<(Stats, DrmStats)> {
     let _card = lock_card();
     let card = kms::find_card("virtio_gpu").context("virtio-gpu card node (qemu -device virtio-gpu-pci)")?;
     let before = kms::active_crtcs(&card)?;
@@ -179,13 +180,10 @@ fn scan_out_two_windows(env: &[(&str, &str)]) -> Result<(Stats, serde_json::Valu
 
     check_clean_exit(&card, info.fb_id, &before)?;
 
-    let json = std::fs::read_to_string(&stats_path).context("stats")?;
-    let stats = Stats::parse(&json)?;
-    let v: serde_json::Value = serde_json::from_str(&json)?;
-    let drm = v.get("drm").context("stats lack the drm section")?.clone();
-    let num = |k: &str| drm.get(k).and_then(|n| n.as_u64()).with_context(|| format!("drm.{k}"));
-    let page_flips = num("page_flips")?;
-    eprintln!("drm stats: {drm}");
+    let stats = read_stats(&stats_path)?;
+    let drm = stats.drm.clone().context("stats lack the drm section")?;
+    let page_flips = drm.page_flips;
+    eprintln!("drm stats: {drm:?}");
     // Every counted frame is a completed page flip, and there were enough of
     // them for the frame callbacks this test waited for.
     ensure!(
@@ -194,34 +192,36 @@ fn scan_out_two_windows(env: &[(&str, &str)]) -> Result<(Stats, serde_json::Valu
         stats.frames,
         WINDOWS.len() + flips_waited
     );
-    ensure!(num("flips_queued")? >= page_flips, "more flips completed than queued");
+    ensure!(drm.flips_queued >= page_flips, "more flips completed than queued");
     // Paced at the mode's refresh: virtio-gpu completes flips without a
     // vblank, so without pacing this loop would flip hundreds of times a
     // second. At most the refresh rate (+20%) over the compositor's lifetime.
     let hz: f64 = drm
-        .get("mode")
-        .and_then(|m| m.as_str())
-        .and_then(|m| m.rsplit('@').next())
+        .mode
+        .rsplit('@')
+        .next()
         .and_then(|hz| hz.parse().ok())
-        .context("drm.mode WxH@Hz")?;
+        .with_context(|| format!("drm.mode {:?}: expected WxH@Hz", drm.mode))?;
     let max_flips = (hz * 1.2 * ran.as_secs_f64()).ceil() as u64 + 2;
     ensure!(
         page_flips <= max_flips,
         "{page_flips} page flips in {ran:?} at {hz} Hz (at most {max_flips}): frames are not paced"
     );
-    ensure!(num("modesets")? == 1, "expected exactly one modeset (the first frame)");
+    ensure!(drm.modesets == 1, "expected exactly one modeset (the first frame)");
     ensure!(
-        drm.get("allocator").and_then(|a| a.as_str()) == Some("dumb"),
+        drm.allocator == "dumb",
         "virtio-gpu without virgl should fall back to dumb buffers + PRIME"
     );
     ensure!(
-        drm.get("session").and_then(|a| a.as_str()) == Some("libseat/noop"),
+        drm.session == "libseat/noop",
         "session backend not reported as libseat/noop"
     );
-    // The client's buffers were real dma-bufs imported zero-copy.
+    // The client's buffers were real dma-bufs imported zero-copy: none failed,
+    // none fell back to the CPU path.
+    let imports = &stats.imports;
     ensure!(
-        stats.dmabuf_image >= 2 && stats.failed == 0,
-        "client imports: {stats:?}"
+        imports.zero_copy_image >= 2 && imports.failed == 0 && imports.cpu_fallback == 0,
+        "client imports: {imports:?}"
     );
     Ok((stats, drm))
 }
@@ -244,23 +244,19 @@ fn check_clean_exit(card: &Path, fb_id: u32, before: &[(u32, u32, (u16, u16))]) 
     Ok(())
 }
 
-fn drm_num(drm: &serde_json::Value, k: &str) -> Result<u64> {
-    drm.get(k).and_then(|n| n.as_u64()).with_context(|| format!("drm.{k}"))
-}
-
 #[test]
 #[ignore = "kernel VM tier: needs virtio-gpu's KMS card node, root and /dev/udmabuf (run scripts/vm/test.sh)"]
 fn drm_backend_scans_out_what_the_client_presented() -> Result<()> {
     let (_, drm) = scan_out_two_windows(&[])?;
     ensure!(
-        drm.get("zero_copy") == Some(&serde_json::Value::Bool(true)) && drm_num(&drm, "cpu_copies")? == 0,
-        "frames were not rendered straight into the scan-out dma-bufs: {drm}"
+        drm.zero_copy && drm.copied_frames == 0,
+        "frames were not rendered straight into the scan-out dma-bufs: {drm:?}"
     );
     // Rendering is fast enough here that virtio-gpu's instant flips need
     // pacing (see the flip-rate bound in scan_out_two_windows).
     ensure!(
-        drm_num(&drm, "paced_by_timer")? > 0,
-        "virtio-gpu flips were never paced by the timer: {drm}"
+        drm.paced_by_timer > 0,
+        "virtio-gpu flips were never paced by the timer: {drm:?}"
     );
     Ok(())
 }
@@ -272,10 +268,9 @@ fn drm_backend_scans_out_what_the_client_presented() -> Result<()> {
 #[ignore = "kernel VM tier: needs virtio-gpu's KMS card node, root and /dev/udmabuf (run scripts/vm/test.sh)"]
 fn drm_backend_copy_fallback_scans_out_the_same() -> Result<()> {
     let (_, drm) = scan_out_two_windows(&[("COMPOSITOR_DRM_FORCE_COPY", "1")])?;
-    let queued = drm_num(&drm, "flips_queued")?;
     ensure!(
-        drm.get("zero_copy") == Some(&serde_json::Value::Bool(false)) && drm_num(&drm, "cpu_copies")? == queued,
-        "expected every queued frame to be a CPU copy: {drm}"
+        !drm.zero_copy && drm.copied_frames == drm.flips_queued,
+        "expected every queued frame to be a CPU copy: {drm:?}"
     );
     Ok(())
 }
@@ -388,22 +383,25 @@ impl SeatdRun {
     }
 
     /// The `drm` section of the stats written at exit, and the stats.
-    fn stats(&self) -> Result<(Stats, serde_json::Value)> {
-        let json = std::fs::read_to_string(&self.stats_path).context("stats")?;
-        let stats = Stats::parse(&json)?;
-        let v: serde_json::Value = serde_json::from_str(&json)?;
-        let drm = v.get("drm").context("stats lack the drm section")?.clone();
-        eprintln!("drm stats: {drm}");
+    fn stats(&self) -> Result<(Stats, DrmStats)> {
+        let stats = read_stats(&self.stats_path)?;
+        let drm = stats.drm.clone().context("stats lack the drm section")?;
+        eprintln!("drm stats: {drm:?}");
         ensure!(
-            drm.get("session").and_then(|a| a.as_str()) == Some("libseat/seatd"),
-            "session backend not reported as libseat/seatd: {drm}"
+            drm.session == "libseat/seatd",
+            "session backend not reported as libseat/seatd: {drm:?}"
         );
         ensure!(
-            stats.frames == drm_num(&drm, "page_flips")?,
-            "frames {} vs page flips: {drm}",
+            stats.frames == drm.page_flips,
+            "frames {} vs page flips: {drm:?}",
             stats.frames
         );
-        ensure!(stats.failed == 0, "client imports: {stats:?}");
+        // No import failed, and none fell back to the CPU path.
+        let imports = &stats.imports;
+        ensure!(
+            imports.failed == 0 && imports.cpu_fallback == 0,
+            "client imports: {imports:?}"
+        );
         Ok((stats, drm))
     }
 }
@@ -540,12 +538,12 @@ fn drm_backend_pauses_and_resumes_across_a_vt_switch() -> Result<()> {
 
     let (_, drm) = run.stats()?;
     ensure!(
-        drm_num(&drm, "session_pauses")? == 1 && drm_num(&drm, "session_activations")? == 1,
-        "expected one pause and one activation: {drm}"
+        drm.session_pauses == 1 && drm.session_activations == 1,
+        "expected one pause and one activation: {drm:?}"
     );
     ensure!(
-        drm_num(&drm, "modesets")? == 2,
-        "expected two modesets (the first frame, the first after switching back): {drm}"
+        drm.modesets == 2,
+        "expected two modesets (the first frame, the first after switching back): {drm:?}"
     );
     ensure!(run.seatd.stop(default_timeout())?, "seatd ignored SIGTERM");
     Ok(())
@@ -602,10 +600,8 @@ fn drm_backend_exits_cleanly_while_paused() -> Result<()> {
     );
     let (_, drm) = run.stats()?;
     ensure!(
-        drm_num(&drm, "session_pauses")? == 1
-            && drm_num(&drm, "session_activations")? == 0
-            && drm_num(&drm, "modesets")? == 1,
-        "expected one pause, no activation and only the first modeset: {drm}"
+        drm.session_pauses == 1 && drm.session_activations == 0 && drm.modesets == 1,
+        "expected one pause, no activation and only the first modeset: {drm:?}"
     );
     ensure!(run.seatd.stop(default_timeout())?, "seatd ignored SIGTERM");
     Ok(())

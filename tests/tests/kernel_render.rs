@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::os::fd::AsFd;
 
 use anyhow::{ensure, Context, Result};
-use testkit::harness::{Compositor, Stats};
+use testkit::harness::{read_stats, Compositor, Stats};
 use testkit::image_compare::check_window_pixel;
 use testkit::kernel::dmabuf;
 use testkit::{BufferProvider, DmaHeapProvider, DmabufBuffer, Format, RgbaImage, UdmabufProvider, Window};
@@ -62,13 +62,18 @@ fn show_two_windows(extra_args: &[&str]) -> Result<(RgbaImage, Stats)> {
 
     comp.terminate()?;
     let image = RgbaImage::load_png(&shot).context("screenshot")?;
-    let stats = Stats::parse(&std::fs::read_to_string(&stats).context("stats")?)?;
+    let stats = read_stats(&stats)?;
     drop(shown);
 
     for (n, inside, color) in [(0, 10, RED), (1, 30, BLUE)] {
         check_window_pixel(&image, n, inside, color)?;
     }
-    ensure!(stats.failed == 0, "failed imports: {stats:?}");
+    // No import failed, and none fell back to the CPU path.
+    ensure!(
+        stats.imports.failed == 0 && stats.imports.cpu_fallback == 0,
+        "failed imports: {:?}",
+        stats.imports
+    );
     Ok((image, stats))
 }
 
@@ -79,7 +84,7 @@ fn compositor_imports_real_dmabufs_zero_copy() -> Result<()> {
     // On the real kernel lavapipe has VK_EXT_image_drm_format_modifier, so
     // even the odd stride becomes an image with the client's explicit pitch.
     ensure!(
-        stats.dmabuf_image >= 2 && stats.dmabuf_buffer == 0,
+        stats.imports.zero_copy_image >= 2 && stats.imports.gpu_buffer_copy == 0,
         "expected both real dma-bufs on the zero-copy image path: {stats:?}"
     );
     Ok(())
@@ -90,7 +95,7 @@ fn compositor_imports_real_dmabufs_zero_copy() -> Result<()> {
 fn compositor_imports_real_dmabufs_through_the_buffer_path() -> Result<()> {
     let (_, stats) = show_two_windows(&["--force-buffer-path"])?;
     ensure!(
-        stats.dmabuf_buffer >= 2 && stats.dmabuf_image == 0,
+        stats.imports.gpu_buffer_copy >= 2 && stats.imports.zero_copy_image == 0,
         "expected both real dma-bufs on the buffer path: {stats:?}"
     );
     Ok(())

@@ -17,9 +17,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use compositor::buffer_sync::SyncStats;
 use importer::sync::{implicit as fences, sync_file::poll_in, Access, FenceStatus, RenderNode, Syncobj};
 use testkit::explicit::{self, set_points};
-use testkit::harness::Compositor;
+use testkit::harness::{read_stats, Compositor};
 use testkit::sync::VgemProvider;
 use testkit::witness::Witness;
 use testkit::{Client, DmabufBuffer, Format, UdmabufProvider, Window};
@@ -48,11 +49,6 @@ fn spawn(stats: &std::path::Path, env: &[(&str, &str)]) -> Result<Compositor> {
         stats.as_os_str(),
     ];
     Compositor::spawn_with_env(&args, env)
-}
-
-fn sync_stats(path: &std::path::Path) -> Result<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-    v.get("sync").cloned().context("stats lack the sync object")
 }
 
 fn blue_buffer(client: &Client, provider: &dyn testkit::BufferProvider) -> Result<DmabufBuffer> {
@@ -115,12 +111,12 @@ impl Explicit {
         self.window.wait_frame(&mut self.client)
     }
 
-    /// Stops the compositor; its `"sync"` stats.
-    fn finish(mut self) -> Result<serde_json::Value> {
+    /// Stops the compositor; its `buffer_sync` stats.
+    fn finish(mut self) -> Result<SyncStats> {
         self.client.roundtrip()?;
         self.comp.terminate()?;
-        let sync = sync_stats(&self.stats)?;
-        println!("compositor sync stats: {sync}");
+        let sync = read_stats(&self.stats)?.buffer_sync;
+        println!("compositor sync stats: {sync:?}");
         Ok(sync)
     }
 }
@@ -232,24 +228,23 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
     witness.stop()?;
     let sync = e.finish()?;
     ensure!(
-        sync["explicit_held"].as_u64() >= Some(1),
-        "no commit counted as held on its acquire point: {sync}"
+        sync.explicit_held >= 1,
+        "no commit counted as held on its acquire point: {sync:?}"
     );
     // A's release went through a frame (held until its VkFence, or its
     // READ fence on the dma-buf where the device exports one) and was then
     // signaled by the kernel or the CPU.
     ensure!(
-        sync["explicit_releases"].as_u64() >= Some(1) || sync["early_releases"].as_u64() >= Some(1),
-        "no frame that sampled A was counted as done: {sync}"
+        sync.explicit_releases >= 1 || sync.early_releases >= 1,
+        "no frame that sampled A was counted as done: {sync:?}"
     );
-    let signaled =
-        sync["release_points_from_fence"].as_u64().unwrap_or(0) + sync["release_points_cpu"].as_u64().unwrap_or(0);
-    ensure!(signaled >= 1, "no release point counted as signaled: {sync}");
-    ensure!(sync["release_points_failed"].as_u64() == Some(0), "{sync}");
+    let signaled = sync.release_points_from_fence + sync.release_points_cpu;
+    ensure!(signaled >= 1, "no release point counted as signaled: {sync:?}");
+    ensure!(sync.release_points_failed == 0, "{sync:?}");
     // B is still attached by a live client, A was destroyed: exactly one.
     ensure!(
-        sync["explicit_buffers_tracked"].as_u64() == Some(1),
-        "per-buffer explicit state not pruned: {sync}"
+        sync.explicit_buffers_tracked == 1,
+        "per-buffer explicit state not pruned: {sync:?}"
     );
     drop(b);
     Ok(())
@@ -302,7 +297,7 @@ fn bridging_explicit_acquire_fence_is_imported_for_implicit_readers() -> Result<
         .wait_flag("frame callback after the acquire point signaled", &shown)?;
     drop(a);
     let sync = e.finish()?;
-    ensure!(sync["bridged_acquires"].as_u64() >= Some(1), "{sync}");
+    ensure!(sync.bridged_acquires >= 1, "{sync:?}");
     Ok(())
 }
 
@@ -345,7 +340,7 @@ fn bridging_implicit_reader_fences_are_transferred_into_the_release_point() -> R
     ensure!(!e.tl.is_signaled(4)?, "B's release point signaled while B is attached");
     drop(a);
     let sync = e.finish()?;
-    ensure!(sync["release_points_from_fence"].as_u64() >= Some(1), "{sync}");
+    ensure!(sync.release_points_from_fence >= 1, "{sync:?}");
     drop(b);
     Ok(())
 }
@@ -413,8 +408,8 @@ fn gpu_policy_applies_the_commit_once_the_acquire_point_is_materialized() -> Res
         .wait_flag("frame callback of B after its acquire fence signaled", &shown)?;
     drop(a);
     let sync = e.finish()?;
-    ensure!(sync["explicit_gpu_waits"].as_u64() >= Some(1), "{sync}");
-    ensure!(sync["explicit_held"].as_u64() >= Some(1), "{sync}");
+    ensure!(sync.explicit_gpu_waits >= 1, "{sync:?}");
+    ensure!(sync.explicit_held >= 1, "{sync:?}");
     drop(b);
     Ok(())
 }
@@ -440,9 +435,8 @@ fn release_point_is_signaled_when_the_surface_goes_back_to_implicit_sync() -> Re
     );
     drop(a);
     let sync = e.finish()?;
-    let signaled =
-        sync["release_points_from_fence"].as_u64().unwrap_or(0) + sync["release_points_cpu"].as_u64().unwrap_or(0);
-    ensure!(signaled >= 1, "no release point counted as signaled: {sync}");
+    let signaled = sync.release_points_from_fence + sync.release_points_cpu;
+    ensure!(signaled >= 1, "no release point counted as signaled: {sync:?}");
     drop(b);
     Ok(())
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use importer::sync::{implicit as fences, Access, FenceStatus};
 use testkit::client::default_timeout;
-use testkit::harness::Compositor;
+use testkit::harness::{read_stats, Compositor};
 use testkit::image_compare::check_window_pixel;
 use testkit::sync::VgemProvider;
 use testkit::witness::Witness;
@@ -28,11 +28,6 @@ const FRAMES: u64 = 15;
 /// steps after the fence is attached are bound by it; start-up and the
 /// baseline use the harness's (load-aware) timeout.
 const BOUND: Duration = Duration::from_secs(8);
-
-fn stats_sync(path: &std::path::Path) -> Result<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-    v.get("sync").cloned().context("stats lack the sync object")
-}
 
 #[test]
 #[ignore = "kernel VM tier: needs vgem fences on a client dma-buf (run scripts/vm/test.sh)"]
@@ -109,12 +104,9 @@ fn fenced_buffer_is_held_while_another_client_keeps_its_rate() -> Result<()> {
 
     let image = RgbaImage::load_png(&shot)?;
     check_window_pixel(&image, 1, 10, RED).context("the fenced window")?;
-    let sync = stats_sync(&stats)?;
-    println!("compositor sync stats: {sync}");
-    ensure!(
-        sync["implicit_held"].as_u64() >= Some(1),
-        "no commit was counted as held: {sync}"
-    );
+    let sync = read_stats(&stats)?.buffer_sync;
+    println!("compositor sync stats: {sync:?}");
+    ensure!(sync.implicit_held >= 1, "no commit was counted as held: {sync:?}");
     drop(buffer);
     Ok(())
 }

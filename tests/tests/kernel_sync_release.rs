@@ -5,15 +5,16 @@
 //!   disconnect right at the frame callback, while the frame that sampled it
 //!   is in flight: no crash, other clients keep their frames, and the
 //!   compositor frees every such import from its loop: by the finished frame
-//!   that held the last reference (`deferred_texture_frees`), or from the
-//!   texture cache once no frame holds it (`invalidated_imports_freed`).
-//!   Before this test the cache was never cleaned: 0 of 4 were freed.
+//!   that held the last reference (`buffer_sync.deferred_texture_frees`), or
+//!   by the graveyard's poll on the frame tick once no frame holds it
+//!   (`reservations.freed_running`). A texture cache that is never cleaned
+//!   frees none of them.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use testkit::harness::Compositor;
+use testkit::harness::{read_stats, Compositor};
 use testkit::witness::Witness;
 use testkit::{provider_from_env, DmabufBuffer, Format, Window};
 
@@ -21,11 +22,6 @@ use testkit::{provider_from_env, DmabufBuffer, Format, Window};
 /// several compositors share two emulated CPUs).
 fn bound() -> Duration {
     testkit::client::default_timeout()
-}
-
-fn sync_stats(path: &std::path::Path) -> Result<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-    v.get("sync").cloned().context("stats lack the sync object")
 }
 
 #[test]
@@ -69,18 +65,14 @@ fn destroyed_buffers_are_freed_only_after_their_frame_fence() -> Result<()> {
     ensure!(comp.is_running()?, "the compositor died");
     witness.stop()?;
     comp.terminate()?;
-    let sync = sync_stats(&stats)?;
-    println!("compositor sync stats after {CLIENTS} clients went away mid-frame: {sync}");
-    let freed = sync["deferred_texture_frees"]
-        .as_u64()
-        .context("deferred_texture_frees")?
-        + sync["invalidated_imports_freed"]
-            .as_u64()
-            .context("invalidated_imports_freed")?;
+    let stats = read_stats(&stats)?;
+    let (sync, resv) = (&stats.buffer_sync, &stats.reservations);
+    println!("compositor stats after {CLIENTS} clients went away mid-frame: {sync:?}, {resv:?}");
+    let freed = sync.deferred_texture_frees + resv.freed_running;
     ensure!(
         freed >= CLIENTS,
-        "only {freed} of the {CLIENTS} invalidated imports were freed: {sync}"
+        "only {freed} of the {CLIENTS} invalidated imports were freed: {sync:?}, {resv:?}"
     );
-    ensure!(sync["explicit_buffers_tracked"].as_u64() == Some(0), "{sync}");
+    ensure!(sync.explicit_buffers_tracked == 0, "{sync:?}");
     Ok(())
 }

@@ -1,24 +1,24 @@
 //! The lock-rule check every compositor run goes through (harness:
-//! `Stats::check_lock_rules`, from `run_scene_with_args` and
+//! `StatsExt::check_lock_rules`, from `run_scene_with_args` and
 //! `Compositor::{wait_exit, terminate}`) is not vacuous: with
 //! `COMPOSITOR_LOCKDEP_PLANT=1` the compositor makes one blocking call under a
 //! reservation at start-up; its validator must count exactly that violation,
 //! the compositor must keep running (violations are logged, not raised, in
-//! the binary) and the check must fail. The same scene without the plant
-//! passes the check, with every reservation destroyed and freed by exit.
+//! the binary) and the check must fail. The same scene without the plant passes the check, with every
+//! reservation destroyed and freed by exit.
 
 use std::path::Path;
 
 use anyhow::{ensure, Result};
-use testkit::harness::{run_scene_unchecked, run_scene_with_args};
+use testkit::harness::{run_scene_unchecked, run_scene_with_args, StatsExt};
 
 #[test]
 fn a_planted_violation_is_counted_and_fails_the_check() -> Result<()> {
     let client = Path::new(env!("CARGO_BIN_EXE_scene-client"));
     let (run, log) = run_scene_unchecked(client, "solid", &[], &[("COMPOSITOR_LOCKDEP_PLANT", "1")])?;
-    ensure!(run.stats.lockdep_enabled, "validator not compiled in: {:?}", run.stats);
+    ensure!(run.stats.lockdep.enabled, "validator not compiled in: {:?}", run.stats);
     ensure!(
-        run.stats.lockdep_violations == 1,
+        run.stats.lockdep.violations == 1,
         "expected the one planted violation: {:?}; log {}",
         run.stats,
         log.display()
@@ -41,10 +41,14 @@ fn a_clean_run_passes_and_frees_every_reservation() -> Result<()> {
     let client = Path::new(env!("CARGO_BIN_EXE_scene-client"));
     let run = run_scene_with_args(client, "overlap", &[])?;
     ensure!(
-        run.stats.resv_created >= 2,
+        run.stats.reservations.created >= 2,
         "expected several client buffers under reservations: {:?}",
         run.stats
     );
-    ensure!(run.stats.resv_freed >= run.stats.resv_destroyed, "{:?}", run.stats);
+    ensure!(
+        run.stats.reservations.freed >= run.stats.reservations.destroyed,
+        "{:?}",
+        run.stats
+    );
     Ok(())
 }

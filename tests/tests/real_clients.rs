@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use testkit::harness::Compositor;
+use testkit::harness::{Compositor, Stats};
 use testkit::image::RgbaImage;
 
 const SIZE: (u32, u32) = (640, 480);
@@ -25,18 +25,11 @@ const ORIGIN: u32 = 32;
 
 struct Run {
     image: RgbaImage,
-    stats: serde_json::Value,
+    stats: Stats,
     log: PathBuf,
 }
 
 impl Run {
-    fn stat(&self, ptr: &str) -> u64 {
-        self.stats
-            .pointer(ptr)
-            .and_then(|v| v.as_u64())
-            .unwrap_or_else(|| panic!("stats lack {ptr}: {}", self.stats))
-    }
-
     /// Pixels in `rect` (x, y, w, h) within `tol` of `rgb`.
     fn count_near(&self, rect: (u32, u32, u32, u32), rgb: [u8; 3], tol: u8) -> u64 {
         let mut n = 0;
@@ -135,8 +128,7 @@ fn run_client(name: &str, argv: &[&str], settle: Duration) -> Run {
         comp.log_path.display()
     );
     let image = RgbaImage::load_png(&shot).expect("screenshot");
-    let stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("stats JSON");
+    let stats = comp.stats().expect("stats");
     Run {
         image,
         stats,
@@ -145,8 +137,8 @@ fn run_client(name: &str, argv: &[&str], settle: Duration) -> Run {
 }
 
 fn assert_paced(run: &Run, name: &str, min_commits: u64) {
-    let commits = run.stat("/shell/commits");
-    assert!(run.stat("/shell/windows_mapped") >= 1, "{name}: no window mapped");
+    let commits = run.stats.shell.commits;
+    assert!(run.stats.shell.windows_mapped >= 1, "{name}: no window mapped");
     assert!(
         commits >= min_commits,
         "{name}: only {commits} commits: the client is not being paced by frame callbacks; log: {}",

@@ -25,7 +25,7 @@ fn solid() -> Result<()> {
     let run = render_and_compare("solid")?;
     // The tight-stride XRGB buffer must take the zero-copy image path.
     ensure!(
-        run.stats.dmabuf_image >= 1,
+        run.stats.imports.zero_copy_image >= 1,
         "expected a dma-buf image import: {:?}",
         run.stats
     );
@@ -65,7 +65,7 @@ fn odd_stride() -> Result<()> {
         // VK_EXT_image_drm_format_modifier there, so the image is created with
         // the client's explicit pitch and stays zero-copy.
         ensure!(
-            run.stats.dmabuf_image >= 1 && run.stats.dmabuf_buffer == 0,
+            run.stats.imports.zero_copy_image >= 1 && run.stats.imports.gpu_buffer_copy == 0,
             "expected an explicit-pitch dma-buf image import: {:?}",
             run.stats
         );
@@ -73,7 +73,7 @@ fn odd_stride() -> Result<()> {
         // Host tier: without explicit pitches a stride that is not a multiple
         // of 64 forces the copy-through-buffer path.
         ensure!(
-            run.stats.dmabuf_buffer >= 1,
+            run.stats.imports.gpu_buffer_copy >= 1,
             "expected a dma-buf buffer-path import: {:?}",
             run.stats
         );
@@ -87,7 +87,7 @@ fn odd_stride() -> Result<()> {
 fn nv12() -> Result<()> {
     let run = render_and_compare("nv12")?;
     ensure!(
-        run.stats.cpu >= 1,
+        run.stats.imports.cpu_fallback >= 1,
         "expected the NV12 buffer on the CPU path: {:?}",
         run.stats
     );

@@ -20,9 +20,13 @@ fn cpu_scene(scene: &str) -> Result<()> {
         &testkit::reference_path(scene),
         DEFAULT_TOLERANCE,
     )?;
-    ensure!(run.stats.cpu >= 1, "expected CPU fallback imports: {:?}", run.stats);
     ensure!(
-        run.stats.dmabuf_image == 0 && run.stats.dmabuf_buffer == 0,
+        run.stats.imports.cpu_fallback >= 1,
+        "expected CPU fallback imports: {:?}",
+        run.stats
+    );
+    ensure!(
+        run.stats.imports.zero_copy_image == 0 && run.stats.imports.gpu_buffer_copy == 0,
         "a dma-buf took a GPU path under --cpu-fallback: {:?}",
         run.stats
     );

@@ -5,12 +5,12 @@
 //! at teardown). Checked on the
 //! GPU path and on the CPU fallback (where the CPU mapping dies too).
 
-use anyhow::{ensure, Context, Result};
-use testkit::harness::Compositor;
+use anyhow::{ensure, Result};
+use testkit::harness::{Compositor, Stats};
 use testkit::provider::provider_from_env;
 use testkit::{DmabufBuffer, Format, Window};
 
-fn destroy_mid_run(extra: &[&str]) -> Result<serde_json::Value> {
+fn destroy_mid_run(extra: &[&str]) -> Result<Stats> {
     let mut args = vec!["--size", "320x240"];
     args.extend_from_slice(extra);
     let mut comp = Compositor::spawn(&args)?;
@@ -50,16 +50,16 @@ fn destroy_mid_run(extra: &[&str]) -> Result<serde_json::Value> {
     drop(second);
     drop(client);
     comp.terminate()?; // also checks the lock rules
-    let stats: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&comp.stats_path)?)?;
-    let resv = stats.get("reservations").cloned().context("stats lack reservations")?;
-    println!("reservations: {resv}");
+    let stats = comp.stats()?;
+    let resv = &stats.reservations;
+    println!("reservations: {resv:?}");
     ensure!(
-        resv["destroyed_gone"].as_u64() >= Some(1),
-        "the destroyed buffer was not invalidated while running: {resv}"
+        resv.destroyed_gone >= 1,
+        "the destroyed buffer was not invalidated while running: {resv:?}"
     );
     ensure!(
-        resv["freed_running"].as_u64() >= Some(1),
-        "nothing was freed by the frame tick's graveyard poll: {resv}"
+        resv.freed_running >= 1,
+        "nothing was freed by the frame tick's graveyard poll: {resv:?}"
     );
     Ok(stats)
 }
@@ -67,15 +67,15 @@ fn destroy_mid_run(extra: &[&str]) -> Result<serde_json::Value> {
 #[test]
 fn destroyed_gpu_import_is_freed_by_the_frame_tick() -> Result<()> {
     let stats = destroy_mid_run(&[])?;
-    ensure!(stats["imports"]["cpu"].as_u64() == Some(0), "{stats}");
+    ensure!(stats.imports.cpu_fallback == 0, "{stats:?}");
     Ok(())
 }
 
 #[test]
 fn destroyed_cpu_fallback_import_and_mapping_are_freed_by_the_frame_tick() -> Result<()> {
     let stats = destroy_mid_run(&["--cpu-fallback"])?;
-    ensure!(stats["imports"]["cpu"].as_u64() >= Some(2), "{stats}");
+    ensure!(stats.imports.cpu_fallback >= 2, "{stats:?}");
     // Texture and mapping of the destroyed buffer: two dead entries.
-    ensure!(stats["reservations"]["freed_running"].as_u64() >= Some(2), "{stats}");
+    ensure!(stats.reservations.freed_running >= 2, "{stats:?}");
     Ok(())
 }

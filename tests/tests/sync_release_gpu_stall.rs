@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use importer::sync::{implicit as fences, Access, FenceStatus};
-use testkit::harness::Compositor;
+use testkit::harness::{read_stats, Compositor};
 use testkit::sync::VgemProvider;
 use testkit::{DmabufBuffer, Format, UdmabufProvider, Window};
 
@@ -91,8 +91,7 @@ fn sampled_buffer_is_released_only_after_the_gpu_finished() -> Result<()> {
         .dispatch_until_within(BOUND, "A's wl_buffer.release", |_| a.is_released())
         .context("A never released")?;
     comp.terminate()?;
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats)?)?;
-    println!("compositor sync stats: {}", v["sync"]);
+    println!("compositor sync stats: {:?}", read_stats(&stats)?.buffer_sync);
     let _ = Ordering::Acquire;
     Ok(())
 }

@@ -19,14 +19,16 @@ use testkit::harness::{run_scene_with_env, Stats};
 type Case<'a> = (&'a str, &'a [&'a str], fn(&Stats) -> bool);
 
 const CASES: [Case; 6] = [
-    ("gradient", &[], |s| s.dmabuf_image >= 1),
+    ("gradient", &[], |s| s.imports.zero_copy_image >= 1),
     ("odd-stride", &[], |s| {
-        s.dmabuf_buffer + s.dmabuf_image >= 1 && s.cpu == 0
+        s.imports.gpu_buffer_copy + s.imports.zero_copy_image >= 1 && s.imports.cpu_fallback == 0
     }),
-    ("nv12", &[], |s| s.cpu >= 1),
-    ("gradient", &["--force-buffer-path"], |s| s.dmabuf_buffer >= 1),
-    ("alpha", &["--cpu-fallback"], |s| s.cpu >= 1),
-    ("subsurface", &[], |s| s.dmabuf_image + s.dmabuf_buffer + s.shm >= 1),
+    ("nv12", &[], |s| s.imports.cpu_fallback >= 1),
+    ("gradient", &["--force-buffer-path"], |s| s.imports.gpu_buffer_copy >= 1),
+    ("alpha", &["--cpu-fallback"], |s| s.imports.cpu_fallback >= 1),
+    ("subsurface", &[], |s| {
+        s.imports.zero_copy_image + s.imports.gpu_buffer_copy + s.imports.shm_upload >= 1
+    }),
 ];
 
 #[test]

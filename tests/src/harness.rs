@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 use crate::client::{default_timeout, Client};
 use crate::image::RgbaImage;
@@ -27,7 +27,7 @@ use crate::slots::Slot;
 /// Path of the compositor binary: `$COMPOSITOR_BIN`, else
 /// `<dir of the current exe>/../compositor` (i.e. `target/<profile>/compositor`
 /// when called from `target/<profile>/deps/<test>`). Cargo does not build it
-/// for `cargo test -p testkit`; run `cargo build -p compositor` first.
+/// for `cargo test -p testkit`; run [`TEST_BUILD_COMMAND`] first.
 pub fn compositor_bin() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("COMPOSITOR_BIN") {
         return Ok(PathBuf::from(p));
@@ -59,6 +59,11 @@ pub trait StatsExt {
     /// destroyed and freed through the graveyard by exit (nothing leaked,
     /// nothing still buried). Asserted for every compositor run.
     fn check_lock_rules(&self) -> Result<()>;
+
+    /// The run's compositor was built with its test hooks (cargo feature
+    /// `test-hooks`), which a test relying on the environment variable
+    /// `hook` needs; the error says how to build it.
+    fn require_test_hooks(&self, hook: &str) -> Result<()>;
 }
 
 impl StatsExt for Stats {
@@ -89,6 +94,52 @@ impl StatsExt for Stats {
             );
         }
         Ok(())
+    }
+
+    fn require_test_hooks(&self, hook: &str) -> Result<()> {
+        if !self.test_hooks {
+            bail!("{}", missing_test_hooks(hook));
+        }
+        Ok(())
+    }
+}
+
+/// The build command the test scripts use (`scripts/test.sh`), for messages.
+pub const TEST_BUILD_COMMAND: &str = "cargo build --workspace --bins --features compositor/test-hooks";
+
+fn missing_test_hooks(hook: &str) -> String {
+    let bin = compositor_bin().map_or_else(|e| format!("({e})"), |p| p.display().to_string());
+    format!(
+        "this test needs the compositor's test hook {hook}, which only a build with the cargo feature \
+         `test-hooks` has, and {bin} was built without it (its --stats say \"test_hooks\": false); \
+         build it with `{TEST_BUILD_COMMAND}` (scripts/test.sh does)"
+    )
+}
+
+/// Fails unless the compositor binary the tests run was built with its test
+/// hooks, for a test relying on the environment variable `hook` before it
+/// has any run of its own to look at. Finds out once per test process, from
+/// the `--stats` of a short headless run (one frame, no client).
+pub fn require_test_hooks(hook: &str) -> Result<()> {
+    static PROBE: std::sync::OnceLock<std::result::Result<bool, String>> = std::sync::OnceLock::new();
+    let probe = PROBE.get_or_init(|| {
+        let probe = || -> Result<bool> {
+            let mut comp = Compositor::spawn(&["--size", "64x64", "--exit-after-frames", "1"])?;
+            // Only `test_hooks` matters here: the lock rules are not checked.
+            let status = comp.wait_exit_unchecked(default_timeout())?;
+            ensure!(
+                status.success(),
+                "exited with {status}; log: {}",
+                comp.log_path.display()
+            );
+            Ok(comp.stats()?.test_hooks)
+        };
+        probe().map_err(|e| format!("{e:#}"))
+    });
+    match probe {
+        Ok(true) => Ok(()),
+        Ok(false) => bail!("{}", missing_test_hooks(hook)),
+        Err(e) => bail!("could not find out whether the compositor has its test hooks (for {hook}): {e}"),
     }
 }
 
@@ -179,7 +230,7 @@ impl Compositor {
             .stderr(log);
         let mut child = cmd.spawn().with_context(|| {
             format!(
-                "spawn {} (build it with `cargo build -p compositor` or set COMPOSITOR_BIN)",
+                "spawn {} (build it with `{TEST_BUILD_COMMAND}` or set COMPOSITOR_BIN)",
                 bin.display()
             )
         })?;
@@ -456,6 +507,21 @@ mod tests {
         let mut bad = clean();
         bad.reservations.freed = 2;
         assert!(bad.check_lock_rules().is_err());
+    }
+
+    #[test]
+    fn test_hooks_required() {
+        clean().require_test_hooks("COMPOSITOR_COPY_GATE").expect("hooks");
+        let mut plain = clean();
+        plain.test_hooks = false;
+        let err = plain
+            .require_test_hooks("COMPOSITOR_COPY_GATE")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("COMPOSITOR_COPY_GATE") && err.contains("test-hooks") && err.contains(TEST_BUILD_COMMAND),
+            "{err}"
+        );
     }
 
     #[test]

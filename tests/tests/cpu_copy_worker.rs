@@ -8,14 +8,15 @@
 //! (`COMPOSITOR_COPY_GATE`, a FIFO) makes the worker wait for one byte before
 //! copying, and the test writes it only after counting the witness's frames.
 //! Then the real 64 MiB copy runs and the witness frames during it are
-//! counted as well.
+//! counted as well. The gate is a test hook: the compositor binary must be
+//! built with its cargo feature `test-hooks` (the test says so first).
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use testkit::harness::Compositor;
+use testkit::harness::{require_test_hooks, Compositor, StatsExt};
 use testkit::image_compare::check_window_pixel;
 use testkit::provider::provider_from_env;
 use testkit::witness::Witness;
@@ -29,6 +30,8 @@ const BOUND: Duration = Duration::from_secs(20);
 
 #[test]
 fn witness_keeps_its_frames_while_a_large_cpu_copy_runs() -> Result<()> {
+    // Without the hook the gate is ignored and the copy is not held.
+    require_test_hooks("COMPOSITOR_COPY_GATE")?;
     let dir = tempfile::tempdir()?;
     let gate = dir.path().join("copy-gate");
     let c = std::ffi::CString::new(gate.as_os_str().as_encoded_bytes())?;
@@ -92,6 +95,7 @@ fn witness_keeps_its_frames_while_a_large_cpu_copy_runs() -> Result<()> {
     let image = RgbaImage::load_png(&shot)?;
     check_window_pixel(&image, 1, 10, BLUE).context("the large window")?;
     let stats = comp.stats()?;
+    stats.require_test_hooks("COMPOSITOR_COPY_GATE")?;
     let copies = &stats.cpu_copies;
     println!("compositor cpu_copies stats: {copies:?}");
     ensure!(copies.worker >= 1, "no copy ran on the worker: {copies:?}");

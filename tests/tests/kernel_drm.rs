@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 use compositor::backend::drm::DrmStats;
 use testkit::client::{default_timeout, Client};
-use testkit::harness::{read_stats, Compositor, Stats};
+use testkit::harness::{read_stats, require_test_hooks, Compositor, Stats, StatsExt};
 use testkit::image_compare::{artifacts_dir, compare, diff_image, DEFAULT_TOLERANCE};
 use testkit::kernel::seatd::Seatd;
 use testkit::kernel::{kms, vt};
@@ -261,13 +261,17 @@ fn drm_backend_scans_out_what_the_client_presented() -> Result<()> {
     Ok(())
 }
 
-/// The fallback when scan-out buffers cannot be imported (forced here):
+/// The fallback when scan-out buffers cannot be imported (forced here by the
+/// test hook `COMPOSITOR_DRM_FORCE_COPY`, compositor feature `test-hooks`):
 /// rendered offscreen, copied into the mapped buffer, same pixels on the
 /// CRTC, and every queued frame counted as a copy.
 #[test]
 #[ignore = "kernel VM tier: needs virtio-gpu's KMS card node, root and /dev/udmabuf (run scripts/vm/test.sh)"]
 fn drm_backend_copy_fallback_scans_out_the_same() -> Result<()> {
-    let (_, drm) = scan_out_two_windows(&[("COMPOSITOR_DRM_FORCE_COPY", "1")])?;
+    const HOOK: &str = "COMPOSITOR_DRM_FORCE_COPY";
+    require_test_hooks(HOOK)?;
+    let (stats, drm) = scan_out_two_windows(&[(HOOK, "1")])?;
+    stats.require_test_hooks(HOOK)?;
     ensure!(
         !drm.zero_copy && drm.copied_frames == drm.flips_queued,
         "expected every queued frame to be a CPU copy: {drm:?}"

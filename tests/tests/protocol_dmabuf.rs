@@ -6,7 +6,8 @@
 //! witness still gets at least 5 more frames (other clients keep running) and
 //! that the compositor exits cleanly on SIGTERM.
 //!
-//! Requires the compositor binary: `cargo build -p compositor` (or set
+//! Requires the compositor binary, as the test scripts build it:
+//! `cargo build --workspace --bins --features compositor/test-hooks` (or set
 //! `COMPOSITOR_BIN`).
 
 use std::os::fd::OwnedFd;

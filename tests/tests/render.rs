@@ -4,7 +4,8 @@
 //! `DEFAULT_TOLERANCE` per channel. Mismatches leave `<scene>.actual.png` and
 //! `<scene>.diff.png` under `$TEST_ARTIFACTS_DIR` (default `target/test-artifacts`).
 //!
-//! Requires the compositor binary: `cargo build -p compositor` (or set
+//! Requires the compositor binary, as the test scripts build it:
+//! `cargo build --workspace --bins --features compositor/test-hooks` (or set
 //! `COMPOSITOR_BIN`).
 
 use std::path::Path;

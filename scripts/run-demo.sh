@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 out="${1:-out/demo.png}"
 shift || true
 bash scripts/setup-host.sh
+# A plain build, as a user gets it: no test hooks (scripts/test.sh builds
+# with --features compositor/test-hooks).
 cargo build --workspace --bins --locked
 mkdir -p "$(dirname "$out")"
 runtime="$(mktemp -d)"

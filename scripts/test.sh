@@ -4,10 +4,13 @@
 # 1. Installs the host tier's packages (idempotent: scripts/setup-host.sh).
 # 2. Host tier: builds every binary and runs the whole workspace test suite on
 #    this machine's Vulkan device (lavapipe on CI) with memfd stand-ins for
-#    dma-bufs. Tests that need the kernel VM tier are reported as ignored with
-#    their reason here; they run in step 3.
-#    Then WLCS over wlcs/'s integration library (scripts/wlcs.sh), then the loom model of the reservation state machine (its own target
-#    directory: cfg(loom) rebuilds the importer's dependencies).
+#    dma-bufs, all with the compositor's test hooks (--features
+#    compositor/test-hooks: the environment variables some tests drive it
+#    with, compositor/src/test_hooks.rs). Tests that need the kernel VM tier
+#    are reported as ignored with their reason here; they run in step 3.
+#    Then WLCS over wlcs/'s integration library (scripts/wlcs.sh), and the
+#    loom model of the reservation state machine (its own target directory:
+#    cfg(loom) rebuilds the importer's dependencies).
 # 3. Kernel VM tier (unless --host-only): boots the bookworm-backports 6.12
 #    kernel under qemu and runs the VM tests against real udmabuf dma-bufs,
 #    sync_files and vgem fences (scripts/vm/test.sh), then the harness
@@ -26,10 +29,14 @@ done
 bash scripts/setup-host.sh
 export TEST_ARTIFACTS_DIR="${TEST_ARTIFACTS_DIR:-$PWD/target/test-artifacts}"
 
-echo "== host tier: build"
-cargo build --workspace --bins --locked
+# Every build for tests has the compositor's test hooks; scripts/run-demo.sh
+# and release builds do not.
+features=(--features compositor/test-hooks)
+
+echo "== host tier: build (with the compositor's test hooks)"
+cargo build --workspace --bins --locked "${features[@]}"
 echo "== host tier: tests (mismatch images go to $TEST_ARTIFACTS_DIR)"
-cargo test --workspace --locked
+cargo test --workspace --locked "${features[@]}"
 
 echo "== WLCS (Wayland conformance suite; groups run and pass count below)"
 bash scripts/wlcs.sh

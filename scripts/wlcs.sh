@@ -24,7 +24,8 @@ if [ ! -x "$WLCS" ]; then
     exit 1
 fi
 target_dir=${CARGO_TARGET_DIR:-target}
-if [ "$build" = 1 ]; then cargo build -p wlcs-integration --locked; fi
+# With the compositor's test hooks, as every build for tests (scripts/test.sh).
+if [ "$build" = 1 ]; then cargo build -p wlcs-integration --locked --features compositor/test-hooks; fi
 so="$PWD/$target_dir/debug/libwlcs_integration.so"
 
 out=${WLCS_OUT:-$target_dir/wlcs}

@@ -31,12 +31,14 @@ if command -v vulkaninfo >/dev/null; then
 fi
 [ -e /dev/udmabuf ] || { echo "gpu: /dev/udmabuf missing (modprobe udmabuf)" >&2; exit 2; }
 
-cargo build --workspace --bins
+# The same build as scripts/test.sh (with the compositor's test hooks).
+features=(--features compositor/test-hooks)
+cargo build --workspace --bins --locked "${features[@]}"
 export TEST_BUFFER_PROVIDER=udmabuf DMABUF_TEST_TIER=vm
 status=0
 run() {
     echo "== $*"
-    cargo test -p testkit --test "$@" -- --include-ignored --nocapture --test-threads 1 || status=1
+    cargo test -p testkit --locked "${features[@]}" --test "$@" -- --include-ignored --nocapture --test-threads 1 || status=1
 }
 run kernel_sync_primitives
 run gpu_sync_read_fence

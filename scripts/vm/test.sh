@@ -44,9 +44,11 @@ if [ $build = 1 ]; then
     # run.sh installs Mesa etc.; do it before building so a fresh machine
     # fails early and clearly.
     "$here/run.sh" --prepare
-    echo "vm-test: building on the host" >&2
-    cargo build --workspace --bins
-    cargo test --workspace --no-run --message-format=json > "$json"
+    # The same build as scripts/test.sh's host tier (a no-op after it): with
+    # the compositor's test hooks, which some VM tests drive it with.
+    echo "vm-test: building on the host (with the compositor's test hooks)" >&2
+    cargo build --workspace --bins --locked --features compositor/test-hooks
+    cargo test --workspace --locked --features compositor/test-hooks --no-run --message-format=json > "$json"
 fi
 [ -s "$json" ] || { echo "test.sh: no $json (run without --no-build)" >&2; exit 2; }
 

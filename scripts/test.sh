@@ -8,9 +8,11 @@
 #    compositor/test-hooks: the environment variables some tests drive it
 #    with, compositor/src/test_hooks.rs). Tests that need the kernel VM tier
 #    are reported as ignored with their reason here; they run in step 3.
-#    Then WLCS over wlcs/'s integration library (scripts/wlcs.sh), and the
-#    loom model of the reservation state machine (its own target directory:
-#    cfg(loom) rebuilds the importer's dependencies).
+#    Then the proof that a release build has none of the hooks
+#    (scripts/check-test-hooks.sh), WLCS over wlcs/'s integration library
+#    (scripts/wlcs.sh), and the loom model of the reservation state machine
+#    (its own target directory: cfg(loom) rebuilds the importer's
+#    dependencies).
 # 3. Kernel VM tier (unless --host-only): boots the bookworm-backports 6.12
 #    kernel under qemu and runs the VM tests against real udmabuf dma-bufs,
 #    sync_files and vgem fences (scripts/vm/test.sh), then the harness
@@ -37,6 +39,9 @@ echo "== host tier: build (with the compositor's test hooks)"
 cargo build --workspace --bins --locked "${features[@]}"
 echo "== host tier: tests (mismatch images go to $TEST_ARTIFACTS_DIR)"
 cargo test --workspace --locked "${features[@]}"
+
+echo "== test hooks: a release build has none (scripts/check-test-hooks.sh)"
+bash scripts/check-test-hooks.sh
 
 echo "== WLCS (Wayland conformance suite; groups run and pass count below)"
 bash scripts/wlcs.sh

@@ -105,6 +105,7 @@ impl Cli {
     pub fn renderer_options(&self) -> RendererOptions {
         RendererOptions {
             device: DeviceSelection::from_option(self.vk_device.as_deref()),
+            kms_node: None,
             import: ImportPolicy {
                 force_buffer_path: self.force_buffer_path,
                 cpu_fallback: self.cpu_fallback,

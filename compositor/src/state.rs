@@ -117,7 +117,8 @@ impl State {
         let shm_state = ShmState::new::<State>(dh, handlers::shm::extra_formats(backend.renderer()));
         let output_manager_state = OutputManagerState::new_with_xdg_output::<State>(dh);
         backend.output().create_global::<State>(dh);
-        let (dmabuf_state, dmabuf_global) = handlers::dmabuf::create_global(dh, backend.renderer())?;
+        let (dmabuf_state, dmabuf_global) =
+            handlers::dmabuf::create_global(dh, backend.renderer(), backend.scanout_formats())?;
         let presentation_state = PresentationState::new::<State>(dh, backend.clock_id());
         // The explicit sync global (or none) and the GPU-wait capability.
         let syncobj_state = crate::buffer_sync::explicit::create_global(dh, backend.renderer().main_device());

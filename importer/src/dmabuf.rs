@@ -52,6 +52,8 @@ pub struct DmabufDesc {
 pub enum DmabufError {
     #[error("format {0:?} is not supported by the importer")]
     UnsupportedFormat(DrmFourcc),
+    #[error("format {format:?} with modifier {modifier:#x} is not advertised")]
+    NotAdvertised { format: DrmFourcc, modifier: u64 },
     #[error("format {format:?} needs {expected} plane(s), got {got}")]
     PlaneCount {
         format: DrmFourcc,
@@ -123,15 +125,25 @@ impl DmabufDesc {
         format_info(self.fourcc).ok_or(DmabufError::UnsupportedFormat(self.fourcc))
     }
 
-    /// Checks the description against the rules in the module doc. Every
-    /// plane is checked against its own geometry from the format table
-    /// (NV12's CbCr plane at half the width and height, rounded up).
+    /// Checks the description against the rules in the module doc, for the
+    /// format's own plane count (LINEAR). Every plane is checked against its
+    /// own geometry from the format table (NV12's CbCr plane at half the
+    /// width and height, rounded up).
     pub fn validate(&self) -> Result<FormatInfo, DmabufError> {
+        let planes = self.format()?.planes.len();
+        self.validate_layout(planes)
+    }
+
+    /// [`DmabufDesc::validate`] for a modifier with `memory_planes` memory
+    /// planes. Planes past the format's own (a modifier's metadata planes,
+    /// such as AMD DCC or Intel CCS) have a layout only the driver knows:
+    /// their fd must be safe to map and their offset inside it.
+    pub fn validate_layout(&self, memory_planes: usize) -> Result<FormatInfo, DmabufError> {
         let info = self.format()?;
-        if self.planes.len() != info.planes.len() {
+        if self.planes.len() != memory_planes {
             return Err(DmabufError::PlaneCount {
                 format: self.fourcc,
-                expected: info.planes.len(),
+                expected: memory_planes,
                 got: self.planes.len(),
             });
         }
@@ -140,6 +152,19 @@ impl DmabufDesc {
                 width: self.width,
                 height: self.height,
             });
+        }
+        for (i, plane) in self.planes.iter().enumerate().skip(info.planes.len()) {
+            let size = safe_plane_size(i, plane)?;
+            if u64::from(plane.offset) >= size {
+                return Err(DmabufError::OutOfBounds {
+                    plane: i,
+                    offset: plane.offset,
+                    stride: plane.stride,
+                    rows: 0,
+                    end: u64::from(plane.offset),
+                    size,
+                });
+            }
         }
         for (i, (plane, layout)) in self.planes.iter().zip(info.planes).enumerate() {
             let size = safe_plane_size(i, plane)?;

@@ -4,16 +4,21 @@
 //!
 //! DOC: which path a client dma-buf takes
 //!
-//! 1. An invalid description (`DmabufDesc::validate`) is the client's fault:
-//!    refused, whatever the policy.
+//! 0. A format and modifier pair the negotiation did not advertise
+//!    (`vulkan::modifiers::FormatTable`) is refused before any Vulkan call
+//!    and counted as `refused`.
+//! 1. An invalid description (`DmabufDesc::validate_layout`, with the
+//!    modifier's memory plane count) is the client's fault: refused,
+//!    whatever the policy.
 //! 2. [`ImportPath::CpuFallback`] when the policy says so for every buffer
 //!    (`--cpu-fallback`), or when the format is YUV (NV12): its planes are
 //!    copied through the CPU mapping and converted into an RGB texture on
 //!    the GPU (`vulkan::yuv`).
-//! 3. Otherwise the GPU import: [`ImportPath::ZeroCopyImage`] when the device
-//!    can bind the client's memory to an image with the client's layout,
-//!    else [`ImportPath::GpuBufferCopy`] (the memory imported as a buffer and
-//!    copied on the GPU; `force_buffer_path` takes it always).
+//! 3. Otherwise the GPU import: [`ImportPath::ZeroCopyImage`] when the
+//!    negotiated entry is zero-copy, the size is within its limits and the
+//!    device binds the client's memory to an image with the client's layout,
+//!    else [`ImportPath::GpuBufferCopy`] (LINEAR only: the memory imported as
+//!    a buffer and copied on the GPU; `force_buffer_path` takes it always).
 //! 4. A GPU import that fails for a reason of the device (not of the client:
 //!    `falls_back`) takes [`ImportPath::CpuFallback`] instead.
 //!
@@ -36,9 +41,10 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::{info, warn};
 
-use crate::dmabuf::DmabufDesc;
+use crate::dmabuf::{DmabufDesc, DmabufError};
 use crate::format::FormatInfo;
 use crate::vulkan::client_buffer::{self, ClientBuffer};
+use crate::vulkan::modifiers::FormatTable;
 use crate::vulkan::texture::{Backing, Texture};
 use crate::vulkan::yuv::Nv12Pipeline;
 use crate::vulkan::{BufferGraveyard, BufferReservation, Region, VkContext, VkError};
@@ -70,28 +76,39 @@ impl ImportPath {
     }
 }
 
-/// Imports by path: `"imports"` in `--stats`. `failed` counts buffers that
-/// no path could import.
+/// Imports by path: `"imports"` in `--stats`. `refused` counts buffers whose
+/// format and modifier were not advertised (no Vulkan call was made);
+/// `failed` those no path could import.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportStats {
     pub zero_copy_image: u64,
     pub gpu_buffer_copy: u64,
     pub shm_upload: u64,
     pub cpu_fallback: u64,
+    pub refused: u64,
     pub failed: u64,
 }
 
+/// What happened to one import, for the counters.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Imported(ImportPath),
+    Refused,
+    Failed,
+}
+
 #[derive(Debug, Default)]
-struct ImportCounters([AtomicU64; 5]);
+struct ImportCounters([AtomicU64; 6]);
 
 impl ImportCounters {
-    fn record(&self, path: Option<ImportPath>) {
-        let i = match path {
-            Some(ImportPath::ZeroCopyImage) => 0,
-            Some(ImportPath::GpuBufferCopy) => 1,
-            Some(ImportPath::ShmUpload) => 2,
-            Some(ImportPath::CpuFallback) => 3,
-            None => 4,
+    fn record(&self, outcome: Outcome) {
+        let i = match outcome {
+            Outcome::Imported(ImportPath::ZeroCopyImage) => 0,
+            Outcome::Imported(ImportPath::GpuBufferCopy) => 1,
+            Outcome::Imported(ImportPath::ShmUpload) => 2,
+            Outcome::Imported(ImportPath::CpuFallback) => 3,
+            Outcome::Refused => 4,
+            Outcome::Failed => 5,
         };
         self.0[i].fetch_add(1, Ordering::Relaxed);
     }
@@ -103,7 +120,8 @@ impl ImportCounters {
             gpu_buffer_copy: n(1),
             shm_upload: n(2),
             cpu_fallback: n(3),
-            failed: n(4),
+            refused: n(4),
+            failed: n(5),
         }
     }
 }
@@ -165,6 +183,7 @@ pub struct Importer {
     texture_layout: vk::DescriptorSetLayout,
     nv12: Arc<Nv12Pipeline>,
     policy: ImportPolicy,
+    formats: FormatTable,
     counters: ImportCounters,
     graveyard: BufferGraveyard,
     reservations: ReservationStats,
@@ -185,11 +204,14 @@ impl Importer {
         texture_layout: vk::DescriptorSetLayout,
         policy: ImportPolicy,
     ) -> Result<Self, VkError> {
+        let formats = FormatTable::negotiate(&**ctx);
+        info!("dma-buf formats: {}", formats.summary());
         Ok(Importer {
             ctx: ctx.clone(),
             texture_layout,
             nv12: Arc::new(Nv12Pipeline::new(ctx)?),
             policy,
+            formats,
             counters: ImportCounters::default(),
             graveyard: BufferGraveyard::new(),
             reservations: ReservationStats::default(),
@@ -198,6 +220,11 @@ impl Importer {
 
     pub fn policy(&self) -> ImportPolicy {
         self.policy
+    }
+
+    /// The negotiated formats: exactly what may be advertised.
+    pub fn formats(&self) -> &FormatTable {
+        &self.formats
     }
 
     /// Imports a client dma-buf along the path the module doc describes,
@@ -209,7 +236,7 @@ impl Importer {
         let result = self.import_uncounted(desc);
         match &result {
             Ok((buf, path)) => {
-                self.counters.record(Some(*path));
+                self.counters.record(Outcome::Imported(*path));
                 self.reservations.created += 1;
                 info!(
                     width = desc.width,
@@ -221,8 +248,12 @@ impl Importer {
                     "imported dma-buf"
                 );
             }
+            Err(e @ VkError::Dmabuf(DmabufError::NotAdvertised { .. })) => {
+                self.counters.record(Outcome::Refused);
+                warn!("dma-buf refused before import: {e}");
+            }
             Err(e) => {
-                self.counters.record(None);
+                self.counters.record(Outcome::Failed);
                 warn!(format = ?desc.fourcc, width = desc.width, height = desc.height, "dma-buf import failed: {e}");
             }
         }
@@ -230,9 +261,20 @@ impl Importer {
     }
 
     fn import_uncounted(&self, desc: &DmabufDesc) -> Result<(ClientBuffer, ImportPath), VkError> {
-        let format = desc.validate()?;
+        let modifier = u64::from(desc.modifier);
+        let entry = *self
+            .formats
+            .entry(desc.fourcc, modifier)
+            .ok_or(DmabufError::NotAdvertised {
+                format: desc.fourcc,
+                modifier,
+            })?;
+        let format = desc.validate_layout(entry.planes as usize)?;
         if !self.policy.cpu_fallback && !format.yuv {
-            match self.import_gpu(desc) {
+            let (max_w, max_h) = entry.max_extent;
+            let try_image =
+                entry.zero_copy && !self.policy.force_buffer_path && desc.width <= max_w && desc.height <= max_h;
+            match self.import_gpu(desc, format, try_image) {
                 Ok(imported) => return Ok(imported),
                 Err(e) if !falls_back(&e) => return Err(e),
                 Err(e) => info!(format = ?desc.fourcc, "GPU import impossible ({e}); taking the CPU fallback"),
@@ -246,12 +288,17 @@ impl Importer {
         Ok((buf, ImportPath::CpuFallback))
     }
 
-    fn import_gpu(&self, desc: &DmabufDesc) -> Result<(ClientBuffer, ImportPath), VkError> {
+    fn import_gpu(
+        &self,
+        desc: &DmabufDesc,
+        format: FormatInfo,
+        try_image: bool,
+    ) -> Result<(ClientBuffer, ImportPath), VkError> {
         let resv = Arc::new(BufferReservation::new());
         let texture = {
             let mut guard = resv.lock();
-            let force = self.policy.force_buffer_path;
-            client_buffer::import_gpu(&mut guard, &self.ctx, self.texture_layout, desc, force)?
+            let layout = self.texture_layout;
+            client_buffer::import_gpu(&mut guard, &self.ctx, layout, desc, format, try_image)?
         };
         let buf = ClientBuffer::new(resv, texture, None);
         Ok((buf.clone(), Importer::path_of(&buf)))
@@ -293,7 +340,7 @@ impl Importer {
     ) -> Result<Arc<Texture>, VkError> {
         let tex = Texture::new_owned(&self.ctx, self.texture_layout, format, width, height)?;
         tex.queue_upload(data, stride, Region::full(width, height))?;
-        self.counters.record(Some(ImportPath::ShmUpload));
+        self.counters.record(Outcome::Imported(ImportPath::ShmUpload));
         Ok(Arc::new(tex))
     }
 

@@ -41,6 +41,9 @@ use crate::vulkan::{BufferReservation, DeviceSelection, Region, VkContext, VkErr
 #[derive(Debug, Clone, Default)]
 pub struct CoreOptions {
     pub device: DeviceSelection,
+    /// The KMS card's (major, minor) on the DRM backend: the device behind
+    /// it renders where it can (`vulkan::device_choice`).
+    pub kms_node: Option<(i64, i64)>,
     pub import: ImportPolicy,
 }
 
@@ -84,7 +87,7 @@ impl std::fmt::Debug for RenderCore {
 
 impl RenderCore {
     pub fn new(options: CoreOptions) -> Result<RenderCore, VkError> {
-        let ctx = Arc::new(VkContext::new(&options.device)?);
+        let ctx = Arc::new(VkContext::new(&options.device, options.kms_node)?);
         let pipelines = Pipelines::new(&ctx)?;
         let ring = CommandRing::new(&ctx)?;
         let blank_format =
@@ -191,8 +194,13 @@ impl RenderCore {
         self.ring().in_flight()
     }
 
-    /// Copies `region` of `target` into host memory (asynchronously).
+    /// Copies `region` of `target` into host memory (asynchronously). Not
+    /// for imported scan-out targets: between frames they belong to the
+    /// foreign queue family (read them through their dma-buf instead).
     pub fn read_target(&self, target: &Target, region: Region) -> Result<Readback, VkError> {
+        if target.foreign {
+            return Err(VkError::Unsupported("read-back of an imported scan-out target".into()));
+        }
         let region = region
             .clamp(target.width, target.height)
             .ok_or_else(|| VkError::Unsupported("empty read-back".into()))?;

@@ -223,13 +223,19 @@ fn cpu_fallback_refuses_an_unsealed_memfd() {
     assert!(err.to_string().contains("F_SEAL_SHRINK"), "{err}");
 }
 
+/// A modifier the device did not list is refused before any import is
+/// attempted, on the GPU paths and the CPU fallback alike (the CPU reads
+/// rows at offset + y × stride, which a tiled layout is not).
 #[test]
-fn cpu_fallback_refuses_a_tiled_modifier() {
-    let mut core = cpu_core();
-    let mut d = desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Xrgb8888, W * 4, 0);
-    d.modifier = DrmModifier::I915_x_tiled;
-    let err = core.importer_mut().import(&d).unwrap_err();
-    assert!(err.to_string().contains("LINEAR"), "{err}");
+fn an_unadvertised_modifier_is_refused_before_any_import() {
+    for mut core in [core(false), cpu_core()] {
+        let mut d = desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Xrgb8888, W * 4, 0);
+        d.modifier = DrmModifier::I915_x_tiled;
+        let err = core.importer_mut().import(&d).unwrap_err();
+        assert!(err.to_string().contains("not advertised"), "{err}");
+        let s = stats(&core);
+        assert_eq!((s.refused, s.failed, s.zero_copy_image + s.gpu_buffer_copy + s.cpu_fallback), (1, 0, 0));
+    }
 }
 
 /// BT.601 limited range, the reference for the NV12 conversion shader.

@@ -109,6 +109,14 @@ impl Backend {
         }
     }
 
+    /// The KMS card and the formats its primary plane scans out (drm only).
+    pub fn scanout_formats(&self) -> Option<(libc::dev_t, smithay::backend::allocator::format::FormatSet)> {
+        match self {
+            Backend::Headless(_) => None,
+            Backend::Drm(b) => Some(b.scanout_formats()),
+        }
+    }
+
     /// Frames shown: rendered (headless) or scanned out after a page flip (drm).
     pub fn frames(&self) -> u64 {
         match self {

@@ -2,9 +2,10 @@
 //! Vulkan renderer at creation time, so a buffer the GPU cannot sample fails
 //! `create`/`create_immed` instead of breaking a later frame.
 
+use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::TrancheFlags;
 use smithay::{
     backend::{
-        allocator::{dmabuf::Dmabuf, Buffer},
+        allocator::{dmabuf::Dmabuf, format::FormatSet, Buffer},
         renderer::ImportDma,
     },
     reexports::wayland_server::DisplayHandle,
@@ -17,16 +18,28 @@ use crate::{render::VkRenderer, state::State};
 /// Creates the dmabuf global matching what the renderer can say about itself.
 ///
 /// With a known DRM render node we advertise v5 with default feedback naming
-/// it. Without one (lavapipe) there is no honest `main_device` to send, and
-/// Mesa clients would try to open a bogus node, so we fall back to v3's plain
-/// format + modifier list as Weston does.
-pub fn create_global(dh: &DisplayHandle, renderer: &VkRenderer) -> anyhow::Result<(DmabufState, DmabufGlobal)> {
+/// it; on the DRM backend a scan-out tranche comes first, with the pairs both
+/// the primary plane (`IN_FORMATS`) and the renderer take. Without a render
+/// node (lavapipe) there is no honest `main_device` to send, and Mesa clients
+/// would try to open a bogus node, so we fall back to v3's plain format +
+/// modifier list as Weston does.
+pub fn create_global(
+    dh: &DisplayHandle,
+    renderer: &VkRenderer,
+    scanout: Option<(libc::dev_t, FormatSet)>,
+) -> anyhow::Result<(DmabufState, DmabufGlobal)> {
     let mut state = DmabufState::new();
     let formats = renderer.dmabuf_formats();
     let format_count = formats.iter().count();
     let global = match renderer.main_device() {
         Some(device) => {
-            let feedback = DmabufFeedbackBuilder::new(device, formats)
+            let mut builder = DmabufFeedbackBuilder::new(device, formats.iter().copied());
+            if let Some((card, plane)) = scanout {
+                let both: Vec<_> = plane.iter().filter(|f| formats.contains(f)).copied().collect();
+                info!(card, formats = both.len(), "dma-buf feedback: scan-out tranche");
+                builder = builder.add_preference_tranche(card, Some(TrancheFlags::Scanout), both);
+            }
+            let feedback = builder
                 .build()
                 .map_err(|e| anyhow::anyhow!("building default dmabuf feedback: {e}"))?;
             let global = state.create_global_with_default_feedback::<State>(dh, &feedback);

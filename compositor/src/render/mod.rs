@@ -24,7 +24,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 use drm_fourcc::DrmModifier;
-use importer::format::{can_convert, convert_pixels, format_info, rgb_formats, FORMATS};
+use importer::format::{can_convert, convert_pixels, format_info, rgb_formats};
 use importer::import::{ImportPolicy, ImportStats, ReservationStats};
 use importer::renderer::{CoreOptions, RenderCore};
 use importer::vulkan::client_buffer::ClientBuffer;
@@ -71,6 +71,9 @@ pub enum Error {
 pub struct RendererOptions {
     /// Which Vulkan device.
     pub device: DeviceSelection,
+    /// The KMS card's (major, minor), on the DRM backend: the device behind
+    /// it renders where it can.
+    pub kms_node: Option<(i64, i64)>,
     /// How client buffers are imported.
     pub import: ImportPolicy,
 }
@@ -223,6 +226,7 @@ impl VkRenderer {
     pub fn new(options: &RendererOptions) -> Result<VkRenderer, Error> {
         let core = RenderCore::new(CoreOptions {
             device: options.device.clone(),
+            kms_node: options.kms_node,
             import: options.import,
         })?;
         Ok(VkRenderer {
@@ -275,6 +279,12 @@ impl VkRenderer {
             .map(|(major, minor)| libc::makedev(major as u32, minor as u32))
     }
 
+    /// On the DRM backend: whether the renderer is the KMS card's device
+    /// (`None`: no device reported a DRM node, so it is not known).
+    pub fn renders_on_kms_device(&self) -> Option<bool> {
+        self.core.ctx.renders_on_kms
+    }
+
     /// Import counters by path.
     pub fn import_stats(&self) -> ImportStats {
         self.core.importer().stats()
@@ -284,6 +294,21 @@ impl VkRenderer {
     /// reference finished (asynchronous invalidation).
     pub fn deferred_texture_frees(&self) -> u64 {
         self.core.deferred_texture_frees()
+    }
+
+    /// Modifiers of `fourcc` the renderer can render into as a single-plane
+    /// scan-out buffer, in the device's order.
+    pub fn scanout_modifiers(&self, fourcc: Fourcc) -> Vec<u64> {
+        let formats = self.core.importer().formats();
+        formats
+            .scanout_modifiers(fourcc)
+            .filter(|m| formats.entry(fourcc, *m).is_some_and(|e| e.planes == 1))
+            .collect()
+    }
+
+    /// The Vulkan device's name.
+    pub fn device_name(&self) -> String {
+        self.core.ctx.caps.name.clone()
     }
 
     /// One line describing the device and its import capabilities.
@@ -458,14 +483,19 @@ impl ImportMemWl for VkRenderer {
 }
 
 impl ImportDma for VkRenderer {
-    /// Every format in the importer's table, LINEAR: the RGB ones import
-    /// zero-copy where the device allows, YUV takes the CPU fallback and is
-    /// converted on the GPU (`importer::import` decides).
+    /// Exactly the negotiated pairs (`importer::vulkan::modifiers`): the
+    /// device's modifiers that it can import and sample, and LINEAR for
+    /// every format. Anything else is refused before a Vulkan call.
     fn dmabuf_formats(&self) -> FormatSet {
-        if !self.core.ctx.caps.can_import_dmabuf() {
-            return FormatSet::default();
-        }
-        format_set(FORMATS.into_iter(), Modifier::Linear)
+        self.core
+            .importer()
+            .formats()
+            .pairs()
+            .map(|(code, modifier)| Format {
+                code,
+                modifier: Modifier::from(modifier),
+            })
+            .collect()
     }
 
     /// A new buffer is imported once (`Importer::import` picks its path); a

@@ -129,3 +129,59 @@ pub(crate) fn transfer_client_buffer(ctx: &VkContext, cmd: vk::CommandBuffer, bu
     // SAFETY: `cmd` is recording (the caller's frame).
     unsafe { pipeline_barrier(&ctx.device, cmd, src, dst, &[], &[barrier]) };
 }
+
+/// Takes a render target into COLOR_ATTACHMENT_OPTIMAL before a frame. An
+/// imported scan-out buffer (`foreign`) is acquired from the foreign queue
+/// family, from GENERAL (UNDEFINED the first time: nothing to keep); the
+/// frame waits for the previous frame's writes and read-backs of the target.
+pub(crate) fn acquire_target(ctx: &VkContext, cmd: vk::CommandBuffer, image: vk::Image, foreign: bool, first: bool) {
+    let old = match (first, foreign) {
+        (true, _) => vk::ImageLayout::UNDEFINED,
+        (false, true) => vk::ImageLayout::GENERAL,
+        (false, false) => return,
+    };
+    let mut b = image_barrier(image, old, vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
+        .dst_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE | vk::AccessFlags::COLOR_ATTACHMENT_READ);
+    if foreign {
+        b = b
+            .src_queue_family_index(ctx.caps.foreign_queue_family())
+            .dst_queue_family_index(ctx.queue_family);
+    }
+    // SAFETY: `cmd` is recording (the caller's frame).
+    unsafe {
+        pipeline_barrier(
+            &ctx.device,
+            cmd,
+            vk::PipelineStageFlags::TOP_OF_PIPE,
+            vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT,
+            &[b],
+            &[],
+        )
+    };
+}
+
+/// Releases an imported scan-out buffer to the foreign queue family after a
+/// frame (COLOR_ATTACHMENT_OPTIMAL → GENERAL), so the display engine reads
+/// finished, visible pixels.
+pub(crate) fn release_target(ctx: &VkContext, cmd: vk::CommandBuffer, image: vk::Image) {
+    let b = image_barrier(
+        image,
+        vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+        vk::ImageLayout::GENERAL,
+    )
+    .src_queue_family_index(ctx.queue_family)
+    .dst_queue_family_index(ctx.caps.foreign_queue_family())
+    .src_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE)
+    .dst_access_mask(vk::AccessFlags::empty());
+    // SAFETY: `cmd` is recording (the caller's frame).
+    unsafe {
+        pipeline_barrier(
+            &ctx.device,
+            cmd,
+            vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT,
+            vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+            &[b],
+            &[],
+        )
+    };
+}

@@ -19,7 +19,9 @@ use ash::vk;
 pub struct DeviceCaps {
     pub name: String,
     pub driver: String,
-    pub device_type: String,
+    pub device_type: vk::PhysicalDeviceType,
+    /// A queue family with graphics.
+    pub graphics_queue: bool,
     pub api_version: u32,
     pub external_memory_fd: bool,
     pub external_memory_dma_buf: bool,
@@ -73,7 +75,12 @@ impl DeviceCaps {
             .driver_info_as_c_str()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        caps.device_type = format!("{:?}", props.device_type);
+        caps.device_type = props.device_type;
+        // SAFETY: a valid physical device of this instance.
+        let families = unsafe { instance.get_physical_device_queue_family_properties(pdev) };
+        caps.graphics_queue = families
+            .iter()
+            .any(|f| f.queue_flags.contains(vk::QueueFlags::GRAPHICS));
         caps.api_version = props.api_version;
         if caps.physical_device_drm {
             if drm.has_render == vk::TRUE {
@@ -124,7 +131,7 @@ impl DeviceCaps {
         format!(
             "{} ({}, {}, Vulkan {}.{}): dma_buf={} memory_fd={} drm_format_modifier={} semaphore_fd={} physical_device_drm={} queue_family_foreign={} render_node={:?}",
             self.name,
-            self.device_type,
+            format!("{:?}", self.device_type),
             self.driver,
             vk::api_version_major(self.api_version),
             vk::api_version_minor(self.api_version),

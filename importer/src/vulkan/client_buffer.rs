@@ -32,6 +32,7 @@ use super::upload::StagedUpload;
 use super::yuv::Nv12Pipeline;
 use super::{BufferGuard, BufferReservation, Region, VkContext, VkError, DEVICE};
 use crate::dmabuf::DmabufDesc;
+use crate::format::FormatInfo;
 
 /// An imported client buffer. Cloning shares it.
 #[derive(Debug, Clone)]
@@ -117,9 +118,10 @@ pub(crate) fn import_gpu(
     ctx: &Arc<VkContext>,
     layout: ash::vk::DescriptorSetLayout,
     desc: &DmabufDesc,
-    force_buffer_path: bool,
+    format: FormatInfo,
+    try_image: bool,
 ) -> Result<Arc<Texture>, VkError> {
-    let tex = Texture::import_dmabuf(ctx, layout, desc, force_buffer_path)?;
+    let tex = Texture::import_dmabuf(ctx, layout, desc, format, try_image)?;
     Ok(guard.set_gpu_import(DEVICE, tex)?)
 }
 

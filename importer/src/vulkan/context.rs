@@ -2,10 +2,9 @@
 //!
 //! DOC: device choice
 //!
-//! Devices are ranked discrete > integrated > virtual > CPU, and among equals
-//! one that can import dma-bufs wins. `DeviceSelection::Named` (the CLI's
-//! `--vk-device` or `COMPOSITOR_VK_DEVICE`) overrides the ranking with a device
-//! index or a case-insensitive substring of the device name.
+//! `super::device_choice` decides (an explicit name or index, the device
+//! behind the KMS card, else the best by rank); this module probes every
+//! device, applies it and logs why.
 //!
 //! DOC: locking
 //!
@@ -17,30 +16,11 @@ use std::ffi::CStr;
 use std::sync::Mutex;
 
 use ash::vk;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::caps::DeviceCaps;
+use super::device_choice::{self, Choice, DeviceSelection, Reason};
 use super::{VkError, VkResultExt};
-
-/// Which physical device to use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum DeviceSelection {
-    /// Best by rank (see the module doc).
-    #[default]
-    Auto,
-    /// An index into the enumeration order, or a name substring.
-    Named(String),
-}
-
-impl DeviceSelection {
-    /// `None`/empty → Auto; anything else names a device.
-    pub fn from_option(s: Option<&str>) -> Self {
-        match s.map(str::trim) {
-            None | Some("") => DeviceSelection::Auto,
-            Some(s) => DeviceSelection::Named(s.to_owned()),
-        }
-    }
-}
 
 /// Instance, device, queue and the extension entry points the importer uses.
 pub struct VkContext {
@@ -51,6 +31,11 @@ pub struct VkContext {
     pub queue_family: u32,
     queue: Mutex<vk::Queue>,
     pub caps: DeviceCaps,
+    /// Why this device (see `super::device_choice`).
+    pub choice: Choice,
+    /// On the DRM backend: whether this device is the KMS card's (`None`
+    /// when no device reported a DRM node).
+    pub renders_on_kms: Option<bool>,
     pub memory_properties: vk::PhysicalDeviceMemoryProperties,
     /// `VK_KHR_external_memory_fd`, when enabled.
     pub external_memory_fd: Option<ash::khr::external_memory_fd::Device>,
@@ -68,17 +53,6 @@ impl std::fmt::Debug for VkContext {
     }
 }
 
-fn rank(caps: &DeviceCaps, ty: vk::PhysicalDeviceType) -> u32 {
-    let base = match ty {
-        vk::PhysicalDeviceType::DISCRETE_GPU => 40,
-        vk::PhysicalDeviceType::INTEGRATED_GPU => 30,
-        vk::PhysicalDeviceType::VIRTUAL_GPU => 20,
-        vk::PhysicalDeviceType::CPU => 10,
-        _ => 0,
-    };
-    base + u32::from(caps.can_import_dmabuf())
-}
-
 fn create_instance(entry: &ash::Entry) -> Result<ash::Instance, VkError> {
     let app = vk::ApplicationInfo::default()
         .application_name(c"dmabuf-compositor")
@@ -91,37 +65,38 @@ fn create_instance(entry: &ash::Entry) -> Result<ash::Instance, VkError> {
 fn pick_device(
     instance: &ash::Instance,
     selection: &DeviceSelection,
-) -> Result<(vk::PhysicalDevice, DeviceCaps), VkError> {
+    kms: Option<(i64, i64)>,
+) -> Result<(vk::PhysicalDevice, DeviceCaps, Choice, Option<bool>), VkError> {
     let pdevs = unsafe { instance.enumerate_physical_devices() }.call("vkEnumeratePhysicalDevices")?;
-    let mut found: Vec<(usize, vk::PhysicalDevice, DeviceCaps, u32)> = pdevs
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| {
-            let caps = DeviceCaps::probe(instance, p);
-            let ty = unsafe { instance.get_physical_device_properties(p) }.device_type;
-            let r = rank(&caps, ty);
-            debug!(index = i, rank = r, "vulkan device: {}", caps.summary());
-            (i, p, caps, r)
-        })
-        .collect();
-    let chosen = match selection {
-        DeviceSelection::Auto => {
-            found.sort_by_key(|d| std::cmp::Reverse(d.3));
-            found.into_iter().next()
-        }
-        DeviceSelection::Named(name) => {
-            let by_index = name.parse::<usize>().ok();
-            let lower = name.to_lowercase();
-            found
-                .into_iter()
-                .find(|d| Some(d.0) == by_index || d.2.name.to_lowercase().contains(&lower))
-        }
-    };
+    let caps: Vec<DeviceCaps> = pdevs.iter().map(|&p| DeviceCaps::probe(instance, p)).collect();
+    for (i, c) in caps.iter().enumerate() {
+        debug!(
+            index = i,
+            rank = device_choice::rank(c),
+            "vulkan device: {}",
+            c.summary()
+        );
+    }
     let label = match selection {
         DeviceSelection::Auto => "any device".to_owned(),
         DeviceSelection::Named(n) => n.clone(),
     };
-    chosen.map(|d| (d.1, d.2)).ok_or(VkError::NoDevice(label))
+    let choice = device_choice::choose(&caps, selection, kms).ok_or(VkError::NoDevice(label))?;
+    match choice.reason {
+        Reason::KmsDeviceCannotRender { kms_device } => warn!(
+            kms_device = %caps[kms_device].name,
+            renderer = %caps[choice.index].name,
+            "the KMS card's device cannot render; rendering on another and copying every frame"
+        ),
+        Reason::KmsNodeUnknown => info!(
+            ?kms,
+            "no Vulkan device reports the KMS card's DRM node; chose by rank, scan-out import will be tried"
+        ),
+        _ => {}
+    }
+    let on_kms = choice.renders_on_kms_device(&caps, kms);
+    info!(device = %caps[choice.index].name, reason = ?choice.reason, renders_on_kms_device = ?on_kms, "Vulkan device chosen");
+    Ok((pdevs[choice.index], caps[choice.index].clone(), choice, on_kms))
 }
 
 fn graphics_queue_family(instance: &ash::Instance, pdev: vk::PhysicalDevice) -> Result<u32, VkError> {
@@ -136,10 +111,10 @@ fn graphics_queue_family(instance: &ash::Instance, pdev: vk::PhysicalDevice) -> 
 impl VkContext {
     /// Loads Vulkan, picks a device per `selection`, creates it with every
     /// import extension it has, and logs what it can do.
-    pub fn new(selection: &DeviceSelection) -> Result<VkContext, VkError> {
+    pub fn new(selection: &DeviceSelection, kms: Option<(i64, i64)>) -> Result<VkContext, VkError> {
         let entry = unsafe { ash::Entry::load() }?;
         let instance = create_instance(&entry)?;
-        let (physical, caps) = match pick_device(&instance, selection) {
+        let (physical, caps, choice, renders_on_kms) = match pick_device(&instance, selection, kms) {
             Ok(d) => d,
             Err(e) => {
                 unsafe { instance.destroy_instance(None) };
@@ -176,6 +151,8 @@ impl VkContext {
             queue_family,
             queue: Mutex::new(queue),
             caps,
+            choice,
+            renders_on_kms,
             memory_properties,
             external_memory_fd,
             drm_format_modifier,
@@ -206,25 +183,20 @@ impl VkContext {
         })
     }
 
-    /// Features of `format` in LINEAR tiling (`modifier` `None`), or in
-    /// DRM_FORMAT_MODIFIER tiling with that modifier (`None` when the device
-    /// does not list it for the format).
-    pub fn format_features(&self, format: vk::Format, modifier: Option<u64>) -> Option<vk::FormatFeatureFlags> {
+    /// `VkDrmFormatModifierPropertiesListEXT` of `format` (empty without
+    /// modifier support).
+    pub fn modifier_properties(&self, format: vk::Format) -> Vec<vk::DrmFormatModifierPropertiesEXT> {
         let (instance, pdev) = (&self.instance, self.physical);
-        let Some(modifier) = modifier else {
-            // SAFETY: a valid physical device of this instance.
-            let props = unsafe { instance.get_physical_device_format_properties(pdev, format) };
-            return Some(props.linear_tiling_features);
-        };
         let count = {
             let mut list = vk::DrmFormatModifierPropertiesListEXT::default();
             let mut props = vk::FormatProperties2::default().push_next(&mut list);
-            // SAFETY: as above; the list only receives a count here.
+            // SAFETY: a valid physical device of this instance; the list only
+            // receives a count here.
             unsafe { instance.get_physical_device_format_properties2(pdev, format, &mut props) };
             list.drm_format_modifier_count as usize
         };
         let mut modifiers = vec![vk::DrmFormatModifierPropertiesEXT::default(); count];
-        {
+        if count > 0 {
             let mut list =
                 vk::DrmFormatModifierPropertiesListEXT::default().drm_format_modifier_properties(&mut modifiers);
             let mut props = vk::FormatProperties2::default().push_next(&mut list);
@@ -232,6 +204,21 @@ impl VkContext {
             unsafe { instance.get_physical_device_format_properties2(pdev, format, &mut props) };
         }
         modifiers
+    }
+
+    /// Features of `format` in LINEAR tiling (`modifier` `None`), or in
+    /// DRM_FORMAT_MODIFIER tiling with that modifier (`None` when the device
+    /// does not list it for the format).
+    pub fn format_features(&self, format: vk::Format, modifier: Option<u64>) -> Option<vk::FormatFeatureFlags> {
+        let Some(modifier) = modifier else {
+            // SAFETY: a valid physical device of this instance.
+            let props = unsafe {
+                self.instance
+                    .get_physical_device_format_properties(self.physical, format)
+            };
+            return Some(props.linear_tiling_features);
+        };
+        self.modifier_properties(format)
             .iter()
             .find(|m| m.drm_format_modifier == modifier)
             .map(|m| m.drm_format_modifier_tiling_features)

@@ -25,14 +25,12 @@ use std::os::fd::AsFd;
 use ash::vk;
 use tracing::debug;
 
-use super::memory::{import_dmabuf_memory, BufferAlloc, Dedicated, ImageAlloc};
+use super::memory::{import_dmabuf_memory, memory_plane_aspect, BufferAlloc, Dedicated, ImageAlloc};
 use super::{VkContext, VkError, VkResultExt};
 use crate::dmabuf::{fd_size, DmabufDesc};
 use crate::format::FormatInfo;
 
-/// Usage of every sampled texture image.
-pub(crate) const SAMPLED_USAGE: vk::ImageUsageFlags =
-    vk::ImageUsageFlags::from_raw(vk::ImageUsageFlags::SAMPLED.as_raw() | vk::ImageUsageFlags::TRANSFER_SRC.as_raw());
+pub(crate) use super::modifiers::SAMPLED_USAGE;
 
 /// A 2D, single-level, exclusive image of `format`.
 pub(crate) fn image_info<'a>(
@@ -59,34 +57,46 @@ pub(crate) fn image_info<'a>(
         .initial_layout(vk::ImageLayout::UNDEFINED)
 }
 
-/// `vkCreateImage` for a single-plane dma-buf import: `with_modifier`
-/// (needs `VK_EXT_image_drm_format_modifier`), DRM_FORMAT_MODIFIER tiling
-/// with the buffer's modifier, offset and pitch given explicitly; otherwise
-/// LINEAR (the caller checks the pitch with [`linear_pitch_mismatch`]).
-/// Client textures and scan-out targets both come through here.
+/// `vkCreateImage` for a dma-buf import: `with_modifier` (needs
+/// `VK_EXT_image_drm_format_modifier`), DRM_FORMAT_MODIFIER tiling with the
+/// buffer's modifier and every memory plane's offset and pitch given
+/// explicitly, `disjoint` when the planes are bound separately; otherwise
+/// LINEAR (single plane; the caller checks the pitch with
+/// [`linear_pitch_mismatch`]). Client textures and scan-out targets both
+/// come through here.
 pub(crate) fn create_dmabuf_image(
     ctx: &VkContext,
     format: &FormatInfo,
     desc: &DmabufDesc,
     usage: vk::ImageUsageFlags,
     with_modifier: bool,
+    disjoint: bool,
 ) -> Result<vk::Image, vk::Result> {
-    let plane = &desc.planes[0];
     let mut ext =
         vk::ExternalMemoryImageCreateInfo::default().handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
-    let layouts = [vk::SubresourceLayout {
-        offset: u64::from(plane.offset),
-        size: 0,
-        row_pitch: u64::from(plane.stride),
-        array_pitch: 0,
-        depth_pitch: 0,
-    }];
+    let layouts: Vec<vk::SubresourceLayout> = desc
+        .planes
+        .iter()
+        .map(|p| vk::SubresourceLayout {
+            offset: u64::from(p.offset),
+            size: 0,
+            row_pitch: u64::from(p.stride),
+            array_pitch: 0,
+            depth_pitch: 0,
+        })
+        .collect();
     let mut explicit = vk::ImageDrmFormatModifierExplicitCreateInfoEXT::default()
         .drm_format_modifier(u64::from(desc.modifier))
         .plane_layouts(&layouts);
     let info = if with_modifier {
         let tiling = vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT;
+        let flags = if disjoint {
+            vk::ImageCreateFlags::DISJOINT
+        } else {
+            vk::ImageCreateFlags::empty()
+        };
         image_info(format, desc.width, desc.height, tiling, usage)
+            .flags(flags)
             .push_next(&mut ext)
             .push_next(&mut explicit)
     } else {
@@ -94,6 +104,14 @@ pub(crate) fn create_dmabuf_image(
     };
     // SAFETY: a valid create info; the caller owns (and destroys) the image.
     unsafe { ctx.device.create_image(&info, None) }
+}
+
+/// Whether the planes of `desc` live in more than one file, so that each
+/// memory plane needs its own allocation (a disjoint image).
+pub(crate) fn planes_in_several_files(desc: &DmabufDesc) -> bool {
+    let key = |p: &crate::dmabuf::DmabufPlane| rustix::fs::fstat(&p.fd).ok().map(|s| (s.st_dev, s.st_ino));
+    let first = desc.planes.first().map(key);
+    desc.planes.iter().any(|p| Some(key(p)) != first || key(p).is_none())
 }
 
 /// For a LINEAR image: the driver's row pitch if it differs from `stride`
@@ -136,42 +154,99 @@ fn external_linear_importable(ctx: &VkContext, format: &FormatInfo) -> bool {
 
 /// The zero-copy image path: a sampled VkImage bound to the client's memory.
 /// `Ok(None)`: the device cannot use the client's layout as it is; take the
-/// buffer path.
+/// buffer path (LINEAR only).
 pub(crate) fn import_image<'a>(
     ctx: &'a VkContext,
     desc: &DmabufDesc,
     format: &FormatInfo,
 ) -> Result<Option<ImageAlloc<'a>>, VkError> {
-    let plane = &desc.planes[0];
-    let with_modifier = ctx.drm_format_modifier.is_some();
-    let image = if with_modifier {
-        match create_dmabuf_image(ctx, format, desc, SAMPLED_USAGE, true) {
-            Ok(i) => i,
-            Err(result) => {
-                debug!(?result, "modifier image rejected, trying the buffer path");
-                return Ok(None);
-            }
-        }
+    if ctx.drm_format_modifier.is_some() {
+        import_modifier_image(ctx, desc, format)
     } else {
-        if !desc.is_linear() || plane.offset != 0 || !external_linear_importable(ctx, format) {
+        import_linear_image(ctx, desc, format)
+    }
+}
+
+/// DRM_FORMAT_MODIFIER tiling: the client's modifier, offsets and pitches.
+/// Planes in one file share one allocation; planes in several files make a
+/// disjoint image with one allocation per memory plane, where the modifier
+/// lists `DISJOINT`.
+fn import_modifier_image<'a>(
+    ctx: &'a VkContext,
+    desc: &DmabufDesc,
+    format: &FormatInfo,
+) -> Result<Option<ImageAlloc<'a>>, VkError> {
+    let disjoint = desc.planes.len() > 1 && planes_in_several_files(desc);
+    if disjoint {
+        let features = ctx.format_features(format.vk_format, Some(u64::from(desc.modifier)));
+        if !features.is_some_and(|f| f.contains(vk::FormatFeatureFlags::DISJOINT)) {
+            return Err(VkError::Unsupported(format!(
+                "the planes of modifier {:#x} come in separate dma-bufs, and the device cannot bind them \
+                 separately (no DISJOINT)",
+                u64::from(desc.modifier)
+            )));
+        }
+    }
+    let image = match create_dmabuf_image(ctx, format, desc, SAMPLED_USAGE, true, disjoint) {
+        Ok(i) => i,
+        Err(result) => {
+            debug!(?result, "modifier image rejected, trying the buffer path");
             return Ok(None);
         }
-        create_dmabuf_image(ctx, format, desc, SAMPLED_USAGE, false).call("vkCreateImage(dma-buf)")?
     };
     let mut alloc = ImageAlloc::new(ctx, image);
-    if !with_modifier {
-        if let Some(driver_pitch) = linear_pitch_mismatch(ctx, image, plane.stride) {
-            debug!(
-                driver_pitch,
-                client_stride = plane.stride,
-                "linear pitch mismatch, buffer path"
-            );
-            return Ok(None);
+    if !disjoint {
+        let reqs = unsafe { ctx.device.get_image_memory_requirements(image) };
+        let memory = import_dmabuf_memory(ctx, desc.planes[0].fd.as_fd(), reqs, Dedicated::Image(image))?;
+        alloc.bind(memory, "vkBindImageMemory(dma-buf)")?;
+        return Ok(Some(alloc));
+    }
+    let mut memory = Vec::with_capacity(desc.planes.len());
+    for (i, plane) in desc.planes.iter().enumerate() {
+        let mut plane_info = vk::ImagePlaneMemoryRequirementsInfo::default().plane_aspect(memory_plane_aspect(i));
+        let info = vk::ImageMemoryRequirementsInfo2::default()
+            .image(image)
+            .push_next(&mut plane_info);
+        let mut reqs = vk::MemoryRequirements2::default();
+        unsafe { ctx.device.get_image_memory_requirements2(&info, &mut reqs) };
+        match import_dmabuf_memory(ctx, plane.fd.as_fd(), reqs.memory_requirements, Dedicated::None) {
+            Ok(m) => memory.push(m),
+            Err(e) => {
+                for m in memory {
+                    unsafe { ctx.device.free_memory(m, None) };
+                }
+                return Err(e);
+            }
         }
+    }
+    alloc.bind_planes(memory)?;
+    Ok(Some(alloc))
+}
+
+/// LINEAR tiling without the modifier extension: only a single plane at
+/// offset 0 whose stride is the driver's own row pitch.
+fn import_linear_image<'a>(
+    ctx: &'a VkContext,
+    desc: &DmabufDesc,
+    format: &FormatInfo,
+) -> Result<Option<ImageAlloc<'a>>, VkError> {
+    let plane = &desc.planes[0];
+    if !desc.is_linear() || desc.planes.len() != 1 || plane.offset != 0 || !external_linear_importable(ctx, format) {
+        return Ok(None);
+    }
+    let image = create_dmabuf_image(ctx, format, desc, SAMPLED_USAGE, false, false).call("vkCreateImage(dma-buf)")?;
+    let mut alloc = ImageAlloc::new(ctx, image);
+    if let Some(driver_pitch) = linear_pitch_mismatch(ctx, image, plane.stride) {
+        debug!(
+            driver_pitch,
+            client_stride = plane.stride,
+            "linear pitch mismatch, buffer path"
+        );
+        return Ok(None);
     }
     let reqs = unsafe { ctx.device.get_image_memory_requirements(image) };
     let fd_len = fd_size(plane.fd.as_fd())?;
-    if !with_modifier && reqs.size > fd_len {
+    if reqs.size > fd_len {
         debug!(
             need = reqs.size,
             have = fd_len,

@@ -19,6 +19,9 @@ use super::{VkContext, VkError, VkResultExt};
 pub enum Dedicated {
     Image(vk::Image),
     Buffer(vk::Buffer),
+    /// Not dedicated: a memory plane of a disjoint image (a dedicated
+    /// allocation cannot back one).
+    None,
 }
 
 /// Memory types an fd can be imported into.
@@ -55,14 +58,17 @@ pub fn import_dmabuf_memory(
         .handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
         .fd(dup.as_raw_fd());
     let mut dedicated = match to {
-        Dedicated::Image(image) => vk::MemoryDedicatedAllocateInfo::default().image(image),
-        Dedicated::Buffer(buffer) => vk::MemoryDedicatedAllocateInfo::default().buffer(buffer),
+        Dedicated::Image(image) => Some(vk::MemoryDedicatedAllocateInfo::default().image(image)),
+        Dedicated::Buffer(buffer) => Some(vk::MemoryDedicatedAllocateInfo::default().buffer(buffer)),
+        Dedicated::None => None,
     };
-    let info = vk::MemoryAllocateInfo::default()
+    let mut info = vk::MemoryAllocateInfo::default()
         .allocation_size(reqs.size)
         .memory_type_index(type_index)
-        .push_next(&mut import)
-        .push_next(&mut dedicated);
+        .push_next(&mut import);
+    if let Some(d) = dedicated.as_mut() {
+        info = info.push_next(d);
+    }
     let raw = dup.into_raw_fd();
     match unsafe { ctx.device.allocate_memory(&info, None) } {
         // Success: the driver owns the dup now.
@@ -172,12 +178,13 @@ impl Drop for HostBuffer {
     }
 }
 
-/// An image and the memory bound to it, destroyed on drop unless
+/// An image and the memory bound to it (one allocation, or one per memory
+/// plane of a disjoint image), destroyed on drop unless
 /// [`ImageAlloc::into_raw`] hands them over (to a texture or a target).
 pub struct ImageAlloc<'a> {
     ctx: &'a VkContext,
     pub image: vk::Image,
-    pub memory: vk::DeviceMemory,
+    pub memory: Vec<vk::DeviceMemory>,
 }
 
 impl<'a> ImageAlloc<'a> {
@@ -186,14 +193,34 @@ impl<'a> ImageAlloc<'a> {
         ImageAlloc {
             ctx,
             image,
-            memory: vk::DeviceMemory::null(),
+            memory: Vec::new(),
         }
     }
 
     /// `vkBindImageMemory` of `memory`, which this allocation owns from now on.
     pub fn bind(&mut self, memory: vk::DeviceMemory, call: &'static str) -> Result<(), VkError> {
-        self.memory = memory;
+        self.memory.push(memory);
         unsafe { self.ctx.device.bind_image_memory(self.image, memory, 0) }.call(call)
+    }
+
+    /// Disjoint image: binds `memory[i]` to memory plane `i`; this
+    /// allocation owns them from now on.
+    pub fn bind_planes(&mut self, memory: Vec<vk::DeviceMemory>) -> Result<(), VkError> {
+        self.memory.extend(&memory);
+        let mut plane_infos: Vec<vk::BindImagePlaneMemoryInfo> = (0..memory.len())
+            .map(|i| vk::BindImagePlaneMemoryInfo::default().plane_aspect(memory_plane_aspect(i)))
+            .collect();
+        let binds: Vec<vk::BindImageMemoryInfo> = memory
+            .iter()
+            .zip(plane_infos.iter_mut())
+            .map(|(&m, plane)| {
+                vk::BindImageMemoryInfo::default()
+                    .image(self.image)
+                    .memory(m)
+                    .push_next(plane)
+            })
+            .collect();
+        unsafe { self.ctx.device.bind_image_memory2(&binds) }.call("vkBindImageMemory2(disjoint dma-buf)")
     }
 
     /// A device-local (else any) allocation for the image, bound.
@@ -211,19 +238,29 @@ impl<'a> ImageAlloc<'a> {
         self.bind(memory, "vkBindImageMemory")
     }
 
-    pub fn into_raw(self) -> (vk::Image, vk::DeviceMemory) {
-        let out = (self.image, self.memory);
-        std::mem::forget(self);
-        out
+    pub fn into_raw(self) -> (vk::Image, Vec<vk::DeviceMemory>) {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped; the vector is moved out once.
+        (this.image, unsafe { std::ptr::read(&this.memory) })
     }
+}
+
+/// `VK_IMAGE_ASPECT_MEMORY_PLANE_i_BIT_EXT`.
+pub fn memory_plane_aspect(i: usize) -> vk::ImageAspectFlags {
+    [
+        vk::ImageAspectFlags::MEMORY_PLANE_0_EXT,
+        vk::ImageAspectFlags::MEMORY_PLANE_1_EXT,
+        vk::ImageAspectFlags::MEMORY_PLANE_2_EXT,
+        vk::ImageAspectFlags::MEMORY_PLANE_3_EXT,
+    ][i]
 }
 
 impl Drop for ImageAlloc<'_> {
     fn drop(&mut self) {
         unsafe {
             self.ctx.device.destroy_image(self.image, None);
-            if self.memory != vk::DeviceMemory::null() {
-                self.ctx.device.free_memory(self.memory, None);
+            for &m in &self.memory {
+                self.ctx.device.free_memory(m, None);
             }
         }
     }
@@ -252,9 +289,8 @@ impl<'a> BufferAlloc<'a> {
     }
 
     pub fn into_raw(self) -> (vk::Buffer, vk::DeviceMemory) {
-        let out = (self.buffer, self.memory);
-        std::mem::forget(self);
-        out
+        let this = std::mem::ManuallyDrop::new(self);
+        (this.buffer, this.memory)
     }
 }
 

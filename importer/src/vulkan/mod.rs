@@ -1,8 +1,9 @@
 //! The Vulkan layer of the importer: the mechanisms the import decision
 //! (`crate::import`) and the renderer core (`crate::renderer`) are built from.
 //!
-//! * [`context`], [`caps`]: instance, device choice, import capabilities.
+//! * [`context`], [`caps`], [`device_choice`]: instance, capabilities, which device.
 //! * [`memory`]: dma-buf memory imports, host-visible buffers, owned allocations.
+//! * [`modifiers`]: which (format, modifier) pairs are advertised, and why.
 //! * [`dmabuf_image`]: VkImages and VkBuffers bound to a dma-buf's memory.
 //! * [`texture`]: sampled images (client image, buffer-path copy, owned).
 //! * [`upload`]: staged uploads and the copies queued on textures.
@@ -21,8 +22,10 @@ pub mod caps;
 pub mod client_buffer;
 pub mod context;
 pub mod cpu_source;
+pub mod device_choice;
 pub mod dmabuf_image;
 pub mod memory;
+pub mod modifiers;
 pub mod pipeline;
 pub mod recorder;
 pub mod ring;
@@ -33,7 +36,8 @@ pub mod upload;
 pub mod yuv;
 
 pub use caps::DeviceCaps;
-pub use context::{DeviceSelection, VkContext};
+pub use context::VkContext;
+pub use device_choice::DeviceSelection;
 
 use ash::vk;
 use thiserror::Error;

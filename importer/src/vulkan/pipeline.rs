@@ -219,9 +219,31 @@ impl Pipelines {
         let subpass = [vk::SubpassDescription::default()
             .pipeline_bind_point(vk::PipelineBindPoint::GRAPHICS)
             .color_attachments(&color_ref)];
+        // The frame loads what earlier frames wrote and read-backs copied, and
+        // later read-backs and copies see what it writes.
+        let earlier = vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT | vk::PipelineStageFlags::TRANSFER;
+        let attachment_rw = vk::AccessFlags::COLOR_ATTACHMENT_READ | vk::AccessFlags::COLOR_ATTACHMENT_WRITE;
+        let transfer_rw = vk::AccessFlags::TRANSFER_READ | vk::AccessFlags::TRANSFER_WRITE;
+        let dependencies = [
+            vk::SubpassDependency::default()
+                .src_subpass(vk::SUBPASS_EXTERNAL)
+                .dst_subpass(0)
+                .src_stage_mask(earlier)
+                .src_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE | transfer_rw)
+                .dst_stage_mask(vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT)
+                .dst_access_mask(attachment_rw),
+            vk::SubpassDependency::default()
+                .src_subpass(0)
+                .dst_subpass(vk::SUBPASS_EXTERNAL)
+                .src_stage_mask(vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT)
+                .src_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE)
+                .dst_stage_mask(earlier)
+                .dst_access_mask(attachment_rw | transfer_rw),
+        ];
         let info = vk::RenderPassCreateInfo::default()
             .attachments(&attachment)
-            .subpasses(&subpass);
+            .subpasses(&subpass)
+            .dependencies(&dependencies);
         unsafe { self.ctx.device.create_render_pass(&info, None) }.call("vkCreateRenderPass")
     }
 

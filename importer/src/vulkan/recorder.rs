@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use ash::vk;
 
-use super::barrier::{image_barrier, pipeline_barrier};
+use super::barrier::{acquire_target, release_target};
 use super::client_buffer::ClientBuffer;
 use super::pipeline::{Filter, Pipelines, QuadPush};
 use super::ring::{CommandRing, FrameFence};
@@ -98,6 +98,9 @@ pub struct Recorder {
     waits: Vec<vk::Semaphore>,
     /// Per-frame sync counters.
     pub sync_stats: FrameSyncStats,
+    /// An imported scan-out target, released to the foreign queue family
+    /// after the frame.
+    foreign_target: Option<vk::Image>,
     pub width: u32,
     pub height: u32,
 }
@@ -117,24 +120,8 @@ impl Recorder {
         let framebuffer = target.framebuffer(pipeline.render_pass)?;
         let prepare = ring.begin()?;
         let render = ring.begin()?;
-        if !target.initialized.swap(true, Ordering::AcqRel) {
-            let b = image_barrier(
-                target.image,
-                vk::ImageLayout::UNDEFINED,
-                vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
-            )
-            .dst_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE | vk::AccessFlags::COLOR_ATTACHMENT_READ);
-            unsafe {
-                pipeline_barrier(
-                    &ctx.device,
-                    prepare,
-                    vk::PipelineStageFlags::TOP_OF_PIPE,
-                    vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT,
-                    &[b],
-                    &[],
-                )
-            };
-        }
+        let first = !target.initialized.swap(true, Ordering::AcqRel);
+        acquire_target(&ctx, prepare, target.image, target.foreign, first);
         let area = vk::Rect2D {
             offset: vk::Offset2D { x: 0, y: 0 },
             extent: vk::Extent2D {
@@ -174,6 +161,7 @@ impl Recorder {
             sync,
             waits: Vec::new(),
             sync_stats: FrameSyncStats::default(),
+            foreign_target: target.foreign.then_some(target.image),
             width: target.width,
             height: target.height,
         })
@@ -297,6 +285,9 @@ impl Recorder {
             self.acquire_implicit(&tex);
         }
         unsafe { self.ctx.device.cmd_end_render_pass(self.render) };
+        if let Some(image) = self.foreign_target {
+            release_target(&self.ctx, self.render, image);
+        }
         for tex in &self.textures {
             tex.record_release(self.render);
         }

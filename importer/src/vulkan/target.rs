@@ -28,6 +28,9 @@ pub struct Target {
     framebuffers: Mutex<Vec<(vk::RenderPass, vk::Framebuffer)>>,
     /// Whether the image has left `UNDEFINED` (first frame transitions it).
     pub(crate) initialized: std::sync::atomic::AtomicBool,
+    /// Imported scan-out memory: acquired from the foreign queue family
+    /// before each frame and released to it after (`super::barrier`).
+    pub(crate) foreign: bool,
 }
 
 impl std::fmt::Debug for Target {
@@ -98,8 +101,8 @@ impl Target {
             modifier = format_args!("{:#x}", u64::from(desc.modifier)),
             "importing a scan-out buffer as a colour attachment"
         );
-        let image =
-            create_dmabuf_image(ctx, &format, desc, usage, with_modifier).call("vkCreateImage(scan-out dma-buf)")?;
+        let image = create_dmabuf_image(ctx, &format, desc, usage, with_modifier, false)
+            .call("vkCreateImage(scan-out dma-buf)")?;
         let destroy_image = |e: VkError| {
             unsafe { dev.destroy_image(image, None) };
             e
@@ -129,10 +132,15 @@ impl Target {
                 result,
             }));
         }
-        Target::assemble(ctx, format, (desc.width, desc.height), image, memory).map_err(|e| {
-            unsafe { dev.free_memory(memory, None) };
-            destroy_image(e)
-        })
+        Target::assemble(ctx, format, (desc.width, desc.height), image, memory)
+            .map(|mut t| {
+                t.foreign = true;
+                t
+            })
+            .map_err(|e| {
+                unsafe { dev.free_memory(memory, None) };
+                destroy_image(e)
+            })
     }
 
     pub fn new(ctx: &Arc<VkContext>, format: FormatInfo, width: u32, height: u32) -> Result<Target, VkError> {
@@ -184,6 +192,7 @@ impl Target {
             memory,
             framebuffers: Mutex::new(Vec::new()),
             initialized: std::sync::atomic::AtomicBool::new(false),
+            foreign: false,
         })
     }
 

@@ -65,7 +65,8 @@ pub struct Texture {
     pub format: FormatInfo,
     pub image: vk::Image,
     view: vk::ImageView,
-    memory: vk::DeviceMemory,
+    /// One allocation, or one per memory plane of a disjoint client image.
+    memory: Vec<vk::DeviceMemory>,
     backing: Backing,
     source: Option<ClientSource>,
     pending: Mutex<Vec<PendingCopy>>,
@@ -209,9 +210,10 @@ impl Texture {
         })
     }
 
-    /// Imports a client dma-buf of an RGB format: the zero-copy image when
-    /// the device can use the client's layout, the buffer path otherwise (or
-    /// always, with `force_buffer_path`).
+    /// Imports a client dma-buf of an RGB format, validated for its modifier
+    /// (`format` is what validation returned): the zero-copy image when
+    /// `try_image` (the negotiated entry allows it) and the device takes the
+    /// client's layout, the buffer path otherwise (LINEAR only).
     ///
     /// Locks: creating the import is mapping work (locking rule B1): the
     /// caller holds the buffer's reservation and installs the result with
@@ -221,12 +223,12 @@ impl Texture {
         ctx: &Arc<VkContext>,
         layout: vk::DescriptorSetLayout,
         desc: &DmabufDesc,
-        force_buffer_path: bool,
+        format: FormatInfo,
+        try_image: bool,
     ) -> Result<Texture, VkError> {
         if !ctx.caps.can_import_dmabuf() {
             return Err(VkError::NoDmabufImport);
         }
-        let format = desc.validate()?;
         if format.yuv {
             return Err(VkError::Unsupported(format!(
                 "{:?} has no GPU import path; it is converted from its CPU mapping",
@@ -234,7 +236,7 @@ impl Texture {
             )));
         }
         let size = (desc.width, desc.height);
-        if !force_buffer_path {
+        if try_image {
             if let Some(alloc) = import_image(ctx, desc, &format)? {
                 let tex = Texture::assemble(ctx, layout, alloc, format, size, Backing::ClientImage)?;
                 let _ = tex.dmabuf_fds.set(distinct_fds(desc));
@@ -243,8 +245,8 @@ impl Texture {
         }
         if !desc.is_linear() {
             return Err(VkError::Unsupported(format!(
-                "modifier {:?} cannot be imported without VK_EXT_image_drm_format_modifier",
-                desc.modifier
+                "modifier {:#x} has no image path on this device, and only LINEAR can be copied",
+                u64::from(desc.modifier)
             )));
         }
         let imported = import_buffer(ctx, desc, &format)?;
@@ -505,7 +507,9 @@ impl Drop for Texture {
             dev.destroy_descriptor_pool(self.pool, None);
             dev.destroy_image_view(self.view, None);
             dev.destroy_image(self.image, None);
-            dev.free_memory(self.memory, None);
+            for &m in &self.memory {
+                dev.free_memory(m, None);
+            }
             if let Some(src) = &self.source {
                 dev.destroy_buffer(src.buffer, None);
                 dev.free_memory(src.memory, None);

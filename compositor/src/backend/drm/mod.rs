@@ -95,6 +95,11 @@ pub struct DrmStats {
     pub allocator: String,
     /// Frames rendered straight into the scan-out buffers (imported dma-bufs).
     pub zero_copy: bool,
+    /// The Vulkan device that renders, and whether it is the card's device
+    /// (null: no device reported a DRM node). When it is not, every frame is
+    /// copied into the scan-out buffer (`copied_frames`).
+    pub render_device: String,
+    pub renders_on_kms_device: Option<bool>,
     /// Frames copied by the CPU from the offscreen target into a scan-out
     /// buffer (fallback).
     pub copied_frames: u64,
@@ -166,6 +171,11 @@ pub struct DrmBackend {
 }
 
 impl DrmBackend {
+    /// The card and its primary plane's `IN_FORMATS`.
+    pub fn scanout_formats(&self) -> (libc::dev_t, smithay::backend::allocator::format::FormatSet) {
+        (self.drm.device_id(), self.surface.plane_info().formats.clone())
+    }
+
     pub fn frames(&self) -> u64 {
         self.frames
     }
@@ -351,8 +361,14 @@ pub fn create(
     );
     anyhow::ensure!(drm.is_atomic(), "{} has no atomic modesetting", path.display());
 
+    // The device behind the card renders where it can (multi-GPU otherwise).
+    let card = drm.device_id();
+    let renderer_options = crate::render::RendererOptions {
+        kms_node: Some((i64::from(libc::major(card)), i64::from(libc::minor(card)))),
+        ..renderer_options.clone()
+    };
     let renderer =
-        VkRenderer::new(renderer_options).map_err(|e| anyhow::anyhow!("creating the Vulkan renderer: {e}"))?;
+        VkRenderer::new(&renderer_options).map_err(|e| anyhow::anyhow!("creating the Vulkan renderer: {e}"))?;
     info!("Vulkan device: {}", renderer.device_summary());
     let mut renderer = renderer;
 
@@ -369,7 +385,14 @@ pub fn create(
     let surface = drm
         .create_surface(choice.crtc, choice.mode, &[choice.connector])
         .context("creating the DRM surface (CRTC + primary plane)")?;
-    let scanout = scanout::Scanout::new(&drm_fd, &mut renderer, opts.allocator, (u32::from(mw), u32::from(mh)))?;
+    let plane_formats = surface.plane_info().formats.clone();
+    let scanout = scanout::Scanout::new(
+        &drm_fd,
+        &mut renderer,
+        opts.allocator,
+        (u32::from(mw), u32::from(mh)),
+        &plane_formats,
+    )?;
 
     let size = Size::<i32, Physical>::from((i32::from(mw), i32::from(mh)));
     let (output, damage_tracker) =
@@ -387,6 +410,8 @@ pub fn create(
         ),
         allocator: scanout.allocator.name().into(),
         zero_copy: scanout.zero_copy(),
+        render_device: renderer.device_name(),
+        renders_on_kms_device: renderer.renders_on_kms_device(),
         mode: format!("{mw}x{mh}@{refresh_hz}"),
         connector: choice.name.clone(),
         ..Default::default()

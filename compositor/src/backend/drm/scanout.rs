@@ -23,8 +23,9 @@ use std::os::fd::BorrowedFd;
 use anyhow::Context;
 use smithay::backend::allocator::dmabuf::{AsDmabuf, Dmabuf};
 use smithay::backend::allocator::dumb::{DumbAllocator, DumbBuffer};
+use smithay::backend::allocator::format::FormatSet;
 use smithay::backend::allocator::gbm::{GbmAllocator, GbmBuffer, GbmBufferFlags, GbmDevice};
-use smithay::backend::allocator::{Allocator, Buffer, Fourcc, Modifier};
+use smithay::backend::allocator::{Allocator, Buffer, Format, Fourcc, Modifier};
 use smithay::backend::drm::dumb::{framebuffer_from_dumb_buffer, DumbFramebuffer};
 use smithay::backend::drm::gbm::{framebuffer_from_bo, GbmFramebuffer};
 use smithay::backend::drm::DrmDeviceFd;
@@ -81,14 +82,21 @@ impl AllocatorKind {
     }
 }
 
-fn alloc_gbm(fd: &DrmDeviceFd, w: u32, h: u32) -> anyhow::Result<Vec<(Allocation, Dmabuf, framebuffer::Handle)>> {
+/// Two GBM buffers (SCANOUT | RENDERING) with one of `modifiers` (the
+/// driver picks; LINEAR must be among them for the copy fallback).
+fn alloc_gbm(
+    fd: &DrmDeviceFd,
+    w: u32,
+    h: u32,
+    modifiers: &[Modifier],
+) -> anyhow::Result<Vec<(Allocation, Dmabuf, framebuffer::Handle)>> {
     let device = GbmDevice::new(fd.clone()).context("gbm_create_device")?;
     let mut alloc = GbmAllocator::new(device, GbmBufferFlags::RENDERING | GbmBufferFlags::SCANOUT);
     let mut out = Vec::new();
     for _ in 0..2 {
         let bo = alloc
-            .create_buffer(w, h, FORMAT, &[Modifier::Linear])
-            .context("gbm_bo_create (LINEAR, SCANOUT | RENDERING)")?;
+            .create_buffer(w, h, FORMAT, modifiers)
+            .with_context(|| format!("gbm_bo_create ({} modifier(s), SCANOUT | RENDERING)", modifiers.len()))?;
         let dmabuf = bo.export().context("exporting the GBM bo as a dma-buf")?;
         // gbm_bo_get_fd exports without DRM_RDWR on some drivers (kms_swrast:
         // a read-only dma-buf); the GPU cannot render into that.
@@ -138,45 +146,112 @@ pub struct Scanout {
     pub size: (u32, u32),
 }
 
+/// Allocates two scan-out buffers with `which`, trying `modifiers` (GBM
+/// only; dumb buffers are LINEAR).
+fn allocate(
+    fd: &DrmDeviceFd,
+    which: DrmAllocator,
+    (w, h): (u32, u32),
+    modifiers: &[Modifier],
+) -> anyhow::Result<(AllocatorKind, Vec<(Allocation, Dmabuf, framebuffer::Handle)>)> {
+    Ok(match which {
+        DrmAllocator::Gbm => (AllocatorKind::Gbm, alloc_gbm(fd, w, h, modifiers)?),
+        DrmAllocator::Dumb => (AllocatorKind::Dumb, alloc_dumb(fd, w, h)?),
+        DrmAllocator::Auto => match alloc_gbm(fd, w, h, modifiers) {
+            Ok(a) => (AllocatorKind::Gbm, a),
+            Err(err) => {
+                info!("GBM unavailable ({err:#}); using dumb buffers exported with PRIME");
+                (AllocatorKind::Dumb, alloc_dumb(fd, w, h)?)
+            }
+        },
+    })
+}
+
+/// The modifiers to allocate scan-out buffers with: those the primary plane
+/// lists for the format and the renderer can render into as one plane,
+/// in the renderer's order, then LINEAR.
+fn scanout_modifiers(renderer: &VkRenderer, plane: &FormatSet) -> Vec<Modifier> {
+    let mut out: Vec<Modifier> = renderer
+        .scanout_modifiers(FORMAT)
+        .into_iter()
+        .map(Modifier::from)
+        .filter(|m| {
+            *m != Modifier::Linear
+                && plane.contains(&Format {
+                    code: FORMAT,
+                    modifier: *m,
+                })
+        })
+        .collect();
+    out.push(Modifier::Linear);
+    out
+}
+
+/// The scan-out buffers of `allocs`, imported as render targets when `import`.
+fn import_all(
+    renderer: &mut VkRenderer,
+    allocs: Vec<(Allocation, Dmabuf, framebuffer::Handle)>,
+    import: bool,
+) -> Vec<ScanoutBuffer> {
+    allocs
+        .into_iter()
+        .map(|(alloc, dmabuf, fb)| {
+            let target = import
+                .then(|| renderer.import_scanout(&dmabuf))
+                .and_then(|r| r.map_err(|e| warn!("importing a scan-out buffer: {e}")).ok());
+            ScanoutBuffer {
+                fb,
+                dmabuf,
+                target,
+                rendered_at: None,
+                _alloc: alloc,
+            }
+        })
+        .collect()
+}
+
 impl Scanout {
     pub fn new(
         fd: &DrmDeviceFd,
         renderer: &mut VkRenderer,
         which: DrmAllocator,
         size: (u32, u32),
+        plane_formats: &FormatSet,
     ) -> anyhow::Result<Scanout> {
         let (w, h) = size;
-        let (allocator, allocs) = match which {
-            DrmAllocator::Gbm => (AllocatorKind::Gbm, alloc_gbm(fd, w, h)?),
-            DrmAllocator::Dumb => (AllocatorKind::Dumb, alloc_dumb(fd, w, h)?),
-            DrmAllocator::Auto => match alloc_gbm(fd, w, h) {
-                Ok(a) => (AllocatorKind::Gbm, a),
-                Err(err) => {
-                    info!("GBM unavailable ({err:#}); using dumb buffers exported with PRIME");
-                    (AllocatorKind::Dumb, alloc_dumb(fd, w, h)?)
-                }
-            },
+        // A test hook can take the copy fallback on purpose; a renderer that
+        // is not the card's device must take it.
+        let forced = if crate::test_hooks::drm_force_copy() {
+            Some("forced by a test hook".to_string())
+        } else if renderer.renders_on_kms_device() == Some(false) {
+            Some("the rendering Vulkan device is not the KMS card's device (multi-GPU)".to_string())
+        } else {
+            None
         };
-        let mut buffers = Vec::new();
-        // A test hook can take the fallback on purpose.
-        let mut import_error = crate::test_hooks::drm_force_copy().then(|| "forced by a test hook".to_string());
-        for (alloc, dmabuf, fb) in allocs {
-            let target = match import_error.is_none().then(|| renderer.import_scanout(&dmabuf)) {
-                None => None,
-                Some(Ok(t)) => Some(t),
-                Some(Err(e)) => {
-                    import_error.get_or_insert(e.to_string());
-                    None
-                }
-            };
-            buffers.push(ScanoutBuffer {
-                fb,
-                dmabuf,
-                target,
-                rendered_at: None,
-                _alloc: alloc,
-            });
+        let modifiers = match forced {
+            Some(_) => vec![Modifier::Linear],
+            None => scanout_modifiers(renderer, plane_formats),
+        };
+        info!(?modifiers, "scan-out modifiers to allocate with");
+        let (mut allocator, allocs) = allocate(fd, which, size, &modifiers)?;
+        let mut buffers = import_all(renderer, allocs, forced.is_none());
+        let failed = buffers.iter().any(|b| b.target.is_none());
+        let tiled = buffers.iter().any(|b| b.dmabuf.format().modifier != Modifier::Linear);
+        if forced.is_none() && failed && tiled {
+            // Only a LINEAR buffer can take the copy fallback (rows written
+            // by the CPU); reallocate rather than copy into a tiled layout.
+            warn!("the renderer cannot render into the tiled scan-out buffers; reallocating LINEAR");
+            drop(buffers);
+            let allocs;
+            (allocator, allocs) = allocate(fd, which, size, &[Modifier::Linear])?;
+            buffers = import_all(renderer, allocs, true);
         }
+        let import_error = forced.or_else(|| {
+            buffers
+                .iter()
+                .any(|b| b.target.is_none())
+                .then(|| "the device cannot import them as colour attachments (see the log)".to_string())
+        });
         let pitch = buffers[0].dmabuf.strides().next().unwrap_or(0);
         let offscreen = if let Some(err) = import_error {
             warn!(

@@ -1,0 +1,407 @@
+//! Modifier negotiation: which (format, modifier) pairs the device can
+//! import, sample and render into, decided once from what the device says.
+//!
+//! DOC: the rule
+//!
+//! For every format of the importer's table (`crate::format`):
+//!
+//! * With `VK_EXT_image_drm_format_modifier`, every modifier the device lists
+//!   for the format (`VkDrmFormatModifierPropertiesListEXT`) whose tiling
+//!   features allow sampling ([`SAMPLE_FEATURES`]), whose memory plane count
+//!   is at most four, and which `vkGetPhysicalDeviceImageFormatProperties2`
+//!   confirms importable as a dma-buf image with the sampled usage, is a
+//!   zero-copy entry. It is also a scan-out entry when its features allow
+//!   rendering and blending ([`SCANOUT_FEATURES`]) and the query confirms the
+//!   colour-attachment usage.
+//! * LINEAR is always an entry of an RGB format: where the device cannot
+//!   bind it zero-copy, the buffer path (a GPU copy) or the CPU fallback take
+//!   it. Without the modifier extension LINEAR is the only entry, zero-copy
+//!   when the LINEAR tiling features and the import query allow it.
+//! * YUV formats are LINEAR only and take the CPU fallback.
+//! * A device that cannot import dma-bufs at all gets an empty table.
+//!
+//! Exactly the entries are advertised (`FormatTable::pairs`), and
+//! `crate::import::Importer` refuses any other pair before a Vulkan call.
+//! A modifier entry's plane count is the number of memory planes a client
+//! must send (for example 2 or 3 for AMD DCC or Intel CCS on an RGB format).
+//!
+//! The device's answers come through [`FormatFacts`], implemented by the
+//! live [`VkContext`] and, in the unit tests, by recorded tables of real
+//! drivers (`importer/tests/data/drivers/`).
+
+use ash::vk;
+use drm_fourcc::DrmFourcc;
+
+use super::VkContext;
+use crate::format::{FormatInfo, FORMATS};
+
+/// `DRM_FORMAT_MOD_LINEAR`.
+pub const LINEAR: u64 = 0;
+
+/// Tiling features a sampled client image needs: sampling with the linear
+/// filter, and transfer reads (read-backs of a client texture).
+pub const SAMPLE_FEATURES: vk::FormatFeatureFlags = vk::FormatFeatureFlags::from_raw(
+    vk::FormatFeatureFlags::SAMPLED_IMAGE.as_raw()
+        | vk::FormatFeatureFlags::SAMPLED_IMAGE_FILTER_LINEAR.as_raw()
+        | vk::FormatFeatureFlags::TRANSFER_SRC.as_raw(),
+);
+
+/// Tiling features a scan-out buffer needs: the compositor blends windows
+/// into it.
+pub const SCANOUT_FEATURES: vk::FormatFeatureFlags = vk::FormatFeatureFlags::from_raw(
+    vk::FormatFeatureFlags::COLOR_ATTACHMENT.as_raw() | vk::FormatFeatureFlags::COLOR_ATTACHMENT_BLEND.as_raw(),
+);
+
+/// Usage of a sampled client image.
+pub const SAMPLED_USAGE: vk::ImageUsageFlags =
+    vk::ImageUsageFlags::from_raw(vk::ImageUsageFlags::SAMPLED.as_raw() | vk::ImageUsageFlags::TRANSFER_SRC.as_raw());
+
+/// Usage of a scan-out target image.
+pub const SCANOUT_USAGE: vk::ImageUsageFlags = vk::ImageUsageFlags::from_raw(
+    vk::ImageUsageFlags::COLOR_ATTACHMENT.as_raw()
+        | vk::ImageUsageFlags::TRANSFER_SRC.as_raw()
+        | vk::ImageUsageFlags::TRANSFER_DST.as_raw(),
+);
+
+/// Memory planes a modifier may have (Vulkan's `MEMORY_PLANE_0..3`).
+pub const MAX_MEMORY_PLANES: u32 = 4;
+
+/// One entry of `VkDrmFormatModifierPropertiesListEXT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModifierProps {
+    pub modifier: u64,
+    pub planes: u32,
+    pub features: vk::FormatFeatureFlags,
+}
+
+/// The tiling of an image a dma-buf is imported as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tiling {
+    /// LINEAR tiling (devices without the modifier extension).
+    Linear,
+    /// DRM_FORMAT_MODIFIER tiling with this modifier.
+    Modifier(u64),
+}
+
+/// What the negotiation asks of a device.
+pub trait FormatFacts {
+    /// `VK_EXT_external_memory_dma_buf` and `VK_KHR_external_memory_fd`.
+    fn dmabuf_import(&self) -> bool;
+    /// `VK_EXT_image_drm_format_modifier`.
+    fn modifier_ext(&self) -> bool;
+    /// The modifiers listed for `format`, in the device's order.
+    fn modifiers(&self, format: vk::Format) -> Vec<ModifierProps>;
+    /// `linearTilingFeatures` of `format`.
+    fn linear_features(&self, format: vk::Format) -> vk::FormatFeatureFlags;
+    /// The largest width and height a dma-buf image of `format`, `tiling`
+    /// and `usage` may have; `None` when it cannot be imported at all.
+    fn import_extent(&self, format: vk::Format, tiling: Tiling, usage: vk::ImageUsageFlags) -> Option<(u32, u32)>;
+}
+
+/// One advertised (format, modifier) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModifierEntry {
+    pub modifier: u64,
+    /// Memory planes a buffer with this modifier has.
+    pub planes: u32,
+    /// The device binds the client's memory to an image (no copy).
+    pub zero_copy: bool,
+    /// The device can render and blend into such a buffer.
+    pub scanout: bool,
+    /// Largest width and height of a zero-copy import (`u32::MAX`: not
+    /// limited by the image path, which is not used).
+    pub max_extent: (u32, u32),
+}
+
+/// The negotiated formats: what is advertised to clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormatTable {
+    formats: Vec<(FormatInfo, Vec<ModifierEntry>)>,
+}
+
+fn sampled_entry(facts: &impl FormatFacts, format: &FormatInfo, m: &ModifierProps) -> Option<ModifierEntry> {
+    if m.planes == 0 || m.planes > MAX_MEMORY_PLANES || !m.features.contains(SAMPLE_FEATURES) {
+        return None;
+    }
+    let tiling = Tiling::Modifier(m.modifier);
+    let max_extent = facts.import_extent(format.vk_format, tiling, SAMPLED_USAGE)?;
+    let scanout =
+        m.features.contains(SCANOUT_FEATURES) && facts.import_extent(format.vk_format, tiling, SCANOUT_USAGE).is_some();
+    Some(ModifierEntry {
+        modifier: m.modifier,
+        planes: m.planes,
+        zero_copy: true,
+        scanout,
+        max_extent,
+    })
+}
+
+/// LINEAR without the modifier extension: zero-copy where the LINEAR tiling
+/// features and the import query allow it, else the buffer path.
+fn linear_entry(facts: &impl FormatFacts, format: &FormatInfo) -> ModifierEntry {
+    let features = facts.linear_features(format.vk_format);
+    let zero_copy = features
+        .contains(SAMPLE_FEATURES)
+        .then(|| facts.import_extent(format.vk_format, Tiling::Linear, SAMPLED_USAGE))
+        .flatten();
+    let scanout = features.contains(SCANOUT_FEATURES)
+        && facts
+            .import_extent(format.vk_format, Tiling::Linear, SCANOUT_USAGE)
+            .is_some();
+    ModifierEntry {
+        modifier: LINEAR,
+        planes: format.planes.len() as u32,
+        zero_copy: zero_copy.is_some(),
+        scanout,
+        max_extent: zero_copy.unwrap_or((u32::MAX, u32::MAX)),
+    }
+}
+
+/// A LINEAR entry that no image path serves (buffer path or CPU fallback).
+fn copied_linear(format: &FormatInfo) -> ModifierEntry {
+    ModifierEntry {
+        modifier: LINEAR,
+        planes: format.planes.len() as u32,
+        zero_copy: false,
+        scanout: false,
+        max_extent: (u32::MAX, u32::MAX),
+    }
+}
+
+fn negotiate_format(facts: &impl FormatFacts, format: &FormatInfo) -> Vec<ModifierEntry> {
+    if format.yuv {
+        return vec![copied_linear(format)];
+    }
+    if !facts.modifier_ext() {
+        return vec![linear_entry(facts, format)];
+    }
+    let mut entries: Vec<ModifierEntry> = facts
+        .modifiers(format.vk_format)
+        .iter()
+        .filter_map(|m| sampled_entry(facts, format, m))
+        .collect();
+    if !entries.iter().any(|e| e.modifier == LINEAR) {
+        entries.push(copied_linear(format));
+    }
+    entries
+}
+
+impl FormatTable {
+    /// Decides the table from what `facts` says (see the module doc).
+    pub fn negotiate(facts: &impl FormatFacts) -> FormatTable {
+        if !facts.dmabuf_import() {
+            return FormatTable::default();
+        }
+        let formats = FORMATS.iter().map(|f| (*f, negotiate_format(facts, f))).collect();
+        FormatTable { formats }
+    }
+
+    /// The entry of `fourcc` with `modifier`, if advertised.
+    pub fn entry(&self, fourcc: DrmFourcc, modifier: u64) -> Option<&ModifierEntry> {
+        self.formats
+            .iter()
+            .find(|(f, _)| f.fourcc == fourcc)?
+            .1
+            .iter()
+            .find(|e| e.modifier == modifier)
+    }
+
+    /// Every advertised pair, in preference order (formats as in the
+    /// importer's table, modifiers as the device listed them).
+    pub fn pairs(&self) -> impl Iterator<Item = (DrmFourcc, u64)> + '_ {
+        self.formats
+            .iter()
+            .flat_map(|(f, entries)| entries.iter().map(move |e| (f.fourcc, e.modifier)))
+    }
+
+    /// The modifiers of `fourcc` the device can render into (scan-out).
+    pub fn scanout_modifiers(&self, fourcc: DrmFourcc) -> impl Iterator<Item = u64> + '_ {
+        self.formats
+            .iter()
+            .filter(move |(f, _)| f.fourcc == fourcc)
+            .flat_map(|(_, entries)| entries.iter().filter(|e| e.scanout).map(|e| e.modifier))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.formats.is_empty()
+    }
+
+    /// One line for the start-up log: pairs per format, zero-copy ones first.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .formats
+            .iter()
+            .map(|(f, entries)| {
+                let zero_copy = entries.iter().filter(|e| e.zero_copy).count();
+                format!("{:?}: {} modifier(s), {} zero-copy", f.fourcc, entries.len(), zero_copy)
+            })
+            .collect();
+        if parts.is_empty() {
+            "no dma-buf formats (the device cannot import dma-bufs)".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+impl FormatFacts for VkContext {
+    fn dmabuf_import(&self) -> bool {
+        self.caps.can_import_dmabuf()
+    }
+
+    fn modifier_ext(&self) -> bool {
+        self.drm_format_modifier.is_some()
+    }
+
+    fn modifiers(&self, format: vk::Format) -> Vec<ModifierProps> {
+        self.modifier_properties(format)
+            .into_iter()
+            .map(|m| ModifierProps {
+                modifier: m.drm_format_modifier,
+                planes: m.drm_format_modifier_plane_count,
+                features: m.drm_format_modifier_tiling_features,
+            })
+            .collect()
+    }
+
+    fn linear_features(&self, format: vk::Format) -> vk::FormatFeatureFlags {
+        // SAFETY: a valid physical device of this instance.
+        unsafe {
+            self.instance
+                .get_physical_device_format_properties(self.physical, format)
+        }
+        .linear_tiling_features
+    }
+
+    fn import_extent(&self, format: vk::Format, tiling: Tiling, usage: vk::ImageUsageFlags) -> Option<(u32, u32)> {
+        let mut ext_info = vk::PhysicalDeviceExternalImageFormatInfo::default()
+            .handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
+        let mut modifier_info =
+            vk::PhysicalDeviceImageDrmFormatModifierInfoEXT::default().sharing_mode(vk::SharingMode::EXCLUSIVE);
+        let info = vk::PhysicalDeviceImageFormatInfo2::default()
+            .format(format)
+            .ty(vk::ImageType::TYPE_2D)
+            .usage(usage)
+            .push_next(&mut ext_info);
+        let info = match tiling {
+            Tiling::Linear => info.tiling(vk::ImageTiling::LINEAR),
+            Tiling::Modifier(m) => {
+                modifier_info = modifier_info.drm_format_modifier(m);
+                info.tiling(vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT)
+                    .push_next(&mut modifier_info)
+            }
+        };
+        let mut ext_props = vk::ExternalImageFormatProperties::default();
+        let mut props = vk::ImageFormatProperties2::default().push_next(&mut ext_props);
+        // SAFETY: valid query structures for this instance's physical device.
+        let ok = unsafe {
+            self.instance
+                .get_physical_device_image_format_properties2(self.physical, &info, &mut props)
+        };
+        let extent = props.image_format_properties.max_extent;
+        let importable = ext_props
+            .external_memory_properties
+            .external_memory_features
+            .contains(vk::ExternalMemoryFeatureFlags::IMPORTABLE);
+        (ok.is_ok() && importable).then_some((extent.width, extent.height))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device that lists `mods` for every format and imports everything
+    /// its features allow, up to 8192.
+    struct Fake {
+        modifier_ext: bool,
+        mods: Vec<ModifierProps>,
+        linear: vk::FormatFeatureFlags,
+    }
+
+    impl FormatFacts for Fake {
+        fn dmabuf_import(&self) -> bool {
+            true
+        }
+        fn modifier_ext(&self) -> bool {
+            self.modifier_ext
+        }
+        fn modifiers(&self, _: vk::Format) -> Vec<ModifierProps> {
+            self.mods.clone()
+        }
+        fn linear_features(&self, _: vk::Format) -> vk::FormatFeatureFlags {
+            self.linear
+        }
+        fn import_extent(&self, _: vk::Format, tiling: Tiling, _: vk::ImageUsageFlags) -> Option<(u32, u32)> {
+            match tiling {
+                Tiling::Modifier(0xdead) => None,
+                _ => Some((8192, 8192)),
+            }
+        }
+    }
+
+    fn all() -> vk::FormatFeatureFlags {
+        SAMPLE_FEATURES | SCANOUT_FEATURES
+    }
+
+    #[test]
+    fn unsampleable_unimportable_and_too_many_planes_are_left_out() {
+        let fake = Fake {
+            modifier_ext: true,
+            mods: vec![
+                ModifierProps {
+                    modifier: 0x0100000000000001,
+                    planes: 1,
+                    features: all(),
+                },
+                ModifierProps {
+                    modifier: 0xdead,
+                    planes: 1,
+                    features: all(),
+                },
+                ModifierProps {
+                    modifier: 0x0100000000000002,
+                    planes: 1,
+                    features: SCANOUT_FEATURES,
+                },
+                ModifierProps {
+                    modifier: 0x0100000000000003,
+                    planes: 5,
+                    features: all(),
+                },
+            ],
+            linear: all(),
+        };
+        let table = FormatTable::negotiate(&fake);
+        let xrgb: Vec<u64> = table
+            .pairs()
+            .filter(|p| p.0 == DrmFourcc::Xrgb8888)
+            .map(|p| p.1)
+            .collect();
+        assert_eq!(xrgb, [0x0100000000000001, LINEAR], "LINEAR added, copied");
+        assert!(!table.entry(DrmFourcc::Xrgb8888, LINEAR).unwrap().zero_copy);
+        assert!(table.entry(DrmFourcc::Xrgb8888, 0xdead).is_none());
+        assert_eq!(table.entry(DrmFourcc::Nv12, LINEAR).map(|e| e.zero_copy), Some(false));
+        assert!(table.entry(DrmFourcc::Nv12, 0x0100000000000001).is_none());
+    }
+
+    #[test]
+    fn without_the_modifier_extension_linear_is_the_only_entry() {
+        let fake = Fake {
+            modifier_ext: false,
+            mods: vec![],
+            linear: all(),
+        };
+        let table = FormatTable::negotiate(&fake);
+        assert!(table.pairs().all(|(_, m)| m == LINEAR));
+        let e = table.entry(DrmFourcc::Argb8888, LINEAR).unwrap();
+        assert!(e.zero_copy && e.scanout);
+        let no_sampling = Fake {
+            modifier_ext: false,
+            mods: vec![],
+            linear: SCANOUT_FEATURES,
+        };
+        let table = FormatTable::negotiate(&no_sampling);
+        assert!(!table.entry(DrmFourcc::Argb8888, LINEAR).unwrap().zero_copy);
+    }
+}

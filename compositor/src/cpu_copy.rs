@@ -11,14 +11,15 @@
 //! for those:
 //!
 //! 1. A pre-commit hook (installed on every surface) sees such a buffer
-//!    attached (`VkRenderer::worker_copy`, the one renderer call), sends a
-//!    [`CopyJob`] to the worker thread and holds the commit with a
-//!    [`FlagBlocker`].
-//! 2. The worker runs `CpuSource::stage_waiting` (lock → pin → unlock → wait
-//!    for the implicit write fences, bounded → SYNC START → copy into a fresh
-//!    staging buffer → SYNC END → lock → unpin): no reservation is held while
-//!    it copies or waits, and no Vulkan queue is touched.
-//! 3. It sends a [`CopyDone`] through a calloop channel, which wakes the loop;
+//!    attached (`VkRenderer::worker_copy`, the one renderer call) and holds
+//!    the commit with a [`FlagBlocker`].
+//! 2. Once the buffer may be read (its explicit acquire point signaled, or,
+//!    with implicit sync, its write fences: a calloop source watches either,
+//!    so nobody waits), the loop sends a [`CopyJob`] to the worker thread.
+//! 3. The worker runs `CpuSource::stage` (lock → pin → unlock → SYNC START →
+//!    copy into a fresh staging buffer → SYNC END → lock → unpin): no
+//!    reservation is held while it copies, and no Vulkan queue is touched.
+//! 4. It sends a [`CopyDone`] through a calloop channel, which wakes the loop;
 //!    the loop hands the staged upload to `ClientBuffer::accept_staged` (so
 //!    the render-time refresh does not copy again), releases the blocker and
 //!    calls `blocker_cleared`, which applies the commit.
@@ -27,9 +28,9 @@
 //!
 //! DOC: blocking and locks (docs/locking-rules.md, rule B2)
 //!
-//! The worker blocks in exactly two places, both with no lock held and both
-//! announced to the validator with `lockdep::might_block`: the job receive
-//! and the bounded fence wait inside the access bracket. Everything on the
+//! The worker blocks only in the job receive (and a test hook's gate), with no
+//! lock held and announced to the validator with `lockdep::might_block`; the
+//! SYNC ioctls of the access bracket run unlocked too. Everything on the
 //! loop side runs with no reservation held. Dropping the worker closes the
 //! job channel and joins the thread (teardown).
 
@@ -37,6 +38,9 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use smithay::reexports::calloop::generic::Generic;
+use smithay::reexports::calloop::{Interest, Mode, PostAction};
 
 use importer::lockdep;
 use importer::vulkan::client_buffer::ClientBuffer;
@@ -54,11 +58,6 @@ use tracing::{debug, warn};
 
 use crate::buffer_sync::FlagBlocker;
 use crate::state::State;
-
-/// How long the worker waits for a buffer's implicit write fences. The
-/// commit was normally held until they signaled (implicit acquire), so this
-/// is a bound, not an expected wait.
-const FENCE_WAIT: Duration = Duration::from_secs(5);
 
 /// One copy to make: the whole of `buffer`.
 struct CopyJob {
@@ -141,19 +140,12 @@ fn copy_hook(state: &mut State, _dh: &DisplayHandle, surface: &WlSurface) {
         return;
     };
     let Some(client) = surface.client() else { return };
-    let copies = &mut state.cpu_copies;
-    let Some(worker) = copies.worker.as_ref() else {
-        return;
-    };
-    copies.next_id += 1;
-    let id = copies.next_id;
-    if !worker.submit(CopyJob {
-        id,
-        buffer: buffer.clone(),
-    }) {
-        warn!("CPU copy worker is gone; copying on the loop at render time");
+    if state.cpu_copies.worker.is_none() {
         return;
     }
+    let copies = &mut state.cpu_copies;
+    copies.next_id += 1;
+    let id = copies.next_id;
     let blocker = FlagBlocker::default();
     copies.held.insert(
         id,
@@ -163,8 +155,88 @@ fn copy_hook(state: &mut State, _dh: &DisplayHandle, surface: &WlSurface) {
             blocker: blocker.clone(),
         },
     );
-    debug!(surface = ?surface.id(), job = id, "commit held while its CPU copy runs on the worker");
     add_blocker(surface, blocker);
+    let acquire = crate::protocols::drm_syncobj::pending_acquire(surface);
+    match send_when_readable(state, id, acquire, &dmabuf) {
+        Ok(true) => debug!(surface = ?surface.id(), job = id, "commit held; its CPU copy waits for the buffer's fence"),
+        Ok(false) => {
+            debug!(surface = ?surface.id(), job = id, "commit held while its CPU copy runs on the worker");
+            send(state, id);
+        }
+        Err(e) => {
+            warn!("cannot watch the buffer's fence ({e}); copying now");
+            send(state, id);
+        }
+    }
+}
+
+/// Sends job `id` to the worker once its buffer may be read: after the
+/// explicit acquire point signaled, or (implicit sync) the dma-buf's write
+/// fences. `Ok(false)`: readable now, nothing watched. The loop watches the
+/// fence (a calloop source); neither the loop nor the worker waits on it.
+fn send_when_readable(
+    state: &mut State,
+    id: u64,
+    acquire: Option<crate::protocols::drm_syncobj::TimelinePoint>,
+    dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
+) -> anyhow::Result<bool> {
+    let handle = state
+        .buffer_sync
+        .loop_handle
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no event loop yet"))?;
+    let when_ready = move |state: &mut State| {
+        send(state, id);
+        PostAction::Remove
+    };
+    match acquire {
+        Some(point) if point.is_signaled() => Ok(false),
+        Some(point) => {
+            let efd = point.eventfd(false)?;
+            handle
+                .insert_source(Generic::new(efd, Interest::READ, Mode::Level), move |_, _, state| {
+                    Ok(when_ready(state))
+                })
+                .map_err(|e| anyhow::anyhow!("inserting the acquire point source: {e}"))?;
+            Ok(true)
+        }
+        None => {
+            let Ok((_blocker, source)) = dmabuf.generate_blocker(Interest::READ) else {
+                return Ok(false); // every write fence has signaled
+            };
+            handle
+                .insert_source(source, move |_, _, state| {
+                    when_ready(state);
+                    Ok(())
+                })
+                .map_err(|e| anyhow::anyhow!("inserting the dma-buf fence source: {e}"))?;
+            Ok(true)
+        }
+    }
+}
+
+/// Hands held job `id` to the worker; if it is gone, releases the commit
+/// (the render-time refresh copies on the loop).
+fn send(state: &mut State, id: u64) {
+    let copies = &mut state.cpu_copies;
+    let Some(held) = copies.held.get(&id) else { return };
+    let job = CopyJob {
+        id,
+        buffer: held.buffer.clone(),
+    };
+    if !copies.worker.as_ref().is_some_and(|w| w.submit(job)) {
+        warn!("CPU copy worker is gone; copying on the loop at render time");
+        if let Some(held) = copies.held.remove(&id) {
+            release(state, &held);
+        }
+    }
+}
+
+/// Lets smithay apply the held commit.
+fn release(state: &mut State, held: &Held) {
+    held.blocker.release();
+    let dh = state.display_handle.clone();
+    state.client_compositor_state(&held.client).blocker_cleared(state, &dh);
 }
 
 fn on_copy_done(state: &mut State, done: CopyDone) {
@@ -183,9 +255,7 @@ fn on_copy_done(state: &mut State, done: CopyDone) {
             warn!("CPU copy on the worker failed: {e}");
         }
     }
-    held.blocker.release();
-    let dh = state.display_handle.clone();
-    state.client_compositor_state(&held.client).blocker_cleared(state, &dh);
+    release(state, &held);
 }
 
 /// The worker thread and its job queue.
@@ -233,8 +303,9 @@ fn run(jobs: mpsc::Receiver<CopyJob>, done: Sender<CopyDone>) {
             gate.wait();
         }
         let start = Instant::now();
+        // The loop sent the job once the buffer's fence allowed reading.
         let result = match job.buffer.worker_copy() {
-            Some(source) => source.stage_waiting(None, FENCE_WAIT),
+            Some(source) => source.stage(None),
             None => Err(VkError::Unsupported("not a CPU-fallback buffer".into())),
         };
         let elapsed = start.elapsed();

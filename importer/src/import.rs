@@ -22,10 +22,13 @@
 //! 4. A GPU import that fails for a reason of the device (not of the client:
 //!    `falls_back`) takes [`ImportPath::CpuFallback`] instead.
 //!
-//! A CPU-fallback buffer whose copy is at least the policy's worker threshold
-//! is not copied here: its copies belong on a worker thread
-//! (`ClientBuffer::worker_copy`), which the compositor runs while the commit
-//! is held. Smaller ones get their first copy at once.
+//! Nothing is copied here: a CPU-fallback buffer's first copy is made at its
+//! first use (`ClientBuffer::refresh`, a full copy), after the commit that
+//! attached it was held until its write fences or acquire point signaled.
+//! So a buffer whose fence is still pending when it is created is never
+//! refused for it. Copies of at least the policy's worker threshold belong on
+//! a worker thread (`ClientBuffer::worker_copy`), which the compositor runs
+//! while the commit is held.
 //!
 //! DOC: lifetime (docs/locking-rules.md, rule B3)
 //!
@@ -230,8 +233,8 @@ impl Importer {
     /// Imports a client dma-buf along the path the module doc describes,
     /// under a new reservation. Counted and logged.
     ///
-    /// Locks: none may be a reservation (creates one, "attach", takes it for
-    /// the import, and runs a first CPU copy, if any, after unlocking).
+    /// Locks: none may be a reservation (creates one, "attach", and takes it
+    /// for the import). Never waits for a fence and never reads the pixels.
     pub fn import(&mut self, desc: &DmabufDesc) -> Result<ClientBuffer, VkError> {
         let result = self.import_uncounted(desc);
         match &result {
@@ -280,12 +283,7 @@ impl Importer {
                 Err(e) => info!(format = ?desc.fourcc, "GPU import impossible ({e}); taking the CPU fallback"),
             }
         }
-        let buf = self.import_cpu(desc)?;
-        let source = buf.cpu_source().expect("a CPU import has a source");
-        if !source.on_worker() {
-            source.copy_into(buf.texture(), None)?;
-        }
-        Ok((buf, ImportPath::CpuFallback))
+        Ok((self.import_cpu(desc)?, ImportPath::CpuFallback))
     }
 
     fn import_gpu(

@@ -251,6 +251,58 @@ fn invalid_wl_buffer_unsupported_modifier() -> Result<()> {
     })
 }
 
+/// Modifiers a hostile or confused client might send with an advertised
+/// format: the implicit modifier, other vendors' tiled and compressed
+/// modifiers, reserved bits, all ones.
+const HOSTILE_MODIFIERS: [u64; 7] = [
+    0x00ff_ffff_ffff_ffff, // DRM_FORMAT_MOD_INVALID
+    0xffff_ffff_ffff_ffff,
+    MOD_X_TILED,
+    0x0200_0000_2096_bb03, // an AMD DCC modifier (2 planes)
+    0x0300_0000_0060_6015, // an NVIDIA block-linear modifier
+    0x7f00_0000_0000_0001, // no such vendor
+    0x0000_0000_0000_0001, // reserved bits of vendor 0
+];
+
+/// Every modifier the compositor did not advertise is refused at `create`
+/// (the `failed` event: the client lives on) before any import is tried:
+/// the stats count them as refused, and no import, failed or otherwise.
+#[test]
+fn unadvertised_modifiers_are_refused_before_any_import() -> Result<()> {
+    let mut comp = Compositor::spawn(&["--size", "320x240"])?;
+    let mut c = comp.connect()?;
+    let fd = memfd()?;
+    let mut refused = 0;
+    for m in HOSTILE_MODIFIERS {
+        if c.state.dmabuf_modifiers.iter().any(|&(f, am)| f == xrgb() && am == m) {
+            continue; // advertised on this device: not hostile here
+        }
+        let p = ParamsBuilder::new(&c);
+        p.add(&fd, 0, 0, STRIDE, m);
+        p.create(W as i32, H as i32, xrgb(), 0);
+        let outcome = p.wait_outcome(&mut c)?;
+        ensure!(
+            matches!(outcome, testkit::buffer::CreateOutcome::Failed),
+            "modifier {m:#x}: expected `failed`, got {outcome:?}"
+        );
+        refused += 1;
+    }
+    ensure!(
+        refused >= 5,
+        "only {refused} of the hostile modifiers were unadvertised"
+    );
+    drop(c);
+    comp.terminate()?;
+    let stats = testkit::harness::check_stats_file(&comp.stats_path)?;
+    let i = stats.imports;
+    ensure!(i.refused == refused, "refused {} of {refused}: {i:?}", i.refused);
+    ensure!(
+        i.failed + i.zero_copy_image + i.gpu_buffer_copy + i.cpu_fallback == 0,
+        "an import was attempted for a refused modifier: {i:?}"
+    );
+    Ok(())
+}
+
 /// A pipe cannot be mmapped or imported; smithay skips its size check when
 /// `lseek` fails, so the failure must come from the compositor's importer.
 #[test]

@@ -77,7 +77,10 @@ pub fn hold_until_acquired(state: &mut State, surface: &WlSurface, point: &Timel
         return;
     }
     let bridged = bridge_acquire_to_implicit(state, point, dmabuf);
-    let gpu = state.buffer_sync.policy == AcquirePolicy::Gpu && state.buffer_sync.gpu_wait;
+    // A CPU-fallback buffer is read by the CPU: only the signal will do.
+    let gpu = state.buffer_sync.policy == AcquirePolicy::Gpu
+        && state.buffer_sync.gpu_wait
+        && !state.backend.renderer().takes_cpu_path(dmabuf);
     if gpu && bridged {
         // The renderer exports the dma-buf's write fences (now including the
         // acquire fence) at sampling time and the GPU waits for them.

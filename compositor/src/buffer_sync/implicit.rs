@@ -53,8 +53,11 @@ fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::Dis
     let Some(dmabuf) = get_dmabuf(&buffer).ok().cloned() else {
         return;
     };
-    if state.buffer_sync.policy == AcquirePolicy::Gpu && state.buffer_sync.gpu_wait {
-        // The renderer waits on the GPU (importer::vulkan::recorder, acquire_implicit).
+    let cpu_path = state.backend.renderer().takes_cpu_path(&dmabuf);
+    if state.buffer_sync.policy == AcquirePolicy::Gpu && state.buffer_sync.gpu_wait && !cpu_path {
+        // The renderer waits on the GPU (importer::vulkan::recorder,
+        // acquire_implicit). A CPU-fallback buffer is read by the CPU, which
+        // must wait here instead.
         return;
     }
     let Ok((blocker, source)) = dmabuf.generate_blocker(Interest::READ) else {

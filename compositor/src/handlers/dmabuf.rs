@@ -70,7 +70,7 @@ impl DmabufHandler for State {
     }
 
     fn dmabuf_imported(&mut self, _global: &DmabufGlobal, dmabuf: Dmabuf, notifier: ImportNotifier) {
-        match self.backend.renderer_mut().import_dmabuf(&dmabuf, None) {
+        match self.backend.renderer_mut().import_new(&dmabuf) {
             Ok(_texture) => {
                 debug!(format = ?dmabuf.format(), size = ?dmabuf.size(), "dmabuf import ok");
                 // Err only means the client died meanwhile; nothing to do.

@@ -240,6 +240,24 @@ impl VkRenderer {
         })
     }
 
+    /// Imports a client dma-buf at creation (`zwp_linux_buffer_params_v1`):
+    /// picks its path and creates its import, reads no pixels and waits for
+    /// no fence, so a buffer whose write fence is still pending is not
+    /// refused for it. Its first use copies (CPU fallback) or samples it.
+    pub fn import_new(&mut self, dmabuf: &Dmabuf) -> Result<ClientBuffer, Error> {
+        let buf = self.core.importer_mut().import(&describe(dmabuf)?)?;
+        self.dmabufs.insert(dmabuf.weak(), buf.clone());
+        Ok(buf)
+    }
+
+    /// Whether `dmabuf` was imported on the CPU fallback (its pixels are
+    /// read by the CPU, so no GPU can wait for its fences).
+    pub fn takes_cpu_path(&self, dmabuf: &Dmabuf) -> bool {
+        self.dmabufs
+            .get(&dmabuf.weak())
+            .is_some_and(|b| b.cpu_source().is_some())
+    }
+
     /// The imported client buffer of `dmabuf` when its CPU-fallback copies
     /// belong on a worker thread (`crate::cpu_copy`). Locks: none.
     pub fn worker_copy(&self, dmabuf: &Dmabuf) -> Option<ClientBuffer> {
@@ -498,8 +516,9 @@ impl ImportDma for VkRenderer {
             .collect()
     }
 
-    /// A new buffer is imported once (`Importer::import` picks its path); a
-    /// cached one is refreshed with `damage` (`ClientBuffer::refresh`).
+    /// Render time: the buffer, imported if it was not at creation, brought
+    /// up to date with `damage` (`ClientBuffer::refresh`; the commit was held
+    /// until its fences allowed reading it).
     fn import_dmabuf(
         &mut self,
         dmabuf: &Dmabuf,
@@ -512,8 +531,10 @@ impl ImportDma for VkRenderer {
                 buf.clone()
             }
             None => {
-                let buf = self.core.importer_mut().import(&describe(dmabuf)?)?;
-                self.dmabufs.insert(dmabuf.weak(), buf.clone());
+                let buf = self.import_new(dmabuf)?;
+                if buf.cpu_source().is_some() {
+                    buf.refresh(None)?;
+                }
                 buf
             }
         };

@@ -74,7 +74,8 @@ impl ClientBuffer {
     /// with `damage` (all if `None`). The zero-copy image *is* the client's
     /// memory (nothing to do); the buffer path queues a GPU copy; the CPU
     /// fallback copies now, unless a worker already staged this copy
-    /// ([`ClientBuffer::accept_staged`]). YUV is always converted whole.
+    /// ([`ClientBuffer::accept_staged`]). YUV is always converted whole, and
+    /// so is the first copy of a CPU-fallback buffer.
     ///
     /// Locks: none may be a reservation (a CPU copy takes this one briefly).
     pub fn refresh(&self, damage: Option<&[Region]>) -> Result<(), VkError> {
@@ -86,7 +87,9 @@ impl ClientBuffer {
             return Ok(());
         }
         match damage {
-            Some(regions) if !cpu.format.yuv => regions.iter().try_for_each(|r| cpu.copy_into(&self.texture, Some(*r))),
+            Some(regions) if !cpu.format.yuv && cpu.copied() => {
+                regions.iter().try_for_each(|r| cpu.copy_into(&self.texture, Some(*r)))
+            }
             _ => cpu.copy_into(&self.texture, None),
         }
     }

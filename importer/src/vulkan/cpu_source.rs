@@ -57,6 +57,9 @@ pub struct CpuSource {
     on_worker: bool,
     /// A worker already staged the copy the next refresh would make.
     staged_ahead: AtomicBool,
+    /// A full copy was made (until then a refresh copies everything, whatever
+    /// the damage).
+    copied: AtomicBool,
 }
 
 impl std::fmt::Debug for CpuSource {
@@ -120,6 +123,7 @@ impl CpuSource {
             format,
             on_worker: false,
             staged_ahead: AtomicBool::new(false),
+            copied: AtomicBool::new(false),
         };
         source.on_worker = source.copy_bytes() >= worker_threshold;
         Ok(source)
@@ -147,6 +151,12 @@ impl CpuSource {
     /// Marks the next refresh's copy as made already (a worker staged it).
     pub(crate) fn set_staged_ahead(&self) {
         self.staged_ahead.store(true, Ordering::Release);
+        self.copied.store(true, Ordering::Release);
+    }
+
+    /// Whether a full copy has been made yet.
+    pub(crate) fn copied(&self) -> bool {
+        self.copied.load(Ordering::Acquire)
     }
 
     /// Whether a worker staged the copy this refresh would make (and clears it).
@@ -225,6 +235,9 @@ impl CpuSource {
     /// Locks: none may be held (see [`CpuSource::stage`]).
     pub fn copy_into(&self, tex: &Texture, region: Option<Region>) -> Result<(), VkError> {
         tex.queue_staged(self.stage(region)?);
+        if region.is_none() {
+            self.copied.store(true, Ordering::Release);
+        }
         Ok(())
     }
 }

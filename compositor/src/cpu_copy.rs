@@ -201,13 +201,20 @@ fn send_when_readable(
             Ok(true)
         }
         None => {
-            let Ok((_blocker, source)) = dmabuf.generate_blocker(Interest::READ) else {
-                return Ok(false); // every write fence has signaled
-            };
+            // POLLIN on the dma-buf: its write fences signaled. A dup, so the
+            // implicit acquire's own source on the same file is not disturbed
+            // (epoll takes one registration per fd).
+            let plane = dmabuf
+                .handles()
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("dma-buf without planes"))?;
+            if importer::sync::implicit::poll_ready(plane, importer::sync::Access::Read)? {
+                return Ok(false);
+            }
+            let fd = plane.try_clone_to_owned()?;
             handle
-                .insert_source(source, move |_, _, state| {
-                    when_ready(state);
-                    Ok(())
+                .insert_source(Generic::new(fd, Interest::READ, Mode::Level), move |_, _, state| {
+                    Ok(when_ready(state))
                 })
                 .map_err(|e| anyhow::anyhow!("inserting the dma-buf fence source: {e}"))?;
             Ok(true)

@@ -204,9 +204,12 @@ impl RenderCore {
         let region = region
             .clamp(target.width, target.height)
             .ok_or_else(|| VkError::Unsupported("empty read-back".into()))?;
-        let layout = vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL;
-        let access = vk::AccessFlags::COLOR_ATTACHMENT_WRITE;
-        self.read_image(target.image, target.format, layout, access, region, None)
+        let state = (
+            vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+            vk::AccessFlags::COLOR_ATTACHMENT_WRITE,
+            vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT,
+        );
+        self.read_image(target.image, target.format, state, region, None)
     }
 
     /// Copies `region` of a texture into host memory (asynchronously).
@@ -216,23 +219,19 @@ impl RenderCore {
             .ok_or_else(|| VkError::Unsupported("empty read-back".into()))?;
         // record_prepare leaves every texture in SHADER_READ_ONLY_OPTIMAL (acquired,
         // for client memory); record_release hands client memory back after.
-        let layout = vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL;
-        self.read_image(
-            texture.image,
-            texture.format,
-            layout,
+        let state = (
+            vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
             vk::AccessFlags::SHADER_READ,
-            region,
-            Some(texture),
-        )
+            vk::PipelineStageFlags::FRAGMENT_SHADER,
+        );
+        self.read_image(texture.image, texture.format, state, region, Some(texture))
     }
 
     fn read_image(
         &self,
         image: vk::Image,
         format: FormatInfo,
-        layout: vk::ImageLayout,
-        access: vk::AccessFlags,
+        (layout, access, stage): (vk::ImageLayout, vk::AccessFlags, vk::PipelineStageFlags),
         region: Region,
         texture: Option<&Arc<Texture>>,
     ) -> Result<Readback, VkError> {
@@ -254,14 +253,7 @@ impl RenderCore {
             .dst_access_mask(access);
         let copy = buffer_image_copy(0, region.width, region);
         unsafe {
-            pipeline_barrier(
-                dev,
-                cmd,
-                vk::PipelineStageFlags::ALL_COMMANDS,
-                vk::PipelineStageFlags::TRANSFER,
-                &[to_src],
-                &[],
-            );
+            pipeline_barrier(dev, cmd, stage, vk::PipelineStageFlags::TRANSFER, &[to_src], &[]);
             dev.cmd_copy_image_to_buffer(
                 cmd,
                 image,
@@ -269,14 +261,7 @@ impl RenderCore {
                 buffer.buffer,
                 &[copy],
             );
-            pipeline_barrier(
-                dev,
-                cmd,
-                vk::PipelineStageFlags::TRANSFER,
-                vk::PipelineStageFlags::ALL_COMMANDS,
-                &[back],
-                &[],
-            );
+            pipeline_barrier(dev, cmd, vk::PipelineStageFlags::TRANSFER, stage, &[back], &[]);
         }
         if let Some(tex) = texture {
             tex.record_release(cmd);

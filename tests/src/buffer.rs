@@ -162,8 +162,23 @@ impl DmabufBuffer {
         if format == Format::Nv12 {
             return DmabufBuffer::new_nv12(client, provider, width, height, stride, pixels);
         }
-        if width == 0 || height == 0 || stride < width * 4 {
-            bail!("bad buffer geometry {width}x{height} stride {stride}");
+        DmabufBuffer::new_filled_then(client, provider, (width, height), format, stride, pixels, &|_| Ok(()))
+    }
+
+    /// [`DmabufBuffer::new`] (RGB formats) that runs `before_create` on the
+    /// filled buffer's fd just before `create_immed`: for example to attach
+    /// a fence that is still pending when the compositor imports the buffer.
+    pub fn new_filled_then(
+        client: &Client,
+        provider: &dyn BufferProvider,
+        (width, height): (u32, u32),
+        format: Format,
+        stride: u32,
+        pixels: &dyn Fn(u32, u32) -> [u8; 4],
+        before_create: &dyn Fn(&OwnedFd) -> Result<()>,
+    ) -> Result<DmabufBuffer> {
+        if format == Format::Nv12 || width == 0 || height == 0 || stride < width * 4 {
+            bail!("bad buffer geometry {format:?} {width}x{height} stride {stride}");
         }
         let size = stride as usize * height as usize;
         let fd = provider
@@ -172,9 +187,12 @@ impl DmabufBuffer {
         let map = Mapping::new(&fd, size).context("mmap client buffer")?;
         let params = ParamsBuilder::new(client);
         params.add(&fd, 0, 0, stride, MOD_LINEAR);
+        let mut map = map;
+        fill_mapping(&fd, &mut map, (width, height), format, stride, pixels);
+        before_create(&fd)?;
         let buffer = params.create_immed(client, width as i32, height as i32, format.fourcc(), 0);
         params.destroy();
-        let mut buf = DmabufBuffer {
+        Ok(DmabufBuffer {
             buffer,
             width,
             height,
@@ -182,9 +200,7 @@ impl DmabufBuffer {
             stride,
             map,
             fd,
-        };
-        buf.fill(pixels);
-        Ok(buf)
+        })
     }
 
     /// NV12: both planes in one fd, at offsets that are not page aligned
@@ -227,6 +243,39 @@ impl DmabufBuffer {
     }
 }
 
+/// Writes `pixels` into a client buffer's mapping inside a CPU-write bracket
+/// (`DMA_BUF_IOCTL_SYNC`; see [`crate::provider::cpu_write`]); panics if the
+/// kernel refuses it, since writing without it would be undefined.
+fn fill_mapping(
+    fd: &OwnedFd,
+    map: &mut Mapping,
+    (width, height): (u32, u32),
+    format: Format,
+    stride: u32,
+    pixels: &dyn Fn(u32, u32) -> [u8; 4],
+) {
+    use std::os::fd::AsFd;
+    let cpu =
+        crate::provider::cpu_write(fd.as_fd()).unwrap_or_else(|e| panic!("begin CPU write to the client buffer: {e}"));
+    if format == Format::Nv12 {
+        fill_nv12(map.as_mut_slice(), width, height, stride, pixels);
+    } else {
+        let (w, stride) = (width as usize, stride as usize);
+        for (y, row) in map.as_mut_slice().chunks_exact_mut(stride).enumerate() {
+            for (x, px) in row.chunks_exact_mut(4).enumerate() {
+                let bytes = if x < w {
+                    pixels(x as u32, y as u32)
+                } else {
+                    PADDING_BYTES
+                };
+                px.copy_from_slice(&bytes);
+            }
+        }
+    }
+    cpu.end()
+        .unwrap_or_else(|e| panic!("end CPU write to the client buffer: {e}"));
+}
+
 /// NV12 plane layout of [`DmabufBuffer::new`]: Y plane offset (not page
 /// aligned) and the gap between the Y and the CbCr plane.
 pub const NV12_Y_OFFSET: u32 = 100;
@@ -259,28 +308,8 @@ impl DmabufBuffer {
     /// START/END (see [`crate::provider::cpu_write`]); panics if the kernel
     /// refuses that, since writing without it would be undefined.
     pub fn fill(&mut self, pixels: &dyn Fn(u32, u32) -> [u8; 4]) {
-        use std::os::fd::AsFd;
-        let cpu = crate::provider::cpu_write(self.fd.as_fd())
-            .unwrap_or_else(|e| panic!("begin CPU write to the client buffer: {e}"));
-        if self.format == Format::Nv12 {
-            fill_nv12(self.map.as_mut_slice(), self.width, self.height, self.stride, pixels);
-            cpu.end()
-                .unwrap_or_else(|e| panic!("end CPU write to the client buffer: {e}"));
-            return;
-        }
-        let (w, stride) = (self.width as usize, self.stride as usize);
-        for (y, row) in self.map.as_mut_slice().chunks_exact_mut(stride).enumerate() {
-            for (x, px) in row.chunks_exact_mut(4).enumerate() {
-                let bytes = if x < w {
-                    pixels(x as u32, y as u32)
-                } else {
-                    PADDING_BYTES
-                };
-                px.copy_from_slice(&bytes);
-            }
-        }
-        cpu.end()
-            .unwrap_or_else(|e| panic!("end CPU write to the client buffer: {e}"));
+        let size = (self.width, self.height);
+        fill_mapping(&self.fd, &mut self.map, size, self.format, self.stride, pixels);
     }
 
     /// The mapped bytes (row padding included).

@@ -18,6 +18,7 @@ pub mod reference;
 pub mod scenes;
 pub mod slots;
 pub mod sync;
+pub mod validation;
 pub mod window;
 pub mod witness;
 

@@ -261,6 +261,26 @@ fn drm_backend_scans_out_what_the_client_presented() -> Result<()> {
     Ok(())
 }
 
+/// The scan-out path under the validation layer (synchronization validation
+/// and best practices on, `testkit::validation`): imported scan-out images,
+/// acquired from and released to the foreign queue family every frame. No
+/// error, and only the warnings docs/validation.md keeps.
+#[test]
+#[ignore = "kernel VM tier: needs virtio-gpu's KMS card node, root and /dev/udmabuf (run scripts/vm/test.sh)"]
+fn drm_scan_out_path_passes_the_validation_layer() -> Result<()> {
+    let layer = testkit::validation::Layer::new()?;
+    let env = layer.env()?;
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, drm) = scan_out_two_windows(&env)?;
+    ensure!(
+        drm.zero_copy,
+        "the scan-out buffers were not rendered into directly: {drm:?}"
+    );
+    let report = layer.check("drm scan-out")?;
+    eprintln!("drm scan-out under validation: kept warnings {:?}", report.warnings);
+    Ok(())
+}
+
 /// The fallback when scan-out buffers cannot be imported (forced here by the
 /// test hook `COMPOSITOR_DRM_FORCE_COPY`, compositor feature `test-hooks`):
 /// rendered offscreen, copied into the mapped buffer, same pixels on the

@@ -41,12 +41,14 @@ fn node() -> Result<RenderNode> {
         .context("a render node with syncobj timelines + SYNCOBJ_EVENTFD (virtio-gpu in the VM)")
 }
 
-fn spawn(stats: &std::path::Path, env: &[(&str, &str)]) -> Result<Compositor> {
+fn spawn(stats: &std::path::Path, shot: &std::path::Path, env: &[(&str, &str)]) -> Result<Compositor> {
     let args = [
         "--size".as_ref(),
         "320x240".as_ref(),
         "--stats".as_ref(),
         stats.as_os_str(),
+        "--screenshot".as_ref(),
+        shot.as_os_str(),
     ];
     Compositor::spawn_with_env(&args, env)
 }
@@ -63,6 +65,8 @@ struct Explicit {
     node: RenderNode,
     _out: tempfile::TempDir,
     stats: std::path::PathBuf,
+    /// The output at exit.
+    shot: std::path::PathBuf,
     comp: Compositor,
     client: Client,
     tl: Syncobj,
@@ -77,8 +81,8 @@ impl Explicit {
     fn start(title: &str, env: &[(&str, &str)]) -> Result<Explicit> {
         let node = node()?;
         let out = tempfile::tempdir()?;
-        let stats = out.path().join("stats.json");
-        let comp = spawn(&stats, env)?;
+        let (stats, shot) = (out.path().join("stats.json"), out.path().join("shot.png"));
+        let comp = spawn(&stats, &shot, env)?;
         let mut client = comp.connect()?;
         let tl = Syncobj::create(&node, false)?;
         let timeline = explicit::import_timeline(&client, tl.export()?.as_fd())?;
@@ -88,6 +92,7 @@ impl Explicit {
             node,
             _out: out,
             stats,
+            shot,
             comp,
             client,
             tl,
@@ -112,12 +117,18 @@ impl Explicit {
     }
 
     /// Stops the compositor; its `buffer_sync` stats.
-    fn finish(mut self) -> Result<SyncStats> {
+    fn finish(self) -> Result<SyncStats> {
+        Ok(self.finish_with_output()?.0.buffer_sync)
+    }
+
+    /// Stops the compositor (the window still mapped); its stats and the
+    /// output it showed last.
+    fn finish_with_output(mut self) -> Result<(testkit::harness::Stats, testkit::RgbaImage)> {
         self.client.roundtrip()?;
         self.comp.terminate()?;
-        let sync = read_stats(&self.stats)?.buffer_sync;
-        println!("compositor sync stats: {sync:?}");
-        Ok(sync)
+        let stats = read_stats(&self.stats)?;
+        println!("compositor sync stats: {:?}", stats.buffer_sync);
+        Ok((stats, testkit::RgbaImage::load_png(&self.shot)?))
     }
 }
 
@@ -247,6 +258,68 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
         "per-buffer explicit state not pruned: {sync:?}"
     );
     drop(b);
+    Ok(())
+}
+
+const RED: [u8; 4] = [220, 30, 30, 255];
+
+/// On the CPU fallback (copied on the loop, copied on the worker, and with
+/// `COMPOSITOR_ACQUIRE=gpu`), an explicitly synced buffer is never read
+/// before its acquire point signals: the client commits a blue buffer with
+/// an acquire point that has no fence yet, then paints it red and signals
+/// the point. A copy made before the signal would show blue.
+#[test]
+#[ignore = "kernel VM tier: explicit sync needs syncobj timelines and udmabuf (run scripts/vm/test.sh)"]
+fn cpu_path_is_not_copied_before_the_acquire_point_signals() -> Result<()> {
+    let cpu = ("COMPOSITOR_CPU_FALLBACK", "1");
+    let worker = ("COMPOSITOR_CPU_COPY_THRESHOLD", "0");
+    let cases: [(&str, &[(&str, &str)]); 3] = [
+        ("copied on the loop", &[cpu]),
+        ("copied on the worker", &[cpu, worker]),
+        ("worker, acquire=gpu", &[cpu, worker, ("COMPOSITOR_ACQUIRE", "gpu")]),
+    ];
+    for (what, env) in cases {
+        let mut e = Explicit::start(what, env)?;
+        let mut buffer = e.buffer()?;
+        set_points(&e.ssurf, &e.timeline, 1, 2);
+        e.window.attach(&buffer);
+        let shown = e.window.frame(&e.client);
+        e.window.surface.commit();
+        e.client.roundtrip()?;
+        ensure!(
+            !e.tl.is_available(1)?,
+            "{what}: the acquire point must have no fence yet"
+        );
+        ensure!(
+            !shown.load(Ordering::Acquire),
+            "{what}: presented before its acquire point"
+        );
+        buffer.fill(&|_, _| Format::Xrgb8888.encode(RED));
+        e.tl.signal(1)?;
+        e.client
+            .wait_flag("frame callback after the acquire point signaled", &shown)
+            .with_context(|| what.to_owned())?;
+        e.window.damage_all();
+        e.window.wait_frame(&mut e.client)?;
+        let (stats, image) = e.finish_with_output()?;
+        let sync = stats.buffer_sync;
+        testkit::image_compare::check_window_pixel(&image, 0, 10, RED)
+            .with_context(|| format!("{what}: the buffer was copied before the client's last write"))?;
+        ensure!(
+            stats.imports.cpu_fallback >= 1,
+            "{what}: not the CPU path: {:?}",
+            stats.imports
+        );
+        ensure!(sync.explicit_held >= 1, "{what}: the commit was not held: {sync:?}");
+        if env.contains(&worker) {
+            ensure!(
+                stats.cpu_copies.worker >= 1,
+                "{what}: no worker copy: {:?}",
+                stats.cpu_copies
+            );
+        }
+        drop(buffer);
+    }
     Ok(())
 }
 
@@ -446,7 +519,7 @@ fn release_point_is_signaled_when_the_surface_goes_back_to_implicit_sync() -> Re
 fn expect_error(interface: &str, code: u32, provoke: impl FnOnce(&mut Client, &Syncobj) -> Result<()>) -> Result<()> {
     let node = node()?;
     let out = tempfile::tempdir()?;
-    let mut comp = spawn(&out.path().join("stats.json"), &[])?;
+    let mut comp = spawn(&out.path().join("stats.json"), &out.path().join("shot.png"), &[])?;
     let mut witness = Witness::start(&comp.socket_path(), bound())?;
     let mut bad = comp.connect()?;
     let tl = Syncobj::create(&node, false)?;
@@ -591,7 +664,7 @@ fn host_without_syncobj_the_global_is_not_offered() -> Result<()> {
     // SYNCOBJ_EVENTFD (this host), the compositor must not offer the global.
     let has_node = RenderNode::find(|c| c.explicit_sync()).is_ok();
     let out = tempfile::tempdir()?;
-    let comp = spawn(&out.path().join("stats.json"), &[])?;
+    let comp = spawn(&out.path().join("stats.json"), &out.path().join("shot.png"), &[])?;
     let client = comp.connect()?;
     match (has_node, client.globals.syncobj.is_some()) {
         (false, false) | (true, true) => Ok(()),

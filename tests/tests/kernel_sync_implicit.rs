@@ -110,3 +110,91 @@ fn fenced_buffer_is_held_while_another_client_keeps_its_rate() -> Result<()> {
     drop(buffer);
     Ok(())
 }
+
+/// A buffer whose write fence is still pending when `create_immed` imports
+/// it is created (no `invalid_wl_buffer`), its commit is held, and it is
+/// shown once the fence signals, on the zero-copy image, the GPU buffer copy,
+/// the CPU fallback copied on the loop and the CPU fallback copied on the
+/// worker. Until then the importer neither waits for the fence nor reads the
+/// pixels.
+#[test]
+#[ignore = "kernel VM tier: needs vgem fences on a client dma-buf (run scripts/vm/test.sh)"]
+fn a_buffer_fenced_at_creation_is_created_and_shown_after_the_signal() -> Result<()> {
+    let cases: [(&str, &[&str], fn(&compositor::stats::Stats) -> bool); 4] = [
+        ("zero-copy image", &[], |s| s.imports.zero_copy_image >= 1),
+        ("GPU buffer copy", &["--force-buffer-path"], |s| {
+            s.imports.gpu_buffer_copy >= 1
+        }),
+        ("CPU fallback", &["--cpu-fallback"], |s| s.imports.cpu_fallback >= 1),
+        (
+            "CPU fallback, worker",
+            &["--cpu-fallback", "--cpu-copy-threshold", "0"],
+            |s| s.imports.cpu_fallback >= 1 && s.cpu_copies.worker >= 1,
+        ),
+    ];
+    for (what, extra, took_path) in cases {
+        let out = tempfile::tempdir()?;
+        let (shot, stats) = (out.path().join("out.png"), out.path().join("stats.json"));
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--size".as_ref(),
+            "320x240".as_ref(),
+            "--screenshot".as_ref(),
+            shot.as_os_str(),
+            "--stats".as_ref(),
+            stats.as_os_str(),
+        ];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(a)));
+        let mut comp = Compositor::spawn(&args)?;
+        let mut client = comp.connect()?;
+        let vgem = VgemProvider::open()?;
+        let window = Window::new(&mut client, "fenced at creation")?;
+        let fence = std::cell::RefCell::new(None);
+        let paint = |_, _| Format::Xrgb8888.encode(RED);
+        let buffer = DmabufBuffer::new_filled_then(&client, &vgem, (64, 64), Format::Xrgb8888, 256, &paint, &|fd| {
+            Ok(*fence.borrow_mut() = Some(vgem.attach_fence(fd, true)?))
+        })?;
+        let fence = fence.into_inner().context("no fence attached")?;
+        client
+            .roundtrip()
+            .with_context(|| format!("{what}: create_immed with a pending fence"))?;
+        let status = fences::export_sync_file(buffer.fd().as_fd(), Access::Read)?.status()?;
+        ensure!(
+            status == FenceStatus::Active,
+            "{what}: the fence is not pending after the import"
+        );
+
+        window.attach(&buffer);
+        let shown = window.frame(&client);
+        window.surface.commit();
+        client.roundtrip()?;
+        ensure!(
+            !shown.load(std::sync::atomic::Ordering::Acquire),
+            "{what}: shown before the fence signaled"
+        );
+        vgem.signal(fence)?;
+        client
+            .wait_flag("frame callback after the fence signaled", &shown)
+            .with_context(|| what.to_owned())?;
+        window.damage_all();
+        window.wait_frame(&mut client)?;
+        comp.terminate()?; // the window is still mapped for the screenshot
+        drop(client);
+
+        let image = RgbaImage::load_png(&shot)?;
+        check_window_pixel(&image, 0, 10, RED).with_context(|| format!("{what}: the window after the signal"))?;
+        let stats = read_stats(&stats)?;
+        ensure!(
+            took_path(&stats),
+            "{what}: not the path under test: {:?}",
+            stats.imports
+        );
+        ensure!(stats.imports.failed == 0, "{what}: {:?}", stats.imports);
+        ensure!(stats.buffer_sync.implicit_held >= 1, "{what}: the commit was not held");
+        println!(
+            "{what}: created with a pending fence, shown after it signaled; {:?}",
+            stats.imports
+        );
+        drop(buffer);
+    }
+    Ok(())
+}

@@ -104,6 +104,36 @@ impl Region {
         }
     }
 
+    fn overlaps(&self, o: &Region) -> bool {
+        self.x < o.x + o.width && o.x < self.x + self.width && self.y < o.y + o.height && o.y < self.y + self.height
+    }
+
+    fn union(&self, o: &Region) -> Region {
+        let (x, y) = (self.x.min(o.x), self.y.min(o.y));
+        let x1 = (self.x + self.width).max(o.x + o.width);
+        let y1 = (self.y + self.height).max(o.y + o.height);
+        Region {
+            x,
+            y,
+            width: x1 - x,
+            height: y1 - y,
+        }
+    }
+
+    /// Regions covering at least `regions` with none overlapping another
+    /// (overlapping ones are merged into their bounding box), so one copy
+    /// command never writes a pixel twice.
+    pub fn disjoint(regions: Vec<Region>) -> Vec<Region> {
+        let mut out: Vec<Region> = Vec::with_capacity(regions.len());
+        for mut r in regions {
+            while let Some(i) = out.iter().position(|o| o.overlaps(&r)) {
+                r = r.union(&out.swap_remove(i));
+            }
+            out.push(r);
+        }
+        out
+    }
+
     /// Clamps to a `width`×`height` image; `None` if nothing is left.
     pub fn clamp(self, width: u32, height: u32) -> Option<Region> {
         let x1 = self.x.saturating_add(self.width).min(width);
@@ -125,5 +155,22 @@ pub(crate) trait VkResultExt<T> {
 impl<T> VkResultExt<T> for Result<T, vk::Result> {
     fn call(self, call: &'static str) -> Result<T, VkError> {
         self.map_err(|result| VkError::Call { call, result })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Region;
+
+    fn r(x: u32, y: u32, width: u32, height: u32) -> Region {
+        Region { x, y, width, height }
+    }
+
+    #[test]
+    fn overlapping_regions_merge_and_disjoint_ones_stay() {
+        let out = Region::disjoint(vec![r(0, 0, 10, 10), r(20, 20, 5, 5), r(5, 5, 10, 10), r(14, 14, 7, 7)]);
+        assert_eq!(out, vec![r(0, 0, 25, 25)], "a chain of overlaps becomes one box");
+        let apart = Region::disjoint(vec![r(0, 0, 4, 4), r(4, 0, 4, 4), r(0, 4, 4, 4)]);
+        assert_eq!(apart.len(), 3, "touching is not overlapping");
     }
 }

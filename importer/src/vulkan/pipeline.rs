@@ -117,7 +117,9 @@ fn sampler(ctx: &VkContext, filter: vk::Filter) -> Result<vk::Sampler, VkError> 
         .address_mode_u(vk::SamplerAddressMode::CLAMP_TO_EDGE)
         .address_mode_v(vk::SamplerAddressMode::CLAMP_TO_EDGE)
         .address_mode_w(vk::SamplerAddressMode::CLAMP_TO_EDGE)
-        .max_lod(0.0);
+        // Textures have one level; no clamp needed (and clamping costs on
+        // some GPUs).
+        .max_lod(vk::LOD_CLAMP_NONE);
     unsafe { ctx.device.create_sampler(&info, None) }.call("vkCreateSampler")
 }
 

@@ -227,11 +227,16 @@ impl CommandRing {
         }
         let fence = Arc::new(FrameFence::new(&self.ctx)?);
         let stages = vec![vk::PipelineStageFlags::ALL_COMMANDS; waits.len()];
-        let submit = [vk::SubmitInfo::default()
-            .command_buffers(&cmds)
-            .wait_semaphores(waits)
-            .wait_dst_stage_mask(&stages)
-            .signal_semaphores(signals)];
+        // Empty lists stay null pointers (the validation layer flags a set
+        // pointer with a zero count).
+        let mut info = vk::SubmitInfo::default().command_buffers(&cmds);
+        if !waits.is_empty() {
+            info = info.wait_semaphores(waits).wait_dst_stage_mask(&stages);
+        }
+        if !signals.is_empty() {
+            info = info.signal_semaphores(signals);
+        }
+        let submit = [info];
         if let Err(e) = self.ctx.submit(&submit, fence.raw()) {
             self.free.extend(cmds);
             return Err(e);

@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 
 use super::barrier::color_range;
 use super::dmabuf_image::{create_dmabuf_image, image_info, linear_pitch_mismatch};
-use super::memory::{import_dmabuf_memory, Dedicated, HostBuffer};
+use super::memory::{import_dmabuf_memory, Dedicated, HostBuffer, ImageAlloc};
 use super::ring::FrameFence;
 use super::{Region, VkContext, VkError, VkResultExt};
 use crate::dmabuf::DmabufDesc;
@@ -42,105 +42,109 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// Which tiling a scan-out buffer can be rendered in: the compositor blends
-/// client windows, so the image needs COLOR_ATTACHMENT and
-/// COLOR_ATTACHMENT_BLEND. `true`: DRM_FORMAT_MODIFIER tiling with the
-/// buffer's modifier; `false`: LINEAR tiling (a LINEAR buffer at offset 0).
-/// The features are asked of the device (`VkDrmFormatModifierPropertiesListEXT`)
-/// rather than assumed. Measured in the VM: lavapipe lists the LINEAR
-/// modifier with COLOR_ATTACHMENT_BLEND there, but returns an empty
-/// `VkDrmFormatModifierPropertiesList2EXT`, from which the Khronos validation
-/// layer (1.3.239) derives no features and reports
-/// VUID-vkCmdDraw-blendEnable-04727 for the scan-out image.
-fn scanout_tiling(ctx: &VkContext, format: &FormatInfo, desc: &DmabufDesc) -> Result<bool, VkError> {
-    let need = vk::FormatFeatureFlags::COLOR_ATTACHMENT | vk::FormatFeatureFlags::COLOR_ATTACHMENT_BLEND;
+/// The tilings a scan-out buffer can be rendered in, in the order to try:
+/// the compositor blends client windows, so the image needs COLOR_ATTACHMENT
+/// and COLOR_ATTACHMENT_BLEND. `false`: LINEAR tiling (a LINEAR buffer at
+/// offset 0), tried first for LINEAR buffers because it is the same memory
+/// layout and the one every driver and the validation layer know the
+/// features of (measured in the VM: lavapipe lists the LINEAR modifier with
+/// COLOR_ATTACHMENT_BLEND in `VkDrmFormatModifierPropertiesListEXT`, but
+/// returns an empty `...List2EXT`, from which the Khronos validation layer
+/// 1.3.239 derives no features and reports VUID-vkCmdDraw-blendEnable-04727).
+/// `true`: DRM_FORMAT_MODIFIER tiling with the buffer's modifier. The
+/// features are asked of the device rather than assumed.
+fn scanout_tilings(ctx: &VkContext, format: &FormatInfo, desc: &DmabufDesc) -> Result<Vec<bool>, VkError> {
+    let need = super::modifiers::SCANOUT_FEATURES;
     let modifier = u64::from(desc.modifier);
-    let modifier_ok = ctx.drm_format_modifier.is_some()
+    let mut out = Vec::new();
+    let linear = ctx.format_features(format.vk_format, None).unwrap_or_default();
+    if desc.is_linear() && desc.planes[0].offset == 0 && linear.contains(need) {
+        out.push(false);
+    }
+    let with_modifier = ctx.drm_format_modifier.is_some()
         && ctx
             .format_features(format.vk_format, Some(modifier))
             .is_some_and(|f| f.contains(need));
-    if modifier_ok {
-        return Ok(true);
+    if with_modifier {
+        out.push(true);
     }
-    let linear = ctx.format_features(format.vk_format, None).unwrap_or_default();
-    if desc.is_linear() && desc.planes[0].offset == 0 && linear.contains(need) {
-        return Ok(false);
+    if out.is_empty() {
+        return Err(VkError::Unsupported(format!(
+            "{:?} with modifier {modifier:#x}: no tiling the device can render and blend into \
+             (modifier features: {:?}, LINEAR features: {linear:?})",
+            format.fourcc,
+            ctx.format_features(format.vk_format, Some(modifier)),
+        )));
     }
-    Err(VkError::Unsupported(format!(
-        "{:?} with modifier {modifier:#x}: no tiling the device can render and blend into \
-         (modifier features: {:?}, LINEAR features: {linear:?})",
-        format.fourcc,
-        ctx.format_features(format.vk_format, Some(modifier)),
-    )))
+    Ok(out)
+}
+
+/// The scan-out image of `desc` in one tiling, bound to the dma-buf.
+fn import_scanout_image<'a>(
+    ctx: &'a VkContext,
+    format: &FormatInfo,
+    desc: &DmabufDesc,
+    with_modifier: bool,
+) -> Result<ImageAlloc<'a>, VkError> {
+    let plane = &desc.planes[0];
+    let image = create_dmabuf_image(ctx, format, desc, super::modifiers::SCANOUT_USAGE, with_modifier, false)
+        .call("vkCreateImage(scan-out dma-buf)")?;
+    let mut alloc = ImageAlloc::new(ctx, image);
+    let reqs = unsafe { ctx.device.get_image_memory_requirements(image) };
+    if !with_modifier {
+        if let Some(driver_pitch) = linear_pitch_mismatch(ctx, image, plane.stride) {
+            return Err(VkError::Unsupported(format!(
+                "LINEAR row pitch {driver_pitch} != scan-out pitch {}",
+                plane.stride
+            )));
+        }
+        let fd_len = crate::dmabuf::fd_size(plane.fd.as_fd())?;
+        if reqs.size > fd_len {
+            return Err(VkError::Unsupported(format!(
+                "image needs {} bytes, the scan-out buffer has {fd_len}",
+                reqs.size
+            )));
+        }
+    }
+    let memory = import_dmabuf_memory(ctx, plane.fd.as_fd(), reqs, Dedicated::Image(image))?;
+    alloc.bind(memory, "vkBindImageMemory(scan-out dma-buf)")?;
+    Ok(alloc)
 }
 
 impl Target {
     /// Imports a scan-out buffer (a single-plane dma-buf the compositor
     /// allocated: GBM bo or PRIME-exported dumb buffer) as a colour
-    /// attachment, zero-copy: the image is bound to the dma-buf's memory.
-    ///
-    /// With `VK_EXT_image_drm_format_modifier` the image takes the buffer's
-    /// modifier, offset and pitch explicitly. Without it only LINEAR buffers
-    /// at offset 0 whose pitch equals the driver's LINEAR row pitch can be
-    /// imported (lavapipe aligns rows to 64 bytes); anything else is
-    /// [`VkError::Unsupported`] and the caller renders offscreen and copies.
+    /// attachment, zero-copy: the image is bound to the dma-buf's memory,
+    /// in the first tiling of [`scanout_tilings`] that takes it. Anything the
+    /// device cannot render into is [`VkError::Unsupported`] and the caller
+    /// renders offscreen and copies.
     pub fn import_dmabuf(ctx: &Arc<VkContext>, format: FormatInfo, desc: &DmabufDesc) -> Result<Target, VkError> {
-        let [plane] = desc.planes.as_slice() else {
+        if desc.planes.len() != 1 {
             return Err(VkError::Unsupported(format!(
                 "scan-out buffer with {} planes",
                 desc.planes.len()
             )));
-        };
-        let dev = &ctx.device;
-        let usage = vk::ImageUsageFlags::COLOR_ATTACHMENT
-            | vk::ImageUsageFlags::TRANSFER_SRC
-            | vk::ImageUsageFlags::TRANSFER_DST;
-        let with_modifier = scanout_tiling(ctx, &format, desc)?;
-        tracing::info!(
-            tiling = if with_modifier { "drm-format-modifier" } else { "linear" },
-            modifier = format_args!("{:#x}", u64::from(desc.modifier)),
-            "importing a scan-out buffer as a colour attachment"
-        );
-        let image = create_dmabuf_image(ctx, &format, desc, usage, with_modifier, false)
-            .call("vkCreateImage(scan-out dma-buf)")?;
-        let destroy_image = |e: VkError| {
-            unsafe { dev.destroy_image(image, None) };
-            e
-        };
-        if !with_modifier {
-            if let Some(driver_pitch) = linear_pitch_mismatch(ctx, image, plane.stride) {
-                return Err(destroy_image(VkError::Unsupported(format!(
-                    "LINEAR row pitch {driver_pitch} != scan-out pitch {}",
-                    plane.stride
-                ))));
+        }
+        let mut last = None;
+        for with_modifier in scanout_tilings(ctx, &format, desc)? {
+            match import_scanout_image(ctx, &format, desc, with_modifier) {
+                Ok(alloc) => {
+                    tracing::info!(
+                        tiling = if with_modifier { "drm-format-modifier" } else { "linear" },
+                        modifier = format_args!("{:#x}", u64::from(desc.modifier)),
+                        "imported a scan-out buffer as a colour attachment"
+                    );
+                    // On error `alloc` still owns image and memory and frees them.
+                    let size = (desc.width, desc.height);
+                    let mut target = Target::assemble(ctx, format, size, alloc.image, alloc.memory[0])?;
+                    let _owned_by_target = alloc.into_raw();
+                    target.foreign = true;
+                    return Ok(target);
+                }
+                Err(e) => last = Some(e),
             }
         }
-        let reqs = unsafe { dev.get_image_memory_requirements(image) };
-        let fd_len = crate::dmabuf::fd_size(plane.fd.as_fd()).map_err(|e| destroy_image(e.into()))?;
-        if !with_modifier && reqs.size > fd_len {
-            return Err(destroy_image(VkError::Unsupported(format!(
-                "image needs {} bytes, the scan-out buffer has {fd_len}",
-                reqs.size
-            ))));
-        }
-        let memory =
-            import_dmabuf_memory(ctx, plane.fd.as_fd(), reqs, Dedicated::Image(image)).map_err(destroy_image)?;
-        if let Err(result) = unsafe { dev.bind_image_memory(image, memory, 0) } {
-            unsafe { dev.free_memory(memory, None) };
-            return Err(destroy_image(VkError::Call {
-                call: "vkBindImageMemory(scan-out dma-buf)",
-                result,
-            }));
-        }
-        Target::assemble(ctx, format, (desc.width, desc.height), image, memory)
-            .map(|mut t| {
-                t.foreign = true;
-                t
-            })
-            .map_err(|e| {
-                unsafe { dev.free_memory(memory, None) };
-                destroy_image(e)
-            })
+        Err(last.expect("at least one tiling was tried"))
     }
 
     pub fn new(ctx: &Arc<VkContext>, format: FormatInfo, width: u32, height: u32) -> Result<Target, VkError> {

@@ -333,10 +333,13 @@ impl Texture {
         let Some(src) = &self.source else { return };
         let full = [Region::full(self.width, self.height)];
         let bpp = u64::from(self.format.bytes_per_pixel);
-        let regions: Vec<_> = damage
+        let clamped: Vec<Region> = damage
             .unwrap_or(&full)
             .iter()
             .filter_map(|r| r.clamp(self.width, self.height))
+            .collect();
+        let regions: Vec<_> = Region::disjoint(clamped)
+            .into_iter()
             .map(|r| {
                 let off = src.offset + (u64::from(r.y) * u64::from(src.row_length) + u64::from(r.x)) * bpp;
                 buffer_image_copy(off, src.row_length, r)
@@ -393,7 +396,12 @@ impl Texture {
             let dst = vk::ImageLayout::TRANSFER_DST_OPTIMAL;
             unsafe { dev.cmd_clear_color_image(cmd, self.image, dst, &clear, &[color_range()]) };
         }
-        for copy in copies {
+        for (i, copy) in copies.into_iter().enumerate() {
+            if i > 0 {
+                // Queued copies may overlap (damage of successive commits):
+                // each waits for the one before it.
+                self.record_transfer_after_transfer(cmd);
+            }
             match copy.src {
                 CopySource::Staging(buf) => {
                     let dst = vk::ImageLayout::TRANSFER_DST_OPTIMAL;
@@ -421,6 +429,17 @@ impl Texture {
                 &[],
             )
         };
+    }
+
+    /// A write-after-write barrier between two copies into the image
+    /// (TRANSFER_DST_OPTIMAL throughout).
+    fn record_transfer_after_transfer(&self, cmd: vk::CommandBuffer) {
+        let dst = vk::ImageLayout::TRANSFER_DST_OPTIMAL;
+        let b = image_barrier(self.image, dst, dst)
+            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE);
+        let transfer = vk::PipelineStageFlags::TRANSFER;
+        unsafe { pipeline_barrier(&self.ctx.device, cmd, transfer, transfer, &[b], &[]) };
     }
 
     /// Converts a staged NV12 upload into the image: TRANSFER_DST → GENERAL,

@@ -324,6 +324,28 @@ impl VkRenderer {
             .collect()
     }
 
+    /// The modifiers advertised for `fourcc`, in the device's order.
+    pub fn advertised_modifiers(&self, fourcc: Fourcc) -> Vec<u64> {
+        let formats = self.core.importer().formats();
+        formats.pairs().filter(|(f, _)| *f == fourcc).map(|(_, m)| m).collect()
+    }
+
+    /// The negotiated table as Markdown rows: format | modifier | planes |
+    /// zero-copy | scan-out.
+    pub fn format_table_lines(&self) -> Vec<String> {
+        let formats = self.core.importer().formats();
+        formats
+            .pairs()
+            .filter_map(|(f, m)| {
+                let e = formats.entry(f, m)?;
+                Some(format!(
+                    "| {f} | {m:#018x} | {} | {} | {} |",
+                    e.planes, e.zero_copy, e.scanout
+                ))
+            })
+            .collect()
+    }
+
     /// The Vulkan device's name.
     pub fn device_name(&self) -> String {
         self.core.ctx.caps.name.clone()

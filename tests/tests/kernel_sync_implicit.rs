@@ -29,19 +29,27 @@ const FRAMES: u64 = 15;
 /// baseline use the harness's (load-aware) timeout.
 const BOUND: Duration = Duration::from_secs(8);
 
-#[test]
-#[ignore = "kernel VM tier: needs vgem fences on a client dma-buf (run scripts/vm/test.sh)"]
-fn fenced_buffer_is_held_while_another_client_keeps_its_rate() -> Result<()> {
-    let out = tempfile::tempdir()?;
-    let (shot, stats) = (out.path().join("out.png"), out.path().join("stats.json"));
-    let mut comp = Compositor::spawn(&[
+/// A 320x240 compositor writing `shot` and `stats` at exit, with `extra`
+/// options.
+fn spawn(shot: &std::path::Path, stats: &std::path::Path, extra: &[&str]) -> Result<Compositor> {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
         "--size".as_ref(),
         "320x240".as_ref(),
         "--screenshot".as_ref(),
         shot.as_os_str(),
         "--stats".as_ref(),
         stats.as_os_str(),
-    ])?;
+    ];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    Compositor::spawn(&args)
+}
+
+#[test]
+#[ignore = "kernel VM tier: needs vgem fences on a client dma-buf (run scripts/vm/test.sh)"]
+fn fenced_buffer_is_held_while_another_client_keeps_its_rate() -> Result<()> {
+    let out = tempfile::tempdir()?;
+    let (shot, stats) = (out.path().join("out.png"), out.path().join("stats.json"));
+    let mut comp = spawn(&shot, &stats, &[])?;
     let mut witness = Witness::start(&comp.socket_path(), default_timeout())?;
     // Baseline rate of the witness.
     let (b0, t) = (witness.frames(), Instant::now());
@@ -135,16 +143,7 @@ fn a_buffer_fenced_at_creation_is_created_and_shown_after_the_signal() -> Result
     for (what, extra, took_path) in cases {
         let out = tempfile::tempdir()?;
         let (shot, stats) = (out.path().join("out.png"), out.path().join("stats.json"));
-        let mut args: Vec<&std::ffi::OsStr> = vec![
-            "--size".as_ref(),
-            "320x240".as_ref(),
-            "--screenshot".as_ref(),
-            shot.as_os_str(),
-            "--stats".as_ref(),
-            stats.as_os_str(),
-        ];
-        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(a)));
-        let mut comp = Compositor::spawn(&args)?;
+        let mut comp = spawn(&shot, &stats, extra)?;
         let mut client = comp.connect()?;
         let vgem = VgemProvider::open()?;
         let window = Window::new(&mut client, "fenced at creation")?;

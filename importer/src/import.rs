@@ -90,6 +90,8 @@ pub struct ImportStats {
     pub cpu_fallback: u64,
     pub refused: u64,
     pub failed: u64,
+    /// Of `cpu_fallback`: GPU imports that failed for a device reason first.
+    pub fell_back: u64,
 }
 
 /// What happened to one import, for the counters.
@@ -101,7 +103,10 @@ enum Outcome {
 }
 
 #[derive(Debug, Default)]
-struct ImportCounters([AtomicU64; 6]);
+struct ImportCounters {
+    by_outcome: [AtomicU64; 6],
+    fell_back: AtomicU64,
+}
 
 impl ImportCounters {
     fn record(&self, outcome: Outcome) {
@@ -113,11 +118,11 @@ impl ImportCounters {
             Outcome::Refused => 4,
             Outcome::Failed => 5,
         };
-        self.0[i].fetch_add(1, Ordering::Relaxed);
+        self.by_outcome[i].fetch_add(1, Ordering::Relaxed);
     }
 
     fn snapshot(&self) -> ImportStats {
-        let n = |i: usize| self.0[i].load(Ordering::Relaxed);
+        let n = |i: usize| self.by_outcome[i].load(Ordering::Relaxed);
         ImportStats {
             zero_copy_image: n(0),
             gpu_buffer_copy: n(1),
@@ -125,6 +130,7 @@ impl ImportCounters {
             cpu_fallback: n(3),
             refused: n(4),
             failed: n(5),
+            fell_back: self.fell_back.load(Ordering::Relaxed),
         }
     }
 }
@@ -207,7 +213,13 @@ impl Importer {
         texture_layout: vk::DescriptorSetLayout,
         policy: ImportPolicy,
     ) -> Result<Self, VkError> {
-        let formats = FormatTable::negotiate(&**ctx);
+        let negotiated = FormatTable::negotiate(&**ctx);
+        // A policy that copies every buffer can take LINEAR only.
+        let formats = if policy.cpu_fallback || policy.force_buffer_path {
+            negotiated.linear_only(policy.cpu_fallback)
+        } else {
+            negotiated
+        };
         info!("dma-buf formats: {}", formats.summary());
         Ok(Importer {
             ctx: ctx.clone(),
@@ -279,8 +291,12 @@ impl Importer {
                 entry.zero_copy && !self.policy.force_buffer_path && desc.width <= max_w && desc.height <= max_h;
             match self.import_gpu(desc, format, try_image) {
                 Ok(imported) => return Ok(imported),
-                Err(e) if !falls_back(&e) => return Err(e),
-                Err(e) => info!(format = ?desc.fourcc, "GPU import impossible ({e}); taking the CPU fallback"),
+                // The CPU fallback reads LINEAR rows only.
+                Err(e) if !falls_back(&e) || !desc.is_linear() => return Err(e),
+                Err(e) => {
+                    self.counters.fell_back.fetch_add(1, Ordering::Relaxed);
+                    info!(format = ?desc.fourcc, "GPU import impossible ({e}); taking the CPU fallback")
+                }
             }
         }
         Ok((self.import_cpu(desc)?, ImportPath::CpuFallback))

@@ -14,7 +14,8 @@
 //!    If no device reports the card's node (drivers without the extension),
 //!    the rank decides and the scan-out import is simply tried.
 //! 3. Otherwise the rank: discrete > integrated > virtual > CPU, and among
-//!    equals one that can import dma-bufs.
+//!    equals one that can import dma-bufs; a device that can render (a
+//!    graphics queue and dma-buf import) before any that cannot.
 //!
 //! Pure: it reads [`DeviceCaps`] only, so the unit tests feed it the
 //! capabilities of real drivers.
@@ -101,10 +102,11 @@ pub fn can_render(caps: &DeviceCaps) -> bool {
     caps.graphics_queue && caps.can_import_dmabuf()
 }
 
+/// The best device by rank, among those that can render if any can.
 fn best_ranked(devices: &[DeviceCaps], skip: Option<usize>) -> Option<usize> {
     (0..devices.len())
         .filter(|&i| Some(i) != skip)
-        .max_by_key(|&i| (rank(&devices[i]), std::cmp::Reverse(i)))
+        .max_by_key(|&i| (can_render(&devices[i]), rank(&devices[i]), std::cmp::Reverse(i)))
 }
 
 /// Applies the rule of the module doc to `devices` (in enumeration order).

@@ -196,6 +196,25 @@ impl FormatTable {
         FormatTable { formats }
     }
 
+    /// The table cut down to LINEAR, for a policy that copies every buffer
+    /// (the GPU buffer copy and the CPU fallback read LINEAR only). With
+    /// `no_image` nothing is zero-copy or a scan-out entry either.
+    pub fn linear_only(&self, no_image: bool) -> FormatTable {
+        let formats = self
+            .formats
+            .iter()
+            .map(|(f, entries)| {
+                let linear = entries
+                    .iter()
+                    .filter(|e| e.modifier == LINEAR)
+                    .map(|e| if no_image { copied_linear(f) } else { *e })
+                    .collect();
+                (*f, linear)
+            })
+            .collect();
+        FormatTable { formats }
+    }
+
     /// The entry of `fourcc` with `modifier`, if advertised.
     pub fn entry(&self, fourcc: DrmFourcc, modifier: u64) -> Option<&ModifierEntry> {
         self.formats
@@ -383,6 +402,34 @@ mod tests {
         assert!(table.entry(DrmFourcc::Xrgb8888, 0xdead).is_none());
         assert_eq!(table.entry(DrmFourcc::Nv12, LINEAR).map(|e| e.zero_copy), Some(false));
         assert!(table.entry(DrmFourcc::Nv12, 0x0100000000000001).is_none());
+    }
+
+    #[test]
+    fn a_policy_that_copies_everything_advertises_linear_only() {
+        let fake = Fake {
+            modifier_ext: true,
+            mods: vec![
+                ModifierProps {
+                    modifier: 0x0100000000000001,
+                    planes: 1,
+                    features: all(),
+                },
+                ModifierProps {
+                    modifier: LINEAR,
+                    planes: 1,
+                    features: all(),
+                },
+            ],
+            linear: all(),
+        };
+        let table = FormatTable::negotiate(&fake);
+        let buffer_path = table.linear_only(false);
+        assert!(buffer_path.pairs().all(|(_, m)| m == LINEAR));
+        assert!(buffer_path.entry(DrmFourcc::Xrgb8888, LINEAR).unwrap().zero_copy);
+        let cpu = table.linear_only(true);
+        assert!(cpu.pairs().all(|(_, m)| m == LINEAR));
+        assert!(!cpu.entry(DrmFourcc::Xrgb8888, LINEAR).unwrap().zero_copy);
+        assert_eq!(cpu.pairs().count(), FORMATS.len());
     }
 
     #[test]

@@ -14,8 +14,10 @@
 //!    attached (`VkRenderer::worker_copy`, the one renderer call) and holds
 //!    the commit with a [`FlagBlocker`].
 //! 2. Once the buffer may be read (its explicit acquire point signaled, or,
-//!    with implicit sync, its write fences: a calloop source watches either,
-//!    so nobody waits), the loop sends a [`CopyJob`] to the worker thread.
+//!    with implicit sync, the write fences of every plane: calloop sources
+//!    watch them, so nobody waits), the loop sends a [`CopyJob`] to the
+//!    worker thread. A held copy whose surface dies meanwhile is dropped
+//!    with its sources at the next frame tick ([`prune`]).
 //! 3. The worker runs `CpuSource::stage` (lock → pin → unlock → SYNC START →
 //!    copy into a fresh staging buffer → SYNC END → lock → unpin): no
 //!    reservation is held while it copies, and no Vulkan queue is touched.
@@ -39,8 +41,10 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::os::fd::OwnedFd;
+
 use smithay::reexports::calloop::generic::Generic;
-use smithay::reexports::calloop::{Interest, Mode, PostAction};
+use smithay::reexports::calloop::{Interest, Mode, PostAction, RegistrationToken};
 
 use importer::lockdep;
 use importer::vulkan::client_buffer::ClientBuffer;
@@ -49,7 +53,7 @@ use importer::vulkan::VkError;
 use smithay::reexports::calloop::channel::{self, Sender};
 use smithay::reexports::calloop::LoopHandle;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
-use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource};
+use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource, Weak};
 use smithay::wayland::compositor::{
     add_blocker, add_pre_commit_hook, with_states, BufferAssignment, CompositorHandler, SurfaceAttributes,
 };
@@ -86,8 +90,14 @@ pub struct CpuCopyStats {
 /// A commit held for a copy.
 struct Held {
     client: Client,
+    surface: Weak<WlSurface>,
     buffer: ClientBuffer,
     blocker: FlagBlocker,
+    /// Fences still to signal before the job is sent (0: sent).
+    waiting: usize,
+    /// The loop sources watching them, removed when the job goes or the
+    /// surface dies.
+    sources: Vec<RegistrationToken>,
 }
 
 /// The worker and the commits waiting for it.
@@ -143,6 +153,9 @@ fn copy_hook(state: &mut State, _dh: &DisplayHandle, surface: &WlSurface) {
     if state.cpu_copies.worker.is_none() {
         return;
     }
+    // A copy staged for an earlier commit and never used must not stand in
+    // for this one.
+    buffer.forget_staged();
     let copies = &mut state.cpu_copies;
     copies.next_id += 1;
     let id = copies.next_id;
@@ -151,74 +164,98 @@ fn copy_hook(state: &mut State, _dh: &DisplayHandle, surface: &WlSurface) {
         id,
         Held {
             client,
+            surface: surface.downgrade(),
             buffer,
             blocker: blocker.clone(),
+            waiting: 0,
+            sources: Vec::new(),
         },
     );
     add_blocker(surface, blocker);
     let acquire = crate::protocols::drm_syncobj::pending_acquire(surface);
-    match send_when_readable(state, id, acquire, &dmabuf) {
-        Ok(true) => debug!(surface = ?surface.id(), job = id, "commit held; its CPU copy waits for the buffer's fence"),
-        Ok(false) => {
+    match watch_fences(state, id, acquire, &dmabuf) {
+        Ok(0) => {
             debug!(surface = ?surface.id(), job = id, "commit held while its CPU copy runs on the worker");
             send(state, id);
         }
+        Ok(n) => {
+            debug!(surface = ?surface.id(), job = id, fences = n, "commit held; its CPU copy waits for the buffer's fences")
+        }
         Err(e) => {
-            warn!("cannot watch the buffer's fence ({e}); copying now");
+            warn!("cannot watch the buffer's fences ({e}); copying now");
             send(state, id);
         }
     }
 }
 
-/// Sends job `id` to the worker once its buffer may be read: after the
-/// explicit acquire point signaled, or (implicit sync) the dma-buf's write
-/// fences. `Ok(false)`: readable now, nothing watched. The loop watches the
-/// fence (a calloop source); neither the loop nor the worker waits on it.
-fn send_when_readable(
+/// Watches what job `id` must wait for before its buffer may be read: the
+/// explicit acquire point, or (implicit sync) the write fences of every
+/// distinct plane fd (POLLIN on a dup, so the implicit acquire's own source
+/// on the same file is not disturbed: epoll takes one registration per fd).
+/// Returns how many fences are pending; each source calls [`fence_ready`].
+/// Neither the loop nor the worker waits on them.
+fn watch_fences(
     state: &mut State,
     id: u64,
     acquire: Option<crate::protocols::drm_syncobj::TimelinePoint>,
     dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<usize> {
     let handle = state
         .buffer_sync
         .loop_handle
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no event loop yet"))?;
-    let when_ready = move |state: &mut State| {
-        send(state, id);
-        PostAction::Remove
+    let fds: Vec<OwnedFd> = match acquire {
+        Some(point) if point.is_signaled() => Vec::new(),
+        Some(point) => vec![point.eventfd(false)?],
+        None => pending_plane_fds(dmabuf)?,
     };
-    match acquire {
-        Some(point) if point.is_signaled() => Ok(false),
-        Some(point) => {
-            let efd = point.eventfd(false)?;
-            handle
-                .insert_source(Generic::new(efd, Interest::READ, Mode::Level), move |_, _, state| {
-                    Ok(when_ready(state))
-                })
-                .map_err(|e| anyhow::anyhow!("inserting the acquire point source: {e}"))?;
-            Ok(true)
+    let mut sources = Vec::with_capacity(fds.len());
+    for fd in fds {
+        let token = handle
+            .insert_source(Generic::new(fd, Interest::READ, Mode::Level), move |_, _, state| {
+                fence_ready(state, id);
+                Ok(PostAction::Remove)
+            })
+            .map_err(|e| anyhow::anyhow!("inserting a fence source: {e}"))?;
+        sources.push(token);
+    }
+    let n = sources.len();
+    if let Some(held) = state.cpu_copies.held.get_mut(&id) {
+        held.waiting = n;
+        held.sources = sources;
+    }
+    Ok(n)
+}
+
+/// Dups of the distinct plane fds of `dmabuf` whose write fences are still
+/// pending.
+fn pending_plane_fds(dmabuf: &smithay::backend::allocator::dmabuf::Dmabuf) -> anyhow::Result<Vec<OwnedFd>> {
+    use importer::sync::{implicit::poll_ready, Access};
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for fd in dmabuf.handles() {
+        let st = rustix::fs::fstat(fd)?;
+        if seen.contains(&(st.st_dev, st.st_ino)) {
+            continue;
         }
-        None => {
-            // POLLIN on the dma-buf: its write fences signaled. A dup, so the
-            // implicit acquire's own source on the same file is not disturbed
-            // (epoll takes one registration per fd).
-            let plane = dmabuf
-                .handles()
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("dma-buf without planes"))?;
-            if importer::sync::implicit::poll_ready(plane, importer::sync::Access::Read)? {
-                return Ok(false);
-            }
-            let fd = plane.try_clone_to_owned()?;
-            handle
-                .insert_source(Generic::new(fd, Interest::READ, Mode::Level), move |_, _, state| {
-                    Ok(when_ready(state))
-                })
-                .map_err(|e| anyhow::anyhow!("inserting the dma-buf fence source: {e}"))?;
-            Ok(true)
+        seen.push((st.st_dev, st.st_ino));
+        if !poll_ready(fd, Access::Read)? {
+            out.push(fd.try_clone_to_owned()?);
         }
+    }
+    Ok(out)
+}
+
+/// One of job `id`'s fences signaled; the last one sends the job.
+fn fence_ready(state: &mut State, id: u64) {
+    let Some(held) = state.cpu_copies.held.get_mut(&id) else {
+        return;
+    };
+    held.waiting = held.waiting.saturating_sub(1);
+    if held.waiting == 0 {
+        held.sources.clear();
+        send(state, id);
     }
 }
 
@@ -235,6 +272,30 @@ fn send(state: &mut State, id: u64) {
         warn!("CPU copy worker is gone; copying on the loop at render time");
         if let Some(held) = copies.held.remove(&id) {
             release(state, &held);
+        }
+    }
+}
+
+/// Frame tick: drops held copies whose surface is gone (the client
+/// destroyed it or disconnected), with the sources still watching their
+/// fences, so nothing is kept for a commit that will never apply.
+pub fn prune(state: &mut State) {
+    let Some(handle) = state.buffer_sync.loop_handle.clone() else {
+        return;
+    };
+    let dead: Vec<u64> = state
+        .cpu_copies
+        .held
+        .iter()
+        .filter(|(_, h)| h.surface.upgrade().is_err())
+        .map(|(id, _)| *id)
+        .collect();
+    for id in dead {
+        if let Some(held) = state.cpu_copies.held.remove(&id) {
+            debug!(job = id, "surface gone; dropping its held CPU copy");
+            for token in held.sources {
+                handle.remove(token);
+            }
         }
     }
 }
@@ -259,6 +320,7 @@ fn on_copy_done(state: &mut State, done: CopyDone) {
         }
         Err(e) => {
             stats.worker_failed += 1;
+            held.buffer.forget_staged();
             warn!("CPU copy on the worker failed: {e}");
         }
     }

@@ -16,6 +16,7 @@
 //! → the VkQueue ([`lockdep::DEVICE_QUEUE`], `VkContext::submit`). Imports
 //! take only the new buffer's reservation.
 
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ash::vk;
@@ -26,10 +27,11 @@ use crate::format::FormatInfo;
 use crate::import::{ImportPolicy, Importer};
 use crate::lockdep::{self, HeldLock};
 use crate::reservation::{AcquireCtx, FenceRef};
+use crate::sync::implicit::{pending_writes, poll_ready, Access};
 use crate::vulkan::barrier::{image_barrier, pipeline_barrier};
 use crate::vulkan::memory::HostBuffer;
 use crate::vulkan::pipeline::{Filter, Pipelines};
-use crate::vulkan::recorder::Recorder;
+use crate::vulkan::recorder::{Drawable, Recorder};
 use crate::vulkan::ring::{CommandRing, FrameFence};
 use crate::vulkan::semaphore::SemaphoreSyncFd;
 use crate::vulkan::target::{Readback, Target};
@@ -212,8 +214,34 @@ impl RenderCore {
         self.read_image(target.image, target.format, state, region, None)
     }
 
-    /// Copies `region` of a texture into host memory (asynchronously).
-    pub fn read_texture(&self, texture: &Arc<Texture>, region: Region) -> Result<Readback, VkError> {
+    /// Copies `region` of what a frame can sample into host memory
+    /// (asynchronously). A client buffer is read like a frame samples it:
+    /// under its reservation (taken here, so none may be held by the caller),
+    /// with the read-back's fence recorded on it (rules B1, B3); a buffer
+    /// whose writes are still pending is refused rather than waited for.
+    pub fn read_texture(&self, what: &Drawable, region: Region) -> Result<Readback, VkError> {
+        let Some(client) = what.client() else {
+            return self.read_owned_or_locked(what.texture(), region);
+        };
+        let mut guard = client.reservation().lock();
+        for fd in what.texture().dmabuf_fds() {
+            let busy = match pending_writes(fd.as_fd()) {
+                Ok(pending) => pending.is_some(),
+                Err(e) if e.is_unsupported() => !poll_ready(fd.as_fd(), Access::Read)?,
+                Err(e) => return Err(VkError::Unsupported(format!("client buffer fences: {e}"))),
+            };
+            if busy {
+                return Err(VkError::Unsupported("the client buffer has writes pending".into()));
+            }
+        }
+        let readback = self.read_owned_or_locked(what.texture(), region)?;
+        guard.add_fence(readback.fence.clone());
+        Ok(readback)
+    }
+
+    /// [`RenderCore::read_texture`] of a texture the caller may read: owned
+    /// by the compositor, or a client buffer whose reservation it holds.
+    fn read_owned_or_locked(&self, texture: &Arc<Texture>, region: Region) -> Result<Readback, VkError> {
         let region = region
             .clamp(texture.width, texture.height)
             .ok_or_else(|| VkError::Unsupported("empty read-back".into()))?;

@@ -158,6 +158,8 @@ impl Backend {
 pub(crate) fn housekeeping(state: &mut State) {
     // Release buffers of finished frames (non-blocking fence polls).
     state.backend.releases_mut().poll();
+    // CPU copies held for surfaces that are gone.
+    crate::cpu_copy::prune(state);
     // Reservations (docs/locking-rules.md, rule B3): destroy imports whose client dma-buf is gone
     // (invalidate under the lock, bury), then free what the graveyard's
     // fences allow. Both only try-lock or take one uncontended lock; neither

@@ -77,7 +77,7 @@ impl TimelinePoint {
     }
 }
 
-/// How release points were signaled (`--stats`, `"sync"`).
+/// How release points were signaled (`--stats`, `"buffer_sync"`).
 #[derive(Debug, Default)]
 pub struct ReleaseCounters {
     /// Transferred from the dma-buf's pending fences (signaled by the kernel).

@@ -624,7 +624,7 @@ impl ExportMem for VkRenderer {
         format: Fourcc,
     ) -> Result<VkMapping, Error> {
         let requested = read_back_format(&texture.drawable.format(), format)?;
-        let readback = self.core.read_texture(texture.drawable.texture(), region(r))?;
+        let readback = self.core.read_texture(&texture.drawable, region(r))?;
         Ok(VkMapping {
             readback,
             requested,

@@ -100,6 +100,14 @@ impl ClientBuffer {
         self.cpu.as_ref().filter(|c| c.on_worker())
     }
 
+    /// A new commit of the buffer will get its own copy: a copy staged for
+    /// an earlier one and not used yet must not stand in for it.
+    pub fn forget_staged(&self) {
+        if let Some(cpu) = &self.cpu {
+            cpu.take_staged_ahead();
+        }
+    }
+
     /// A worker staged a full copy of the buffer: queue it on the texture;
     /// the next [`ClientBuffer::refresh`] does not copy again.
     ///

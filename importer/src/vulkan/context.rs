@@ -121,7 +121,11 @@ impl VkContext {
                 return Err(e);
             }
         };
-        let queue_family = graphics_queue_family(&instance, physical)?;
+        let destroy_instance = |e: VkError| {
+            unsafe { instance.destroy_instance(None) };
+            e
+        };
+        let queue_family = graphics_queue_family(&instance, physical).map_err(destroy_instance)?;
         let ext_names: Vec<*const i8> = caps.enabled_extensions().iter().map(|e: &&CStr| e.as_ptr()).collect();
         let priorities = [1.0f32];
         let queue_info = [vk::DeviceQueueCreateInfo::default()
@@ -130,7 +134,9 @@ impl VkContext {
         let info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queue_info)
             .enabled_extension_names(&ext_names);
-        let device = unsafe { instance.create_device(physical, &info, None) }.call("vkCreateDevice")?;
+        let device = unsafe { instance.create_device(physical, &info, None) }
+            .call("vkCreateDevice")
+            .map_err(destroy_instance)?;
         let queue = unsafe { device.get_device_queue(queue_family, 0) };
         let memory_properties = unsafe { instance.get_physical_device_memory_properties(physical) };
         let external_memory_fd = caps

@@ -73,7 +73,9 @@ fn scanout_tilings(ctx: &VkContext, format: &FormatInfo, desc: &DmabufDesc) -> R
             "{:?} with modifier {modifier:#x}: no tiling the device can render and blend into \
              (modifier features: {:?}, LINEAR features: {linear:?})",
             format.fourcc,
-            ctx.format_features(format.vk_format, Some(modifier)),
+            ctx.drm_format_modifier
+                .as_ref()
+                .and_then(|_| ctx.format_features(format.vk_format, Some(modifier))),
         )));
     }
     Ok(out)
@@ -147,27 +149,19 @@ impl Target {
         Err(last.expect("at least one tiling was tried"))
     }
 
+    /// An offscreen render target (device-local memory).
     pub fn new(ctx: &Arc<VkContext>, format: FormatInfo, width: u32, height: u32) -> Result<Target, VkError> {
-        let dev = &ctx.device;
         let usage = vk::ImageUsageFlags::COLOR_ATTACHMENT
             | vk::ImageUsageFlags::TRANSFER_SRC
             | vk::ImageUsageFlags::TRANSFER_DST;
         let info = image_info(&format, width, height, vk::ImageTiling::OPTIMAL, usage);
-        let image = unsafe { dev.create_image(&info, None) }.call("vkCreateImage(target)")?;
-        let reqs = unsafe { dev.get_image_memory_requirements(image) };
-        let Some(type_index) = ctx
-            .memory_type(reqs.memory_type_bits, vk::MemoryPropertyFlags::DEVICE_LOCAL)
-            .or_else(|| ctx.memory_type(reqs.memory_type_bits, vk::MemoryPropertyFlags::empty()))
-        else {
-            unsafe { dev.destroy_image(image, None) };
-            return Err(VkError::NoMemoryType("render target"));
-        };
-        let alloc = vk::MemoryAllocateInfo::default()
-            .allocation_size(reqs.size)
-            .memory_type_index(type_index);
-        let memory = unsafe { dev.allocate_memory(&alloc, None) }.call("vkAllocateMemory(target)")?;
-        unsafe { dev.bind_image_memory(image, memory, 0) }.call("vkBindImageMemory(target)")?;
-        Target::assemble(ctx, format, (width, height), image, memory)
+        let image = unsafe { ctx.device.create_image(&info, None) }.call("vkCreateImage(target)")?;
+        let mut alloc = ImageAlloc::new(ctx, image);
+        alloc.allocate_and_bind("render target")?;
+        // On error `alloc` still owns image and memory and frees them.
+        let target = Target::assemble(ctx, format, (width, height), alloc.image, alloc.memory[0])?;
+        let _owned_by_target = alloc.into_raw();
+        Ok(target)
     }
 
     /// A target around a bound image: creates its view. On error the

@@ -298,6 +298,12 @@ struct Mapped<'a> {
 
 impl<'a> Mapped<'a> {
     fn new(dmabuf: &'a Dmabuf, writable: bool) -> anyhow::Result<Mapped<'a>> {
+        // Rows at offset + y * stride: only the LINEAR layout means that.
+        anyhow::ensure!(
+            dmabuf.format().modifier == Modifier::Linear,
+            "the scan-out buffer is tiled ({:?}); the CPU cannot read or write its rows",
+            dmabuf.format().modifier
+        );
         let fd = dmabuf.handles().next().context("dma-buf without a plane")?;
         let offset = dmabuf.offsets().next().unwrap_or(0) as usize;
         let stride = dmabuf.strides().next().unwrap_or(0) as usize;

@@ -15,7 +15,7 @@
 # usage: scripts/vm/test.sh [--selftest] [--no-build]
 #   --selftest  run the deliberately failing harness self-test instead (see selftest.sh)
 #   --no-build  use the binaries of the last build (the cargo json in target/vm)
-# Environment: VM_TIMEOUT (default 900 s), VM_GUEST_TIMEOUT_SECS (the tests'
+# Environment: VM_TIMEOUT (default 2700 s: the whole tier in one VM), VM_GUEST_TIMEOUT_SECS (the tests'
 # TEST_TIMEOUT_SECS in the guest, default 60), plus run.sh's VM_* variables.
 set -euo pipefail
 
@@ -102,7 +102,7 @@ mkdir -p "$results"
 
 # ---- boot --------------------------------------------------------------------------------
 set +e
-VM_TIMEOUT=${VM_TIMEOUT:-900} "$here/run.sh" \
+VM_TIMEOUT=${VM_TIMEOUT:-2700} "$here/run.sh" \
     -e TEST_BUFFER_PROVIDER=udmabuf \
     -e "TEST_TIMEOUT_SECS=${VM_GUEST_TIMEOUT_SECS:-60}" \
     -e "TEST_MAX_COMPOSITORS=${VM_MAX_COMPOSITORS:-2}" \

@@ -39,6 +39,8 @@ pub struct State {
     pub dmabuf_formats: Vec<u32>,
     /// `zwp_linux_dmabuf_v1.modifier` events as `(fourcc, modifier)`.
     pub dmabuf_modifiers: Vec<(u32, u64)>,
+    /// `wp_presentation.clock_id`: the clock presentation times are in.
+    pub presentation_clock: Option<u32>,
 }
 
 /// The globals a test client needs.
@@ -262,14 +264,16 @@ impl Dispatch<ZwpLinuxDmabufV1, ()> for State {
 
 impl Dispatch<WpPresentation, ()> for State {
     fn event(
-        _: &mut Self,
+        state: &mut Self,
         _: &WpPresentation,
-        _: wp_presentation::Event,
+        event: wp_presentation::Event,
         _: &(),
         _: &Connection,
         _: &QueueHandle<Self>,
     ) {
-        // clock_id is not needed: tests only count frames.
+        if let wp_presentation::Event::ClockId { clk_id } = event {
+            state.presentation_clock = Some(clk_id);
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 // Textured and solid quads for the compositor's Vulkan renderer.
 //
 // Compiled to SPIR-V at build time by naga (importer/build.rs); there is no
-// runtime shader compiler. One module, two entry points: vs_main, fs_main.
+// runtime shader compiler. One module, two pairs of entry points: vs_main
+// with fs_texture, vs_solid with fs_solid (separate pipelines, so a
+// software rasterizer runs no per-fragment branch).
 //
-// Colours are premultiplied; the pipeline blends with
-// src * 1 + dst * (1 - src.a). X formats arrive with alpha already 1 through
-// the image view's swizzle.
+// Colours are premultiplied; blending pipelines compute
+// src * 1 + dst * (1 - src.a), opaque ones write src. X formats arrive with
+// alpha already 1 through the image view's swizzle.
 
 struct Quad {
     // Framebuffer-space NDC of the corners, in triangle-strip order
@@ -15,7 +17,7 @@ struct Quad {
     uv: array<vec4<f32>, 2>,
     // Premultiplied colour of a solid quad.
     color: vec4<f32>,
-    // x: alpha multiplier, y: 1.0 for a solid quad, 0.0 for a textured one.
+    // x: alpha multiplier of a textured quad; y, z, w unused.
     params: vec4<f32>,
 }
 
@@ -46,10 +48,18 @@ fn vs_main(@builtin(vertex_index) index: u32) -> VertexOut {
 }
 
 @fragment
-fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
-    if quad.params.y > 0.5 {
-        return quad.color;
-    }
-    let c = textureSampleLevel(tex, samp, in.uv, 0.0);
-    return c * quad.params.x;
+fn fs_texture(in: VertexOut) -> @location(0) vec4<f32> {
+    return textureSampleLevel(tex, samp, in.uv, 0.0) * quad.params.x;
+}
+
+// A solid quad's vertex stage passes no texture coordinates: the stages'
+// interfaces match exactly.
+@vertex
+fn vs_solid(@builtin(vertex_index) index: u32) -> @builtin(position) vec4<f32> {
+    return vec4<f32>(corner(quad.pos, index), 0.0, 1.0);
+}
+
+@fragment
+fn fs_solid() -> @location(0) vec4<f32> {
+    return quad.color;
 }

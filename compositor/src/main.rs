@@ -253,6 +253,7 @@ fn collect_stats(state: &State) -> stats::Stats {
     stats::Stats {
         frames: state.backend.frames(),
         imports: renderer.import_stats(),
+        draws: renderer.draw_stats(),
         buffer_sync: sync,
         reservations: renderer.reservation_stats(),
         cpu_copies: state.cpu_copies.stats,

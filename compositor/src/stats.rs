@@ -20,6 +20,9 @@ pub struct Stats {
     pub frames: u64,
     /// How client buffers reached the GPU, by import path.
     pub imports: ImportStats,
+    /// How frames put client content on the output: quads (per scissor
+    /// rectangle) copied, drawn opaque, drawn blending.
+    pub draws: importer::vulkan::recorder::DrawStats,
     /// Acquire and release counters.
     pub buffer_sync: crate::buffer_sync::SyncStats,
     /// Client-buffer reservations: created, destroyed, freed, still buried.

@@ -31,7 +31,7 @@ use crate::sync::implicit::{pending_writes, poll_ready, Access};
 use crate::vulkan::barrier::{image_barrier, pipeline_barrier};
 use crate::vulkan::memory::HostBuffer;
 use crate::vulkan::pipeline::{Filter, Pipelines};
-use crate::vulkan::recorder::{Drawable, Recorder};
+use crate::vulkan::recorder::{DrawStats, Drawable, Recorder};
 use crate::vulkan::ring::{CommandRing, FrameFence};
 use crate::vulkan::semaphore::SemaphoreSyncFd;
 use crate::vulkan::target::{Readback, Target};
@@ -77,6 +77,8 @@ pub struct RenderCore {
     importer: Importer,
     /// SYNC_FD semaphore support, probed once.
     sync: SemaphoreSyncFd,
+    /// Quads of every submitted frame, by how they were recorded.
+    draws: Mutex<DrawStats>,
 }
 
 impl std::fmt::Debug for RenderCore {
@@ -105,6 +107,7 @@ impl RenderCore {
             blank,
             importer,
             sync,
+            draws: Mutex::new(DrawStats::default()),
         })
     }
 
@@ -161,6 +164,10 @@ impl RenderCore {
     /// `vkQueueSubmit` and the sync_file ioctls return at once.
     pub fn submit_frame(&self, mut recorder: Recorder) -> Result<Arc<FrameFence>, VkError> {
         let sampled = recorder.take_sampled();
+        self.draws
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(recorder.draw_stats);
         let set: Vec<&BufferReservation> = sampled.iter().map(|r| &**r).collect();
         let mut held = AcquireCtx::new();
         held.lock_all(&set);
@@ -179,6 +186,11 @@ impl RenderCore {
     pub fn wait_idle(&self) {
         lockdep::might_block("vkDeviceWaitIdle (teardown)");
         self.ring().retire_after_idle(&self.ctx);
+    }
+
+    /// Quads of the frames submitted so far: copied, drawn opaque, drawn blending.
+    pub fn draw_stats(&self) -> DrawStats {
+        *self.draws.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What the device does with SYNC_FD semaphores.

@@ -7,7 +7,7 @@ use ash::vk;
 use drm_fourcc::{DrmFourcc, DrmModifier};
 use importer::renderer::{CoreOptions, RenderCore};
 use importer::vulkan::pipeline::{Filter, QuadPush};
-use importer::vulkan::recorder::Drawable;
+use importer::vulkan::recorder::{Drawable, Quad};
 use importer::vulkan::Region;
 use importer::{DmabufDesc, DmabufPlane, ImportPath, ImportPolicy, ImportStats, Importer};
 
@@ -62,11 +62,14 @@ fn render_texture(core: &RenderCore, what: &Drawable) -> Vec<u8> {
     frame.clear([0.125, 0.125, 0.125, 1.0], &[all]);
     let corners = QuadPush::rect_corners(0.0, 0.0, W as f32, H as f32);
     let uv = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
-    frame.draw(
-        Some(what),
-        &QuadPush::textured(corners, [W as f32, H as f32], uv, 1.0),
-        &[all],
-    );
+    let quad = Quad {
+        push: QuadPush::textured(corners, [W as f32, H as f32], uv, 1.0),
+        opaque: &[],
+        blended: &[all],
+        pixel_exact: true,
+        texel_offset: None,
+    };
+    frame.draw(Some(what), &quad);
     core.submit_frame(frame).unwrap();
     let rb = core.read_target(&target, Region::full(W, H)).unwrap();
     rb.wait_bytes().unwrap().to_vec()

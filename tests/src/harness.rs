@@ -451,6 +451,7 @@ mod tests {
                 gpu_buffer_copy: 1,
                 ..ImportStats::default()
             },
+            draws: Default::default(),
             buffer_sync: Default::default(),
             reservations: ReservationStats {
                 created: 3,

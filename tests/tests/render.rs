@@ -30,6 +30,12 @@ fn solid() -> Result<()> {
         "expected a dma-buf image import: {:?}",
         run.stats
     );
+    // Shown 1:1 and opaque on a CPU rasterizer: copied, not drawn.
+    ensure!(
+        run.stats.draws.copied >= 1,
+        "expected the opaque surface to be copied: {:?}",
+        run.stats.draws
+    );
     Ok(())
 }
 
@@ -40,7 +46,14 @@ fn gradient() -> Result<()> {
 
 #[test]
 fn alpha() -> Result<()> {
-    render_and_compare("alpha").map(drop)
+    let run = render_and_compare("alpha")?;
+    // Translucent content must blend, never be copied over what is below.
+    ensure!(
+        run.stats.draws.blended >= 1,
+        "expected blended draws: {:?}",
+        run.stats.draws
+    );
+    Ok(())
 }
 
 #[test]

@@ -5,13 +5,18 @@
 //! before the output transform); damage of a texture or solid draw is relative
 //! to its destination rectangle. Each damage rectangle becomes a scissor, so
 //! only damaged pixels are touched (damage-limited redraw).
+//!
+//! Opaque content (a format without alpha, a client's opaque region, an
+//! opaque colour) is drawn without blending, and a texture shown 1:1 is
+//! sampled with nearest filtering: on a software rasterizer both halve the
+//! per-pixel cost, and the result is the same.
 
 use std::sync::Arc;
 
 use ash::vk;
 use importer::renderer::RenderCore;
 use importer::vulkan::pipeline::QuadPush;
-use importer::vulkan::recorder::Recorder;
+use importer::vulkan::recorder::{Quad, Recorder};
 use importer::vulkan::ring::FrameFence;
 use smithay::backend::renderer::sync::{Fence, Interrupted, SyncPoint};
 use smithay::backend::renderer::{Color32F, ContextId, Frame, Texture};
@@ -76,10 +81,14 @@ impl VkFrame<'_> {
     }
 
     /// Scissors for `damage` (relative to `dst`), clipped to `dst` and the framebuffer.
-    fn scissors(&self, dst: Rectangle<i32, Physical>, damage: &[Rectangle<i32, Physical>]) -> Vec<vk::Rect2D> {
+    fn scissors<'d>(
+        &self,
+        dst: Rectangle<i32, Physical>,
+        damage: impl IntoIterator<Item = &'d Rectangle<i32, Physical>>,
+    ) -> Vec<vk::Rect2D> {
         let fb = Rectangle::from_size(self.fb_size);
         damage
-            .iter()
+            .into_iter()
             .filter_map(|d| Rectangle::new(d.loc + dst.loc, d.size).intersection(dst))
             .filter_map(|r| self.to_fb(r).intersection(fb))
             .filter(|r| r.size.w > 0 && r.size.h > 0)
@@ -138,6 +147,30 @@ fn premultiplied(color: Color32F) -> [f32; 4] {
     color.components()
 }
 
+/// Splits `damage` into the parts inside `opaque` and the rest (all three
+/// in the same space), the way smithay's GLES renderer does.
+fn split_opaque(
+    damage: &[Rectangle<i32, Physical>],
+    opaque: &[Rectangle<i32, Physical>],
+) -> (Vec<Rectangle<i32, Physical>>, Vec<Rectangle<i32, Physical>>) {
+    if opaque.is_empty() {
+        return (Vec::new(), damage.to_vec());
+    }
+    let blended = Rectangle::subtract_rects_many(damage.iter().copied(), opaque.iter().copied());
+    let inside = Rectangle::subtract_rects_many(damage.iter().copied(), blended.iter().copied());
+    (inside, blended)
+}
+
+/// Whether `src` (buffer space, shown with `transform`) lands on `dst`
+/// texel for pixel: same size, whole-pixel offset.
+fn pixel_exact(src: Rectangle<f64, BufferCoord>, dst: Rectangle<i32, Physical>, transform: Transform) -> bool {
+    let size = transform.transform_size(src.size);
+    size.w == f64::from(dst.size.w)
+        && size.h == f64::from(dst.size.h)
+        && src.loc.x.fract() == 0.0
+        && src.loc.y.fract() == 0.0
+}
+
 impl Frame for VkFrame<'_> {
     type Error = Error;
     type TextureId = VkTexture;
@@ -166,7 +199,19 @@ impl Frame for VkFrame<'_> {
         let scissors = self.scissors(dst, damage);
         let fb = [self.fb_size.w as f32, self.fb_size.h as f32];
         let push = QuadPush::solid(self.corners(dst), fb, premultiplied(color));
-        self.recorder()?.draw(None, &push, &scissors);
+        let (opaque, blended) = if color.a() >= 1.0 {
+            (&scissors[..], &[][..])
+        } else {
+            (&[][..], &scissors[..])
+        };
+        let quad = Quad {
+            push,
+            opaque,
+            blended,
+            pixel_exact: false,
+            texel_offset: None,
+        };
+        self.recorder()?.draw(None, &quad);
         Ok(())
     }
 
@@ -176,16 +221,35 @@ impl Frame for VkFrame<'_> {
         src: Rectangle<f64, BufferCoord>,
         dst: Rectangle<i32, Physical>,
         damage: &[Rectangle<i32, Physical>],
-        _opaque_regions: &[Rectangle<i32, Physical>],
+        opaque_regions: &[Rectangle<i32, Physical>],
         src_transform: Transform,
         alpha: f32,
     ) -> Result<(), Error> {
-        let scissors = self.scissors(dst, damage);
+        let (opaque, blended) = if alpha < 1.0 {
+            (Vec::new(), self.scissors(dst, damage))
+        } else if texture.drawable.format().opaque {
+            (self.scissors(dst, damage), Vec::new())
+        } else {
+            let (opaque, blended) = split_opaque(damage, opaque_regions);
+            (self.scissors(dst, &opaque), self.scissors(dst, &blended))
+        };
         let fb = [self.fb_size.w as f32, self.fb_size.h as f32];
         let uv = texture_uv(src, texture.size(), src_transform, texture.y_inverted);
-        let push = QuadPush::textured(self.corners(dst), fb, uv, alpha);
+        let exact = pixel_exact(src, dst, src_transform);
+        let untransformed = src_transform == Transform::Normal && self.transform == Transform::Normal;
+        let texel_offset = (exact && untransformed && !texture.y_inverted && alpha >= 1.0).then(|| vk::Offset2D {
+            x: src.loc.x as i32 - dst.loc.x,
+            y: src.loc.y as i32 - dst.loc.y,
+        });
+        let quad = Quad {
+            push: QuadPush::textured(self.corners(dst), fb, uv, alpha),
+            opaque: &opaque,
+            blended: &blended,
+            pixel_exact: exact,
+            texel_offset,
+        };
         // A client buffer is locked (in id order) and fenced at submit.
-        self.recorder()?.draw(Some(&texture.drawable), &push, &scissors);
+        self.recorder()?.draw(Some(&texture.drawable), &quad);
         Ok(())
     }
 
@@ -231,6 +295,32 @@ mod tests {
         let src = Rectangle::<f64, BufferCoord>::new((10.0, 0.0).into(), (10.0, 20.0).into());
         let uv = texture_uv(src, (20, 20).into(), Transform::Normal, false);
         assert_eq!(uv, [[0.5, 0.0], [1.0, 0.0], [0.5, 1.0], [1.0, 1.0]]);
+    }
+
+    #[test]
+    fn opaque_region_splits_damage() {
+        let damage = [Rectangle::<i32, Physical>::from_size((10, 10).into())];
+        let opaque = [Rectangle::<i32, Physical>::new((0, 0).into(), (10, 4).into())];
+        let (inside, blended) = split_opaque(&damage, &opaque);
+        assert_eq!(inside, opaque.to_vec());
+        assert_eq!(blended, vec![Rectangle::new((0, 4).into(), (10, 6).into())]);
+        let (inside, blended) = split_opaque(&damage, &[]);
+        assert!(inside.is_empty());
+        assert_eq!(blended, damage.to_vec());
+    }
+
+    #[test]
+    fn pixel_exact_needs_same_size_and_whole_offset() {
+        let dst = Rectangle::<i32, Physical>::new((5, 5).into(), (20, 10).into());
+        let src = Rectangle::<f64, BufferCoord>::new((2.0, 3.0).into(), (20.0, 10.0).into());
+        assert!(pixel_exact(src, dst, Transform::Normal));
+        assert!(!pixel_exact(src, dst, Transform::_90));
+        let turned = Rectangle::<f64, BufferCoord>::new((0.0, 0.0).into(), (10.0, 20.0).into());
+        assert!(pixel_exact(turned, dst, Transform::_90));
+        let half = Rectangle::<f64, BufferCoord>::new((0.5, 0.0).into(), (20.0, 10.0).into());
+        assert!(!pixel_exact(half, dst, Transform::Normal));
+        let scaled = Rectangle::<f64, BufferCoord>::from_size((40.0, 20.0).into());
+        assert!(!pixel_exact(scaled, dst, Transform::Normal));
     }
 
     #[test]

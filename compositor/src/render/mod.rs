@@ -308,6 +308,11 @@ impl VkRenderer {
         self.core.importer().stats()
     }
 
+    /// Quads of the frames rendered so far: copied, drawn opaque, drawn blending.
+    pub fn draw_stats(&self) -> importer::vulkan::recorder::DrawStats {
+        self.core.draw_stats()
+    }
+
     /// Client textures freed after the in-flight frame holding their last
     /// reference finished (asynchronous invalidation).
     pub fn deferred_texture_frees(&self) -> u64 {

@@ -11,16 +11,18 @@
 //! * [`cpu_source`]: the CPU fallback's mapped source and its staged copies.
 //! * [`client_buffer`]: an imported client buffer under its reservation.
 //! * [`yuv`]: the NV12 → RGBA compute conversion.
-//! * [`pipeline`]: the textured-quad pipeline (shaders from `shaders/`).
+//! * [`pipeline`]: the quad pipelines, blending or opaque (shaders from `shaders/`).
 //! * [`target`]: render targets (offscreen, imported scan-out) and read-backs.
 //! * [`ring`]: the command ring, frames in flight and their fences.
 //! * [`recorder`]: recording a frame; locking and fencing what it samples.
+//! * `copy_pass`: opaque 1:1 quads copied into the target instead of drawn.
 //! * [`semaphore`]: sync_files ↔ `SYNC_FD` semaphores.
 
 pub mod barrier;
 pub mod caps;
 pub mod client_buffer;
 pub mod context;
+mod copy_pass;
 pub mod cpu_source;
 pub mod device_choice;
 pub mod dmabuf_image;

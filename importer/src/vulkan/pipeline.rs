@@ -1,5 +1,12 @@
-//! The textured-quad pipeline: shader module, layouts, samplers, and one
-//! render pass + pipeline per target format.
+//! The quad pipelines: shader module, layouts, samplers, and per target
+//! format one render pass and four pipelines (textured or solid, blending or
+//! opaque).
+//!
+//! DOC: blending
+//!
+//! Opaque pixels are written without blending: a software rasterizer then
+//! skips reading the target, and a GPU saves bandwidth. The caller decides
+//! ([`Blend`]); a draw may be split into opaque and blended scissors.
 //!
 //! DOC: descriptor sets
 //!
@@ -57,7 +64,7 @@ impl QuadPush {
             pos: pack(corners.map(|c| ndc(c, fb_size))),
             uv: [[0.0; 4]; 2],
             color,
-            params: [1.0, 1.0, 0.0, 0.0],
+            params: [1.0, 0.0, 0.0, 0.0],
         }
     }
 
@@ -80,11 +87,39 @@ pub enum Filter {
     Nearest,
 }
 
-/// A render pass and the pipeline built against it, for one target format.
+/// What a quad's fragments are: a texture's texels or one colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    Texture,
+    Solid,
+}
+
+/// How a quad's fragments meet the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blend {
+    /// Premultiplied "over": src + dst * (1 - src.a).
+    Over,
+    /// The fragment replaces the target pixel (opaque content).
+    Replace,
+}
+
+/// A render pass and the pipelines built against it, for one target format.
 #[derive(Debug, Clone, Copy)]
 pub struct FormatPipeline {
     pub render_pass: vk::RenderPass,
-    pub pipeline: vk::Pipeline,
+    /// Indexed by [`FormatPipeline::index`].
+    pipelines: [vk::Pipeline; 4],
+}
+
+impl FormatPipeline {
+    fn index(fill: Fill, blend: Blend) -> usize {
+        (fill as usize) * 2 + blend as usize
+    }
+
+    /// The pipeline drawing `fill` with `blend`.
+    pub fn get(&self, fill: Fill, blend: Blend) -> vk::Pipeline {
+        self.pipelines[Self::index(fill, blend)]
+    }
 }
 
 pub struct Pipelines {
@@ -193,14 +228,22 @@ impl Pipelines {
             return Ok(*p);
         }
         let render_pass = self.render_pass(format)?;
-        let pipeline = match self.pipeline(render_pass) {
-            Ok(p) => p,
-            Err(e) => {
-                unsafe { self.ctx.device.destroy_render_pass(render_pass, None) };
-                return Err(e);
+        let mut pipelines = [vk::Pipeline::null(); 4];
+        for fill in [Fill::Texture, Fill::Solid] {
+            for blend in [Blend::Over, Blend::Replace] {
+                match self.pipeline(render_pass, fill, blend) {
+                    Ok(p) => pipelines[FormatPipeline::index(fill, blend)] = p,
+                    Err(e) => {
+                        for p in pipelines.iter().filter(|p| **p != vk::Pipeline::null()) {
+                            unsafe { self.ctx.device.destroy_pipeline(*p, None) };
+                        }
+                        unsafe { self.ctx.device.destroy_render_pass(render_pass, None) };
+                        return Err(e);
+                    }
+                }
             }
-        };
-        let fp = FormatPipeline { render_pass, pipeline };
+        }
+        let fp = FormatPipeline { render_pass, pipelines };
         map.insert(format, fp);
         Ok(fp)
     }
@@ -249,16 +292,20 @@ impl Pipelines {
         unsafe { self.ctx.device.create_render_pass(&info, None) }.call("vkCreateRenderPass")
     }
 
-    fn pipeline(&self, render_pass: vk::RenderPass) -> Result<vk::Pipeline, VkError> {
+    fn pipeline(&self, render_pass: vk::RenderPass, fill: Fill, blend: Blend) -> Result<vk::Pipeline, VkError> {
+        let (vertex, fragment) = match fill {
+            Fill::Texture => (c"vs_main", c"fs_texture"),
+            Fill::Solid => (c"vs_solid", c"fs_solid"),
+        };
         let stages = [
             vk::PipelineShaderStageCreateInfo::default()
                 .stage(vk::ShaderStageFlags::VERTEX)
                 .module(self.module)
-                .name(c"vs_main"),
+                .name(vertex),
             vk::PipelineShaderStageCreateInfo::default()
                 .stage(vk::ShaderStageFlags::FRAGMENT)
                 .module(self.module)
-                .name(c"fs_main"),
+                .name(fragment),
         ];
         let vertex_input = vk::PipelineVertexInputStateCreateInfo::default();
         let assembly =
@@ -273,7 +320,7 @@ impl Pipelines {
         let multisample =
             vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
         let blend = [vk::PipelineColorBlendAttachmentState::default()
-            .blend_enable(true)
+            .blend_enable(blend == Blend::Over)
             .src_color_blend_factor(vk::BlendFactor::ONE)
             .dst_color_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
             .color_blend_op(vk::BlendOp::ADD)
@@ -314,7 +361,9 @@ impl Drop for Pipelines {
         let dev = &self.ctx.device;
         unsafe {
             for fp in self.by_format.lock().unwrap_or_else(|p| p.into_inner()).values() {
-                dev.destroy_pipeline(fp.pipeline, None);
+                for p in fp.pipelines {
+                    dev.destroy_pipeline(p, None);
+                }
                 dev.destroy_render_pass(fp.render_pass, None);
             }
             dev.destroy_descriptor_pool(self.sampler_pool, None);

@@ -33,7 +33,8 @@ use ash::vk;
 
 use super::barrier::{acquire_target, release_target};
 use super::client_buffer::ClientBuffer;
-use super::pipeline::{Filter, Pipelines, QuadPush};
+use super::copy_pass::CopyPass;
+use super::pipeline::{Blend, Fill, Filter, FormatPipeline, Pipelines, QuadPush};
 use super::ring::{CommandRing, FrameFence};
 use super::semaphore::{self, SemaphoreKeep, SemaphoreSyncFd};
 use super::target::Target;
@@ -79,13 +80,42 @@ impl Drawable {
     }
 }
 
+/// One quad to draw: where, and how its pixels meet the target.
+#[derive(Debug, Clone, Copy)]
+pub struct Quad<'a> {
+    pub push: QuadPush,
+    /// Scissors (framebuffer pixels) where the quad is opaque: drawn
+    /// without blending.
+    pub opaque: &'a [vk::Rect2D],
+    /// Scissors where it blends over the target.
+    pub blended: &'a [vk::Rect2D],
+    /// Texels map 1:1 onto pixel centres: nearest filtering gives the same
+    /// result as the frame's filter, for less work.
+    pub pixel_exact: bool,
+    /// Set when the quad shows its texture untransformed and 1:1, texel =
+    /// pixel + this offset: the opaque part may then be copied instead of
+    /// drawn (`super::copy_pass`).
+    pub texel_offset: Option<vk::Offset2D>,
+}
+
+/// The render pass of a frame, before it is begun.
+struct Pass {
+    render_pass: vk::RenderPass,
+    framebuffer: vk::Framebuffer,
+}
+
 /// One frame being recorded into a target.
 pub struct Recorder {
     ctx: Arc<VkContext>,
     prepare: vk::CommandBuffer,
     render: vk::CommandBuffer,
     layout: vk::PipelineLayout,
-    sampler_set: vk::DescriptorSet,
+    pipelines: FormatPipeline,
+    /// Sampler sets: the frame's filter, and nearest for pixel-exact quads.
+    sampler_sets: [vk::DescriptorSet; 2],
+    /// What is bound in `render`, so unchanged state is not bound again.
+    bound_pipeline: vk::Pipeline,
+    bound_sets: [vk::DescriptorSet; 2],
     textures: Vec<Arc<Texture>>,
     /// Client buffers sampled, whose reservations are locked at submit.
     sampled: Vec<Arc<BufferReservation>>,
@@ -98,6 +128,14 @@ pub struct Recorder {
     waits: Vec<vk::Semaphore>,
     /// Per-frame sync counters.
     pub sync_stats: FrameSyncStats,
+    /// This frame's quads, by how they were recorded.
+    pub draw_stats: DrawStats,
+    /// Quads copied rather than drawn, and what the render pass touched.
+    copy_pass: CopyPass,
+    /// The render pass, begun at the first clear or draw (`Some` until then;
+    /// a frame that only copies has none).
+    pass: Option<Pass>,
+    in_pass: bool,
     /// An imported scan-out target, released to the foreign queue family
     /// after the frame.
     foreign_target: Option<vk::Image>,
@@ -122,38 +160,19 @@ impl Recorder {
         let render = ring.begin()?;
         let first = !target.initialized.swap(true, Ordering::AcqRel);
         acquire_target(&ctx, prepare, target.image, target.foreign, first);
-        let area = vk::Rect2D {
-            offset: vk::Offset2D { x: 0, y: 0 },
-            extent: vk::Extent2D {
-                width: target.width,
-                height: target.height,
-            },
-        };
-        let begin = vk::RenderPassBeginInfo::default()
-            .render_pass(pipeline.render_pass)
-            .framebuffer(framebuffer)
-            .render_area(area);
-        let viewport = vk::Viewport {
-            x: 0.0,
-            y: 0.0,
-            width: target.width as f32,
-            height: target.height as f32,
-            min_depth: 0.0,
-            max_depth: 1.0,
-        };
-        unsafe {
-            ctx.device
-                .cmd_begin_render_pass(render, &begin, vk::SubpassContents::INLINE);
-            ctx.device
-                .cmd_bind_pipeline(render, vk::PipelineBindPoint::GRAPHICS, pipeline.pipeline);
-            ctx.device.cmd_set_viewport(render, 0, &[viewport]);
-        }
+        // Copies beat rasterizing only where the rasterizer is the CPU; a
+        // GPU draws an opaque quad at copy speed, and a tiler would pay for
+        // the copy's round trip through memory.
+        let copies = ctx.caps.device_type == vk::PhysicalDeviceType::CPU;
         Ok(Recorder {
             ctx,
             prepare,
             render,
             layout: pipelines.layout,
-            sampler_set: pipelines.sampler_set(filter),
+            pipelines: pipeline,
+            sampler_sets: [pipelines.sampler_set(filter), pipelines.sampler_set(Filter::Nearest)],
+            bound_pipeline: vk::Pipeline::null(),
+            bound_sets: [vk::DescriptorSet::null(); 2],
             textures: Vec::new(),
             sampled: Vec::new(),
             keep: Vec::new(),
@@ -161,6 +180,13 @@ impl Recorder {
             sync,
             waits: Vec::new(),
             sync_stats: FrameSyncStats::default(),
+            draw_stats: DrawStats::default(),
+            in_pass: false,
+            copy_pass: CopyPass::new(target.image, target.format, copies),
+            pass: Some(Pass {
+                render_pass: pipeline.render_pass,
+                framebuffer,
+            }),
             foreign_target: target.foreign.then_some(target.image),
             width: target.width,
             height: target.height,
@@ -179,6 +205,8 @@ impl Recorder {
                 color: vk::ClearColorValue { float32: color },
             },
         }];
+        self.copy_pass.note_drawn(rects);
+        self.begin_pass();
         let clear_rects: Vec<_> = rects
             .iter()
             .map(|&rect| vk::ClearRect {
@@ -194,12 +222,12 @@ impl Recorder {
         };
     }
 
-    /// Draws one quad clipped to each of `scissors` (framebuffer pixels):
-    /// textured with `what`, or solid (`push` carries the colour) when `None`.
-    /// A client buffer's reservation is registered with the frame here, to be
-    /// locked and fenced at submit (module doc). Locks: none (records only).
-    pub fn draw(&mut self, what: Option<&Drawable>, push: &QuadPush, scissors: &[vk::Rect2D]) {
-        if scissors.is_empty() {
+    /// Draws one quad clipped to each of its scissors: textured with `what`,
+    /// or solid (the push constants carry the colour) when `None`. A client
+    /// buffer's reservation is registered with the frame here, to be locked
+    /// and fenced at submit (module doc). Locks: none (records only).
+    pub fn draw(&mut self, what: Option<&Drawable>, quad: &Quad) {
+        if quad.opaque.is_empty() && quad.blended.is_empty() {
             return;
         }
         if let Some(client) = what.and_then(Drawable::client) {
@@ -210,23 +238,89 @@ impl Recorder {
             tex.record_prepare(self.prepare, &mut self.keep);
             self.textures.push(tex.clone());
         }
+        if let Some(offset) = quad.texel_offset.filter(|_| what.is_some() && quad.blended.is_empty()) {
+            if self.copy_pass.try_copy(&tex, quad.opaque, offset) {
+                self.draw_stats.copied += quad.opaque.len() as u64;
+                return;
+            }
+        }
+        self.copy_pass.note_drawn(quad.opaque);
+        self.copy_pass.note_drawn(quad.blended);
+        self.draw_stats.opaque += quad.opaque.len() as u64;
+        self.draw_stats.blended += quad.blended.len() as u64;
+        self.begin_pass();
+        let fill = if what.is_some() { Fill::Texture } else { Fill::Solid };
+        let sampler = self.sampler_sets[usize::from(quad.pixel_exact)];
+        self.bind_sets([tex.descriptor_set, sampler]);
         let dev = &self.ctx.device;
-        let sets = [tex.descriptor_set, self.sampler_set];
-        unsafe {
-            dev.cmd_bind_descriptor_sets(self.render, vk::PipelineBindPoint::GRAPHICS, self.layout, 0, &sets, &[])
-        };
         unsafe {
             dev.cmd_push_constants(
                 self.render,
                 self.layout,
                 vk::ShaderStageFlags::VERTEX | vk::ShaderStageFlags::FRAGMENT,
                 0,
-                push.as_bytes(),
+                quad.push.as_bytes(),
             );
-            for s in scissors {
-                dev.cmd_set_scissor(self.render, 0, &[*s]);
-                dev.cmd_draw(self.render, 4, 1, 0, 0);
+        }
+        for (blend, scissors) in [(Blend::Replace, quad.opaque), (Blend::Over, quad.blended)] {
+            if scissors.is_empty() {
+                continue;
             }
+            self.bind_pipeline(self.pipelines.get(fill, blend));
+            for s in scissors {
+                unsafe {
+                    self.ctx.device.cmd_set_scissor(self.render, 0, &[*s]);
+                    self.ctx.device.cmd_draw(self.render, 4, 1, 0, 0);
+                }
+            }
+        }
+    }
+
+    /// Begins the render pass (once per frame) and sets its viewport.
+    fn begin_pass(&mut self) {
+        let Some(pass) = self.pass.take() else { return };
+        let area = vk::Rect2D {
+            offset: vk::Offset2D { x: 0, y: 0 },
+            extent: vk::Extent2D {
+                width: self.width,
+                height: self.height,
+            },
+        };
+        let begin = vk::RenderPassBeginInfo::default()
+            .render_pass(pass.render_pass)
+            .framebuffer(pass.framebuffer)
+            .render_area(area);
+        let viewport = vk::Viewport {
+            x: 0.0,
+            y: 0.0,
+            width: self.width as f32,
+            height: self.height as f32,
+            min_depth: 0.0,
+            max_depth: 1.0,
+        };
+        let dev = &self.ctx.device;
+        unsafe {
+            dev.cmd_begin_render_pass(self.render, &begin, vk::SubpassContents::INLINE);
+            dev.cmd_set_viewport(self.render, 0, &[viewport]);
+        }
+        self.in_pass = true;
+    }
+
+    fn bind_pipeline(&mut self, pipeline: vk::Pipeline) {
+        if self.bound_pipeline != pipeline {
+            let dev = &self.ctx.device;
+            unsafe { dev.cmd_bind_pipeline(self.render, vk::PipelineBindPoint::GRAPHICS, pipeline) };
+            self.bound_pipeline = pipeline;
+        }
+    }
+
+    fn bind_sets(&mut self, sets: [vk::DescriptorSet; 2]) {
+        if self.bound_sets != sets {
+            let dev = &self.ctx.device;
+            unsafe {
+                dev.cmd_bind_descriptor_sets(self.render, vk::PipelineBindPoint::GRAPHICS, self.layout, 0, &sets, &[])
+            };
+            self.bound_sets = sets;
         }
     }
 
@@ -284,7 +378,10 @@ impl Recorder {
         for tex in self.textures.clone() {
             self.acquire_implicit(&tex);
         }
-        unsafe { self.ctx.device.cmd_end_render_pass(self.render) };
+        self.copy_pass.record(&self.ctx, self.prepare);
+        if self.in_pass {
+            unsafe { self.ctx.device.cmd_end_render_pass(self.render) };
+        }
         if let Some(image) = self.foreign_target {
             release_target(&self.ctx, self.render, image);
         }
@@ -329,6 +426,24 @@ impl Recorder {
             }
         }
         Ok(fence)
+    }
+}
+
+/// How the quads of frames reached the target, counted per scissor
+/// rectangle: copied (`super::copy_pass`), drawn opaque (no blending) or
+/// drawn blending.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DrawStats {
+    pub copied: u64,
+    pub opaque: u64,
+    pub blended: u64,
+}
+
+impl DrawStats {
+    pub fn add(&mut self, other: DrawStats) {
+        self.copied += other.copied;
+        self.opaque += other.opaque;
+        self.blended += other.blended;
     }
 }
 

@@ -13,7 +13,9 @@
 //!   below) touches its pixels: those would land *after* the copy and cover
 //!   it. [`CopyPass::drawn`] collects what the render pass touched so far;
 //! * the texel bytes are the target's: same `VkFormat`, and an X format's
-//!   padding byte lands only in a target whose alpha is padding as well.
+//!   padding byte lands only in a target whose alpha is padding as well;
+//! * the texture may be a copy source (`Texture::copy_source`: not a client
+//!   image in DRM_FORMAT_MODIFIER tiling).
 //!
 //! Later draws (what lies above) stay in the render pass, after the copy.
 //!
@@ -110,7 +112,8 @@ impl CopyPass {
     /// with texel = pixel + `offset`). Returns whether it did; if not, the
     /// caller draws.
     pub(crate) fn try_copy(&mut self, tex: &Arc<Texture>, rects: &[vk::Rect2D], offset: vk::Offset2D) -> bool {
-        let same_bytes = tex.format.vk_format == self.target_format.vk_format
+        let same_bytes = tex.copy_source
+            && tex.format.vk_format == self.target_format.vk_format
             && !tex.format.yuv
             && (self.target_format.opaque || !tex.format.opaque);
         if !self.enabled || !same_bytes || rects.iter().any(|r| self.drawn.iter().any(|d| overlaps(r, d))) {

@@ -79,6 +79,12 @@ pub struct Texture {
     dmabuf_fds: OnceLock<Vec<OwnedFd>>,
     /// NV12 targets: the conversion pipeline (the image has STORAGE usage).
     nv12: Option<Arc<Nv12Pipeline>>,
+    /// Whether a frame may copy out of the image (`super::copy_pass`). Not
+    /// for a client image in DRM_FORMAT_MODIFIER tiling: its transfer
+    /// features are reported per modifier, and lavapipe, the CPU device
+    /// that copies, reports none in `VkDrmFormatModifierPropertiesList2EXT`,
+    /// so the copy's source could not be vouched for.
+    pub(crate) copy_source: bool,
 }
 
 impl std::fmt::Debug for Texture {
@@ -207,6 +213,7 @@ impl Texture {
             descriptor_set,
             dmabuf_fds: OnceLock::new(),
             nv12: None,
+            copy_source: true,
         })
     }
 
@@ -238,7 +245,8 @@ impl Texture {
         let size = (desc.width, desc.height);
         if try_image {
             if let Some(alloc) = import_image(ctx, desc, &format)? {
-                let tex = Texture::assemble(ctx, layout, alloc, format, size, Backing::ClientImage)?;
+                let mut tex = Texture::assemble(ctx, layout, alloc, format, size, Backing::ClientImage)?;
+                tex.copy_source = ctx.drm_format_modifier.is_none();
                 let _ = tex.dmabuf_fds.set(distinct_fds(desc));
                 return Ok(tex);
             }

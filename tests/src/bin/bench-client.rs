@@ -16,14 +16,15 @@
 //! Output on stdout: `MEASURE` once the warm-up is over (the caller starts
 //! its CPU clock), then one JSON line when the measured time is over:
 //! frames committed, frames presented, presentation rate, and the
-//! commit-to-present latency (median and p99, ms, from `CLOCK_MONOTONIC`
-//! at commit to the presentation timestamp).
+//! commit-to-present latency (median and p99, ms, from the commit to the
+//! presentation timestamp, both on the compositor's presentation clock,
+//! `wp_presentation.clock_id`).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use testkit::buffer::DmabufBuffer;
 use testkit::client::{Client, State};
 use testkit::pixel::Format;
@@ -35,57 +36,47 @@ use wayland_protocols::wp::presentation_time::client::wp_presentation_feedback::
 /// Width of the main surface's frame around the subsurfaces (px).
 const BORDER: u32 = 8;
 
-#[derive(Debug)]
-struct Args {
-    surfaces: u32,
-    size: u32,
-    small_damage: bool,
-    main: (u32, u32),
-    fullscreen: bool,
-    still: bool,
-    warmup: Duration,
-    seconds: Duration,
+/// How much of the subsurfaces changes each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Damage {
+    /// Every subsurface re-attached, fully damaged.
+    Full,
+    /// Only the first subsurface re-attached, with a 16x16 damage.
+    Small,
 }
 
-fn parse_args() -> Result<Args> {
-    let mut a = Args {
-        surfaces: 16,
-        size: 120,
-        small_damage: false,
-        main: (0, 0),
-        fullscreen: false,
-        still: false,
-        warmup: Duration::from_secs(2),
-        seconds: Duration::from_secs(5),
-    };
-    let mut it = std::env::args().skip(1);
-    let num = |v: Option<String>, what: &str| -> Result<u64> {
-        v.with_context(|| format!("{what} needs a value"))?
-            .parse()
-            .with_context(|| what.to_owned())
-    };
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--surfaces" => a.surfaces = num(it.next(), "--surfaces")? as u32,
-            "--size" => a.size = num(it.next(), "--size")? as u32,
-            "--damage" => match it.next().as_deref() {
-                Some("full") => a.small_damage = false,
-                Some("small") => a.small_damage = true,
-                other => bail!("--damage full|small, not {other:?}"),
-            },
-            "--main" => {
-                let v = it.next().context("--main needs WxH")?;
-                let (w, h) = v.split_once('x').context("--main WxH")?;
-                a.main = (w.parse()?, h.parse()?);
-            }
-            "--fullscreen" => a.fullscreen = true,
-            "--static" => a.still = true,
-            "--warmup" => a.warmup = Duration::from_millis(num(it.next(), "--warmup")?),
-            "--seconds" => a.seconds = Duration::from_secs(num(it.next(), "--seconds")?),
-            other => bail!("unknown argument {other:?}"),
-        }
-    }
-    Ok(a)
+#[derive(Debug, clap::Parser)]
+#[command(about = "The benchmark's client workload (see the module documentation)")]
+struct Args {
+    /// Dma-buf subsurfaces in a grid over the main surface (0: the main surface alone changes).
+    #[arg(long, default_value_t = 16)]
+    surfaces: u32,
+    /// Width and height of each subsurface (px).
+    #[arg(long, default_value_t = 120)]
+    size: u32,
+    #[arg(long, value_enum, default_value_t = Damage::Full)]
+    damage: Damage,
+    /// Main surface size WxH (default: the grid plus its border; 256x256 with --static).
+    #[arg(long, value_parser = parse_size)]
+    main: Option<(u32, u32)>,
+    /// Ask for fullscreen.
+    #[arg(long)]
+    fullscreen: bool,
+    /// One buffer per subsurface, attached once, stacked at one spot; only the main surface changes.
+    #[arg(long = "static")]
+    still: bool,
+    /// Warm-up before MEASURE (ms).
+    #[arg(long, default_value_t = 2000)]
+    warmup: u64,
+    /// Measured time (s).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+}
+
+fn parse_size(v: &str) -> Result<(u32, u32), String> {
+    let (w, h) = v.split_once('x').ok_or_else(|| format!("{v:?}: expected WxH"))?;
+    let n = |t: &str| t.parse::<u32>().map_err(|e| format!("{v:?}: {e}"));
+    Ok((n(w)?, n(h)?))
 }
 
 /// What the presentation feedback of one commit reported.
@@ -173,7 +164,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() -> Result<()> {
-    let args = parse_args()?;
+    let args = <Args as clap::Parser>::parse();
+    let (warmup, seconds) = (Duration::from_millis(args.warmup), Duration::from_secs(args.seconds));
+    let small_damage = args.damage == Damage::Small;
     let mut client = Client::connect()?;
     let presentation = client
         .globals
@@ -194,9 +187,9 @@ fn main() -> Result<()> {
     // fully occluded main surface gets no frame callbacks from compositors
     // that skip hidden surfaces (Weston), and the frame callbacks pace us.
     let (mw, mh) = match args.main {
-        (0, 0) if args.still => (256, 256),
-        (0, 0) => (cols * args.size + 2 * BORDER, rows * args.size + 2 * BORDER),
-        m => m,
+        Some(m) => m,
+        None if args.still => (256, 256),
+        None => (cols * args.size + 2 * BORDER, rows * args.size + 2 * BORDER),
     };
     let main = Shown {
         surface: window.surface.clone(),
@@ -238,12 +231,12 @@ fn main() -> Result<()> {
     let (mut measuring, mut committed, mut frame) = (false, 0u64, 0usize);
     loop {
         let elapsed = start.elapsed();
-        if !measuring && elapsed >= args.warmup {
+        if !measuring && elapsed >= warmup {
             measuring = true;
             println!("MEASURE");
             std::io::stdout().flush()?;
         }
-        if elapsed >= args.warmup + args.seconds {
+        if elapsed >= warmup + seconds {
             break;
         }
         frame += 1;
@@ -251,14 +244,14 @@ fn main() -> Result<()> {
             main.attach(frame);
             main.surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
         } else {
-            let shown: Vec<&Shown> = if args.small_damage {
+            let shown: Vec<&Shown> = if small_damage {
                 vec![&subs[0].1]
             } else {
                 subs.iter().map(|(_, s)| s).collect()
             };
             for s in shown {
                 s.attach(frame);
-                if args.small_damage {
+                if small_damage {
                     s.surface.damage_buffer(8, 8, 16, 16);
                 } else {
                     s.surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
@@ -303,8 +296,8 @@ fn main() -> Result<()> {
         "committed": committed,
         "presented": presented,
         "discarded": discarded,
-        "seconds": args.seconds.as_secs_f64(),
-        "fps": presented as f64 / args.seconds.as_secs_f64(),
+        "seconds": seconds.as_secs_f64(),
+        "fps": presented as f64 / seconds.as_secs_f64(),
         "latency_ms": {"median": percentile(&latencies, 0.5), "p99": percentile(&latencies, 0.99)},
         "presentation_clock": client.state.presentation_clock,
         "surfaces": args.surfaces,

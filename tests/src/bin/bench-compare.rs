@@ -62,55 +62,50 @@ const SCENARIOS: [Scenario; 7] = [
     },
 ];
 
+#[derive(Debug, clap::Parser)]
+#[command(
+    about = "Runs the same client workload against several compositors and compares their process cost",
+    after_help = "COMMAND is run with `sh -c \"exec COMMAND\"` after replacing {socket}, {width}, {height} and \
+                  {refresh}; it must exec the compositor, so that the measured pid is the compositor's."
+)]
 struct Args {
-    /// (name, command template), the first is the one compared.
+    /// NAME=COMMAND, repeated; the first is the one the ratios are for.
+    #[arg(long = "compositor", value_name = "NAME=COMMAND", value_parser = parse_compositor, required = true)]
     compositors: Vec<(String, String)>,
+    /// The client workload binary.
+    #[arg(long, default_value = "target/release/bench-client")]
     client: PathBuf,
+    /// Runs per scenario and compositor (median, min and max are reported).
+    #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Measured seconds per run, after the client's warm-up.
+    #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Where logs, bench.json and bench.png go.
+    #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Only the scenarios whose name contains this text.
+    #[arg(long)]
     only: Option<String>,
+    /// Output size WxH given to every compositor.
+    #[arg(long, value_parser = parse_size, default_value = "1920x1080")]
     size: (u32, u32),
+    /// Output refresh rate (Hz) given to every compositor.
+    #[arg(long, default_value_t = 60)]
     refresh: u32,
 }
 
-fn parse_args() -> Result<Args> {
-    let mut a = Args {
-        compositors: Vec::new(),
-        client: PathBuf::from("target/release/bench-client"),
-        runs: 3,
-        seconds: 5,
-        out: PathBuf::from("target/bench"),
-        only: None,
-        size: (1920, 1080),
-        refresh: 60,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut val = |what: &str| it.next().with_context(|| format!("{what} needs a value"));
-        match arg.as_str() {
-            "--compositor" => {
-                let v = val("--compositor NAME=COMMAND")?;
-                let (name, cmd) = v.split_once('=').context("--compositor NAME=COMMAND")?;
-                a.compositors.push((name.to_owned(), cmd.to_owned()));
-            }
-            "--client" => a.client = PathBuf::from(val("--client")?),
-            "--runs" => a.runs = val("--runs")?.parse()?,
-            "--seconds" => a.seconds = val("--seconds")?.parse()?,
-            "--out" => a.out = PathBuf::from(val("--out")?),
-            "--only" => a.only = Some(val("--only")?),
-            other => bail!(
-                "unknown argument {other:?}; usage: bench-compare --compositor NAME=CMD [--compositor NAME=CMD]... \
-                 [--client PATH] [--runs N] [--seconds S] [--out DIR] [--only SCENARIO-SUBSTRING]\n\
-                 CMD is run with sh -c after replacing {{socket}}, {{width}}, {{height}}, {{refresh}}; it must exec \
-                 the compositor"
-            ),
-        }
-    }
-    if a.compositors.is_empty() {
-        bail!("at least one --compositor NAME=COMMAND");
-    }
-    Ok(a)
+fn parse_compositor(v: &str) -> Result<(String, String), String> {
+    let (name, cmd) = v
+        .split_once('=')
+        .ok_or_else(|| format!("{v:?}: expected NAME=COMMAND"))?;
+    Ok((name.to_owned(), cmd.to_owned()))
+}
+
+fn parse_size(v: &str) -> Result<(u32, u32), String> {
+    let (w, h) = v.split_once('x').ok_or_else(|| format!("{v:?}: expected WxH"))?;
+    let n = |t: &str| t.parse::<u32>().map_err(|e| format!("{v:?}: {e}"));
+    Ok((n(w)?, n(h)?))
 }
 
 /// CPU time (utime + stime, in clock ticks) of `pid` and its descendants.
@@ -367,7 +362,7 @@ fn fmt(s: &Spread, digits: usize) -> String {
 }
 
 fn main() -> Result<()> {
-    let args = parse_args()?;
+    let args = <Args as clap::Parser>::parse();
     std::fs::create_dir_all(&args.out)?;
     let names: Vec<String> = args.compositors.iter().map(|(n, _)| n.clone()).collect();
     let mut results: BTreeMap<String, BTreeMap<String, Figures>> = BTreeMap::new();

@@ -98,12 +98,6 @@ pub struct Quad<'a> {
     pub texel_offset: Option<vk::Offset2D>,
 }
 
-/// The render pass of a frame, before it is begun.
-struct Pass {
-    render_pass: vk::RenderPass,
-    framebuffer: vk::Framebuffer,
-}
-
 /// One frame being recorded into a target.
 pub struct Recorder {
     ctx: Arc<VkContext>,
@@ -132,9 +126,10 @@ pub struct Recorder {
     pub draw_stats: DrawStats,
     /// Quads copied rather than drawn, and what the render pass touched.
     copy_pass: CopyPass,
-    /// The render pass, begun at the first clear or draw (`Some` until then;
-    /// a frame that only copies has none).
-    pass: Option<Pass>,
+    /// The target's framebuffer for `pipelines.render_pass`.
+    framebuffer: vk::Framebuffer,
+    /// Whether the render pass has begun: at the first clear or draw (a
+    /// frame that only copies has none).
     in_pass: bool,
     /// An imported scan-out target, released to the foreign queue family
     /// after the frame.
@@ -183,10 +178,7 @@ impl Recorder {
             draw_stats: DrawStats::default(),
             in_pass: false,
             copy_pass: CopyPass::new(target.image, target.format, copies),
-            pass: Some(Pass {
-                render_pass: pipeline.render_pass,
-                framebuffer,
-            }),
+            framebuffer,
             foreign_target: target.foreign.then_some(target.image),
             width: target.width,
             height: target.height,
@@ -278,7 +270,9 @@ impl Recorder {
 
     /// Begins the render pass (once per frame) and sets its viewport.
     fn begin_pass(&mut self) {
-        let Some(pass) = self.pass.take() else { return };
+        if self.in_pass {
+            return;
+        }
         let area = vk::Rect2D {
             offset: vk::Offset2D { x: 0, y: 0 },
             extent: vk::Extent2D {
@@ -287,8 +281,8 @@ impl Recorder {
             },
         };
         let begin = vk::RenderPassBeginInfo::default()
-            .render_pass(pass.render_pass)
-            .framebuffer(pass.framebuffer)
+            .render_pass(self.pipelines.render_pass)
+            .framebuffer(self.framebuffer)
             .render_area(area);
         let viewport = vk::Viewport {
             x: 0.0,

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use compositor::cli::OutputSize;
 use testkit::buffer::DmabufBuffer;
 use testkit::client::{Client, State};
 use testkit::pixel::Format;
@@ -57,8 +58,8 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Damage::Full)]
     damage: Damage,
     /// Main surface size WxH (default: the grid plus its border; 256x256 with --static).
-    #[arg(long, value_parser = parse_size)]
-    main: Option<(u32, u32)>,
+    #[arg(long)]
+    main: Option<OutputSize>,
     /// Ask for fullscreen.
     #[arg(long)]
     fullscreen: bool,
@@ -71,12 +72,6 @@ struct Args {
     /// Measured time (s).
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-}
-
-fn parse_size(v: &str) -> Result<(u32, u32), String> {
-    let (w, h) = v.split_once('x').ok_or_else(|| format!("{v:?}: expected WxH"))?;
-    let n = |t: &str| t.parse::<u32>().map_err(|e| format!("{v:?}: {e}"));
-    Ok((n(w)?, n(h)?))
 }
 
 /// What the presentation feedback of one commit reported.
@@ -187,7 +182,7 @@ fn main() -> Result<()> {
     // fully occluded main surface gets no frame callbacks from compositors
     // that skip hidden surfaces (Weston), and the frame callbacks pace us.
     let (mw, mh) = match args.main {
-        Some(m) => m,
+        Some(m) => (m.width as u32, m.height as u32),
         None if args.still => (256, 256),
         None => (cols * args.size + 2 * BORDER, rows * args.size + 2 * BORDER),
     };

@@ -23,6 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use compositor::cli::OutputSize;
 use serde::Serialize;
 
 /// One scenario: a name and the client's arguments.
@@ -88,8 +89,8 @@ struct Args {
     #[arg(long)]
     only: Option<String>,
     /// Output size WxH given to every compositor.
-    #[arg(long, value_parser = parse_size, default_value = "1920x1080")]
-    size: (u32, u32),
+    #[arg(long, default_value = "1920x1080")]
+    size: OutputSize,
     /// Output refresh rate (Hz) given to every compositor.
     #[arg(long, default_value_t = 60)]
     refresh: u32,
@@ -100,12 +101,6 @@ fn parse_compositor(v: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("{v:?}: expected NAME=COMMAND"))?;
     Ok((name.to_owned(), cmd.to_owned()))
-}
-
-fn parse_size(v: &str) -> Result<(u32, u32), String> {
-    let (w, h) = v.split_once('x').ok_or_else(|| format!("{v:?}: expected WxH"))?;
-    let n = |t: &str| t.parse::<u32>().map_err(|e| format!("{v:?}: {e}"));
-    Ok((n(w)?, n(h)?))
 }
 
 /// CPU time (utime + stime, in clock ticks) of `pid` and its descendants.
@@ -195,8 +190,8 @@ fn start_compositor(template: &str, args: &Args, log: &Path) -> Result<Started> 
     let socket = "bench-0".to_owned();
     let cmd = template
         .replace("{socket}", &socket)
-        .replace("{width}", &args.size.0.to_string())
-        .replace("{height}", &args.size.1.to_string())
+        .replace("{width}", &args.size.width.to_string())
+        .replace("{height}", &args.size.height.to_string())
         .replace("{refresh}", &args.refresh.to_string());
     let logf = std::fs::File::create(log)?;
     let child = Command::new("sh")
@@ -404,8 +399,8 @@ fn main() -> Result<()> {
         "every compositor ran the identical client workload: {} (same binary and arguments), \
          output {}x{} at {} Hz, {} s measured after a warm-up, {} run(s) each; median (min–max)\n",
         args.client.display(),
-        args.size.0,
-        args.size.1,
+        args.size.width,
+        args.size.height,
         args.refresh,
         args.seconds,
         args.runs

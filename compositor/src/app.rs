@@ -82,7 +82,8 @@ pub fn after_dispatch(state: &mut State) {
 /// Adds a client on an already connected stream (a socketpair end handed to
 /// an in-process test client). `pid` is the peer's, if known.
 pub fn insert_client(state: &mut State, stream: UnixStream, pid: Option<i32>) -> anyhow::Result<Client> {
-    let client_state = state.client_state_for(pid);
+    let socket = stream.try_clone().map(std::os::fd::OwnedFd::from).ok();
+    let client_state = state.client_state_for(pid, socket);
     state
         .display_handle
         .insert_client(stream, Arc::new(client_state))

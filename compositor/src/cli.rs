@@ -82,6 +82,14 @@ pub struct Cli {
     #[arg(long, env = "COMPOSITOR_CPU_COPY_THRESHOLD", value_name = "BYTES", default_value_t = ImportPolicy::DEFAULT_WORKER_THRESHOLD)]
     pub cpu_copy_threshold: u64,
 
+    #[command(flatten)]
+    pub limits: crate::limits::ClientLimits,
+
+    /// Seconds a commit may wait for its fence, acquire point or copy
+    /// before the client is logged as stalled (it is not disconnected).
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub stall_timeout: std::time::Duration,
+
     /// Shell command (`sh -c`) to start once the socket listens, e.g. a
     /// terminal or panel for a session; repeatable. Unlike the client after
     /// `--`, its exit does not end the compositor.
@@ -149,6 +157,12 @@ impl FromStr for OutputSize {
     }
 }
 
+/// A non-negative number of seconds, fractions allowed.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +178,25 @@ mod tests {
         );
         assert!("320".parse::<OutputSize>().is_err());
         assert!("0x10".parse::<OutputSize>().is_err());
+    }
+
+    #[test]
+    fn parses_limits_and_stall_timeout() {
+        let cli = Cli::try_parse_from(["compositor"]).unwrap();
+        assert_eq!(cli.limits, crate::limits::ClientLimits::default());
+        assert_eq!(cli.stall_timeout, std::time::Duration::from_secs(10));
+        let cli = Cli::try_parse_from([
+            "compositor",
+            "--max-client-held-commits",
+            "6",
+            "--stall-timeout",
+            "0.25",
+        ])
+        .unwrap();
+        assert_eq!(cli.limits.held_commits, 6);
+        assert_eq!(cli.stall_timeout, std::time::Duration::from_millis(250));
+        assert!(Cli::try_parse_from(["compositor", "--stall-timeout", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["compositor", "--max-client-fds", "x"]).is_err());
     }
 
     #[test]

@@ -55,7 +55,7 @@ use smithay::reexports::calloop::LoopHandle;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource, Weak};
 use smithay::wayland::compositor::{
-    add_blocker, add_pre_commit_hook, with_states, BufferAssignment, CompositorHandler, SurfaceAttributes,
+    add_pre_commit_hook, with_states, BufferAssignment, CompositorHandler, SurfaceAttributes,
 };
 use smithay::wayland::dmabuf::get_dmabuf;
 use tracing::{debug, warn};
@@ -171,7 +171,7 @@ fn copy_hook(state: &mut State, _dh: &DisplayHandle, surface: &WlSurface) {
             sources: Vec::new(),
         },
     );
-    add_blocker(surface, blocker);
+    crate::buffer_sync::hold::hold_commit(state, surface, blocker);
     let acquire = crate::protocols::drm_syncobj::pending_acquire(surface);
     match watch_fences(state, id, acquire, &dmabuf) {
         Ok(0) => {

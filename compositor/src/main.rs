@@ -78,6 +78,10 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     // the process through a thread that left them unblocked.
     let signals = block_exit_signals()?;
 
+    match compositor::limits::raise_fd_limit() {
+        Ok(limit) => info!(limit, "open file limit (RLIMIT_NOFILE) raised to the hard limit"),
+        Err(err) => warn!("cannot raise the open file limit: {err}"),
+    }
     let lifecycle = Lifecycle::new(None, cli.exit_after_frames);
     let mut state = match kind {
         BackendKind::Headless => app::init_headless(&event_loop, create_backend(cli)?, lifecycle)?,
@@ -91,6 +95,8 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         }
     };
 
+    state.limits = cli.limits;
+    state.held_commits.timeout = cli.stall_timeout;
     let socket_name = listen(&event_loop, cli.socket.as_deref())?;
     insert_signal_source(&event_loop, signals)?;
 
@@ -145,7 +151,10 @@ fn accept_client(state: &mut State, stream: UnixStream) {
         .map(|cred| cred.pid.as_raw_nonzero().get())
         .map_err(|err| warn!("SO_PEERCRED failed: {err}"))
         .ok();
-    let client_state = state.client_state_for(pid);
+    // Kept to tell, at disconnect, a client that hung up from one that
+    // stopped reading (state::ClientState).
+    let socket = stream.try_clone().map(std::os::fd::OwnedFd::from).ok();
+    let client_state = state.client_state_for(pid, socket);
     if let Err(err) = state.display_handle.insert_client(stream, Arc::new(client_state)) {
         warn!("failed to add client: {err}");
     }
@@ -259,6 +268,7 @@ fn collect_stats(state: &State) -> stats::Stats {
         cpu_copies: state.cpu_copies.stats,
         lockdep: stats::Lockdep::now(),
         shell,
+        limits: compositor::limits::LimitStats::now(state.held_commits.warned, state.held_commits.len() as u64),
         drm: compositor::backend::drm::stats(&state.backend),
         test_hooks: compositor::test_hooks::ENABLED,
     }

@@ -4,9 +4,12 @@
 //! plain `&mut self` access and no interior mutability is needed except where
 //! wayland-server forces `Send + Sync` (the per-client [`ClientState`]).
 
-use std::sync::{
-    atomic::{AtomicBool, AtomicUsize, Ordering},
-    Arc,
+use std::{
+    os::fd::OwnedFd,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
 };
 
 use anyhow::Context;
@@ -16,7 +19,7 @@ use smithay::{
     reexports::{
         calloop::LoopSignal,
         wayland_server::{
-            backend::{ClientData, ClientId, DisconnectReason},
+            backend::{ClientData, ClientId, DisconnectReason, ObjectId},
             protocol::wl_surface::WlSurface,
             DisplayHandle,
         },
@@ -32,9 +35,14 @@ use smithay::{
         shm::ShmState,
     },
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use crate::{backend::Backend, handlers, spawn::ChildProcess};
+use crate::{
+    backend::Backend,
+    handlers,
+    limits::{ClientLimits, ClientUsage},
+    spawn::ChildProcess,
+};
 
 /// Keyboard repeat settings; irrelevant headless but required by the seat.
 const REPEAT_DELAY_MS: i32 = 200;
@@ -101,6 +109,13 @@ pub struct State {
     pub syncobj_state: Option<crate::protocols::drm_syncobj::SyncobjState>,
     /// Large CPU-fallback copies on the worker, and the commits they hold.
     pub cpu_copies: crate::cpu_copy::CpuCopies,
+    /// What each new client may hold (`crate::limits`).
+    pub limits: ClientLimits,
+    /// Live dma-buf wl_buffers and the charges they hold on their client's
+    /// budget, dropped with the wl_buffer.
+    pub dmabuf_charges: std::collections::HashMap<ObjectId, [crate::limits::Charge; 2]>,
+    /// Held commits, watched for stalls (`crate::buffer_sync::hold`).
+    pub held_commits: crate::buffer_sync::hold::StallWatch,
 }
 
 impl State {
@@ -172,6 +187,9 @@ impl State {
             buffer_sync,
             syncobj_state,
             cpu_copies: Default::default(),
+            limits: ClientLimits::default(),
+            dmabuf_charges: Default::default(),
+            held_commits: Default::default(),
         })
     }
 
@@ -180,7 +198,10 @@ impl State {
     /// `pid` comes from the socket's peer credentials; the spawned child (or
     /// a process it started, e.g. via `sh -c`) is recognised by it so its
     /// disconnect can end the run.
-    pub fn client_state_for(&self, pid: Option<i32>) -> ClientState {
+    ///
+    /// `socket` is a duplicate of the connection's fd, kept only to tell at
+    /// disconnect whether the client hung up or stopped reading.
+    pub fn client_state_for(&self, pid: Option<i32>, socket: Option<OwnedFd>) -> ClientState {
         let is_child = match (pid, self.lifecycle.child_pid()) {
             (Some(pid), Some(child)) => crate::spawn::is_same_or_descendant(pid, child),
             _ => false,
@@ -189,6 +210,8 @@ impl State {
             compositor_state: CompositorClientState::default(),
             pid,
             child_connections: is_child.then(|| self.lifecycle.child_connections.clone()),
+            usage: ClientUsage::new(self.limits),
+            socket: Mutex::new(socket),
         }
     }
 
@@ -296,6 +319,49 @@ pub struct ClientState {
     pid: Option<i32>,
     /// Present only for the spawned child's connections.
     child_connections: Option<Arc<ChildConnections>>,
+    /// What this client holds, against its limits (`crate::limits`).
+    pub usage: Arc<ClientUsage>,
+    /// A duplicate of the connection's fd until the client is gone.
+    socket: Mutex<Option<OwnedFd>>,
+}
+
+impl ClientState {
+    /// The peer's pid, from the socket's credentials.
+    pub fn pid(&self) -> Option<i32> {
+        self.pid
+    }
+}
+
+/// Why a connection that was not killed for a protocol error closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseCause {
+    /// The peer hung up (or we cannot tell).
+    HungUp,
+    /// Its socket takes no more bytes: the client stopped reading, and
+    /// wayland-server disconnects it once its own buffer is full too.
+    StoppedReading,
+    /// The socket is fine: wayland-server dropped it (an unreadable request).
+    Dropped,
+}
+
+/// Reads [`CloseCause`] from our duplicate of the connection's socket.
+fn close_cause(socket: Option<&OwnedFd>) -> CloseCause {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let Some(socket) = socket else {
+        return CloseCause::HungUp;
+    };
+    let mut fds = [PollFd::new(socket, PollFlags::OUT)];
+    if poll(&mut fds, 0).is_err() {
+        return CloseCause::HungUp;
+    }
+    let revents = fds[0].revents();
+    if revents.intersects(PollFlags::HUP | PollFlags::ERR) {
+        CloseCause::HungUp
+    } else if !revents.contains(PollFlags::OUT) {
+        CloseCause::StoppedReading
+    } else {
+        CloseCause::Dropped
+    }
 }
 
 impl ClientData for ClientState {
@@ -311,7 +377,22 @@ impl ClientData for ClientState {
             DisconnectReason::ProtocolError(err) => {
                 info!(?client_id, pid = ?self.pid, "client killed for protocol error: {err}")
             }
-            DisconnectReason::ConnectionClosed => debug!(?client_id, pid = ?self.pid, "client disconnected"),
+            DisconnectReason::ConnectionClosed => {
+                let socket = self.socket.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match close_cause(socket.as_ref()) {
+                    CloseCause::HungUp => debug!(?client_id, pid = ?self.pid, "client disconnected"),
+                    CloseCause::StoppedReading => warn!(
+                        ?client_id,
+                        pid = ?self.pid,
+                        "client disconnected: it stopped reading and its socket buffer is full"
+                    ),
+                    CloseCause::Dropped => warn!(
+                        ?client_id,
+                        pid = ?self.pid,
+                        "client disconnected: its connection could not be read"
+                    ),
+                }
+            }
         }
         if let Some(connections) = &self.child_connections {
             // Checked by the frame timer before drawing, so this takes effect

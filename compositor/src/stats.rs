@@ -34,6 +34,8 @@ pub struct Stats {
     pub lockdep: Lockdep,
     /// What clients did.
     pub shell: ShellStats,
+    /// Per-client limits: disconnects, stalled commits.
+    pub limits: crate::limits::LimitStats,
     /// DRM backend only: page flips, allocator, zero-copy or copied frames.
     pub drm: Option<crate::backend::drm::DrmStats>,
     /// Whether this build has the test hooks (`crate::test_hooks`).

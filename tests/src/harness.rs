@@ -143,6 +143,53 @@ pub fn require_test_hooks(hook: &str) -> Result<()> {
     }
 }
 
+/// The FIFO behind the compositor's `COMPOSITOR_COPY_GATE` test hook: the
+/// CPU copy worker reads one byte from it before each job, so a test holds
+/// a copy "in progress" until it calls [`CopyGate::open`]. Removed on drop.
+pub struct CopyGate {
+    dir: tempfile::TempDir,
+}
+
+impl CopyGate {
+    /// Checks the compositor has its test hooks, then makes the FIFO.
+    pub fn new() -> Result<CopyGate> {
+        // Without the hook the gate is ignored and copies are not held.
+        require_test_hooks("COMPOSITOR_COPY_GATE")?;
+        let gate = CopyGate {
+            dir: tempfile::tempdir()?,
+        };
+        let c = std::ffi::CString::new(gate.path().as_os_str().as_encoded_bytes())?;
+        // SAFETY: a valid NUL-terminated path.
+        ensure!(
+            unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0,
+            "mkfifo: {}",
+            std::io::Error::last_os_error()
+        );
+        Ok(gate)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("copy-gate")
+    }
+
+    /// The environment variable to start the compositor with.
+    pub fn env(&self) -> Result<(&'static str, String)> {
+        let path = self.path();
+        let path = path.to_str().context("utf-8 temp path")?;
+        Ok(("COMPOSITOR_COPY_GATE", path.to_string()))
+    }
+
+    /// Lets one job through (blocks until the worker opens the FIFO).
+    pub fn open(&self) -> Result<()> {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.path())?
+            .write_all(&[1])?;
+        Ok(())
+    }
+}
+
 /// Reads and parses a `--stats` file (no checks).
 pub fn read_stats(path: &Path) -> Result<Stats> {
     let json = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
@@ -308,6 +355,35 @@ impl Compositor {
         read_stats(&self.stats_path).with_context(|| format!("compositor log: {}", self.log_path.display()))
     }
 
+    /// Waits (bounded) until the compositor's log contains `needle` and
+    /// returns that line; fails with the log's path if it never appears or
+    /// the compositor exits first. Woken by inotify when the log is written.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        let watch = LogWatch::new(&self.log_path)?;
+        loop {
+            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            if let Some(line) = log.lines().find(|l| l.contains(needle)) {
+                return Ok(line.to_string());
+            }
+            if !self.is_running()? {
+                bail!(
+                    "compositor exited before logging {needle:?}; log: {}",
+                    self.log_path.display()
+                );
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                bail!(
+                    "no {needle:?} in the log within {timeout:?}: {}",
+                    self.log_path.display()
+                );
+            }
+            // Also wakes every 500 ms to notice an exit that wrote nothing.
+            watch.wait(left.min(Duration::from_millis(500)))?;
+        }
+    }
+
     /// Whether the compositor is still running.
     pub fn is_running(&mut self) -> Result<bool> {
         Ok(self.child.try_wait().context("query compositor status")?.is_none())
@@ -465,6 +541,7 @@ mod tests {
                 violations: 0,
             },
             shell: ShellStats::default(),
+            limits: Default::default(),
             drm: None,
             test_hooks: true,
         }
@@ -532,5 +609,48 @@ mod tests {
             let p = compositor_bin().expect("path");
             assert!(p.ends_with("compositor"));
         }
+    }
+}
+
+/// An inotify watch for writes to one file.
+struct LogWatch(std::os::fd::OwnedFd);
+
+impl LogWatch {
+    fn new(path: &Path) -> Result<LogWatch> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain syscalls; the fd is owned from here on.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+        ensure!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+        let watch = LogWatch(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+        // SAFETY: a valid fd and NUL-terminated path.
+        let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_MODIFY) };
+        ensure!(
+            wd >= 0,
+            "inotify_add_watch {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+        Ok(watch)
+    }
+
+    /// Returns once the file was written to or `timeout` passed; drains the events.
+    fn wait(&self, timeout: Duration) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, ms) } < 0 {
+            let err = std::io::Error::last_os_error();
+            ensure!(err.kind() == std::io::ErrorKind::Interrupted, "poll inotify: {err}");
+        }
+        let mut buf = [0u8; 4096];
+        // SAFETY: reads into a local buffer; EAGAIN once drained (non-blocking).
+        while unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        Ok(())
     }
 }

@@ -11,12 +11,11 @@
 //! counted as well. The gate is a test hook: the compositor binary must be
 //! built with its cargo feature `test-hooks` (the test says so first).
 
-use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use testkit::harness::{require_test_hooks, Compositor, StatsExt};
+use testkit::harness::{Compositor, CopyGate, StatsExt};
 use testkit::image_compare::check_window_pixel;
 use testkit::provider::provider_from_env;
 use testkit::witness::Witness;
@@ -30,19 +29,10 @@ const BOUND: Duration = Duration::from_secs(20);
 
 #[test]
 fn witness_keeps_its_frames_while_a_large_cpu_copy_runs() -> Result<()> {
-    // Without the hook the gate is ignored and the copy is not held.
-    require_test_hooks("COMPOSITOR_COPY_GATE")?;
+    let gate = CopyGate::new()?;
     let dir = tempfile::tempdir()?;
-    let gate = dir.path().join("copy-gate");
-    let c = std::ffi::CString::new(gate.as_os_str().as_encoded_bytes())?;
-    // SAFETY: a valid NUL-terminated path.
-    ensure!(
-        unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0,
-        "mkfifo: {}",
-        std::io::Error::last_os_error()
-    );
     let shot = dir.path().join("out.png");
-    let gate_env = gate.to_str().context("utf-8 temp path")?;
+    let (gate_var, gate_path) = gate.env()?;
     let mut comp = Compositor::spawn_with_env(
         &[
             "--size".as_ref(),
@@ -51,7 +41,7 @@ fn witness_keeps_its_frames_while_a_large_cpu_copy_runs() -> Result<()> {
             "--screenshot".as_ref(),
             shot.as_os_str(),
         ],
-        &[("COMPOSITOR_COPY_GATE", gate_env)],
+        &[(gate_var, gate_path.as_str())],
     )?;
     let mut witness = Witness::start(&comp.socket_path(), BOUND)?;
 
@@ -79,7 +69,7 @@ fn witness_keeps_its_frames_while_a_large_cpu_copy_runs() -> Result<()> {
 
     // Let the worker copy the 64 MiB now, and count the witness meanwhile.
     let (w1, t) = (witness.frames(), Instant::now());
-    std::fs::OpenOptions::new().write(true).open(&gate)?.write_all(&[1])?;
+    gate.open()?;
     client.wait_flag("frame callback of the large commit after its copy", &shown)?;
     let copy_window = t.elapsed();
     let during = witness.frames() - w1;

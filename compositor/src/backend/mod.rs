@@ -167,6 +167,8 @@ pub(crate) fn housekeeping(state: &mut State) {
     let renderer = state.backend.renderer_mut();
     let _ = smithay::backend::renderer::Renderer::cleanup_texture_cache(renderer);
     renderer.poll_graveyard();
+    // Log commits held past --stall-timeout.
+    state.held_commits.check(std::time::Instant::now());
 }
 
 /// Frame callbacks go to every surface of every window on the output, each

@@ -25,7 +25,7 @@ use smithay::{
         calloop::{generic::Generic, Interest, Mode, PostAction},
         wayland_server::{protocol::wl_surface::WlSurface, DisplayHandle, Resource},
     },
-    wayland::compositor::{add_blocker, CompositorHandler},
+    wayland::compositor::CompositorHandler,
 };
 use tracing::{debug, info, warn};
 
@@ -113,7 +113,7 @@ fn hold(
     };
     watch(state, held, until)?;
     state.buffer_sync.stats.explicit_held += 1;
-    add_blocker(surface, blocker);
+    super::hold::hold_commit(state, surface, blocker);
     Ok(())
 }
 

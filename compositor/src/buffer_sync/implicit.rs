@@ -14,9 +14,7 @@ use smithay::reexports::wayland_server::Resource;
 use smithay::{
     reexports::{calloop::Interest, wayland_server::protocol::wl_surface::WlSurface},
     wayland::{
-        compositor::{
-            add_blocker, add_pre_commit_hook, with_states, BufferAssignment, CompositorHandler, SurfaceAttributes,
-        },
+        compositor::{add_pre_commit_hook, with_states, BufferAssignment, CompositorHandler, SurfaceAttributes},
         dmabuf::get_dmabuf,
     },
 };
@@ -77,7 +75,7 @@ fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::Dis
         Ok(_) => {
             state.buffer_sync.stats.implicit_held += 1;
             debug!(surface = ?surface.id(), "commit held until the dma-buf's write fences signal");
-            add_blocker(surface, blocker);
+            super::hold::hold_commit(state, surface, blocker);
         }
         Err(e) => warn!("cannot watch a dma-buf fence in the loop: {e}"),
     }

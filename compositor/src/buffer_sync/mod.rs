@@ -23,6 +23,7 @@
 //! See `docs/sync.md` for the policy table and the bridging cases.
 
 pub mod explicit;
+pub mod hold;
 pub mod implicit;
 pub mod release;
 

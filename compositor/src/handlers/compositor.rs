@@ -33,6 +33,8 @@ impl CompositorHandler for State {
     }
 
     fn new_surface(&mut self, surface: &WlSurface) {
+        // First: charges commits queued behind a held one (buffer_sync::hold).
+        crate::buffer_sync::hold::on_new_surface(surface);
         // Hold commits until their implicit fences signal (explicit acquire
         // points are handled by the syncobj surface).
         crate::buffer_sync::implicit::on_new_surface(surface);

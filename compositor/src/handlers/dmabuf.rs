@@ -8,12 +8,20 @@ use smithay::{
         allocator::{dmabuf::Dmabuf, format::FormatSet, Buffer},
         renderer::ImportDma,
     },
-    reexports::wayland_server::DisplayHandle,
+    reexports::wayland_server::{
+        backend::ClientId,
+        protocol::wl_buffer::{self, WlBuffer},
+        Client, DataInit, Dispatch, DisplayHandle, Resource as _,
+    },
     wayland::dmabuf::{DmabufFeedbackBuilder, DmabufGlobal, DmabufHandler, DmabufState, ImportNotifier},
 };
 use tracing::{debug, info, warn};
 
-use crate::{render::VkRenderer, state::State};
+use crate::{
+    limits::{charge, Budget, Charge},
+    render::VkRenderer,
+    state::State,
+};
 
 /// Creates the dmabuf global matching what the renderer can say about itself.
 ///
@@ -70,11 +78,22 @@ impl DmabufHandler for State {
     }
 
     fn dmabuf_imported(&mut self, _global: &DmabufGlobal, dmabuf: Dmabuf, notifier: ImportNotifier) {
+        // The buffer and its plane fds count against the client's budget
+        // (crate::limits); past it the client is gone and nothing is imported.
+        let Some(charges) = notifier
+            .client()
+            .and_then(|client| charge_buffer(&self.display_handle, &client, &dmabuf))
+        else {
+            notifier.failed();
+            return;
+        };
         match self.backend.renderer_mut().import_new(&dmabuf) {
             Ok(_texture) => {
                 debug!(format = ?dmabuf.format(), size = ?dmabuf.size(), "dmabuf import ok");
                 // Err only means the client died meanwhile; nothing to do.
-                let _ = notifier.successful::<State>();
+                if let Ok(buffer) = notifier.successful::<State>() {
+                    self.dmabuf_charges.insert(buffer.id(), charges);
+                }
             }
             Err(err) => {
                 warn!(format = ?dmabuf.format(), size = ?dmabuf.size(), "dmabuf import failed: {err}");
@@ -86,13 +105,41 @@ impl DmabufHandler for State {
     }
 }
 
-// Everything but zwp_linux_buffer_params_v1 goes straight to smithay; params
-// requests pass through `dmabuf_params` first (see that module).
+/// One `dmabufs` unit and one `fds` unit per plane, or `None` once the
+/// client was disconnected for passing a limit.
+fn charge_buffer(dh: &DisplayHandle, client: &Client, dmabuf: &Dmabuf) -> Option<[Charge; 2]> {
+    let planes = u32::try_from(dmabuf.num_planes()).unwrap_or(u32::MAX);
+    let buffer = charge(dh, client, Budget::Dmabufs, 1)?;
+    let fds = charge(dh, client, Budget::Fds, planes)?;
+    Some([buffer, fds])
+}
+
+/// dma-buf wl_buffers are smithay's; their charges go with them.
+impl Dispatch<WlBuffer, Dmabuf> for State {
+    fn request(
+        state: &mut State,
+        client: &Client,
+        resource: &WlBuffer,
+        request: wl_buffer::Request,
+        data: &Dmabuf,
+        dh: &DisplayHandle,
+        init: &mut DataInit<'_, State>,
+    ) {
+        <DmabufState as Dispatch<WlBuffer, Dmabuf, State>>::request(state, client, resource, request, data, dh, init);
+    }
+
+    fn destroyed(state: &mut State, client: ClientId, resource: &WlBuffer, data: &Dmabuf) {
+        state.dmabuf_charges.remove(&resource.id());
+        <DmabufState as Dispatch<WlBuffer, Dmabuf, State>>::destroyed(state, client, resource, data);
+    }
+}
+
+// zwp_linux_dmabuf_v1 requests and params requests pass through
+// `dmabuf_params` first (see that module), dma-buf wl_buffers through the
+// impl above; the rest goes straight to smithay.
 type ZwpLinuxDmabufV1 =
     smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1;
 type ZwpLinuxDmabufFeedbackV1 =
     smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1;
 smithay::reexports::wayland_server::delegate_global_dispatch!(State: [ZwpLinuxDmabufV1: smithay::wayland::dmabuf::DmabufGlobalData] => DmabufState);
-smithay::reexports::wayland_server::delegate_dispatch!(State: [ZwpLinuxDmabufV1: smithay::wayland::dmabuf::DmabufData] => DmabufState);
-smithay::reexports::wayland_server::delegate_dispatch!(State: [smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer: Dmabuf] => DmabufState);
 smithay::reexports::wayland_server::delegate_dispatch!(State: [ZwpLinuxDmabufFeedbackV1: smithay::wayland::dmabuf::DmabufFeedbackData] => DmabufState);

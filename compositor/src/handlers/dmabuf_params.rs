@@ -7,21 +7,36 @@
 //! added) is never reported as `incomplete`. This wrapper records which plane
 //! indices each params object received and raises `invalid_dimensions` or
 //! `incomplete` itself, for that client only, before smithay sees the request.
+//!
+//! It also charges each params object to its client's `params` budget
+//! (`crate::limits`).
 
 use std::collections::HashMap;
 
-use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_buffer_params_v1::{
-    self, ZwpLinuxBufferParamsV1,
+use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::{
+    zwp_linux_buffer_params_v1::{self, ZwpLinuxBufferParamsV1},
+    zwp_linux_dmabuf_v1::{self, ZwpLinuxDmabufV1},
 };
 use smithay::reexports::wayland_server::backend::{ClientId, ObjectId};
 use smithay::reexports::wayland_server::{Client, DataInit, Dispatch, DisplayHandle, Resource};
-use smithay::wayland::dmabuf::{DmabufParamsData, DmabufState};
+use smithay::wayland::dmabuf::{DmabufData, DmabufParamsData, DmabufState};
 
+use crate::limits::{charge, Budget, Charge};
 use crate::state::State;
 
-/// Plane indices added per params object (bit i = plane i).
+/// Plane indices added per params object (bit i = plane i), and the
+/// `params` charges of each client's live params objects.
+///
+/// A params object's charge is taken when the client creates it (through
+/// [`ZwpLinuxDmabufV1`]'s `create_params`, whose new object we cannot name
+/// yet) and given back when any of that client's params objects is
+/// destroyed: the charges are interchangeable, so one list per client is
+/// enough.
 #[derive(Debug, Default)]
-pub struct ParamsPlanes(HashMap<ObjectId, u32>);
+pub struct ParamsPlanes {
+    planes: HashMap<ObjectId, u32>,
+    charges: HashMap<ClientId, Vec<Charge>>,
+}
 
 /// Planes a format needs; 1 for every single-plane format we know.
 fn planes_for_format(code: u32) -> u32 {
@@ -58,12 +73,47 @@ fn create_error(
 impl ParamsPlanes {
     fn record(&mut self, id: ObjectId, plane: u32) {
         if plane < 32 {
-            *self.0.entry(id).or_default() |= 1 << plane;
+            *self.planes.entry(id).or_default() |= 1 << plane;
         }
     }
 
     fn mask(&self, id: &ObjectId) -> u32 {
-        self.0.get(id).copied().unwrap_or(0)
+        self.planes.get(id).copied().unwrap_or(0)
+    }
+
+    fn destroyed(&mut self, client: &ClientId, id: &ObjectId) {
+        self.planes.remove(id);
+        if let Some(charges) = self.charges.get_mut(client) {
+            charges.pop();
+            if charges.is_empty() {
+                self.charges.remove(client);
+            }
+        }
+    }
+}
+
+/// `create_params` is charged to the client (`crate::limits`); everything
+/// else, and the object itself, is smithay's.
+impl Dispatch<ZwpLinuxDmabufV1, DmabufData> for State {
+    fn request(
+        state: &mut State,
+        client: &Client,
+        resource: &ZwpLinuxDmabufV1,
+        request: zwp_linux_dmabuf_v1::Request,
+        data: &DmabufData,
+        dh: &DisplayHandle,
+        init: &mut DataInit<'_, State>,
+    ) {
+        if let zwp_linux_dmabuf_v1::Request::CreateParams { .. } = &request {
+            // Past the limit the client is disconnected; smithay still
+            // creates the object, which wayland-server requires.
+            if let Some(charge) = charge(dh, client, Budget::Params, 1) {
+                state.params_planes.charges.entry(client.id()).or_default().push(charge);
+            }
+        }
+        <DmabufState as Dispatch<ZwpLinuxDmabufV1, DmabufData, State>>::request(
+            state, client, resource, request, data, dh, init,
+        );
     }
 }
 
@@ -100,7 +150,7 @@ impl Dispatch<ZwpLinuxBufferParamsV1, DmabufParamsData> for State {
     }
 
     fn destroyed(state: &mut State, client: ClientId, params: &ZwpLinuxBufferParamsV1, data: &DmabufParamsData) {
-        state.params_planes.0.remove(&params.id());
+        state.params_planes.destroyed(&client, &params.id());
         <DmabufState as Dispatch<ZwpLinuxBufferParamsV1, DmabufParamsData, State>>::destroyed(
             state, client, params, data,
         );

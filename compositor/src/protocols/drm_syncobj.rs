@@ -139,6 +139,15 @@ pub fn pending_acquire(surface: &WlSurface) -> Option<TimelinePoint> {
 /// Per wl_surface: its syncobj surface object, if one exists.
 type SurfaceSlot = RefCell<Option<WpLinuxDrmSyncobjSurfaceV1>>;
 
+/// Data of a `wp_linux_drm_syncobj_timeline_v1`: the imported syncobj
+/// (none if the import was refused) and its unit of the client's
+/// `timelines` budget (`crate::limits`), given back with the object.
+#[derive(Debug, Default)]
+pub struct TimelineData {
+    pub syncobj: Option<Arc<Syncobj>>,
+    _charge: Option<crate::limits::Charge>,
+}
+
 /// Data of a `wp_linux_drm_syncobj_surface_v1`.
 #[derive(Debug)]
 pub struct SyncobjSurfaceData {
@@ -164,17 +173,17 @@ where
 impl<D> Dispatch<WpLinuxDrmSyncobjManagerV1, (), D> for SyncobjState
 where
     D: Dispatch<WpLinuxDrmSyncobjSurfaceV1, SyncobjSurfaceData>
-        + Dispatch<WpLinuxDrmSyncobjTimelineV1, Arc<Syncobj>>
+        + Dispatch<WpLinuxDrmSyncobjTimelineV1, TimelineData>
         + SyncobjHandler
         + 'static,
 {
     fn request(
         state: &mut D,
-        _client: &Client,
+        client: &Client,
         resource: &WpLinuxDrmSyncobjManagerV1,
         request: wp_linux_drm_syncobj_manager_v1::Request,
         _data: &(),
-        _dh: &DisplayHandle,
+        dh: &DisplayHandle,
         data_init: &mut DataInit<'_, D>,
     ) {
         use wp_linux_drm_syncobj_manager_v1::{Error, Request};
@@ -217,13 +226,25 @@ where
                 }
             }
             Request::ImportTimeline { id, fd } => {
+                // Past the client's timeline limit it is disconnected; the
+                // object still needs its data, which then holds no syncobj.
+                let Some(charge) = crate::limits::charge(dh, client, crate::limits::Budget::Timelines, 1) else {
+                    data_init.init(id, TimelineData::default());
+                    return;
+                };
                 let imported = match state.syncobj_state() {
                     Some(s) => Syncobj::import(&s.node, std::os::fd::AsFd::as_fd(&fd)),
                     None => Err(std::io::Error::other("the global is gone")),
                 };
                 match imported {
                     Ok(timeline) => {
-                        data_init.init(id, Arc::new(timeline));
+                        data_init.init(
+                            id,
+                            TimelineData {
+                                syncobj: Some(Arc::new(timeline)),
+                                _charge: Some(charge),
+                            },
+                        );
                     }
                     Err(e) => resource.post_error(Error::InvalidTimeline, format!("importing the timeline: {e}")),
                 }
@@ -281,7 +302,7 @@ where
             resource.post_error(Error::NoSurface, "the wl_surface was destroyed");
             return;
         };
-        let Some(timeline) = timeline.data::<Arc<Syncobj>>().cloned() else {
+        let Some(timeline) = timeline.data::<TimelineData>().and_then(|t| t.syncobj.clone()) else {
             return;
         };
         let point = TimelinePoint::new(timeline, hi, lo);
@@ -297,16 +318,16 @@ where
     }
 }
 
-impl<D> Dispatch<WpLinuxDrmSyncobjTimelineV1, Arc<Syncobj>, D> for SyncobjState
+impl<D> Dispatch<WpLinuxDrmSyncobjTimelineV1, TimelineData, D> for SyncobjState
 where
-    D: Dispatch<WpLinuxDrmSyncobjTimelineV1, Arc<Syncobj>> + 'static,
+    D: Dispatch<WpLinuxDrmSyncobjTimelineV1, TimelineData> + 'static,
 {
     fn request(
         _state: &mut D,
         _client: &Client,
         _resource: &WpLinuxDrmSyncobjTimelineV1,
         request: wp_linux_drm_syncobj_timeline_v1::Request,
-        _data: &Arc<Syncobj>,
+        _data: &TimelineData,
         _dh: &DisplayHandle,
         _data_init: &mut DataInit<'_, D>,
     ) {
@@ -391,7 +412,7 @@ macro_rules! delegate_syncobj {
             smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::server::wp_linux_drm_syncobj_surface_v1::WpLinuxDrmSyncobjSurfaceV1: $crate::protocols::drm_syncobj::SyncobjSurfaceData
         ] => $crate::protocols::drm_syncobj::SyncobjState);
         smithay::reexports::wayland_server::delegate_dispatch!($ty: [
-            smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::server::wp_linux_drm_syncobj_timeline_v1::WpLinuxDrmSyncobjTimelineV1: std::sync::Arc<importer::sync::Syncobj>
+            smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::server::wp_linux_drm_syncobj_timeline_v1::WpLinuxDrmSyncobjTimelineV1: $crate::protocols::drm_syncobj::TimelineData
         ] => $crate::protocols::drm_syncobj::SyncobjState);
     };
 }

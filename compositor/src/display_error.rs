@@ -1,10 +1,11 @@
 //! `wl_display.error` for a whole client: `no_memory` when it passes a
-//! resource limit.
+//! resource limit, `implementation` when the compositor cannot go on.
 //!
 //! wayland-server offers protocol errors on resources only, and has no
 //! wl_display resource type; the client's wl_display is object 1, looked up
 //! through the backend by interface name, and the error is posted on it, as
-//! libwayland's `wl_client_post_no_memory` does. The client is disconnected once
+//! libwayland's `wl_client_post_no_memory` and
+//! `wl_client_post_implementation_error` do. The client is disconnected once
 //! the error is flushed.
 
 use smithay::reexports::wayland_server::{
@@ -17,6 +18,8 @@ use smithay::reexports::wayland_server::{
 
 /// `wl_display.error.no_memory`.
 pub const NO_MEMORY: u32 = 2;
+/// `wl_display.error.implementation`.
+pub const IMPLEMENTATION: u32 = 3;
 
 static WL_DISPLAY: Interface = Interface {
     name: "wl_display",
@@ -43,4 +46,14 @@ pub fn post(dh: &DisplayHandle, client: ClientId, code: u32, message: &str) {
             }),
         ),
     }
+}
+
+/// Posts `code` with `message` on every connected client's wl_display.
+pub fn post_all(dh: &DisplayHandle, code: u32, message: &str) -> usize {
+    let mut clients = Vec::new();
+    dh.backend_handle().with_all_clients(|id| clients.push(id));
+    for client in &clients {
+        post(dh, client.clone(), code, message);
+    }
+    clients.len()
 }

@@ -221,7 +221,9 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
     if let Some(child) = state.lifecycle.child.as_mut() {
         child.terminate();
     }
-    if let Some(path) = &cli.screenshot {
+    if cli.screenshot.is_some() && state.backend.renderer().core().device_lost() {
+        warn!("no screenshot: the GPU device was lost");
+    } else if let Some(path) = &cli.screenshot {
         let image = state.backend.screenshot(&state.space)?;
         screenshot::write_png(&image, path)?;
         info!(path = %path.display(), "screenshot written");

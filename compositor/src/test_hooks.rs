@@ -1,6 +1,6 @@
 //! Hooks the integration tests use to put the compositor into states they
 //! cannot reach from a client: hold a CPU copy on the worker, plant a locking
-//! violation, force the scan-out copy fallback.
+//! violation, force the scan-out copy fallback, lose the GPU device.
 //!
 //! DOC: they exist only in test builds
 //!
@@ -65,6 +65,27 @@ pub fn drm_force_copy() -> bool {
     #[cfg(feature = "test-hooks")]
     {
         std::env::var_os("COMPOSITOR_DRM_FORCE_COPY").is_some_and(|v| v == "1")
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    false
+}
+
+/// `COMPOSITOR_DEVICE_LOST_AT_FRAME=N`: from the N-th rendered frame on
+/// (counting from 1), the backend reports `VK_ERROR_DEVICE_LOST` for the
+/// frame after it was submitted, as if the GPU had been lost running it.
+pub fn device_lost_now() -> bool {
+    #[cfg(feature = "test-hooks")]
+    {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+        static FRAMES: AtomicU64 = AtomicU64::new(0);
+        let at = *AT.get_or_init(|| {
+            std::env::var("COMPOSITOR_DEVICE_LOST_AT_FRAME")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        });
+        let Some(at) = at else { return false };
+        FRAMES.fetch_add(1, Ordering::Relaxed) + 1 >= at
     }
     #[cfg(not(feature = "test-hooks"))]
     false

@@ -79,6 +79,8 @@ pub struct RenderCore {
     sync: SemaphoreSyncFd,
     /// Quads of every submitted frame, by how they were recorded.
     draws: Mutex<DrawStats>,
+    /// Set once a submission returned `VK_ERROR_DEVICE_LOST`.
+    device_lost: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RenderCore {
@@ -108,6 +110,7 @@ impl RenderCore {
             importer,
             sync,
             draws: Mutex::new(DrawStats::default()),
+            device_lost: Default::default(),
         })
     }
 
@@ -171,7 +174,11 @@ impl RenderCore {
         let set: Vec<&BufferReservation> = sampled.iter().map(|r| &**r).collect();
         let mut held = AcquireCtx::new();
         held.lock_all(&set);
-        let fence = recorder.finish(&mut self.ring())?;
+        let fence = recorder.finish(&mut self.ring()).inspect_err(|e| {
+            if e.is_device_lost() {
+                self.mark_device_lost();
+            }
+        })?;
         let as_fence: FenceRef = fence.clone();
         for guard in held.iter_mut() {
             guard.add_fence(as_fence.clone());
@@ -186,6 +193,19 @@ impl RenderCore {
     pub fn wait_idle(&self) {
         lockdep::might_block("vkDeviceWaitIdle (teardown)");
         self.ring().retire_after_idle(&self.ctx);
+    }
+
+    /// Whether the device was lost: nothing submitted from now on runs, and
+    /// the renderer has to be rebuilt or the compositor has to stop.
+    pub fn device_lost(&self) -> bool {
+        self.device_lost.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records a device loss seen outside the core's own submissions (a
+    /// caller's own Vulkan call, or the compositor's fault injection in test
+    /// builds).
+    pub fn mark_device_lost(&self) {
+        self.device_lost.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Quads of the frames submitted so far: copied, drawn opaque, drawn blending.

@@ -512,6 +512,49 @@ pub fn run_scene_unchecked(
     Ok((SceneRun { image, stats }, comp.log_path.clone()))
 }
 
+/// An inotify watch for writes to one file.
+struct LogWatch(std::os::fd::OwnedFd);
+
+impl LogWatch {
+    fn new(path: &Path) -> Result<LogWatch> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain syscalls; the fd is owned from here on.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+        ensure!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+        let watch = LogWatch(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+        // SAFETY: a valid fd and NUL-terminated path.
+        let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_MODIFY) };
+        ensure!(
+            wd >= 0,
+            "inotify_add_watch {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+        Ok(watch)
+    }
+
+    /// Returns once the file was written to or `timeout` passed; drains the events.
+    fn wait(&self, timeout: Duration) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, ms) } < 0 {
+            let err = std::io::Error::last_os_error();
+            ensure!(err.kind() == std::io::ErrorKind::Interrupted, "poll inotify: {err}");
+        }
+        let mut buf = [0u8; 4096];
+        // SAFETY: reads into a local buffer; EAGAIN once drained (non-blocking).
+        while unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,48 +652,5 @@ mod tests {
             let p = compositor_bin().expect("path");
             assert!(p.ends_with("compositor"));
         }
-    }
-}
-
-/// An inotify watch for writes to one file.
-struct LogWatch(std::os::fd::OwnedFd);
-
-impl LogWatch {
-    fn new(path: &Path) -> Result<LogWatch> {
-        use std::os::fd::FromRawFd;
-        // SAFETY: plain syscalls; the fd is owned from here on.
-        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-        ensure!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
-        let watch = LogWatch(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
-        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
-        // SAFETY: a valid fd and NUL-terminated path.
-        let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_MODIFY) };
-        ensure!(
-            wd >= 0,
-            "inotify_add_watch {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        );
-        Ok(watch)
-    }
-
-    /// Returns once the file was written to or `timeout` passed; drains the events.
-    fn wait(&self, timeout: Duration) -> Result<()> {
-        use std::os::fd::AsRawFd;
-        let mut pfd = libc::pollfd {
-            fd: self.0.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut pfd, 1, ms) } < 0 {
-            let err = std::io::Error::last_os_error();
-            ensure!(err.kind() == std::io::ErrorKind::Interrupted, "poll inotify: {err}");
-        }
-        let mut buf = [0u8; 4096];
-        // SAFETY: reads into a local buffer; EAGAIN once drained (non-blocking).
-        while unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-        Ok(())
     }
 }

@@ -193,7 +193,9 @@ fn on_frame_tick(state: &mut State) -> bool {
     let Backend::Headless(backend) = &mut state.backend else {
         return false;
     };
-    let render_states = match backend.render(&state.space) {
+    let rendered = backend.render(&state.space);
+    let rendered = rendered.and_then(|states| super::injected_device_loss(&backend.renderer).map(|()| states));
+    let render_states = match rendered {
         Ok(states) => {
             backend.consecutive_failures = 0;
             states
@@ -225,6 +227,10 @@ fn on_frame_tick(state: &mut State) -> bool {
 }
 
 fn on_render_failure(state: &mut State, err: anyhow::Error) -> bool {
+    if super::device_lost(state) {
+        super::on_device_lost(state);
+        return false;
+    }
     let Backend::Headless(backend) = &mut state.backend else {
         return false;
     };

@@ -25,6 +25,8 @@ use smithay::{
     wayland::presentation::Refresh,
 };
 
+use tracing::{error, info};
+
 use crate::{buffer_sync::release::PendingReleases, render::VkRenderer, screenshot::RgbaImage, state::State};
 
 pub use drm::DrmBackend;
@@ -152,6 +154,52 @@ impl Backend {
             Backend::Drm(b) => b.screenshot(),
         }
     }
+}
+
+/// Exit status after the GPU device was lost (EX_TEMPFAIL: a session
+/// manager may start the compositor again).
+pub const EXIT_DEVICE_LOST: i32 = 75;
+
+/// Whether the renderer's device was lost.
+pub(crate) fn device_lost(state: &State) -> bool {
+    state.backend.renderer().core().device_lost()
+}
+
+/// DOC: device loss
+///
+/// After `VK_ERROR_DEVICE_LOST` nothing made from the device works again.
+/// The compositor does not rebuild the device: every client is disconnected
+/// with the `wl_display` error `implementation` ("the compositor lost its
+/// GPU device"), so none is left waiting for frames that never come, and
+/// the compositor exits with [`EXIT_DEVICE_LOST`]. Nothing is re-imported;
+/// `--screenshot` is not written (its read-back would need the device).
+pub(crate) fn on_device_lost(state: &mut State) {
+    error!(
+        status = EXIT_DEVICE_LOST,
+        "the GPU device was lost (VK_ERROR_DEVICE_LOST): disconnecting every client with an error and exiting"
+    );
+    let told = crate::display_error::post_all(
+        &state.display_handle,
+        crate::display_error::IMPLEMENTATION,
+        "the compositor lost its GPU device and is exiting",
+    );
+    info!(clients = told, "clients told of the device loss");
+    state.request_exit(EXIT_DEVICE_LOST, "GPU device lost");
+}
+
+/// Test builds: a device loss injected after a frame was submitted
+/// (`COMPOSITOR_DEVICE_LOST_AT_FRAME`, `crate::test_hooks`), reported as
+/// that frame's error. Always `Ok` without the hook.
+pub(crate) fn injected_device_loss(renderer: &VkRenderer) -> anyhow::Result<()> {
+    if !crate::test_hooks::device_lost_now() {
+        return Ok(());
+    }
+    renderer.core().mark_device_lost();
+    Err(importer::vulkan::VkError::Call {
+        call: "vkQueueSubmit (injected by a test hook)",
+        result: ash::vk::Result::ERROR_DEVICE_LOST,
+    }
+    .into())
 }
 
 /// Frame-tick housekeeping shared by the backends; never blocks.

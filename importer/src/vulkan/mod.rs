@@ -86,6 +86,20 @@ pub enum VkError {
     Reservation(#[from] crate::reservation::ResvError),
 }
 
+impl VkError {
+    /// Whether this is `VK_ERROR_DEVICE_LOST`: the device is gone and every
+    /// object made from it is useless.
+    pub fn is_device_lost(&self) -> bool {
+        matches!(
+            self,
+            VkError::Call {
+                result: vk::Result::ERROR_DEVICE_LOST,
+                ..
+            }
+        )
+    }
+}
+
 /// A rectangle in buffer pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Region {

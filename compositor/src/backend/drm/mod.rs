@@ -586,6 +586,7 @@ fn next_frame(state: &mut State) {
     state.popups.cleanup();
     let Backend::Drm(b) = &mut state.backend else { return };
     let queued = b.render(&state.space).and_then(|frame| {
+        super::injected_device_loss(&b.renderer)?;
         if DrmBackend::ready(&frame) {
             b.queue(frame)
         } else {
@@ -599,6 +600,10 @@ fn next_frame(state: &mut State) {
 
 /// Counts a frame that failed to render or queue; gives up after too many.
 fn on_queue_result(state: &mut State, result: anyhow::Result<()>) {
+    if result.is_err() && super::device_lost(state) {
+        super::on_device_lost(state);
+        return;
+    }
     let Backend::Drm(b) = &mut state.backend else { return };
     match result {
         Ok(()) => b.consecutive_failures = 0,

@@ -39,6 +39,8 @@ echo "== host tier: build (with the compositor's test hooks)"
 cargo build --workspace --bins --locked "${features[@]}"
 echo "== host tier: tests (mismatch images go to $TEST_ARTIFACTS_DIR)"
 cargo test --workspace --locked "${features[@]}"
+echo "== host tier: leak soak counts (tests/tests/leak_soak.rs)"
+cat "$TEST_ARTIFACTS_DIR/leak-soak.txt"
 
 echo "== test hooks: a release build has none (scripts/check-test-hooks.sh)"
 bash scripts/check-test-hooks.sh

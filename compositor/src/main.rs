@@ -98,7 +98,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     state.limits = cli.limits;
     state.held_commits.timeout = cli.stall_timeout;
     let socket_name = listen(&event_loop, cli.socket.as_deref())?;
-    insert_signal_source(&event_loop, signals)?;
+    insert_signal_source(&event_loop, signals, cli.stats.clone())?;
 
     announce_ready(&socket_name)?;
     if !cli.command.is_empty() {
@@ -160,25 +160,45 @@ fn accept_client(state: &mut State, stream: UnixStream) {
     }
 }
 
-/// Blocks SIGINT/SIGTERM in this thread (and every thread started after) and
+/// Blocks SIGINT, SIGTERM and SIGUSR1 in this thread (and every thread started after) and
 /// returns the signalfd source that receives them.
 fn block_exit_signals() -> anyhow::Result<calloop::signals::Signals> {
     use calloop::signals::{Signal, Signals};
-    Signals::new(&[Signal::SIGINT, Signal::SIGTERM]).context("blocking SIGINT/SIGTERM")
+    Signals::new(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1]).context("blocking SIGINT/SIGTERM/SIGUSR1")
 }
 
 /// SIGINT/SIGTERM end the run cleanly (status 0, screenshot still written).
+/// SIGUSR1 writes a `--stats` snapshot of the running compositor (logged as
+/// "stats snapshot N written"), e.g. to compare counts over a long run.
 fn insert_signal_source(
     event_loop: &EventLoop<'static, State>,
     signals: calloop::signals::Signals,
+    stats: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
+    let mut snapshots = 0u64;
     event_loop
         .handle()
-        .insert_source(signals, |event, _, state| {
-            state.request_exit(0, &format!("received {:?}", event.signal()));
+        .insert_source(signals, move |event, _, state| match event.signal() {
+            calloop::signals::Signal::SIGUSR1 => {
+                snapshots += 1;
+                write_snapshot(state, stats.as_deref(), snapshots);
+            }
+            signal => state.request_exit(0, &format!("received {signal:?}")),
         })
         .map_err(|e| anyhow::anyhow!("inserting the signal source: {e}"))?;
     Ok(())
+}
+
+/// Writes the running compositor's stats to `path` (SIGUSR1).
+fn write_snapshot(state: &State, path: Option<&std::path::Path>, n: u64) {
+    let Some(path) = path else {
+        info!("SIGUSR1: no --stats path, no snapshot written");
+        return;
+    };
+    match collect_stats(state).write(path) {
+        Ok(()) => info!(path = %path.display(), "stats snapshot {n} written"),
+        Err(err) => warn!("SIGUSR1: writing the stats snapshot: {err:#}"),
+    }
 }
 
 /// Wakes the loop when the spawned client exits, whether or not it connected.
@@ -270,6 +290,7 @@ fn collect_stats(state: &State) -> stats::Stats {
         cpu_copies: state.cpu_copies.stats,
         lockdep: stats::Lockdep::now(),
         shell,
+        vulkan_objects: importer::vulkan::census::live_objects(),
         limits: compositor::limits::LimitStats::now(state.held_commits.warned, state.held_commits.len() as u64),
         drm: compositor::backend::drm::stats(&state.backend),
         test_hooks: compositor::test_hooks::ENABLED,

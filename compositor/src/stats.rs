@@ -34,6 +34,10 @@ pub struct Stats {
     pub lockdep: Lockdep,
     /// What clients did.
     pub shell: ShellStats,
+    /// Live Vulkan-owning objects (textures, host buffers, targets, frame
+    /// fences) when the stats were taken: at exit after teardown, or live
+    /// in a SIGUSR1 snapshot.
+    pub vulkan_objects: importer::vulkan::census::LiveObjects,
     /// Per-client limits: disconnects, stalled commits.
     pub limits: crate::limits::LimitStats,
     /// DRM backend only: page flips, allocator, zero-copy or copied frames.

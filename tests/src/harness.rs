@@ -216,6 +216,8 @@ pub struct Compositor {
     /// Its `--stats` file (the caller's, or one in `runtime_dir`): checked
     /// with [`check_stats_file`] after every clean exit.
     pub stats_path: PathBuf,
+    /// SIGUSR1 snapshots asked for so far ([`Compositor::snapshot`]).
+    snapshots: u64,
     /// Released after the process is reaped (field order: dropped last).
     _slot: Slot,
 }
@@ -305,6 +307,7 @@ impl Compositor {
             runtime_dir,
             log_path,
             stats_path,
+            snapshots: 0,
             _slot: slot,
         };
         match rx.recv_timeout(default_timeout()) {
@@ -382,6 +385,21 @@ impl Compositor {
             // Also wakes every 500 ms to notice an exit that wrote nothing.
             watch.wait(left.min(Duration::from_millis(500)))?;
         }
+    }
+
+    /// The running compositor's stats: SIGUSR1 makes it write a snapshot to
+    /// its `--stats` path; waits (bounded) for its log line, then reads it.
+    pub fn snapshot(&mut self) -> Result<Stats> {
+        self.snapshots += 1;
+        let pid = libc::pid_t::try_from(self.pid()).context("pid")?;
+        // SAFETY: signals our own child.
+        ensure!(
+            unsafe { libc::kill(pid, libc::SIGUSR1) } == 0,
+            "kill -USR1: {}",
+            std::io::Error::last_os_error()
+        );
+        self.wait_for_log(&format!("stats snapshot {} written", self.snapshots), default_timeout())?;
+        read_stats(&self.stats_path)
     }
 
     /// Whether the compositor is still running.
@@ -584,6 +602,7 @@ mod tests {
                 violations: 0,
             },
             shell: ShellStats::default(),
+            vulkan_objects: Default::default(),
             limits: Default::default(),
             drm: None,
             test_hooks: true,

@@ -107,6 +107,8 @@ pub struct HostBuffer {
     memory: vk::DeviceMemory,
     ptr: *mut u8,
     pub size: usize,
+    /// Counted in [`super::census`].
+    _live: super::census::Live,
 }
 
 // SAFETY: the mapping is plain memory owned by this object; access goes through &/&mut self.
@@ -145,6 +147,7 @@ impl HostBuffer {
                 memory,
                 ptr: ptr.cast(),
                 size,
+                _live: super::census::Live::new(super::census::Kind::HostBuffer),
             }),
             Err(result) => {
                 unsafe {

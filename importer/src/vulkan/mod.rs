@@ -20,6 +20,7 @@
 
 pub mod barrier;
 pub mod caps;
+pub mod census;
 pub mod client_buffer;
 pub mod context;
 mod copy_pass;

@@ -37,6 +37,8 @@ pub struct FrameFence {
     pub(crate) implicit_release: AtomicBool,
     /// Client dma-bufs the submission sampled.
     pub(crate) sampled_dmabufs: AtomicUsize,
+    /// Counted in [`super::census`].
+    _live: super::census::Live,
 }
 
 impl std::fmt::Debug for FrameFence {
@@ -54,6 +56,7 @@ impl FrameFence {
             sync_file: Default::default(),
             implicit_release: Default::default(),
             sampled_dmabufs: Default::default(),
+            _live: super::census::Live::new(super::census::Kind::FrameFence),
         })
     }
 

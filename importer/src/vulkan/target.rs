@@ -31,6 +31,8 @@ pub struct Target {
     /// Imported scan-out memory: acquired from the foreign queue family
     /// before each frame and released to it after (`super::barrier`).
     pub(crate) foreign: bool,
+    /// Counted in [`super::census`].
+    _live: super::census::Live,
 }
 
 impl std::fmt::Debug for Target {
@@ -191,6 +193,7 @@ impl Target {
             framebuffers: Mutex::new(Vec::new()),
             initialized: std::sync::atomic::AtomicBool::new(false),
             foreign: false,
+            _live: super::census::Live::new(super::census::Kind::Target),
         })
     }
 

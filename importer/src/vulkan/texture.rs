@@ -85,6 +85,8 @@ pub struct Texture {
     /// that copies, reports none in `VkDrmFormatModifierPropertiesList2EXT`,
     /// so the copy's source could not be vouched for.
     pub(crate) copy_source: bool,
+    /// Counted in [`super::census`].
+    _live: super::census::Live,
 }
 
 impl std::fmt::Debug for Texture {
@@ -214,6 +216,7 @@ impl Texture {
             dmabuf_fds: OnceLock::new(),
             nv12: None,
             copy_source: true,
+            _live: super::census::Live::new(super::census::Kind::Texture),
         })
     }
 

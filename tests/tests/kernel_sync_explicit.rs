@@ -41,8 +41,8 @@ fn node() -> Result<RenderNode> {
         .context("a render node with syncobj timelines + SYNCOBJ_EVENTFD (virtio-gpu in the VM)")
 }
 
-fn spawn(stats: &std::path::Path, shot: &std::path::Path, env: &[(&str, &str)]) -> Result<Compositor> {
-    let args = [
+fn spawn(stats: &std::path::Path, shot: &std::path::Path, env: &[(&str, &str)], extra: &[&str]) -> Result<Compositor> {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
         "--size".as_ref(),
         "320x240".as_ref(),
         "--stats".as_ref(),
@@ -50,6 +50,7 @@ fn spawn(stats: &std::path::Path, shot: &std::path::Path, env: &[(&str, &str)]) 
         "--screenshot".as_ref(),
         shot.as_os_str(),
     ];
+    args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
     Compositor::spawn_with_env(&args, env)
 }
 
@@ -79,10 +80,15 @@ struct Explicit {
 impl Explicit {
     /// Starts the compositor (with `env`) and the client's window `title`.
     fn start(title: &str, env: &[(&str, &str)]) -> Result<Explicit> {
+        Explicit::start_with(title, env, &[])
+    }
+
+    /// [`Explicit::start`] with `extra` compositor arguments.
+    fn start_with(title: &str, env: &[(&str, &str)], extra: &[&str]) -> Result<Explicit> {
         let node = node()?;
         let out = tempfile::tempdir()?;
         let (stats, shot) = (out.path().join("stats.json"), out.path().join("shot.png"));
-        let comp = spawn(&stats, &shot, env)?;
+        let comp = spawn(&stats, &shot, env, extra)?;
         let mut client = comp.connect()?;
         let tl = Syncobj::create(&node, false)?;
         let timeline = explicit::import_timeline(&client, tl.export()?.as_fd())?;
@@ -258,6 +264,58 @@ fn acquire_point_holds_the_commit_and_release_point_follows_the_gpu() -> Result<
         "per-buffer explicit state not pruned: {sync:?}"
     );
     drop(b);
+    Ok(())
+}
+
+/// An acquire point that never signals: after `--stall-timeout` the
+/// compositor logs the client as stalled, keeps drawing the others, queues
+/// the surface's later commits up to `--max-client-held-commits` and then
+/// disconnects the client with `no_memory`.
+#[test]
+#[ignore = "kernel VM tier: wp_linux_drm_syncobj_v1 needs a render node with syncobj timelines (run scripts/vm/test.sh)"]
+fn an_acquire_point_that_never_signals_is_logged_and_its_queue_is_capped() -> Result<()> {
+    let mut e = Explicit::start_with(
+        "stalled",
+        &[],
+        &["--max-client-held-commits", "6", "--stall-timeout", "0.5"],
+    )?;
+    let mut witness = Witness::start(&e.comp.socket_path(), bound())?;
+    let a = e.buffer()?;
+    // Acquire point 1 never gets a fence.
+    set_points(&e.ssurf, &e.timeline, 1, 2);
+    e.window.attach(&a);
+    e.window.surface.commit();
+    e.client.roundtrip()?;
+    e.comp.wait_for_log("client stalled", bound())?;
+    let w0 = witness.frames();
+    witness
+        .wait_for_frames(w0 + FRAMES, bound())
+        .context("the witness stalled behind the stalled client")?;
+
+    // Five more commits queue behind the held one: six, the limit.
+    for _ in 0..5 {
+        e.window.damage_all();
+        e.window.surface.commit();
+    }
+    e.client
+        .roundtrip()
+        .context("six held or queued commits are within the limit")?;
+    e.window.damage_all();
+    e.window.surface.commit();
+    let err = e.client.expect_protocol_error()?;
+    ensure!(
+        err.object_interface == "wl_display" && err.code == 2 && err.message.contains("--max-client-held-commits"),
+        "expected no_memory for the held-commit limit, got {err:?}"
+    );
+    ensure!(!e.tl.is_available(1)?, "acquire point 1 got a fence from somewhere");
+    let w1 = witness.frames();
+    witness.wait_for_frames(w1 + FRAMES, bound())?;
+    witness.stop()?;
+    e.comp.terminate()?;
+    let stats = read_stats(&e.stats)?;
+    ensure!(stats.limits.disconnects == 1, "{:?}", stats.limits);
+    ensure!(stats.limits.stalls_warned >= 1, "{:?}", stats.limits);
+    drop(a);
     Ok(())
 }
 
@@ -519,7 +577,7 @@ fn release_point_is_signaled_when_the_surface_goes_back_to_implicit_sync() -> Re
 fn expect_error(interface: &str, code: u32, provoke: impl FnOnce(&mut Client, &Syncobj) -> Result<()>) -> Result<()> {
     let node = node()?;
     let out = tempfile::tempdir()?;
-    let mut comp = spawn(&out.path().join("stats.json"), &out.path().join("shot.png"), &[])?;
+    let mut comp = spawn(&out.path().join("stats.json"), &out.path().join("shot.png"), &[], &[])?;
     let mut witness = Witness::start(&comp.socket_path(), bound())?;
     let mut bad = comp.connect()?;
     let tl = Syncobj::create(&node, false)?;
@@ -664,7 +722,7 @@ fn host_without_syncobj_the_global_is_not_offered() -> Result<()> {
     // SYNCOBJ_EVENTFD (this host), the compositor must not offer the global.
     let has_node = RenderNode::find(|c| c.explicit_sync()).is_ok();
     let out = tempfile::tempdir()?;
-    let comp = spawn(&out.path().join("stats.json"), &out.path().join("shot.png"), &[])?;
+    let comp = spawn(&out.path().join("stats.json"), &out.path().join("shot.png"), &[], &[])?;
     let client = comp.connect()?;
     match (has_node, client.globals.syncobj.is_some()) {
         (false, false) | (true, true) => Ok(()),

@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use rustix::event::{PollFd, PollFlags};
 use wayland_client::backend::WaylandError;
 use wayland_client::globals::{registry_queue_init, GlobalList, GlobalListContents};
-use wayland_client::protocol::{wl_callback, wl_compositor, wl_registry, wl_subcompositor};
+use wayland_client::protocol::{wl_callback, wl_compositor, wl_region, wl_registry, wl_subcompositor};
 use wayland_client::{Connection, Dispatch, EventQueue, QueueHandle};
 use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::{self, ZwpLinuxDmabufV1};
 use wayland_protocols::wp::presentation_time::client::wp_presentation::{self, WpPresentation};
@@ -295,3 +295,4 @@ impl Dispatch<wl_callback::WlCallback, Arc<AtomicBool>> for State {
 
 wayland_client::delegate_noop!(State: wl_compositor::WlCompositor);
 wayland_client::delegate_noop!(State: wl_subcompositor::WlSubcompositor);
+wayland_client::delegate_noop!(State: wl_region::WlRegion);

@@ -1,21 +1,34 @@
 //! wl_compositor / wl_subcompositor: surface commits drive buffer tracking and
-//! window mapping.
+//! window mapping. Before smithay sees them, rectangles with a negative size
+//! are dropped ([`negative_rect`]) and coordinates are clamped
+//! ([`COORD_LIMIT`]); a subsurface placed relative to itself is an error.
 
 use smithay::{
     backend::renderer::utils::on_commit_buffer_handler,
-    delegate_compositor,
     reexports::wayland_server::{
-        protocol::{wl_buffer::WlBuffer, wl_surface::WlSurface},
-        Client,
+        backend::ClientId,
+        protocol::{
+            wl_buffer::WlBuffer,
+            wl_callback::WlCallback,
+            wl_compositor::WlCompositor,
+            wl_region::{self, WlRegion},
+            wl_subcompositor::WlSubcompositor,
+            wl_subsurface::{self, WlSubsurface},
+            wl_surface::{self, WlSurface},
+        },
+        Client, DataInit, Dispatch, DisplayHandle, Resource,
     },
     wayland::{
         buffer::BufferHandler,
         compositor::{
             add_post_commit_hook, get_children, get_parent, is_sync_subsurface, with_states, CompositorClientState,
-            CompositorHandler, CompositorState, SubsurfaceCachedState,
+            CompositorHandler, CompositorState, RegionUserData, SubsurfaceCachedState, SubsurfaceUserData,
+            SurfaceUserData,
         },
     },
 };
+
+use tracing::debug;
 
 use crate::state::{ClientState, State};
 
@@ -141,4 +154,178 @@ impl BufferHandler for State {
     }
 }
 
-delegate_compositor!(State);
+// smithay's handlers for every wl_compositor interface, except that
+// wl_surface, wl_region and wl_subsurface requests pass through the checks
+// below first.
+smithay::reexports::wayland_server::delegate_global_dispatch!(State: [WlCompositor: ()] => CompositorState);
+smithay::reexports::wayland_server::delegate_global_dispatch!(State: [WlSubcompositor: ()] => CompositorState);
+smithay::reexports::wayland_server::delegate_dispatch!(State: [WlCompositor: ()] => CompositorState);
+smithay::reexports::wayland_server::delegate_dispatch!(State: [WlCallback: ()] => CompositorState);
+smithay::reexports::wayland_server::delegate_dispatch!(State: [WlSubcompositor: ()] => CompositorState);
+
+/// A rectangle a client sent with a negative width or height. smithay 0.7
+/// builds a `Size` from `wl_surface.damage` and `wl_region.add`/`subtract`
+/// without checking (a debug assertion, so a debug build panics and takes
+/// every client down; `damage_buffer` is checked). Such a rectangle covers
+/// nothing, so the request is dropped, as smithay does for `damage_buffer`.
+fn negative_rect(width: i32, height: i32) -> bool {
+    width < 0 || height < 0
+}
+
+/// The largest coordinate or size taken from a client: far beyond any
+/// output or buffer, far enough from `i32`'s limits that smithay's geometry
+/// (transforms, scales, offsets) cannot overflow, which with overflow
+/// checks (debug builds) is a panic and otherwise a wrapped rectangle.
+const COORD_LIMIT: i32 = 1 << 24;
+
+fn clamp_coord(v: i32) -> i32 {
+    v.clamp(-COORD_LIMIT, COORD_LIMIT)
+}
+
+fn clamp_size(v: i32) -> i32 {
+    v.min(2 * COORD_LIMIT)
+}
+
+/// Clamps the coordinates of the requests that carry them; damage still
+/// covers all of any real buffer.
+fn clamp_surface_request(request: wl_surface::Request) -> wl_surface::Request {
+    use wl_surface::Request;
+    match request {
+        Request::Damage { x, y, width, height } => Request::Damage {
+            x: clamp_coord(x),
+            y: clamp_coord(y),
+            width: clamp_size(width),
+            height: clamp_size(height),
+        },
+        Request::DamageBuffer { x, y, width, height } => Request::DamageBuffer {
+            x: clamp_coord(x),
+            y: clamp_coord(y),
+            width: clamp_size(width),
+            height: clamp_size(height),
+        },
+        Request::Attach { buffer, x, y } => Request::Attach {
+            buffer,
+            x: clamp_coord(x),
+            y: clamp_coord(y),
+        },
+        Request::Offset { x, y } => Request::Offset {
+            x: clamp_coord(x),
+            y: clamp_coord(y),
+        },
+        other => other,
+    }
+}
+
+impl Dispatch<WlSurface, SurfaceUserData> for State {
+    fn request(
+        state: &mut State,
+        client: &Client,
+        surface: &WlSurface,
+        request: wl_surface::Request,
+        data: &SurfaceUserData,
+        dh: &DisplayHandle,
+        init: &mut DataInit<'_, State>,
+    ) {
+        if let wl_surface::Request::Damage { width, height, .. } = &request {
+            if negative_rect(*width, *height) {
+                debug!(surface = ?surface.id(), width, height, "wl_surface.damage with a negative size dropped");
+                return;
+            }
+        }
+        let request = clamp_surface_request(request);
+        <CompositorState as Dispatch<WlSurface, SurfaceUserData, State>>::request(
+            state, client, surface, request, data, dh, init,
+        );
+    }
+
+    fn destroyed(state: &mut State, client: ClientId, surface: &WlSurface, data: &SurfaceUserData) {
+        <CompositorState as Dispatch<WlSurface, SurfaceUserData, State>>::destroyed(state, client, surface, data);
+    }
+}
+
+/// `wl_subsurface.place_above`/`place_below` relative to the subsurface
+/// itself is a protocol error (`bad_surface`); smithay 0.7 does not check it
+/// and its reorder then inserts past the end of the children list, a panic
+/// that takes every client down.
+impl Dispatch<WlSubsurface, SubsurfaceUserData> for State {
+    fn request(
+        state: &mut State,
+        client: &Client,
+        subsurface: &WlSubsurface,
+        request: wl_subsurface::Request,
+        data: &SubsurfaceUserData,
+        dh: &DisplayHandle,
+        init: &mut DataInit<'_, State>,
+    ) {
+        if let wl_subsurface::Request::PlaceAbove { sibling } | wl_subsurface::Request::PlaceBelow { sibling } =
+            &request
+        {
+            if sibling == data.surface() {
+                subsurface.post_error(
+                    wl_subsurface::Error::BadSurface,
+                    "a sub-surface cannot be placed relative to itself",
+                );
+                return;
+            }
+        }
+        let request = match request {
+            wl_subsurface::Request::SetPosition { x, y } => wl_subsurface::Request::SetPosition {
+                x: clamp_coord(x),
+                y: clamp_coord(y),
+            },
+            other => other,
+        };
+        <CompositorState as Dispatch<WlSubsurface, SubsurfaceUserData, State>>::request(
+            state, client, subsurface, request, data, dh, init,
+        );
+    }
+
+    fn destroyed(state: &mut State, client: ClientId, subsurface: &WlSubsurface, data: &SubsurfaceUserData) {
+        <CompositorState as Dispatch<WlSubsurface, SubsurfaceUserData, State>>::destroyed(
+            state, client, subsurface, data,
+        );
+    }
+}
+
+impl Dispatch<WlRegion, RegionUserData> for State {
+    fn request(
+        state: &mut State,
+        client: &Client,
+        region: &WlRegion,
+        request: wl_region::Request,
+        data: &RegionUserData,
+        dh: &DisplayHandle,
+        init: &mut DataInit<'_, State>,
+    ) {
+        if let wl_region::Request::Add { width, height, .. } | wl_region::Request::Subtract { width, height, .. } =
+            &request
+        {
+            if negative_rect(*width, *height) {
+                debug!(region = ?region.id(), width, height, "wl_region rectangle with a negative size dropped");
+                return;
+            }
+        }
+        let request = match request {
+            wl_region::Request::Add { x, y, width, height } => wl_region::Request::Add {
+                x: clamp_coord(x),
+                y: clamp_coord(y),
+                width: clamp_size(width),
+                height: clamp_size(height),
+            },
+            wl_region::Request::Subtract { x, y, width, height } => wl_region::Request::Subtract {
+                x: clamp_coord(x),
+                y: clamp_coord(y),
+                width: clamp_size(width),
+                height: clamp_size(height),
+            },
+            other => other,
+        };
+        <CompositorState as Dispatch<WlRegion, RegionUserData, State>>::request(
+            state, client, region, request, data, dh, init,
+        );
+    }
+
+    fn destroyed(state: &mut State, client: ClientId, region: &WlRegion, data: &RegionUserData) {
+        <CompositorState as Dispatch<WlRegion, RegionUserData, State>>::destroyed(state, client, region, data);
+    }
+}

@@ -22,7 +22,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 want_pkgs=(mesa-vulkan-drivers libvulkan1 libvulkan-dev libxkbcommon-dev libwayland-dev
            wayland-utils pkg-config vulkan-tools
            weston foot fonts-dejavu-core python3-gi gir1.2-gtk-4.0 wlcs
-           libseat-dev libudev-dev libinput-dev vulkan-validationlayers seatd)
+           libseat-dev libudev-dev libinput-dev vulkan-validationlayers seatd
+           g++)  # g++: libFuzzer (scripts/fuzz.sh)
 # From bookworm-backports (Mesa 25 and what must match its version).
 backports_pkgs=(mesa-vulkan-drivers libdrm2 libdrm-dev libgbm-dev)
 

@@ -42,6 +42,9 @@ cargo test --workspace --locked "${features[@]}"
 echo "== host tier: leak soak counts (tests/tests/leak_soak.rs)"
 cat "$TEST_ARTIFACTS_DIR/leak-soak.txt"
 
+echo "== fuzzing: 60 s per target from the seed corpus (scripts/fuzz.sh)"
+bash scripts/fuzz.sh --seconds 60
+
 echo "== test hooks: a release build has none (scripts/check-test-hooks.sh)"
 bash scripts/check-test-hooks.sh
 

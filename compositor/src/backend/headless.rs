@@ -178,7 +178,7 @@ fn next_deadline(start: Instant, interval: Duration, tick: u64, now: Instant) ->
 
 /// One frame: draw, then tell clients it was shown. Returns false once the
 /// clock should stop.
-fn on_frame_tick(state: &mut State) -> bool {
+pub fn on_frame_tick(state: &mut State) -> bool {
     if state.lifecycle.exit_code.is_some() {
         return false;
     }

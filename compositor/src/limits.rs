@@ -239,9 +239,36 @@ pub fn charge(dh: &DisplayHandle, client: &Client, resource: Budget, n: u32) -> 
     }
 }
 
+/// The soft `RLIMIT_NOFILE` before [`raise_fd_limit`] raised it.
+static ORIGINAL_FD_LIMIT: std::sync::OnceLock<libc::rlim_t> = std::sync::OnceLock::new();
+
+/// Gives a child the soft `RLIMIT_NOFILE` the compositor started with:
+/// programs that use `select()` break with descriptors past 1024, so the
+/// raise is for the compositor only.
+pub fn restore_fd_limit_in_child(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let Some(&soft) = ORIGINAL_FD_LIMIT.get() else { return };
+    // SAFETY: the closure only calls getrlimit/setrlimit, which are
+    // async-signal-safe, between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur = soft.min(limit.rlim_max);
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit: every dma-buf plane,
 /// syncobj and client socket costs an fd, and the usual soft limit (1024)
 /// would be reached by a handful of clients. Returns the new soft limit.
+/// Children get the old one back ([`restore_fd_limit_in_child`]).
 pub fn raise_fd_limit() -> std::io::Result<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -251,6 +278,7 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    let _ = ORIGINAL_FD_LIMIT.set(limit.rlim_cur);
     if limit.rlim_cur < limit.rlim_max {
         limit.rlim_cur = limit.rlim_max;
         // SAFETY: as above.

@@ -25,9 +25,10 @@ impl ChildProcess {
     /// calloop's signalfd does not leak into it.
     pub fn spawn(argv: &[String], socket_name: &OsStr) -> anyhow::Result<ChildProcess> {
         let (program, args) = argv.split_first().context("empty client command")?;
-        let child = Command::new(program)
-            .args(args)
-            .env("WAYLAND_DISPLAY", socket_name)
+        let mut command = Command::new(program);
+        command.args(args).env("WAYLAND_DISPLAY", socket_name);
+        crate::limits::restore_fd_limit_in_child(&mut command);
+        let child = command
             .spawn()
             .with_context(|| format!("spawning client {program:?}"))?;
         info!(pid = child.id(), ?argv, "spawned client");
@@ -139,12 +140,10 @@ mod tests {
 /// `WAYLAND_DISPLAY` set. Unlike the client after `--`, it does not tie the
 /// compositor's exit to its own; a failure to start is logged, not fatal.
 pub fn spawn_startup(command: &str, socket_name: &OsStr) {
-    match Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .env("WAYLAND_DISPLAY", socket_name)
-        .spawn()
-    {
+    let mut sh = Command::new("/bin/sh");
+    sh.arg("-c").arg(command).env("WAYLAND_DISPLAY", socket_name);
+    crate::limits::restore_fd_limit_in_child(&mut sh);
+    match sh.spawn() {
         Ok(child) => {
             info!(pid = child.id(), command, "started startup command");
             // Reaped by a detached thread so it never lingers as a zombie.

@@ -373,26 +373,27 @@ impl ClientData for ClientState {
     }
 
     fn disconnected(&self, client_id: ClientId, reason: DisconnectReason) {
+        // Closed whatever the reason: this data may outlive the connection
+        // (anything still holding the `Client`), and the duplicate must not
+        // keep its socket open.
+        let socket = self.socket.lock().unwrap_or_else(|p| p.into_inner()).take();
         match &reason {
             DisconnectReason::ProtocolError(err) => {
                 info!(?client_id, pid = ?self.pid, "client killed for protocol error: {err}")
             }
-            DisconnectReason::ConnectionClosed => {
-                let socket = self.socket.lock().unwrap_or_else(|p| p.into_inner()).take();
-                match close_cause(socket.as_ref()) {
-                    CloseCause::HungUp => debug!(?client_id, pid = ?self.pid, "client disconnected"),
-                    CloseCause::StoppedReading => warn!(
-                        ?client_id,
-                        pid = ?self.pid,
-                        "client disconnected: it stopped reading and its socket buffer is full"
-                    ),
-                    CloseCause::Dropped => warn!(
-                        ?client_id,
-                        pid = ?self.pid,
-                        "client disconnected: its connection could not be read"
-                    ),
-                }
-            }
+            DisconnectReason::ConnectionClosed => match close_cause(socket.as_ref()) {
+                CloseCause::HungUp => debug!(?client_id, pid = ?self.pid, "client disconnected"),
+                CloseCause::StoppedReading => warn!(
+                    ?client_id,
+                    pid = ?self.pid,
+                    "client disconnected: it stopped reading and its socket buffer is full"
+                ),
+                CloseCause::Dropped => warn!(
+                    ?client_id,
+                    pid = ?self.pid,
+                    "client disconnected: its connection could not be read"
+                ),
+            },
         }
         if let Some(connections) = &self.child_connections {
             // Checked by the frame timer before drawing, so this takes effect

@@ -7,8 +7,8 @@
 //! (lavapipe on the host). Each fuzz input is one client lifetime: a socket
 //! pair joins the compositor, binds the globals, sends the requests the
 //! bytes describe ([`session`]), sees a frame drawn, and disconnects. After
-//! each input the harness checks that nothing the client held is left: its
-//! dma-buf buffers' charges are gone, and the compositor still runs.
+//! each input the harness checks that the client's dma-buf buffers and
+//! params objects are no longer charged, and that the compositor still runs.
 
 pub mod session;
 pub mod wire;
@@ -90,6 +90,11 @@ impl Harness {
             self.state.dmabuf_charges.is_empty(),
             "a disconnected client's dma-buf buffers are still charged: {}",
             self.state.dmabuf_charges.len()
+        );
+        assert_eq!(
+            self.state.params_planes.charged(),
+            0,
+            "a disconnected client's params objects are still charged"
         );
         assert!(
             self.state.lifecycle.exit_code.is_none(),

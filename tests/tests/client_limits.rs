@@ -180,6 +180,8 @@ fn a_client_that_stops_reading_is_disconnected() -> Result<()> {
     let mut comp = Compositor::spawn(&["--size", "320x240"])?;
     let mut witness = Witness::start(&comp.socket_path(), BOUND)?;
     let mut socket = UnixStream::connect(comp.socket_path())?;
+    // A compositor that stopped reading us would block the writes: fail then.
+    socket.set_write_timeout(Some(BOUND))?;
     // wl_display (object 1) opcode 0 `sync(new_id)`: 12 bytes, ids from 2 up.
     let mut next_id = 2u32;
     let mut batch = Vec::with_capacity(12 * 1024);
@@ -217,7 +219,22 @@ fn a_client_that_stops_reading_is_disconnected() -> Result<()> {
 /// hard limit at start-up.
 #[test]
 fn the_open_file_limit_is_raised_to_the_hard_limit() -> Result<()> {
-    let mut comp = Compositor::spawn(&["--size", "64x64"])?;
+    // Start the compositor below its hard limit (it inherits ours), so the
+    // raise is observed even where soft and hard are equal to begin with.
+    let mut ours = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on this process.
+    ensure!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut ours) } == 0);
+    let lowered = libc::rlimit {
+        rlim_cur: ours.rlim_max.min(4096) - 1,
+        rlim_max: ours.rlim_max,
+    };
+    ensure!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) } == 0);
+    let spawned = Compositor::spawn(&["--size", "64x64"]);
+    ensure!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &ours) } == 0);
+    let mut comp = spawned?;
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", comp.pid()))?;
     let line = limits
         .lines()

@@ -2,12 +2,13 @@
 //! fds, live Vulkan objects, reservations and resident memory where they
 //! were.
 //!
-//! The cycles rotate through four ways a client ends:
+//! The cycles rotate through five ways a client ends:
 //! 1. shows a dma-buf window, waits for its frame, disconnects;
 //! 2. commits a dma-buf window and disconnects at once, with the frame that
 //!    samples it possibly still running;
 //! 3. creates a dma-buf `wl_buffer` and disconnects without a roundtrip;
-//! 4. sends the first bytes of a request and closes the socket mid-request.
+//! 4. is disconnected by the compositor for passing `--max-client-params`;
+//! 5. sends the first bytes of a request and closes the socket mid-request.
 //!
 //! Counts come from SIGUSR1 snapshots of `--stats` (Vulkan objects,
 //! reservations), `/proc/PID/fd` and `VmRSS`, taken after a warm-up and
@@ -25,9 +26,11 @@ use anyhow::{ensure, Context, Result};
 use testkit::harness::Compositor;
 use testkit::image_compare::artifacts_dir;
 use testkit::provider::provider_from_env;
-use testkit::{Client, DmabufBuffer, Format, Window};
+use testkit::{Client, DmabufBuffer, Format, ParamsBuilder, Window};
 
 const CYCLES: usize = 10_000;
+/// `--max-client-params` of the soak's compositor: cycle 4 passes it.
+const PARAMS_LIMIT: usize = 4;
 const WARM_UP: usize = 40;
 /// Resident memory may grow this much (allocator slack, caches that reach
 /// their size); a leak of one buffer's import per cycle would be far more.
@@ -98,10 +101,10 @@ fn dmabuf(client: &Client, shade: u8) -> Result<DmabufBuffer> {
     })
 }
 
-/// One client lifetime, ending the way `cycle % 4` picks.
+/// One client lifetime, ending the way `cycle % 5` picks.
 fn cycle(comp: &Compositor, n: usize) -> Result<()> {
     let shade = (n % 200) as u8;
-    match n % 4 {
+    match n % 5 {
         0 => {
             let mut client = comp.connect()?;
             let window = Window::new(&mut client, "soak")?;
@@ -122,6 +125,12 @@ fn cycle(comp: &Compositor, n: usize) -> Result<()> {
             let _buffer = dmabuf(&client, shade)?;
             client.conn.flush().context("flush")?;
         }
+        3 => {
+            // Killed for a protocol error: past --max-client-params.
+            let mut client = comp.connect()?;
+            let _params: Vec<_> = (0..=PARAMS_LIMIT).map(|_| ParamsBuilder::new(&client)).collect();
+            client.expect_protocol_error()?;
+        }
         _ => {
             // wl_display.get_registry is 12 bytes; send 6 and hang up.
             let mut socket = UnixStream::connect(comp.socket_path())?;
@@ -139,9 +148,12 @@ fn ten_thousand_clients_leave_no_fd_vulkan_object_or_reservation_behind() -> Res
     };
     let dir = tempfile::tempdir()?;
     let stats = dir.path().join("stats.json");
+    let limit = PARAMS_LIMIT.to_string();
     let mut comp = Compositor::spawn(&[
         "--size".as_ref(),
         "320x240".as_ref(),
+        "--max-client-params".as_ref(),
+        limit.as_ref(),
         "--stats".as_ref(),
         stats.as_os_str(),
     ])?;

@@ -215,8 +215,12 @@ pub(crate) fn housekeeping(state: &mut State) {
     let renderer = state.backend.renderer_mut();
     let _ = smithay::backend::renderer::Renderer::cleanup_texture_cache(renderer);
     renderer.poll_graveyard();
-    // Log commits held past --stall-timeout.
+    // Log commits held past --stall-timeout; drop the fence watches of
+    // surfaces that are gone (with what they hold of their client).
     state.held_commits.check(std::time::Instant::now());
+    if let Some(handle) = state.buffer_sync.loop_handle.clone() {
+        state.buffer_sync.watches.prune(&handle);
+    }
 }
 
 /// Frame callbacks go to every surface of every window on the output, each

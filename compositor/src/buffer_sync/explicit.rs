@@ -107,6 +107,7 @@ fn hold(
             .client()
             .ok_or_else(|| anyhow::anyhow!("the surface has no client"))?,
         id: surface.id(),
+        surface: surface.downgrade(),
         point: point.clone(),
         dmabuf: dmabuf.clone(),
         blocker: blocker.clone(),
@@ -121,6 +122,7 @@ fn hold(
 struct Held {
     client: smithay::reexports::wayland_server::Client,
     id: smithay::reexports::wayland_server::backend::ObjectId,
+    surface: smithay::reexports::wayland_server::Weak<WlSurface>,
     point: TimelinePoint,
     dmabuf: Dmabuf,
     blocker: FlagBlocker,
@@ -136,11 +138,15 @@ fn watch(state: &mut State, held: Held, until: Until) -> anyhow::Result<()> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no event loop yet"))?;
     let efd: OwnedFd = held.point.eventfd(until == Until::Materialized)?;
+    let surface = held.surface.clone();
+    let id = state.buffer_sync.watches.reserve();
     let mut held = Some(held);
-    handle
+    let token = handle
         .insert_source(
             Generic::new(efd, Interest::READ, Mode::Level),
             move |_, _, state: &mut State| {
+                // One-shot: every path below removes the source.
+                state.buffer_sync.watches.done(id);
                 let Some(held) = held.take() else {
                     return Ok(PostAction::Remove);
                 };
@@ -168,6 +174,9 @@ fn watch(state: &mut State, held: Held, until: Until) -> anyhow::Result<()> {
             },
         )
         .map_err(|e| anyhow::anyhow!("inserting the acquire point source: {e}"))?;
+    if let Ok(surface) = surface.upgrade() {
+        state.buffer_sync.watches.insert(id, &surface, token);
+    }
     Ok(())
 }
 

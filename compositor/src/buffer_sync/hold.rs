@@ -10,8 +10,11 @@
 //!
 //! * a held commit, and every later commit of the same surface made while
 //!   one is held, costs one `held_commits` unit of the client's budget
-//!   (`crate::limits`) until it is applied or the surface is gone. Past
-//!   `--max-client-held-commits` the client is disconnected with `no_memory`;
+//!   (`crate::limits`) until smithay drops the commit (applied, or its
+//!   surfaces gone and the client's queue next looked at). A held commit of
+//!   a synchronized subsurface counts on its ancestors too, whose commits
+//!   queue behind it. Past `--max-client-held-commits` the client is
+//!   disconnected with `no_memory`;
 //! * holds are per surface: other surfaces, and other clients, keep being
 //!   drawn and paced at the output's rate;
 //! * a commit held longer than `--stall-timeout` (default 10 s) is logged
@@ -30,7 +33,9 @@ use std::{
 
 use smithay::{
     reexports::wayland_server::{backend::ObjectId, protocol::wl_surface::WlSurface, DisplayHandle, Resource},
-    wayland::compositor::{add_blocker, add_pre_commit_hook, with_states, Blocker, BlockerState},
+    wayland::compositor::{
+        add_blocker, add_pre_commit_hook, get_parent, is_sync_subsurface, with_states, Blocker, BlockerState,
+    },
 };
 use tracing::warn;
 
@@ -45,7 +50,8 @@ pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per-surface hold bookkeeping (in the surface's data map).
 #[derive(Debug, Default)]
 struct SurfaceHolds {
-    /// Commits of this surface held or queued behind a held one.
+    /// Commits of this surface, or of a synchronized descendant, held or
+    /// queued behind a held one.
     outstanding: Arc<AtomicU32>,
     /// Whether the commit being made now has been charged already.
     charged: AtomicBool,
@@ -111,25 +117,29 @@ impl StallWatch {
     }
 }
 
-/// One commit's cost: its budget unit, its place in the surface's count and,
-/// for a held commit, its stall record. Dropped with the commit's blocker.
+/// One commit's cost: its budget unit and its place in the count of its
+/// surface and of every ancestor it is synchronized with (their commits
+/// queue behind it too). Dropped with the commit's blocker.
 #[derive(Debug)]
 struct CommitCharge {
     _budget: Charge,
-    outstanding: Arc<AtomicU32>,
-    _record: Option<Arc<HeldRecord>>,
+    counters: Vec<Arc<AtomicU32>>,
 }
 
 impl Drop for CommitCharge {
     fn drop(&mut self) {
-        self.outstanding.fetch_sub(1, Ordering::AcqRel);
+        for counter in &self.counters {
+            counter.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
-/// A blocker that carries its commit's charge.
+/// A blocker that carries its commit's charge and, for a held commit, its
+/// stall record.
 struct Charged<B> {
     inner: B,
     _charge: Option<CommitCharge>,
+    _record: Option<Arc<HeldRecord>>,
 }
 
 impl<B: Blocker> Blocker for Charged<B> {
@@ -153,81 +163,95 @@ pub fn on_new_surface(surface: &WlSurface) {
     add_pre_commit_hook::<State, _>(surface, queue_hook);
 }
 
-/// Charges a commit made while an earlier one of the surface is held.
+/// Charges a commit made while an earlier one of the surface, or of a
+/// synchronized child, is held.
 fn queue_hook(_state: &mut State, dh: &DisplayHandle, surface: &WlSurface) {
-    let (outstanding, queued) = with_states(surface, |states| {
+    let queued = with_states(surface, |states| {
         let holds = states.data_map.get_or_insert_threadsafe(SurfaceHolds::default);
         let queued = holds.outstanding.load(Ordering::Acquire) > 0;
         holds.charged.store(queued, Ordering::Release);
-        (holds.outstanding.clone(), queued)
+        queued
     });
     if !queued {
         return;
     }
-    if let Some(charge) = take(dh, surface, outstanding, false, &mut Vec::new()) {
+    if let Some(charge) = take(dh, surface) {
         add_blocker(
             surface,
             Charged {
                 inner: Queued,
                 _charge: Some(charge),
+                _record: None,
             },
         );
     }
 }
 
 /// Holds the commit being made on `surface` until `blocker` releases it,
-/// charged to the client. Returns false when the client was past its limit
-/// and has been disconnected (nothing is held then). Call from a pre-commit
-/// hook.
+/// charged to the client (once: a commit the queue hook charged is not
+/// charged again) and watched for stalls. Returns false when the client was
+/// past its limit and has been disconnected (nothing is held then). Call
+/// from a pre-commit hook.
 pub fn hold_commit(state: &mut State, surface: &WlSurface, blocker: impl Blocker + Send + 'static) -> bool {
-    let (outstanding, charged) = with_states(surface, |states| {
+    let charged = with_states(surface, |states| {
         let holds = states.data_map.get_or_insert_threadsafe(SurfaceHolds::default);
-        (holds.outstanding.clone(), holds.charged.swap(true, Ordering::AcqRel))
+        holds.charged.swap(true, Ordering::AcqRel)
     });
     let charge = if charged {
-        None // queued behind an earlier hold, and charged for it already
+        None
     } else {
         let dh = state.display_handle.clone();
-        match take(&dh, surface, outstanding, true, &mut state.held_commits.held) {
+        match take(&dh, surface) {
             Some(charge) => Some(charge),
             None => return false,
         }
     };
+    let record = Arc::new(HeldRecord {
+        since: Instant::now(),
+        surface: surface.id(),
+        pid: surface
+            .client()
+            .and_then(|c| c.get_data::<ClientState>().and_then(ClientState::pid)),
+        warned: AtomicBool::new(false),
+    });
+    state.held_commits.held.push(Arc::downgrade(&record));
     add_blocker(
         surface,
         Charged {
             inner: blocker,
             _charge: charge,
+            _record: Some(record),
         },
     );
     true
 }
 
-/// One `held_commits` unit for `surface`'s client, counted on the surface;
-/// a held (not queued) commit also gets a stall record in `watch`.
-fn take(
-    dh: &DisplayHandle,
-    surface: &WlSurface,
-    outstanding: Arc<AtomicU32>,
-    held: bool,
-    watch: &mut Vec<Weak<HeldRecord>>,
-) -> Option<CommitCharge> {
+/// One `held_commits` unit for `surface`'s client, counted on the surface
+/// and on each ancestor it is synchronized with.
+fn take(dh: &DisplayHandle, surface: &WlSurface) -> Option<CommitCharge> {
     let client = surface.client()?;
     let budget = charge(dh, &client, Budget::HeldCommits, 1)?;
-    outstanding.fetch_add(1, Ordering::AcqRel);
-    let record = held.then(|| {
-        let record = Arc::new(HeldRecord {
-            since: Instant::now(),
-            surface: surface.id(),
-            pid: client.get_data::<ClientState>().and_then(ClientState::pid),
-            warned: AtomicBool::new(false),
-        });
-        watch.push(Arc::downgrade(&record));
-        record
-    });
+    let counter = |s: &WlSurface| {
+        with_states(s, |states| {
+            states
+                .data_map
+                .get_or_insert_threadsafe(SurfaceHolds::default)
+                .outstanding
+                .clone()
+        })
+    };
+    let mut counters = vec![counter(surface)];
+    let mut at = surface.clone();
+    while is_sync_subsurface(&at) {
+        let Some(parent) = get_parent(&at) else { break };
+        counters.push(counter(&parent));
+        at = parent;
+    }
+    for c in &counters {
+        c.fetch_add(1, Ordering::AcqRel);
+    }
     Some(CommitCharge {
         _budget: budget,
-        outstanding,
-        _record: record,
+        counters,
     })
 }

@@ -66,13 +66,16 @@ fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::Dis
     };
     let Some(client) = surface.client() else { return };
     let id = surface.id();
+    let watch = state.buffer_sync.watches.reserve();
     match handle.insert_source(source, move |_, _, state: &mut State| {
         debug!(surface = ?id, "implicit fence signaled; applying the held commit");
+        state.buffer_sync.watches.done(watch);
         let dh = state.display_handle.clone();
         state.client_compositor_state(&client).blocker_cleared(state, &dh);
         Ok(())
     }) {
-        Ok(_) => {
+        Ok(token) => {
+            state.buffer_sync.watches.insert(watch, surface, token);
             state.buffer_sync.stats.implicit_held += 1;
             debug!(surface = ?surface.id(), "commit held until the dma-buf's write fences signal");
             super::hold::hold_commit(state, surface, blocker);

@@ -30,7 +30,8 @@ pub mod release;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use smithay::reexports::calloop::LoopHandle;
+use smithay::reexports::calloop::{LoopHandle, RegistrationToken};
+use smithay::reexports::wayland_server::{protocol::wl_surface::WlSurface, Resource, Weak as WlWeak};
 use smithay::wayland::compositor::{Blocker, BlockerState};
 
 use crate::state::State;
@@ -103,9 +104,61 @@ pub struct SyncStats {
     pub deferred_texture_frees: u64,
 }
 
+/// The loop sources watching held commits' fences and acquire points, by
+/// surface. A source owns what it needs to apply its commit (the client, the
+/// point, the dma-buf); one whose fence never signals would keep those
+/// alive after its client is gone, so [`Watches::prune`] removes the sources
+/// of dead surfaces on every frame tick. A source that fires reports
+/// [`Watches::done`].
+#[derive(Default)]
+pub struct Watches {
+    next: u64,
+    live: std::collections::HashMap<u64, (WlWeak<WlSurface>, RegistrationToken)>,
+}
+
+impl Watches {
+    /// An id for a source about to be inserted (its callback calls `done`).
+    pub fn reserve(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+
+    /// Records the inserted source `token` watching for `surface`.
+    pub fn insert(&mut self, id: u64, surface: &WlSurface, token: RegistrationToken) {
+        self.live.insert(id, (surface.downgrade(), token));
+    }
+
+    /// The source `id` fired and removes itself.
+    pub fn done(&mut self, id: u64) {
+        self.live.remove(&id);
+    }
+
+    /// Removes the sources of surfaces that are gone.
+    pub fn prune(&mut self, handle: &LoopHandle<'static, State>) {
+        self.live.retain(|_, (surface, token)| {
+            let alive = surface.upgrade().is_ok();
+            if !alive {
+                handle.remove(*token);
+            }
+            alive
+        });
+    }
+
+    /// Sources watching now.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+}
+
 /// Sync state kept in [`State`].
 pub struct SyncState {
     pub loop_handle: Option<LoopHandle<'static, State>>,
+    /// The sources watching held commits.
+    pub watches: Watches,
     pub policy: AcquirePolicy,
     /// Whether the renderer's device imports SYNC_FD semaphores (GPU waits).
     pub gpu_wait: bool,
@@ -116,6 +169,7 @@ impl Default for SyncState {
     fn default() -> Self {
         SyncState {
             loop_handle: None,
+            watches: Watches::default(),
             policy: AcquirePolicy::from_env(),
             gpu_wait: false,
             stats: SyncStats::default(),

@@ -81,6 +81,11 @@ impl ParamsPlanes {
         self.planes.get(id).copied().unwrap_or(0)
     }
 
+    /// Params objects charged to clients (all clients), for leak checks.
+    pub fn charged(&self) -> usize {
+        self.charges.values().map(Vec::len).sum()
+    }
+
     fn destroyed(&mut self, client: &ClientId, id: &ObjectId) {
         self.planes.remove(id);
         if let Some(charges) = self.charges.get_mut(client) {

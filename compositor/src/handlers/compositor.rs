@@ -182,8 +182,10 @@ fn clamp_coord(v: i32) -> i32 {
     v.clamp(-COORD_LIMIT, COORD_LIMIT)
 }
 
-fn clamp_size(v: i32) -> i32 {
-    v.min(2 * COORD_LIMIT)
+/// A rectangle's position and size clamped to [`COORD_LIMIT`].
+fn clamp_rect(x: i32, y: i32, width: i32, height: i32) -> (i32, i32, i32, i32) {
+    let size = |v: i32| v.min(2 * COORD_LIMIT);
+    (clamp_coord(x), clamp_coord(y), size(width), size(height))
 }
 
 /// Clamps the coordinates of the requests that carry them; damage still
@@ -191,18 +193,14 @@ fn clamp_size(v: i32) -> i32 {
 fn clamp_surface_request(request: wl_surface::Request) -> wl_surface::Request {
     use wl_surface::Request;
     match request {
-        Request::Damage { x, y, width, height } => Request::Damage {
-            x: clamp_coord(x),
-            y: clamp_coord(y),
-            width: clamp_size(width),
-            height: clamp_size(height),
-        },
-        Request::DamageBuffer { x, y, width, height } => Request::DamageBuffer {
-            x: clamp_coord(x),
-            y: clamp_coord(y),
-            width: clamp_size(width),
-            height: clamp_size(height),
-        },
+        Request::Damage { x, y, width, height } => {
+            let (x, y, width, height) = clamp_rect(x, y, width, height);
+            Request::Damage { x, y, width, height }
+        }
+        Request::DamageBuffer { x, y, width, height } => {
+            let (x, y, width, height) = clamp_rect(x, y, width, height);
+            Request::DamageBuffer { x, y, width, height }
+        }
         Request::Attach { buffer, x, y } => Request::Attach {
             buffer,
             x: clamp_coord(x),
@@ -306,18 +304,14 @@ impl Dispatch<WlRegion, RegionUserData> for State {
             }
         }
         let request = match request {
-            wl_region::Request::Add { x, y, width, height } => wl_region::Request::Add {
-                x: clamp_coord(x),
-                y: clamp_coord(y),
-                width: clamp_size(width),
-                height: clamp_size(height),
-            },
-            wl_region::Request::Subtract { x, y, width, height } => wl_region::Request::Subtract {
-                x: clamp_coord(x),
-                y: clamp_coord(y),
-                width: clamp_size(width),
-                height: clamp_size(height),
-            },
+            wl_region::Request::Add { x, y, width, height } => {
+                let (x, y, width, height) = clamp_rect(x, y, width, height);
+                wl_region::Request::Add { x, y, width, height }
+            }
+            wl_region::Request::Subtract { x, y, width, height } => {
+                let (x, y, width, height) = clamp_rect(x, y, width, height);
+                wl_region::Request::Subtract { x, y, width, height }
+            }
             other => other,
         };
         <CompositorState as Dispatch<WlRegion, RegionUserData, State>>::request(

@@ -11,6 +11,7 @@
 //! params objects are no longer charged, and that the compositor still runs.
 
 pub mod session;
+mod syncobj;
 pub mod wire;
 
 use std::os::unix::net::UnixStream;
@@ -38,8 +39,15 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// A 256×256 headless compositor on the default Vulkan device.
+    /// A 256×256 headless compositor on the default Vulkan device. Logs
+    /// go to stderr only when `RUST_LOG` is set (to replay one input).
     pub fn new() -> Harness {
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
         let event_loop: EventLoop<'static, State> = EventLoop::try_new().expect("creating the event loop");
         let backend = app::create_headless_backend(
             &RendererOptions::default(),

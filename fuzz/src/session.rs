@@ -5,7 +5,14 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 
+use crate::syncobj::{self, NewIds, SyncobjClient};
 use crate::wire::{Arg, Wire};
+
+/// The shared requests the [`Mix::DrmSyncobj`] mix draws from: the kinds
+/// below this (surfaces, toplevels, buffers, attach, commit, damage, frame
+/// callbacks), then this one for `ack_configure`, then the syncobj requests.
+const SHARED_WITH_SYNCOBJ: u8 = 14;
+const ACK_CONFIGURE: u8 = 20;
 
 /// Which requests a target draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +22,9 @@ pub enum Mix {
     /// Everything: surfaces, subsurfaces, xdg toplevels, frame callbacks,
     /// buffers, destroys in any order.
     SurfaceCommits,
+    /// linux-dmabuf buffers on surfaces with `wp_linux_drm_syncobj_v1`
+    /// timelines and points (needs a render node: the kernel VM tier).
+    DrmSyncobj,
 }
 
 /// The fuzz input as a stream of small numbers; zeros once it runs out.
@@ -80,14 +90,14 @@ const FORMATS: [u32; 7] = [
 
 /// Live objects of one kind, by the client's ids.
 #[derive(Default)]
-struct Ids(Vec<u32>);
+pub(crate) struct Ids(pub(crate) Vec<u32>);
 
 impl Ids {
-    fn pick(&self, input: &mut Input<'_>) -> Option<u32> {
+    pub(crate) fn pick(&self, input: &mut Input<'_>) -> Option<u32> {
         (!self.0.is_empty()).then(|| self.0[usize::from(input.u8()) % self.0.len()])
     }
 
-    fn take(&mut self, input: &mut Input<'_>) -> Option<u32> {
+    pub(crate) fn take(&mut self, input: &mut Input<'_>) -> Option<u32> {
         if self.0.is_empty() {
             return None;
         }
@@ -119,6 +129,8 @@ pub struct Session {
     toplevels: Ids,
     /// The last configure serial of each xdg_surface.
     serials: HashMap<u32, u32>,
+    /// The syncobj side, in the [`Mix::DrmSyncobj`] mix only.
+    syncobj: Option<SyncobjClient>,
 }
 
 impl Session {
@@ -135,13 +147,12 @@ impl Session {
             xdg_surfaces: Ids::default(),
             toplevels: Ids::default(),
             serials: HashMap::new(),
+            syncobj: (mix == Mix::DrmSyncobj).then(SyncobjClient::open),
         }
     }
 
     fn new_id(&mut self) -> u32 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
+        NewIds(&mut self.next_id).next()
     }
 
     /// `wl_display.get_registry` as object 2.
@@ -167,6 +178,7 @@ impl Session {
                 "wl_compositor" | "xdg_wm_base" => 6,
                 "wl_subcompositor" => 1,
                 "zwp_linux_dmabuf_v1" => 3,
+                "wp_linux_drm_syncobj_manager_v1" if self.syncobj.is_some() => 1,
                 _ => continue,
             };
             let id = self.new_id();
@@ -184,7 +196,11 @@ impl Session {
                 "wl_compositor" => &mut self.globals.compositor,
                 "xdg_wm_base" => &mut self.globals.wm_base,
                 "wl_subcompositor" => &mut self.globals.subcompositor,
-                _ => &mut self.globals.dmabuf,
+                "zwp_linux_dmabuf_v1" => &mut self.globals.dmabuf,
+                _ => match self.syncobj.as_mut() {
+                    Some(client) => &mut client.manager,
+                    None => continue,
+                },
             };
             *slot = id;
         }
@@ -221,8 +237,18 @@ impl Session {
         let kinds = match self.mix {
             Mix::DmabufParams => 12,
             Mix::SurfaceCommits => 26,
+            Mix::DrmSyncobj => SHARED_WITH_SYNCOBJ + 1 + syncobj::OPS,
         };
-        match input.u8() % kinds {
+        let kind = match (input.u8() % kinds, self.syncobj.as_mut()) {
+            (SHARED_WITH_SYNCOBJ, Some(_)) => ACK_CONFIGURE,
+            (k, Some(client)) if k > SHARED_WITH_SYNCOBJ => {
+                let ids = &mut NewIds(&mut self.next_id);
+                client.op(k - SHARED_WITH_SYNCOBJ - 1, &mut self.wire, input, ids, &self.surfaces);
+                return;
+            }
+            (k, _) => k,
+        };
+        match kind {
             0 => self.create_surface(),
             1 => self.create_params(),
             2 => self.params_add(input),
@@ -281,7 +307,7 @@ impl Session {
                     self.wire.send(s, 0, &[]);
                 }
             }
-            20 => self.ack_configure(input),
+            ACK_CONFIGURE => self.ack_configure(input),
             21 => {
                 if let Some(t) = self.toplevels.take(input) {
                     self.wire.send(t, 0, &[]);
@@ -331,7 +357,11 @@ impl Session {
 
     fn params_add(&mut self, input: &mut Input<'_>) {
         let Some(p) = self.params.pick(input) else { return };
-        let fd = buffer_fd(input);
+        let dmabuf = match self.syncobj.as_ref() {
+            Some(client) if input.u8() % 2 == 0 => client.dmabuf(usize::from(input.u16()) * 64 + 1),
+            _ => None,
+        };
+        let fd = dmabuf.unwrap_or_else(|| buffer_fd(input));
         let plane = u32::from(input.u8() % 5);
         let offset = match input.u8() % 4 {
             0 => input.u32(),
@@ -465,7 +495,7 @@ impl Session {
 
 /// A buffer fd: mostly a memfd sealed against shrinking (what the host's
 /// clients send), sometimes an unsealed one or one of size zero.
-fn buffer_fd(input: &mut Input<'_>) -> OwnedFd {
+pub(crate) fn buffer_fd(input: &mut Input<'_>) -> OwnedFd {
     use rustix::fs::{MemfdFlags, SealFlags};
     let kind = input.u8();
     let size = u64::from(input.u16()) * 64;

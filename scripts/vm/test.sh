@@ -7,6 +7,9 @@
 #       CPU fallback, vulkan_validation.rs under the Khronos validation layer)
 #       with TEST_BUFFER_PROVIDER=udmabuf, so every client buffer is a real
 #       dma-buf (and the explicit-modifier import path runs);
+#   (c) the drm_syncobj fuzz target (scripts/fuzz.sh), which needs the
+#       render node's syncobj timelines, for VM_FUZZ_SECONDS (default 60);
+#       it counts as one test, passed when it ends without a crash;
 # then parses libtest's result lines and prints
 #   VM tier: N passed, N failed, N ignored (real kernel X)
 #   N passed, N failed            <- the line CI reads
@@ -16,7 +19,8 @@
 #   --selftest  run the deliberately failing harness self-test instead (see selftest.sh)
 #   --no-build  use the binaries of the last build (the cargo json in target/vm)
 # Environment: VM_TIMEOUT (default 2700 s: the whole tier in one VM), VM_GUEST_TIMEOUT_SECS (the tests'
-# TEST_TIMEOUT_SECS in the guest, default 60), plus run.sh's VM_* variables.
+# TEST_TIMEOUT_SECS in the guest, default 60), VM_FUZZ_SECONDS (0 = no fuzzing; VM_FUZZ_RUNS=N runs
+# N executions instead), plus run.sh's VM_* variables.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -49,6 +53,7 @@ if [ $build = 1 ]; then
     echo "vm-test: building on the host (with the compositor's test hooks)" >&2
     cargo build --workspace --bins --locked --features compositor/test-hooks
     cargo test --workspace --locked --features compositor/test-hooks --no-run --message-format=json > "$json"
+    if [ $mode = full ]; then bash scripts/fuzz.sh --build-only drm_syncobj; fi
 fi
 [ -s "$json" ] || { echo "test.sh: no $json (run without --no-build)" >&2; exit 2; }
 
@@ -74,7 +79,15 @@ if [ $mode = full ]; then
     runs+=("render|TEST_BUFFER_PROVIDER=udmabuf|")
     runs+=("render_cpu|TEST_BUFFER_PROVIDER=udmabuf|")
     runs+=("vulkan_validation|TEST_BUFFER_PROVIDER=udmabuf|")
-else
+fi
+# The fuzz targets run in the guest: the libFuzzer limit for each.
+fuzz=()
+fuzz_limit="--seconds ${VM_FUZZ_SECONDS:-60}"
+[ -n "${VM_FUZZ_RUNS:-}" ] && fuzz_limit="--runs $VM_FUZZ_RUNS"
+if [ $mode = full ] && [ "${VM_FUZZ_SECONDS:-60}" != 0 ]; then
+    fuzz+=(drm_syncobj)
+fi
+if [ $mode = selftest ]; then
     runs+=("kernel_selftest|VM_SELFTEST_FAIL=1|--include-ignored")
     runs+=("kernel_dmabuf||--include-ignored --exact udmabuf_mmap_and_cpu_sync_round_trip")
 fi
@@ -95,9 +108,15 @@ guest=$out/guest-tests.sh
         echo "env $env $exe $args --test-threads=\${VM_TEST_THREADS:-2} > \"\$R/$name.log\" 2>&1; echo \$? > \"\$R/$name.status\""
         echo "cat \"\$R/$name.log\""
     done
+    for t in "${fuzz[@]}"; do
+        echo "echo '=== vm-test: fuzz $t ($fuzz_limit)'"
+        echo "FUZZ_OUT=\"\$VM_SHARE/fuzz\" bash scripts/fuzz.sh --no-build $fuzz_limit $t > \"\$R/fuzz-$t.log\" 2>&1; echo \$? > \"\$R/fuzz-$t.status\""
+        echo "cat \"\$R/fuzz-$t.log\""
+    done
     echo 'echo "=== vm-test: done"'
 } > "$guest"
-rm -rf "$results" "$share/artifacts"
+# The fuzz corpus grows from run to run; an old crash must not fail this one.
+rm -rf "$results" "$share/artifacts" "$share/fuzz/artifacts"
 mkdir -p "$results"
 
 # ---- boot --------------------------------------------------------------------------------
@@ -131,6 +150,17 @@ for r in "${runs[@]}"; do
     grep -a '^test .* FAILED$' "$log" | sed "s/^/vm-test:   $name: /" || true
     if [ "$st" != 0 ] && [ "${f:-0}" = 0 ]; then
         problems+=("$name: exit status $st although no test failed")
+        failed=$((failed + 1))
+    fi
+done
+for t in "${fuzz[@]}"; do
+    st=$(cat "$results/fuzz-$t.status" 2>/dev/null || echo none)
+    runs_done=$(grep -a -o '^Done [0-9]* runs in [0-9]* second' "$results/fuzz-$t.log" 2>/dev/null | tail -1 || true)
+    if [ "$st" = 0 ] && [ -n "$runs_done" ]; then
+        echo "vm-test: fuzz $t: ${runs_done#Done }s, no crash"
+        passed=$((passed + 1))
+    else
+        problems+=("fuzz $t: exit status $st (${runs_done:-no final libFuzzer line}); see $results/fuzz-$t.log and $share/fuzz/artifacts/$t")
         failed=$((failed + 1))
     fi
 done

@@ -13,7 +13,9 @@
 //   R = 1.164383 (Y - 16)                     + 1.596027 (Cr - 128)
 //   G = 1.164383 (Y - 16) - 0.391762 (Cb - 128) - 0.812968 (Cr - 128)
 //   B = 1.164383 (Y - 16) + 2.017232 (Cb - 128)
-// Chroma is sampled at the top-left pixel of each 2x2 block (no filtering).
+// Chroma samples are cosited with the even pixels and read without
+// filtering, as the Y'CbCr sampler path does (importer/src/vulkan/ycbcr.rs):
+// pixel x takes chroma sample min((x + 1) / 2, last), the nearest one.
 
 struct Params {
     width: u32,
@@ -39,7 +41,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         return;
     }
     let y = byte_at(p.y_offset + id.y * p.y_stride + id.x) - 16.0;
-    let c = p.uv_offset + (id.y / 2u) * p.uv_stride + (id.x / 2u) * 2u;
+    let cx = min((id.x + 1u) / 2u, (p.width - 1u) / 2u);
+    let cy = min((id.y + 1u) / 2u, (p.height - 1u) / 2u);
+    let c = p.uv_offset + cy * p.uv_stride + cx * 2u;
     let cb = byte_at(c) - 128.0;
     let cr = byte_at(c + 1u) - 128.0;
     let l = 1.164383 * y;

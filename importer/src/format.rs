@@ -13,9 +13,15 @@
 //!
 //! Each format lists its planes: bytes per sample and the horizontal and
 //! vertical subsampling. NV12 is a Y plane (one byte per pixel) and an
-//! interleaved CbCr plane (one Cb,Cr pair per 2×2 pixels, rounded up). A YUV
-//! buffer is converted into an RGB texture ([`FormatInfo::texture_format`],
-//! ABGR8888), so everything that samples textures sees RGB only.
+//! interleaved CbCr plane (one Cb,Cr pair per 2×2 pixels, rounded up); NV16
+//! subsamples chroma horizontally only; YUV420 carries Cb and Cr in planes of
+//! their own; P010 is NV12 with 16-bit samples holding 10 bits (the high
+//! ones). Where the device has a sampler Y'CbCr conversion for the format
+//! ([`FormatInfo::ycbcr`]), the client's planes are one multi-planar image
+//! sampled as RGB (`vulkan::ycbcr`). Otherwise only NV12 is accepted, copied
+//! through the CPU and converted into an RGB texture
+//! ([`FormatInfo::texture_format`], ABGR8888, by `vulkan::yuv`). Either way,
+//! everything that samples textures sees RGB.
 
 use ash::vk;
 use drm_fourcc::DrmFourcc;
@@ -52,6 +58,13 @@ impl PlaneInfo {
 
 const PACKED_32: &[PlaneInfo] = &[PlaneInfo::new(4, 1, 1)];
 const NV12_PLANES: &[PlaneInfo] = &[PlaneInfo::new(1, 1, 1), PlaneInfo::new(2, 2, 2)];
+const NV16_PLANES: &[PlaneInfo] = &[PlaneInfo::new(1, 1, 1), PlaneInfo::new(2, 2, 1)];
+const YUV420_PLANES: &[PlaneInfo] = &[
+    PlaneInfo::new(1, 1, 1),
+    PlaneInfo::new(1, 2, 2),
+    PlaneInfo::new(1, 2, 2),
+];
+const P010_PLANES: &[PlaneInfo] = &[PlaneInfo::new(2, 1, 1), PlaneInfo::new(4, 2, 2)];
 
 /// What the importer knows about one format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +79,12 @@ pub struct FormatInfo {
     pub opaque: bool,
     /// The planes a buffer of this format carries.
     pub planes: &'static [PlaneInfo],
-    /// YUV: converted into [`FormatInfo::texture_format`] on import.
+    /// YUV: sampled through a Y'CbCr conversion, or (NV12) converted into
+    /// [`FormatInfo::texture_format`] on import.
     pub yuv: bool,
+    /// YUV: the multi-planar Vulkan format whose planes are the client's
+    /// planes, for sampling through a `VkSamplerYcbcrConversion`.
+    pub ycbcr: Option<vk::Format>,
 }
 
 const fn rgb(fourcc: DrmFourcc, vk_format: vk::Format, opaque: bool) -> FormatInfo {
@@ -78,24 +95,38 @@ const fn rgb(fourcc: DrmFourcc, vk_format: vk::Format, opaque: bool) -> FormatIn
         opaque,
         planes: PACKED_32,
         yuv: false,
+        ycbcr: None,
+    }
+}
+
+/// A YUV format: BT.601 limited range unless the client says otherwise.
+/// `vk_format` is that of the texture the CPU path converts into.
+const fn yuv(fourcc: DrmFourcc, planes: &'static [PlaneInfo], ycbcr: vk::Format) -> FormatInfo {
+    FormatInfo {
+        fourcc,
+        vk_format: vk::Format::R8G8B8A8_UNORM,
+        bytes_per_pixel: 4,
+        opaque: true,
+        planes,
+        yuv: true,
+        ycbcr: Some(ycbcr),
     }
 }
 
 /// Every format the importer accepts, in preference order.
-pub const FORMATS: [FormatInfo; 5] = [
+pub const FORMATS: [FormatInfo; 8] = [
     rgb(DrmFourcc::Argb8888, vk::Format::B8G8R8A8_UNORM, false),
     rgb(DrmFourcc::Xrgb8888, vk::Format::B8G8R8A8_UNORM, true),
     rgb(DrmFourcc::Abgr8888, vk::Format::R8G8B8A8_UNORM, false),
     rgb(DrmFourcc::Xbgr8888, vk::Format::R8G8B8A8_UNORM, true),
-    // BT.601 limited range, converted into ABGR8888 (vulkan::yuv).
-    FormatInfo {
-        fourcc: DrmFourcc::Nv12,
-        vk_format: vk::Format::R8G8B8A8_UNORM,
-        bytes_per_pixel: 4,
-        opaque: true,
-        planes: NV12_PLANES,
-        yuv: true,
-    },
+    yuv(DrmFourcc::Nv12, NV12_PLANES, vk::Format::G8_B8R8_2PLANE_420_UNORM),
+    yuv(DrmFourcc::Nv16, NV16_PLANES, vk::Format::G8_B8R8_2PLANE_422_UNORM),
+    yuv(DrmFourcc::Yuv420, YUV420_PLANES, vk::Format::G8_B8_R8_3PLANE_420_UNORM),
+    yuv(
+        DrmFourcc::P010,
+        P010_PLANES,
+        vk::Format::G10X6_B10X6R10X6_2PLANE_420_UNORM_3PACK16,
+    ),
 ];
 
 /// Looks a DRM fourcc up; `None` for formats the importer does not accept.
@@ -115,6 +146,18 @@ pub fn rgb_formats() -> impl Iterator<Item = FormatInfo> {
 }
 
 impl FormatInfo {
+    /// Whether the CPU fallback can take this format: RGB, and NV12 (which
+    /// `vulkan::yuv` converts). Other YUV formats need the Y'CbCr sampler.
+    pub fn cpu_converts(&self) -> bool {
+        !self.yuv || self.fourcc == DrmFourcc::Nv12
+    }
+
+    /// YUV: this format as the multi-planar image its planes form on the
+    /// Y'CbCr path (`vk_format` is [`FormatInfo::ycbcr`]).
+    pub fn planar(&self) -> Option<FormatInfo> {
+        self.ycbcr.map(|vk_format| FormatInfo { vk_format, ..*self })
+    }
+
     /// The format of a texture holding a buffer of this format: itself for
     /// RGB, ABGR8888 for YUV (what the conversion writes).
     pub fn texture_format(&self) -> FormatInfo {
@@ -191,6 +234,7 @@ mod tests {
         assert_eq!(info(DrmFourcc::Abgr8888).vk_format, vk::Format::R8G8B8A8_UNORM);
         assert!(format_info_raw(0x3231_564e /* NV12 */).is_some_and(|f| f.yuv));
         assert!(format_info_raw(0x3631_5559 /* YU16 */).is_none());
+        assert!(format_info_raw(0x3231_5559 /* YU12 */).is_some_and(|f| f.planes.len() == 3));
     }
 
     #[test]
@@ -203,6 +247,18 @@ mod tests {
         assert_eq!(nv12.texture_format().fourcc, DrmFourcc::Abgr8888);
         assert!(rgb_formats().all(|f| !f.yuv && f.planes.len() == 1));
         assert_eq!(rgb_formats().count(), 4);
+    }
+
+    #[test]
+    fn yuv_planes_match_their_subsampling() {
+        let nv16 = info(DrmFourcc::Nv16);
+        assert_eq!(nv16.planes[1].extent(5, 3), (3, 3));
+        let yuv420 = info(DrmFourcc::Yuv420);
+        assert_eq!(yuv420.planes[2].row_bytes(5), 3);
+        let p010 = info(DrmFourcc::P010);
+        assert_eq!((p010.planes[0].row_bytes(4), p010.planes[1].row_bytes(4)), (8, 8));
+        assert!(FORMATS.iter().all(|f| f.yuv == f.ycbcr.is_some()));
+        assert!(info(DrmFourcc::Nv12).cpu_converts() && !p010.cpu_converts());
     }
 
     #[test]

@@ -11,16 +11,21 @@
 //!    modifier's memory plane count) is the client's fault: refused,
 //!    whatever the policy.
 //! 2. [`ImportPath::CpuFallback`] when the policy says so for every buffer
-//!    (`--cpu-fallback`), or when the format is YUV (NV12): its planes are
-//!    copied through the CPU mapping and converted into an RGB texture on
-//!    the GPU (`vulkan::yuv`).
+//!    (`--cpu-fallback`), or when the format is YUV and its entry is not
+//!    zero-copy (NV12 without a Y'CbCr sampler): its planes are copied
+//!    through the CPU mapping and converted into an RGB texture on the GPU
+//!    (`vulkan::yuv`).
 //! 3. Otherwise the GPU import: [`ImportPath::ZeroCopyImage`] when the
 //!    negotiated entry is zero-copy, the size is within its limits and the
-//!    device binds the client's memory to an image with the client's layout,
-//!    else [`ImportPath::GpuBufferCopy`] (LINEAR only: the memory imported as
-//!    a buffer and copied on the GPU; `force_buffer_path` takes it always).
+//!    device binds the client's memory to an image with the client's layout
+//!    (YUV: a multi-planar image sampled through its format's Y'CbCr
+//!    conversion, `vulkan::ycbcr`), else [`ImportPath::GpuBufferCopy`]
+//!    (RGB and LINEAR only: the memory imported as a buffer and copied on
+//!    the GPU; `force_buffer_path` takes it always for RGB).
 //! 4. A GPU import that fails for a reason of the device (not of the client:
-//!    `falls_back`) takes [`ImportPath::CpuFallback`] instead.
+//!    `falls_back`) takes [`ImportPath::CpuFallback`] instead, where the
+//!    format has one (RGB, NV12); a YUV buffer whose plane layout the device
+//!    cannot sample as it is, in another format, fails (`failed`).
 //!
 //! Nothing is copied here: a CPU-fallback buffer's first copy is made at its
 //! first use (`ClientBuffer::refresh`, a full copy), after the commit that
@@ -49,6 +54,7 @@ use crate::format::FormatInfo;
 use crate::vulkan::client_buffer::{self, ClientBuffer};
 use crate::vulkan::modifiers::FormatTable;
 use crate::vulkan::texture::{Backing, Texture};
+use crate::vulkan::ycbcr::YcbcrSamplers;
 use crate::vulkan::yuv::Nv12Pipeline;
 use crate::vulkan::{BufferGraveyard, BufferReservation, Region, VkContext, VkError};
 
@@ -191,6 +197,8 @@ pub struct Importer {
     ctx: Arc<VkContext>,
     texture_layout: vk::DescriptorSetLayout,
     nv12: Arc<Nv12Pipeline>,
+    /// Y'CbCr conversions, where the device has `samplerYcbcrConversion`.
+    ycbcr: Option<Arc<YcbcrSamplers>>,
     policy: ImportPolicy,
     formats: FormatTable,
     counters: ImportCounters,
@@ -225,6 +233,10 @@ impl Importer {
             ctx: ctx.clone(),
             texture_layout,
             nv12: Arc::new(Nv12Pipeline::new(ctx)?),
+            ycbcr: match ctx.caps.sampler_ycbcr_conversion {
+                true => Some(Arc::new(YcbcrSamplers::new(ctx)?)),
+                false => None,
+            },
             policy,
             formats,
             counters: ImportCounters::default(),
@@ -285,14 +297,14 @@ impl Importer {
                 modifier,
             })?;
         let format = desc.validate_layout(entry.planes as usize)?;
-        if !self.policy.cpu_fallback && !format.yuv {
+        if !self.policy.cpu_fallback && (!format.yuv || entry.zero_copy) {
             let (max_w, max_h) = entry.max_extent;
-            let try_image =
-                entry.zero_copy && !self.policy.force_buffer_path && desc.width <= max_w && desc.height <= max_h;
+            let forced_copy = self.policy.force_buffer_path && !format.yuv;
+            let try_image = entry.zero_copy && !forced_copy && desc.width <= max_w && desc.height <= max_h;
             match self.import_gpu(desc, format, try_image) {
                 Ok(imported) => return Ok(imported),
-                // The CPU fallback reads LINEAR rows only.
-                Err(e) if !falls_back(&e) || !desc.is_linear() => return Err(e),
+                // The CPU fallback reads LINEAR rows of the formats it converts only.
+                Err(e) if !falls_back(&e) || !desc.is_linear() || !format.cpu_converts() => return Err(e),
                 Err(e) => {
                     self.counters.fell_back.fetch_add(1, Ordering::Relaxed);
                     info!(format = ?desc.fourcc, "GPU import impossible ({e}); taking the CPU fallback")
@@ -308,11 +320,15 @@ impl Importer {
         format: FormatInfo,
         try_image: bool,
     ) -> Result<(ClientBuffer, ImportPath), VkError> {
+        let ycbcr = match (format.ycbcr, &self.ycbcr) {
+            (Some(_), Some(samplers)) => Some(samplers.clone()),
+            _ => None,
+        };
         let resv = Arc::new(BufferReservation::new());
         let texture = {
             let mut guard = resv.lock();
             let layout = self.texture_layout;
-            client_buffer::import_gpu(&mut guard, &self.ctx, layout, desc, format, try_image)?
+            client_buffer::import_gpu(&mut guard, &self.ctx, layout, desc, (format, ycbcr), try_image)?
         };
         let buf = ClientBuffer::new(resv, texture, None);
         Ok((buf.clone(), Importer::path_of(&buf)))

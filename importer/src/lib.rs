@@ -38,6 +38,11 @@ pub mod reservation;
 pub mod sync;
 pub mod vulkan;
 
+/// The build script's SPIR-V rewrite, compiled here too so its unit tests run.
+#[cfg(test)]
+#[path = "../build/spirv.rs"]
+mod build_spirv;
+
 pub use dmabuf::{DmabufDesc, DmabufError, DmabufPlane};
 pub use format::FormatInfo;
 pub use import::{ImportPath, ImportPolicy, ImportStats, Importer, ReservationStats};

@@ -52,26 +52,32 @@ fn pattern(x: u32, y: u32) -> [u8; 4] {
 
 /// Renders `what` over a clear colour into a W×H target; returns the bytes per pixel as stored (B8G8R8A8).
 fn render_texture(core: &RenderCore, what: &Drawable) -> Vec<u8> {
+    render_texture_sized(core, what, (W, H))
+}
+
+/// [`render_texture`] into a target of `(w, h)`.
+fn render_texture_sized(core: &RenderCore, what: &Drawable, (w, h): (u32, u32)) -> Vec<u8> {
     let fmt = importer::format::format_info(DrmFourcc::Xrgb8888).unwrap();
-    let target = core.create_target(fmt, W, H).unwrap();
+    let target = core.create_target(fmt, w, h).unwrap();
     let mut frame = core.begin_frame(&target, Filter::Nearest).unwrap();
     let all = vk::Rect2D {
         offset: vk::Offset2D { x: 0, y: 0 },
-        extent: vk::Extent2D { width: W, height: H },
+        extent: vk::Extent2D { width: w, height: h },
     };
     frame.clear([0.125, 0.125, 0.125, 1.0], &[all]);
-    let corners = QuadPush::rect_corners(0.0, 0.0, W as f32, H as f32);
+    let corners = QuadPush::rect_corners(0.0, 0.0, w as f32, h as f32);
     let uv = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
     let quad = Quad {
-        push: QuadPush::textured(corners, [W as f32, H as f32], uv, 1.0),
+        push: QuadPush::textured(corners, [w as f32, h as f32], uv, 1.0),
         opaque: &[],
         blended: &[all],
         pixel_exact: true,
         texel_offset: None,
+        representation: Default::default(),
     };
     frame.draw(Some(what), &quad);
     core.submit_frame(frame).unwrap();
-    let rb = core.read_target(&target, Region::full(W, H)).unwrap();
+    let rb = core.read_target(&target, Region::full(w, h)).unwrap();
     rb.wait_bytes().unwrap().to_vec()
 }
 
@@ -251,9 +257,21 @@ fn an_unadvertised_modifier_is_refused_before_any_import() {
     }
 }
 
+/// The chroma sample pixel `x` of a row of `w` takes when chroma is
+/// subsampled by 2: the nearest cosited sample (`vulkan::ycbcr`).
+fn cosited(x: u32, w: u32) -> u32 {
+    ((x + 1) / 2).min((w - 1) / 2)
+}
+
 /// BT.601 limited range, the reference for the NV12 conversion shader.
 fn bt601(y: u8, cb: u8, cr: u8) -> [f64; 3] {
-    let (y, cb, cr) = (f64::from(y) - 16.0, f64::from(cb) - 128.0, f64::from(cr) - 128.0);
+    bt601_f([y, cb, cr].map(f64::from))
+}
+
+/// [`bt601`] of samples in 8-bit units that may have a fraction (10-bit
+/// samples divided by 4).
+fn bt601_f([y, cb, cr]: [f64; 3]) -> [f64; 3] {
+    let (y, cb, cr) = (y - 16.0, cb - 128.0, cr - 128.0);
     let l = 1.164383 * y;
     [l + 1.596027 * cr, l - 0.391762 * cb - 0.812968 * cr, l + 2.017232 * cb].map(|v| v.clamp(0.0, 255.0))
 }
@@ -319,7 +337,7 @@ fn cpu_fallback_converts_nv12_from_one_fd_at_unaligned_offsets() {
     let out = render_texture(&core, &Drawable::Client(buf)); // B8G8R8A8 target
     for y in 0..H {
         for x in 0..W {
-            let (cb, cr) = chroma(x / 2, y / 2);
+            let (cb, cr) = chroma(cosited(x, W), cosited(y, H));
             let want = bt601(luma(x, y), cb, cr);
             let at = ((y * W + x) * 4) as usize;
             let got = [out[at + 2], out[at + 1], out[at]];
@@ -340,4 +358,248 @@ fn nv12_with_one_plane_is_refused() {
     let d = desc(memfd_buffer(W * 4, 0, pattern), DrmFourcc::Nv12, W, 0);
     let err = core.importer_mut().import(&d).unwrap_err();
     assert!(err.to_string().contains("plane"), "{err}");
+}
+
+/// How a YUV test buffer lays its planes out.
+struct Layout {
+    /// One fd per plane (else all planes in one fd).
+    separate_fds: bool,
+    /// Byte offset of each plane in its fd.
+    offsets: Vec<u32>,
+    /// Each fd holds at least this many bytes.
+    file_len: u32,
+    /// Stride of each plane in bytes.
+    strides: Vec<u32>,
+}
+
+/// A YUV buffer of `format` (`w`×`h`): 8-bit (or, for P010, 10-bit in the
+/// high bits of 16) samples from `luma(x, y)` and `chroma(cx, cy)`, written
+/// where `layout` says. Returns the description.
+fn yuv_desc(
+    fourcc: DrmFourcc,
+    (w, h): (u32, u32),
+    layout: &Layout,
+    luma: &dyn Fn(u32, u32) -> u16,
+    chroma: &dyn Fn(u32, u32) -> (u16, u16),
+) -> DmabufDesc {
+    let info = importer::format::format_info(fourcc).unwrap();
+    let wide = fourcc == DrmFourcc::P010;
+    let put = |bytes: &mut Vec<u8>, at: usize, v: u16| {
+        if wide {
+            bytes[at..at + 2].copy_from_slice(&(v << 6).to_le_bytes());
+        } else {
+            bytes[at] = v as u8;
+        }
+    };
+    let sample = if wide { 2 } else { 1 };
+    let mut files: Vec<Vec<u8>> = vec![Vec::new(); info.planes.len()];
+    for (i, plane) in info.planes.iter().enumerate() {
+        let (pw, ph) = plane.extent(w, h);
+        let file = if layout.separate_fds { i } else { 0 };
+        let end = ((layout.offsets[i] + layout.strides[i] * ph) as usize).max(layout.file_len as usize);
+        let bytes = &mut files[file];
+        if bytes.len() < end {
+            bytes.resize(end, 0xAA);
+        }
+        for y in 0..ph {
+            for x in 0..pw {
+                let at = (layout.offsets[i] + y * layout.strides[i]) as usize + (x * plane.bytes_per_sample) as usize;
+                match (i, info.planes.len()) {
+                    (0, _) => put(bytes, at, luma(x, y)),
+                    (1, 2) => {
+                        let (cb, cr) = chroma(x, y);
+                        put(bytes, at, cb);
+                        put(bytes, at + sample, cr);
+                    }
+                    (1, _) => put(bytes, at, chroma(x, y).0),
+                    _ => put(bytes, at, chroma(x, y).1),
+                }
+            }
+        }
+    }
+    let fds: Vec<OwnedFd> = files
+        .iter()
+        .filter(|b| !b.is_empty())
+        .map(|bytes| {
+            let fd = rustix::fs::memfd_create(
+                "yuv",
+                rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+            )
+            .unwrap();
+            rustix::io::write(&fd, bytes).unwrap();
+            rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW).unwrap();
+            fd
+        })
+        .collect();
+    let planes = (0..info.planes.len())
+        .map(|i| DmabufPlane {
+            fd: fds[if layout.separate_fds { i } else { 0 }].try_clone().unwrap(),
+            offset: layout.offsets[i],
+            stride: layout.strides[i],
+        })
+        .collect();
+    DmabufDesc {
+        width: w,
+        height: h,
+        fourcc,
+        modifier: DrmModifier::Linear,
+        flags: 0,
+        planes,
+    }
+}
+
+/// Imports `d`, renders it unscaled and compares every pixel with BT.601
+/// limited range of its samples (chroma: the nearest cosited sample, by
+/// `sub` = the format's (horizontal, vertical) subsampling). `bits` is the
+/// sample depth. Returns the import path.
+fn render_yuv(
+    d: DmabufDesc,
+    sub: (u32, u32),
+    bits: u32,
+    luma: &dyn Fn(u32, u32) -> u16,
+    chroma: &dyn Fn(u32, u32) -> (u16, u16),
+) -> ImportPath {
+    let (w, h, fourcc) = (d.width, d.height, d.fourcc);
+    let mut core = core(false);
+    let buf = core.importer_mut().import(&d).expect("YUV import");
+    let path = Importer::path_of(&buf);
+    buf.refresh(None).expect("refresh");
+    let out = render_texture_sized(&core, &Drawable::Client(buf), (w, h));
+    let k = f64::from(1u32 << (bits - 8));
+    let to8 = |v: u16| f64::from(v) / k;
+    let pick = |v: u32, n: u32, s: u32| if s == 2 { cosited(v, n) } else { v };
+    for y in 0..h {
+        for x in 0..w {
+            let (cb, cr) = chroma(pick(x, w, sub.0), pick(y, h, sub.1));
+            let want = bt601_f([to8(luma(x, y)), to8(cb), to8(cr)]);
+            let at = ((y * w + x) * 4) as usize;
+            let got = [out[at + 2], out[at + 1], out[at]];
+            for c in 0..3 {
+                assert!(
+                    (f64::from(got[c]) - want[c]).abs() <= 2.0,
+                    "{fourcc:?} pixel ({x},{y}) channel {c}: got {got:?}, want {want:?} ({path:?})"
+                );
+            }
+        }
+    }
+    path
+}
+
+const YW: u32 = 256;
+const YH: u32 = 64;
+
+fn luma8(x: u32, y: u32) -> u16 {
+    (16 + (x * 3 + y * 7) % 220) as u16
+}
+
+/// Chroma that changes every 2 samples, so a wrong siting shows.
+fn chroma8(cx: u32, cy: u32) -> (u16, u16) {
+    ((40 + (cx * 5) % 180) as u16, (230 - (cy * 6) % 200) as u16)
+}
+
+fn luma10(x: u32, y: u32) -> u16 {
+    luma8(x, y) * 4 + (x & 3) as u16
+}
+
+fn chroma10(cx: u32, cy: u32) -> (u16, u16) {
+    let (cb, cr) = chroma8(cx, cy);
+    (cb * 4 + 1, cr * 4 + 2)
+}
+
+/// Tight strides (row bytes) with planes one after another at 4096-aligned
+/// offsets in one fd, or each in its own fd at offset 0.
+fn tight(fourcc: DrmFourcc, separate_fds: bool) -> Layout {
+    let info = importer::format::format_info(fourcc).unwrap();
+    let strides: Vec<u32> = info.planes.iter().map(|p| p.row_bytes(YW) as u32).collect();
+    let mut offsets = Vec::new();
+    let mut at = 0;
+    for (p, stride) in info.planes.iter().zip(&strides) {
+        offsets.push(if separate_fds { 0 } else { at });
+        at = (at + stride * p.extent(YW, YH).1).next_multiple_of(4096);
+    }
+    Layout {
+        separate_fds,
+        offsets,
+        strides,
+        // Lavapipe asks each disjoint plane's memory to hold the whole image.
+        file_len: if separate_fds { at } else { 0 },
+    }
+}
+
+#[test]
+fn nv12_in_one_fd_is_sampled_zero_copy() {
+    let d = yuv_desc(
+        DrmFourcc::Nv12,
+        (YW, YH),
+        &tight(DrmFourcc::Nv12, false),
+        &luma8,
+        &chroma8,
+    );
+    assert_eq!(render_yuv(d, (2, 2), 8, &luma8, &chroma8), ImportPath::ZeroCopyImage);
+}
+
+#[test]
+fn nv12_with_a_plane_per_fd_is_sampled_zero_copy() {
+    let d = yuv_desc(
+        DrmFourcc::Nv12,
+        (YW, YH),
+        &tight(DrmFourcc::Nv12, true),
+        &luma8,
+        &chroma8,
+    );
+    assert_eq!(render_yuv(d, (2, 2), 8, &luma8, &chroma8), ImportPath::ZeroCopyImage);
+}
+
+#[test]
+fn nv16_is_sampled_zero_copy() {
+    let d = yuv_desc(
+        DrmFourcc::Nv16,
+        (YW, YH),
+        &tight(DrmFourcc::Nv16, false),
+        &luma8,
+        &chroma8,
+    );
+    assert_eq!(render_yuv(d, (2, 1), 8, &luma8, &chroma8), ImportPath::ZeroCopyImage);
+}
+
+#[test]
+fn yuv420_with_three_fds_is_sampled_zero_copy() {
+    let d = yuv_desc(
+        DrmFourcc::Yuv420,
+        (YW, YH),
+        &tight(DrmFourcc::Yuv420, true),
+        &luma8,
+        &chroma8,
+    );
+    assert_eq!(render_yuv(d, (2, 2), 8, &luma8, &chroma8), ImportPath::ZeroCopyImage);
+}
+
+#[test]
+fn p010_is_sampled_zero_copy_at_ten_bits() {
+    let d = yuv_desc(
+        DrmFourcc::P010,
+        (YW, YH),
+        &tight(DrmFourcc::P010, false),
+        &luma10,
+        &chroma10,
+    );
+    assert_eq!(render_yuv(d, (2, 2), 10, &luma10, &chroma10), ImportPath::ZeroCopyImage);
+}
+
+/// NV12 whose layout the device cannot sample as it is (a stride wider
+/// than the driver's pitch, an unaligned offset) still shows, through the
+/// CPU fallback; NV16 in the same layout has no fallback and fails.
+#[test]
+fn yuv_in_a_layout_the_device_cannot_sample_falls_back_or_fails() {
+    let mut odd = tight(DrmFourcc::Nv12, false);
+    odd.strides = vec![YW + 64, YW + 64];
+    odd.offsets = vec![100, 100 + (YW + 64) * YH + 60];
+    odd.file_len = 0;
+    let d = yuv_desc(DrmFourcc::Nv12, (YW, YH), &odd, &luma8, &chroma8);
+    assert_eq!(render_yuv(d, (2, 2), 8, &luma8, &chroma8), ImportPath::CpuFallback);
+    let mut core = core(false);
+    let d = yuv_desc(DrmFourcc::Nv16, (YW, YH), &odd, &luma8, &chroma8);
+    let err = core.importer_mut().import(&d).unwrap_err();
+    assert!(err.to_string().contains("plane layout"), "{err}");
+    assert_eq!(stats(&core).failed, 1);
 }

@@ -9,41 +9,92 @@
 
 use drm_fourcc::DrmFourcc;
 
-/// The 32-bit RGB formats the tests exercise.
+/// The formats the tests exercise: 32-bit RGB, and Y'CbCr in several plane
+/// layouts.
+///
+/// Y'CbCr formats are BT.601 limited range (one model for all of them:
+/// [`bt601_limited_to_rgb_bits`]). Their pixel functions return the pixel's
+/// samples packed by [`Format::pack_ycbcr`] rather than memory-order bytes
+/// (the samples live in separate planes). The buffer takes each chroma pair
+/// from the top-left pixel of its subsampled block, where the sample is
+/// sited (cosited with the even pixels); the reference model reads it back
+/// with the nearest-sample rule of [`chroma_sample_index`] (no filtering:
+/// see `scenes::SurfaceSpec::texel`).
+/// None of them is in [`Format::ALL`] (the 32 bpp formats); see [`Format::YUV`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
     Argb8888,
     Xrgb8888,
     Abgr8888,
     Xbgr8888,
-    /// Two planes (Y, then interleaved CbCr at 2x2 subsampling), BT.601
-    /// limited range. A pixel function returns `[Y, Cb, Cr, 0]` per pixel; the
-    /// buffer takes Cb/Cr from the top-left pixel of each 2x2 block (see
-    /// `DmabufBuffer::new`). Not in [`Format::ALL`] (the 32 bpp formats).
+    /// `NV12`: a Y plane, then interleaved CbCr subsampled 2x2; 8 bit.
     Nv12,
+    /// `NV16`: a Y plane, then interleaved CbCr subsampled 2x1 (horizontally
+    /// only); 8 bit.
+    Nv16,
+    /// `YUV420` (`YU12`): three planes Y, Cb, Cr; chroma subsampled 2x2; 8 bit.
+    Yuv420,
+    /// `P010`: like NV12 with 16-bit little-endian samples that hold the
+    /// 10-bit value in their high 10 bits (`value << 6`).
+    P010,
 }
 
-/// BT.601 limited range Y'CbCr -> R'G'B' (8 bit, rounded, clamped): the
-/// reference for the compositor's NV12 conversion.
-pub fn bt601_limited_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
-    let (y, cb, cr) = (f64::from(y) - 16.0, f64::from(cb) - 128.0, f64::from(cr) - 128.0);
+/// Which chroma sample, along one axis, the pixel at `x` reads when chroma
+/// is subsampled by `factor` over `len` pixels: the nearest one without
+/// filtering, the samples being cosited with the pixels at multiples of
+/// `factor` (for 2: `min((x + 1) / 2, last)`; an odd pixel lies halfway
+/// between two samples and takes the next). This is the compositor's
+/// convention on every path (`VK_CHROMA_LOCATION_COSITED_EVEN` with a
+/// NEAREST chroma filter in the Y'CbCr sampler, and the CPU path's NV12
+/// shader). `factor` 1: the pixel's own sample.
+pub fn chroma_sample_index(x: u32, factor: u32, len: u32) -> u32 {
+    ((x + factor / 2) / factor).min(len.saturating_sub(1) / factor)
+}
+
+/// BT.601 limited range Y'CbCr at `bits` bits per sample -> R'G'B' (8 bit,
+/// rounded, clamped): the reference for the compositor's conversion of every
+/// Y'CbCr format. At `bits` bits the limited range is the 8-bit one scaled by
+/// `2^(bits - 8)` (10 bit: Y 64..940, C 64..960), so the samples are scaled
+/// to 8-bit units without rounding and converted with the 8-bit formula.
+pub fn bt601_limited_to_rgb_bits(ycbcr: [u16; 3], bits: u32) -> [u8; 3] {
+    let k = f64::from(1u32 << (bits - 8));
+    let [y, cb, cr] = ycbcr.map(|v| f64::from(v) / k);
+    let (y, cb, cr) = (y - 16.0, cb - 128.0, cr - 128.0);
     let l = 1.164383 * y;
     [l + 1.596027 * cr, l - 0.391762 * cb - 0.812968 * cr, l + 2.017232 * cb].map(|v| v.round().clamp(0.0, 255.0) as u8)
 }
 
-/// R'G'B' -> BT.601 limited range Y'CbCr (8 bit, rounded), for scenes that
-/// describe NV12 content as colours.
-pub fn rgb_to_bt601_limited(rgb: [u8; 3]) -> [u8; 3] {
+/// BT.601 limited range Y'CbCr -> R'G'B' (8 bit, rounded, clamped): the
+/// 8-bit case of [`bt601_limited_to_rgb_bits`].
+pub fn bt601_limited_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    bt601_limited_to_rgb_bits([y, cb, cr].map(u16::from), 8)
+}
+
+/// R'G'B' (8 bit) -> BT.601 limited range Y'CbCr at `bits` bits per sample
+/// (rounded once, at that precision), for scenes that describe Y'CbCr
+/// content as colours.
+pub fn rgb_to_bt601_limited_bits(rgb: [u8; 3], bits: u32) -> [u16; 3] {
+    let k = f64::from(1u32 << (bits - 8));
+    let max = f64::from((1u32 << bits) - 1);
     let [r, g, b] = rgb.map(f64::from);
     let y = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0;
     let cb = 128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0;
     let cr = 128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0;
-    [y, cb, cr].map(|v| v.round().clamp(0.0, 255.0) as u8)
+    [y, cb, cr].map(|v| (v * k).round().clamp(0.0, max) as u16)
+}
+
+/// R'G'B' -> BT.601 limited range Y'CbCr (8 bit, rounded): the 8-bit case of
+/// [`rgb_to_bt601_limited_bits`].
+pub fn rgb_to_bt601_limited(rgb: [u8; 3]) -> [u8; 3] {
+    rgb_to_bt601_limited_bits(rgb, 8).map(|v| v as u8)
 }
 
 impl Format {
-    /// All formats, for table-driven tests.
+    /// All 32 bpp RGB formats, for table-driven tests.
     pub const ALL: [Format; 4] = [Format::Argb8888, Format::Xrgb8888, Format::Abgr8888, Format::Xbgr8888];
+
+    /// All Y'CbCr formats.
+    pub const YUV: [Format; 4] = [Format::Nv12, Format::Nv16, Format::Yuv420, Format::P010];
 
     /// The DRM fourcc code sent over linux-dmabuf.
     pub fn fourcc(self) -> u32 {
@@ -58,6 +109,9 @@ impl Format {
             Format::Abgr8888 => DrmFourcc::Abgr8888,
             Format::Xbgr8888 => DrmFourcc::Xbgr8888,
             Format::Nv12 => DrmFourcc::Nv12,
+            Format::Nv16 => DrmFourcc::Nv16,
+            Format::Yuv420 => DrmFourcc::Yuv420,
+            Format::P010 => DrmFourcc::P010,
         }
     }
 
@@ -66,35 +120,129 @@ impl Format {
         matches!(self, Format::Argb8888 | Format::Abgr8888)
     }
 
-    /// Bytes per pixel (all supported formats are 32 bpp).
+    /// Bytes per pixel of the 32 bpp RGB formats (not meaningful for the
+    /// Y'CbCr formats: see [`Format::plane_row_bytes`]).
     pub const fn bpp(self) -> usize {
         4
+    }
+
+    /// Whether this is a Y'CbCr format.
+    pub fn is_yuv(self) -> bool {
+        matches!(self, Format::Nv12 | Format::Nv16 | Format::Yuv420 | Format::P010)
+    }
+
+    /// Bits per sample (8, or 10 for P010); RGB formats: 8 per channel.
+    pub fn bits(self) -> u32 {
+        match self {
+            Format::P010 => 10,
+            _ => 8,
+        }
+    }
+
+    /// `(horizontal, vertical)` chroma subsampling factors: one chroma pair
+    /// per block of that many pixels. `(1, 1)` for RGB.
+    pub fn chroma_subsampling(self) -> (u32, u32) {
+        match self {
+            Format::Nv12 | Format::Yuv420 | Format::P010 => (2, 2),
+            Format::Nv16 => (2, 1),
+            Format::Argb8888 | Format::Xrgb8888 | Format::Abgr8888 | Format::Xbgr8888 => (1, 1),
+        }
+    }
+
+    /// Number of planes (memory planes with LINEAR): 1 for RGB, 2 for the
+    /// semi-planar NV12, NV16 and P010, 3 for YUV420.
+    pub fn plane_count(self) -> usize {
+        match self {
+            Format::Argb8888 | Format::Xrgb8888 | Format::Abgr8888 | Format::Xbgr8888 => 1,
+            Format::Nv12 | Format::Nv16 | Format::P010 => 2,
+            Format::Yuv420 => 3,
+        }
+    }
+
+    /// Bytes in one sample of a Y'CbCr plane (2 for P010); RGB: bytes per pixel.
+    pub fn sample_bytes(self) -> u32 {
+        match self {
+            Format::P010 => 2,
+            f if f.is_yuv() => 1,
+            _ => 4,
+        }
+    }
+
+    /// The bytes of one row of `plane` (no padding) for an image `width`
+    /// pixels wide: the smallest stride that plane takes.
+    pub fn plane_row_bytes(self, plane: usize, width: u32) -> u32 {
+        let (sx, _) = self.chroma_subsampling();
+        match (self, plane) {
+            (_, 0) => width * self.sample_bytes(),
+            // Interleaved CbCr: two samples per block.
+            (Format::Nv12 | Format::Nv16 | Format::P010, 1) => width.div_ceil(sx) * 2 * self.sample_bytes(),
+            (Format::Yuv420, 1 | 2) => width.div_ceil(sx) * self.sample_bytes(),
+            _ => panic!("{self:?} has no plane {plane}"),
+        }
+    }
+
+    /// The number of rows of `plane` for an image `height` pixels high.
+    pub fn plane_rows(self, plane: usize, height: u32) -> u32 {
+        assert!(plane < self.plane_count(), "{self:?} has no plane {plane}");
+        let (_, sy) = self.chroma_subsampling();
+        if plane == 0 {
+            height
+        } else {
+            height.div_ceil(sy)
+        }
+    }
+
+    /// Packs one pixel's Y'CbCr samples (at [`Format::bits`] bits) into the 4
+    /// bytes a Y'CbCr pixel function returns: `[Y, Cb, Cr, 0]` at 8 bits, the
+    /// little-endian `u32` `Y | Cb << 10 | Cr << 20` at 10 bits.
+    pub fn pack_ycbcr(self, [y, cb, cr]: [u16; 3]) -> [u8; 4] {
+        debug_assert!(self.is_yuv(), "{self:?} is not Y'CbCr");
+        let max = (1u16 << self.bits()) - 1;
+        let [y, cb, cr] = [y, cb, cr].map(|v| v.min(max));
+        if self.bits() == 8 {
+            [y as u8, cb as u8, cr as u8, 0]
+        } else {
+            (u32::from(y) | u32::from(cb) << 10 | u32::from(cr) << 20).to_le_bytes()
+        }
+    }
+
+    /// Inverse of [`Format::pack_ycbcr`].
+    pub fn unpack_ycbcr(self, bytes: [u8; 4]) -> [u16; 3] {
+        debug_assert!(self.is_yuv(), "{self:?} is not Y'CbCr");
+        if self.bits() == 8 {
+            [bytes[0], bytes[1], bytes[2]].map(u16::from)
+        } else {
+            let w = u32::from_le_bytes(bytes);
+            [w, w >> 10, w >> 20].map(|v| (v & 0x3ff) as u16)
+        }
     }
 
     /// Encodes a premultiplied `[r, g, b, a]` colour into memory byte order.
     ///
     /// For `X` formats `a` is written into the padding byte unchanged; scenes use
-    /// that to put junk there and prove the compositor ignores it.
+    /// that to put junk there and prove the compositor ignores it. Y'CbCr
+    /// formats (opaque) ignore `a` and return the packed samples
+    /// ([`Format::pack_ycbcr`]), converted at the format's bit depth.
     pub fn encode(self, rgba: [u8; 4]) -> [u8; 4] {
         let [r, g, b, a] = rgba;
         match self {
             Format::Argb8888 | Format::Xrgb8888 => [b, g, r, a],
             Format::Abgr8888 | Format::Xbgr8888 => [r, g, b, a],
-            Format::Nv12 => {
-                let [y, cb, cr] = rgb_to_bt601_limited([r, g, b]);
-                [y, cb, cr, 0]
+            Format::Nv12 | Format::Nv16 | Format::Yuv420 | Format::P010 => {
+                self.pack_ycbcr(rgb_to_bt601_limited_bits([r, g, b], self.bits()))
             }
         }
     }
 
     /// Decodes memory-order bytes into the premultiplied `[r, g, b, a]` colour
-    /// the compositor must sample (alpha forced to 255 for `X` formats).
+    /// the compositor must sample (alpha forced to 255 for `X` formats; Y'CbCr:
+    /// packed samples, opaque).
     pub fn decode(self, bytes: [u8; 4]) -> [u8; 4] {
         let [r, g, b, a] = match self {
             Format::Argb8888 | Format::Xrgb8888 => [bytes[2], bytes[1], bytes[0], bytes[3]],
             Format::Abgr8888 | Format::Xbgr8888 => [bytes[0], bytes[1], bytes[2], bytes[3]],
-            Format::Nv12 => {
-                let [r, g, b] = bt601_limited_to_rgb(bytes[0], bytes[1], bytes[2]);
+            Format::Nv12 | Format::Nv16 | Format::Yuv420 | Format::P010 => {
+                let [r, g, b] = bt601_limited_to_rgb_bits(self.unpack_ycbcr(bytes), self.bits());
                 [r, g, b, 255]
             }
         };
@@ -105,9 +253,12 @@ impl Format {
         }
     }
 
-    /// Parses a short lower-case name (`argb8888`, ...), for command lines.
+    /// Parses a short lower-case name (`argb8888`, `nv12`, ...), for command lines.
     pub fn from_name(name: &str) -> Option<Format> {
-        Format::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(name))
+        Format::ALL
+            .into_iter()
+            .chain(Format::YUV)
+            .find(|f| f.name().eq_ignore_ascii_case(name))
     }
 
     /// Short lower-case name.
@@ -118,6 +269,9 @@ impl Format {
             Format::Abgr8888 => "abgr8888",
             Format::Xbgr8888 => "xbgr8888",
             Format::Nv12 => "nv12",
+            Format::Nv16 => "nv16",
+            Format::Yuv420 => "yuv420",
+            Format::P010 => "p010",
         }
     }
 }
@@ -163,6 +317,111 @@ mod tests {
     }
 
     #[test]
+    fn yuv_formats_round_trip_black_white_and_colours() {
+        for f in Format::YUV {
+            assert_eq!(f.decode(f.encode([0, 0, 0, 255])), [0, 0, 0, 255], "{f:?}");
+            assert_eq!(f.decode(f.encode([255, 255, 255, 255])), [255, 255, 255, 255], "{f:?}");
+            // Rounding the samples once: within 2 at 8 bits, 1 at 10 bits.
+            let tolerance = if f.bits() == 10 { 1 } else { 2 };
+            let levels = [0u8, 17, 64, 128, 200, 255];
+            for r in levels {
+                for g in levels {
+                    for b in levels {
+                        // Alpha is ignored: Y'CbCr is opaque.
+                        let back = f.decode(f.encode([r, g, b, 7]));
+                        assert_eq!(back[3], 255, "{f:?}");
+                        for c in 0..3 {
+                            assert!(
+                                back[c].abs_diff([r, g, b][c]) <= tolerance,
+                                "{f:?} {:?} -> {back:?}",
+                                [r, g, b]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ten_bit_limited_range_is_the_8_bit_range_times_4() {
+        assert_eq!(rgb_to_bt601_limited_bits([0, 0, 0], 10), [64, 512, 512]);
+        assert_eq!(rgb_to_bt601_limited_bits([255, 255, 255], 10), [940, 512, 512]);
+        // Full-strength chroma reaches the top of the chroma range, 960.
+        assert_eq!(rgb_to_bt601_limited_bits([255, 0, 0], 10)[2], 960);
+        assert_eq!(rgb_to_bt601_limited_bits([0, 0, 255], 10)[1], 960);
+        assert_eq!(bt601_limited_to_rgb_bits([64, 512, 512], 10), [0, 0, 0]);
+        assert_eq!(bt601_limited_to_rgb_bits([940, 512, 512], 10), [255, 255, 255]);
+        // One model: a 10-bit triple that is an 8-bit one times 4 gives the same colour.
+        for t in [[16u16, 128, 128], [81, 90, 240], [235, 16, 200], [126, 200, 60]] {
+            assert_eq!(
+                bt601_limited_to_rgb_bits(t.map(|v| v * 4), 10),
+                bt601_limited_to_rgb_bits(t, 8),
+                "{t:?}"
+            );
+        }
+        // The 10-bit encoding keeps precision the 8-bit one rounds away.
+        let fine = rgb_to_bt601_limited_bits([101, 102, 103], 10);
+        assert!(fine.iter().any(|v| v % 4 != 0), "{fine:?}");
+        assert_eq!(
+            Format::P010.unpack_ycbcr(Format::P010.encode([101, 102, 103, 255])),
+            fine
+        );
+        assert_eq!(
+            Format::Nv16.encode([101, 102, 103, 255]),
+            Format::Nv12.encode([101, 102, 103, 255])
+        );
+    }
+
+    #[test]
+    fn ycbcr_packing_round_trips() {
+        for s in [[0u16, 0, 0], [1023, 0, 512], [940, 64, 960], [65, 1022, 3]] {
+            assert_eq!(Format::P010.unpack_ycbcr(Format::P010.pack_ycbcr(s)), s);
+        }
+        assert_eq!(
+            Format::P010.pack_ycbcr([0x3ff, 0, 0x3ff]),
+            (0x3ffu32 | 0x3ff << 20).to_le_bytes()
+        );
+        for f in [Format::Nv12, Format::Nv16, Format::Yuv420] {
+            assert_eq!(f.pack_ycbcr([235, 16, 240]), [235, 16, 240, 0]);
+            assert_eq!(f.unpack_ycbcr([235, 16, 240, 0]), [235, 16, 240]);
+        }
+    }
+
+    #[test]
+    fn yuv_plane_geometry() {
+        let geometry = |f: Format, (w, h): (u32, u32)| -> Vec<(u32, u32)> {
+            (0..f.plane_count())
+                .map(|p| (f.plane_row_bytes(p, w), f.plane_rows(p, h)))
+                .collect()
+        };
+        assert_eq!(geometry(Format::Nv12, (256, 128)), [(256, 128), (256, 64)]);
+        assert_eq!(geometry(Format::Nv16, (256, 128)), [(256, 128), (256, 128)]);
+        assert_eq!(geometry(Format::Yuv420, (256, 128)), [(256, 128), (128, 64), (128, 64)]);
+        assert_eq!(geometry(Format::P010, (256, 128)), [(512, 128), (512, 64)]);
+        // Odd sizes round the chroma up.
+        assert_eq!(geometry(Format::Nv12, (97, 33)), [(97, 33), (98, 17)]);
+        assert_eq!(geometry(Format::Nv16, (97, 33)), [(97, 33), (98, 33)]);
+        assert_eq!(geometry(Format::Yuv420, (97, 33)), [(97, 33), (49, 17), (49, 17)]);
+        assert_eq!(geometry(Format::P010, (97, 33)), [(194, 33), (196, 17)]);
+        assert_eq!(geometry(Format::Xrgb8888, (97, 33)), [(388, 33)]);
+        assert_eq!(Format::Nv16.chroma_subsampling(), (2, 1));
+        assert!(Format::YUV.iter().all(|f| f.is_yuv()) && !Format::ALL.iter().any(|f| f.is_yuv()));
+    }
+
+    #[test]
+    fn chroma_is_read_from_the_nearest_cosited_sample() {
+        // Factor 2: pixels 0, 1, 2, 3, 4 read samples 0, 1, 1, 2, 2; the last
+        // pixel of an even row has no sample to its right and keeps the last.
+        let row: Vec<u32> = (0..8).map(|x| chroma_sample_index(x, 2, 8)).collect();
+        assert_eq!(row, [0, 1, 1, 2, 2, 3, 3, 3]);
+        let odd: Vec<u32> = (0..7).map(|x| chroma_sample_index(x, 2, 7)).collect();
+        assert_eq!(odd, [0, 1, 1, 2, 2, 3, 3]);
+        // Not subsampled: every pixel its own sample.
+        assert!((0..8).all(|y| chroma_sample_index(y, 1, 8) == y));
+    }
+
+    #[test]
     fn memory_order_matches_drm_little_endian() {
         let c = [1, 2, 3, 4];
         assert_eq!(Format::Argb8888.encode(c), [3, 2, 1, 4]);
@@ -190,6 +449,13 @@ mod tests {
         assert_eq!(Format::Abgr8888.fourcc(), u32::from_le_bytes(*b"AB24"));
         assert_eq!(Format::Xbgr8888.fourcc(), u32::from_le_bytes(*b"XB24"));
         assert_eq!(Format::from_name("XBGR8888"), Some(Format::Xbgr8888));
+        assert_eq!(Format::Nv12.fourcc(), u32::from_le_bytes(*b"NV12"));
+        assert_eq!(Format::Nv16.fourcc(), u32::from_le_bytes(*b"NV16"));
+        assert_eq!(Format::Yuv420.fourcc(), u32::from_le_bytes(*b"YU12"));
+        assert_eq!(Format::P010.fourcc(), u32::from_le_bytes(*b"P010"));
+        for f in Format::ALL.into_iter().chain(Format::YUV) {
+            assert_eq!(Format::from_name(f.name()), Some(f));
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use crate::pixel::{premultiply, Format};
+use crate::buffer::PlaneLayout;
+use crate::pixel::{chroma_sample_index, premultiply, Format};
 
 /// Output size used by the render tests.
 pub const OUTPUT_SIZE: (u32, u32) = (320, 240);
@@ -23,7 +24,8 @@ pub fn toplevel_position(n: usize) -> (i32, i32) {
     (32 + step, 32 + step)
 }
 
-/// A pixel function: `(x, y)` to the 4 bytes stored in memory for that texel.
+/// A pixel function: `(x, y)` to the 4 bytes stored in memory for that texel
+/// (Y'CbCr formats: the pixel's packed samples, [`Format::pack_ycbcr`]).
 pub type PixelFn = Arc<dyn Fn(u32, u32) -> [u8; 4] + Send + Sync>;
 
 /// One buffer's contents.
@@ -32,19 +34,25 @@ pub struct SurfaceSpec {
     pub width: u32,
     pub height: u32,
     pub format: Format,
-    /// Row pitch in bytes (>= `width * 4`).
+    /// Row pitch in bytes: the plane's for RGB (>= `width * 4`), every
+    /// plane's for [`PlaneLayout::OneFdUnaligned`] (>= every plane's row
+    /// bytes); the other layouts take exactly plane 0's row bytes.
     pub stride: u32,
+    /// Where a multi-planar format's planes go (ignored for RGB).
+    pub layout: PlaneLayout,
     pub pixels: PixelFn,
 }
 
 impl SurfaceSpec {
-    /// A surface with the tight stride `width * 4`.
+    /// A surface with the tight stride (`width * 4` for RGB, plane 0's row
+    /// bytes for Y'CbCr) and the default [`PlaneLayout`].
     pub fn new(width: u32, height: u32, format: Format, pixels: PixelFn) -> SurfaceSpec {
         SurfaceSpec {
             width,
             height,
             format,
-            stride: width * 4,
+            stride: format.plane_row_bytes(0, width),
+            layout: PlaneLayout::default(),
             pixels,
         }
     }
@@ -55,9 +63,29 @@ impl SurfaceSpec {
         self
     }
 
+    /// Same surface with its planes laid out as `layout`.
+    pub fn with_layout(mut self, layout: PlaneLayout) -> SurfaceSpec {
+        self.layout = layout;
+        self
+    }
+
     /// The premultiplied RGBA colour the compositor must sample at `(x, y)`.
+    ///
+    /// Y'CbCr: the pixel's own Y with the Cb and Cr of the chroma sample it
+    /// reads ([`crate::pixel::chroma_sample_index`]: nearest, cosited with
+    /// the even pixels), which the buffer stores from the top-left pixel of
+    /// that sample's block.
     pub fn texel(&self, x: u32, y: u32) -> [u8; 4] {
-        self.format.decode((self.pixels)(x, y))
+        let own = (self.pixels)(x, y);
+        if !self.format.is_yuv() {
+            return self.format.decode(own);
+        }
+        let (sx, sy) = self.format.chroma_subsampling();
+        let cx = sx * chroma_sample_index(x, sx, self.width);
+        let cy = sy * chroma_sample_index(y, sy, self.height);
+        let [luma, _, _] = self.format.unpack_ycbcr(own);
+        let [_, cb, cr] = self.format.unpack_ycbcr((self.pixels)(cx, cy));
+        self.format.decode(self.format.pack_ycbcr([luma, cb, cr]))
     }
 }
 
@@ -104,7 +132,7 @@ pub struct Scene {
 }
 
 /// Names of all scenes, in a stable order.
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 13] = [
     "solid",
     "gradient",
     "alpha",
@@ -113,6 +141,11 @@ pub const NAMES: [&str; 8] = [
     "replace",
     "odd-stride",
     "nv12",
+    "nv12-planar",
+    "nv12-disjoint",
+    "nv16",
+    "yuv420",
+    "p010",
 ];
 
 /// Looks a scene up by name.
@@ -126,6 +159,11 @@ pub fn by_name(name: &str) -> Option<Scene> {
         "replace" => replace(),
         "odd-stride" => odd_stride(),
         "nv12" => nv12(),
+        "nv12-planar" => yuv_scene("nv12-planar", Format::Nv12, PlaneLayout::OneFdAligned),
+        "nv12-disjoint" => yuv_scene("nv12-disjoint", Format::Nv12, PlaneLayout::FdPerPlane),
+        "nv16" => yuv_scene("nv16", Format::Nv16, PlaneLayout::OneFdAligned),
+        "yuv420" => yuv_scene("yuv420", Format::Yuv420, PlaneLayout::FdPerPlane),
+        "p010" => yuv_scene("p010", Format::P010, PlaneLayout::OneFdAligned),
         _ => return None,
     };
     Some(scene)
@@ -138,8 +176,8 @@ pub fn all() -> Vec<Scene> {
 
 /// NV12 (BT.601 limited range), both planes in one fd at offsets that are not
 /// page aligned, stride wider than the row: luma ramps left to right, Cb with
-/// x and Cr with y, constant over each 2x2 block (as NV12 stores them), so
-/// the reference can decode each pixel on its own.
+/// x and Cr with y, changing from one 2x2 block to the next, so which
+/// chroma sample each pixel reads (`SurfaceSpec::texel`) shows.
 fn nv12() -> Scene {
     let (w, h) = (96u32, 64u32);
     let px: PixelFn = Arc::new(move |x, y| {
@@ -150,10 +188,57 @@ fn nv12() -> Scene {
             0,
         ]
     });
-    let s = SurfaceSpec::new(w, h, Format::Nv12, px).with_stride(w + 8);
+    let s = SurfaceSpec::new(w, h, Format::Nv12, px)
+        .with_stride(w + 8)
+        .with_layout(PlaneLayout::OneFdUnaligned);
     Scene {
         name: "nv12",
         windows: vec![WindowSpec::plain("nv12", s)],
+    }
+}
+
+/// Size of the Y'CbCr scenes of [`yuv_scene`]: every plane's rows are a
+/// multiple of 64 bytes (lavapipe's LINEAR row pitch alignment).
+pub const YUV_SCENE_SIZE: (u32, u32) = (256, 128);
+/// The Y'CbCr scenes' chroma is constant over blocks of this many pixels
+/// square, so each is larger than any subsampled block.
+pub const YUV_CHROMA_BLOCK: u32 = 16;
+
+/// A 256x128 opaque Y'CbCr window in `format`, its planes in `layout`
+/// (tight strides). The pattern is described at 10 bits and rounded to
+/// `format`'s depth, so P010 keeps the low bits the 8-bit formats drop.
+///
+/// - Luma: a ramp over the limited range from left to right (every 10-bit
+///   step, not only multiples of 4), with single-pixel detail: every pixel
+///   at (4i + 1, 4j + 2) is inverted and every 32nd row is black, so luma
+///   read at chroma resolution, or shifted by a pixel, is visible.
+/// - Chroma: constant over [`YUV_CHROMA_BLOCK`]-pixel blocks; Cb and Cr take
+///   different patterns over x and y (a Cb/Cr swap, a transposed or
+///   mis-strided chroma plane changes the picture), within +-256 of neutral
+///   at 10 bits so few colours clip.
+fn yuv_scene(name: &'static str, format: Format, layout: PlaneLayout) -> Scene {
+    let (w, h) = YUV_SCENE_SIZE;
+    let shift = 10 - format.bits();
+    let px: PixelFn = Arc::new(move |x, y| {
+        let ramp = 64 + x * (940 - 64) / (w - 1);
+        let luma = if x % 4 == 1 && y % 4 == 2 {
+            64 + 940 - ramp
+        } else if y % 32 == 31 {
+            64
+        } else {
+            ramp
+        };
+        let (bx, by) = (x / YUV_CHROMA_BLOCK, y / YUV_CHROMA_BLOCK);
+        let cb = 512 + ((bx * 5 + by * 3) % 9) as i32 * 64 - 256;
+        let cr = 512 + ((bx * 3 + by * 7 + 2) % 9) as i32 * 64 - 256;
+        // To the format's depth, rounded.
+        let to_bits = |v: u32| ((v + (1 << shift >> 1)) >> shift) as u16;
+        format.pack_ycbcr([to_bits(luma), to_bits(cb as u32), to_bits(cr as u32)])
+    });
+    let s = SurfaceSpec::new(w, h, format, px).with_layout(layout);
+    Scene {
+        name,
+        windows: vec![WindowSpec::plain(name, s)],
     }
 }
 
@@ -340,19 +425,98 @@ mod tests {
                 all.extend(w.subsurfaces.iter().map(|s| &s.surface));
                 all.extend(w.replacement.as_ref());
                 for s in all {
-                    assert!(s.width <= 200 && s.height <= 200, "{name}: too big");
-                    // NV12: one byte per pixel in the Y plane, 2 per 2x2 block in CbCr.
-                    let min = if s.format == Format::Nv12 {
-                        s.width.div_ceil(2) * 2
-                    } else {
-                        s.width * 4
-                    };
-                    assert!(s.stride >= min, "{name}: stride too small");
+                    assert!(s.width <= 256 && s.height <= 200, "{name}: too big");
+                    // Every plane's rows fit the stride (the layouts
+                    // other than OneFdUnaligned check theirs themselves).
+                    let min = (0..s.format.plane_count())
+                        .map(|p| s.format.plane_row_bytes(p, s.width))
+                        .max();
+                    assert!(Some(s.stride) >= min, "{name}: stride too small");
+                    crate::buffer::BufferGeometry::new(s.format, (s.width, s.height), s.layout, s.stride)
+                        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
                 }
             }
         }
         assert!(by_name("nope").is_none());
         assert_eq!(all().len(), NAMES.len());
+    }
+
+    #[test]
+    fn yuv_scenes_are_opaque_with_block_chroma_and_luma_detail() {
+        let want = [
+            ("nv12-planar", Format::Nv12, PlaneLayout::OneFdAligned),
+            ("nv12-disjoint", Format::Nv12, PlaneLayout::FdPerPlane),
+            ("nv16", Format::Nv16, PlaneLayout::OneFdAligned),
+            ("yuv420", Format::Yuv420, PlaneLayout::FdPerPlane),
+            ("p010", Format::P010, PlaneLayout::OneFdAligned),
+        ];
+        for (name, format, layout) in want {
+            let scene = by_name(name).unwrap_or_else(|| panic!("scene {name} missing"));
+            assert_eq!(scene.windows.len(), 1, "{name}");
+            let s = &scene.windows[0].surface;
+            assert_eq!(
+                (s.width, s.height, s.format, s.layout),
+                (256, 128, format, layout),
+                "{name}"
+            );
+            assert_eq!(s.stride, format.plane_row_bytes(0, s.width), "{name}: tight stride");
+            let samples = |x, y| format.unpack_ycbcr((s.pixels)(x, y));
+            let mut lumas = std::collections::HashSet::new();
+            let mut chromas = std::collections::HashSet::new();
+            for y in 0..s.height {
+                for x in 0..s.width {
+                    assert_eq!(s.texel(x, y)[3], 255, "{name}: opaque");
+                    let [luma, cb, cr] = samples(x, y);
+                    let max = 1 << format.bits();
+                    let k = max / 256;
+                    assert!((16 * k..=235 * k).contains(&luma), "{name}: Y {luma} out of range");
+                    assert!((16 * k..=240 * k).contains(&cb) && (16 * k..=240 * k).contains(&cr));
+                    let corner = samples(x - x % YUV_CHROMA_BLOCK, y - y % YUV_CHROMA_BLOCK);
+                    assert_eq!(
+                        [cb, cr],
+                        [corner[1], corner[2]],
+                        "{name}: ({x},{y}) chroma not block-constant"
+                    );
+                    lumas.insert(luma);
+                    chromas.insert((cb, cr));
+                }
+            }
+            assert!(lumas.len() > 200, "{name}: {} luma values", lumas.len());
+            assert!(chromas.len() >= 20, "{name}: {} chroma pairs", chromas.len());
+            if format == Format::P010 {
+                assert!(lumas.iter().any(|v| v % 4 != 0), "p010 uses all 10 bits");
+            }
+        }
+        // The original NV12 scene keeps its unaligned single-fd layout and odd stride.
+        let nv12 = by_name("nv12").expect("nv12");
+        let s = &nv12.windows[0].surface;
+        assert_eq!((s.layout, s.stride), (PlaneLayout::OneFdUnaligned, s.width + 8));
+    }
+
+    #[test]
+    fn subsampled_chroma_is_read_from_the_nearest_cosited_sample() {
+        // Chroma that changes inside a 2x2 block: the model reads what the
+        // buffer stores (each block's top-left pixel's) for the sample the
+        // pixel reads, and each pixel's own luma.
+        let f = Format::Nv12;
+        let px: PixelFn = Arc::new(move |x, y| f.pack_ycbcr([100 + x as u16, 60 + (x + y) as u16, 200 - y as u16]));
+        let s = SurfaceSpec::new(6, 6, f, px);
+        let want = |luma: u16, (cx, cy): (u16, u16)| f.decode(f.pack_ycbcr([luma, 60 + cx + cy, 200 - cy]));
+        // Even pixels: their own block's sample; odd ones: the next block's.
+        assert_eq!(s.texel(0, 0), want(100, (0, 0)));
+        assert_eq!(s.texel(2, 2), want(102, (2, 2)));
+        assert_eq!(s.texel(1, 0), want(101, (2, 0)));
+        assert_eq!(s.texel(1, 3), want(101, (2, 4)));
+        // The last column and row have no next sample.
+        assert_eq!(s.texel(5, 5), want(105, (4, 4)));
+        // NV16: subsampled horizontally only, every row its own chroma.
+        let nv16 = SurfaceSpec {
+            format: Format::Nv16,
+            ..s.clone()
+        };
+        assert_eq!(nv16.texel(3, 3), want(103, (4, 3)));
+        let rgb = SurfaceSpec::new(4, 4, Format::Xrgb8888, uniform(Format::Xrgb8888, [1, 2, 3, 255]));
+        assert_eq!(rgb.texel(3, 3), [1, 2, 3, 255]);
     }
 
     #[test]

@@ -102,8 +102,10 @@ fn odd_stride() -> Result<()> {
     Ok(())
 }
 
-/// NV12 has no GPU import path: it takes the CPU path by itself (no
-/// --cpu-fallback) and is converted by the compute shader.
+/// NV12 in its original layout (one fd, planes at offsets that are not page
+/// aligned, a stride wider than the rows and not a multiple of 64) has no
+/// GPU import path: it takes the CPU path by itself (no --cpu-fallback) and
+/// is converted by the compute shader. The aligned layouts are below.
 #[test]
 fn nv12() -> Result<()> {
     let run = render_and_compare("nv12")?;
@@ -113,4 +115,49 @@ fn nv12() -> Result<()> {
         run.stats
     );
     Ok(())
+}
+
+/// A Y'CbCr scene whose planes are laid out as the GPU imports them (tight,
+/// 64-byte-multiple strides; page-aligned offsets in one fd, or one fd per
+/// plane) must be imported zero-copy, sampled through a Y'CbCr conversion,
+/// and must not fall back to the CPU path.
+fn zero_copy_yuv(scene: &str) -> Result<()> {
+    let run = render_and_compare(scene)?;
+    let imports = &run.stats.imports;
+    ensure!(
+        imports.zero_copy_image >= 1 && imports.cpu_fallback == 0 && imports.gpu_buffer_copy == 0,
+        "expected the {scene} buffer imported zero-copy: {:?}",
+        run.stats
+    );
+    Ok(())
+}
+
+/// NV12, both planes in one fd at page-aligned offsets.
+#[test]
+fn nv12_planar() -> Result<()> {
+    zero_copy_yuv("nv12-planar")
+}
+
+/// NV12, each plane in its own fd (a disjoint image).
+#[test]
+fn nv12_disjoint() -> Result<()> {
+    zero_copy_yuv("nv12-disjoint")
+}
+
+/// NV16: chroma subsampled horizontally only.
+#[test]
+fn nv16() -> Result<()> {
+    zero_copy_yuv("nv16")
+}
+
+/// YUV420: three planes (Y, Cb, Cr), each in its own fd.
+#[test]
+fn yuv420() -> Result<()> {
+    zero_copy_yuv("yuv420")
+}
+
+/// P010: 10-bit samples in the high bits of 16-bit words.
+#[test]
+fn p010() -> Result<()> {
+    zero_copy_yuv("p010")
 }

@@ -4,7 +4,9 @@
 //! import path: no error, and no warning `docs/validation.md` does not list
 //! with its reason. The paths are the zero-copy image, the GPU buffer path
 //! (including a stride that is not 64-aligned), the CPU fallback, NV12
-//! (uploaded, then converted by the compute shader), and subsurfaces.
+//! (uploaded, then converted by the compute shader), a three-plane YUV420
+//! buffer with one fd per plane (a zero-copy disjoint image sampled through
+//! a Y'CbCr conversion), and subsurfaces.
 //!
 //! Not vacuous: the layer writes its log file when it loads, even when it has
 //! nothing to say. A missing file means the layer did not run, and the test
@@ -19,12 +21,15 @@ use testkit::validation::Layer;
 /// (scene, extra compositor options, which import path must have run).
 type Case<'a> = (&'a str, &'a [&'a str], fn(&Stats) -> bool);
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 7] = [
     ("gradient", &[], |s| s.imports.zero_copy_image >= 1),
     ("odd-stride", &[], |s| {
         s.imports.gpu_buffer_copy + s.imports.zero_copy_image >= 1 && s.imports.cpu_fallback == 0
     }),
     ("nv12", &[], |s| s.imports.cpu_fallback >= 1),
+    ("yuv420", &[], |s| {
+        s.imports.zero_copy_image >= 1 && s.imports.cpu_fallback == 0 && s.imports.gpu_buffer_copy == 0
+    }),
     ("gradient", &["--force-buffer-path"], |s| s.imports.gpu_buffer_copy >= 1),
     ("alpha", &["--cpu-fallback"], |s| s.imports.cpu_fallback >= 1),
     ("subsurface", &[], |s| {

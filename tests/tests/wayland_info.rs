@@ -1,7 +1,8 @@
 //! A third-party client's view: Debian's `wayland-info` (wayland-utils, which
 //! scripts/setup-host.sh installs) lists zwp_linux_dmabuf_v1 and every format
 //! the renderer imports, with the LINEAR modifier (the v3 list, as there is no
-//! DRM device on the host).
+//! DRM device on the host): the RGB formats, and the YUV ones lavapipe samples
+//! through a Y'CbCr conversion.
 
 use std::process::Command;
 
@@ -27,7 +28,9 @@ fn wayland_info_lists_linux_dmabuf_and_its_formats() {
         .find(|s| s.starts_with("'zwp_linux_dmabuf_v1'"))
         .unwrap_or_else(|| panic!("no zwp_linux_dmabuf_v1 in:\n{text}"))
         .to_owned();
-    for fourcc in ["'AR24'", "'XR24'", "'AB24'", "'XB24'"] {
+    for fourcc in [
+        "'AR24'", "'XR24'", "'AB24'", "'XB24'", "'NV12'", "'NV16'", "'YU12'", "'P010'",
+    ] {
         let line = section
             .lines()
             .find(|l| l.contains(fourcc))

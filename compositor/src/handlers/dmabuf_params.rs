@@ -38,13 +38,10 @@ pub struct ParamsPlanes {
     charges: HashMap<ClientId, Vec<Charge>>,
 }
 
-/// Planes a format needs; 1 for every single-plane format we know.
+/// Planes a format needs at least: its planes in the importer's table; 1
+/// for a format the importer does not take (refused at import anyway).
 fn planes_for_format(code: u32) -> u32 {
-    match drm_fourcc::DrmFourcc::try_from(code) {
-        Ok(drm_fourcc::DrmFourcc::Nv12 | drm_fourcc::DrmFourcc::Nv21 | drm_fourcc::DrmFourcc::P010) => 2,
-        Ok(drm_fourcc::DrmFourcc::Yuv420 | drm_fourcc::DrmFourcc::Yvu420) => 3,
-        _ => 1,
-    }
+    importer::format::format_info_raw(code).map_or(1, |f| f.planes.len() as u32)
 }
 
 /// The error to raise for a create request, if any.
@@ -197,5 +194,8 @@ mod tests {
             Some((zwp_linux_buffer_params_v1::Error::Incomplete, _))
         ));
         assert!(create_error(0b11, 64, 64, nv12).is_none());
+        let yuv420 = drm_fourcc::DrmFourcc::Yuv420 as u32;
+        assert!(create_error(0b11, 64, 64, yuv420).is_some());
+        assert!(create_error(0b111, 64, 64, yuv420).is_none());
     }
 }

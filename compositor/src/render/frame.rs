@@ -210,6 +210,7 @@ impl Frame for VkFrame<'_> {
             blended,
             pixel_exact: false,
             texel_offset: None,
+            representation: Default::default(),
         };
         self.recorder()?.draw(None, &quad);
         Ok(())
@@ -247,6 +248,7 @@ impl Frame for VkFrame<'_> {
             blended: &blended,
             pixel_exact: exact,
             texel_offset,
+            representation: texture.representation,
         };
         // A client buffer is locked (in id order) and fenced at submit.
         self.recorder()?.draw(Some(&texture.drawable), &quad);

@@ -31,6 +31,7 @@ use importer::vulkan::client_buffer::ClientBuffer;
 use importer::vulkan::pipeline::Filter;
 use importer::vulkan::recorder::Drawable;
 use importer::vulkan::target::{Readback, Target};
+use importer::vulkan::ycbcr::Representation;
 use importer::vulkan::{DeviceSelection, Region, VkError};
 use importer::{DmabufDesc, DmabufPlane};
 use smithay::backend::allocator::dmabuf::{Dmabuf, DmabufFlags, WeakDmabuf};
@@ -83,6 +84,8 @@ pub struct RendererOptions {
 pub struct VkTexture {
     pub(crate) drawable: Drawable,
     pub(crate) y_inverted: bool,
+    /// How a YUV buffer's values become colours, as its surface says.
+    pub(crate) representation: Representation,
 }
 
 impl Texture for VkTexture {
@@ -380,6 +383,7 @@ impl VkRenderer {
         VkTexture {
             drawable: Drawable::Owned(texture),
             y_inverted,
+            representation: Representation::default(),
         }
     }
 }
@@ -518,6 +522,7 @@ impl ImportMemWl for VkRenderer {
                 None => Ok(VkTexture {
                     drawable: Drawable::Owned(importer.upload(bytes, info, w, h, stride)?),
                     y_inverted: false,
+                    representation: Representation::default(),
                 }),
             }
         })
@@ -568,6 +573,7 @@ impl ImportDma for VkRenderer {
         Ok(VkTexture {
             drawable: Drawable::Client(buf),
             y_inverted: dmabuf.y_inverted(),
+            representation: Representation::default(),
         })
     }
 }

@@ -9,6 +9,7 @@
 //! | `VK_KHR_external_semaphore_fd` (SYNC_FD) | GPU waits on / exports of sync_files | fences are waited for on the event loop |
 //! | `VK_EXT_physical_device_drm` | the DRM render node, for dmabuf feedback v4+ | dmabuf v3 format list, no main device |
 //! | `VK_EXT_queue_family_foreign` | ownership transfer from the foreign queue family | `VK_QUEUE_FAMILY_EXTERNAL` |
+//! | `samplerYcbcrConversion` (Vulkan 1.1) | YUV sampled zero-copy through a `VkSamplerYcbcrConversion` | NV12 through the CPU fallback; other YUV not advertised |
 
 use std::ffi::CStr;
 
@@ -29,6 +30,8 @@ pub struct DeviceCaps {
     pub external_semaphore_fd: bool,
     pub physical_device_drm: bool,
     pub queue_family_foreign: bool,
+    /// The `samplerYcbcrConversion` feature (enabled when present).
+    pub sampler_ycbcr_conversion: bool,
     /// (major, minor) of the render node, when `physical_device_drm` reports one.
     pub render_node: Option<(i64, i64)>,
     /// (major, minor) of the primary (card) node, likewise.
@@ -82,6 +85,13 @@ impl DeviceCaps {
             .iter()
             .any(|f| f.queue_flags.contains(vk::QueueFlags::GRAPHICS));
         caps.api_version = props.api_version;
+        let mut ycbcr = vk::PhysicalDeviceSamplerYcbcrConversionFeatures::default();
+        let mut features = vk::PhysicalDeviceFeatures2::default().push_next(&mut ycbcr);
+        if caps.api_version >= vk::API_VERSION_1_1 {
+            // SAFETY: a valid physical device of this instance; core since 1.1.
+            unsafe { instance.get_physical_device_features2(pdev, &mut features) };
+        }
+        caps.sampler_ycbcr_conversion = ycbcr.sampler_ycbcr_conversion == vk::TRUE;
         if caps.physical_device_drm {
             if drm.has_render == vk::TRUE {
                 caps.render_node = Some((drm.render_major, drm.render_minor));
@@ -129,7 +139,7 @@ impl DeviceCaps {
     pub fn summary(&self) -> String {
         let yn = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "{} ({}, {}, Vulkan {}.{}): dma_buf={} memory_fd={} drm_format_modifier={} semaphore_fd={} physical_device_drm={} queue_family_foreign={} render_node={:?}",
+            "{} ({}, {}, Vulkan {}.{}): dma_buf={} memory_fd={} drm_format_modifier={} semaphore_fd={} physical_device_drm={} queue_family_foreign={} ycbcr={} render_node={:?}",
             self.name,
             format!("{:?}", self.device_type),
             self.driver,
@@ -141,6 +151,7 @@ impl DeviceCaps {
             yn(self.external_semaphore_fd),
             yn(self.physical_device_drm),
             yn(self.queue_family_foreign),
+            yn(self.sampler_ycbcr_conversion),
             self.render_node,
         )
     }

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use super::cpu_source::CpuSource;
 use super::texture::Texture;
 use super::upload::StagedUpload;
+use super::ycbcr::YcbcrSamplers;
 use super::yuv::Nv12Pipeline;
 use super::{BufferGuard, BufferReservation, Region, VkContext, VkError, DEVICE};
 use crate::dmabuf::DmabufDesc;
@@ -120,8 +121,10 @@ impl ClientBuffer {
     }
 }
 
-/// GPU import (zero-copy image or buffer path) of `desc`, installed as the
-/// buffer's GPU import for [`DEVICE`].
+/// GPU import of `desc`, installed as the buffer's GPU import for
+/// [`DEVICE`]: RGB as a zero-copy image or through the buffer path; YUV
+/// (with the device's Y'CbCr conversions `ycbcr`) as a zero-copy
+/// multi-planar image only.
 ///
 /// Locks: this buffer's reservation (the guard); rule B1. Never blocks.
 pub(crate) fn import_gpu(
@@ -129,10 +132,18 @@ pub(crate) fn import_gpu(
     ctx: &Arc<VkContext>,
     layout: ash::vk::DescriptorSetLayout,
     desc: &DmabufDesc,
-    format: FormatInfo,
+    (format, ycbcr): (FormatInfo, Option<Arc<YcbcrSamplers>>),
     try_image: bool,
 ) -> Result<Arc<Texture>, VkError> {
-    let tex = Texture::import_dmabuf(ctx, layout, desc, format, try_image)?;
+    let tex = match ycbcr {
+        Some(samplers) if try_image => Texture::import_ycbcr(ctx, samplers, desc, format)?.ok_or_else(|| {
+            VkError::Unsupported(format!(
+                "the device cannot sample this {:?} buffer's plane layout as it is",
+                desc.fourcc
+            ))
+        })?,
+        _ => Texture::import_dmabuf(ctx, layout, desc, format, try_image)?,
+    };
     Ok(guard.set_gpu_import(DEVICE, tex)?)
 }
 

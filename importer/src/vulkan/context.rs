@@ -131,9 +131,12 @@ impl VkContext {
         let queue_info = [vk::DeviceQueueCreateInfo::default()
             .queue_family_index(queue_family)
             .queue_priorities(&priorities)];
+        let mut ycbcr = vk::PhysicalDeviceSamplerYcbcrConversionFeatures::default()
+            .sampler_ycbcr_conversion(caps.sampler_ycbcr_conversion);
         let info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queue_info)
-            .enabled_extension_names(&ext_names);
+            .enabled_extension_names(&ext_names)
+            .push_next(&mut ycbcr);
         let device = unsafe { instance.create_device(physical, &info, None) }
             .call("vkCreateDevice")
             .map_err(destroy_instance)?;

@@ -11,6 +11,10 @@
 //!   only when the plane starts at offset 0, the driver reports LINEAR dma-buf
 //!   images importable, and the driver's own row pitch equals the client's
 //!   stride: otherwise the image would read the memory with another layout.
+//!   A multi-planar (YUV) image is then created DISJOINT and each plane is
+//!   bound to its own import of its fd at the client's offset, when the
+//!   offset meets the plane's alignment and the driver's pitch of that plane
+//!   is the client's stride.
 //! * The dma-buf's memory is then imported as a dedicated allocation
 //!   (`super::memory::import_dmabuf_memory`, which dups the fd) and bound.
 //!
@@ -25,12 +29,14 @@ use std::os::fd::AsFd;
 use ash::vk;
 use tracing::debug;
 
-use super::memory::{import_dmabuf_memory, memory_plane_aspect, BufferAlloc, Dedicated, ImageAlloc};
+use super::memory::{
+    format_plane_aspect, import_dmabuf_memory, memory_plane_aspect, BufferAlloc, Dedicated, ImageAlloc,
+};
 use super::{VkContext, VkError, VkResultExt};
 use crate::dmabuf::{fd_size, DmabufDesc};
 use crate::format::FormatInfo;
 
-pub(crate) use super::modifiers::SAMPLED_USAGE;
+pub(crate) use super::modifiers::{SAMPLED_USAGE, YCBCR_USAGE};
 
 /// A 2D, single-level, exclusive image of `format`.
 pub(crate) fn image_info<'a>(
@@ -60,9 +66,9 @@ pub(crate) fn image_info<'a>(
 /// `vkCreateImage` for a dma-buf import: `with_modifier` (needs
 /// `VK_EXT_image_drm_format_modifier`), DRM_FORMAT_MODIFIER tiling with the
 /// buffer's modifier and every memory plane's offset and pitch given
-/// explicitly, `disjoint` when the planes are bound separately; otherwise
-/// LINEAR (single plane; the caller checks the pitch with
-/// [`linear_pitch_mismatch`]). Client textures and scan-out targets both
+/// explicitly; otherwise LINEAR (the caller checks the pitch with
+/// [`linear_pitch_mismatch`]). `disjoint` when the planes are bound
+/// separately. Client textures and scan-out targets both
 /// come through here.
 pub(crate) fn create_dmabuf_image(
     ctx: &VkContext,
@@ -88,19 +94,21 @@ pub(crate) fn create_dmabuf_image(
     let mut explicit = vk::ImageDrmFormatModifierExplicitCreateInfoEXT::default()
         .drm_format_modifier(u64::from(desc.modifier))
         .plane_layouts(&layouts);
+    let flags = if disjoint {
+        vk::ImageCreateFlags::DISJOINT
+    } else {
+        vk::ImageCreateFlags::empty()
+    };
     let info = if with_modifier {
         let tiling = vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT;
-        let flags = if disjoint {
-            vk::ImageCreateFlags::DISJOINT
-        } else {
-            vk::ImageCreateFlags::empty()
-        };
         image_info(format, desc.width, desc.height, tiling, usage)
             .flags(flags)
             .push_next(&mut ext)
             .push_next(&mut explicit)
     } else {
-        image_info(format, desc.width, desc.height, vk::ImageTiling::LINEAR, usage).push_next(&mut ext)
+        image_info(format, desc.width, desc.height, vk::ImageTiling::LINEAR, usage)
+            .flags(flags)
+            .push_next(&mut ext)
     };
     // SAFETY: a valid create info; the caller owns (and destroys) the image.
     unsafe { ctx.device.create_image(&info, None) }
@@ -155,13 +163,19 @@ fn external_linear_importable(ctx: &VkContext, format: &FormatInfo) -> bool {
 /// The zero-copy image path: a sampled VkImage bound to the client's memory.
 /// `Ok(None)`: the device cannot use the client's layout as it is; take the
 /// buffer path (LINEAR only).
+///
+/// `format` is the image's: for YUV its [`FormatInfo::planar`] form, sampled
+/// only ([`YCBCR_USAGE`]).
 pub(crate) fn import_image<'a>(
     ctx: &'a VkContext,
     desc: &DmabufDesc,
     format: &FormatInfo,
 ) -> Result<Option<ImageAlloc<'a>>, VkError> {
+    let usage = if format.yuv { YCBCR_USAGE } else { SAMPLED_USAGE };
     if ctx.drm_format_modifier.is_some() {
-        import_modifier_image(ctx, desc, format)
+        import_modifier_image(ctx, desc, format, usage)
+    } else if desc.planes.len() > 1 {
+        import_linear_planes(ctx, desc, format, usage)
     } else {
         import_linear_image(ctx, desc, format)
     }
@@ -175,6 +189,7 @@ fn import_modifier_image<'a>(
     ctx: &'a VkContext,
     desc: &DmabufDesc,
     format: &FormatInfo,
+    usage: vk::ImageUsageFlags,
 ) -> Result<Option<ImageAlloc<'a>>, VkError> {
     let disjoint = desc.planes.len() > 1 && planes_in_several_files(desc);
     if disjoint {
@@ -187,7 +202,7 @@ fn import_modifier_image<'a>(
             )));
         }
     }
-    let image = match create_dmabuf_image(ctx, format, desc, SAMPLED_USAGE, true, disjoint) {
+    let image = match create_dmabuf_image(ctx, format, desc, usage, true, disjoint) {
         Ok(i) => i,
         Err(result) => {
             debug!(?result, "modifier image rejected, trying the buffer path");
@@ -257,6 +272,134 @@ fn import_linear_image<'a>(
     let memory = import_dmabuf_memory(ctx, plane.fd.as_fd(), reqs, Dedicated::Image(image))?;
     alloc.bind(memory, "vkBindImageMemory(dma-buf)")?;
     Ok(Some(alloc))
+}
+
+/// LINEAR tiling without the modifier extension, several planes (YUV).
+/// Planes in one fd: one image bound once, at the first plane's offset,
+/// when every plane lies where the driver puts it relative to the first.
+/// Planes in several fds: a DISJOINT image whose plane `i` is bound to its
+/// own import of plane `i`'s fd at the client's offset. Either way every
+/// plane's stride must be the driver's pitch and the fd must hold what the
+/// driver's memory requirements say. `None` (the caller's fallback) where
+/// the driver lays the planes out otherwise than the client did.
+fn import_linear_planes<'a>(
+    ctx: &'a VkContext,
+    desc: &DmabufDesc,
+    format: &FormatInfo,
+    usage: vk::ImageUsageFlags,
+) -> Result<Option<ImageAlloc<'a>>, VkError> {
+    if !desc.is_linear() {
+        return Ok(None);
+    }
+    let disjoint = planes_in_several_files(desc);
+    let image =
+        create_dmabuf_image(ctx, format, desc, usage, false, disjoint).call("vkCreateImage(dma-buf, planes)")?;
+    let mut alloc = ImageAlloc::new(ctx, image);
+    let base = u64::from(desc.planes[0].offset);
+    // Pitches first; a single binding's plane offsets are checked once bound
+    // (lavapipe reports them only then).
+    if !planes_laid_out_as_sent(ctx, image, desc, disjoint.then_some(0), true) {
+        return Ok(None);
+    }
+    let planes: Vec<(usize, u64)> = if disjoint {
+        (0..desc.planes.len())
+            .map(|i| (i, u64::from(desc.planes[i].offset)))
+            .collect()
+    } else {
+        vec![(0, base)]
+    };
+    let mut memory = Vec::with_capacity(planes.len());
+    let free = |memory: Vec<(vk::DeviceMemory, u64)>| {
+        for (m, _) in memory {
+            unsafe { ctx.device.free_memory(m, None) };
+        }
+    };
+    for (i, offset) in planes {
+        let mut reqs = if disjoint {
+            let mut plane_info = vk::ImagePlaneMemoryRequirementsInfo::default().plane_aspect(format_plane_aspect(i));
+            let info = vk::ImageMemoryRequirementsInfo2::default()
+                .image(image)
+                .push_next(&mut plane_info);
+            let mut reqs = vk::MemoryRequirements2::default();
+            unsafe { ctx.device.get_image_memory_requirements2(&info, &mut reqs) };
+            reqs.memory_requirements
+        } else {
+            unsafe { ctx.device.get_image_memory_requirements(image) }
+        };
+        let fd = desc.planes[i].fd.as_fd();
+        let fd_len = fd_size(fd)?;
+        if offset % reqs.alignment.max(1) != 0 || offset + reqs.size > fd_len {
+            debug!(
+                plane = i,
+                offset,
+                alignment = reqs.alignment,
+                need = reqs.size,
+                have = fd_len,
+                "the plane's memory is misaligned or smaller than the driver needs; no zero-copy image"
+            );
+            free(memory);
+            return Ok(None);
+        }
+        // The import covers the fd from its start; the plane is bound at its offset.
+        reqs.size += offset;
+        match import_dmabuf_memory(ctx, fd, reqs, Dedicated::None) {
+            Ok(m) => memory.push((m, offset)),
+            Err(e) => {
+                free(memory);
+                return Err(e);
+            }
+        }
+    }
+    if disjoint {
+        alloc.bind_planes_at(memory, format_plane_aspect)?;
+    } else {
+        let (m, offset) = memory[0];
+        alloc.bind_at(m, offset, "vkBindImageMemory(dma-buf, planes)")?;
+        if !planes_laid_out_as_sent(ctx, image, desc, Some(base), false) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(alloc))
+}
+
+/// Whether every plane of LINEAR `image` has the client's stride (with
+/// `pitch`) and lies at the client's offset: `base` plus the driver's offset
+/// of the plane (`None`: offsets not checked; disjoint planes have `Some(0)`
+/// and must each start their own binding).
+fn planes_laid_out_as_sent(
+    ctx: &VkContext,
+    image: vk::Image,
+    desc: &DmabufDesc,
+    base: Option<u64>,
+    pitch: bool,
+) -> bool {
+    let disjoint = base == Some(0) && desc.planes.len() > 1 && planes_in_several_files(desc);
+    desc.planes.iter().enumerate().all(|(i, plane)| {
+        let sub = vk::ImageSubresource {
+            aspect_mask: format_plane_aspect(i),
+            mip_level: 0,
+            array_layer: 0,
+        };
+        // SAFETY: `image` is a live LINEAR image of this device.
+        let layout = unsafe { ctx.device.get_image_subresource_layout(image, sub) };
+        let pitch_ok = !pitch || layout.row_pitch == u64::from(plane.stride);
+        let offset_ok = match base {
+            None => true,
+            Some(_) if disjoint => layout.offset == 0,
+            Some(base) => base + layout.offset == u64::from(plane.offset),
+        };
+        if !(pitch_ok && offset_ok) {
+            debug!(
+                plane = i,
+                driver_pitch = layout.row_pitch,
+                driver_offset = layout.offset,
+                client_stride = plane.stride,
+                client_offset = plane.offset,
+                "the driver lays this plane out otherwise; no zero-copy image"
+            );
+        }
+        pitch_ok && offset_ok
+    })
 }
 
 /// The buffer path's source: the client's memory as a VkBuffer, and where

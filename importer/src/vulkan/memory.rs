@@ -202,24 +202,43 @@ impl<'a> ImageAlloc<'a> {
 
     /// `vkBindImageMemory` of `memory`, which this allocation owns from now on.
     pub fn bind(&mut self, memory: vk::DeviceMemory, call: &'static str) -> Result<(), VkError> {
+        self.bind_at(memory, 0, call)
+    }
+
+    /// [`ImageAlloc::bind`] at `offset` into the memory.
+    pub fn bind_at(&mut self, memory: vk::DeviceMemory, offset: u64, call: &'static str) -> Result<(), VkError> {
         self.memory.push(memory);
-        unsafe { self.ctx.device.bind_image_memory(self.image, memory, 0) }.call(call)
+        unsafe { self.ctx.device.bind_image_memory(self.image, memory, offset) }.call(call)
     }
 
     /// Disjoint image: binds `memory[i]` to memory plane `i`; this
     /// allocation owns them from now on.
     pub fn bind_planes(&mut self, memory: Vec<vk::DeviceMemory>) -> Result<(), VkError> {
-        self.memory.extend(&memory);
-        let mut plane_infos: Vec<vk::BindImagePlaneMemoryInfo> = (0..memory.len())
-            .map(|i| vk::BindImagePlaneMemoryInfo::default().plane_aspect(memory_plane_aspect(i)))
+        let planes: Vec<(vk::DeviceMemory, u64)> = memory.into_iter().map(|m| (m, 0)).collect();
+        self.bind_planes_at(planes, memory_plane_aspect)
+    }
+
+    /// Binds each plane `i` of a disjoint image to `planes[i]`'s memory at
+    /// its offset; `aspect(i)` names the plane (`MEMORY_PLANE_i` for
+    /// DRM_FORMAT_MODIFIER tiling, `PLANE_i` otherwise). Takes ownership of
+    /// the memory, also on error.
+    pub fn bind_planes_at(
+        &mut self,
+        planes: Vec<(vk::DeviceMemory, u64)>,
+        aspect: impl Fn(usize) -> vk::ImageAspectFlags,
+    ) -> Result<(), VkError> {
+        self.memory.extend(planes.iter().map(|(m, _)| *m));
+        let mut plane_infos: Vec<vk::BindImagePlaneMemoryInfo> = (0..planes.len())
+            .map(|i| vk::BindImagePlaneMemoryInfo::default().plane_aspect(aspect(i)))
             .collect();
-        let binds: Vec<vk::BindImageMemoryInfo> = memory
+        let binds: Vec<vk::BindImageMemoryInfo> = planes
             .iter()
             .zip(plane_infos.iter_mut())
-            .map(|(&m, plane)| {
+            .map(|(&(m, offset), plane)| {
                 vk::BindImageMemoryInfo::default()
                     .image(self.image)
                     .memory(m)
+                    .memory_offset(offset)
                     .push_next(plane)
             })
             .collect();
@@ -246,6 +265,15 @@ impl<'a> ImageAlloc<'a> {
         // SAFETY: `this` is never dropped; the vector is moved out once.
         (this.image, unsafe { std::ptr::read(&this.memory) })
     }
+}
+
+/// `PLANE_i` of a multi-planar format (LINEAR or OPTIMAL tiling).
+pub fn format_plane_aspect(i: usize) -> vk::ImageAspectFlags {
+    [
+        vk::ImageAspectFlags::PLANE_0,
+        vk::ImageAspectFlags::PLANE_1,
+        vk::ImageAspectFlags::PLANE_2,
+    ][i]
 }
 
 /// `VK_IMAGE_ASPECT_MEMORY_PLANE_i_BIT_EXT`.

@@ -36,6 +36,7 @@ pub mod semaphore;
 pub mod target;
 pub mod texture;
 pub mod upload;
+pub mod ycbcr;
 pub mod yuv;
 
 pub use caps::DeviceCaps;

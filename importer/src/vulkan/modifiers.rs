@@ -17,7 +17,15 @@
 //!   bind it zero-copy, the buffer path (a GPU copy) or the CPU fallback take
 //!   it. Without the modifier extension LINEAR is the only entry, zero-copy
 //!   when the LINEAR tiling features and the import query allow it.
-//! * YUV formats are LINEAR only and take the CPU fallback.
+//! * A YUV format whose Vulkan multi-planar format (`FormatInfo::ycbcr`)
+//!   the device samples through a Y'CbCr conversion ([`ycbcr_sampleable`],
+//!   with `samplerYcbcrConversion` enabled) gets zero-copy entries the same
+//!   way, for that format: every listed modifier, or LINEAR without the
+//!   extension when the LINEAR features also have `DISJOINT` (each plane is
+//!   bound where the client put it). It is never a scan-out entry.
+//! * NV12 keeps a LINEAR entry in any case, served by the CPU fallback;
+//!   other YUV formats have no fallback and are not advertised without a
+//!   Y'CbCr entry.
 //! * A device that cannot import dma-bufs at all gets an empty table.
 //!
 //! Exactly the entries are advertised (`FormatTable::pairs`), and
@@ -45,6 +53,19 @@ pub const SAMPLE_FEATURES: vk::FormatFeatureFlags = vk::FormatFeatureFlags::from
         | vk::FormatFeatureFlags::SAMPLED_IMAGE_FILTER_LINEAR.as_raw()
         | vk::FormatFeatureFlags::TRANSFER_SRC.as_raw(),
 );
+
+/// Whether `features` let a YUV image be sampled through a Y'CbCr
+/// conversion: sampling, with chroma sited at cosited or midpoint samples
+/// (`super::ycbcr` picks which).
+pub fn ycbcr_sampleable(features: vk::FormatFeatureFlags) -> bool {
+    features.contains(vk::FormatFeatureFlags::SAMPLED_IMAGE)
+        && features.intersects(
+            vk::FormatFeatureFlags::COSITED_CHROMA_SAMPLES | vk::FormatFeatureFlags::MIDPOINT_CHROMA_SAMPLES,
+        )
+}
+
+/// Usage of a YUV client image (sampled only: it is never copied out).
+pub const YCBCR_USAGE: vk::ImageUsageFlags = vk::ImageUsageFlags::SAMPLED;
 
 /// Tiling features a scan-out buffer needs: the compositor blends windows
 /// into it.
@@ -93,6 +114,10 @@ pub trait FormatFacts {
     fn modifiers(&self, format: vk::Format) -> Vec<ModifierProps>;
     /// `linearTilingFeatures` of `format`.
     fn linear_features(&self, format: vk::Format) -> vk::FormatFeatureFlags;
+    /// The `samplerYcbcrConversion` feature is enabled.
+    fn ycbcr_conversion(&self) -> bool {
+        false
+    }
     /// The largest width and height a dma-buf image of `format`, `tiling`
     /// and `usage` may have; `None` when it cannot be imported at all.
     fn import_extent(&self, format: vk::Format, tiling: Tiling, usage: vk::ImageUsageFlags) -> Option<(u32, u32)>;
@@ -168,9 +193,69 @@ fn copied_linear(format: &FormatInfo) -> ModifierEntry {
     }
 }
 
+/// A zero-copy entry of YUV `format` as multi-planar `vk_format` with
+/// `tiling`, whose features are `features`.
+fn ycbcr_entry(
+    facts: &impl FormatFacts,
+    format: &FormatInfo,
+    vk_format: vk::Format,
+    tiling: Tiling,
+    (planes, features): (u32, vk::FormatFeatureFlags),
+) -> Option<ModifierEntry> {
+    let separate_planes = tiling == Tiling::Linear && format.planes.len() > 1;
+    if planes == 0
+        || planes > MAX_MEMORY_PLANES
+        || !ycbcr_sampleable(features)
+        || (separate_planes && !features.contains(vk::FormatFeatureFlags::DISJOINT))
+    {
+        return None;
+    }
+    let max_extent = facts.import_extent(vk_format, tiling, YCBCR_USAGE)?;
+    let modifier = match tiling {
+        Tiling::Linear => LINEAR,
+        Tiling::Modifier(m) => m,
+    };
+    Some(ModifierEntry {
+        modifier,
+        planes,
+        zero_copy: true,
+        scanout: false,
+        max_extent,
+    })
+}
+
+fn negotiate_yuv(facts: &impl FormatFacts, format: &FormatInfo) -> Vec<ModifierEntry> {
+    let mut entries: Vec<ModifierEntry> = match format.ycbcr.filter(|_| facts.ycbcr_conversion()) {
+        Some(vk_format) if facts.modifier_ext() => facts
+            .modifiers(vk_format)
+            .iter()
+            .filter_map(|m| {
+                ycbcr_entry(
+                    facts,
+                    format,
+                    vk_format,
+                    Tiling::Modifier(m.modifier),
+                    (m.planes, m.features),
+                )
+            })
+            .collect(),
+        Some(vk_format) => {
+            let facts_linear = (format.planes.len() as u32, facts.linear_features(vk_format));
+            ycbcr_entry(facts, format, vk_format, Tiling::Linear, facts_linear)
+                .into_iter()
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    if format.cpu_converts() && !entries.iter().any(|e| e.modifier == LINEAR) {
+        entries.push(copied_linear(format));
+    }
+    entries
+}
+
 fn negotiate_format(facts: &impl FormatFacts, format: &FormatInfo) -> Vec<ModifierEntry> {
     if format.yuv {
-        return vec![copied_linear(format)];
+        return negotiate_yuv(facts, format);
     }
     if !facts.modifier_ext() {
         return vec![linear_entry(facts, format)];
@@ -192,7 +277,11 @@ impl FormatTable {
         if !facts.dmabuf_import() {
             return FormatTable::default();
         }
-        let formats = FORMATS.iter().map(|f| (*f, negotiate_format(facts, f))).collect();
+        let formats = FORMATS
+            .iter()
+            .map(|f| (*f, negotiate_format(facts, f)))
+            .filter(|(_, entries)| !entries.is_empty())
+            .collect();
         FormatTable { formats }
     }
 
@@ -203,6 +292,7 @@ impl FormatTable {
         let formats = self
             .formats
             .iter()
+            .filter(|(f, _)| !no_image || f.cpu_converts())
             .map(|(f, entries)| {
                 let linear = entries
                     .iter()
@@ -281,6 +371,10 @@ impl FormatFacts for VkContext {
                 features: m.drm_format_modifier_tiling_features,
             })
             .collect()
+    }
+
+    fn ycbcr_conversion(&self) -> bool {
+        self.caps.sampler_ycbcr_conversion
     }
 
     fn linear_features(&self, format: vk::Format) -> vk::FormatFeatureFlags {
@@ -429,7 +523,106 @@ mod tests {
         let cpu = table.linear_only(true);
         assert!(cpu.pairs().all(|(_, m)| m == LINEAR));
         assert!(!cpu.entry(DrmFourcc::Xrgb8888, LINEAR).unwrap().zero_copy);
-        assert_eq!(cpu.pairs().count(), FORMATS.len());
+        // Without a Y'CbCr sampler only NV12 of the YUV formats is taken (copied).
+        assert_eq!(cpu.pairs().count(), FORMATS.iter().filter(|f| f.cpu_converts()).count());
+    }
+
+    /// A device with `samplerYcbcrConversion` whose every format has
+    /// `features`, LINEAR or (with `modifiers`) for each listed modifier.
+    struct YuvFake {
+        modifiers: Vec<u64>,
+        features: vk::FormatFeatureFlags,
+    }
+
+    impl FormatFacts for YuvFake {
+        fn dmabuf_import(&self) -> bool {
+            true
+        }
+        fn modifier_ext(&self) -> bool {
+            !self.modifiers.is_empty()
+        }
+        fn modifiers(&self, _: vk::Format) -> Vec<ModifierProps> {
+            let planes = 2;
+            let features = self.features;
+            self.modifiers
+                .iter()
+                .map(|&modifier| ModifierProps {
+                    modifier,
+                    planes,
+                    features,
+                })
+                .collect()
+        }
+        fn linear_features(&self, _: vk::Format) -> vk::FormatFeatureFlags {
+            self.features
+        }
+        fn ycbcr_conversion(&self) -> bool {
+            true
+        }
+        fn import_extent(&self, _: vk::Format, _: Tiling, _: vk::ImageUsageFlags) -> Option<(u32, u32)> {
+            Some((4096, 4096))
+        }
+    }
+
+    const YUV_SAMPLING: vk::FormatFeatureFlags = vk::FormatFeatureFlags::from_raw(
+        vk::FormatFeatureFlags::SAMPLED_IMAGE.as_raw()
+            | vk::FormatFeatureFlags::COSITED_CHROMA_SAMPLES.as_raw()
+            | vk::FormatFeatureFlags::DISJOINT.as_raw(),
+    );
+
+    #[test]
+    fn yuv_with_a_ycbcr_sampler_is_zero_copy_never_scanout() {
+        let table = FormatTable::negotiate(&YuvFake {
+            modifiers: vec![],
+            features: YUV_SAMPLING | SCANOUT_FEATURES,
+        });
+        for f in [DrmFourcc::Nv12, DrmFourcc::Nv16, DrmFourcc::Yuv420, DrmFourcc::P010] {
+            let e = table.entry(f, LINEAR).unwrap_or_else(|| panic!("{f:?} advertised"));
+            assert!(e.zero_copy && !e.scanout, "{f:?}: {e:?}");
+            assert_eq!(e.max_extent, (4096, 4096));
+        }
+        assert_eq!(table.entry(DrmFourcc::Yuv420, LINEAR).unwrap().planes, 3);
+    }
+
+    #[test]
+    fn yuv_without_separate_planes_or_chroma_siting_keeps_only_the_nv12_fallback() {
+        for features in [
+            YUV_SAMPLING & !vk::FormatFeatureFlags::DISJOINT,
+            YUV_SAMPLING & !vk::FormatFeatureFlags::COSITED_CHROMA_SAMPLES,
+        ] {
+            let table = FormatTable::negotiate(&YuvFake {
+                modifiers: vec![],
+                features,
+            });
+            assert!(!table.entry(DrmFourcc::Nv12, LINEAR).unwrap().zero_copy);
+            for f in [DrmFourcc::Nv16, DrmFourcc::Yuv420, DrmFourcc::P010] {
+                assert!(
+                    table.entry(f, LINEAR).is_none(),
+                    "{f:?} has no path and is not advertised"
+                );
+            }
+        }
+        // A cpu-fallback policy drops them too.
+        let table = FormatTable::negotiate(&YuvFake {
+            modifiers: vec![],
+            features: YUV_SAMPLING,
+        });
+        let cpu = table.linear_only(true);
+        assert!(cpu.entry(DrmFourcc::P010, LINEAR).is_none());
+        assert!(!cpu.entry(DrmFourcc::Nv12, LINEAR).unwrap().zero_copy);
+    }
+
+    #[test]
+    fn yuv_modifiers_are_zero_copy_and_nv12_keeps_a_linear_fallback() {
+        let tiled = 0x0100000000000001;
+        let table = FormatTable::negotiate(&YuvFake {
+            modifiers: vec![tiled],
+            // With explicit plane layouts DISJOINT is only needed for planes in several fds.
+            features: YUV_SAMPLING & !vk::FormatFeatureFlags::DISJOINT,
+        });
+        assert!(table.entry(DrmFourcc::Nv16, tiled).unwrap().zero_copy);
+        assert!(table.entry(DrmFourcc::Nv16, LINEAR).is_none());
+        assert!(!table.entry(DrmFourcc::Nv12, LINEAR).unwrap().zero_copy);
     }
 
     #[test]

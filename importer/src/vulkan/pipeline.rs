@@ -15,6 +15,7 @@
 //! linear and nearest, so changing the filter never rewrites a texture's set.
 
 use std::collections::HashMap;
+use std::ffi::CStr;
 use std::sync::{Arc, Mutex};
 
 use ash::vk;
@@ -95,7 +96,7 @@ pub enum Fill {
 }
 
 /// How a quad's fragments meet the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Blend {
     /// Premultiplied "over": src + dst * (1 - src.a).
     Over,
@@ -161,19 +162,10 @@ fn sampler(ctx: &VkContext, filter: vk::Filter) -> Result<vk::Sampler, VkError> 
 impl Pipelines {
     pub fn new(ctx: &Arc<VkContext>) -> Result<Pipelines, VkError> {
         let dev = &ctx.device;
-        let words: Vec<u32> = QUAD_SPV
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let module = unsafe { dev.create_shader_module(&vk::ShaderModuleCreateInfo::default().code(&words), None) }
-            .call("vkCreateShaderModule")?;
+        let module = shader_module(ctx, QUAD_SPV, "vkCreateShaderModule(quad)")?;
         let texture_layout = set_layout(ctx, vk::DescriptorType::SAMPLED_IMAGE)?;
         let sampler_layout = set_layout(ctx, vk::DescriptorType::SAMPLER)?;
-        let ranges = [vk::PushConstantRange {
-            stage_flags: vk::ShaderStageFlags::VERTEX | vk::ShaderStageFlags::FRAGMENT,
-            offset: 0,
-            size: std::mem::size_of::<QuadPush>() as u32,
-        }];
+        let ranges = [quad_push_range()];
         let set_layouts = [texture_layout, sampler_layout];
         let info = vk::PipelineLayoutCreateInfo::default()
             .set_layouts(&set_layouts)
@@ -293,67 +285,101 @@ impl Pipelines {
     }
 
     fn pipeline(&self, render_pass: vk::RenderPass, fill: Fill, blend: Blend) -> Result<vk::Pipeline, VkError> {
-        let (vertex, fragment) = match fill {
+        let entries = match fill {
             Fill::Texture => (c"vs_main", c"fs_texture"),
             Fill::Solid => (c"vs_solid", c"fs_solid"),
         };
-        let stages = [
-            vk::PipelineShaderStageCreateInfo::default()
-                .stage(vk::ShaderStageFlags::VERTEX)
-                .module(self.module)
-                .name(vertex),
-            vk::PipelineShaderStageCreateInfo::default()
-                .stage(vk::ShaderStageFlags::FRAGMENT)
-                .module(self.module)
-                .name(fragment),
-        ];
-        let vertex_input = vk::PipelineVertexInputStateCreateInfo::default();
-        let assembly =
-            vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_STRIP);
-        let viewport = vk::PipelineViewportStateCreateInfo::default()
-            .viewport_count(1)
-            .scissor_count(1);
-        let raster = vk::PipelineRasterizationStateCreateInfo::default()
-            .polygon_mode(vk::PolygonMode::FILL)
-            .cull_mode(vk::CullModeFlags::NONE)
-            .line_width(1.0);
-        let multisample =
-            vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
-        let blend = [vk::PipelineColorBlendAttachmentState::default()
-            .blend_enable(blend == Blend::Over)
-            .src_color_blend_factor(vk::BlendFactor::ONE)
-            .dst_color_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
-            .color_blend_op(vk::BlendOp::ADD)
-            .src_alpha_blend_factor(vk::BlendFactor::ONE)
-            .dst_alpha_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
-            .alpha_blend_op(vk::BlendOp::ADD)
-            .color_write_mask(vk::ColorComponentFlags::RGBA)];
-        let blend_state = vk::PipelineColorBlendStateCreateInfo::default().attachments(&blend);
-        let dynamic = [vk::DynamicState::VIEWPORT, vk::DynamicState::SCISSOR];
-        let dynamic_state = vk::PipelineDynamicStateCreateInfo::default().dynamic_states(&dynamic);
-        let info = vk::GraphicsPipelineCreateInfo::default()
-            .stages(&stages)
-            .vertex_input_state(&vertex_input)
-            .input_assembly_state(&assembly)
-            .viewport_state(&viewport)
-            .rasterization_state(&raster)
-            .multisample_state(&multisample)
-            .color_blend_state(&blend_state)
-            .dynamic_state(&dynamic_state)
-            .layout(self.layout)
-            .render_pass(render_pass)
-            .subpass(0);
-        let pipelines = unsafe {
-            self.ctx
-                .device
-                .create_graphics_pipelines(vk::PipelineCache::null(), &[info], None)
-        }
-        .map_err(|(_, result)| VkError::Call {
-            call: "vkCreateGraphicsPipelines",
-            result,
-        })?;
-        Ok(pipelines[0])
+        graphics_pipeline(&self.ctx, self.layout, (self.module, entries), render_pass, blend)
     }
+}
+
+/// A shader module from SPIR-V bytes (as the build script wrote them).
+pub(crate) fn shader_module(ctx: &VkContext, spv: &[u8], what: &'static str) -> Result<vk::ShaderModule, VkError> {
+    let words: Vec<u32> = spv
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    unsafe {
+        ctx.device
+            .create_shader_module(&vk::ShaderModuleCreateInfo::default().code(&words), None)
+    }
+    .call(what)
+}
+
+/// The push-constant range of every quad pipeline layout ([`QuadPush`]):
+/// the same in all of them, so push constants survive a layout change.
+pub(crate) fn quad_push_range() -> vk::PushConstantRange {
+    vk::PushConstantRange {
+        stage_flags: vk::ShaderStageFlags::VERTEX | vk::ShaderStageFlags::FRAGMENT,
+        offset: 0,
+        size: std::mem::size_of::<QuadPush>() as u32,
+    }
+}
+
+/// A quad pipeline: `module`'s (vertex, fragment) entry points, a triangle
+/// strip of four corners from the push constants, dynamic viewport and
+/// scissor, premultiplied "over" blending or none (the module doc).
+pub(crate) fn graphics_pipeline(
+    ctx: &VkContext,
+    layout: vk::PipelineLayout,
+    (module, (vertex, fragment)): (vk::ShaderModule, (&CStr, &CStr)),
+    render_pass: vk::RenderPass,
+    blend: Blend,
+) -> Result<vk::Pipeline, VkError> {
+    let stages = [
+        vk::PipelineShaderStageCreateInfo::default()
+            .stage(vk::ShaderStageFlags::VERTEX)
+            .module(module)
+            .name(vertex),
+        vk::PipelineShaderStageCreateInfo::default()
+            .stage(vk::ShaderStageFlags::FRAGMENT)
+            .module(module)
+            .name(fragment),
+    ];
+    let vertex_input = vk::PipelineVertexInputStateCreateInfo::default();
+    let assembly = vk::PipelineInputAssemblyStateCreateInfo::default().topology(vk::PrimitiveTopology::TRIANGLE_STRIP);
+    let viewport = vk::PipelineViewportStateCreateInfo::default()
+        .viewport_count(1)
+        .scissor_count(1);
+    let raster = vk::PipelineRasterizationStateCreateInfo::default()
+        .polygon_mode(vk::PolygonMode::FILL)
+        .cull_mode(vk::CullModeFlags::NONE)
+        .line_width(1.0);
+    let multisample =
+        vk::PipelineMultisampleStateCreateInfo::default().rasterization_samples(vk::SampleCountFlags::TYPE_1);
+    let blend = [vk::PipelineColorBlendAttachmentState::default()
+        .blend_enable(blend == Blend::Over)
+        .src_color_blend_factor(vk::BlendFactor::ONE)
+        .dst_color_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
+        .color_blend_op(vk::BlendOp::ADD)
+        .src_alpha_blend_factor(vk::BlendFactor::ONE)
+        .dst_alpha_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
+        .alpha_blend_op(vk::BlendOp::ADD)
+        .color_write_mask(vk::ColorComponentFlags::RGBA)];
+    let blend_state = vk::PipelineColorBlendStateCreateInfo::default().attachments(&blend);
+    let dynamic = [vk::DynamicState::VIEWPORT, vk::DynamicState::SCISSOR];
+    let dynamic_state = vk::PipelineDynamicStateCreateInfo::default().dynamic_states(&dynamic);
+    let info = vk::GraphicsPipelineCreateInfo::default()
+        .stages(&stages)
+        .vertex_input_state(&vertex_input)
+        .input_assembly_state(&assembly)
+        .viewport_state(&viewport)
+        .rasterization_state(&raster)
+        .multisample_state(&multisample)
+        .color_blend_state(&blend_state)
+        .dynamic_state(&dynamic_state)
+        .layout(layout)
+        .render_pass(render_pass)
+        .subpass(0);
+    let pipelines = unsafe {
+        ctx.device
+            .create_graphics_pipelines(vk::PipelineCache::null(), &[info], None)
+    }
+    .map_err(|(_, result)| VkError::Call {
+        call: "vkCreateGraphicsPipelines",
+        result,
+    })?;
+    Ok(pipelines[0])
 }
 
 impl Drop for Pipelines {

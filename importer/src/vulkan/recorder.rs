@@ -39,6 +39,7 @@ use super::ring::{CommandRing, FrameFence};
 use super::semaphore::{self, SemaphoreKeep, SemaphoreSyncFd};
 use super::target::Target;
 use super::texture::Texture;
+use super::ycbcr::Representation;
 use super::{BufferReservation, VkContext, VkError};
 use crate::format::FormatInfo;
 use crate::sync::implicit::{import_sync_file, pending_writes, Access};
@@ -96,6 +97,8 @@ pub struct Quad<'a> {
     /// pixel + this offset: the opaque part may then be copied instead of
     /// drawn (`super::copy_pass`).
     pub texel_offset: Option<vk::Offset2D>,
+    /// How a YUV texture's values become colours (ignored for RGB).
+    pub representation: Representation,
 }
 
 /// One frame being recorded into a target.
@@ -242,13 +245,20 @@ impl Recorder {
         self.draw_stats.blended += quad.blended.len() as u64;
         self.begin_pass();
         let fill = if what.is_some() { Fill::Texture } else { Fill::Solid };
-        let sampler = self.sampler_sets[usize::from(quad.pixel_exact)];
-        self.bind_sets([tex.descriptor_set, sampler]);
+        let ycbcr = tex.ycbcr_binding(quad.representation);
+        let layout = match &ycbcr {
+            Some((sampler, set)) => self.bind_ycbcr_set(sampler.layout, *set),
+            None => {
+                let sampler = self.sampler_sets[usize::from(quad.pixel_exact)];
+                self.bind_sets([tex.descriptor_set, sampler]);
+                self.layout
+            }
+        };
         let dev = &self.ctx.device;
         unsafe {
             dev.cmd_push_constants(
                 self.render,
-                self.layout,
+                layout,
                 vk::ShaderStageFlags::VERTEX | vk::ShaderStageFlags::FRAGMENT,
                 0,
                 quad.push.as_bytes(),
@@ -258,7 +268,17 @@ impl Recorder {
             if scissors.is_empty() {
                 continue;
             }
-            self.bind_pipeline(self.pipelines.get(fill, blend));
+            let pipeline = match &ycbcr {
+                Some((ycbcr, _)) => match ycbcr.pipeline(self.pipelines.render_pass, blend) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(key = ?ycbcr.key, "no Y'CbCr pipeline, quad not drawn: {e}");
+                        return;
+                    }
+                },
+                None => self.pipelines.get(fill, blend),
+            };
+            self.bind_pipeline(pipeline);
             for s in scissors {
                 unsafe {
                     self.ctx.device.cmd_set_scissor(self.render, 0, &[*s]);
@@ -316,6 +336,16 @@ impl Recorder {
             };
             self.bound_sets = sets;
         }
+    }
+
+    /// Binds a YUV texture's set (set 0 of its conversion's `layout`, the
+    /// only set that layout has) and returns the layout. The quad layout's
+    /// sets count as unbound afterwards: the layouts are not compatible.
+    fn bind_ycbcr_set(&mut self, layout: vk::PipelineLayout, set: vk::DescriptorSet) -> vk::PipelineLayout {
+        let dev = &self.ctx.device;
+        unsafe { dev.cmd_bind_descriptor_sets(self.render, vk::PipelineBindPoint::GRAPHICS, layout, 0, &[set], &[]) };
+        self.bound_sets = [vk::DescriptorSet::null(); 2];
+        layout
     }
 
     fn sample(&mut self, resv: &Arc<BufferReservation>) {

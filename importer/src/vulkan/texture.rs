@@ -5,7 +5,10 @@
 //! * [`Backing::ClientImage`]: the client's dma-buf memory bound to the image
 //!   (`super::dmabuf_image::import_image`, zero copy). It is acquired from the
 //!   foreign queue family before each use and released after it
-//!   (`super::barrier`).
+//!   (`super::barrier`). A YUV client image is multi-planar and sampled
+//!   through its format's Y'CbCr conversion ([`Texture::ycbcr`],
+//!   `super::ycbcr`): its view carries the conversion and its descriptor set
+//!   is a combined image sampler of that conversion's layout.
 //! * [`Backing::ClientBufferCopy`]: the client's memory imported as a
 //!   VkBuffer and copied into a compositor image on the GPU
 //!   (`vkCmdCopyBufferToImage`, row length = stride / bpp, offset = the
@@ -36,6 +39,7 @@ use super::barrier::{
 use super::dmabuf_image::{image_info, import_buffer, import_image, SAMPLED_USAGE};
 use super::memory::{HostBuffer, ImageAlloc};
 use super::upload::{buffer_image_copy, CopySource, PendingCopy, StagedUpload};
+use super::ycbcr::{Representation, YcbcrKey, YcbcrSampler, YcbcrSamplers};
 use super::yuv::{Nv12Params, Nv12Pipeline};
 use super::{Region, VkContext, VkError, VkResultExt};
 use crate::dmabuf::DmabufDesc;
@@ -79,6 +83,16 @@ pub struct Texture {
     dmabuf_fds: OnceLock<Vec<OwnedFd>>,
     /// NV12 targets: the conversion pipeline (the image has STORAGE usage).
     nv12: Option<Arc<Nv12Pipeline>>,
+    /// YUV client images: the conversion they are sampled through by
+    /// default (BT.601 limited), whose pipelines and layout draw them.
+    pub ycbcr: Option<Arc<YcbcrSampler>>,
+    /// YUV client images: the device's conversions, for other
+    /// representations ([`Texture::ycbcr_binding`]).
+    ycbcr_samplers: Option<Arc<YcbcrSamplers>>,
+    /// Views and sets made for other representations; kept as long as the
+    /// texture (frames in flight may use them). At most one per
+    /// representation a client asked for.
+    ycbcr_more: Mutex<Vec<YcbcrBinding>>,
     /// Whether a frame may copy out of the image (`super::copy_pass`). Not
     /// for a client image in DRM_FORMAT_MODIFIER tiling: its transfer
     /// features are reported per modifier, and lavapipe, the CPU device
@@ -99,13 +113,25 @@ impl std::fmt::Debug for Texture {
     }
 }
 
-fn create_view(ctx: &VkContext, image: vk::Image, format: &FormatInfo) -> Result<vk::ImageView, VkError> {
-    let info = vk::ImageViewCreateInfo::default()
+/// The sampled view of `image`; with `ycbcr`, through that conversion.
+fn create_view(
+    ctx: &VkContext,
+    image: vk::Image,
+    format: &FormatInfo,
+    ycbcr: Option<&YcbcrSampler>,
+) -> Result<vk::ImageView, VkError> {
+    let mut with = vk::SamplerYcbcrConversionInfo::default();
+    let mut info = vk::ImageViewCreateInfo::default()
         .image(image)
         .view_type(vk::ImageViewType::TYPE_2D)
         .format(format.vk_format)
         .components(format.swizzle())
         .subresource_range(color_range());
+    if let Some(y) = ycbcr {
+        with = with.conversion(y.conversion);
+        // The conversion maps the components; the view must not swizzle.
+        info = info.components(vk::ComponentMapping::default()).push_next(&mut with);
+    }
     unsafe { ctx.device.create_image_view(&info, None) }.call("vkCreateImageView")
 }
 
@@ -127,15 +153,19 @@ fn create_owned_image<'a>(
     Ok(alloc)
 }
 
+/// A pool and the one set binding `view`: a sampled image in `layout`, or
+/// with `ycbcr` a combined image sampler in that conversion's layout.
 fn create_descriptor(
     ctx: &VkContext,
     layout: vk::DescriptorSetLayout,
     view: vk::ImageView,
+    ycbcr: Option<&YcbcrSampler>,
 ) -> Result<(vk::DescriptorPool, vk::DescriptorSet), VkError> {
-    let sizes = [vk::DescriptorPoolSize {
-        ty: vk::DescriptorType::SAMPLED_IMAGE,
-        descriptor_count: 1,
-    }];
+    let (ty, layout, descriptor_count) = match ycbcr {
+        Some(y) => (vk::DescriptorType::COMBINED_IMAGE_SAMPLER, y.set_layout, y.descriptors),
+        None => (vk::DescriptorType::SAMPLED_IMAGE, layout, 1),
+    };
+    let sizes = [vk::DescriptorPoolSize { ty, descriptor_count }];
     let info = vk::DescriptorPoolCreateInfo::default().max_sets(1).pool_sizes(&sizes);
     let pool = unsafe { ctx.device.create_descriptor_pool(&info, None) }.call("vkCreateDescriptorPool")?;
     let layouts = [layout];
@@ -158,10 +188,28 @@ fn create_descriptor(
     let write = vk::WriteDescriptorSet::default()
         .dst_set(set)
         .dst_binding(0)
-        .descriptor_type(vk::DescriptorType::SAMPLED_IMAGE)
+        .descriptor_type(ty)
         .image_info(&image_info);
     unsafe { ctx.device.update_descriptor_sets(&[write], &[]) };
     Ok((pool, set))
+}
+
+/// A YUV texture's view and descriptor set for one more representation.
+struct YcbcrBinding {
+    ctx: Arc<VkContext>,
+    sampler: Arc<YcbcrSampler>,
+    view: vk::ImageView,
+    pool: vk::DescriptorPool,
+    set: vk::DescriptorSet,
+}
+
+impl Drop for YcbcrBinding {
+    fn drop(&mut self) {
+        unsafe {
+            self.ctx.device.destroy_descriptor_pool(self.pool, None);
+            self.ctx.device.destroy_image_view(self.view, None);
+        }
+    }
 }
 
 /// Dups of `desc`'s plane fds, one per distinct file (planes may share one).
@@ -190,8 +238,21 @@ impl Texture {
         (width, height): (u32, u32),
         backing: Backing,
     ) -> Result<Texture, VkError> {
-        let view = create_view(ctx, alloc.image, &format)?;
-        let (pool, descriptor_set) = match create_descriptor(ctx, layout, view) {
+        Texture::assemble_with(ctx, layout, alloc, format, (width, height), backing, None)
+    }
+
+    /// [`Texture::assemble`], sampled through `ycbcr` where given.
+    fn assemble_with(
+        ctx: &Arc<VkContext>,
+        layout: vk::DescriptorSetLayout,
+        alloc: ImageAlloc<'_>,
+        format: FormatInfo,
+        (width, height): (u32, u32),
+        backing: Backing,
+        ycbcr: Option<Arc<YcbcrSampler>>,
+    ) -> Result<Texture, VkError> {
+        let view = create_view(ctx, alloc.image, &format, ycbcr.as_deref())?;
+        let (pool, descriptor_set) = match create_descriptor(ctx, layout, view, ycbcr.as_deref()) {
             Ok(d) => d,
             Err(e) => {
                 unsafe { ctx.device.destroy_image_view(view, None) };
@@ -215,7 +276,11 @@ impl Texture {
             descriptor_set,
             dmabuf_fds: OnceLock::new(),
             nv12: None,
-            copy_source: true,
+            // A multi-planar image cannot be copied into an RGB target.
+            copy_source: ycbcr.is_none(),
+            ycbcr,
+            ycbcr_samplers: None,
+            ycbcr_more: Mutex::new(Vec::new()),
             _live: super::census::Live::new(super::census::Kind::Texture),
         })
     }
@@ -273,6 +338,94 @@ impl Texture {
         let _ = tex.dmabuf_fds.set(distinct_fds(desc));
         tex.queue_client_copy(None);
         Ok(tex)
+    }
+
+    /// Imports a YUV client dma-buf (`format` as validated) as a multi-planar
+    /// image sampled through `sampler`, zero copy. `Ok(None)`: the device
+    /// cannot use the client's layout (the caller's fallback decides).
+    ///
+    /// Locks: as [`Texture::import_dmabuf`] (the buffer's reservation, held
+    /// by the caller; rule B1). Nothing here blocks on a fence.
+    pub fn import_ycbcr(
+        ctx: &Arc<VkContext>,
+        samplers: Arc<YcbcrSamplers>,
+        desc: &DmabufDesc,
+        format: FormatInfo,
+    ) -> Result<Option<Texture>, VkError> {
+        let Some(planar) = format.planar() else {
+            return Err(VkError::Unsupported(format!("{:?} is not a YUV format", desc.fourcc)));
+        };
+        let sampler = samplers.get(YcbcrKey {
+            format: planar.vk_format,
+            representation: Representation::default(),
+        })?;
+        if !ctx.caps.can_import_dmabuf() {
+            return Err(VkError::NoDmabufImport);
+        }
+        let Some(alloc) = import_image(ctx, desc, &planar)? else {
+            return Ok(None);
+        };
+        let size = (desc.width, desc.height);
+        let layout = sampler.set_layout;
+        let mut tex = Texture::assemble_with(ctx, layout, alloc, planar, size, Backing::ClientImage, Some(sampler))?;
+        tex.ycbcr_samplers = Some(samplers);
+        let _ = tex.dmabuf_fds.set(distinct_fds(desc));
+        Ok(Some(tex))
+    }
+
+    /// A YUV client image's conversion and descriptor set for
+    /// `representation`, made on first use; `None` for other textures. If
+    /// making them fails (logged), the default ones.
+    ///
+    /// Locks: this texture's leaf mutex and the conversion cache's.
+    pub(crate) fn ycbcr_binding(
+        &self,
+        representation: Representation,
+    ) -> Option<(Arc<YcbcrSampler>, vk::DescriptorSet)> {
+        let default = self.ycbcr.as_ref()?;
+        if default.key.representation == representation {
+            return Some((default.clone(), self.descriptor_set));
+        }
+        let mut more = self.ycbcr_more.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = more.iter().find(|b| b.sampler.key.representation == representation) {
+            return Some((b.sampler.clone(), b.set));
+        }
+        match self.make_ycbcr_binding(representation) {
+            Ok(b) => {
+                let found = (b.sampler.clone(), b.set);
+                more.push(b);
+                Some(found)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    ?representation,
+                    "no Y'CbCr conversion for this representation, using BT.601: {e}"
+                );
+                Some((default.clone(), self.descriptor_set))
+            }
+        }
+    }
+
+    fn make_ycbcr_binding(&self, representation: Representation) -> Result<YcbcrBinding, VkError> {
+        let samplers = self
+            .ycbcr_samplers
+            .as_ref()
+            .ok_or_else(|| VkError::Unsupported("no Y'CbCr conversions".into()))?;
+        let sampler = samplers.get(YcbcrKey {
+            format: self.format.vk_format,
+            representation,
+        })?;
+        let view = create_view(&self.ctx, self.image, &self.format, Some(&sampler))?;
+        let mut binding = YcbcrBinding {
+            ctx: self.ctx.clone(),
+            sampler,
+            view,
+            pool: vk::DescriptorPool::null(),
+            set: vk::DescriptorSet::null(),
+        };
+        (binding.pool, binding.set) =
+            create_descriptor(&self.ctx, vk::DescriptorSetLayout::null(), view, Some(&binding.sampler))?;
+        Ok(binding)
     }
 
     /// A compositor-owned image filled by [`Texture::queue_upload`] or
@@ -532,6 +685,8 @@ impl Texture {
 
 impl Drop for Texture {
     fn drop(&mut self) {
+        // The other representations' views go before the image.
+        self.ycbcr_more.get_mut().unwrap_or_else(|p| p.into_inner()).clear();
         let dev = &self.ctx.device;
         unsafe {
             dev.destroy_descriptor_pool(self.pool, None);

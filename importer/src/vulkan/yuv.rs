@@ -1,9 +1,12 @@
-//! NV12 → RGBA conversion on the GPU (`shaders/nv12.wgsl`, a compute shader).
+//! NV12 → RGBA conversion on the GPU (`shaders/nv12.wgsl`, a compute shader):
+//! the CPU fallback's path for NV12. Where the device can, YUV is sampled
+//! zero-copy instead (`super::ycbcr`).
 //!
 //! DOC: what it converts
 //!
 //! NV12: a Y plane (one byte per pixel) and an interleaved CbCr plane (one
 //! Cb,Cr pair per 2×2 pixels), BT.601 limited range (Y' 16–235, Cb/Cr 16–240),
+//! with the chroma siting of `super::ycbcr` (cosited, nearest sample),
 //! converted to non-linear R'G'B' with alpha 1 into an `R8G8B8A8_UNORM`
 //! texture (the ABGR8888 format) that the quad pipeline samples like any
 //! other. The shader reads both planes from one storage buffer by byte
@@ -12,9 +15,9 @@
 //! * the CPU fallback copies the client's two planes (from one mapping per
 //!   fd, planes at any offset) into a staging buffer and dispatches it
 //!   ([`Nv12Params`] describe the staging layout);
-//! * the GPU buffer path can bind the client's imported `VkBuffer` (created
+//! * a GPU buffer path could bind the client's imported `VkBuffer` (created
 //!   with `STORAGE_BUFFER` usage) with the client's offsets and strides
-//!   unchanged. Not wired yet: see README "NV12".
+//!   unchanged. Not wired: docs/import-paths.md, "YUV".
 //!
 //! DOC: locks
 //!

@@ -107,6 +107,9 @@ pub struct State {
     pub buffer_sync: crate::buffer_sync::SyncState,
     /// wp_linux_drm_syncobj_v1, only where a render node supports it.
     pub syncobj_state: Option<crate::protocols::drm_syncobj::SyncobjState>,
+    /// wp_color_representation_v1, where the device samples YUV through a
+    /// Y'CbCr conversion (a client could not get what it asks for otherwise).
+    pub color_representation: Option<crate::protocols::color_representation::ColorRepresentationState>,
     /// Large CPU-fallback copies on the worker, and the commits they hold.
     pub cpu_copies: crate::cpu_copy::CpuCopies,
     /// What each new client may hold (`crate::limits`).
@@ -137,6 +140,12 @@ impl State {
         let presentation_state = PresentationState::new::<State>(dh, backend.clock_id());
         // The explicit sync global (or none) and the GPU-wait capability.
         let syncobj_state = crate::buffer_sync::explicit::create_global(dh, backend.renderer().main_device());
+        let color_representation = backend
+            .renderer()
+            .core()
+            .importer()
+            .samples_ycbcr()
+            .then(|| crate::protocols::color_representation::ColorRepresentationState::new::<State>(dh));
         let buffer_sync = crate::buffer_sync::SyncState {
             gpu_wait: backend.renderer().core().semaphore_sync_fd().import,
             ..Default::default()
@@ -186,6 +195,7 @@ impl State {
             lifecycle,
             buffer_sync,
             syncobj_state,
+            color_representation,
             cpu_copies: Default::default(),
             limits: ClientLimits::default(),
             dmabuf_charges: Default::default(),

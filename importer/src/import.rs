@@ -249,6 +249,12 @@ impl Importer {
         self.policy
     }
 
+    /// Whether YUV is sampled through Y'CbCr conversions (so a client's
+    /// colour representation can be honoured).
+    pub fn samples_ycbcr(&self) -> bool {
+        self.ycbcr.is_some()
+    }
+
     /// The negotiated formats: exactly what may be advertised.
     pub fn formats(&self) -> &FormatTable {
         &self.formats

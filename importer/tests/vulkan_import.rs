@@ -8,6 +8,7 @@ use drm_fourcc::{DrmFourcc, DrmModifier};
 use importer::renderer::{CoreOptions, RenderCore};
 use importer::vulkan::pipeline::{Filter, QuadPush};
 use importer::vulkan::recorder::{Drawable, Quad};
+use importer::vulkan::ycbcr::Representation;
 use importer::vulkan::Region;
 use importer::{DmabufDesc, DmabufPlane, ImportPath, ImportPolicy, ImportStats, Importer};
 
@@ -52,11 +53,16 @@ fn pattern(x: u32, y: u32) -> [u8; 4] {
 
 /// Renders `what` over a clear colour into a W×H target; returns the bytes per pixel as stored (B8G8R8A8).
 fn render_texture(core: &RenderCore, what: &Drawable) -> Vec<u8> {
-    render_texture_sized(core, what, (W, H))
+    render_texture_sized(core, what, (W, H), Representation::default())
 }
 
-/// [`render_texture`] into a target of `(w, h)`.
-fn render_texture_sized(core: &RenderCore, what: &Drawable, (w, h): (u32, u32)) -> Vec<u8> {
+/// [`render_texture`] into a target of `(w, h)`, a YUV texture sampled as `representation`.
+fn render_texture_sized(
+    core: &RenderCore,
+    what: &Drawable,
+    (w, h): (u32, u32),
+    representation: Representation,
+) -> Vec<u8> {
     let fmt = importer::format::format_info(DrmFourcc::Xrgb8888).unwrap();
     let target = core.create_target(fmt, w, h).unwrap();
     let mut frame = core.begin_frame(&target, Filter::Nearest).unwrap();
@@ -73,7 +79,7 @@ fn render_texture_sized(core: &RenderCore, what: &Drawable, (w, h): (u32, u32)) 
         blended: &[all],
         pixel_exact: true,
         texel_offset: None,
-        representation: Default::default(),
+        representation,
     };
     frame.draw(Some(what), &quad);
     core.submit_frame(frame).unwrap();
@@ -360,6 +366,32 @@ fn nv12_with_one_plane_is_refused() {
     assert!(err.to_string().contains("plane"), "{err}");
 }
 
+/// Y'CbCr samples at `bits` → R'G'B' (0–255) by Vulkan's formulas for the
+/// representation's model and range: an independent model of the sampler.
+fn ycbcr_to_rgb([y, cb, cr]: [f64; 3], bits: u32, r: Representation) -> [f64; 3] {
+    use ash::vk::{SamplerYcbcrModelConversion as M, SamplerYcbcrRange as R};
+    let n = f64::from(1u32 << bits);
+    let k = f64::from(1u32 << (bits - 8));
+    let (y, cb, cr) = if r.range == R::ITU_FULL {
+        (y / (n - 1.0), (cb - n / 2.0) / (n - 1.0), (cr - n / 2.0) / (n - 1.0))
+    } else {
+        (
+            (y - 16.0 * k) / (219.0 * k),
+            (cb - 128.0 * k) / (224.0 * k),
+            (cr - 128.0 * k) / (224.0 * k),
+        )
+    };
+    let (kr, kb) = match r.model {
+        M::YCBCR_709 => (0.2126, 0.0722),
+        M::YCBCR_2020 => (0.2627, 0.0593),
+        _ => (0.299, 0.114),
+    };
+    let red = y + 2.0 * (1.0 - kr) * cr;
+    let blue = y + 2.0 * (1.0 - kb) * cb;
+    let green = (y - kr * red - kb * blue) / (1.0 - kr - kb);
+    [red, green, blue].map(|v| (v * 255.0).clamp(0.0, 255.0))
+}
+
 /// How a YUV test buffer lays its planes out.
 struct Layout {
     /// One fd per plane (else all planes in one fd).
@@ -459,25 +491,34 @@ fn render_yuv(
     luma: &dyn Fn(u32, u32) -> u16,
     chroma: &dyn Fn(u32, u32) -> (u16, u16),
 ) -> ImportPath {
+    render_yuv_as(d, (sub, bits), luma, chroma, Representation::default())
+}
+
+/// [`render_yuv`] sampled as `representation` (compared with its formula).
+fn render_yuv_as(
+    d: DmabufDesc,
+    (sub, bits): ((u32, u32), u32),
+    luma: &dyn Fn(u32, u32) -> u16,
+    chroma: &dyn Fn(u32, u32) -> (u16, u16),
+    representation: Representation,
+) -> ImportPath {
     let (w, h, fourcc) = (d.width, d.height, d.fourcc);
     let mut core = core(false);
     let buf = core.importer_mut().import(&d).expect("YUV import");
     let path = Importer::path_of(&buf);
     buf.refresh(None).expect("refresh");
-    let out = render_texture_sized(&core, &Drawable::Client(buf), (w, h));
-    let k = f64::from(1u32 << (bits - 8));
-    let to8 = |v: u16| f64::from(v) / k;
+    let out = render_texture_sized(&core, &Drawable::Client(buf), (w, h), representation);
     let pick = |v: u32, n: u32, s: u32| if s == 2 { cosited(v, n) } else { v };
     for y in 0..h {
         for x in 0..w {
             let (cb, cr) = chroma(pick(x, w, sub.0), pick(y, h, sub.1));
-            let want = bt601_f([to8(luma(x, y)), to8(cb), to8(cr)]);
+            let want = ycbcr_to_rgb([luma(x, y), cb, cr].map(f64::from), bits, representation);
             let at = ((y * w + x) * 4) as usize;
             let got = [out[at + 2], out[at + 1], out[at]];
             for c in 0..3 {
                 assert!(
                     (f64::from(got[c]) - want[c]).abs() <= 2.0,
-                    "{fourcc:?} pixel ({x},{y}) channel {c}: got {got:?}, want {want:?} ({path:?})"
+                    "{fourcc:?} pixel ({x},{y}) channel {c}: got {got:?}, want {want:?} ({path:?}, {representation:?})"
                 );
             }
         }
@@ -602,4 +643,36 @@ fn yuv_in_a_layout_the_device_cannot_sample_falls_back_or_fails() {
     let err = core.importer_mut().import(&d).unwrap_err();
     assert!(err.to_string().contains("plane layout"), "{err}");
     assert_eq!(stats(&core).failed, 1);
+}
+
+/// Every offered coefficient × range pair on every YUV format, each
+/// compared with its own formula: the conversion follows the representation.
+#[test]
+fn every_representation_converts_every_yuv_format_by_its_formula() {
+    use ash::vk::{SamplerYcbcrModelConversion as M, SamplerYcbcrRange as R};
+    let formats: [(DrmFourcc, (u32, u32), u32); 4] = [
+        (DrmFourcc::Nv12, (2, 2), 8),
+        (DrmFourcc::Nv16, (2, 1), 8),
+        (DrmFourcc::Yuv420, (2, 2), 8),
+        (DrmFourcc::P010, (2, 2), 10),
+    ];
+    for (fourcc, sub, bits) in formats {
+        let (luma, chroma): (&dyn Fn(u32, u32) -> u16, &dyn Fn(u32, u32) -> (u16, u16)) = if bits == 10 {
+            (&luma10, &chroma10)
+        } else {
+            (&luma8, &chroma8)
+        };
+        for model in [M::YCBCR_601, M::YCBCR_709, M::YCBCR_2020] {
+            for range in [R::ITU_NARROW, R::ITU_FULL] {
+                let representation = Representation {
+                    model,
+                    range,
+                    chroma: None,
+                };
+                let d = yuv_desc(fourcc, (YW, YH), &tight(fourcc, false), luma, chroma);
+                let path = render_yuv_as(d, (sub, bits), luma, chroma, representation);
+                assert_eq!(path, ImportPath::ZeroCopyImage, "{fourcc:?} {representation:?}");
+            }
+        }
+    }
 }

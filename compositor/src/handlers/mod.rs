@@ -4,6 +4,7 @@
 //! and invokes the matching `delegate_*!` macro, so wiring a protocol up is local
 //! to its file.
 
+pub mod color_representation;
 pub mod compositor;
 pub mod decoration;
 pub mod dmabuf;

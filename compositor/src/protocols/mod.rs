@@ -1,5 +1,6 @@
 //! Wayland protocols dispatched by this crate rather than by smithay, each a
 //! `*State` plus a handler trait, smithay style.
 
+pub mod color_representation;
 pub mod drm_syncobj;
 pub mod timeline_point;

@@ -43,9 +43,9 @@ use smithay::backend::renderer::{
     RendererSuper, Texture, TextureFilter, TextureMapping,
 };
 use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
-use smithay::reexports::wayland_server::Resource;
+use smithay::reexports::wayland_server::{DisplayHandle, Resource};
 use smithay::utils::{Buffer as BufferCoord, Physical, Rectangle, Size, Transform};
-use smithay::wayland::compositor::SurfaceData;
+use smithay::wayland::compositor::{Cacheable, SurfaceData};
 use smithay::wayland::shm::{shm_format_to_fourcc, with_buffer_contents};
 
 pub use frame::VkFrame;
@@ -97,6 +97,27 @@ impl Texture for VkTexture {
     }
     fn format(&self) -> Option<Fourcc> {
         Some(self.drawable.format().fourcc)
+    }
+}
+
+/// A surface's colour representation, as its client stated it
+/// (double-buffered surface state, written by the colour-representation
+/// protocol): read when the surface's dma-buf is imported, so a YUV buffer
+/// is sampled with the surface's coefficients, range and chroma siting.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SurfaceRepresentation {
+    /// `None` until the client states anything: BT.601 limited range.
+    pub stated: Option<Representation>,
+    /// Whether the client stated coefficients (not only a chroma location).
+    pub coefficients: bool,
+}
+
+impl Cacheable for SurfaceRepresentation {
+    fn commit(&mut self, _dh: &DisplayHandle) -> Self {
+        *self
+    }
+    fn merge_into(self, into: &mut Self, _dh: &DisplayHandle) {
+        *into = self;
     }
 }
 
@@ -578,7 +599,26 @@ impl ImportDma for VkRenderer {
     }
 }
 
-impl ImportDmaWl for VkRenderer {}
+impl ImportDmaWl for VkRenderer {
+    /// [`ImportDma::import_dmabuf`], sampled as the surface's committed
+    /// [`SurfaceRepresentation`] says.
+    fn import_dma_buffer(
+        &mut self,
+        buffer: &WlBuffer,
+        surface: Option<&SurfaceData>,
+        damage: &[Rectangle<i32, BufferCoord>],
+    ) -> Result<VkTexture, Error> {
+        let dmabuf = smithay::wayland::dmabuf::get_dmabuf(buffer)
+            .map_err(|_| Error::Shm("import_dma_buffer of a buffer that is not a dma-buf".into()))?
+            .clone();
+        let mut texture = self.import_dmabuf(&dmabuf, Some(damage))?;
+        if let Some(data) = surface {
+            let mut cached = data.cached_state.get::<SurfaceRepresentation>();
+            texture.representation = cached.current().stated.unwrap_or_default();
+        }
+        Ok(texture)
+    }
+}
 
 impl Bind<VkTarget> for VkRenderer {
     fn bind<'a>(&mut self, target: &'a mut VkTarget) -> Result<VkFramebuffer<'a>, Error> {

@@ -298,7 +298,12 @@ fn import_linear_planes<'a>(
     let base = u64::from(desc.planes[0].offset);
     // Pitches first; a single binding's plane offsets are checked once bound
     // (lavapipe reports them only then).
-    if !planes_laid_out_as_sent(ctx, image, desc, disjoint.then_some(0), true) {
+    let check = if disjoint {
+        PlaneCheck::PitchesAndOwnBindings
+    } else {
+        PlaneCheck::Pitches
+    };
+    if !planes_laid_out_as_sent(ctx, image, desc, check) {
         return Ok(None);
     }
     let planes: Vec<(usize, u64)> = if disjoint {
@@ -355,25 +360,28 @@ fn import_linear_planes<'a>(
     } else {
         let (m, offset) = memory[0];
         alloc.bind_at(m, offset, "vkBindImageMemory(dma-buf, planes)")?;
-        if !planes_laid_out_as_sent(ctx, image, desc, Some(base), false) {
+        if !planes_laid_out_as_sent(ctx, image, desc, PlaneCheck::OffsetsFrom(base)) {
             return Ok(None);
         }
     }
     Ok(Some(alloc))
 }
 
-/// Whether every plane of LINEAR `image` has the client's stride (with
-/// `pitch`) and lies at the client's offset: `base` plus the driver's offset
-/// of the plane (`None`: offsets not checked; disjoint planes have `Some(0)`
-/// and must each start their own binding).
-fn planes_laid_out_as_sent(
-    ctx: &VkContext,
-    image: vk::Image,
-    desc: &DmabufDesc,
-    base: Option<u64>,
-    pitch: bool,
-) -> bool {
-    let disjoint = base == Some(0) && desc.planes.len() > 1 && planes_in_several_files(desc);
+/// What [`planes_laid_out_as_sent`] compares with the client's layout.
+#[derive(Debug, Clone, Copy)]
+enum PlaneCheck {
+    /// Every plane's row pitch is the client's stride.
+    Pitches,
+    /// That, and every plane starts its own binding (a disjoint image).
+    PitchesAndOwnBindings,
+    /// Every plane lies at the client's offset: this base (where the image
+    /// is bound) plus the driver's offset of the plane.
+    OffsetsFrom(u64),
+}
+
+/// Whether every plane of LINEAR `image` is where `desc` says, as far as
+/// `check` looks.
+fn planes_laid_out_as_sent(ctx: &VkContext, image: vk::Image, desc: &DmabufDesc, check: PlaneCheck) -> bool {
     desc.planes.iter().enumerate().all(|(i, plane)| {
         let sub = vk::ImageSubresource {
             aspect_mask: format_plane_aspect(i),
@@ -382,13 +390,13 @@ fn planes_laid_out_as_sent(
         };
         // SAFETY: `image` is a live LINEAR image of this device.
         let layout = unsafe { ctx.device.get_image_subresource_layout(image, sub) };
-        let pitch_ok = !pitch || layout.row_pitch == u64::from(plane.stride);
-        let offset_ok = match base {
-            None => true,
-            Some(_) if disjoint => layout.offset == 0,
-            Some(base) => base + layout.offset == u64::from(plane.offset),
+        let pitch = layout.row_pitch == u64::from(plane.stride);
+        let fits = match check {
+            PlaneCheck::Pitches => pitch,
+            PlaneCheck::PitchesAndOwnBindings => pitch && layout.offset == 0,
+            PlaneCheck::OffsetsFrom(base) => base + layout.offset == u64::from(plane.offset),
         };
-        if !(pitch_ok && offset_ok) {
+        if !fits {
             debug!(
                 plane = i,
                 driver_pitch = layout.row_pitch,
@@ -398,7 +406,7 @@ fn planes_laid_out_as_sent(
                 "the driver lays this plane out otherwise; no zero-copy image"
             );
         }
-        pitch_ok && offset_ok
+        fits
     })
 }
 

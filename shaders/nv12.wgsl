@@ -7,12 +7,12 @@
 // buffer with the two planes; the GPU buffer path can bind the client's
 // imported VkBuffer directly with the client's offsets and strides.
 //
-// Colour: BT.601, limited ("TV") range: Y' in [16, 235], Cb/Cr in [16, 240]
-// centred on 128. Output is non-linear R'G'B' (no transfer function applied,
-// like the RGB formats the compositor samples), alpha 1, clamped to [0, 1]:
-//   R = 1.164383 (Y - 16)                     + 1.596027 (Cr - 128)
-//   G = 1.164383 (Y - 16) - 0.391762 (Cb - 128) - 0.812968 (Cr - 128)
-//   B = 1.164383 (Y - 16) + 2.017232 (Cb - 128)
+// Colour: the push constants carry the surface's representation (BT.601
+// limited range unless it says otherwise; importer/src/vulkan/yuv.rs):
+//   Y' = (Y - y_bias) * y_scale, Cb' = (Cb - c_bias) * c_scale, likewise Cr'
+//   R = Y' + r_cr Cr',  G = Y' - g_cb Cb' - g_cr Cr',  B = Y' + b_cb Cb'
+// Output is non-linear R'G'B' (no transfer function applied, like the RGB
+// formats the compositor samples), alpha 1, clamped to [0, 1].
 // Chroma samples are cosited with the even pixels and read without
 // filtering, as the Y'CbCr sampler path does (importer/src/vulkan/ycbcr.rs):
 // pixel x takes chroma sample min((x + 1) / 2, last), the nearest one.
@@ -24,6 +24,14 @@ struct Params {
     y_stride: u32,
     uv_offset: u32,
     uv_stride: u32,
+    y_bias: f32,
+    y_scale: f32,
+    c_bias: f32,
+    c_scale: f32,
+    r_cr: f32,
+    g_cb: f32,
+    g_cr: f32,
+    b_cb: f32,
 }
 
 @group(0) @binding(0) var<storage, read> src: array<u32>;
@@ -40,13 +48,12 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if (id.x >= p.width || id.y >= p.height) {
         return;
     }
-    let y = byte_at(p.y_offset + id.y * p.y_stride + id.x) - 16.0;
+    let y = (byte_at(p.y_offset + id.y * p.y_stride + id.x) - p.y_bias) * p.y_scale;
     let cx = min((id.x + 1u) / 2u, (p.width - 1u) / 2u);
     let cy = min((id.y + 1u) / 2u, (p.height - 1u) / 2u);
     let c = p.uv_offset + cy * p.uv_stride + cx * 2u;
-    let cb = byte_at(c) - 128.0;
-    let cr = byte_at(c + 1u) - 128.0;
-    let l = 1.164383 * y;
-    let rgb = vec3<f32>(l + 1.596027 * cr, l - 0.391762 * cb - 0.812968 * cr, l + 2.017232 * cb) / 255.0;
+    let cb = (byte_at(c) - p.c_bias) * p.c_scale;
+    let cr = (byte_at(c + 1u) - p.c_bias) * p.c_scale;
+    let rgb = vec3<f32>(y + p.r_cr * cr, y - p.g_cb * cb - p.g_cr * cr, y + p.b_cb * cb);
     textureStore(dst, vec2<i32>(i32(id.x), i32(id.y)), vec4<f32>(clamp(rgb, vec3<f32>(0.0), vec3<f32>(1.0)), 1.0));
 }

@@ -37,6 +37,7 @@ use crate::vulkan::semaphore::SemaphoreSyncFd;
 use crate::vulkan::target::{Readback, Target};
 use crate::vulkan::texture::Texture;
 use crate::vulkan::upload::buffer_image_copy;
+use crate::vulkan::ycbcr::Representation;
 use crate::vulkan::{BufferReservation, DeviceSelection, Region, VkContext, VkError};
 
 /// Options of the renderer core.
@@ -303,7 +304,7 @@ impl RenderCore {
         let mut keep: Vec<Box<dyn Send + Sync>> = Vec::new();
         if let Some(tex) = texture {
             // Pending uploads first, so the read sees them.
-            tex.record_prepare(cmd, &mut keep);
+            tex.record_prepare(cmd, &mut keep, Representation::default());
         }
         let to_src = image_barrier(image, layout, vk::ImageLayout::TRANSFER_SRC_OPTIMAL)
             .src_access_mask(access)

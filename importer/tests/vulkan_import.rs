@@ -638,6 +638,15 @@ fn yuv_in_a_layout_the_device_cannot_sample_falls_back_or_fails() {
     odd.file_len = 0;
     let d = yuv_desc(DrmFourcc::Nv12, (YW, YH), &odd, &luma8, &chroma8);
     assert_eq!(render_yuv(d, (2, 2), 8, &luma8, &chroma8), ImportPath::CpuFallback);
+    // The fallback converts as the surface's representation says, too.
+    let bt709_full = Representation {
+        model: ash::vk::SamplerYcbcrModelConversion::YCBCR_709,
+        range: ash::vk::SamplerYcbcrRange::ITU_FULL,
+        chroma: None,
+    };
+    let d = yuv_desc(DrmFourcc::Nv12, (YW, YH), &odd, &luma8, &chroma8);
+    let path = render_yuv_as(d, ((2, 2), 8), &luma8, &chroma8, bt709_full);
+    assert_eq!(path, ImportPath::CpuFallback);
     let mut core = core(false);
     let d = yuv_desc(DrmFourcc::Nv16, (YW, YH), &odd, &luma8, &chroma8);
     let err = core.importer_mut().import(&d).unwrap_err();

@@ -230,7 +230,7 @@ impl Recorder {
         }
         let tex = what.map_or(&self.blank, Drawable::texture).clone();
         if !self.textures.iter().any(|t| Arc::ptr_eq(t, &tex)) {
-            tex.record_prepare(self.prepare, &mut self.keep);
+            tex.record_prepare(self.prepare, &mut self.keep, quad.representation);
             self.textures.push(tex.clone());
         }
         if let Some(offset) = quad.texel_offset.filter(|_| what.is_some() && quad.blended.is_empty()) {

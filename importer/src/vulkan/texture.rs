@@ -525,7 +525,15 @@ impl Texture {
     /// acquire from the foreign queue family; otherwise the queued copies and
     /// layout transitions. Staging buffers move into `keep` (freed with the
     /// frame).
-    pub(crate) fn record_prepare(&self, cmd: vk::CommandBuffer, keep: &mut Vec<Box<dyn Send + Sync>>) {
+    ///
+    /// A queued NV12 conversion converts as `representation` says (the
+    /// drawing surface's).
+    pub(crate) fn record_prepare(
+        &self,
+        cmd: vk::CommandBuffer,
+        keep: &mut Vec<Box<dyn Send + Sync>>,
+        representation: Representation,
+    ) {
         if self.backing == Backing::ClientImage {
             acquire_client_image(&self.ctx, cmd, self.image);
             return;
@@ -573,7 +581,7 @@ impl Texture {
                     keep.push(Box::new(buf));
                 }
                 CopySource::ClientBuffer => self.record_client_copy(cmd, &copy.regions),
-                CopySource::Nv12(buf, params) => self.record_nv12(cmd, buf, &params, keep),
+                CopySource::Nv12(buf, params) => self.record_nv12(cmd, (buf, &params), representation, keep),
             }
         }
         let to_read = image_barrier(
@@ -611,8 +619,8 @@ impl Texture {
     fn record_nv12(
         &self,
         cmd: vk::CommandBuffer,
-        buf: HostBuffer,
-        params: &Nv12Params,
+        (buf, params): (HostBuffer, &Nv12Params),
+        representation: Representation,
         keep: &mut Vec<Box<dyn Send + Sync>>,
     ) {
         let Some(pipeline) = &self.nv12 else {
@@ -637,7 +645,7 @@ impl Texture {
                 &[],
             )
         };
-        match pipeline.record(cmd, buf.buffer, self.view, params) {
+        match pipeline.record(cmd, (buf.buffer, self.view), params, representation) {
             Ok(pool) => keep.push(pool),
             Err(e) => tracing::error!("recording the NV12 conversion: {e}"),
         }

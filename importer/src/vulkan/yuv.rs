@@ -7,7 +7,9 @@
 //! NV12: a Y plane (one byte per pixel) and an interleaved CbCr plane (one
 //! Cb,Cr pair per 2×2 pixels), BT.601 limited range (Y' 16–235, Cb/Cr 16–240),
 //! with the chroma siting of `super::ycbcr` (cosited, nearest sample),
-//! converted to non-linear R'G'B' with alpha 1 into an `R8G8B8A8_UNORM`
+//! converted as the surface's representation says (BT.601 limited range by
+//! default; the frame that first draws the upload decides) to non-linear
+//! R'G'B' with alpha 1 into an `R8G8B8A8_UNORM`
 //! texture (the ABGR8888 format) that the quad pipeline samples like any
 //! other. The shader reads both planes from one storage buffer by byte
 //! offset and stride, so:
@@ -28,6 +30,7 @@ use std::sync::Arc;
 
 use ash::vk;
 
+use super::ycbcr::Representation;
 use super::{VkContext, VkError, VkResultExt};
 
 const NV12_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nv12.spv"));
@@ -44,10 +47,15 @@ pub struct Nv12Params {
     pub uv_stride: u32,
 }
 
+/// Bytes of the shader's push constants: [`Nv12Params`] and the colour
+/// conversion ([`conversion`]).
+const PUSH_BYTES: u32 = 56;
+
 impl Nv12Params {
-    fn as_bytes(&self) -> [u8; 24] {
-        let mut out = [0u8; 24];
-        for (i, v) in [
+    /// The push constants: the layout, then `representation`'s conversion.
+    fn as_bytes(&self, representation: Representation) -> [u8; PUSH_BYTES as usize] {
+        let mut out = [0u8; PUSH_BYTES as usize];
+        let words = [
             self.width,
             self.height,
             self.y_offset,
@@ -55,13 +63,41 @@ impl Nv12Params {
             self.uv_offset,
             self.uv_stride,
         ]
-        .iter()
-        .enumerate()
-        {
+        .into_iter()
+        .chain(conversion(representation).map(f32::to_bits));
+        for (i, v) in words.enumerate() {
             out[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
         }
         out
     }
+}
+
+/// The shader's conversion constants for 8-bit samples: `y_bias`,
+/// `y_scale`, `c_bias`, `c_scale`, `r_cr`, `g_cb`, `g_cr`, `b_cb` (see
+/// `shaders/nv12.wgsl`), by Vulkan's Y'CbCr model and range formulas, so the
+/// fallback gives what the Y'CbCr sampler would.
+pub fn conversion(r: Representation) -> [f32; 8] {
+    use ash::vk::{SamplerYcbcrModelConversion as M, SamplerYcbcrRange as R};
+    let (kr, kb): (f32, f32) = match r.model {
+        M::YCBCR_709 => (0.2126, 0.0722),
+        M::YCBCR_2020 => (0.2627, 0.0593),
+        _ => (0.299, 0.114),
+    };
+    let (y_bias, y_scale, c_scale) = match r.range {
+        R::ITU_FULL => (0.0, 1.0 / 255.0, 1.0 / 255.0),
+        _ => (16.0, 1.0 / 219.0, 1.0 / 224.0),
+    };
+    let kg = 1.0 - kr - kb;
+    [
+        y_bias,
+        y_scale,
+        128.0,
+        c_scale,
+        2.0 * (1.0 - kr),
+        2.0 * (1.0 - kb) * kb / kg,
+        2.0 * (1.0 - kr) * kr / kg,
+        2.0 * (1.0 - kb),
+    ]
 }
 
 /// The compute pipeline.
@@ -126,7 +162,7 @@ impl Nv12Pipeline {
         let ranges = [vk::PushConstantRange {
             stage_flags: vk::ShaderStageFlags::COMPUTE,
             offset: 0,
-            size: 24,
+            size: PUSH_BYTES,
         }];
         let set_layouts = [set_layout];
         let layout = unsafe {
@@ -159,14 +195,14 @@ impl Nv12Pipeline {
 
     /// Records the conversion of `src` (a `STORAGE_BUFFER`, planes laid out
     /// as `params` says) into `view`'s image, which must be in layout
-    /// `GENERAL` (the caller's barriers). Returns what must live until the
-    /// submission's fence signals.
+    /// `GENERAL` (the caller's barriers), as `representation` says. Returns
+    /// what must live until the submission's fence signals.
     pub fn record(
         &self,
         cmd: vk::CommandBuffer,
-        src: vk::Buffer,
-        view: vk::ImageView,
+        (src, view): (vk::Buffer, vk::ImageView),
         params: &Nv12Params,
+        representation: Representation,
     ) -> Result<Box<dyn Send + Sync>, VkError> {
         let dev = &self.ctx.device;
         let sizes = [
@@ -223,7 +259,8 @@ impl Nv12Pipeline {
             dev.update_descriptor_sets(&writes, &[]);
             dev.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, self.pipeline);
             dev.cmd_bind_descriptor_sets(cmd, vk::PipelineBindPoint::COMPUTE, self.layout, 0, &[set], &[]);
-            dev.cmd_push_constants(cmd, self.layout, vk::ShaderStageFlags::COMPUTE, 0, &params.as_bytes());
+            let push = params.as_bytes(representation);
+            dev.cmd_push_constants(cmd, self.layout, vk::ShaderStageFlags::COMPUTE, 0, &push);
             dev.cmd_dispatch(cmd, params.width.div_ceil(8), params.height.div_ceil(8), 1);
         }
         Ok(Box::new(keep))

@@ -307,7 +307,7 @@ impl Importer {
             let (max_w, max_h) = entry.max_extent;
             let forced_copy = self.policy.force_buffer_path && !format.yuv;
             let try_image = entry.zero_copy && !forced_copy && desc.width <= max_w && desc.height <= max_h;
-            match self.import_gpu(desc, format, try_image) {
+            match self.import_gpu(desc, (format, entry.explicit_layout), try_image) {
                 Ok(imported) => return Ok(imported),
                 // The CPU fallback reads LINEAR rows of the formats it converts only.
                 Err(e) if !falls_back(&e) || !desc.is_linear() || !format.cpu_converts() => return Err(e),
@@ -323,7 +323,7 @@ impl Importer {
     fn import_gpu(
         &self,
         desc: &DmabufDesc,
-        format: FormatInfo,
+        (format, explicit_layout): (FormatInfo, bool),
         try_image: bool,
     ) -> Result<(ClientBuffer, ImportPath), VkError> {
         let ycbcr = match (format.ycbcr, &self.ycbcr) {
@@ -334,7 +334,8 @@ impl Importer {
         let texture = {
             let mut guard = resv.lock();
             let layout = self.texture_layout;
-            client_buffer::import_gpu(&mut guard, &self.ctx, layout, desc, (format, ycbcr), try_image)?
+            let how = (format, ycbcr, explicit_layout);
+            client_buffer::import_gpu(&mut guard, &self.ctx, layout, desc, how, try_image)?
         };
         let buf = ClientBuffer::new(resv, texture, None);
         Ok((buf.clone(), Importer::path_of(&buf)))

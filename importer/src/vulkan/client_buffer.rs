@@ -124,7 +124,8 @@ impl ClientBuffer {
 /// GPU import of `desc`, installed as the buffer's GPU import for
 /// [`DEVICE`]: RGB as a zero-copy image or through the buffer path; YUV
 /// (with the device's Y'CbCr conversions `ycbcr`) as a zero-copy
-/// multi-planar image only.
+/// multi-planar image only, with explicit plane layouts where
+/// `explicit_layout`.
 ///
 /// Locks: this buffer's reservation (the guard); rule B1. Never blocks.
 pub(crate) fn import_gpu(
@@ -132,16 +133,17 @@ pub(crate) fn import_gpu(
     ctx: &Arc<VkContext>,
     layout: ash::vk::DescriptorSetLayout,
     desc: &DmabufDesc,
-    (format, ycbcr): (FormatInfo, Option<Arc<YcbcrSamplers>>),
+    (format, ycbcr, explicit_layout): (FormatInfo, Option<Arc<YcbcrSamplers>>, bool),
     try_image: bool,
 ) -> Result<Arc<Texture>, VkError> {
     let tex = match ycbcr {
-        Some(samplers) if try_image => Texture::import_ycbcr(ctx, samplers, desc, format)?.ok_or_else(|| {
-            VkError::Unsupported(format!(
-                "the device cannot sample this {:?} buffer's plane layout as it is",
-                desc.fourcc
-            ))
-        })?,
+        Some(samplers) if try_image => Texture::import_ycbcr(ctx, samplers, desc, (format, explicit_layout))?
+            .ok_or_else(|| {
+                VkError::Unsupported(format!(
+                    "the device cannot sample this {:?} buffer's plane layout as it is",
+                    desc.fourcc
+                ))
+            })?,
         _ => Texture::import_dmabuf(ctx, layout, desc, format, try_image)?,
     };
     Ok(guard.set_gpu_import(DEVICE, tex)?)

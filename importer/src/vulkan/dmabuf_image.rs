@@ -165,14 +165,17 @@ fn external_linear_importable(ctx: &VkContext, format: &FormatInfo) -> bool {
 /// buffer path (LINEAR only).
 ///
 /// `format` is the image's: for YUV its [`FormatInfo::planar`] form, sampled
-/// only ([`YCBCR_USAGE`]).
+/// only ([`YCBCR_USAGE`]). `explicit_layout`: DRM_FORMAT_MODIFIER tiling with
+/// the client's layouts (the negotiated entry says; needs the extension),
+/// else LINEAR in the driver's layout.
 pub(crate) fn import_image<'a>(
     ctx: &'a VkContext,
     desc: &DmabufDesc,
     format: &FormatInfo,
+    explicit_layout: bool,
 ) -> Result<Option<ImageAlloc<'a>>, VkError> {
     let usage = if format.yuv { YCBCR_USAGE } else { SAMPLED_USAGE };
-    if ctx.drm_format_modifier.is_some() {
+    if explicit_layout && ctx.drm_format_modifier.is_some() {
         import_modifier_image(ctx, desc, format, usage)
     } else if desc.planes.len() > 1 {
         import_linear_planes(ctx, desc, format, usage)

@@ -22,7 +22,10 @@
 //!   with `samplerYcbcrConversion` enabled) gets zero-copy entries the same
 //!   way, for that format: every listed modifier, or LINEAR without the
 //!   extension when the LINEAR features also have `DISJOINT` (each plane is
-//!   bound where the client put it). It is never a scan-out entry.
+//!   bound where the client put it). A listed LINEAR modifier that the
+//!   import query refuses with explicit layouts (lavapipe's multi-planar
+//!   formats) is tried as a plain LINEAR image in the driver's layout
+//!   ([`ModifierEntry::explicit_layout`]). It is never a scan-out entry.
 //! * NV12 keeps a LINEAR entry in any case, served by the CPU fallback;
 //!   other YUV formats have no fallback and are not advertised without a
 //!   Y'CbCr entry.
@@ -136,6 +139,10 @@ pub struct ModifierEntry {
     /// Largest width and height of a zero-copy import (`u32::MAX`: not
     /// limited by the image path, which is not used).
     pub max_extent: (u32, u32),
+    /// The zero-copy image takes the client's plane layouts explicitly
+    /// (DRM_FORMAT_MODIFIER tiling); else it is a LINEAR image in the
+    /// driver's own layout, which the client's must match.
+    pub explicit_layout: bool,
 }
 
 /// The negotiated formats: what is advertised to clients.
@@ -158,6 +165,7 @@ fn sampled_entry(facts: &impl FormatFacts, format: &FormatInfo, m: &ModifierProp
         zero_copy: true,
         scanout,
         max_extent,
+        explicit_layout: true,
     })
 }
 
@@ -179,6 +187,7 @@ fn linear_entry(facts: &impl FormatFacts, format: &FormatInfo) -> ModifierEntry 
         zero_copy: zero_copy.is_some(),
         scanout,
         max_extent: zero_copy.unwrap_or((u32::MAX, u32::MAX)),
+        explicit_layout: false,
     }
 }
 
@@ -190,6 +199,7 @@ fn copied_linear(format: &FormatInfo) -> ModifierEntry {
         zero_copy: false,
         scanout: false,
         max_extent: (u32::MAX, u32::MAX),
+        explicit_layout: false,
     }
 }
 
@@ -211,9 +221,9 @@ fn ycbcr_entry(
         return None;
     }
     let max_extent = facts.import_extent(vk_format, tiling, YCBCR_USAGE)?;
-    let modifier = match tiling {
-        Tiling::Linear => LINEAR,
-        Tiling::Modifier(m) => m,
+    let (modifier, explicit_layout) = match tiling {
+        Tiling::Linear => (LINEAR, false),
+        Tiling::Modifier(m) => (m, true),
     };
     Some(ModifierEntry {
         modifier,
@@ -221,30 +231,32 @@ fn ycbcr_entry(
         zero_copy: true,
         scanout: false,
         max_extent,
+        explicit_layout,
     })
 }
 
 fn negotiate_yuv(facts: &impl FormatFacts, format: &FormatInfo) -> Vec<ModifierEntry> {
+    let linear = |vk_format| {
+        let facts_linear = (format.planes.len() as u32, facts.linear_features(vk_format));
+        ycbcr_entry(facts, format, vk_format, Tiling::Linear, facts_linear)
+    };
     let mut entries: Vec<ModifierEntry> = match format.ycbcr.filter(|_| facts.ycbcr_conversion()) {
         Some(vk_format) if facts.modifier_ext() => facts
             .modifiers(vk_format)
             .iter()
             .filter_map(|m| {
-                ycbcr_entry(
-                    facts,
-                    format,
-                    vk_format,
-                    Tiling::Modifier(m.modifier),
-                    (m.planes, m.features),
-                )
+                let tiling = Tiling::Modifier(m.modifier);
+                match ycbcr_entry(facts, format, vk_format, tiling, (m.planes, m.features)) {
+                    Some(e) => Some(e),
+                    // Listed, but not importable with explicit plane layouts
+                    // (lavapipe's multi-planar LINEAR): the driver's own
+                    // LINEAR layout may still serve.
+                    None if m.modifier == LINEAR => linear(vk_format),
+                    None => None,
+                }
             })
             .collect(),
-        Some(vk_format) => {
-            let facts_linear = (format.planes.len() as u32, facts.linear_features(vk_format));
-            ycbcr_entry(facts, format, vk_format, Tiling::Linear, facts_linear)
-                .into_iter()
-                .collect()
-        }
+        Some(vk_format) => linear(vk_format).into_iter().collect(),
         None => Vec::new(),
     };
     if format.cpu_converts() && !entries.iter().any(|e| e.modifier == LINEAR) {
@@ -534,6 +546,34 @@ mod tests {
         features: vk::FormatFeatureFlags,
     }
 
+    /// [`YuvFake`] whose import query refuses DRM_FORMAT_MODIFIER tiling, as
+    /// lavapipe does for multi-planar formats.
+    struct LinearOnlyYuvFake(YuvFake);
+
+    impl FormatFacts for LinearOnlyYuvFake {
+        fn dmabuf_import(&self) -> bool {
+            true
+        }
+        fn modifier_ext(&self) -> bool {
+            self.0.modifier_ext()
+        }
+        fn modifiers(&self, f: vk::Format) -> Vec<ModifierProps> {
+            self.0.modifiers(f)
+        }
+        fn linear_features(&self, f: vk::Format) -> vk::FormatFeatureFlags {
+            self.0.linear_features(f)
+        }
+        fn ycbcr_conversion(&self) -> bool {
+            true
+        }
+        fn import_extent(&self, f: vk::Format, tiling: Tiling, usage: vk::ImageUsageFlags) -> Option<(u32, u32)> {
+            match tiling {
+                Tiling::Linear => self.0.import_extent(f, tiling, usage),
+                Tiling::Modifier(_) => None,
+            }
+        }
+    }
+
     impl FormatFacts for YuvFake {
         fn dmabuf_import(&self) -> bool {
             true
@@ -610,6 +650,28 @@ mod tests {
         let cpu = table.linear_only(true);
         assert!(cpu.entry(DrmFourcc::P010, LINEAR).is_none());
         assert!(!cpu.entry(DrmFourcc::Nv12, LINEAR).unwrap().zero_copy);
+    }
+
+    #[test]
+    fn a_listed_linear_yuv_modifier_refused_with_explicit_layouts_takes_the_drivers_layout() {
+        let tiled = 0x0100000000000001;
+        let table = FormatTable::negotiate(&LinearOnlyYuvFake(YuvFake {
+            modifiers: vec![LINEAR, tiled],
+            features: YUV_SAMPLING,
+        }));
+        let e = table
+            .entry(DrmFourcc::P010, LINEAR)
+            .expect("LINEAR in the driver's layout");
+        assert!(e.zero_copy && !e.explicit_layout);
+        assert!(
+            table.entry(DrmFourcc::P010, tiled).is_none(),
+            "a tiled modifier has no fallback"
+        );
+        let explicit = FormatTable::negotiate(&YuvFake {
+            modifiers: vec![LINEAR],
+            features: YUV_SAMPLING,
+        });
+        assert!(explicit.entry(DrmFourcc::P010, LINEAR).unwrap().explicit_layout);
     }
 
     #[test]

@@ -312,7 +312,8 @@ impl Texture {
         }
         let size = (desc.width, desc.height);
         if try_image {
-            if let Some(alloc) = import_image(ctx, desc, &format)? {
+            let explicit_layout = ctx.drm_format_modifier.is_some();
+            if let Some(alloc) = import_image(ctx, desc, &format, explicit_layout)? {
                 let mut tex = Texture::assemble(ctx, layout, alloc, format, size, Backing::ClientImage)?;
                 tex.copy_source = ctx.drm_format_modifier.is_none();
                 let _ = tex.dmabuf_fds.set(distinct_fds(desc));
@@ -341,7 +342,9 @@ impl Texture {
     }
 
     /// Imports a YUV client dma-buf (`format` as validated) as a multi-planar
-    /// image sampled through `sampler`, zero copy. `Ok(None)`: the device
+    /// image sampled through the device's Y'CbCr conversions, zero copy;
+    /// with the client's plane layouts given explicitly where
+    /// `explicit_layout` (the negotiated entry says). `Ok(None)`: the device
     /// cannot use the client's layout (the caller's fallback decides).
     ///
     /// Locks: as [`Texture::import_dmabuf`] (the buffer's reservation, held
@@ -350,7 +353,7 @@ impl Texture {
         ctx: &Arc<VkContext>,
         samplers: Arc<YcbcrSamplers>,
         desc: &DmabufDesc,
-        format: FormatInfo,
+        (format, explicit_layout): (FormatInfo, bool),
     ) -> Result<Option<Texture>, VkError> {
         let Some(planar) = format.planar() else {
             return Err(VkError::Unsupported(format!("{:?} is not a YUV format", desc.fourcc)));
@@ -362,7 +365,7 @@ impl Texture {
         if !ctx.caps.can_import_dmabuf() {
             return Err(VkError::NoDmabufImport);
         }
-        let Some(alloc) = import_image(ctx, desc, &planar)? else {
+        let Some(alloc) = import_image(ctx, desc, &planar, explicit_layout)? else {
             return Ok(None);
         };
         let size = (desc.width, desc.height);

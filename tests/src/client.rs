@@ -67,6 +67,11 @@ pub struct Client {
     pub globals: Globals,
     /// Bound for [`Client::dispatch_until`] callers that don't pass their own.
     pub timeout: Duration,
+    /// The registry's globals, for binding what [`Globals`] leaves out.
+    pub registry: GlobalList,
+    /// `wp_color_representation_manager_v1`, bound on first use by
+    /// [`Client::color_representation`].
+    color_representation: Option<crate::color_representation::ColorRepresentationManager>,
 }
 
 impl Client {
@@ -95,10 +100,25 @@ impl Client {
             state: State::default(),
             globals: bound,
             timeout: default_timeout(),
+            registry: globals,
+            color_representation: None,
         };
         // Collect the dmabuf format/modifier announcements sent on bind.
         client.roundtrip()?;
         Ok(client)
+    }
+
+    /// This connection's `wp_color_representation_manager_v1`, bound (and
+    /// its announcements received) the first time it is asked for; fails
+    /// if the compositor does not offer it. Clients that never call this
+    /// never bind the protocol.
+    pub fn color_representation(&mut self) -> Result<crate::color_representation::ColorRepresentationManager> {
+        if let Some(manager) = &self.color_representation {
+            return Ok(manager.clone());
+        }
+        let manager = crate::color_representation::ColorRepresentationManager::bind(self)?;
+        self.color_representation = Some(manager.clone());
+        Ok(manager)
     }
 
     /// The protocol error that killed this connection, if any.

@@ -21,7 +21,7 @@ use crate::client::{default_timeout, Client};
 use crate::image::RgbaImage;
 use crate::image_compare::artifacts_dir;
 use crate::process;
-use crate::scenes::OUTPUT_SIZE;
+use crate::scenes::{self, OUTPUT_SIZE};
 use crate::slots::Slot;
 
 /// Path of the compositor binary: `$COMPOSITOR_BIN`, else
@@ -463,8 +463,9 @@ pub fn run_scene(scene_client: &Path, scene: &str) -> Result<RgbaImage> {
     Ok(run_scene_with_stats(scene_client, scene)?.image)
 }
 
-/// Runs `compositor --size 320x240 --screenshot .. --stats .. -- <scene-client>
-/// --scene NAME`, requires exit status 0, and returns screenshot and stats.
+/// Runs `compositor --size WxH --screenshot .. --stats .. -- <scene-client>
+/// --scene NAME` (the scene's [`crate::scenes::Scene::output_size`], 320x240
+/// for most), requires exit status 0, and returns screenshot and stats.
 pub fn run_scene_with_stats(scene_client: &Path, scene: &str) -> Result<SceneRun> {
     run_scene_with_args(scene_client, scene, &[])
 }
@@ -501,7 +502,8 @@ pub fn run_scene_unchecked(
         .context("create output dir")?;
     let shot = out.path().join("out.png");
     let stats = out.path().join("stats.json");
-    let size = format!("{}x{}", OUTPUT_SIZE.0, OUTPUT_SIZE.1);
+    let (w, h) = scenes::by_name(scene).map_or(OUTPUT_SIZE, |s| s.output_size);
+    let size = format!("{w}x{h}");
     let mut args: Vec<OsString> = extra.iter().map(OsString::from).collect();
     args.extend::<Vec<OsString>>(vec![
         "--size".into(),

@@ -5,6 +5,7 @@
 
 pub mod buffer;
 pub mod client;
+pub mod color_representation;
 pub mod explicit;
 pub mod harness;
 pub mod image;
@@ -25,7 +26,7 @@ pub mod witness;
 pub use buffer::{CreateOutcome, DmabufBuffer, ParamsBuilder, MOD_LINEAR};
 pub use client::{Client, ProtocolError};
 pub use image::RgbaImage;
-pub use pixel::Format;
+pub use pixel::{Coefficients, Format, Range, Representation};
 pub use provider::{provider_from_env, BufferProvider, DmaHeapProvider, MemfdProvider, UdmabufProvider};
 pub use window::{Subsurface, Window};
 

@@ -12,8 +12,9 @@ use drm_fourcc::DrmFourcc;
 /// The formats the tests exercise: 32-bit RGB, and Y'CbCr in several plane
 /// layouts.
 ///
-/// Y'CbCr formats are BT.601 limited range (one model for all of them:
-/// [`bt601_limited_to_rgb_bits`]). Their pixel functions return the pixel's
+/// Y'CbCr formats are converted with one model for all of them
+/// ([`ycbcr_to_rgb_bits`]), BT.601 limited range unless the surface asks for
+/// another [`Representation`]. Their pixel functions return the pixel's
 /// samples packed by [`Format::pack_ycbcr`] rather than memory-order bytes
 /// (the samples live in separate planes). The buffer takes each chroma pair
 /// from the top-left pixel of its subsampled block, where the sample is
@@ -51,17 +52,201 @@ pub fn chroma_sample_index(x: u32, factor: u32, len: u32) -> u32 {
     ((x + factor / 2) / factor).min(len.saturating_sub(1) / factor)
 }
 
+/// Matrix coefficients of a Y'CbCr encoding (`wp_color_representation_v1`'s
+/// `coefficients`, the Y'CbCr ones the compositor advertises): they fix `Kr`
+/// and `Kb`, from which the conversion follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Coefficients {
+    /// Rec. ITU-R BT.601: `Kr` 0.299, `Kb` 0.114. The compositor's default.
+    #[default]
+    Bt601,
+    /// Rec. ITU-R BT.709: `Kr` 0.2126, `Kb` 0.0722.
+    Bt709,
+    /// Rec. ITU-R BT.2020 (non-constant luminance): `Kr` 0.2627, `Kb` 0.0593.
+    Bt2020,
+}
+
+impl Coefficients {
+    pub const ALL: [Coefficients; 3] = [Coefficients::Bt601, Coefficients::Bt709, Coefficients::Bt2020];
+
+    /// `(Kr, Kb)`.
+    pub fn kr_kb(self) -> (f64, f64) {
+        match self {
+            Coefficients::Bt601 => (0.299, 0.114),
+            Coefficients::Bt709 => (0.2126, 0.0722),
+            Coefficients::Bt2020 => (0.2627, 0.0593),
+        }
+    }
+
+    /// Short lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Coefficients::Bt601 => "bt601",
+            Coefficients::Bt709 => "bt709",
+            Coefficients::Bt2020 => "bt2020",
+        }
+    }
+}
+
+/// Quantization range of a Y'CbCr encoding at `n` bits per sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Range {
+    /// Y' 16..235 and Cb/Cr 16..240 (centre 128) at 8 bits, times
+    /// `2^(n - 8)` at `n` bits (10 bit: Y' 64..940, C 64..960). The default.
+    #[default]
+    Limited,
+    /// Y' 0..`2^n - 1`; Cb/Cr centred on `2^(n - 1)` with the same scale as Y'.
+    Full,
+}
+
+impl Range {
+    pub const ALL: [Range; 2] = [Range::Limited, Range::Full];
+
+    /// Short lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Range::Limited => "limited",
+            Range::Full => "full",
+        }
+    }
+}
+
+/// How a Y'CbCr buffer's samples become R'G'B': matrix coefficients and
+/// quantization range. A surface asks for one with
+/// `wp_color_representation_surface_v1.set_coefficients_and_range`
+/// (`scenes::SurfaceSpec::with_representation`); without it the compositor
+/// converts with [`Representation::BT601_LIMITED`] ([`Representation::default`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Representation {
+    pub coefficients: Coefficients,
+    pub range: Range,
+}
+
+impl Representation {
+    /// The compositor's default, and the convention of every Y'CbCr scene
+    /// that asks for nothing.
+    pub const BT601_LIMITED: Representation = Representation::new(Coefficients::Bt601, Range::Limited);
+
+    /// Every combination, coefficients-major: BT.601 limited, BT.601 full,
+    /// BT.709 limited, ...
+    pub const ALL: [Representation; 6] = [
+        Representation::new(Coefficients::Bt601, Range::Limited),
+        Representation::new(Coefficients::Bt601, Range::Full),
+        Representation::new(Coefficients::Bt709, Range::Limited),
+        Representation::new(Coefficients::Bt709, Range::Full),
+        Representation::new(Coefficients::Bt2020, Range::Limited),
+        Representation::new(Coefficients::Bt2020, Range::Full),
+    ];
+
+    pub const fn new(coefficients: Coefficients, range: Range) -> Representation {
+        Representation { coefficients, range }
+    }
+
+    /// `bt709-full` and the like.
+    pub fn name(self) -> &'static str {
+        match (self.coefficients, self.range) {
+            (Coefficients::Bt601, Range::Limited) => "bt601-limited",
+            (Coefficients::Bt601, Range::Full) => "bt601-full",
+            (Coefficients::Bt709, Range::Limited) => "bt709-limited",
+            (Coefficients::Bt709, Range::Full) => "bt709-full",
+            (Coefficients::Bt2020, Range::Limited) => "bt2020-limited",
+            (Coefficients::Bt2020, Range::Full) => "bt2020-full",
+        }
+    }
+
+    /// Y'CbCr at `bits` bits per sample -> R'G'B' (8 bit): [`ycbcr_to_rgb_bits`].
+    pub fn to_rgb(self, ycbcr: [u16; 3], bits: u32) -> [u8; 3] {
+        ycbcr_to_rgb_bits(ycbcr, bits, self)
+    }
+
+    /// R'G'B' (8 bit) -> Y'CbCr at `bits` bits per sample: [`rgb_to_ycbcr_bits`].
+    pub fn from_rgb(self, rgb: [u8; 3], bits: u32) -> [u16; 3] {
+        rgb_to_ycbcr_bits(rgb, bits, self)
+    }
+
+    /// Normalizes samples at `bits` bits: `(Y' in 0..1, Cb' and Cr' in -0.5..0.5)`
+    /// on the nominal scale (values outside it stay outside).
+    pub fn normalize(self, [y, cb, cr]: [u16; 3], bits: u32) -> [f64; 3] {
+        match self.range {
+            Range::Limited => {
+                // Scaled to 8-bit units exactly (a power of two), so a
+                // 10-bit triple that is an 8-bit one times 4 converts alike.
+                let k = f64::from(1u32 << (bits - 8));
+                let [y, cb, cr] = [y, cb, cr].map(|v| f64::from(v) / k);
+                [(y - 16.0) / 219.0, (cb - 128.0) / 224.0, (cr - 128.0) / 224.0]
+            }
+            Range::Full => {
+                let max = f64::from((1u32 << bits) - 1);
+                let mid = f64::from(1u32 << (bits - 1));
+                [
+                    f64::from(y) / max,
+                    (f64::from(cb) - mid) / max,
+                    (f64::from(cr) - mid) / max,
+                ]
+            }
+        }
+    }
+
+    /// Inverse of [`Representation::normalize`], rounded once and clamped
+    /// to the `bits`-bit code range: for content described as Y'CbCr.
+    pub fn quantize(self, [y, cb, cr]: [f64; 3], bits: u32) -> [u16; 3] {
+        let max = f64::from((1u32 << bits) - 1);
+        let samples = match self.range {
+            Range::Limited => {
+                let k = f64::from(1u32 << (bits - 8));
+                [
+                    (16.0 + 219.0 * y) * k,
+                    (128.0 + 224.0 * cb) * k,
+                    (128.0 + 224.0 * cr) * k,
+                ]
+            }
+            Range::Full => {
+                let mid = f64::from(1u32 << (bits - 1));
+                [y * max, mid + cb * max, mid + cr * max]
+            }
+        };
+        samples.map(|v| v.round().clamp(0.0, max) as u16)
+    }
+}
+
+/// Y'CbCr at `bits` bits per sample -> R'G'B' (8 bit, rounded, clamped) for
+/// `representation`: the reference for the compositor's conversion of every
+/// Y'CbCr format.
+///
+/// The samples are normalized by the range (limited: `Y' = (Y - 16·2^(n-8)) /
+/// (219·2^(n-8))`, `C' = (C - 128·2^(n-8)) / (224·2^(n-8))`; full: `Y' = Y /
+/// (2^n - 1)`, `C' = (C - 2^(n-1)) / (2^n - 1)`), then `R = Y' + 2(1 - Kr)·Cr'`,
+/// `B = Y' + 2(1 - Kb)·Cb'`, `G = (Y' - Kr·R - Kb·B) / (1 - Kr - Kb)`, each
+/// clamped to 0..1, times 255 and rounded.
+pub fn ycbcr_to_rgb_bits(ycbcr: [u16; 3], bits: u32, representation: Representation) -> [u8; 3] {
+    let (kr, kb) = representation.coefficients.kr_kb();
+    let [y, cb, cr] = representation.normalize(ycbcr, bits);
+    let r = y + 2.0 * (1.0 - kr) * cr;
+    let b = y + 2.0 * (1.0 - kb) * cb;
+    let g = (y - kr * r - kb * b) / (1.0 - kr - kb);
+    [r, g, b].map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+}
+
+/// R'G'B' (8 bit) -> Y'CbCr at `bits` bits per sample for `representation`
+/// (the inverse of [`ycbcr_to_rgb_bits`] before rounding; rounded once, at
+/// that precision, and clamped to the code range), for scenes that describe
+/// Y'CbCr content as colours: `Y' = Kr·R + (1 - Kr - Kb)·G + Kb·B`,
+/// `Cb' = (B - Y') / 2(1 - Kb)`, `Cr' = (R - Y') / 2(1 - Kr)`, quantized by
+/// the range.
+pub fn rgb_to_ycbcr_bits(rgb: [u8; 3], bits: u32, representation: Representation) -> [u16; 3] {
+    let (kr, kb) = representation.coefficients.kr_kb();
+    let [r, g, b] = rgb.map(|v| f64::from(v) / 255.0);
+    let y = kr * r + (1.0 - kr - kb) * g + kb * b;
+    let cb = (b - y) / (2.0 * (1.0 - kb));
+    let cr = (r - y) / (2.0 * (1.0 - kr));
+    representation.quantize([y, cb, cr], bits)
+}
+
 /// BT.601 limited range Y'CbCr at `bits` bits per sample -> R'G'B' (8 bit,
-/// rounded, clamped): the reference for the compositor's conversion of every
-/// Y'CbCr format. At `bits` bits the limited range is the 8-bit one scaled by
-/// `2^(bits - 8)` (10 bit: Y 64..940, C 64..960), so the samples are scaled
-/// to 8-bit units without rounding and converted with the 8-bit formula.
+/// rounded, clamped): [`ycbcr_to_rgb_bits`] with [`Representation::BT601_LIMITED`],
+/// the compositor's default for every Y'CbCr format.
 pub fn bt601_limited_to_rgb_bits(ycbcr: [u16; 3], bits: u32) -> [u8; 3] {
-    let k = f64::from(1u32 << (bits - 8));
-    let [y, cb, cr] = ycbcr.map(|v| f64::from(v) / k);
-    let (y, cb, cr) = (y - 16.0, cb - 128.0, cr - 128.0);
-    let l = 1.164383 * y;
-    [l + 1.596027 * cr, l - 0.391762 * cb - 0.812968 * cr, l + 2.017232 * cb].map(|v| v.round().clamp(0.0, 255.0) as u8)
+    ycbcr_to_rgb_bits(ycbcr, bits, Representation::BT601_LIMITED)
 }
 
 /// BT.601 limited range Y'CbCr -> R'G'B' (8 bit, rounded, clamped): the
@@ -71,16 +256,10 @@ pub fn bt601_limited_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
 }
 
 /// R'G'B' (8 bit) -> BT.601 limited range Y'CbCr at `bits` bits per sample
-/// (rounded once, at that precision), for scenes that describe Y'CbCr
-/// content as colours.
+/// (rounded once, at that precision): [`rgb_to_ycbcr_bits`] with
+/// [`Representation::BT601_LIMITED`].
 pub fn rgb_to_bt601_limited_bits(rgb: [u8; 3], bits: u32) -> [u16; 3] {
-    let k = f64::from(1u32 << (bits - 8));
-    let max = f64::from((1u32 << bits) - 1);
-    let [r, g, b] = rgb.map(f64::from);
-    let y = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0;
-    let cb = 128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0;
-    let cr = 128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0;
-    [y, cb, cr].map(|v| (v * k).round().clamp(0.0, max) as u16)
+    rgb_to_ycbcr_bits(rgb, bits, Representation::BT601_LIMITED)
 }
 
 /// R'G'B' -> BT.601 limited range Y'CbCr (8 bit, rounded): the 8-bit case of
@@ -222,27 +401,41 @@ impl Format {
     /// For `X` formats `a` is written into the padding byte unchanged; scenes use
     /// that to put junk there and prove the compositor ignores it. Y'CbCr
     /// formats (opaque) ignore `a` and return the packed samples
-    /// ([`Format::pack_ycbcr`]), converted at the format's bit depth.
+    /// ([`Format::pack_ycbcr`]), converted at the format's bit depth with the
+    /// default [`Representation::BT601_LIMITED`] (see [`Format::encode_as`]).
     pub fn encode(self, rgba: [u8; 4]) -> [u8; 4] {
+        self.encode_as(rgba, Representation::BT601_LIMITED)
+    }
+
+    /// [`Format::encode`], Y'CbCr formats encoded with `representation`
+    /// (RGB formats ignore it).
+    pub fn encode_as(self, rgba: [u8; 4], representation: Representation) -> [u8; 4] {
         let [r, g, b, a] = rgba;
         match self {
             Format::Argb8888 | Format::Xrgb8888 => [b, g, r, a],
             Format::Abgr8888 | Format::Xbgr8888 => [r, g, b, a],
             Format::Nv12 | Format::Nv16 | Format::Yuv420 | Format::P010 => {
-                self.pack_ycbcr(rgb_to_bt601_limited_bits([r, g, b], self.bits()))
+                self.pack_ycbcr(rgb_to_ycbcr_bits([r, g, b], self.bits(), representation))
             }
         }
     }
 
     /// Decodes memory-order bytes into the premultiplied `[r, g, b, a]` colour
     /// the compositor must sample (alpha forced to 255 for `X` formats; Y'CbCr:
-    /// packed samples, opaque).
+    /// packed samples, opaque, converted with the default
+    /// [`Representation::BT601_LIMITED`]; see [`Format::decode_as`]).
     pub fn decode(self, bytes: [u8; 4]) -> [u8; 4] {
+        self.decode_as(bytes, Representation::BT601_LIMITED)
+    }
+
+    /// [`Format::decode`], Y'CbCr formats converted with `representation`
+    /// (RGB formats ignore it).
+    pub fn decode_as(self, bytes: [u8; 4], representation: Representation) -> [u8; 4] {
         let [r, g, b, a] = match self {
             Format::Argb8888 | Format::Xrgb8888 => [bytes[2], bytes[1], bytes[0], bytes[3]],
             Format::Abgr8888 | Format::Xbgr8888 => [bytes[0], bytes[1], bytes[2], bytes[3]],
             Format::Nv12 | Format::Nv16 | Format::Yuv420 | Format::P010 => {
-                let [r, g, b] = bt601_limited_to_rgb_bits(self.unpack_ycbcr(bytes), self.bits());
+                let [r, g, b] = ycbcr_to_rgb_bits(self.unpack_ycbcr(bytes), self.bits(), representation);
                 [r, g, b, 255]
             }
         };
@@ -314,6 +507,207 @@ mod tests {
             }
         }
         assert_eq!(Format::Nv12.decode(Format::Nv12.encode([0, 0, 0, 255])), [0, 0, 0, 255]);
+    }
+
+    /// The formula the model had before it took coefficients and ranges,
+    /// verbatim: BT.601 limited range must not move.
+    fn previous_bt601_limited(ycbcr: [u16; 3], bits: u32) -> [u8; 3] {
+        let k = f64::from(1u32 << (bits - 8));
+        let [y, cb, cr] = ycbcr.map(|v| f64::from(v) / k);
+        let (y, cb, cr) = (y - 16.0, cb - 128.0, cr - 128.0);
+        let l = 1.164383 * y;
+        [l + 1.596027 * cr, l - 0.391762 * cb - 0.812968 * cr, l + 2.017232 * cb]
+            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+    }
+
+    fn previous_rgb_to_bt601_limited(rgb: [u8; 3], bits: u32) -> [u16; 3] {
+        let k = f64::from(1u32 << (bits - 8));
+        let max = f64::from((1u32 << bits) - 1);
+        let [r, g, b] = rgb.map(f64::from);
+        let y = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0;
+        let cb = 128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0;
+        let cr = 128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0;
+        [y, cb, cr].map(|v| (v * k).round().clamp(0.0, max) as u16)
+    }
+
+    #[test]
+    fn bt601_limited_is_unchanged() {
+        // Every 8-bit triple on a grid of step 3 (endpoints included), and
+        // 10-bit triples of step 11: at most one level apart (the previous
+        // formula's six-digit constants), and the same almost everywhere.
+        for (bits, step) in [(8u32, 3usize), (10, 11)] {
+            let top = (1u16 << bits) - 1;
+            let axis: Vec<u16> = (0..=top).step_by(step).chain([top]).collect();
+            let (mut total, mut moved) = (0usize, 0usize);
+            for &y in &axis {
+                for &cb in &axis {
+                    for &cr in &axis {
+                        let (new, old) = (
+                            bt601_limited_to_rgb_bits([y, cb, cr], bits),
+                            previous_bt601_limited([y, cb, cr], bits),
+                        );
+                        total += 1;
+                        if new != old {
+                            moved += 1;
+                            for c in 0..3 {
+                                assert!(
+                                    new[c].abs_diff(old[c]) <= 1,
+                                    "{bits} bit {:?}: {new:?} vs {old:?}",
+                                    [y, cb, cr]
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            assert!(moved * 1000 <= total, "{bits} bit: {moved} of {total} triples moved");
+        }
+        // The encoder is the previous one exactly (the same products).
+        let levels = [0u8, 1, 17, 64, 127, 128, 200, 254, 255];
+        for r in levels {
+            for g in levels {
+                for b in levels {
+                    for bits in [8, 10] {
+                        assert_eq!(
+                            rgb_to_bt601_limited_bits([r, g, b], bits),
+                            previous_rgb_to_bt601_limited([r, g, b], bits),
+                            "{bits} bit {:?}",
+                            [r, g, b]
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(Representation::default(), Representation::BT601_LIMITED);
+        assert_eq!(
+            Format::Nv12.decode([81, 90, 240, 0]),
+            Format::Nv12.decode_as([81, 90, 240, 0], Representation::BT601_LIMITED)
+        );
+    }
+
+    #[test]
+    fn every_representation_round_trips() {
+        // Rounding the samples once: within 2 at 8 bits, 1 at 10 bits.
+        let levels = [0u8, 1, 17, 64, 100, 128, 200, 254, 255];
+        for rep in Representation::ALL {
+            for (bits, tolerance) in [(8, 2), (10, 1)] {
+                for r in levels {
+                    for g in levels {
+                        for b in levels {
+                            let samples = rep.from_rgb([r, g, b], bits);
+                            let back = rep.to_rgb(samples, bits);
+                            for c in 0..3 {
+                                assert!(
+                                    back[c].abs_diff([r, g, b][c]) <= tolerance,
+                                    "{} {bits} bit {:?} -> {samples:?} -> {back:?}",
+                                    rep.name(),
+                                    [r, g, b]
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Through the formats, which pack the samples at their own depth.
+        for f in Format::YUV {
+            for rep in Representation::ALL {
+                for rgba in [[0, 0, 0, 255], [255, 255, 255, 255], [255, 0, 0, 255], [0, 0, 255, 255]] {
+                    let back = f.decode_as(f.encode_as(rgba, rep), rep);
+                    assert!(
+                        back.iter().zip(rgba).all(|(a, b)| a.abs_diff(b) <= 1),
+                        "{f:?} {} {rgba:?} -> {back:?}",
+                        rep.name()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn black_and_white_at_both_ranges() {
+        for coefficients in Coefficients::ALL {
+            let limited = Representation::new(coefficients, Range::Limited);
+            let full = Representation::new(coefficients, Range::Full);
+            // Achromatic colours have neutral chroma whatever the coefficients.
+            assert_eq!(limited.from_rgb([0, 0, 0], 8), [16, 128, 128]);
+            assert_eq!(limited.from_rgb([255, 255, 255], 8), [235, 128, 128]);
+            assert_eq!(limited.from_rgb([0, 0, 0], 10), [64, 512, 512]);
+            assert_eq!(limited.from_rgb([255, 255, 255], 10), [940, 512, 512]);
+            assert_eq!(full.from_rgb([0, 0, 0], 8), [0, 128, 128]);
+            assert_eq!(full.from_rgb([255, 255, 255], 8), [255, 128, 128]);
+            assert_eq!(full.from_rgb([0, 0, 0], 10), [0, 512, 512]);
+            assert_eq!(full.from_rgb([255, 255, 255], 10), [1023, 512, 512]);
+            for (rep, bits, black, white) in [
+                (limited, 8, 16, 235),
+                (limited, 10, 64, 940),
+                (full, 8, 0, 255),
+                (full, 10, 0, 1023),
+            ] {
+                let mid = 1 << (bits - 1);
+                assert_eq!(rep.to_rgb([black, mid, mid], bits), [0, 0, 0], "{}", rep.name());
+                assert_eq!(rep.to_rgb([white, mid, mid], bits), [255; 3], "{}", rep.name());
+            }
+            // Limited-range black and white read as full range are greys;
+            // full-range extremes read as limited range clip.
+            assert_eq!(full.to_rgb([16, 128, 128], 8), [16; 3]);
+            assert_eq!(full.to_rgb([235, 128, 128], 8), [235; 3]);
+            assert_eq!(full.to_rgb([64, 512, 512], 10), [16; 3]);
+            assert_eq!(limited.to_rgb([0, 128, 128], 8), [0; 3]);
+            assert_eq!(limited.to_rgb([255, 128, 128], 8), [255; 3]);
+            assert_eq!(limited.to_rgb([126, 128, 128], 8), [128; 3]);
+            assert_eq!(full.to_rgb([128, 128, 128], 8), [128; 3]);
+        }
+    }
+
+    #[test]
+    fn coefficients_give_the_published_primaries() {
+        // 8-bit limited-range red, green and blue as BT.601, BT.709 and
+        // BT.2020 tabulate them (Y' from Kr and Kb; full-strength chroma 240).
+        let limited = |c| Representation::new(c, Range::Limited);
+        assert_eq!(limited(Coefficients::Bt601).from_rgb([255, 0, 0], 8), [81, 90, 240]);
+        assert_eq!(limited(Coefficients::Bt601).from_rgb([0, 255, 0], 8), [145, 54, 34]);
+        assert_eq!(limited(Coefficients::Bt601).from_rgb([0, 0, 255], 8), [41, 240, 110]);
+        assert_eq!(limited(Coefficients::Bt709).from_rgb([255, 0, 0], 8), [63, 102, 240]);
+        assert_eq!(limited(Coefficients::Bt709).from_rgb([0, 255, 0], 8), [173, 42, 26]);
+        assert_eq!(limited(Coefficients::Bt709).from_rgb([0, 0, 255], 8), [32, 240, 118]);
+        assert_eq!(limited(Coefficients::Bt2020).from_rgb([255, 0, 0], 8), [74, 97, 240]);
+        assert_eq!(limited(Coefficients::Bt2020).from_rgb([0, 255, 0], 8), [164, 47, 25]);
+        assert_eq!(limited(Coefficients::Bt2020).from_rgb([0, 0, 255], 8), [29, 240, 119]);
+        // Full range: chroma reaches 2^n - 1 (rounded up to 2^n and clamped).
+        let full709 = Representation::new(Coefficients::Bt709, Range::Full);
+        assert_eq!(full709.from_rgb([255, 0, 0], 8), [54, 99, 255]);
+        assert_eq!(full709.from_rgb([255, 0, 0], 10), [217, 395, 1023]);
+        // The same samples are different colours under other coefficients
+        // and ranges: what the representation scenes rely on.
+        let red709 = limited(Coefficients::Bt709).from_rgb([255, 0, 0], 8);
+        assert_eq!(limited(Coefficients::Bt601).to_rgb(red709, 8), [233, 0, 2]);
+        let colours = [
+            [255u8, 0, 0],
+            [0, 0, 255],
+            [255, 255, 0],
+            [100, 150, 200],
+            [210, 210, 210],
+        ];
+        for a in Representation::ALL {
+            for b in Representation::ALL {
+                if a != b {
+                    let far = colours
+                        .iter()
+                        .flat_map(|&rgb| {
+                            let moved = b.to_rgb(a.from_rgb(rgb, 8), 8);
+                            (0..3).map(move |c| moved[c].abs_diff(rgb[c]))
+                        })
+                        .max();
+                    assert!(
+                        far >= Some(10),
+                        "{} read as {}: at most {far:?} apart",
+                        a.name(),
+                        b.name()
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use crate::buffer::PlaneLayout;
-use crate::pixel::{chroma_sample_index, premultiply, Format};
+use crate::pixel::{chroma_sample_index, premultiply, Format, Representation};
 
-/// Output size used by the render tests.
+/// Output size used by the render tests, unless a scene asks for another
+/// ([`Scene::output_size`]).
 pub const OUTPUT_SIZE: (u32, u32) = (320, 240);
 /// Opaque background the compositor clears the output to.
 pub const BACKGROUND: [u8; 4] = [32, 32, 32, 255];
@@ -40,6 +41,13 @@ pub struct SurfaceSpec {
     pub stride: u32,
     /// Where a multi-planar format's planes go (ignored for RGB).
     pub layout: PlaneLayout,
+    /// The colour representation the surface asks for with
+    /// `wp_color_representation_v1` (Y'CbCr formats only): the client binds
+    /// the protocol and sets coefficients and range before the commit that
+    /// attaches the buffer. `None` (the default): the client never binds the
+    /// protocol, and the compositor converts with
+    /// [`Representation::BT601_LIMITED`].
+    pub representation: Option<Representation>,
     pub pixels: PixelFn,
 }
 
@@ -53,6 +61,7 @@ impl SurfaceSpec {
             format,
             stride: format.plane_row_bytes(0, width),
             layout: PlaneLayout::default(),
+            representation: None,
             pixels,
         }
     }
@@ -69,12 +78,26 @@ impl SurfaceSpec {
         self
     }
 
+    /// Same surface asking for `representation` (see
+    /// [`SurfaceSpec::representation`]).
+    pub fn with_representation(mut self, representation: Representation) -> SurfaceSpec {
+        self.representation = Some(representation);
+        self
+    }
+
+    /// The representation the compositor converts this surface with: the
+    /// one it asks for, else the default.
+    pub fn effective_representation(&self) -> Representation {
+        self.representation.unwrap_or_default()
+    }
+
     /// The premultiplied RGBA colour the compositor must sample at `(x, y)`.
     ///
     /// Y'CbCr: the pixel's own Y with the Cb and Cr of the chroma sample it
     /// reads ([`crate::pixel::chroma_sample_index`]: nearest, cosited with
     /// the even pixels), which the buffer stores from the top-left pixel of
-    /// that sample's block.
+    /// that sample's block, converted with the surface's
+    /// [`SurfaceSpec::effective_representation`].
     pub fn texel(&self, x: u32, y: u32) -> [u8; 4] {
         let own = (self.pixels)(x, y);
         if !self.format.is_yuv() {
@@ -85,7 +108,8 @@ impl SurfaceSpec {
         let cy = sy * chroma_sample_index(y, sy, self.height);
         let [luma, _, _] = self.format.unpack_ycbcr(own);
         let [_, cb, cr] = self.format.unpack_ycbcr((self.pixels)(cx, cy));
-        self.format.decode(self.format.pack_ycbcr([luma, cb, cr]))
+        self.format
+            .decode_as(self.format.pack_ycbcr([luma, cb, cr]), self.effective_representation())
     }
 }
 
@@ -129,10 +153,13 @@ impl WindowSpec {
 pub struct Scene {
     pub name: &'static str,
     pub windows: Vec<WindowSpec>,
+    /// The compositor's output size for this scene (`--size`) and the
+    /// reference image's size: [`OUTPUT_SIZE`] unless the windows need more.
+    pub output_size: (u32, u32),
 }
 
 /// Names of all scenes, in a stable order.
-pub const NAMES: [&str; 13] = [
+pub const NAMES: [&str; 17] = [
     "solid",
     "gradient",
     "alpha",
@@ -146,6 +173,10 @@ pub const NAMES: [&str; 13] = [
     "nv16",
     "yuv420",
     "p010",
+    "nv12-representations",
+    "nv16-representations",
+    "yuv420-representations",
+    "p010-representations",
 ];
 
 /// Looks a scene up by name.
@@ -164,6 +195,10 @@ pub fn by_name(name: &str) -> Option<Scene> {
         "nv16" => yuv_scene("nv16", Format::Nv16, PlaneLayout::OneFdAligned),
         "yuv420" => yuv_scene("yuv420", Format::Yuv420, PlaneLayout::FdPerPlane),
         "p010" => yuv_scene("p010", Format::P010, PlaneLayout::OneFdAligned),
+        "nv12-representations" => representations("nv12-representations", Format::Nv12, PlaneLayout::OneFdAligned),
+        "nv16-representations" => representations("nv16-representations", Format::Nv16, PlaneLayout::OneFdAligned),
+        "yuv420-representations" => representations("yuv420-representations", Format::Yuv420, PlaneLayout::FdPerPlane),
+        "p010-representations" => representations("p010-representations", Format::P010, PlaneLayout::OneFdAligned),
         _ => return None,
     };
     Some(scene)
@@ -193,6 +228,7 @@ fn nv12() -> Scene {
         .with_layout(PlaneLayout::OneFdUnaligned);
     Scene {
         name: "nv12",
+        output_size: OUTPUT_SIZE,
         windows: vec![WindowSpec::plain("nv12", s)],
     }
 }
@@ -238,7 +274,86 @@ fn yuv_scene(name: &'static str, format: Format, layout: PlaneLayout) -> Scene {
     let s = SurfaceSpec::new(w, h, format, px).with_layout(layout);
     Scene {
         name,
+        output_size: OUTPUT_SIZE,
         windows: vec![WindowSpec::plain(name, s)],
+    }
+}
+
+/// Size of each window of a [`representations`] scene. Every plane's rows
+/// are a multiple of 64 bytes for all four formats (lavapipe's LINEAR row
+/// pitch alignment; YUV420's chroma rows are 64 bytes), and every plane
+/// that another follows in one fd fills whole 4096-byte pages, so the
+/// [`PlaneLayout::OneFdAligned`] offsets are the tight ones. At most 64
+/// rows high, the windows of the placement cascade (one 64-pixel step
+/// right and down each) cannot overlap.
+pub const REPRESENTATION_WINDOW: (u32, u32) = (128, 32);
+/// Output of a [`representations`] scene: the six cascaded windows (the last
+/// at 32 + 64 * 5 = 352) with a 32-pixel margin right and below.
+pub const REPRESENTATION_OUTPUT: (u32, u32) = (352 + REPRESENTATION_WINDOW.0 + 32, 352 + REPRESENTATION_WINDOW.1 + 32);
+/// The chroma `(Cb', Cr')` of each window of a [`representations`] scene
+/// (normalized, -0.5..0.5), one per [`Representation::ALL`] entry: strong,
+/// Cr'-heavy chroma of different hues, picked so that each window converted
+/// with any other of the six representations is at least 12 levels (six
+/// times the comparison tolerance) off somewhere.
+pub const REPRESENTATION_CHROMA: [(f64, f64); 6] = [
+    (0.25, 0.45),
+    (0.3, 0.4),
+    (-0.35, 0.45),
+    (0.35, -0.45),
+    (0.2, 0.45),
+    (0.05, -0.5),
+];
+
+/// The normalized Y'CbCr `(Y', Cb', Cr')` at `(x, y)` of the `n`-th window of
+/// a [`representations`] scene: luma ramps from black to white left to
+/// right in the top half and back in the bottom half (every step of the
+/// nominal range: where limited and full range differ, and colours from
+/// dark and saturated to light); chroma is the window's
+/// [`REPRESENTATION_CHROMA`] everywhere.
+pub fn representation_sample(n: usize, x: u32, y: u32) -> [f64; 3] {
+    let (w, h) = REPRESENTATION_WINDOW;
+    let ramp = f64::from(x) / f64::from(w - 1);
+    let luma = if y < h / 2 { ramp } else { 1.0 - ramp };
+    let (cb, cr) = REPRESENTATION_CHROMA[n % REPRESENTATION_CHROMA.len()];
+    [luma, cb, cr]
+}
+
+/// Six opaque [`REPRESENTATION_WINDOW`]-sized windows in `format`, planes in
+/// `layout`, one per [`Representation::ALL`] in that order (BT.601 limited,
+/// BT.601 full, BT.709 limited, BT.709 full, BT.2020 limited, BT.2020 full),
+/// each asking for its representation with `wp_color_representation_v1`.
+///
+/// The content is described as normalized Y'CbCr
+/// ([`representation_sample`]) and quantized with the window's own range
+/// at the format's depth; the reference converts it with the window's
+/// coefficients. Converted with any other representation, every window is
+/// off by far more than the tolerance (the scene's unit test checks each
+/// pair).
+///
+/// The chroma is constant over each window: with nearest-sample
+/// reconstruction an odd pixel lies exactly halfway between two chroma
+/// samples, a tie the GPU breaks by the rounding of the interpolated
+/// coordinate, which varies with where the window lies on the output. The
+/// Y'CbCr scenes at (32, 32) test which sample a pixel reads; these test
+/// only the conversion.
+fn representations(name: &'static str, format: Format, layout: PlaneLayout) -> Scene {
+    let (w, h) = REPRESENTATION_WINDOW;
+    let windows = Representation::ALL
+        .into_iter()
+        .enumerate()
+        .map(|(n, rep)| {
+            let px: PixelFn =
+                Arc::new(move |x, y| format.pack_ycbcr(rep.quantize(representation_sample(n, x, y), format.bits())));
+            let s = SurfaceSpec::new(w, h, format, px)
+                .with_layout(layout)
+                .with_representation(rep);
+            WindowSpec::plain(rep.name(), s)
+        })
+        .collect();
+    Scene {
+        name,
+        windows,
+        output_size: REPRESENTATION_OUTPUT,
     }
 }
 
@@ -263,6 +378,7 @@ fn solid() -> Scene {
     let s = SurfaceSpec::new(160, 120, f, uniform(f, [200, 40, 60, 255]));
     Scene {
         name: "solid",
+        output_size: OUTPUT_SIZE,
         windows: vec![WindowSpec::plain("solid", s)],
     }
 }
@@ -273,6 +389,7 @@ fn gradient() -> Scene {
     let px = from_rgba(f, move |x, y| [ramp(x, w), ramp(y, h), 96, 255]);
     Scene {
         name: "gradient",
+        output_size: OUTPUT_SIZE,
         windows: vec![WindowSpec::plain("gradient", SurfaceSpec::new(w, h, f, px))],
     }
 }
@@ -295,6 +412,7 @@ fn alpha() -> Scene {
     });
     Scene {
         name: "alpha",
+        output_size: OUTPUT_SIZE,
         windows: vec![
             WindowSpec::plain("alpha-back", back),
             WindowSpec::plain("alpha-front", SurfaceSpec::new(w, h, Format::Argb8888, front)),
@@ -328,6 +446,7 @@ fn overlap() -> Scene {
     let corner = uniform(Format::Xrgb8888, [255, 200, 0, 255]);
     Scene {
         name: "overlap",
+        output_size: OUTPUT_SIZE,
         windows: vec![
             WindowSpec::plain("overlap-0", SurfaceSpec::new(140, 100, Format::Xbgr8888, checker)),
             WindowSpec::plain("overlap-1", SurfaceSpec::new(140, 100, Format::Abgr8888, veil)),
@@ -352,6 +471,7 @@ fn subsurface() -> Scene {
     let badge = uniform(Format::Abgr8888, premultiply([0, 255, 128], 192));
     Scene {
         name: "subsurface",
+        output_size: OUTPUT_SIZE,
         windows: vec![WindowSpec {
             title: "subsurface",
             surface: SurfaceSpec::new(120, 90, Format::Xrgb8888, parent),
@@ -384,6 +504,7 @@ fn replace() -> Scene {
     });
     Scene {
         name: "replace",
+        output_size: OUTPUT_SIZE,
         windows: vec![WindowSpec {
             title: "replace",
             surface: a,
@@ -404,6 +525,7 @@ fn odd_stride() -> Scene {
     let s = SurfaceSpec::new(w, h, f, px).with_stride(w * 4 + 16);
     Scene {
         name: "odd-stride",
+        output_size: OUTPUT_SIZE,
         windows: vec![WindowSpec::plain("odd-stride", s)],
     }
 }
@@ -491,6 +613,104 @@ mod tests {
         let nv12 = by_name("nv12").expect("nv12");
         let s = &nv12.windows[0].surface;
         assert_eq!((s.layout, s.stride), (PlaneLayout::OneFdUnaligned, s.width + 8));
+    }
+
+    #[test]
+    fn representation_scenes_tell_every_representation_apart() {
+        let want = [
+            ("nv12-representations", Format::Nv12, PlaneLayout::OneFdAligned),
+            ("nv16-representations", Format::Nv16, PlaneLayout::OneFdAligned),
+            ("yuv420-representations", Format::Yuv420, PlaneLayout::FdPerPlane),
+            ("p010-representations", Format::P010, PlaneLayout::OneFdAligned),
+        ];
+        let (ow, oh) = REPRESENTATION_OUTPUT;
+        for (name, format, layout) in want {
+            let scene = by_name(name).unwrap_or_else(|| panic!("scene {name} missing"));
+            assert_eq!(scene.output_size, REPRESENTATION_OUTPUT, "{name}");
+            let reps: Vec<_> = scene.windows.iter().map(|w| w.surface.representation).collect();
+            assert_eq!(
+                reps,
+                Representation::ALL.map(Some),
+                "{name}: one window per representation"
+            );
+            let mut rects = Vec::new();
+            for (n, w) in scene.windows.iter().enumerate() {
+                let s = &w.surface;
+                assert!(w.subsurfaces.is_empty() && w.replacement.is_none(), "{name}");
+                assert_eq!((s.width, s.height), REPRESENTATION_WINDOW, "{name}");
+                assert_eq!((s.format, s.layout), (format, layout), "{name}");
+                // Planes where lavapipe puts them: 64-byte rows; in one fd,
+                // each plane followed by another ends on a page.
+                let g = crate::buffer::BufferGeometry::new(format, (s.width, s.height), layout, s.stride)
+                    .expect("geometry");
+                for (i, p) in g.planes.iter().enumerate() {
+                    assert_eq!(p.stride % 64, 0, "{name}: plane {i} stride {}", p.stride);
+                    assert_eq!(p.row_bytes, p.stride, "{name}: tight rows");
+                    if layout == PlaneLayout::OneFdAligned && i + 1 < g.planes.len() {
+                        assert_eq!(g.planes[i + 1].offset, p.offset + p.stride * p.rows, "{name}: gap");
+                    }
+                }
+                // On the output, apart from every other window.
+                let (x, y) = toplevel_position(n);
+                let rect = (x as u32, y as u32, x as u32 + s.width, y as u32 + s.height);
+                assert!(rect.2 <= ow && rect.3 <= oh, "{name}: window {n} leaves the output");
+                for &(x0, y0, x1, y1) in &rects {
+                    assert!(
+                        rect.0 >= x1 || rect.2 <= x0 || rect.1 >= y1 || rect.3 <= y0,
+                        "{name}: overlap"
+                    );
+                }
+                rects.push(rect);
+            }
+            for (n, w) in scene.windows.iter().enumerate() {
+                let s = &w.surface;
+                let rep = s.effective_representation();
+                let samples = |x, y| format.unpack_ycbcr((s.pixels)(x, y));
+                // Chroma constant over the window: no chroma sample tie matters.
+                let chroma = |x, y| {
+                    let [_, cb, cr] = samples(x, y);
+                    [cb, cr]
+                };
+                let [black, white] = [0.0, 1.0].map(|l| rep.quantize([l, 0.0, 0.0], format.bits())[0]);
+                let mut lumas = std::collections::BTreeSet::new();
+                let mut far = [0u8; 6];
+                for y in 0..s.height {
+                    for x in 0..s.width {
+                        assert_eq!(chroma(x, y), chroma(0, 0), "{name} window {n}: chroma not constant");
+                        lumas.insert(samples(x, y)[0]);
+                        let texel = s.texel(x, y);
+                        assert_eq!(texel[3], 255, "{name}: opaque");
+                        // Converted with any other representation: far off somewhere.
+                        for (i, other) in Representation::ALL.into_iter().enumerate() {
+                            let as_other = SurfaceSpec {
+                                representation: Some(other),
+                                ..s.clone()
+                            };
+                            let t = as_other.texel(x, y);
+                            let d = (0..3).map(|c| t[c].abs_diff(texel[c])).max().unwrap_or(0);
+                            far[i] = far[i].max(d);
+                        }
+                    }
+                }
+                // The luma ramp spans the window's nominal range, both ends included.
+                assert_eq!(lumas.first(), Some(&black), "{name} window {n}");
+                assert_eq!(lumas.last(), Some(&white), "{name} window {n}");
+                assert!(lumas.len() >= 100, "{name} window {n}: {} luma values", lumas.len());
+                for (i, other) in Representation::ALL.into_iter().enumerate() {
+                    if other == rep {
+                        assert_eq!(far[i], 0);
+                    } else {
+                        assert!(
+                            far[i] >= 6 * crate::image_compare::DEFAULT_TOLERANCE,
+                            "{name} window {n} ({}) read as {}: at most {} off",
+                            rep.name(),
+                            other.name(),
+                            far[i]
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@ use wayland_protocols::xdg::shell::client::xdg_toplevel::{self, XdgToplevel};
 
 use crate::buffer::DmabufBuffer;
 use crate::client::{Client, State};
+use crate::color_representation::SurfaceRepresentation;
+use crate::pixel::Representation;
 
 /// xdg state of one window, updated from its event handlers.
 #[derive(Debug, Default)]
@@ -26,6 +28,8 @@ pub struct Window {
     pub surface: WlSurface,
     pub xdg_surface: XdgSurface,
     pub toplevel: XdgToplevel,
+    /// The surface's `wp_color_representation_surface_v1`, once asked for.
+    pub representation: SurfaceRepresentation,
     data: Arc<WindowData>,
 }
 
@@ -55,8 +59,17 @@ impl Window {
             surface,
             xdg_surface,
             toplevel,
+            representation: SurfaceRepresentation::default(),
             data,
         })
+    }
+
+    /// Asks for `representation` from the next commit on
+    /// ([`SurfaceRepresentation::set`]: binds `wp_color_representation_v1`
+    /// on first use; `None` drops a representation asked for before, and
+    /// otherwise never touches the protocol).
+    pub fn set_representation(&mut self, client: &mut Client, representation: Option<Representation>) -> Result<()> {
+        self.representation.set(client, &self.surface, representation)
     }
 
     /// Attaches `buffer` at (0,0) and damages all of it (not committed yet).
@@ -101,6 +114,7 @@ impl Window {
 
 impl Drop for Window {
     fn drop(&mut self) {
+        self.representation = SurfaceRepresentation::default();
         self.toplevel.destroy();
         self.xdg_surface.destroy();
         self.surface.destroy();
@@ -117,6 +131,8 @@ fn attach_damaged(surface: &WlSurface, buffer: &DmabufBuffer) {
 pub struct Subsurface {
     pub surface: WlSurface,
     pub subsurface: WlSubsurface,
+    /// The surface's `wp_color_representation_surface_v1`, once asked for.
+    pub representation: SurfaceRepresentation,
 }
 
 impl Subsurface {
@@ -127,7 +143,17 @@ impl Subsurface {
             .globals
             .subcompositor
             .get_subsurface(&surface, parent, &client.qh, ());
-        Subsurface { surface, subsurface }
+        Subsurface {
+            surface,
+            subsurface,
+            representation: SurfaceRepresentation::default(),
+        }
+    }
+
+    /// Asks for `representation` from the next commit on; see
+    /// [`Window::set_representation`].
+    pub fn set_representation(&mut self, client: &mut Client, representation: Option<Representation>) -> Result<()> {
+        self.representation.set(client, &self.surface, representation)
     }
 
     /// Position relative to the parent; applied on the parent's next commit.
@@ -154,6 +180,7 @@ impl Subsurface {
 
 impl Drop for Subsurface {
     fn drop(&mut self) {
+        self.representation = SurfaceRepresentation::default();
         self.subsurface.destroy();
         self.surface.destroy();
     }

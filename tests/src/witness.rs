@@ -1,6 +1,7 @@
 //! A "witness" client: a window redrawn on every frame callback on its own
 //! thread. Protocol tests use it to show that one client's protocol error
-//! does not stall or kill the compositor for everyone else.
+//! does not stall or kill the compositor for everyone else
+//! ([`expect_protocol_errors`]).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,10 +9,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 
 use crate::buffer::DmabufBuffer;
-use crate::client::Client;
+use crate::client::{default_timeout, Client};
+use crate::harness::Compositor;
 use crate::pixel::Format;
 use crate::provider::provider_from_env;
 use crate::window::Window;
@@ -122,6 +124,50 @@ impl Drop for Witness {
         // thread's waits are bounded and it ends on its own.
         self.shared.stop.store(true, Ordering::Release);
     }
+}
+
+/// One misbehaving client for [`expect_protocol_errors`]: a name for
+/// messages, and the requests it sends on its fresh connection.
+pub type BadClient<'a> = (&'a str, &'a dyn Fn(&mut Client) -> Result<()>);
+
+/// Starts a compositor (`--size 320x240`) and a [`Witness`], then for each
+/// of `cases`, in order: connects a fresh client, sends its requests,
+/// requires exactly the protocol error `code` on an `interface` object, drops
+/// that client, and requires the witness to get at least 5 more frames (the
+/// other clients keep running). At the end the compositor must still run
+/// and exit cleanly on SIGTERM.
+pub fn expect_protocol_errors(interface: &str, code: u32, cases: &[BadClient<'_>]) -> Result<()> {
+    let mut comp = Compositor::spawn(&["--size", "320x240"])?;
+    let mut witness = Witness::start(&comp.socket_path(), default_timeout())?;
+
+    for &(name, bad) in cases {
+        let mut client = comp.connect()?;
+        bad(&mut client).with_context(|| format!("{name}: sending the requests"))?;
+        let err = client.expect_protocol_error().with_context(|| name.to_owned())?;
+        ensure!(
+            err.object_interface == interface && err.code == code,
+            "{name}: expected {interface} error {code}, got {}@{} code {}: {}",
+            err.object_interface,
+            err.object_id,
+            err.code,
+            err.message
+        );
+        drop(client);
+
+        let after_error = witness.frames();
+        witness
+            .wait_for_frames(after_error + 5, default_timeout())
+            .with_context(|| format!("{name}: other clients must keep getting frames after the protocol error"))?;
+    }
+    witness.stop()?;
+    ensure!(comp.is_running()?, "compositor died; log: {}", comp.log_path.display());
+    let status = comp.terminate()?;
+    ensure!(
+        status.success(),
+        "compositor exited with {status} on SIGTERM; log: {}",
+        comp.log_path.display()
+    );
+    Ok(())
 }
 
 fn run(socket: &Path, shared: &Shared) -> Result<()> {

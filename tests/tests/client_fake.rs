@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use fake_server::{FakeServer, XRGB8888};
-use testkit::buffer::{DmabufBuffer, ParamsBuilder, MOD_LINEAR};
+use testkit::buffer::{DmabufBuffer, ParamsBuilder, PlaneLayout, MOD_LINEAR};
 use testkit::client::Client;
-use testkit::pixel::Format;
+use testkit::color_representation::ManagerEvent;
+use testkit::pixel::{Coefficients, Format, Range, Representation};
 use testkit::process::wait_timeout;
 use testkit::provider::{BufferProvider, MemfdProvider};
 use testkit::scenes;
@@ -39,6 +40,56 @@ fn window_maps_and_receives_frames() -> Result<()> {
     for _ in 0..3 {
         window.wait_frame(&mut client)?;
     }
+    client.roundtrip()?;
+    Ok(())
+}
+
+/// A window asks for a colour representation through one surface object,
+/// got on first use and destroyed when it asks for none again; asking for
+/// none at first binds nothing.
+#[test]
+fn window_sets_its_colour_representation() -> Result<()> {
+    let server = FakeServer::start();
+    let mut client = Client::connect_to(&server.socket_path())?;
+    let mut window = Window::new(&mut client, "representation")?;
+    window.set_representation(&mut client, None)?;
+    ensure!(
+        window.representation.object().is_none(),
+        "no representation asked for, yet an object"
+    );
+    let bt709_full = Representation::new(Coefficients::Bt709, Range::Full);
+    window.set_representation(&mut client, Some(bt709_full))?;
+    let object = window.representation.object().cloned().context("no surface object")?;
+    let manager = client.color_representation()?;
+    ensure!(
+        Representation::ALL.iter().all(|&r| manager.supports(r)),
+        "{:?}",
+        manager.events()
+    );
+    ensure!(
+        manager.events().last() == Some(&ManagerEvent::Done),
+        "{:?}",
+        manager.events()
+    );
+    let px = |_, _| Format::Nv12.encode_as([10, 200, 30, 255], bt709_full);
+    let buf = DmabufBuffer::with_layout(
+        &client,
+        &MemfdProvider,
+        (64, 64),
+        Format::Nv12,
+        PlaneLayout::OneFdAligned,
+        64,
+        &px,
+    )?;
+    window.attach(&buf);
+    window.wait_frame(&mut client)?;
+    // Another representation: the same object (a second one would be an error).
+    window.set_representation(&mut client, Some(Representation::BT601_LIMITED))?;
+    ensure!(window.representation.object() == Some(&object));
+    window.set_representation(&mut client, None)?;
+    ensure!(window.representation.object().is_none());
+    window.damage_all();
+    window.wait_frame(&mut client)?;
     client.roundtrip()?;
     Ok(())
 }

@@ -45,37 +45,10 @@ fn memfd() -> Result<OwnedFd> {
     MemfdProvider.allocate((STRIDE * H) as usize).context("allocate memfd")
 }
 
-/// Runs `bad` on its own connection next to a witness and checks the outcome.
-fn expect_error(code: u32, bad: impl FnOnce(&mut Client) -> Result<()>) -> Result<()> {
-    let mut comp = Compositor::spawn(&["--size", "320x240"])?;
-    let mut witness = Witness::start(&comp.socket_path(), default_timeout())?;
-
-    let mut client = comp.connect()?;
-    bad(&mut client)?;
-    let err = client.expect_protocol_error()?;
-    ensure!(
-        err.object_interface == INTERFACE && err.code == code,
-        "expected {INTERFACE} error {code}, got {}@{} code {}: {}",
-        err.object_interface,
-        err.object_id,
-        err.code,
-        err.message
-    );
-    drop(client);
-
-    let after_error = witness.frames();
-    witness
-        .wait_for_frames(after_error + 5, default_timeout())
-        .context("other clients must keep getting frames after the protocol error")?;
-    witness.stop()?;
-    ensure!(comp.is_running()?, "compositor died; log: {}", comp.log_path.display());
-    let status = comp.terminate()?;
-    ensure!(
-        status.success(),
-        "compositor exited with {status} on SIGTERM; log: {}",
-        comp.log_path.display()
-    );
-    Ok(())
+/// Runs `bad` on its own connection next to a witness and checks the outcome
+/// ([`testkit::witness::expect_protocol_errors`]).
+fn expect_error(code: u32, bad: impl Fn(&mut Client) -> Result<()>) -> Result<()> {
+    testkit::witness::expect_protocol_errors(INTERFACE, code, &[("bad params", &bad)])
 }
 
 #[test]

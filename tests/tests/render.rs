@@ -1,5 +1,6 @@
 //! Screenshot tests: every scene from `testkit::scenes`, rendered by the real
-//! compositor (headless, 320x240), must match `assets/reference/<scene>.png`
+//! compositor (headless, at the scene's output size: 320x240 but for the
+//! representation scenes), must match `assets/reference/<scene>.png`
 //! (made by the independent CPU model in `testkit::reference`) within
 //! `DEFAULT_TOLERANCE` per channel. Mismatches leave `<scene>.actual.png` and
 //! `<scene>.diff.png` under `$TEST_ARTIFACTS_DIR` (default `target/test-artifacts`).
@@ -160,4 +161,32 @@ fn yuv420() -> Result<()> {
 #[test]
 fn p010() -> Result<()> {
     zero_copy_yuv("p010")
+}
+
+/// Six NV12 windows (both planes in one fd, page-aligned), one per
+/// `wp_color_representation_v1` coefficients (BT.601, BT.709, BT.2020) and
+/// range (limited, full), each showing the same colours encoded its own
+/// way: the compositor must convert every surface as it asked.
+#[test]
+fn nv12_representations() -> Result<()> {
+    zero_copy_yuv("nv12-representations")
+}
+
+/// The representations scene in NV16.
+#[test]
+fn nv16_representations() -> Result<()> {
+    zero_copy_yuv("nv16-representations")
+}
+
+/// The representations scene in YUV420, one fd per plane.
+#[test]
+fn yuv420_representations() -> Result<()> {
+    zero_copy_yuv("yuv420-representations")
+}
+
+/// The representations scene in P010: full range at 10 bits is 0..1023,
+/// limited 64..940.
+#[test]
+fn p010_representations() -> Result<()> {
+    zero_copy_yuv("p010-representations")
 }

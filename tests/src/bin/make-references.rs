@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use testkit::scenes::{self, OUTPUT_SIZE};
+use testkit::scenes;
 
 fn main() -> Result<()> {
     let mut out = testkit::workspace_root().join("assets/reference");
@@ -21,7 +21,7 @@ fn main() -> Result<()> {
     }
     for scene in scenes::all() {
         let path = out.join(format!("{}.png", scene.name));
-        testkit::reference::render(&scene, OUTPUT_SIZE).save_png(&path)?;
+        testkit::reference::render(&scene, scene.output_size).save_png(&path)?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -3,7 +3,9 @@
 //!
 //! It only does what the clients need: globals, configure on first commit,
 //! frame callbacks answered on every commit, buffer release when a surface's
-//! buffer is replaced, and the `plane_idx` dmabuf error. It renders nothing.
+//! buffer is replaced, and the `plane_idx` dmabuf error, and a
+//! `wp_color_representation_manager_v1` that announces BT.601/709/2020 in
+//! both ranges and accepts every request. It renders nothing.
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -12,6 +14,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rustix::event::{PollFd, PollFlags};
+use wayland_protocols::wp::color_representation::v1::server::{
+    wp_color_representation_manager_v1 as color_manager, wp_color_representation_surface_v1 as color_surface,
+};
 use wayland_protocols::wp::linux_dmabuf::zv1::server::{
     zwp_linux_buffer_params_v1 as params, zwp_linux_dmabuf_v1 as dmabuf,
 };
@@ -94,6 +99,7 @@ fn serve(listener: ListeningSocket, stop: OwnedFd) {
     dh.create_global::<State, wl_subcompositor::WlSubcompositor, ()>(1, ());
     dh.create_global::<State, xdg_wm_base::XdgWmBase, ()>(5, ());
     dh.create_global::<State, dmabuf::ZwpLinuxDmabufV1, ()>(3, ());
+    dh.create_global::<State, color_manager::WpColorRepresentationManagerV1, ()>(1, ());
     let mut state = State::default();
     loop {
         let (stop_ev, listen_ev) = {
@@ -300,6 +306,43 @@ impl Dispatch<params::ZwpLinuxBufferParamsV1, ()> for State {
     }
 }
 
+impl GlobalDispatch<color_manager::WpColorRepresentationManagerV1, ()> for State {
+    fn bind(
+        _: &mut Self,
+        _: &DisplayHandle,
+        _: &Client,
+        r: New<color_manager::WpColorRepresentationManagerV1>,
+        _: &(),
+        di: &mut DataInit<'_, Self>,
+    ) {
+        use color_surface::{AlphaMode, Coefficients, Range};
+        let m = di.init(r, ());
+        m.supported_alpha_mode(AlphaMode::PremultipliedElectrical);
+        for c in [Coefficients::Bt601, Coefficients::Bt709, Coefficients::Bt2020] {
+            for range in [Range::Limited, Range::Full] {
+                m.supported_coefficients_and_ranges(c, range);
+            }
+        }
+        m.done();
+    }
+}
+
+impl Dispatch<color_manager::WpColorRepresentationManagerV1, ()> for State {
+    fn request(
+        _: &mut Self,
+        _: &Client,
+        _: &color_manager::WpColorRepresentationManagerV1,
+        req: color_manager::Request,
+        _: &(),
+        _: &DisplayHandle,
+        di: &mut DataInit<'_, Self>,
+    ) {
+        if let color_manager::Request::GetSurface { id, .. } = req {
+            di.init(id, ());
+        }
+    }
+}
+
 macro_rules! ignore_requests {
     ($($m:ident :: $t:ident),*) => {$(
         impl Dispatch<$m::$t, ()> for State {
@@ -312,5 +355,6 @@ ignore_requests!(
     wl_subsurface::WlSubsurface,
     xdg_toplevel::XdgToplevel,
     wl_buffer::WlBuffer,
-    wl_callback::WlCallback
+    wl_callback::WlCallback,
+    color_surface::WpColorRepresentationSurfaceV1
 );

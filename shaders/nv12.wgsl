@@ -13,9 +13,10 @@
 //   R = Y' + r_cr Cr',  G = Y' - g_cb Cb' - g_cr Cr',  B = Y' + b_cb Cb'
 // Output is non-linear R'G'B' (no transfer function applied, like the RGB
 // formats the compositor samples), alpha 1, clamped to [0, 1].
-// Chroma samples are cosited with the even pixels and read without
-// filtering, as the Y'CbCr sampler path does (importer/src/vulkan/ycbcr.rs):
-// pixel x takes chroma sample min((x + 1) / 2, last), the nearest one.
+// Chroma samples are cosited with the even pixels and reconstructed
+// linearly, as the Y'CbCr sampler path does (importer/src/vulkan/ycbcr.rs):
+// an even pixel takes its own sample, an odd one the mean of the two it lies
+// between (the last sample repeats past the edge), per axis.
 
 struct Params {
     width: u32,
@@ -49,11 +50,19 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         return;
     }
     let y = (byte_at(p.y_offset + id.y * p.y_stride + id.x) - p.y_bias) * p.y_scale;
-    let cx = min((id.x + 1u) / 2u, (p.width - 1u) / 2u);
-    let cy = min((id.y + 1u) / 2u, (p.height - 1u) / 2u);
-    let c = p.uv_offset + cy * p.uv_stride + cx * 2u;
-    let cb = (byte_at(c) - p.c_bias) * p.c_scale;
-    let cr = (byte_at(c + 1u) - p.c_bias) * p.c_scale;
+    let last = vec2<u32>((p.width - 1u) / 2u, (p.height - 1u) / 2u);
+    let c0 = vec2<u32>(id.x / 2u, id.y / 2u);
+    let c1 = min(vec2<u32>((id.x + 1u) / 2u, (id.y + 1u) / 2u), last);
+    var cb = 0.0;
+    var cr = 0.0;
+    for (var i = 0u; i < 4u; i++) {
+        let c = select(c0, c1, vec2<bool>((i & 1u) != 0u, (i & 2u) != 0u));
+        let at = p.uv_offset + c.y * p.uv_stride + c.x * 2u;
+        cb += byte_at(at);
+        cr += byte_at(at + 1u);
+    }
+    cb = (cb / 4.0 - p.c_bias) * p.c_scale;
+    cr = (cr / 4.0 - p.c_bias) * p.c_scale;
     let rgb = vec3<f32>(y + p.r_cr * cr, y - p.g_cb * cb - p.g_cr * cr, y + p.b_cb * cb);
     textureStore(dst, vec2<i32>(i32(id.x), i32(id.y)), vec4<f32>(clamp(rgb, vec3<f32>(0.0), vec3<f32>(1.0)), 1.0));
 }

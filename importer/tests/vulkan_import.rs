@@ -263,10 +263,33 @@ fn an_unadvertised_modifier_is_refused_before_any_import() {
     }
 }
 
-/// The chroma sample pixel `x` of a row of `w` takes when chroma is
-/// subsampled by 2: the nearest cosited sample (`vulkan::ycbcr`).
-fn cosited(x: u32, w: u32) -> u32 {
-    ((x + 1) / 2).min((w - 1) / 2)
+/// The chroma samples pixel `x` of a row of `w` is reconstructed from when
+/// chroma is subsampled by 2 (cosited with the even pixels, linear filter:
+/// `vulkan::ycbcr`): its own for an even pixel, the two around an odd one
+/// (the last repeats past the edge); the pixel gets their mean.
+fn cosited(x: u32, w: u32) -> [u32; 2] {
+    [x / 2, ((x + 1) / 2).min((w - 1) / 2)]
+}
+
+/// The mean of `chroma` over the samples that pixel (x, y) is reconstructed
+/// from, `sub` being the (horizontal, vertical) subsampling.
+fn reconstructed(
+    chroma: &dyn Fn(u32, u32) -> (u16, u16),
+    (x, y): (u32, u32),
+    (w, h): (u32, u32),
+    sub: (u32, u32),
+) -> [f64; 2] {
+    let pick = |v: u32, n: u32, s: u32| if s == 2 { cosited(v, n) } else { [v, v] };
+    let (xs, ys) = (pick(x, w, sub.0), pick(y, h, sub.1));
+    let mut sum = [0.0; 2];
+    for cy in ys {
+        for cx in xs {
+            let (cb, cr) = chroma(cx, cy);
+            sum[0] += f64::from(cb) / 4.0;
+            sum[1] += f64::from(cr) / 4.0;
+        }
+    }
+    sum
 }
 
 /// BT.601 limited range, the reference for the NV12 conversion shader.
@@ -341,10 +364,14 @@ fn cpu_fallback_converts_nv12_from_one_fd_at_unaligned_offsets() {
     buf.refresh(Some(&[Region::full(1, 1)]))
         .expect("first use converts the whole buffer");
     let out = render_texture(&core, &Drawable::Client(buf)); // B8G8R8A8 target
+    let chroma8 = |cx, cy| {
+        let (cb, cr) = chroma(cx, cy);
+        (u16::from(cb), u16::from(cr))
+    };
     for y in 0..H {
         for x in 0..W {
-            let (cb, cr) = chroma(cosited(x, W), cosited(y, H));
-            let want = bt601(luma(x, y), cb, cr);
+            let [cb, cr] = reconstructed(&chroma8, (x, y), (W, H), (2, 2));
+            let want = bt601_f([f64::from(luma(x, y)), cb, cr]);
             let at = ((y * W + x) * 4) as usize;
             let got = [out[at + 2], out[at + 1], out[at]];
             for c in 0..3 {
@@ -508,11 +535,10 @@ fn render_yuv_as(
     let path = Importer::path_of(&buf);
     buf.refresh(None).expect("refresh");
     let out = render_texture_sized(&core, &Drawable::Client(buf), (w, h), representation);
-    let pick = |v: u32, n: u32, s: u32| if s == 2 { cosited(v, n) } else { v };
     for y in 0..h {
         for x in 0..w {
-            let (cb, cr) = chroma(pick(x, w, sub.0), pick(y, h, sub.1));
-            let want = ycbcr_to_rgb([luma(x, y), cb, cr].map(f64::from), bits, representation);
+            let [cb, cr] = reconstructed(chroma, (x, y), (w, h), sub);
+            let want = ycbcr_to_rgb([f64::from(luma(x, y)), cb, cr], bits, representation);
             let at = ((y * w + x) * 4) as usize;
             let got = [out[at + 2], out[at + 1], out[at]];
             for c in 0..3 {

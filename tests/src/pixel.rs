@@ -18,9 +18,9 @@ use drm_fourcc::DrmFourcc;
 /// samples packed by [`Format::pack_ycbcr`] rather than memory-order bytes
 /// (the samples live in separate planes). The buffer takes each chroma pair
 /// from the top-left pixel of its subsampled block, where the sample is
-/// sited (cosited with the even pixels); the reference model reads it back
-/// with the nearest-sample rule of [`chroma_sample_index`] (no filtering:
-/// see `scenes::SurfaceSpec::texel`).
+/// sited (cosited with the even pixels); the reference model reconstructs
+/// each pixel's chroma from the samples [`chroma_samples`] names, as their
+/// mean (see `scenes::SurfaceSpec::texel`).
 /// None of them is in [`Format::ALL`] (the 32 bpp formats); see [`Format::YUV`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -40,16 +40,17 @@ pub enum Format {
     P010,
 }
 
-/// Which chroma sample, along one axis, the pixel at `x` reads when chroma
-/// is subsampled by `factor` over `len` pixels: the nearest one without
-/// filtering, the samples being cosited with the pixels at multiples of
-/// `factor` (for 2: `min((x + 1) / 2, last)`; an odd pixel lies halfway
-/// between two samples and takes the next). This is the compositor's
-/// convention on every path (`VK_CHROMA_LOCATION_COSITED_EVEN` with a
-/// NEAREST chroma filter in the Y'CbCr sampler, and the CPU path's NV12
-/// shader). `factor` 1: the pixel's own sample.
-pub fn chroma_sample_index(x: u32, factor: u32, len: u32) -> u32 {
-    ((x + factor / 2) / factor).min(len.saturating_sub(1) / factor)
+/// The chroma samples, along one axis, the pixel at `x` is reconstructed
+/// from when chroma is subsampled by `factor` over `len` pixels, the
+/// samples being cosited with the pixels at multiples of `factor`: for 2,
+/// an even pixel's own sample twice, an odd pixel's two neighbours (the last
+/// sample repeats past the edge). The pixel gets their mean: the
+/// compositor's convention on every path (`VK_CHROMA_LOCATION_COSITED_EVEN`
+/// with the LINEAR chroma filter in the Y'CbCr sampler, and the CPU path's
+/// NV12 shader). `factor` 1: the pixel's own sample.
+pub fn chroma_samples(x: u32, factor: u32, len: u32) -> [u32; 2] {
+    let last = len.saturating_sub(1) / factor;
+    [(x / factor).min(last), x.div_ceil(factor).min(last)]
 }
 
 /// Matrix coefficients of a Y'CbCr encoding (`wp_color_representation_v1`'s
@@ -166,23 +167,25 @@ impl Representation {
 
     /// Normalizes samples at `bits` bits: `(Y' in 0..1, Cb' and Cr' in -0.5..0.5)`
     /// on the nominal scale (values outside it stay outside).
-    pub fn normalize(self, [y, cb, cr]: [u16; 3], bits: u32) -> [f64; 3] {
+    pub fn normalize(self, ycbcr: [u16; 3], bits: u32) -> [f64; 3] {
+        self.normalize_f(ycbcr.map(f64::from), bits)
+    }
+
+    /// [`Representation::normalize`] of samples that may have a fraction
+    /// (the mean of several).
+    pub fn normalize_f(self, [y, cb, cr]: [f64; 3], bits: u32) -> [f64; 3] {
         match self.range {
             Range::Limited => {
                 // Scaled to 8-bit units exactly (a power of two), so a
                 // 10-bit triple that is an 8-bit one times 4 converts alike.
                 let k = f64::from(1u32 << (bits - 8));
-                let [y, cb, cr] = [y, cb, cr].map(|v| f64::from(v) / k);
+                let [y, cb, cr] = [y, cb, cr].map(|v| v / k);
                 [(y - 16.0) / 219.0, (cb - 128.0) / 224.0, (cr - 128.0) / 224.0]
             }
             Range::Full => {
                 let max = f64::from((1u32 << bits) - 1);
                 let mid = f64::from(1u32 << (bits - 1));
-                [
-                    f64::from(y) / max,
-                    (f64::from(cb) - mid) / max,
-                    (f64::from(cr) - mid) / max,
-                ]
+                [y / max, (cb - mid) / max, (cr - mid) / max]
             }
         }
     }
@@ -219,8 +222,14 @@ impl Representation {
 /// `B = Y' + 2(1 - Kb)·Cb'`, `G = (Y' - Kr·R - Kb·B) / (1 - Kr - Kb)`, each
 /// clamped to 0..1, times 255 and rounded.
 pub fn ycbcr_to_rgb_bits(ycbcr: [u16; 3], bits: u32, representation: Representation) -> [u8; 3] {
+    ycbcr_to_rgb_f(ycbcr.map(f64::from), bits, representation)
+}
+
+/// [`ycbcr_to_rgb_bits`] of samples that may have a fraction (a pixel's
+/// reconstructed chroma: the mean of the samples around it).
+pub fn ycbcr_to_rgb_f(ycbcr: [f64; 3], bits: u32, representation: Representation) -> [u8; 3] {
     let (kr, kb) = representation.coefficients.kr_kb();
-    let [y, cb, cr] = representation.normalize(ycbcr, bits);
+    let [y, cb, cr] = representation.normalize_f(ycbcr, bits);
     let r = y + 2.0 * (1.0 - kr) * cr;
     let b = y + 2.0 * (1.0 - kb) * cb;
     let g = (y - kr * r - kb * b) / (1.0 - kr - kb);
@@ -804,15 +813,20 @@ mod tests {
     }
 
     #[test]
-    fn chroma_is_read_from_the_nearest_cosited_sample() {
-        // Factor 2: pixels 0, 1, 2, 3, 4 read samples 0, 1, 1, 2, 2; the last
-        // pixel of an even row has no sample to its right and keeps the last.
-        let row: Vec<u32> = (0..8).map(|x| chroma_sample_index(x, 2, 8)).collect();
-        assert_eq!(row, [0, 1, 1, 2, 2, 3, 3, 3]);
-        let odd: Vec<u32> = (0..7).map(|x| chroma_sample_index(x, 2, 7)).collect();
-        assert_eq!(odd, [0, 1, 1, 2, 2, 3, 3]);
+    fn chroma_is_reconstructed_between_cosited_samples() {
+        // Factor 2: even pixels sit on their sample, odd ones between two; the
+        // last pixel of an even row has no sample to its right and keeps the last.
+        let row: Vec<[u32; 2]> = (0..8).map(|x| chroma_samples(x, 2, 8)).collect();
+        assert_eq!(row, [[0, 0], [0, 1], [1, 1], [1, 2], [2, 2], [2, 3], [3, 3], [3, 3]]);
+        let odd: Vec<[u32; 2]> = (0..7).map(|x| chroma_samples(x, 2, 7)).collect();
+        assert_eq!(odd, [[0, 0], [0, 1], [1, 1], [1, 2], [2, 2], [2, 3], [3, 3]]);
         // Not subsampled: every pixel its own sample.
-        assert!((0..8).all(|y| chroma_sample_index(y, 1, 8) == y));
+        assert!((0..8).all(|y| chroma_samples(y, 1, 8) == [y, y]));
+        // A fractional mean converts between its neighbours.
+        let r = Representation::default();
+        let [lo, hi] = [100.0, 102.0].map(|cr| ycbcr_to_rgb_f([120.0, 128.0, cr], 8, r)[0]);
+        let mid = ycbcr_to_rgb_f([120.0, 128.0, 101.0], 8, r)[0];
+        assert!(lo < mid && mid < hi, "{lo} {mid} {hi}");
     }
 
     #[test]

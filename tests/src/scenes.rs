@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::buffer::PlaneLayout;
-use crate::pixel::{chroma_sample_index, premultiply, Format, Representation};
+use crate::pixel::{chroma_samples, premultiply, ycbcr_to_rgb_f, Format, Representation};
 
 /// Output size used by the render tests, unless a scene asks for another
 /// ([`Scene::output_size`]).
@@ -93,23 +93,30 @@ impl SurfaceSpec {
 
     /// The premultiplied RGBA colour the compositor must sample at `(x, y)`.
     ///
-    /// Y'CbCr: the pixel's own Y with the Cb and Cr of the chroma sample it
-    /// reads ([`crate::pixel::chroma_sample_index`]: nearest, cosited with
-    /// the even pixels), which the buffer stores from the top-left pixel of
-    /// that sample's block, converted with the surface's
-    /// [`SurfaceSpec::effective_representation`].
+    /// Y'CbCr: the pixel's own Y with the mean Cb and Cr of the chroma
+    /// samples it lies between ([`crate::pixel::chroma_samples`]: cosited
+    /// with the even pixels, linear reconstruction), which the buffer stores
+    /// from the top-left pixel of each sample's block, converted with the
+    /// surface's [`SurfaceSpec::effective_representation`].
     pub fn texel(&self, x: u32, y: u32) -> [u8; 4] {
         let own = (self.pixels)(x, y);
         if !self.format.is_yuv() {
             return self.format.decode(own);
         }
         let (sx, sy) = self.format.chroma_subsampling();
-        let cx = sx * chroma_sample_index(x, sx, self.width);
-        let cy = sy * chroma_sample_index(y, sy, self.height);
         let [luma, _, _] = self.format.unpack_ycbcr(own);
-        let [_, cb, cr] = self.format.unpack_ycbcr((self.pixels)(cx, cy));
-        self.format
-            .decode_as(self.format.pack_ycbcr([luma, cb, cr]), self.effective_representation())
+        // The mean of the (up to four) samples the pixel lies between.
+        let mut chroma = [0.0f64; 2];
+        for cy in chroma_samples(y, sy, self.height) {
+            for cx in chroma_samples(x, sx, self.width) {
+                let [_, cb, cr] = self.format.unpack_ycbcr((self.pixels)(sx * cx, sy * cy));
+                chroma[0] += f64::from(cb) / 4.0;
+                chroma[1] += f64::from(cr) / 4.0;
+            }
+        }
+        let ycbcr = [f64::from(luma), chroma[0], chroma[1]];
+        let [r, g, b] = ycbcr_to_rgb_f(ycbcr, self.format.bits(), self.effective_representation());
+        [r, g, b, 255]
     }
 }
 
@@ -714,19 +721,22 @@ mod tests {
     }
 
     #[test]
-    fn subsampled_chroma_is_read_from_the_nearest_cosited_sample() {
+    fn subsampled_chroma_is_reconstructed_between_cosited_samples() {
         // Chroma that changes inside a 2x2 block: the model reads what the
-        // buffer stores (each block's top-left pixel's) for the sample the
-        // pixel reads, and each pixel's own luma.
+        // buffer stores (each block's top-left pixel's) for the samples the
+        // pixel lies between, their mean, and each pixel's own luma. Cb and
+        // Cr are linear in x and y here, so the mean is the value the
+        // formula gives at the pixel itself.
         let f = Format::Nv12;
         let px: PixelFn = Arc::new(move |x, y| f.pack_ycbcr([100 + x as u16, 60 + (x + y) as u16, 200 - y as u16]));
         let s = SurfaceSpec::new(6, 6, f, px);
         let want = |luma: u16, (cx, cy): (u16, u16)| f.decode(f.pack_ycbcr([luma, 60 + cx + cy, 200 - cy]));
-        // Even pixels: their own block's sample; odd ones: the next block's.
+        // Even pixels: their own block's sample; odd ones: the mean of the
+        // samples on either side.
         assert_eq!(s.texel(0, 0), want(100, (0, 0)));
         assert_eq!(s.texel(2, 2), want(102, (2, 2)));
-        assert_eq!(s.texel(1, 0), want(101, (2, 0)));
-        assert_eq!(s.texel(1, 3), want(101, (2, 4)));
+        assert_eq!(s.texel(1, 0), want(101, (1, 0)));
+        assert_eq!(s.texel(1, 3), want(101, (1, 3)));
         // The last column and row have no next sample.
         assert_eq!(s.texel(5, 5), want(105, (4, 4)));
         // NV16: subsampled horizontally only, every row its own chroma.
@@ -734,7 +744,7 @@ mod tests {
             format: Format::Nv16,
             ..s.clone()
         };
-        assert_eq!(nv16.texel(3, 3), want(103, (4, 3)));
+        assert_eq!(nv16.texel(3, 3), want(103, (3, 3)));
         let rgb = SurfaceSpec::new(4, 4, Format::Xrgb8888, uniform(Format::Xrgb8888, [1, 2, 3, 255]));
         assert_eq!(rgb.texel(3, 3), [1, 2, 3, 255]);
     }

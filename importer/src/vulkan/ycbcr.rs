@@ -20,13 +20,17 @@
 //! * Chroma samples are cosited with the even luma samples, horizontally and
 //!   vertically (where the format lists `COSITED_CHROMA_SAMPLES`, as every
 //!   driver we know does; otherwise at the midpoint), and reconstructed with
-//!   the NEAREST filter: the pixel at `x` takes chroma sample
-//!   `min((x + 1) / 2, last)` (the nearest; an odd pixel lies halfway and
-//!   takes the next), likewise for `y`. The CPU path (`shaders/nv12.wgsl`)
-//!   and the tests' reference model read chroma the same way, so every path
-//!   gives the same pixels. Luma uses the LINEAR filter where the format
-//!   allows a separate reconstruction filter, else NEAREST too (an unscaled
-//!   quad samples texel centres, where both filters agree).
+//!   the LINEAR filter where the format lists
+//!   `SAMPLED_IMAGE_YCBCR_CONVERSION_LINEAR_FILTER`: an even pixel takes its
+//!   own chroma sample, an odd one the mean of the two it lies between (the
+//!   last pixel of an even row keeps the last sample), per axis. NEAREST
+//!   would have to pick between two equally near samples there, by the
+//!   rounding of the interpolated coordinate, which varies with where the
+//!   surface sits. The CPU path (`shaders/nv12.wgsl`) and the tests'
+//!   reference model reconstruct chroma the same way, so every path gives
+//!   the same pixels. Luma takes the same filter unless the format allows a
+//!   separate one (then LINEAR); an unscaled quad samples texel centres,
+//!   where both filters agree.
 //!
 //! DOC: locks
 //!
@@ -138,15 +142,18 @@ impl YcbcrSampler {
             pipelines: Mutex::new(HashMap::new()),
         };
         let features = ctx.format_features(key.format, None).unwrap_or_default();
-        let separate = features.contains(
-            vk::FormatFeatureFlags::SAMPLED_IMAGE_YCBCR_CONVERSION_SEPARATE_RECONSTRUCTION_FILTER
-                | vk::FormatFeatureFlags::SAMPLED_IMAGE_FILTER_LINEAR,
-        );
-        let luma = if separate {
+        let linear = vk::FormatFeatureFlags::SAMPLED_IMAGE_YCBCR_CONVERSION_LINEAR_FILTER;
+        let chroma = if features.contains(linear) {
             vk::Filter::LINEAR
         } else {
             vk::Filter::NEAREST
         };
+        let separate = features.contains(
+            vk::FormatFeatureFlags::SAMPLED_IMAGE_YCBCR_CONVERSION_SEPARATE_RECONSTRUCTION_FILTER
+                | vk::FormatFeatureFlags::SAMPLED_IMAGE_FILTER_LINEAR,
+        );
+        // Without a separate reconstruction filter, min and mag must be chroma's.
+        let luma = if separate { vk::Filter::LINEAR } else { chroma };
         let r = key.representation;
         let info = vk::SamplerYcbcrConversionCreateInfo::default()
             .format(key.format)
@@ -154,7 +161,7 @@ impl YcbcrSampler {
             .ycbcr_range(r.range)
             .x_chroma_offset(siting(r.chroma.map(|c| c.0), features))
             .y_chroma_offset(siting(r.chroma.map(|c| c.1), features))
-            .chroma_filter(vk::Filter::NEAREST);
+            .chroma_filter(chroma);
         made.conversion =
             unsafe { dev.create_sampler_ycbcr_conversion(&info, None) }.call("vkCreateSamplerYcbcrConversion")?;
         let mut with = vk::SamplerYcbcrConversionInfo::default().conversion(made.conversion);

@@ -6,7 +6,8 @@
 //!
 //! NV12: a Y plane (one byte per pixel) and an interleaved CbCr plane (one
 //! Cb,Cr pair per 2×2 pixels), BT.601 limited range (Y' 16–235, Cb/Cr 16–240),
-//! with the chroma siting of `super::ycbcr` (cosited, nearest sample),
+//! with the chroma siting and reconstruction of `super::ycbcr` (cosited,
+//! linear: an odd pixel takes the mean of the samples around it),
 //! converted as the surface's representation says (BT.601 limited range by
 //! default; the frame that first draws the upload decides) to non-linear
 //! R'G'B' with alpha 1 into an `R8G8B8A8_UNORM`

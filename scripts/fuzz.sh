@@ -11,7 +11,7 @@
 #   --runs N: stop each target after N executions (the long run in docs/robustness.md)
 #   --build-only / --no-build: only build, or run what the last build left
 #     (the kernel VM tier builds on the host and runs drm_syncobj in the guest)
-# Targets: dmabuf_desc, dmabuf_params, surface_commits (host), and
+# Targets: dmabuf_desc, dmabuf_params, surface_commits, color_representation (host), and
 # drm_syncobj, which needs a render node with syncobj timelines (the kernel
 # VM tier runs it: scripts/vm/test.sh).
 # Environment: FUZZ_OUT (default target/fuzz) for corpus, artifacts and logs.
@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
         *) targets+=("$1"); shift ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(dmabuf_desc dmabuf_params surface_commits)
+[ ${#targets[@]} -gt 0 ] || targets=(dmabuf_desc dmabuf_params surface_commits color_representation)
 
 out=${FUZZ_OUT:-$PWD/target/fuzz}
 # The binaries' directory, named after the host triple (read back with --no-build,

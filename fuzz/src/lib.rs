@@ -10,6 +10,7 @@
 //! each input the harness checks that the client's dma-buf buffers and
 //! params objects are no longer charged, and that the compositor still runs.
 
+mod color_representation;
 pub mod session;
 mod syncobj;
 pub mod wire;

@@ -5,14 +5,44 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 
-use crate::syncobj::{self, NewIds, SyncobjClient};
+use crate::color_representation::ColorClient;
+use crate::syncobj::SyncobjClient;
 use crate::wire::{Arg, Wire};
 
-/// The shared requests the [`Mix::DrmSyncobj`] mix draws from: the kinds
-/// below this (surfaces, toplevels, buffers, attach, commit, damage, frame
-/// callbacks), then this one for `ack_configure`, then the syncobj requests.
-const SHARED_WITH_SYNCOBJ: u8 = 14;
+/// The shared requests a mix with a [`ProtocolClient`] draws from: the
+/// kinds below this (surfaces, toplevels, buffers, attach, commit, damage,
+/// frame callbacks), then this one for `ack_configure`, then the protocol's.
+const SHARED_WITH_PROTOCOL: u8 = 14;
 const ACK_CONFIGURE: u8 = 20;
+
+/// The client side of one more protocol a mix exercises.
+pub(crate) trait ProtocolClient {
+    /// The global's interface and the version bound.
+    fn global(&self) -> (&'static str, u32);
+    /// Where the bound global's id goes (0 until bound).
+    fn manager(&mut self) -> &mut u32;
+    /// How many kinds of requests [`ProtocolClient::op`] sends.
+    fn ops(&self) -> u8;
+    /// Sends request kind `op` (< [`ProtocolClient::ops`]) about the client's
+    /// `surfaces`.
+    fn op(&mut self, op: u8, wire: &mut Wire, input: &mut Input<'_>, ids: &mut NewIds<'_>, surfaces: &mut Ids);
+    /// A dma-buf of `size` bytes for a buffer plane, where the protocol
+    /// wants real ones.
+    fn dmabuf(&self, _size: usize) -> Option<OwnedFd> {
+        None
+    }
+}
+
+/// Hands out the client's next object ids.
+pub(crate) struct NewIds<'a>(pub &'a mut u32);
+
+impl NewIds<'_> {
+    pub(crate) fn next(&mut self) -> u32 {
+        let id = *self.0;
+        *self.0 += 1;
+        id
+    }
+}
 
 /// Which requests a target draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +55,9 @@ pub enum Mix {
     /// linux-dmabuf buffers on surfaces with `wp_linux_drm_syncobj_v1`
     /// timelines and points (needs a render node: the kernel VM tier).
     DrmSyncobj,
+    /// linux-dmabuf buffers on surfaces with `wp_color_representation_v1`
+    /// coefficients, ranges, chroma locations and alpha modes.
+    ColorRepresentation,
 }
 
 /// The fuzz input as a stream of small numbers; zeros once it runs out.
@@ -129,8 +162,8 @@ pub struct Session {
     toplevels: Ids,
     /// The last configure serial of each xdg_surface.
     serials: HashMap<u32, u32>,
-    /// The syncobj side, in the [`Mix::DrmSyncobj`] mix only.
-    syncobj: Option<SyncobjClient>,
+    /// The protocol the mix adds, if any.
+    protocol: Option<Box<dyn ProtocolClient>>,
 }
 
 impl Session {
@@ -147,7 +180,11 @@ impl Session {
             xdg_surfaces: Ids::default(),
             toplevels: Ids::default(),
             serials: HashMap::new(),
-            syncobj: (mix == Mix::DrmSyncobj).then(SyncobjClient::open),
+            protocol: match mix {
+                Mix::DrmSyncobj => Some(Box::new(SyncobjClient::open())),
+                Mix::ColorRepresentation => Some(Box::new(ColorClient::default())),
+                _ => None,
+            },
         }
     }
 
@@ -173,12 +210,13 @@ impl Session {
             let version = event.word(next).unwrap_or(1);
             wanted.push((name, interface, version));
         }
+        let extra = self.protocol.as_ref().map(|p| p.global());
         for (name, interface, version) in wanted {
             let max = match interface.as_str() {
                 "wl_compositor" | "xdg_wm_base" => 6,
                 "wl_subcompositor" => 1,
                 "zwp_linux_dmabuf_v1" => 3,
-                "wp_linux_drm_syncobj_manager_v1" if self.syncobj.is_some() => 1,
+                i if extra.is_some_and(|(e, _)| e == i) => extra.map_or(1, |(_, v)| v),
                 _ => continue,
             };
             let id = self.new_id();
@@ -197,8 +235,8 @@ impl Session {
                 "xdg_wm_base" => &mut self.globals.wm_base,
                 "wl_subcompositor" => &mut self.globals.subcompositor,
                 "zwp_linux_dmabuf_v1" => &mut self.globals.dmabuf,
-                _ => match self.syncobj.as_mut() {
-                    Some(client) => &mut client.manager,
+                _ => match self.protocol.as_mut() {
+                    Some(client) => client.manager(),
                     None => continue,
                 },
             };
@@ -237,13 +275,21 @@ impl Session {
         let kinds = match self.mix {
             Mix::DmabufParams => 12,
             Mix::SurfaceCommits => 26,
-            Mix::DrmSyncobj => SHARED_WITH_SYNCOBJ + 1 + syncobj::OPS,
+            Mix::DrmSyncobj | Mix::ColorRepresentation => {
+                SHARED_WITH_PROTOCOL + 1 + self.protocol.as_ref().map_or(0, |p| p.ops())
+            }
         };
-        let kind = match (input.u8() % kinds, self.syncobj.as_mut()) {
-            (SHARED_WITH_SYNCOBJ, Some(_)) => ACK_CONFIGURE,
-            (k, Some(client)) if k > SHARED_WITH_SYNCOBJ => {
+        let kind = match (input.u8() % kinds, self.protocol.as_mut()) {
+            (SHARED_WITH_PROTOCOL, Some(_)) => ACK_CONFIGURE,
+            (k, Some(client)) if k > SHARED_WITH_PROTOCOL => {
                 let ids = &mut NewIds(&mut self.next_id);
-                client.op(k - SHARED_WITH_SYNCOBJ - 1, &mut self.wire, input, ids, &self.surfaces);
+                client.op(
+                    k - SHARED_WITH_PROTOCOL - 1,
+                    &mut self.wire,
+                    input,
+                    ids,
+                    &mut self.surfaces,
+                );
                 return;
             }
             (k, _) => k,
@@ -357,7 +403,8 @@ impl Session {
 
     fn params_add(&mut self, input: &mut Input<'_>) {
         let Some(p) = self.params.pick(input) else { return };
-        let dmabuf = match self.syncobj.as_ref() {
+        // A protocol that wants real dma-bufs gets them for half the planes.
+        let dmabuf = match self.protocol.as_ref() {
             Some(client) if input.u8() % 2 == 0 => client.dmabuf(usize::from(input.u16()) * 64 + 1),
             _ => None,
         };

@@ -12,18 +12,18 @@ use std::os::fd::{AsFd, OwnedFd};
 use importer::sync::{RenderNode, Syncobj};
 use testkit::kernel::udmabuf::Udmabuf;
 
-use crate::session::{Ids, Input};
+use crate::session::{Ids, Input, NewIds, ProtocolClient};
 use crate::wire::{Arg, Wire};
 
 /// Requests of this mix beyond the shared surface and buffer ones.
-pub const OPS: u8 = 7;
+const OPS: u8 = 7;
 
 /// The client's syncobj objects and the kernel objects behind them.
 pub struct SyncobjClient {
     node: RenderNode,
     udmabuf: Option<Udmabuf>,
     /// The bound `wp_linux_drm_syncobj_manager_v1` (0 until bound).
-    pub manager: u32,
+    manager: u32,
     /// Syncobjs this client created; it signals their points.
     syncobjs: Vec<Syncobj>,
     /// `wp_linux_drm_syncobj_timeline_v1` objects.
@@ -48,14 +48,28 @@ impl SyncobjClient {
             surfaces: Ids::default(),
         }
     }
+}
+
+impl ProtocolClient for SyncobjClient {
+    fn global(&self) -> (&'static str, u32) {
+        ("wp_linux_drm_syncobj_manager_v1", 1)
+    }
+
+    fn manager(&mut self) -> &mut u32 {
+        &mut self.manager
+    }
+
+    fn ops(&self) -> u8 {
+        OPS
+    }
 
     /// Wraps a sealed memfd of `size` bytes as a udmabuf, where possible.
-    pub fn dmabuf(&self, size: usize) -> Option<OwnedFd> {
+    fn dmabuf(&self, size: usize) -> Option<OwnedFd> {
         self.udmabuf.as_ref()?.create(size).ok().map(|b| b.dmabuf)
     }
 
     /// One request of this mix (`op` < [`OPS`]) for the wl_surfaces `wl_surfaces`.
-    pub fn op(&mut self, op: u8, wire: &mut Wire, input: &mut Input<'_>, ids: &mut NewIds<'_>, wl_surfaces: &Ids) {
+    fn op(&mut self, op: u8, wire: &mut Wire, input: &mut Input<'_>, ids: &mut NewIds<'_>, wl_surfaces: &mut Ids) {
         if self.manager == 0 {
             return;
         }
@@ -94,7 +108,9 @@ impl SyncobjClient {
             }
         }
     }
+}
 
+impl SyncobjClient {
     /// `import_timeline` with a fresh timeline, one imported before, or an
     /// fd that is not a syncobj.
     fn import_timeline(&mut self, wire: &mut Wire, input: &mut Input<'_>, ids: &mut NewIds<'_>) {
@@ -124,16 +140,5 @@ fn point(input: &mut Input<'_>) -> u64 {
         1 => u64::MAX,
         2 => 1 << 32,
         b => u64::from(b % 16),
-    }
-}
-
-/// Hands out the client's next object ids.
-pub struct NewIds<'a>(pub &'a mut u32);
-
-impl NewIds<'_> {
-    pub fn next(&mut self) -> u32 {
-        let id = *self.0;
-        *self.0 += 1;
-        id
     }
 }

@@ -440,6 +440,17 @@ impl Compositor {
         self.terminate_unchecked().and_then(|s| self.check_clean_exit(s))
     }
 
+    /// [`Compositor::terminate`], and the exit must be a success.
+    pub fn terminate_successfully(&mut self) -> Result<()> {
+        let status = self.terminate()?;
+        ensure!(
+            status.success(),
+            "compositor exited with {status} on SIGTERM; log: {}",
+            self.log_path.display()
+        );
+        Ok(())
+    }
+
     /// [`Compositor::terminate`] without the stats check.
     pub fn terminate_unchecked(&mut self) -> Result<ExitStatus> {
         let (status, killed) = process::stop(&mut self.child, default_timeout()).context("stop compositor")?;

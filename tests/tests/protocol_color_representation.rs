@@ -170,13 +170,7 @@ fn bind_announces_exactly_the_supported_set() -> Result<()> {
     }
     client.roundtrip()?;
     drop(client);
-    let status = comp.terminate()?;
-    ensure!(
-        status.success(),
-        "compositor exited with {status}; log: {}",
-        comp.log_path.display()
-    );
-    Ok(())
+    comp.terminate_successfully()
 }
 
 /// Everything the protocol allows is accepted: the supported alpha mode,
@@ -256,13 +250,7 @@ fn supported_requests_are_accepted() -> Result<()> {
     client.roundtrip().context("no protocol error for supported requests")?;
     ensure!(client.protocol_error().is_none(), "{:?}", client.protocol_error());
     drop((window, buf, client));
-    let status = comp.terminate()?;
-    ensure!(
-        status.success(),
-        "compositor exited with {status}; log: {}",
-        comp.log_path.display()
-    );
-    Ok(())
+    comp.terminate_successfully()
 }
 
 #[test]

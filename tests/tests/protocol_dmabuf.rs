@@ -349,11 +349,5 @@ fn memfd_truncated_after_create_immed_is_refused_and_others_keep_presenting() ->
     let refused = rustix::fs::ftruncate(&sealed, 0);
     ensure!(refused.is_err(), "a sealed memfd was truncated");
 
-    let status = comp.terminate()?;
-    ensure!(
-        status.success(),
-        "compositor exited with {status}; log: {}",
-        comp.log_path.display()
-    );
-    Ok(())
+    comp.terminate_successfully()
 }

@@ -310,11 +310,17 @@ fn check_commit(surface: &WlSurface) {
     });
 }
 
-/// The format of a committed buffer: a dma-buf's, or (shm) RGB.
+/// The format of a committed buffer: a dma-buf's, or a shm buffer's (any
+/// shm format the importer does not know counts as RGB).
 fn buffer_format(buffer: &WlBuffer) -> Option<FormatInfo> {
+    use smithay::wayland::shm::{shm_format_to_fourcc, with_buffer_contents};
     match smithay::wayland::dmabuf::get_dmabuf(buffer) {
         Ok(dmabuf) => format_info_raw(smithay::backend::allocator::Buffer::format(dmabuf).code as u32),
-        Err(_) => importer::format::rgb_formats().next(),
+        Err(_) => with_buffer_contents(buffer, |_, _, data| shm_format_to_fourcc(data.format))
+            .ok()
+            .flatten()
+            .and_then(importer::format::format_info)
+            .or_else(|| importer::format::rgb_formats().next()),
     }
 }
 

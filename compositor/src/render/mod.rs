@@ -59,6 +59,8 @@ pub enum Error {
     UnsupportedFormat(Fourcc),
     #[error("shm buffer: {0}")]
     Shm(String),
+    #[error("the wl_buffer is not a dma-buf")]
+    NotDmabuf,
     #[error("the frame was already submitted")]
     FrameFinished,
     #[error("interrupted while waiting for a fence")]
@@ -608,10 +610,8 @@ impl ImportDmaWl for VkRenderer {
         surface: Option<&SurfaceData>,
         damage: &[Rectangle<i32, BufferCoord>],
     ) -> Result<VkTexture, Error> {
-        let dmabuf = smithay::wayland::dmabuf::get_dmabuf(buffer)
-            .map_err(|_| Error::Shm("import_dma_buffer of a buffer that is not a dma-buf".into()))?
-            .clone();
-        let mut texture = self.import_dmabuf(&dmabuf, Some(damage))?;
+        let dmabuf = smithay::wayland::dmabuf::get_dmabuf(buffer).map_err(|_| Error::NotDmabuf)?;
+        let mut texture = self.import_dmabuf(dmabuf, Some(damage))?;
         if let Some(data) = surface {
             let mut cached = data.cached_state.get::<SurfaceRepresentation>();
             texture.representation = cached.current().stated.unwrap_or_default();

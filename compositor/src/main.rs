@@ -291,6 +291,7 @@ fn collect_stats(state: &State) -> stats::Stats {
         lockdep: stats::Lockdep::now(),
         shell,
         vulkan_objects: importer::vulkan::census::live_objects(),
+        linux_dmabuf: state.linux_dmabuf.stats,
         limits: compositor::limits::LimitStats::now(state.held_commits.warned, state.held_commits.len() as u64),
         drm: compositor::backend::drm::stats(&state.backend),
         test_hooks: compositor::test_hooks::ENABLED,

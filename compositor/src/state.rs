@@ -19,14 +19,13 @@ use smithay::{
     reexports::{
         calloop::LoopSignal,
         wayland_server::{
-            backend::{ClientData, ClientId, DisconnectReason, ObjectId},
+            backend::{ClientData, ClientId, DisconnectReason},
             protocol::wl_surface::WlSurface,
             DisplayHandle,
         },
     },
     wayland::{
         compositor::{CompositorClientState, CompositorState},
-        dmabuf::{DmabufGlobal, DmabufState},
         output::OutputManagerState,
         presentation::PresentationState,
         relative_pointer::RelativePointerManagerState,
@@ -61,12 +60,9 @@ pub struct State {
     /// Held so the xdg-output global lives as long as the compositor.
     #[allow(dead_code)]
     pub output_manager_state: OutputManagerState,
-    pub dmabuf_state: DmabufState,
-    /// Held so the linux-dmabuf global lives as long as the compositor.
-    #[allow(dead_code)]
-    pub dmabuf_global: DmabufGlobal,
-    /// Plane indices per zwp_linux_buffer_params_v1, for checks smithay lacks.
-    pub params_planes: handlers::dmabuf_params::ParamsPlanes,
+    /// zwp_linux_dmabuf_v1: the global, its sampling device, what each
+    /// client's params and buffers hold of its budget.
+    pub linux_dmabuf: handlers::dmabuf::LinuxDmabuf,
     /// Held so the wp_presentation global lives as long as the compositor.
     #[allow(dead_code)]
     pub presentation_state: PresentationState,
@@ -114,9 +110,6 @@ pub struct State {
     pub cpu_copies: crate::cpu_copy::CpuCopies,
     /// What each new client may hold (`crate::limits`).
     pub limits: ClientLimits,
-    /// Live dma-buf wl_buffers and the charges they hold on their client's
-    /// budget, dropped with the wl_buffer.
-    pub dmabuf_charges: std::collections::HashMap<ObjectId, [crate::limits::Charge; 2]>,
     /// Held commits, watched for stalls (`crate::buffer_sync::hold`).
     pub held_commits: crate::buffer_sync::hold::StallWatch,
 }
@@ -135,8 +128,7 @@ impl State {
         let shm_state = ShmState::new::<State>(dh, handlers::shm::extra_formats(backend.renderer()));
         let output_manager_state = OutputManagerState::new_with_xdg_output::<State>(dh);
         backend.output().create_global::<State>(dh);
-        let (dmabuf_state, dmabuf_global) =
-            handlers::dmabuf::create_global(dh, backend.renderer(), backend.scanout_formats())?;
+        let linux_dmabuf = handlers::dmabuf::create_global(dh, backend.renderer(), backend.scanout_formats())?;
         let presentation_state = PresentationState::new::<State>(dh, backend.clock_id());
         // The explicit sync global (or none) and the GPU-wait capability.
         let syncobj_state = crate::buffer_sync::explicit::create_global(dh, backend.renderer().main_device());
@@ -175,9 +167,7 @@ impl State {
             seat_state,
             seat,
             output_manager_state,
-            dmabuf_state,
-            dmabuf_global,
-            params_planes: Default::default(),
+            linux_dmabuf,
             presentation_state,
             data_device_state,
             primary_selection_state,
@@ -198,7 +188,6 @@ impl State {
             color_representation,
             cpu_copies: Default::default(),
             limits: ClientLimits::default(),
-            dmabuf_charges: Default::default(),
             held_commits: Default::default(),
         })
     }

@@ -38,6 +38,8 @@ pub struct Stats {
     /// fences) when the stats were taken: at exit after teardown, or live
     /// in a SIGUSR1 snapshot.
     pub vulkan_objects: importer::vulkan::census::LiveObjects,
+    /// linux-dmabuf: the global's version, the devices buffers were meant for.
+    pub linux_dmabuf: crate::handlers::dmabuf::LinuxDmabufStats,
     /// Per-client limits: disconnects, stalled commits.
     pub limits: crate::limits::LimitStats,
     /// DRM backend only: page flips, allocator, zero-copy or copied frames.

@@ -1,6 +1,7 @@
 //! Hooks the integration tests use to put the compositor into states they
 //! cannot reach from a client: hold a CPU copy on the worker, plant a locking
-//! violation, force the scan-out copy fallback, lose the GPU device.
+//! violation, force the scan-out copy fallback, lose the GPU device,
+//! name a linux-dmabuf sampling device where there is none.
 //!
 //! DOC: they exist only in test builds
 //!
@@ -89,6 +90,20 @@ pub fn device_lost_now() -> bool {
     }
     #[cfg(not(feature = "test-hooks"))]
     false
+}
+
+/// `COMPOSITOR_DMABUF_DEVICE=<major>:<minor>`: the device number linux-dmabuf
+/// names as its sampling device, for protocol tests on a machine with no
+/// DRM node to name (the buffers are imported by the renderer as always).
+pub fn dmabuf_device() -> Option<libc::dev_t> {
+    #[cfg(feature = "test-hooks")]
+    {
+        let value = std::env::var("COMPOSITOR_DMABUF_DEVICE").ok()?;
+        let (major, minor) = value.split_once(':')?;
+        Some(libc::makedev(major.parse().ok()?, minor.parse().ok()?))
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    None
 }
 
 /// Whether this build has the hooks (written to `--stats`, so a test that

@@ -96,12 +96,12 @@ impl Harness {
         drop(session);
         self.pump();
         assert!(
-            self.state.dmabuf_charges.is_empty(),
+            self.state.linux_dmabuf.buffer_charges.is_empty(),
             "a disconnected client's dma-buf buffers are still charged: {}",
-            self.state.dmabuf_charges.len()
+            self.state.linux_dmabuf.buffer_charges.len()
         );
         assert_eq!(
-            self.state.params_planes.charged(),
+            self.state.linux_dmabuf.params_charges.charged(),
             0,
             "a disconnected client's params objects are still charged"
         );

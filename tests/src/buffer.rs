@@ -57,9 +57,24 @@ pub struct ParamsBuilder {
 impl ParamsBuilder {
     /// `zwp_linux_dmabuf_v1.create_params`.
     pub fn new(client: &Client) -> ParamsBuilder {
+        ParamsBuilder::on(client, &client.globals.dmabuf)
+    }
+
+    /// `create_params` on a `zwp_linux_dmabuf_v1` the test bound itself
+    /// (at another version than [`Client`]'s).
+    pub fn on(
+        client: &Client,
+        dmabuf: &wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
+    ) -> ParamsBuilder {
         let data = Arc::new(ParamsData::default());
-        let params = client.globals.dmabuf.create_params(&client.qh, data.clone());
+        let params = dmabuf.create_params(&client.qh, data.clone());
         ParamsBuilder { params, data }
+    }
+
+    /// `set_sampling_device(device)` (version 6), the array as given.
+    pub fn set_sampling_device(&self, device: &[u8]) -> &Self {
+        self.params.set_sampling_device(device.to_vec());
+        self
     }
 
     /// `add(fd, plane_idx, offset, stride, modifier_hi, modifier_lo)`.

@@ -616,6 +616,7 @@ mod tests {
             },
             shell: ShellStats::default(),
             vulkan_objects: Default::default(),
+            linux_dmabuf: Default::default(),
             limits: Default::default(),
             drm: None,
             test_hooks: true,

@@ -6,6 +6,7 @@
 pub mod buffer;
 pub mod client;
 pub mod color_representation;
+pub mod dmabuf_feedback;
 pub mod explicit;
 pub mod harness;
 pub mod image;

@@ -137,7 +137,17 @@ pub type BadClient<'a> = (&'a str, &'a dyn Fn(&mut Client) -> Result<()>);
 /// other clients keep running). At the end the compositor must still run
 /// and exit cleanly on SIGTERM.
 pub fn expect_protocol_errors(interface: &str, code: u32, cases: &[BadClient<'_>]) -> Result<()> {
-    let mut comp = Compositor::spawn(&["--size", "320x240"])?;
+    expect_protocol_errors_with_env(interface, code, &[], cases)
+}
+
+/// [`expect_protocol_errors`] with extra environment for the compositor.
+pub fn expect_protocol_errors_with_env(
+    interface: &str,
+    code: u32,
+    env: &[(&str, &str)],
+    cases: &[BadClient<'_>],
+) -> Result<()> {
+    let mut comp = Compositor::spawn_with_env(&["--size", "320x240"], env)?;
     let mut witness = Witness::start(&comp.socket_path(), default_timeout())?;
 
     for &(name, bad) in cases {

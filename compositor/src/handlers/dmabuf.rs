@@ -1,107 +1,249 @@
-//! zwp_linux_dmabuf_v1: client dma-bufs are validated by importing them into the
-//! Vulkan renderer at creation time, so a buffer the GPU cannot sample fails
-//! `create`/`create_immed` instead of breaking a later frame.
+//! zwp_linux_dmabuf_v1 for [`State`]: which device clients are told to
+//! allocate for, what each client may hold, and the import itself. The
+//! protocol is dispatched by `crate::protocols::linux_dmabuf`.
+//!
+//! DOC: the sampling device
+//!
+//! The device named in the sampling tranche (and as `main_device` to
+//! version 4 and 5 clients) is, first found:
+//! 1. the renderer's own DRM render node, when the driver reports it;
+//! 2. for a renderer on the CPU (lavapipe), which imports any dma-buf by
+//!    mapping it, the first render node in `/dev/dri`: a LINEAR buffer
+//!    allocated there is sampled without a copy;
+//! 3. none: the global is version 3, a plain format + modifier list, as
+//!    Weston does; there is no honest device to name (this host).
+//!
+//! DOC: a buffer meant for another device
+//!
+//! A version 6 client may name, per buffer, a sampling device the
+//! compositor did not advertise (one it cannot sample from, such as the
+//! scan-out card or another GPU). That is not an error: the renderer is the
+//! only device that samples, so the buffer is imported there by the usual
+//! path order (zero-copy, else a copy) and shown if that works, `failed`
+//! if it does not, exactly like a buffer with no device named. Such
+//! buffers are counted (`linux_dmabuf.other_device` in `--stats`) and
+//! logged at debug level.
+//!
+//! Buffers are imported at creation, so a buffer the renderer cannot
+//! sample fails `create`/`create_immed` instead of breaking a later frame.
 
-use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::TrancheFlags;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 use smithay::{
     backend::{
         allocator::{dmabuf::Dmabuf, format::FormatSet, Buffer},
         renderer::ImportDma,
     },
     reexports::wayland_server::{
-        backend::ClientId,
-        protocol::wl_buffer::{self, WlBuffer},
-        Client, DataInit, Dispatch, DisplayHandle, Resource as _,
+        backend::ClientId, protocol::wl_buffer::WlBuffer, Client, DisplayHandle, Resource as _,
     },
-    wayland::dmabuf::{DmabufFeedbackBuilder, DmabufGlobal, DmabufHandler, DmabufState, ImportNotifier},
+    wayland::buffer::BufferHandler,
 };
 use tracing::{debug, info, warn};
 
 use crate::{
     limits::{charge, Budget, Charge},
+    protocols::linux_dmabuf::{Feedback, LinuxDmabufHandler, LinuxDmabufState, Tranche, TrancheKind},
     render::VkRenderer,
     state::State,
 };
 
-/// Creates the dmabuf global matching what the renderer can say about itself.
-///
-/// With a known DRM render node we advertise v5 with default feedback naming
-/// it; on the DRM backend a scan-out tranche comes first, with the pairs both
-/// the primary plane (`IN_FORMATS`) and the renderer take. Without a render
-/// node (lavapipe) there is no honest `main_device` to send, and Mesa clients
-/// would try to open a bogus node, so we fall back to v3's plain format +
-/// modifier list as Weston does.
+/// `"linux_dmabuf"` in `--stats`: what clients said about devices.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub struct LinuxDmabufStats {
+    /// The version the global advertises (3 without a device to name, 6).
+    pub global_version: u32,
+    /// Buffers whose params named the advertised sampling device.
+    pub sampling_device: u64,
+    /// Buffers whose params named another device (imported all the same).
+    pub other_device: u64,
+}
+
+/// The `params` charges of each client's live params objects. A charge is
+/// taken at `create_params` and given back when any of that client's params
+/// objects is destroyed: the charges are interchangeable.
+#[derive(Debug, Default)]
+pub struct ParamsCharges(HashMap<ClientId, Vec<Charge>>);
+
+impl ParamsCharges {
+    /// Params objects charged to clients (all clients), for leak checks.
+    pub fn charged(&self) -> usize {
+        self.0.values().map(Vec::len).sum()
+    }
+}
+
+/// The linux-dmabuf global and what the handler keeps for it.
+#[derive(Debug)]
+pub struct LinuxDmabuf {
+    /// Held so the global lives as long as the compositor.
+    _global: LinuxDmabufState,
+    /// The device named in the sampling tranche, if any.
+    pub sampling_device: Option<libc::dev_t>,
+    pub params_charges: ParamsCharges,
+    /// Live dma-buf wl_buffers and the charges they hold on their client's
+    /// budget, dropped with the wl_buffer.
+    pub buffer_charges: HashMap<smithay::reexports::wayland_server::backend::ObjectId, [Charge; 2]>,
+    pub stats: LinuxDmabufStats,
+}
+
+/// Creates the global matching what the renderer can say about itself; on
+/// the DRM backend (`scanout`: the card and its primary plane's formats) a
+/// scan-out tranche comes first, with the pairs both the plane and the
+/// renderer take.
 pub fn create_global(
     dh: &DisplayHandle,
     renderer: &VkRenderer,
     scanout: Option<(libc::dev_t, FormatSet)>,
-) -> anyhow::Result<(DmabufState, DmabufGlobal)> {
-    let mut state = DmabufState::new();
-    let formats = renderer.dmabuf_formats();
-    let format_count = formats.iter().count();
-    let global = match renderer.main_device() {
-        Some(device) => {
-            let mut builder = DmabufFeedbackBuilder::new(device, formats.iter().copied());
+) -> anyhow::Result<LinuxDmabuf> {
+    let formats: Vec<_> = renderer.dmabuf_formats().iter().copied().collect();
+    if formats.is_empty() {
+        warn!("renderer reports no dma-buf formats; clients cannot use linux-dmabuf");
+    }
+    let sampling_device = sampling_device(renderer);
+    let feedback = match sampling_device {
+        Some((device, source)) => {
+            let mut tranches = Vec::new();
             if let Some((card, plane)) = scanout {
                 let both: Vec<_> = plane.iter().filter(|f| formats.contains(f)).copied().collect();
                 info!(card, formats = both.len(), "dma-buf feedback: scan-out tranche");
-                builder = builder.add_preference_tranche(card, Some(TrancheFlags::Scanout), both);
+                tranches.push(Tranche {
+                    device: card,
+                    kind: TrancheKind::Scanout,
+                    formats: both,
+                });
             }
-            let feedback = builder
-                .build()
-                .map_err(|e| anyhow::anyhow!("building default dmabuf feedback: {e}"))?;
-            let global = state.create_global_with_default_feedback::<State>(dh, &feedback);
+            tranches.push(Tranche {
+                device,
+                kind: TrancheKind::Sampling,
+                formats: formats.clone(),
+            });
             info!(
-                version = 5,
-                device, format_count, "zwp_linux_dmabuf_v1 global created with default feedback"
+                major = libc::major(device),
+                minor = libc::minor(device),
+                source,
+                "dma-buf feedback: sampling device"
             );
-            global
+            Some(Feedback::new(device, &tranches).map_err(|e| anyhow::anyhow!("building dma-buf feedback: {e}"))?)
         }
-        None => {
-            let global = state.create_global::<State>(dh, formats);
-            info!(
-                version = 3,
-                format_count, "zwp_linux_dmabuf_v1 global created (no DRM device known)"
-            );
-            global
-        }
+        None => None,
     };
-    if format_count == 0 {
-        warn!("renderer reports no dma-buf formats; clients cannot use linux-dmabuf");
-    }
-    Ok((state, global))
+    let format_count = formats.len();
+    let global = LinuxDmabufState::new::<State>(dh, formats, feedback);
+    info!(
+        version = global.version(),
+        format_count, "zwp_linux_dmabuf_v1 global created"
+    );
+    Ok(LinuxDmabuf {
+        stats: LinuxDmabufStats {
+            global_version: global.version(),
+            ..Default::default()
+        },
+        _global: global,
+        sampling_device: sampling_device.map(|(d, _)| d),
+        params_charges: ParamsCharges::default(),
+        buffer_charges: HashMap::new(),
+    })
 }
 
-impl DmabufHandler for State {
-    fn dmabuf_state(&mut self) -> &mut DmabufState {
-        &mut self.dmabuf_state
+/// The sampling device and where it came from (see the module doc).
+fn sampling_device(renderer: &VkRenderer) -> Option<(libc::dev_t, &'static str)> {
+    if let Some(device) = crate::test_hooks::dmabuf_device() {
+        return Some((device, "test hook"));
+    }
+    if let Some(device) = renderer.main_device() {
+        return Some((device, "renderer"));
+    }
+    if !renderer.is_cpu() {
+        return None;
+    }
+    first_render_node().map(|device| (device, "first render node (CPU renderer maps any dma-buf)"))
+}
+
+/// The device number of the first `/dev/dri/renderD*` by name.
+fn first_render_node() -> Option<libc::dev_t> {
+    let mut nodes: Vec<PathBuf> = std::fs::read_dir("/dev/dri")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("renderD"))
+        })
+        .collect();
+    nodes.sort();
+    nodes
+        .iter()
+        .find_map(|p| rustix::fs::stat(p).ok().map(|st| st.st_rdev as libc::dev_t))
+}
+
+impl LinuxDmabufHandler for State {
+    type Accepted = [Charge; 2];
+
+    fn params_created(&mut self, dh: &DisplayHandle, client: &Client) {
+        // Past the limit the client is disconnected; the object was created
+        // anyway, as wayland-server requires.
+        if let Some(charge) = charge(dh, client, Budget::Params, 1) {
+            self.linux_dmabuf
+                .params_charges
+                .0
+                .entry(client.id())
+                .or_default()
+                .push(charge);
+        }
     }
 
-    fn dmabuf_imported(&mut self, _global: &DmabufGlobal, dmabuf: Dmabuf, notifier: ImportNotifier) {
+    fn params_destroyed(&mut self, client: &ClientId) {
+        let charges = &mut self.linux_dmabuf.params_charges.0;
+        if let Some(list) = charges.get_mut(client) {
+            list.pop();
+            if list.is_empty() {
+                charges.remove(client);
+            }
+        }
+    }
+
+    fn import_dmabuf(
+        &mut self,
+        dh: &DisplayHandle,
+        client: &Client,
+        dmabuf: &Dmabuf,
+        sampling_device: Option<libc::dev_t>,
+    ) -> Option<[Charge; 2]> {
+        if let Some(device) = sampling_device {
+            if Some(device) == self.linux_dmabuf.sampling_device {
+                self.linux_dmabuf.stats.sampling_device += 1;
+            } else {
+                self.linux_dmabuf.stats.other_device += 1;
+                debug!(
+                    major = libc::major(device),
+                    minor = libc::minor(device),
+                    "buffer meant for a device we do not sample from: importing on the renderer"
+                );
+            }
+        }
         // The buffer and its plane fds count against the client's budget
         // (crate::limits); past it the client is gone and nothing is imported.
-        let Some(charges) = notifier
-            .client()
-            .and_then(|client| charge_buffer(&self.display_handle, &client, &dmabuf))
-        else {
-            notifier.failed();
-            return;
-        };
-        match self.backend.renderer_mut().import_new(&dmabuf) {
+        let charges = charge_buffer(dh, client, dmabuf)?;
+        match self.backend.renderer_mut().import_new(dmabuf) {
             Ok(_texture) => {
                 debug!(format = ?dmabuf.format(), size = ?dmabuf.size(), "dmabuf import ok");
-                // Err only means the client died meanwhile; nothing to do.
-                if let Ok(buffer) = notifier.successful::<State>() {
-                    self.dmabuf_charges.insert(buffer.id(), charges);
-                }
+                Some(charges)
             }
             Err(err) => {
                 warn!(format = ?dmabuf.format(), size = ?dmabuf.size(), "dmabuf import failed: {err}");
-                // create -> `failed` event; create_immed -> invalid_wl_buffer
-                // protocol error for that client only.
-                notifier.failed();
+                None
             }
         }
+    }
+
+    fn buffer_created(&mut self, buffer: &WlBuffer, charges: [Charge; 2]) {
+        self.linux_dmabuf.buffer_charges.insert(buffer.id(), charges);
+    }
+
+    fn dmabuf_buffer_destroyed(&mut self, buffer: &WlBuffer) {
+        self.linux_dmabuf.buffer_charges.remove(&buffer.id());
+        self.buffer_destroyed(buffer);
     }
 }
 
@@ -114,32 +256,4 @@ fn charge_buffer(dh: &DisplayHandle, client: &Client, dmabuf: &Dmabuf) -> Option
     Some([buffer, fds])
 }
 
-/// dma-buf wl_buffers are smithay's; their charges go with them.
-impl Dispatch<WlBuffer, Dmabuf> for State {
-    fn request(
-        state: &mut State,
-        client: &Client,
-        resource: &WlBuffer,
-        request: wl_buffer::Request,
-        data: &Dmabuf,
-        dh: &DisplayHandle,
-        init: &mut DataInit<'_, State>,
-    ) {
-        <DmabufState as Dispatch<WlBuffer, Dmabuf, State>>::request(state, client, resource, request, data, dh, init);
-    }
-
-    fn destroyed(state: &mut State, client: ClientId, resource: &WlBuffer, data: &Dmabuf) {
-        state.dmabuf_charges.remove(&resource.id());
-        <DmabufState as Dispatch<WlBuffer, Dmabuf, State>>::destroyed(state, client, resource, data);
-    }
-}
-
-// zwp_linux_dmabuf_v1 requests and params requests pass through
-// `dmabuf_params` first (see that module), dma-buf wl_buffers through the
-// impl above; the rest goes straight to smithay.
-type ZwpLinuxDmabufV1 =
-    smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1;
-type ZwpLinuxDmabufFeedbackV1 =
-    smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1;
-smithay::reexports::wayland_server::delegate_global_dispatch!(State: [ZwpLinuxDmabufV1: smithay::wayland::dmabuf::DmabufGlobalData] => DmabufState);
-smithay::reexports::wayland_server::delegate_dispatch!(State: [ZwpLinuxDmabufFeedbackV1: smithay::wayland::dmabuf::DmabufFeedbackData] => DmabufState);
+crate::delegate_linux_dmabuf!(State);

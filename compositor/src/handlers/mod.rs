@@ -8,7 +8,6 @@ pub mod color_representation;
 pub mod compositor;
 pub mod decoration;
 pub mod dmabuf;
-pub mod dmabuf_params;
 pub mod output;
 pub mod presentation;
 pub mod seat;

@@ -3,4 +3,5 @@
 
 pub mod color_representation;
 pub mod drm_syncobj;
+pub mod linux_dmabuf;
 pub mod timeline_point;

@@ -323,6 +323,12 @@ impl VkRenderer {
             .map(|(major, minor)| libc::makedev(major as u32, minor as u32))
     }
 
+    /// Whether the device is a CPU rasterizer (lavapipe), which imports a
+    /// dma-buf by mapping it, whatever device allocated it.
+    pub fn is_cpu(&self) -> bool {
+        self.core.ctx.caps.device_type == ash::vk::PhysicalDeviceType::CPU
+    }
+
     /// On the DRM backend: whether the renderer is the KMS card's device
     /// (`None`: no device reported a DRM node, so it is not known).
     pub fn renders_on_kms_device(&self) -> Option<bool> {

@@ -273,6 +273,7 @@ fn map_window(state: &mut State, window: Window) {
             position
         }
     };
+    let position = state.map_location(&window, position);
     info!(?position, "mapping toplevel");
     state.shell_stats.windows_mapped += 1;
     state.space.map_element(window.clone(), position, true);

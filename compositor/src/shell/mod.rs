@@ -108,6 +108,24 @@ impl State {
         }
     }
 
+    /// Where a window mapped for the first time goes: `normal`, unless it
+    /// was made fullscreen or maximized before it had a buffer; then the
+    /// output origin (the size it was configured to fills the output), and
+    /// `normal` is where it goes when that ends.
+    pub fn map_location(&self, window: &Window, normal: Point<i32, Logical>) -> Point<i32, Logical> {
+        let filled = window.toplevel().is_some_and(|t| {
+            t.with_pending_state(|s| {
+                s.states.contains(xdg_toplevel::State::Fullscreen) || s.states.contains(xdg_toplevel::State::Maximized)
+            })
+        });
+        if !filled {
+            return normal;
+        }
+        let restore = window.user_data().get_or_insert(|| RestoreGeometry(Default::default()));
+        restore.0.lock().unwrap().get_or_insert(normal);
+        self.output_geometry().loc
+    }
+
     /// Ends maximize or fullscreen: the client picks its size again and the
     /// window goes back to where it was, once no filling state is left.
     pub fn unfill_output(&mut self, surface: &ToplevelSurface, state: xdg_toplevel::State) {

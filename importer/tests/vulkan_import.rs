@@ -292,13 +292,9 @@ fn reconstructed(
     sum
 }
 
-/// BT.601 limited range, the reference for the NV12 conversion shader.
-fn bt601(y: u8, cb: u8, cr: u8) -> [f64; 3] {
-    bt601_f([y, cb, cr].map(f64::from))
-}
-
-/// [`bt601`] of samples in 8-bit units that may have a fraction (10-bit
-/// samples divided by 4).
+/// BT.601 limited range, the reference for the NV12 conversion shader, of
+/// samples in 8-bit units that may have a fraction (10-bit samples divided
+/// by 4).
 fn bt601_f([y, cb, cr]: [f64; 3]) -> [f64; 3] {
     let (y, cb, cr) = (y - 16.0, cb - 128.0, cr - 128.0);
     let l = 1.164383 * y;

@@ -5,14 +5,14 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 
-use crate::kernel::vgem::{Vgem, VgemBuffer, VgemFence};
+use crate::kernel::vgem::{DumbBuffer, Vgem, VgemFence};
 use crate::provider::BufferProvider;
 
 /// vgem dumb buffers exported as dma-bufs. Remembers each buffer's GEM handle
 /// so the test can attach fences to the dma-buf it handed out.
 pub struct VgemProvider {
     pub vgem: Vgem,
-    buffers: Mutex<Vec<(u64, VgemBuffer)>>,
+    buffers: Mutex<Vec<(u64, DumbBuffer)>>,
 }
 
 fn inode(fd: impl AsFd) -> io::Result<u64> {
@@ -27,14 +27,14 @@ impl VgemProvider {
         })
     }
 
-    fn find(&self, dmabuf: impl AsFd) -> io::Result<VgemBuffer> {
+    fn find(&self, dmabuf: impl AsFd) -> io::Result<DumbBuffer> {
         let ino = inode(dmabuf)?;
         let list = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let (_, b) = list
             .iter()
             .find(|(i, _)| *i == ino)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not a buffer of this provider"))?;
-        Ok(VgemBuffer {
+        Ok(DumbBuffer {
             handle: b.handle,
             dmabuf: b.dmabuf.try_clone()?,
             pitch: b.pitch,

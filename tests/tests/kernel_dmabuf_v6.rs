@@ -8,7 +8,6 @@
 //! VM with `--include-ignored`.
 
 use std::ffi::OsString;
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use anyhow::{ensure, Context, Result};
@@ -17,8 +16,6 @@ use testkit::dmabuf_feedback::{self, SAMPLING};
 use testkit::harness::{read_stats, Compositor};
 use testkit::image_compare::check_window_pixel;
 use testkit::kernel::vgem::Vgem;
-use testkit::mapping::Mapping;
-use testkit::provider::cpu_write;
 use testkit::{Format, RgbaImage, Window};
 
 const GREEN: [u8; 4] = [40, 190, 70, 255];
@@ -79,17 +76,7 @@ fn version_6_names_the_render_node_and_shows_a_buffer_from_vgem() -> Result<()> 
     // A vgem dumb buffer, filled from the CPU, meant for vgem.
     let vgem = Vgem::open()?;
     let bo = vgem.create_dumb(SIZE, SIZE, 32)?;
-    {
-        let fd = bo.dmabuf.as_fd();
-        let mut map = Mapping::new(fd, bo.size as usize)?;
-        let cpu = cpu_write(fd)?;
-        for row in map.as_mut_slice().chunks_mut(bo.pitch as usize).take(SIZE as usize) {
-            for px in row[..(SIZE * 4) as usize].chunks_exact_mut(4) {
-                px.copy_from_slice(&Format::Xrgb8888.encode(GREEN));
-            }
-        }
-        cpu.end()?;
-    }
+    bo.fill(SIZE, SIZE, Format::Xrgb8888.encode(GREEN))?;
     let vgem_device = rdev_bytes(&vgem.path)?;
     let params = ParamsBuilder::on(&client, &dmabuf);
     params

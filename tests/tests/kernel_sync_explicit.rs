@@ -143,7 +143,7 @@ impl Explicit {
 /// the latest).
 struct VgemWork {
     vgem: VgemProvider,
-    bo: testkit::kernel::vgem::VgemBuffer,
+    bo: testkit::kernel::vgem::DumbBuffer,
     fence: Option<testkit::kernel::vgem::VgemFence>,
 }
 

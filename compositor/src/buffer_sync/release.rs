@@ -41,6 +41,14 @@ pub struct PendingRelease {
     explicit: Vec<Release>,
 }
 
+/// A client buffer kept for as long as the display engine scans it out
+/// (direct scan-out): dropping it releases the buffer, and signals an
+/// explicitly synced buffer's release point.
+pub struct HeldBuffer {
+    _buffer: Buffer,
+    _explicit: Option<Release>,
+}
+
 /// Every frame still holding buffers.
 #[derive(Default)]
 pub struct PendingReleases {
@@ -91,6 +99,15 @@ impl PendingReleases {
                 _buffers: buffers,
                 explicit,
             });
+        }
+    }
+
+    /// Holds `buffer` (and its release point, if explicitly synced) until
+    /// the returned value drops.
+    pub fn hold(&self, buffer: &Buffer) -> HeldBuffer {
+        HeldBuffer {
+            _buffer: buffer.clone(),
+            _explicit: self.release_of(buffer),
         }
     }
 

@@ -104,9 +104,11 @@ pub fn active_crtcs(card: &Path) -> io::Result<Vec<(u32, u32, (u16, u16))>> {
     Ok(active)
 }
 
-/// Reads the framebuffer the only active CRTC of `card` scans out, as RGBA8
-/// (alpha forced opaque for XRGB, as the display engine ignores it).
-pub fn read_scanout(card: &Path) -> io::Result<(ScanoutInfo, RgbaImage)> {
+/// The only active CRTC of `card` (its id and mode) and its framebuffer
+/// as GETFB2 describes it, with a GEM handle on the returned fd (the
+/// caller closes it). GETFB2 hands out handles only to the DRM master or
+/// `CAP_SYS_ADMIN`.
+fn scanned_out_fb(card: &Path) -> io::Result<(OwnedFd, u32, (u16, u16), DrmModeFbCmd2)> {
     let active = active_crtcs(card)?;
     let [(crtc_id, fb_id, mode)] = active[..] else {
         return Err(io::Error::other(format!(
@@ -122,12 +124,19 @@ pub fn read_scanout(card: &Path) -> io::Result<(ScanoutInfo, RgbaImage)> {
     // SAFETY: GETFB2 takes a struct drm_mode_fb_cmd2.
     unsafe { ioctl_retry(fd.as_fd(), DRM_IOCTL_MODE_GETFB2, &mut fb) }
         .map_err(|e| with_path(e, "DRM_IOCTL_MODE_GETFB2"))?;
-    let handle = fb.handles[0];
-    if handle == 0 {
+    if fb.handles[0] == 0 {
         return Err(io::Error::other(
             "GETFB2 returned no GEM handle (needs DRM master or CAP_SYS_ADMIN)",
         ));
     }
+    Ok((fd, crtc_id, mode, fb))
+}
+
+/// Reads the framebuffer the only active CRTC of `card` scans out, as RGBA8
+/// (alpha forced opaque for XRGB, as the display engine ignores it).
+pub fn read_scanout(card: &Path) -> io::Result<(ScanoutInfo, RgbaImage)> {
+    let (fd, crtc_id, mode, fb) = scanned_out_fb(card)?;
+    let (fb_id, handle) = (fb.fb_id, fb.handles[0]);
     let info = ScanoutInfo {
         crtc_id,
         fb_id,
@@ -192,6 +201,50 @@ fn read_handle(card: &OwnedFd, handle: u32, info: &ScanoutInfo) -> io::Result<Rg
     }
     access.end()?;
     Ok(img)
+}
+
+/// A dumb buffer allocated on a KMS card node (as a client without DRM
+/// master may), exported with PRIME: a dma-buf the card can scan out.
+#[derive(Debug)]
+pub struct CardDumb {
+    pub buffer: super::vgem::DumbBuffer,
+    card: OwnedFd,
+}
+
+impl CardDumb {
+    /// `width`×`height` at 32 bits per pixel on `card`.
+    pub fn create(card: &Path, width: u32, height: u32) -> io::Result<CardDumb> {
+        let fd = open(card)?;
+        let buffer = super::vgem::create_dumb(fd.as_fd(), width, height, 32)?;
+        Ok(CardDumb { buffer, card: fd })
+    }
+}
+
+impl Drop for CardDumb {
+    fn drop(&mut self) {
+        super::vgem::close_handle(self.card.as_fd(), self.buffer.handle);
+    }
+}
+
+/// The inode of the dma-buf behind the framebuffer the only active CRTC of
+/// `card` scans out (GETFB2 → PRIME). PRIME hands out the buffer's one
+/// dma-buf, so this equals a client's dma-buf inode exactly when the CRTC
+/// scans out the client's buffer itself.
+pub fn scanout_dmabuf_inode(card: &Path) -> io::Result<u64> {
+    let (fd, _, _, fb) = scanned_out_fb(card)?;
+    let handle = fb.handles[0];
+    let mut prime = DrmPrimeHandle {
+        handle,
+        flags: DRM_CLOEXEC,
+        fd: -1,
+    };
+    // SAFETY: PRIME_HANDLE_TO_FD takes a struct drm_prime_handle.
+    let exported = unsafe { ioctl_retry(fd.as_fd(), DRM_IOCTL_PRIME_HANDLE_TO_FD, &mut prime) };
+    super::vgem::close_handle(fd.as_fd(), handle);
+    exported.map_err(|e| with_path(e, "DRM_IOCTL_PRIME_HANDLE_TO_FD"))?;
+    // SAFETY: the kernel just returned this new fd.
+    let dmabuf = unsafe { OwnedFd::from_raw_fd(prime.fd) };
+    Ok(rustix::fs::fstat(&dmabuf)?.st_ino)
 }
 
 /// Whether framebuffer `fb_id` still exists on `card` (`GETFB2` succeeds).

@@ -3,7 +3,7 @@
 //! unsignaled implicit write fence on a real dma-buf.
 
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
@@ -18,9 +18,10 @@ pub struct Vgem {
     pub path: PathBuf,
 }
 
-/// A vgem dumb buffer: GEM handle plus its PRIME-exported dma-buf.
+/// A dumb buffer (vgem's, or a KMS card's): GEM handle plus its
+/// PRIME-exported dma-buf.
 #[derive(Debug)]
-pub struct VgemBuffer {
+pub struct DumbBuffer {
     pub handle: u32,
     pub dmabuf: OwnedFd,
     pub pitch: u32,
@@ -86,39 +87,13 @@ impl Vgem {
     }
 
     /// `DRM_IOCTL_MODE_CREATE_DUMB` + `DRM_IOCTL_PRIME_HANDLE_TO_FD`.
-    pub fn create_dumb(&self, width: u32, height: u32, bpp: u32) -> io::Result<VgemBuffer> {
-        let mut create = DrmModeCreateDumb {
-            width,
-            height,
-            bpp,
-            ..Default::default()
-        };
-        // SAFETY: MODE_CREATE_DUMB takes a struct drm_mode_create_dumb.
-        unsafe { ioctl_retry(self.fd.as_fd(), DRM_IOCTL_MODE_CREATE_DUMB, &mut create) }
-            .map_err(|e| with_path(e, "DRM_IOCTL_MODE_CREATE_DUMB"))?;
-        let mut prime = DrmPrimeHandle {
-            handle: create.handle,
-            flags: DRM_CLOEXEC | DRM_RDWR,
-            fd: -1,
-        };
-        // SAFETY: PRIME_HANDLE_TO_FD takes a struct drm_prime_handle.
-        let r = unsafe { ioctl_retry(self.fd.as_fd(), DRM_IOCTL_PRIME_HANDLE_TO_FD, &mut prime) };
-        if let Err(e) = r {
-            self.close_handle(create.handle);
-            return Err(with_path(e, "DRM_IOCTL_PRIME_HANDLE_TO_FD"));
-        }
-        Ok(VgemBuffer {
-            handle: create.handle,
-            // SAFETY: the kernel returned a new dma-buf fd that we now own.
-            dmabuf: unsafe { OwnedFd::from_raw_fd(prime.fd) },
-            pitch: create.pitch,
-            size: create.size,
-        })
+    pub fn create_dumb(&self, width: u32, height: u32, bpp: u32) -> io::Result<DumbBuffer> {
+        create_dumb(self.fd.as_fd(), width, height, bpp)
     }
 
     /// `DRM_IOCTL_VGEM_FENCE_ATTACH`: adds an unsignaled fence to the
     /// buffer's reservation object (a write fence if `write`).
-    pub fn attach_fence(&self, buffer: &VgemBuffer, write: bool) -> io::Result<VgemFence> {
+    pub fn attach_fence(&self, buffer: &DumbBuffer, write: bool) -> io::Result<VgemFence> {
         let mut arg = DrmVgemFenceAttach {
             handle: buffer.handle,
             flags: if write { VGEM_FENCE_WRITE } else { 0 },
@@ -145,8 +120,62 @@ impl Vgem {
 
     /// Releases the GEM handle (the dma-buf fd keeps the memory alive).
     pub fn close_handle(&self, handle: u32) {
-        let mut arg = DrmGemClose { handle, pad: 0 };
-        // SAFETY: GEM_CLOSE takes a struct drm_gem_close.
-        let _ = unsafe { ioctl_retry(self.fd.as_fd(), DRM_IOCTL_GEM_CLOSE, &mut arg) };
+        close_handle(self.fd.as_fd(), handle);
     }
+}
+
+impl DumbBuffer {
+    /// Fills the top-left `width`×`height` pixels of 4 bytes each with
+    /// `pixel`, from the CPU through the dma-buf's mapping, inside a
+    /// `DMA_BUF_IOCTL_SYNC` write bracket.
+    pub fn fill(&self, width: u32, height: u32, pixel: [u8; 4]) -> io::Result<()> {
+        let fd = self.dmabuf.as_fd();
+        let mut map = crate::mapping::Mapping::new(fd, self.size as usize)?;
+        let cpu = crate::provider::cpu_write(fd)?;
+        for row in map.as_mut_slice().chunks_mut(self.pitch as usize).take(height as usize) {
+            for px in row[..(width * 4) as usize].chunks_exact_mut(4) {
+                px.copy_from_slice(&pixel);
+            }
+        }
+        cpu.end()
+    }
+}
+
+/// `DRM_IOCTL_GEM_CLOSE` on `fd`.
+pub fn close_handle(fd: BorrowedFd<'_>, handle: u32) {
+    let mut arg = DrmGemClose { handle, pad: 0 };
+    // SAFETY: GEM_CLOSE takes a struct drm_gem_close.
+    let _ = unsafe { ioctl_retry(fd, DRM_IOCTL_GEM_CLOSE, &mut arg) };
+}
+
+/// `DRM_IOCTL_MODE_CREATE_DUMB` + `DRM_IOCTL_PRIME_HANDLE_TO_FD` on any DRM
+/// node `fd` (vgem, or a KMS card such as virtio-gpu's).
+pub fn create_dumb(fd: BorrowedFd<'_>, width: u32, height: u32, bpp: u32) -> io::Result<DumbBuffer> {
+    let mut create = DrmModeCreateDumb {
+        width,
+        height,
+        bpp,
+        ..Default::default()
+    };
+    // SAFETY: MODE_CREATE_DUMB takes a struct drm_mode_create_dumb.
+    unsafe { ioctl_retry(fd, DRM_IOCTL_MODE_CREATE_DUMB, &mut create) }
+        .map_err(|e| with_path(e, "DRM_IOCTL_MODE_CREATE_DUMB"))?;
+    let mut prime = DrmPrimeHandle {
+        handle: create.handle,
+        flags: DRM_CLOEXEC | DRM_RDWR,
+        fd: -1,
+    };
+    // SAFETY: PRIME_HANDLE_TO_FD takes a struct drm_prime_handle.
+    let r = unsafe { ioctl_retry(fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &mut prime) };
+    if let Err(e) = r {
+        close_handle(fd, create.handle);
+        return Err(with_path(e, "DRM_IOCTL_PRIME_HANDLE_TO_FD"));
+    }
+    Ok(DumbBuffer {
+        handle: create.handle,
+        // SAFETY: the kernel returned a new dma-buf fd that we now own.
+        dmabuf: unsafe { OwnedFd::from_raw_fd(prime.fd) },
+        pitch: create.pitch,
+        size: create.size,
+    })
 }

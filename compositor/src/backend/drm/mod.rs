@@ -7,6 +7,8 @@
 //! * [`output`]: which connector, mode and CRTC (pure, unit-tested).
 //! * [`scanout`]: the two scan-out buffers (GBM or dumb + PRIME), their
 //!   framebuffers and Vulkan imports, and the offscreen-copy fallback.
+//! * [`direct`]: direct scan-out of a fullscreen client buffer instead of a
+//!   composited frame (`drm.direct_scanout_frames`).
 //!
 //! DOC: the frame clock
 //!
@@ -29,12 +31,14 @@
 //! virtio-gpu) starts the next frame from a timer at the interval
 //! (`drm.paced_by_timer`).
 
+pub mod direct;
 pub mod output;
 pub mod scanout;
 pub mod session;
 
 pub use scanout::DrmAllocator;
 
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use smithay::{
     backend::{
         allocator::Fourcc,
-        drm::{DrmDevice, DrmDeviceFd, DrmEvent, DrmEventMetadata, DrmEventTime, DrmSurface, PlaneConfig, PlaneState},
+        drm::{DrmDevice, DrmDeviceFd, DrmEvent, DrmEventMetadata, DrmEventTime, DrmSurface, PlaneState},
         renderer::{
             damage::OutputDamageTracker,
             element::{surface::WaylandSurfaceRenderElement, RenderElementStates},
@@ -62,7 +66,7 @@ use smithay::{
         rustix::fs::OFlags,
         wayland_protocols::wp::presentation_time::server::wp_presentation_feedback,
     },
-    utils::{Clock, ClockSource, DeviceFd, Monotonic, Physical, Rectangle, Size, Time, Transform},
+    utils::{Clock, ClockSource, DeviceFd, Monotonic, Physical, Rectangle, Size, Time},
     wayland::presentation::Refresh,
 };
 use tracing::{debug, error, info, warn};
@@ -100,6 +104,13 @@ pub struct DrmStats {
     /// copied into the scan-out buffer (`copied_frames`).
     pub render_device: String,
     pub renders_on_kms_device: Option<bool>,
+    /// Flips that showed one of our composited buffers, and flips that
+    /// showed a client's buffer directly (`direct`), with no composition.
+    pub composited_frames: u64,
+    pub direct_scanout_frames: u64,
+    /// Client dma-bufs that could have been scanned out but the KMS device
+    /// refused to import (composited instead; each counted once).
+    pub direct_scanout_refused: u64,
     /// Frames copied by the CPU from the offscreen target into a scan-out
     /// buffer (fallback).
     pub copied_frames: u64,
@@ -153,9 +164,13 @@ pub struct DrmBackend {
     damage_tracker: OutputDamageTracker,
     clock: Clock<Monotonic>,
     frame_interval: Duration,
-    /// Buffer index being scanned out, and the one queued for the next flip.
-    front: Option<usize>,
-    pending: Option<usize>,
+    /// What is being scanned out, and what is queued for the next flip.
+    front: Option<Shown>,
+    pending: Option<Shown>,
+    /// The scan-out buffer rendered last.
+    last_back: Option<usize>,
+    /// Client framebuffers for direct scan-out, and the last frame's kind.
+    direct: direct::DirectScanout,
     /// Element states of the queued frame, for presentation feedback.
     pending_states: Option<RenderElementStates>,
     /// A rendered frame whose GPU work is not done yet (see the module doc).
@@ -171,9 +186,13 @@ pub struct DrmBackend {
 }
 
 impl DrmBackend {
-    /// The card and its primary plane's `IN_FORMATS`.
+    /// The card and the pairs its primary plane scans out, as clients name
+    /// them (`IN_FORMATS`, with LINEAR for formats listed without modifiers).
     pub fn scanout_formats(&self) -> (libc::dev_t, smithay::backend::allocator::format::FormatSet) {
-        (self.drm.device_id(), self.surface.plane_info().formats.clone())
+        (
+            self.drm.device_id(),
+            direct::scanout_pairs(&self.surface.plane_info().formats),
+        )
     }
 
     pub fn frames(&self) -> u64 {
@@ -186,22 +205,69 @@ impl DrmBackend {
 
     /// Reads the framebuffer being scanned out (through its dma-buf).
     pub fn screenshot(&mut self) -> anyhow::Result<RgbaImage> {
-        let front = self.front.context("no frame has been scanned out yet")?;
-        scanout::read_rgba(&self.scanout.buffers[front].dmabuf)
+        match self.front.as_ref().context("no frame has been scanned out yet")? {
+            Shown::Composited(i) => scanout::read_rgba(&self.scanout.buffers[*i].dmabuf),
+            Shown::Client(frame) => scanout::read_rgba(&frame.dmabuf),
+        }
     }
 
-    /// Renders the space into the back buffer. Nothing waits for the GPU here.
-    fn render(&mut self, space: &Space<Window>) -> anyhow::Result<RenderedFrame> {
-        let back = match self.front {
-            Some(f) => (f + 1) % self.scanout.buffers.len(),
-            None => 0,
+    /// The frame for `elements`: a client buffer scanned out directly
+    /// where [`direct`] allows it, else `None` (composite), noting which.
+    fn try_direct(
+        &mut self,
+        elements: &[WaylandSurfaceRenderElement<VkRenderer>],
+        scale: smithay::utils::Scale<f64>,
+    ) -> Option<RenderedFrame> {
+        let chosen = if self.needs_modeset {
+            Err(direct::Composited::Modeset)
+        } else {
+            let out = direct::Output {
+                drm: &self._drm_fd,
+                surface: &self.surface,
+                plane_formats: &self.surface.plane_info().formats,
+                size: self.scanout.size,
+                scale,
+            };
+            self.direct.choose(&mut self.renderer, &self.releases, &out, elements)
         };
+        match chosen {
+            Ok(frame) => {
+                self.direct.note(None);
+                Some(RenderedFrame {
+                    states: frame.states.clone(),
+                    fence: None,
+                    source: Source::Direct(Box::new(frame)),
+                })
+            }
+            Err(reason) => {
+                if self.direct.note(Some(reason)) {
+                    // Our buffers missed every frame shown directly.
+                    self.scanout.buffers.iter_mut().for_each(|buf| buf.rendered_at = None);
+                    self.scanout.offscreen_rendered_at = None;
+                }
+                None
+            }
+        }
+    }
+
+    /// Renders the space into the back buffer, or picks a client buffer to
+    /// scan out instead. Nothing waits for the GPU here.
+    fn render(&mut self, space: &Space<Window>) -> anyhow::Result<RenderedFrame> {
         let scale = self.output.current_scale().fractional_scale();
         let region = space
             .output_geometry(&self.output)
             .context("output is not mapped in the space")?;
         let elements: Vec<WaylandSurfaceRenderElement<VkRenderer>> =
             space.render_elements_for_region(&mut self.renderer, &region, scale, 1.0);
+        if let Some(frame) = self.try_direct(&elements, scale.into()) {
+            return Ok(frame);
+        }
+        let n = self.scanout.buffers.len();
+        let back = match &self.front {
+            Some(Shown::Composited(f)) => (f + 1) % n,
+            _ => self.last_back.map_or(0, |b| (b + 1) % n),
+        };
+        self.last_back = Some(back);
         self.renders += 1;
         let now = self.renders;
 
@@ -243,8 +309,7 @@ impl DrmBackend {
         // Keep sampled buffers until the GPU is done (or release early).
         self.releases.track_frame(&mut self.renderer, &elements, &result.sync);
         Ok(RenderedFrame {
-            back,
-            readback,
+            source: Source::Composited { back, readback },
             states: result.states,
             fence: result
                 .sync
@@ -256,7 +321,12 @@ impl DrmBackend {
     /// Whether `frame` may be queued now: its GPU work is done, or the
     /// kernel can wait for it (`IN_FENCE_FD`, zero-copy only).
     fn ready(frame: &RenderedFrame) -> bool {
-        if let Some(mapping) = &frame.readback {
+        let readback = match &frame.source {
+            // The kernel waits for the client's fences (IN_FENCE_FD).
+            Source::Direct(_) => return true,
+            Source::Composited { readback, .. } => readback,
+        };
+        if let Some(mapping) = readback {
             // The copy fallback reads the frame on the CPU: all of it must be done.
             return mapping.is_ready() && frame.fence.as_ref().is_none_or(|f| f.is_signaled());
         }
@@ -266,61 +336,91 @@ impl DrmBackend {
         }
     }
 
-    /// Queues a rendered frame with a page flip (or a modeset commit); for
-    /// the copy fallback, first copies its (finished) read-back into the
-    /// scan-out buffer.
+    /// Queues a frame with a page flip (or a modeset commit); for the copy
+    /// fallback, first copies its (finished) read-back into the scan-out
+    /// buffer.
     fn queue(&mut self, frame: RenderedFrame) -> anyhow::Result<()> {
-        let back = frame.back;
         let (w, h) = self.scanout.size;
-        if let Some(mapping) = &frame.readback {
-            let bytes = self
-                .renderer
-                .map_texture(mapping)
-                .map_err(|e| anyhow::anyhow!("mapping the offscreen read-back: {e}"))?;
-            scanout::copy_into(&self.scanout.buffers[back].dmabuf, bytes)?;
-            self.stats.copied_frames += 1;
-        }
-        // Where the GPU may still be writing, the kernel waits for it.
-        let in_fence = frame
-            .fence
-            .as_ref()
-            .filter(|f| frame.readback.is_none() && !f.is_signaled())
-            .and_then(|f| f.sync_file());
-        if in_fence.is_some() {
-            self.stats.in_fence_flips += 1;
-        }
-        let plane = PlaneState {
-            handle: self.surface.plane(),
-            config: Some(PlaneConfig {
-                src: Rectangle::from_size((w as f64, h as f64).into()),
-                dst: Rectangle::from_size((w as i32, h as i32).into()),
-                transform: Transform::Normal,
-                alpha: 1.0,
-                damage_clips: None,
-                fb: self.scanout.buffers[back].fb,
-                fence: in_fence.map(std::os::fd::AsFd::as_fd),
-            }),
+        let shown = match frame.source {
+            Source::Composited { back, readback } => {
+                if let Some(mapping) = &readback {
+                    let bytes = self
+                        .renderer
+                        .map_texture(mapping)
+                        .map_err(|e| anyhow::anyhow!("mapping the offscreen read-back: {e}"))?;
+                    scanout::copy_into(&self.scanout.buffers[back].dmabuf, bytes)?;
+                    self.stats.copied_frames += 1;
+                }
+                // Where the GPU may still be writing, the kernel waits for it.
+                let in_fence = frame
+                    .fence
+                    .as_ref()
+                    .filter(|f| readback.is_none() && !f.is_signaled())
+                    .and_then(|f| f.sync_file());
+                let fb = self.scanout.buffers[back].fb;
+                self.commit(direct::plane_state(
+                    &self.surface,
+                    fb,
+                    w,
+                    h,
+                    in_fence.map(|f| f.as_fd()),
+                ))?;
+                Shown::Composited(back)
+            }
+            Source::Direct(client) => {
+                let fence = client.in_fence.as_ref().map(|f| f.as_fd());
+                self.commit(direct::plane_state(&self.surface, client.fb(), w, h, fence))?;
+                Shown::Client(client)
+            }
         };
+        self.pending = Some(shown);
+        self.pending_states = Some(frame.states);
+        Ok(())
+    }
+
+    /// Commits `plane`: a modeset the first time (and after a VT switch),
+    /// a page flip otherwise.
+    fn commit(&mut self, plane: PlaneState<'_>) -> anyhow::Result<()> {
+        let fenced = plane.config.as_ref().is_some_and(|c| c.fence.is_some());
         if self.needs_modeset {
             self.surface.commit([plane], true).context("atomic modeset commit")?;
             self.needs_modeset = false;
             self.stats.modesets += 1;
-            info!(buffer = back, "modeset committed");
+            info!("modeset committed");
         } else {
             self.surface.page_flip([plane], true).context("atomic page flip")?;
         }
+        if fenced {
+            self.stats.in_fence_flips += 1;
+        }
         self.stats.flips_queued += 1;
-        self.pending = Some(back);
-        self.pending_states = Some(frame.states);
         Ok(())
     }
 }
 
-/// A frame rendered into scan-out buffer `back` (or the offscreen target,
-/// with its read-back), not queued yet.
+/// What a flip put (or will put) on the screen.
+enum Shown {
+    /// One of our scan-out buffers, by index.
+    Composited(usize),
+    /// A client's buffer, held while it is shown.
+    Client(Box<direct::DirectFrame>),
+}
+
+/// Where a frame's pixels come from.
+enum Source {
+    /// Rendered into scan-out buffer `back` (or the offscreen target, with
+    /// its read-back).
+    Composited {
+        back: usize,
+        readback: Option<<VkRenderer as ExportMem>::TextureMapping>,
+    },
+    /// A client's buffer, scanned out as it is.
+    Direct(Box<direct::DirectFrame>),
+}
+
+/// A frame ready to be queued once [`DrmBackend::ready`] says so.
 struct RenderedFrame {
-    back: usize,
-    readback: Option<<VkRenderer as ExportMem>::TextureMapping>,
+    source: Source,
     states: RenderElementStates,
     fence: Option<std::sync::Arc<importer::vulkan::ring::FrameFence>>,
 }
@@ -440,6 +540,8 @@ pub fn create(
         frame_interval: Duration::from_secs(1) / refresh_hz,
         front: None,
         pending: None,
+        last_back: None,
+        direct: Default::default(),
         pending_states: None,
         rendered: None,
         needs_modeset: true,
@@ -510,6 +612,11 @@ fn on_page_flip(state: &mut State, metadata: Option<&DrmEventMetadata>) {
         debug!("page-flip event without a queued flip (after a session switch?)");
         return;
     };
+    match &shown {
+        Shown::Composited(_) => b.stats.composited_frames += 1,
+        Shown::Client(_) => b.stats.direct_scanout_frames += 1,
+    }
+    // The buffer shown until now (a client's: released here) is replaced.
     b.front = Some(shown);
     b.frames += 1;
     b.stats.page_flips += 1;
@@ -522,7 +629,7 @@ fn on_page_flip(state: &mut State, metadata: Option<&DrmEventMetadata>) {
     let refresh = Refresh::fixed(b.frame_interval);
     let states = b.pending_states.take().unwrap_or_default();
     if frame == 1 {
-        info!(buffer = shown, "first frame scanned out");
+        info!("first frame scanned out");
     }
     super::send_presentation_feedback(
         state,
@@ -713,7 +820,10 @@ fn on_session_event(state: &mut State, event: SessionEvent) {
 /// The `"drm"` stats, if this is the drm backend.
 pub fn stats(backend: &Backend) -> Option<DrmStats> {
     match backend {
-        Backend::Drm(b) => Some(b.stats.clone()),
+        Backend::Drm(b) => Some(DrmStats {
+            direct_scanout_refused: b.direct.refused,
+            ..b.stats.clone()
+        }),
         Backend::Headless(_) => None,
     }
 }

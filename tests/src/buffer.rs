@@ -503,17 +503,25 @@ impl DmabufBuffer {
 
     /// Whether the compositor has released the buffer since it was last attached.
     pub fn is_released(&self) -> bool {
-        match buffer_data(&self.buffer) {
-            Some(d) => d.released.load(Ordering::Acquire),
-            None => true,
-        }
+        is_released(&self.buffer)
     }
 
     /// Marks the buffer as held by the compositor; called on attach.
     pub fn mark_attached(&self) {
-        if let Some(d) = buffer_data(&self.buffer) {
-            d.released.store(false, Ordering::Release);
-        }
+        mark_attached(&self.buffer);
+    }
+}
+
+/// Whether the compositor has released `buffer` since it was last marked
+/// attached ([`mark_attached`]); a buffer not made here counts as released.
+pub fn is_released(buffer: &WlBuffer) -> bool {
+    buffer_data(buffer).is_none_or(|d| d.released.load(Ordering::Acquire))
+}
+
+/// Marks `buffer` as held by the compositor: call it when attaching.
+pub fn mark_attached(buffer: &WlBuffer) {
+    if let Some(d) = buffer_data(buffer) {
+        d.released.store(false, Ordering::Release);
     }
 }
 

@@ -106,6 +106,7 @@ fn a_fullscreen_client_buffer_is_scanned_out_directly_and_composited_otherwise()
     let (dumb, buffer) = dumb_buffer(&mut client, &card, mode, GREEN)?;
     let client_ino = inode(&dumb.buffer.dmabuf)?;
     window.surface.attach(Some(&buffer), 0, 0);
+    testkit::buffer::mark_attached(&buffer);
     frames_until(&window, &mut client, &card, "the client's buffer on the CRTC", |ino| {
         ino == client_ino
     })?;
@@ -133,6 +134,7 @@ fn a_fullscreen_client_buffer_is_scanned_out_directly_and_composited_otherwise()
         image.get(mode.0 / 2, mode.1 / 2) == GREEN,
         "the CRTC does not show the client's pixels"
     );
+    ensure!(!testkit::buffer::is_released(&buffer), "released while scanned out");
 
     // 2. Not fullscreen any more, and a smaller buffer: composited again.
     window.toplevel.unset_fullscreen();
@@ -141,6 +143,12 @@ fn a_fullscreen_client_buffer_is_scanned_out_directly_and_composited_otherwise()
     window.surface.attach(Some(&small_buffer), 0, 0);
     frames_until(&window, &mut client, &card, "composition back", |ino| ino != client_ino)?;
     let composited = drm(&mut comp)?;
+    // Released once the flip that replaced it completed.
+    client.roundtrip()?;
+    ensure!(
+        testkit::buffer::is_released(&buffer),
+        "the scanned-out buffer was never released"
+    );
     ensure!(
         composited.composited_frames > direct.composited_frames,
         "{composited:?}"

@@ -1,6 +1,7 @@
 //! linux-dmabuf at a chosen version, client side: binding the global at
 //! exactly that version and reading a feedback object's events as sent, so
-//! a test can check what each version gets.
+//! a test can check what each version gets, and every later set of
+//! parameters the compositor sends (a surface's feedback can change).
 
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
@@ -28,8 +29,8 @@ pub struct TrancheEvents {
     pub indices: Vec<u16>,
 }
 
-/// Everything one feedback object received, in the shape the protocol
-/// defines, up to its first `done`.
+/// One set of parameters a feedback object received, in the shape the
+/// protocol defines, up to its `done`.
 #[derive(Debug, Default)]
 pub struct FeedbackEvents {
     pub main_device: Option<Vec<u8>>,
@@ -38,10 +39,64 @@ pub struct FeedbackEvents {
     /// Tranches closed by `tranche_done`.
     pub tranches: Vec<TrancheEvents>,
     current: TrancheEvents,
-    /// Events out of the protocol's order (a tranche event after `done`,
-    /// `main_device` after the table, a table that cannot be read).
+    /// Events out of the protocol's order (`main_device` after the table,
+    /// two flags in a tranche, a table that cannot be read).
     pub out_of_order: Vec<String>,
-    pub done: bool,
+}
+
+/// Every complete set of parameters one feedback object received, and the
+/// one being received.
+#[derive(Debug, Default)]
+pub struct FeedbackLog {
+    pub sets: Vec<FeedbackEvents>,
+    current: FeedbackEvents,
+}
+
+/// A feedback object kept alive, with what it received.
+pub struct FeedbackWatch {
+    object: ZwpLinuxDmabufFeedbackV1,
+    log: Arc<Mutex<FeedbackLog>>,
+}
+
+impl FeedbackWatch {
+    /// Waits (bounded) until `n` sets of parameters arrived and returns the
+    /// `n`-th (1-based), checked for order.
+    pub fn wait_for(&self, client: &mut Client, n: usize) -> Result<FeedbackEvents> {
+        let log = self.log.clone();
+        client.dispatch_until(&format!("feedback parameter set {n}"), |_| {
+            log.lock().unwrap().sets.len() >= n
+        })?;
+        let mut log = self.log.lock().unwrap();
+        let set = std::mem::take(&mut log.sets[n - 1]);
+        ensure!(
+            set.out_of_order.is_empty(),
+            "feedback events out of order: {:?}",
+            set.out_of_order
+        );
+        Ok(set)
+    }
+
+    /// The sets received so far.
+    pub fn received(&self) -> usize {
+        self.log.lock().unwrap().sets.len()
+    }
+}
+
+impl Drop for FeedbackWatch {
+    fn drop(&mut self) {
+        self.object.destroy();
+    }
+}
+
+/// `get_default_feedback`, or `get_surface_feedback` for `surface`, kept
+/// alive to watch what it receives.
+pub fn watch(client: &Client, dmabuf: &ZwpLinuxDmabufV1, surface: Option<&WlSurface>) -> FeedbackWatch {
+    let log = Arc::new(Mutex::new(FeedbackLog::default()));
+    let object = match surface {
+        Some(surface) => dmabuf.get_surface_feedback(surface, &client.qh, log.clone()),
+        None => dmabuf.get_default_feedback(&client.qh, log.clone()),
+    };
+    FeedbackWatch { object, log }
 }
 
 impl FeedbackEvents {
@@ -71,25 +126,10 @@ pub fn bind(client: &mut Client, version: u32) -> Result<ZwpLinuxDmabufV1> {
     Ok(dmabuf)
 }
 
-/// `get_default_feedback`, or `get_surface_feedback` for `surface`, and
-/// every event up to `done`.
+/// `get_default_feedback`, or `get_surface_feedback` for `surface`: its
+/// first set of parameters.
 pub fn feedback(client: &mut Client, dmabuf: &ZwpLinuxDmabufV1, surface: Option<&WlSurface>) -> Result<FeedbackEvents> {
-    let events = Arc::new(Mutex::new(FeedbackEvents::default()));
-    let object = match surface {
-        Some(surface) => dmabuf.get_surface_feedback(surface, &client.qh, events.clone()),
-        None => dmabuf.get_default_feedback(&client.qh, events.clone()),
-    };
-    let watched = events.clone();
-    client.dispatch_until("zwp_linux_dmabuf_feedback_v1.done", |_| watched.lock().unwrap().done)?;
-    object.destroy();
-    let mut events = std::mem::take(&mut *events.lock().unwrap());
-    ensure!(
-        events.out_of_order.is_empty(),
-        "feedback events out of order: {:?}",
-        events.out_of_order
-    );
-    events.current = TrancheEvents::default();
-    Ok(events)
+    watch(client, dmabuf, surface).wait_for(client, 1)
 }
 
 /// Reads the table the way a client may: a private read-only view of the
@@ -112,21 +152,18 @@ fn read_table(fd: OwnedFd, size: u32) -> Result<Vec<(u32, u64)>> {
         .collect())
 }
 
-impl Dispatch<ZwpLinuxDmabufFeedbackV1, Arc<Mutex<FeedbackEvents>>> for State {
+impl Dispatch<ZwpLinuxDmabufFeedbackV1, Arc<Mutex<FeedbackLog>>> for State {
     fn event(
         _: &mut Self,
         _: &ZwpLinuxDmabufFeedbackV1,
         event: zwp_linux_dmabuf_feedback_v1::Event,
-        data: &Arc<Mutex<FeedbackEvents>>,
+        data: &Arc<Mutex<FeedbackLog>>,
         _: &Connection,
         _: &QueueHandle<Self>,
     ) {
         use zwp_linux_dmabuf_feedback_v1::Event;
-        let mut fb = data.lock().unwrap();
-        if fb.done {
-            // Only the first set of parameters is recorded.
-            return;
-        }
+        let mut log = data.lock().unwrap();
+        let fb = &mut log.current;
         match event {
             Event::MainDevice { device } => {
                 if !fb.table.is_empty() || !fb.tranches.is_empty() {
@@ -156,7 +193,10 @@ impl Dispatch<ZwpLinuxDmabufFeedbackV1, Arc<Mutex<FeedbackEvents>>> for State {
                 let tranche = std::mem::take(&mut fb.current);
                 fb.tranches.push(tranche);
             }
-            Event::Done => fb.done = true,
+            Event::Done => {
+                let set = std::mem::take(&mut log.current);
+                log.sets.push(set);
+            }
             _ => {}
         }
     }

@@ -11,6 +11,11 @@
 //! 3. a fullscreen udmabuf in the same place is composited: virtio-gpu
 //!    refuses to import it, which is counted.
 //!
+//! Throughout, the window's dma-buf surface feedback (version 6) is
+//! watched: the sampling tranche alone while the window does not cover the
+//! output, a scan-out tranche for the card first while it does (also while
+//! its buffer does not fit), re-sent at each change.
+//!
 //! Ignored on the host (no KMS device there).
 
 use std::ffi::OsString;
@@ -20,6 +25,7 @@ use anyhow::{bail, ensure, Context, Result};
 use compositor::backend::drm::DrmStats;
 use testkit::buffer::{CreateOutcome, ParamsBuilder, MOD_LINEAR};
 use testkit::client::{default_timeout, Client};
+use testkit::dmabuf_feedback::{self, FeedbackEvents, SAMPLING, SCANOUT};
 use testkit::harness::Compositor;
 use testkit::kernel::kms::{self, CardDumb};
 use testkit::scenes::BACKGROUND;
@@ -71,6 +77,33 @@ fn frames_until(
     bail!("{what}: not within {SWITCH_WITHIN} frames")
 }
 
+/// The index of the tranche for `card` with the scan-out flag (checked to
+/// name XRGB8888 LINEAR), if any; every tranche must carry a flag.
+fn scanout_tranche(set: &FeedbackEvents, card: libc::dev_t) -> Result<Option<usize>> {
+    ensure!(set.main_device.is_none(), "main_device sent to a version 6 client");
+    let mut found = None;
+    for (i, tranche) in set.tranches.iter().enumerate() {
+        let flags = tranche.flags.context("a tranche without flags")?;
+        ensure!(flags != 0, "a tranche with no flag");
+        if flags & SCANOUT != 0 {
+            ensure!(
+                tranche.device.as_deref() == Some(&card.to_ne_bytes()[..]),
+                "scan-out tranche for another device"
+            );
+            ensure!(
+                set.formats(tranche).contains(&(Format::Xrgb8888.fourcc(), MOD_LINEAR)),
+                "XR24 LINEAR missing"
+            );
+            found = Some(i);
+        }
+    }
+    ensure!(
+        set.tranches.iter().any(|t| t.flags == Some(SAMPLING)),
+        "no sampling tranche"
+    );
+    Ok(found)
+}
+
 fn drm(comp: &mut Compositor) -> Result<DrmStats> {
     comp.snapshot()?.drm.context("no drm stats")
 }
@@ -99,6 +132,14 @@ fn a_fullscreen_client_buffer_is_scanned_out_directly_and_composited_otherwise()
     let mode = (u32::from(w), u32::from(h));
     let mut client = comp.connect()?;
     let window = Window::new(&mut client, "fullscreen")?;
+    let dmabuf = dmabuf_feedback::bind(&mut client, 6)?;
+    let feedback = dmabuf_feedback::watch(&client, &dmabuf, Some(&window.surface));
+    let card_dev = rustix::fs::stat(&card)?.st_rdev as libc::dev_t;
+    let windowed = feedback.wait_for(&mut client, 1)?;
+    ensure!(
+        scanout_tranche(&windowed, card_dev)?.is_none(),
+        "a scan-out tranche before the window covers the output"
+    );
     window.toplevel.set_fullscreen(None);
     client.roundtrip()?;
 
@@ -135,6 +176,12 @@ fn a_fullscreen_client_buffer_is_scanned_out_directly_and_composited_otherwise()
         "the CRTC does not show the client's pixels"
     );
     ensure!(!testkit::buffer::is_released(&buffer), "released while scanned out");
+    let covering = feedback.wait_for(&mut client, 2)?;
+    ensure!(
+        scanout_tranche(&covering, card_dev)? == Some(0),
+        "no scan-out tranche first for the surface that covers the output: {:?}",
+        covering.tranches
+    );
 
     // 2. Not fullscreen any more, and a smaller buffer: composited again.
     window.toplevel.unset_fullscreen();
@@ -143,6 +190,11 @@ fn a_fullscreen_client_buffer_is_scanned_out_directly_and_composited_otherwise()
     window.surface.attach(Some(&small_buffer), 0, 0);
     frames_until(&window, &mut client, &card, "composition back", |ino| ino != client_ino)?;
     let composited = drm(&mut comp)?;
+    let uncovered = feedback.wait_for(&mut client, 3)?;
+    ensure!(
+        scanout_tranche(&uncovered, card_dev)?.is_none(),
+        "the scan-out tranche stayed"
+    );
     // Released once the flip that replaced it completed.
     client.roundtrip()?;
     ensure!(
@@ -186,6 +238,13 @@ fn a_fullscreen_client_buffer_is_scanned_out_directly_and_composited_otherwise()
         }
     }
     let refused = drm(&mut comp)?;
+    // Still the candidate, though its buffer does not fit: told how to fit.
+    let misfit = feedback.wait_for(&mut client, 4)?;
+    ensure!(
+        scanout_tranche(&misfit, card_dev)? == Some(0),
+        "no scan-out tranche for the udmabuf window"
+    );
+    ensure!(feedback.received() == 4, "feedback re-sent without a change");
     eprintln!("udmabuf fullscreen: {refused:?}");
     ensure!(refused.direct_scanout_refused >= 1, "{refused:?}");
     ensure!(

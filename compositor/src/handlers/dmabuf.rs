@@ -24,11 +24,24 @@
 //! buffers are counted (`linux_dmabuf.other_device` in `--stats`) and
 //! logged at debug level.
 //!
+//! DOC: feedback, and the scan-out tranche
+//!
+//! The default feedback (and every surface's at first) is one sampling
+//! tranche. On the DRM backend a second feedback starts with a scan-out
+//! tranche for the card (the pairs both the primary plane and the renderer
+//! take, flag `scanout`) before the same sampling tranche. A surface gets
+//! it while it is the backend's direct scan-out candidate (it covers the
+//! output, opaque: `backend::drm::direct`), whether or not its current
+//! buffer fits the plane, so its client can allocate one that does; it
+//! goes back to the default once another surface is the candidate or none
+//! is. Each switch is logged and counted (`linux_dmabuf.scanout_feedback`).
+//!
 //! Buffers are imported at creation, so a buffer the renderer cannot
 //! sample fails `create`/`create_immed` instead of breaking a later frame.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use smithay::{
@@ -37,7 +50,9 @@ use smithay::{
         renderer::ImportDma,
     },
     reexports::wayland_server::{
-        backend::ClientId, protocol::wl_buffer::WlBuffer, Client, DisplayHandle, Resource as _,
+        backend::ClientId,
+        protocol::{wl_buffer::WlBuffer, wl_surface::WlSurface},
+        Client, DisplayHandle, Resource as _, Weak,
     },
     wayland::buffer::BufferHandler,
 };
@@ -45,7 +60,9 @@ use tracing::{debug, info, warn};
 
 use crate::{
     limits::{charge, Budget, Charge},
-    protocols::linux_dmabuf::{Feedback, LinuxDmabufHandler, LinuxDmabufState, Tranche, TrancheKind},
+    protocols::linux_dmabuf::{
+        set_surface_feedback, Feedback, LinuxDmabufHandler, LinuxDmabufState, Tranche, TrancheKind,
+    },
     render::VkRenderer,
     state::State,
 };
@@ -59,6 +76,8 @@ pub struct LinuxDmabufStats {
     pub sampling_device: u64,
     /// Buffers whose params named another device (imported all the same).
     pub other_device: u64,
+    /// Surfaces given the feedback with the scan-out tranche.
+    pub scanout_feedback: u64,
 }
 
 /// The `params` charges of each client's live params objects. A charge is
@@ -81,6 +100,12 @@ pub struct LinuxDmabuf {
     _global: LinuxDmabufState,
     /// The device named in the sampling tranche, if any.
     pub sampling_device: Option<libc::dev_t>,
+    /// The default feedback, and the one with the scan-out tranche first
+    /// (DRM backend).
+    default_feedback: Option<Arc<Feedback>>,
+    scanout_feedback: Option<Arc<Feedback>>,
+    /// The surface that has the scan-out feedback.
+    scanout_candidate: Option<Weak<WlSurface>>,
     pub params_charges: ParamsCharges,
     /// Live dma-buf wl_buffers and the charges they hold on their client's
     /// budget, dropped with the wl_buffer.
@@ -88,10 +113,9 @@ pub struct LinuxDmabuf {
     pub stats: LinuxDmabufStats,
 }
 
-/// Creates the global matching what the renderer can say about itself; on
-/// the DRM backend (`scanout`: the card and its primary plane's formats) a
-/// scan-out tranche comes first, with the pairs both the plane and the
-/// renderer take.
+/// Creates the global matching what the renderer can say about itself,
+/// and on the DRM backend (`scanout`: the card and the pairs its primary
+/// plane takes) the feedback for scan-out candidates (see the module doc).
 pub fn create_global(
     dh: &DisplayHandle,
     renderer: &VkRenderer,
@@ -102,35 +126,47 @@ pub fn create_global(
         warn!("renderer reports no dma-buf formats; clients cannot use linux-dmabuf");
     }
     let sampling_device = sampling_device(renderer);
-    let feedback = match sampling_device {
+    let (default_feedback, scanout_feedback) = match sampling_device {
         Some((device, source)) => {
-            let mut tranches = Vec::new();
-            if let Some((card, plane)) = scanout {
-                let both: Vec<_> = plane.iter().filter(|f| formats.contains(f)).copied().collect();
-                info!(card, formats = both.len(), "dma-buf feedback: scan-out tranche");
-                tranches.push(Tranche {
-                    device: card,
-                    kind: TrancheKind::Scanout,
-                    formats: both,
-                });
-            }
-            tranches.push(Tranche {
-                device,
-                kind: TrancheKind::Sampling,
-                formats: formats.clone(),
-            });
             info!(
                 major = libc::major(device),
                 minor = libc::minor(device),
                 source,
                 "dma-buf feedback: sampling device"
             );
-            Some(Feedback::new(device, &tranches).map_err(|e| anyhow::anyhow!("building dma-buf feedback: {e}"))?)
+            let sampling = Tranche {
+                device,
+                kind: TrancheKind::Sampling,
+                formats: formats.clone(),
+            };
+            let build = |tranches: &[Tranche]| {
+                Feedback::new(device, tranches)
+                    .map(Arc::new)
+                    .map_err(|e| anyhow::anyhow!("building dma-buf feedback: {e}"))
+            };
+            let scanout = match scanout {
+                Some((card, plane)) => {
+                    let both: Vec<_> = formats.iter().filter(|f| plane.contains(f)).copied().collect();
+                    info!(
+                        card,
+                        formats = both.len(),
+                        "dma-buf feedback: scan-out tranche for candidates"
+                    );
+                    let first = Tranche {
+                        device: card,
+                        kind: TrancheKind::Scanout,
+                        formats: both,
+                    };
+                    Some(build(&[first, sampling.clone()])?)
+                }
+                None => None,
+            };
+            (Some(build(&[sampling])?), scanout)
         }
-        None => None,
+        None => (None, None),
     };
     let format_count = formats.len();
-    let global = LinuxDmabufState::new::<State>(dh, formats, feedback);
+    let global = LinuxDmabufState::new::<State>(dh, formats, default_feedback.clone());
     info!(
         version = global.version(),
         format_count, "zwp_linux_dmabuf_v1 global created"
@@ -142,6 +178,9 @@ pub fn create_global(
         },
         _global: global,
         sampling_device: sampling_device.map(|(d, _)| d),
+        default_feedback,
+        scanout_feedback,
+        scanout_candidate: None,
         params_charges: ParamsCharges::default(),
         buffer_charges: HashMap::new(),
     })
@@ -175,6 +214,32 @@ fn first_render_node() -> Option<libc::dev_t> {
     nodes
         .iter()
         .find_map(|p| rustix::fs::stat(p).ok().map(|st| st.st_rdev as libc::dev_t))
+}
+
+impl State {
+    /// The backend's direct scan-out candidate this frame (`None`: no
+    /// surface covers the output): it gets the scan-out feedback, the
+    /// previous candidate the default one (see the module doc).
+    pub fn scanout_candidate(&mut self, surface: Option<&WlSurface>) {
+        let d = &mut self.linux_dmabuf;
+        let (Some(default), Some(scanout)) = (&d.default_feedback, &d.scanout_feedback) else {
+            return;
+        };
+        let previous = d.scanout_candidate.as_ref().and_then(|w| w.upgrade().ok());
+        if previous.as_ref() == surface {
+            return;
+        }
+        if let Some(previous) = &previous {
+            set_surface_feedback(previous, default);
+            debug!("dma-buf feedback: default again for the previous scan-out candidate");
+        }
+        if let Some(surface) = surface {
+            set_surface_feedback(surface, scanout);
+            d.stats.scanout_feedback += 1;
+            info!("dma-buf feedback: scan-out tranche for the surface that covers the output");
+        }
+        d.scanout_candidate = surface.map(|s| s.downgrade());
+    }
 }
 
 impl LinuxDmabufHandler for State {

@@ -121,6 +121,10 @@ pub struct DirectScanout {
     last: Option<Option<Composited>>,
     /// Dma-bufs the KMS device refused (each counted once).
     pub refused: u64,
+    /// The last frame's candidate: the topmost element when it covers the
+    /// output opaquely with a dma-buf, whether or not its buffer fits the
+    /// plane (its surface gets the scan-out feedback).
+    pub candidate: Option<Id>,
 }
 
 /// Whether a format may carry alpha (unknown formats are assumed to).
@@ -258,6 +262,7 @@ impl DirectScanout {
         elements: &[WaylandSurfaceRenderElement<VkRenderer>],
     ) -> Result<DirectFrame, Composited> {
         self.fbs.retain(|weak, _| weak.upgrade().is_some());
+        self.candidate = None;
         let top = elements.first().ok_or(Composited::NothingOnTop)?;
         let output = Rectangle::<i32, Physical>::from_size((out.size.0 as i32, out.size.1 as i32).into());
         let geometry = top.geometry(out.scale);
@@ -277,6 +282,7 @@ impl DirectScanout {
         if top.alpha() < 1.0 || (has_alpha(dmabuf.format().code) && !opaque_region) {
             return Err(Composited::NotOpaque);
         }
+        self.candidate = Some(top.id().clone());
         let takes = plane_takes(out.plane_formats, dmabuf.format()).ok_or(Composited::FormatNotOnPlane)?;
         let fb = self
             .framebuffer(out.drm, &dmabuf, takes)

@@ -50,7 +50,7 @@ use smithay::{
         drm::{DrmDevice, DrmDeviceFd, DrmEvent, DrmEventMetadata, DrmEventTime, DrmSurface, PlaneState},
         renderer::{
             damage::OutputDamageTracker,
-            element::{surface::WaylandSurfaceRenderElement, RenderElementStates},
+            element::{surface::WaylandSurfaceRenderElement, Id, RenderElementStates},
             Bind, ExportMem,
         },
         session::{libseat::LibSeatSession, Event as SessionEvent, Session},
@@ -65,6 +65,7 @@ use smithay::{
         input::Libinput,
         rustix::fs::OFlags,
         wayland_protocols::wp::presentation_time::server::wp_presentation_feedback,
+        wayland_server::protocol::wl_surface::WlSurface,
     },
     utils::{Clock, ClockSource, DeviceFd, Monotonic, Physical, Rectangle, Size, Time},
     wayland::presentation::Refresh,
@@ -702,7 +703,21 @@ fn next_frame(state: &mut State) {
             Ok(())
         }
     });
+    let candidate = b
+        .direct
+        .candidate
+        .clone()
+        .and_then(|id| toplevel_with_id(&state.space, &id));
+    state.scanout_candidate(candidate.as_ref());
     on_queue_result(state, queued);
+}
+
+/// The toplevel surface whose render element is `id`.
+fn toplevel_with_id(space: &Space<Window>, id: &Id) -> Option<WlSurface> {
+    space
+        .elements()
+        .filter_map(|w| w.toplevel().map(|t| t.wl_surface().clone()))
+        .find(|s| Id::from_wayland_resource(s) == *id)
 }
 
 /// Counts a frame that failed to render or queue; gives up after too many.

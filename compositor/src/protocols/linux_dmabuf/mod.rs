@@ -11,14 +11,16 @@
 //! * Clients binding 3 or lower get the format list at bind: `modifier`
 //!   events from version 3, `format` events before it (only for formats with
 //!   a LINEAR or implicit modifier, which is all such clients can make).
-//! * Surface feedback is the default feedback: one renderer, one set of
-//!   tranches. Feedback never changes while the compositor runs.
+//! * Surface feedback starts as the default feedback; the compositor may
+//!   give a surface another one ([`surface`]), which its feedback objects
+//!   are then sent.
 //!
 //! Buffers: see [`params`]. A created `wl_buffer` has the [`Dmabuf`] as its
 //! user data, which is what smithay's renderer glue looks for.
 
 mod feedback;
 mod params;
+mod surface;
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ use smithay::reexports::wayland_server::{
 
 pub use feedback::{Feedback, FeedbackError, Tranche, TrancheKind};
 pub use params::ParamsData;
+pub use surface::{set_surface_feedback, FeedbackData};
 
 /// The highest version offered (with feedback).
 pub const VERSION: u32 = 6;
@@ -47,7 +50,7 @@ pub const VERSION_WITHOUT_FEEDBACK: u32 = 3;
 pub struct Shared {
     /// Every format + modifier pair the renderer imports.
     formats: Vec<Format>,
-    feedback: Option<Feedback>,
+    feedback: Option<Arc<Feedback>>,
 }
 
 /// The global.
@@ -59,7 +62,7 @@ pub struct LinuxDmabufState {
 
 impl LinuxDmabufState {
     /// Creates the global: version 6 with `feedback`, version 3 without.
-    pub fn new<D>(dh: &DisplayHandle, formats: Vec<Format>, feedback: Option<Feedback>) -> LinuxDmabufState
+    pub fn new<D>(dh: &DisplayHandle, formats: Vec<Format>, feedback: Option<Arc<Feedback>>) -> LinuxDmabufState
     where
         D: GlobalDispatch<ZwpLinuxDmabufV1, Arc<Shared>> + 'static,
     {
@@ -149,7 +152,7 @@ impl<D> Dispatch<ZwpLinuxDmabufV1, Arc<Shared>, D> for LinuxDmabufState
 where
     D: Dispatch<ZwpLinuxDmabufV1, Arc<Shared>>
         + Dispatch<ZwpLinuxBufferParamsV1, ParamsData>
-        + Dispatch<ZwpLinuxDmabufFeedbackV1, ()>
+        + Dispatch<ZwpLinuxDmabufFeedbackV1, FeedbackData>
         + LinuxDmabufHandler,
 {
     fn request(
@@ -167,11 +170,17 @@ where
                 init.init(params_id, ParamsData::new(shared.clone()));
                 state.params_created(dh, client);
             }
-            Request::GetDefaultFeedback { id } | Request::GetSurfaceFeedback { id, .. } => {
-                let feedback = init.init(id, ());
-                // A global with feedback requests is always built with one.
-                if let Some(built) = &shared.feedback {
-                    built.send(&feedback);
+            // A global that takes feedback requests always has a feedback.
+            Request::GetDefaultFeedback { id } => {
+                let object = init.init(id, FeedbackData::default());
+                if let Some(default) = &shared.feedback {
+                    default.send(&object);
+                }
+            }
+            Request::GetSurfaceFeedback { id, surface } => {
+                let object = init.init(id, FeedbackData::for_surface(&surface));
+                if let Some(default) = &shared.feedback {
+                    surface::add_object(&surface, object, default);
                 }
             }
             _ => {}
@@ -179,20 +188,24 @@ where
     }
 }
 
-/// Feedback objects only take `destroy`.
-impl<D> Dispatch<ZwpLinuxDmabufFeedbackV1, (), D> for LinuxDmabufState
+/// Feedback objects only take `destroy`; a surface's forgets them then.
+impl<D> Dispatch<ZwpLinuxDmabufFeedbackV1, FeedbackData, D> for LinuxDmabufState
 where
-    D: Dispatch<ZwpLinuxDmabufFeedbackV1, ()>,
+    D: Dispatch<ZwpLinuxDmabufFeedbackV1, FeedbackData>,
 {
     fn request(
         _state: &mut D,
         _client: &Client,
         _resource: &ZwpLinuxDmabufFeedbackV1,
         _request: zwp_linux_dmabuf_feedback_v1::Request,
-        _data: &(),
+        _data: &FeedbackData,
         _dh: &DisplayHandle,
         _init: &mut DataInit<'_, D>,
     ) {
+    }
+
+    fn destroyed(_state: &mut D, _client: ClientId, object: &ZwpLinuxDmabufFeedbackV1, data: &FeedbackData) {
+        surface::remove_object(data, object);
     }
 }
 
@@ -234,7 +247,8 @@ macro_rules! delegate_linux_dmabuf {
                 $crate::protocols::linux_dmabuf::ParamsData
         ] => $crate::protocols::linux_dmabuf::LinuxDmabufState);
         smithay::reexports::wayland_server::delegate_dispatch!($ty: [
-            smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1: ()
+            smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1:
+                $crate::protocols::linux_dmabuf::FeedbackData
         ] => $crate::protocols::linux_dmabuf::LinuxDmabufState);
         smithay::reexports::wayland_server::delegate_dispatch!($ty: [
             smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer:

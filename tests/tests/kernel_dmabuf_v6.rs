@@ -1,8 +1,9 @@
 //! Kernel VM tier: linux-dmabuf version 6 with a real DRM node. Lavapipe
 //! reports no DRM node of its own, so the compositor names the first render
-//! node (a CPU renderer maps a dma-buf from any device); a client reads
-//! that from the sampling tranche, and a buffer from another device (a vgem
-//! dumb buffer, with vgem named as its sampling device) is still shown.
+//! node (a CPU renderer maps a dma-buf from any device); `wayland-info` and
+//! a version 6 client read it from the feedback, and a buffer from another
+//! device (a vgem dumb buffer, with vgem named as its sampling device) is
+//! still shown.
 //!
 //! Ignored on the host (no /dev/dri); `scripts/vm/test.sh` runs it in the
 //! VM with `--include-ignored`.
@@ -41,6 +42,39 @@ fn first_render_node() -> Result<PathBuf> {
     nodes.into_iter().next().context("no render node in /dev/dri")
 }
 
+/// A third-party client's view: Debian's `wayland-info` lists the version
+/// 6 global and (it binds version 4) the node as main device and tranche
+/// target, by path where libdrm resolves it, else as a number.
+fn wayland_info_lists_the_node(comp: &Compositor, node: &std::path::Path) -> Result<()> {
+    let socket = comp.socket_path();
+    let out = std::process::Command::new("wayland-info")
+        .env("XDG_RUNTIME_DIR", socket.parent().context("socket dir")?)
+        .env("WAYLAND_DISPLAY", socket.file_name().context("socket name")?)
+        .output()
+        .context("wayland-info runs (wayland-utils)")?;
+    ensure!(
+        out.status.success(),
+        "wayland-info failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let section = text
+        .split("interface: ")
+        .find(|s| s.starts_with("'zwp_linux_dmabuf_v1'"))
+        .with_context(|| format!("no zwp_linux_dmabuf_v1 in:\n{text}"))?;
+    ensure!(section.contains("version:  6"), "not the version 6 global:\n{section}");
+    let rdev = rustix::fs::stat(node)?.st_rdev;
+    let names = [format!("0x{rdev:X}"), node.display().to_string()];
+    for what in ["main device: ", "target device: "] {
+        ensure!(
+            names.iter().any(|n| section.contains(&format!("{what}{n}"))),
+            "wayland-info does not name {} as {what}:\n{section}",
+            node.display()
+        );
+    }
+    Ok(())
+}
+
 #[test]
 #[ignore = "kernel VM tier: needs a DRM render node and the vgem module (run scripts/vm/test.sh)"]
 fn version_6_names_the_render_node_and_shows_a_buffer_from_vgem() -> Result<()> {
@@ -55,11 +89,12 @@ fn version_6_names_the_render_node_and_shows_a_buffer_from_vgem() -> Result<()> 
         stats.clone().into(),
     ];
     let mut comp = Compositor::spawn(&args)?;
+    let node = first_render_node()?;
+    wayland_info_lists_the_node(&comp, &node)?;
     let mut client = comp.connect()?;
     let dmabuf = dmabuf_feedback::bind(&mut client, 6)?;
     let feedback = dmabuf_feedback::feedback(&mut client, &dmabuf, None)?;
     ensure!(feedback.main_device.is_none(), "main_device sent to a version 6 client");
-    let node = first_render_node()?;
     let advertised = rdev_bytes(&node)?;
     let sampling: Vec<_> = feedback
         .tranches

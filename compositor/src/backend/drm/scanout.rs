@@ -373,9 +373,13 @@ pub fn copy_into(dmabuf: &Dmabuf, src: &[u8]) -> anyhow::Result<()> {
     })
 }
 
-/// Reads the scan-out buffer as RGBA8 (what the display engine shows; X is
-/// written as opaque). Blocking (SYNC): exit-time screenshots only.
+/// Reads a scanned-out buffer (ours, or a client's shown directly: LINEAR,
+/// 32-bit RGB in either byte order) as RGBA8, what the display engine
+/// shows (X and A written as opaque). Blocking (SYNC): exit-time
+/// screenshots only.
 pub fn read_rgba(dmabuf: &Dmabuf) -> anyhow::Result<RgbaImage> {
+    // Little-endian XRGB/ARGB store B, G, R, X; XBGR/ABGR store R, G, B, X.
+    let bgr = !matches!(dmabuf.format().code, Fourcc::Xbgr8888 | Fourcc::Abgr8888);
     let map = Mapped::new(dmabuf, false)?;
     let (w, h) = (dmabuf.width(), dmabuf.height());
     let mut pixels = vec![0u8; w as usize * h as usize * 4];
@@ -384,9 +388,13 @@ pub fn read_rgba(dmabuf: &Dmabuf) -> anyhow::Result<RgbaImage> {
             // SAFETY: within the mapping (checked in Mapped::new).
             let row = unsafe { std::slice::from_raw_parts(ptr.add(map.offset + y * map.stride), w as usize * 4) };
             for (x, px) in row.chunks_exact(4).enumerate() {
-                // XRGB8888 little-endian: bytes B, G, R, X.
                 let o = (y * w as usize + x) * 4;
-                pixels[o..o + 4].copy_from_slice(&[px[2], px[1], px[0], 0xff]);
+                let rgb = if bgr {
+                    [px[2], px[1], px[0]]
+                } else {
+                    [px[0], px[1], px[2]]
+                };
+                pixels[o..o + 4].copy_from_slice(&[rgb[0], rgb[1], rgb[2], 0xff]);
             }
         }
     })?;
@@ -395,4 +403,30 @@ pub fn read_rgba(dmabuf: &Dmabuf) -> anyhow::Result<RgbaImage> {
         height: h,
         pixels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smithay::backend::allocator::dmabuf::DmabufFlags;
+
+    /// A 2×1 LINEAR buffer in `code` holding `bytes`, in a memfd.
+    fn buffer(code: Fourcc, bytes: &[u8; 8]) -> Dmabuf {
+        use std::io::Write;
+        let fd = rustix::fs::memfd_create("pixels", rustix::fs::MemfdFlags::CLOEXEC).expect("memfd");
+        let mut file = std::fs::File::from(fd);
+        file.write_all(bytes).expect("write");
+        let mut builder = Dmabuf::builder((2, 1), code, Modifier::Linear, DmabufFlags::empty());
+        builder.add_plane(file.into(), 0, 0, 8);
+        builder.build().expect("dma-buf")
+    }
+
+    #[test]
+    fn screenshots_read_both_byte_orders() {
+        let bytes = [1, 2, 3, 0, 4, 5, 6, 0];
+        let xrgb = read_rgba(&buffer(Fourcc::Xrgb8888, &bytes)).expect("xrgb");
+        assert_eq!(xrgb.pixels, [3, 2, 1, 255, 6, 5, 4, 255]);
+        let xbgr = read_rgba(&buffer(Fourcc::Xbgr8888, &bytes)).expect("xbgr");
+        assert_eq!(xbgr.pixels, [1, 2, 3, 255, 4, 5, 6, 255]);
+    }
 }

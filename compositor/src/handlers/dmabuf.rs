@@ -145,7 +145,7 @@ pub fn create_global(
                     .map_err(|e| anyhow::anyhow!("building dma-buf feedback: {e}"))
             };
             let scanout = match scanout {
-                Some((card, plane)) => {
+                Some((card, plane)) if formats.iter().any(|f| plane.contains(f)) => {
                     let both: Vec<_> = formats.iter().filter(|f| plane.contains(f)).copied().collect();
                     info!(
                         card,
@@ -158,6 +158,13 @@ pub fn create_global(
                         formats: both,
                     };
                     Some(build(&[first, sampling.clone()])?)
+                }
+                Some((card, _)) => {
+                    info!(
+                        card,
+                        "dma-buf feedback: the primary plane takes none of our pairs; no scan-out tranche"
+                    );
+                    None
                 }
                 None => None,
             };

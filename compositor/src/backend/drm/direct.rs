@@ -11,6 +11,9 @@
 //!   surface at the output's resolution and scale 1),
 //! * is opaque: fully (alpha 1), and its format has no alpha channel or its
 //!   opaque region covers it,
+//! * is RGB (a YUV buffer's colour representation is the renderer's to
+//!   apply; a plane would use the driver's default encoding and range) and
+//!   not y-inverted,
 //! * has a format + modifier the primary plane lists (`IN_FORMATS`), or is
 //!   LINEAR where the plane lists the format with the implicit modifier only
 //!   (a driver without modifier support, such as virtio-gpu: its implicit
@@ -19,7 +22,8 @@
 //! * can be imported by the KMS device (PRIME fd to handle, then a
 //!   framebuffer), tried once per dma-buf: a refusal is remembered, counted
 //!   and logged once, and that buffer is composited for as long as it lives,
-//! * and passes an atomic test commit.
+//! * and passes an atomic test commit. (If the real flip fails anyway, the
+//!   buffer is remembered as refused and the frame composited instead.)
 //!
 //! Anything else is composited as before. No frame is direct before the
 //! first modeset (that commit composites).
@@ -105,6 +109,8 @@ pub enum Composited {
     NotCovering,
     NotOpaque,
     NotDmabuf,
+    YInverted,
+    NotRgb,
     FormatNotOnPlane,
     KmsRefused,
     TestCommitRefused,
@@ -125,6 +131,11 @@ pub struct DirectScanout {
     /// output opaquely with a dma-buf, whether or not its buffer fits the
     /// plane (its surface gets the scan-out feedback).
     pub candidate: Option<Id>,
+}
+
+/// Whether the format is one of the renderer's RGB formats.
+pub fn is_rgb(format: DrmFourcc) -> bool {
+    importer::format::format_info_raw(format as u32).is_some_and(|f| !f.yuv)
 }
 
 /// Whether a format may carry alpha (unknown formats are assumed to).
@@ -157,11 +168,12 @@ pub fn plane_takes(plane: &FormatSet, format: Format) -> Option<PlaneTakes> {
     }
 }
 
-/// The pairs the plane scans out as clients name them: its own, and LINEAR
-/// for every format it lists with the implicit modifier.
+/// The pairs the plane scans out as clients name them: its own RGB ones,
+/// and LINEAR for every RGB format it lists with the implicit modifier.
 pub fn scanout_pairs(plane: &FormatSet) -> FormatSet {
     plane
         .iter()
+        .filter(|f| is_rgb(f.code))
         .flat_map(|f| {
             let linear = (f.modifier == DrmModifier::Invalid).then_some(Format {
                 code: f.code,
@@ -278,6 +290,12 @@ impl DirectScanout {
             return Err(Composited::NotDmabuf);
         };
         let dmabuf = get_dmabuf(buffer).map_err(|_| Composited::NotDmabuf)?.clone();
+        if dmabuf.y_inverted() {
+            return Err(Composited::YInverted);
+        }
+        if !is_rgb(dmabuf.format().code) {
+            return Err(Composited::NotRgb);
+        }
         let opaque_region = top.opaque_regions(out.scale).iter().any(|r| r.contains_rect(output));
         if top.alpha() < 1.0 || (has_alpha(dmabuf.format().code) && !opaque_region) {
             return Err(Composited::NotOpaque);
@@ -325,6 +343,14 @@ impl DirectScanout {
         };
         self.fbs.insert(dmabuf.weak(), entry.clone());
         entry
+    }
+
+    /// Remembers `dmabuf` as one the card will not scan out (its flip
+    /// failed after the test commit passed): composited from now on.
+    pub fn refuse(&mut self, dmabuf: &Dmabuf) {
+        if self.fbs.insert(dmabuf.weak(), None).is_some_and(|fb| fb.is_some()) {
+            self.refused += 1;
+        }
     }
 
     /// Logs a change between direct and composited frames. Returns whether

@@ -172,6 +172,9 @@ pub struct DrmBackend {
     last_back: Option<usize>,
     /// Client framebuffers for direct scan-out, and the last frame's kind.
     direct: direct::DirectScanout,
+    /// A flip queued when the session paused: it may have completed, so
+    /// what it shows stays held until the first flip after activation.
+    held_over_pause: Option<Shown>,
     /// Element states of the queued frame, for presentation feedback.
     pending_states: Option<RenderElementStates>,
     /// A rendered frame whose GPU work is not done yet (see the module doc).
@@ -370,7 +373,12 @@ impl DrmBackend {
             }
             Source::Direct(client) => {
                 let fence = client.in_fence.as_ref().map(|f| f.as_fd());
-                self.commit(direct::plane_state(&self.surface, client.fb(), w, h, fence))?;
+                let plane = direct::plane_state(&self.surface, client.fb(), w, h, fence);
+                if let Err(err) = self.commit(plane) {
+                    // The retry composites: this buffer is not tried again.
+                    self.direct.refuse(&client.dmabuf);
+                    return Err(err.context("flipping to a client buffer"));
+                }
                 Shown::Client(client)
             }
         };
@@ -543,6 +551,7 @@ pub fn create(
         pending: None,
         last_back: None,
         direct: Default::default(),
+        held_over_pause: None,
         pending_states: None,
         rendered: None,
         needs_modeset: true,
@@ -617,8 +626,10 @@ fn on_page_flip(state: &mut State, metadata: Option<&DrmEventMetadata>) {
         Shown::Composited(_) => b.stats.composited_frames += 1,
         Shown::Client(_) => b.stats.direct_scanout_frames += 1,
     }
-    // The buffer shown until now (a client's: released here) is replaced.
+    // The buffer shown until now (a client's: released here) is replaced,
+    // and so is whatever a flip queued before a session pause showed.
     b.front = Some(shown);
+    b.held_over_pause = None;
     b.frames += 1;
     b.stats.page_flips += 1;
     let frame = b.frames;
@@ -804,8 +815,9 @@ fn on_session_event(state: &mut State, event: SessionEvent) {
                 li.suspend();
             }
             b.drm.pause();
-            // A flip queued before the switch may never complete.
-            b.pending = None;
+            // A flip queued before the switch may never complete, or may
+            // have: keep its buffer until a later flip replaces it.
+            b.held_over_pause = b.pending.take();
             b.pending_states = None;
         }
         SessionEvent::ActivateSession => {

@@ -378,9 +378,22 @@ pub fn copy_into(dmabuf: &Dmabuf, src: &[u8]) -> anyhow::Result<()> {
 /// shows (X and A written as opaque). Blocking (SYNC): exit-time
 /// screenshots only.
 pub fn read_rgba(dmabuf: &Dmabuf) -> anyhow::Result<RgbaImage> {
+    let code = dmabuf.format().code;
+    anyhow::ensure!(
+        matches!(
+            code,
+            Fourcc::Xrgb8888 | Fourcc::Argb8888 | Fourcc::Xbgr8888 | Fourcc::Abgr8888
+        ),
+        "cannot read {code:?} as 32-bit RGB"
+    );
     // Little-endian XRGB/ARGB store B, G, R, X; XBGR/ABGR store R, G, B, X.
-    let bgr = !matches!(dmabuf.format().code, Fourcc::Xbgr8888 | Fourcc::Abgr8888);
+    let bgr = !matches!(code, Fourcc::Xbgr8888 | Fourcc::Abgr8888);
     let map = Mapped::new(dmabuf, false)?;
+    anyhow::ensure!(
+        map.stride >= dmabuf.width() as usize * 4,
+        "stride {} is shorter than a row",
+        map.stride
+    );
     let (w, h) = (dmabuf.width(), dmabuf.height());
     let mut pixels = vec![0u8; w as usize * h as usize * 4];
     map.access(importer::sync::SyncDir::Read, |ptr| {

@@ -280,24 +280,34 @@ where
                 height,
                 format,
                 flags,
-            } => pending
-                .build(&data.shared, width, height, format, flags.into())
-                .map(|(dmabuf, device)| {
-                    drop(pending);
-                    create(state, dh, client, params, dmabuf, device);
-                }),
+            } => create_either(
+                state,
+                dh,
+                client,
+                params,
+                data,
+                pending,
+                None,
+                (width, height, format, flags.into()),
+                init,
+            ),
             Request::CreateImmed {
                 buffer_id,
                 width,
                 height,
                 format,
                 flags,
-            } => pending
-                .build(&data.shared, width, height, format, flags.into())
-                .map(|(dmabuf, device)| {
-                    drop(pending);
-                    create_immed(state, dh, client, params, buffer_id, dmabuf, device, init);
-                }),
+            } => create_either(
+                state,
+                dh,
+                client,
+                params,
+                data,
+                pending,
+                Some(buffer_id),
+                (width, height, format, flags.into()),
+                init,
+            ),
             _ => Ok(()),
         };
         if let Err((error, message)) = outcome {
@@ -308,6 +318,32 @@ where
     fn destroyed(state: &mut D, client: ClientId, _params: &ZwpLinuxBufferParamsV1, _data: &ParamsData) {
         state.params_destroyed(&client);
     }
+}
+
+/// `create` (`buffer_id` `None`) or `create_immed`: the checks, then the
+/// import with the lock on the pending state released.
+#[allow(clippy::too_many_arguments)]
+fn create_either<D>(
+    state: &mut D,
+    dh: &DisplayHandle,
+    client: &Client,
+    params: &ZwpLinuxBufferParamsV1,
+    data: &ParamsData,
+    mut pending: std::sync::MutexGuard<'_, Pending>,
+    buffer_id: Option<New<WlBuffer>>,
+    (width, height, format, flags): (i32, i32, u32, u32),
+    init: &mut DataInit<'_, D>,
+) -> Result<(), Refusal>
+where
+    D: Dispatch<WlBuffer, Dmabuf> + LinuxDmabufHandler,
+{
+    let (dmabuf, device) = pending.build(&data.shared, width, height, format, flags)?;
+    drop(pending);
+    match buffer_id {
+        None => create(state, dh, client, params, dmabuf, device),
+        Some(id) => create_immed(state, dh, client, params, id, dmabuf, device, init),
+    }
+    Ok(())
 }
 
 /// `create`: `created` with a new wl_buffer, or `failed`.

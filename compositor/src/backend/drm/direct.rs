@@ -20,10 +20,11 @@
 //!   layout for such buffers is linear, and the framebuffer is added
 //!   without a modifier),
 //! * can be imported by the KMS device (PRIME fd to handle, then a
-//!   framebuffer), tried once per dma-buf: a refusal is remembered, counted
-//!   and logged once, and that buffer is composited for as long as it lives,
-//! * and passes an atomic test commit. (If the real flip fails anyway, the
-//!   buffer is remembered as refused and the frame composited instead.)
+//!   framebuffer) and passes an atomic test commit on the plane, both tried
+//!   once per dma-buf: a refusal is remembered, counted and logged once, and
+//!   that buffer is composited for as long as it lives. (If a real flip
+//!   fails anyway, the buffer is remembered as refused the same way and the
+//!   frame composited instead.)
 //!
 //! Anything else is composited as before. No frame is direct before the
 //! first modeset (that commit composites).
@@ -92,7 +93,8 @@ pub struct DirectFrame {
     pub held: HeldBuffer,
     /// Its pending writes, for `IN_FENCE_FD`.
     pub in_fence: Option<importer::sync::SyncFile>,
-    /// The element scanned out, for presentation feedback.
+    /// The element scanned out, for presentation feedback (taken by the
+    /// frame that queues it).
     pub states: RenderElementStates,
 }
 
@@ -114,15 +116,16 @@ pub enum Composited {
     FormatNotOnPlane,
     KmsRefused,
     TestCommitRefused,
+    FlipFailed,
     Modeset,
 }
 
 /// The framebuffer cache and what the last frame was.
 #[derive(Debug, Default)]
 pub struct DirectScanout {
-    /// One entry per client dma-buf tried: its framebuffer, or `None` when
-    /// the KMS device refused it.
-    fbs: HashMap<WeakDmabuf, Option<Rc<ClientFb>>>,
+    /// One entry per client dma-buf tried: its framebuffer, tested on the
+    /// plane, or why the card refused it.
+    fbs: HashMap<WeakDmabuf, Result<Rc<ClientFb>, Composited>>,
     /// `None` while frames are direct; the reason while composited.
     last: Option<Option<Composited>>,
     /// Dma-bufs the KMS device refused (each counted once).
@@ -302,14 +305,7 @@ impl DirectScanout {
         }
         self.candidate = Some(top.id().clone());
         let takes = plane_takes(out.plane_formats, dmabuf.format()).ok_or(Composited::FormatNotOnPlane)?;
-        let fb = self
-            .framebuffer(out.drm, &dmabuf, takes)
-            .ok_or(Composited::KmsRefused)?;
-        let probe = plane_state(out.surface, fb.fb, output.size.w as u32, output.size.h as u32, None);
-        if let Err(err) = out.surface.test_state([probe], false) {
-            tracing::debug!("test commit refused a client framebuffer: {err}");
-            return Err(Composited::TestCommitRefused);
-        }
+        let fb = self.framebuffer(out, &dmabuf, takes)?;
         let in_fence = importer::sync::implicit::pending_writes(first_plane(&dmabuf))
             .ok()
             .flatten();
@@ -323,24 +319,37 @@ impl DirectScanout {
         })
     }
 
-    /// The framebuffer for `dmabuf`, made on first use; `None` when the KMS
-    /// device refused it (then and every time after).
-    fn framebuffer(&mut self, drm: &DrmDeviceFd, dmabuf: &Dmabuf, takes: PlaneTakes) -> Option<Rc<ClientFb>> {
+    /// The framebuffer for `dmabuf`, made and tested on the plane on first
+    /// use; the refusal, then and every time after, when the card would not
+    /// take it.
+    fn framebuffer(
+        &mut self,
+        out: &Output<'_>,
+        dmabuf: &Dmabuf,
+        takes: PlaneTakes,
+    ) -> Result<Rc<ClientFb>, Composited> {
         if let Some(entry) = self.fbs.get(&dmabuf.weak()) {
             return entry.clone();
         }
-        let entry = match import(drm, dmabuf, takes) {
-            Ok(fb) => Some(Rc::new(fb)),
-            Err(err) => {
+        let entry = import(out.drm, dmabuf, takes)
+            .map_err(|err| (Composited::KmsRefused, err.to_string()))
+            .and_then(|fb| {
+                let probe = plane_state(out.surface, fb.fb, out.size.0, out.size.1, None);
+                match out.surface.test_state([probe], false) {
+                    Ok(()) => Ok(Rc::new(fb)),
+                    Err(err) => Err((Composited::TestCommitRefused, err.to_string())),
+                }
+            })
+            .map_err(|(reason, err)| {
                 self.refused += 1;
                 info!(
                     format = ?dmabuf.format(),
                     size = ?dmabuf.size(),
-                    "the KMS device cannot scan this buffer out ({err}); it is composited"
+                    ?reason,
+                    "the card cannot scan this buffer out ({err}); it is composited"
                 );
-                None
-            }
-        };
+                reason
+            });
         self.fbs.insert(dmabuf.weak(), entry.clone());
         entry
     }
@@ -348,7 +357,8 @@ impl DirectScanout {
     /// Remembers `dmabuf` as one the card will not scan out (its flip
     /// failed after the test commit passed): composited from now on.
     pub fn refuse(&mut self, dmabuf: &Dmabuf) {
-        if self.fbs.insert(dmabuf.weak(), None).is_some_and(|fb| fb.is_some()) {
+        let before = self.fbs.insert(dmabuf.weak(), Err(Composited::FlipFailed));
+        if before.is_some_and(|fb| fb.is_ok()) {
             self.refused += 1;
         }
     }

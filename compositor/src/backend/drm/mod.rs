@@ -235,10 +235,10 @@ impl DrmBackend {
             self.direct.choose(&mut self.renderer, &self.releases, &out, elements)
         };
         match chosen {
-            Ok(frame) => {
+            Ok(mut frame) => {
                 self.direct.note(None);
                 Some(RenderedFrame {
-                    states: frame.states.clone(),
+                    states: std::mem::take(&mut frame.states),
                     fence: None,
                     source: Source::Direct(Box::new(frame)),
                 })

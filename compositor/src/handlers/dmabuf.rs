@@ -40,7 +40,6 @@
 //! sample fails `create`/`create_immed` instead of breaking a later frame.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -209,15 +208,7 @@ fn sampling_device(renderer: &VkRenderer) -> Option<(libc::dev_t, &'static str)>
 
 /// The device number of the first `/dev/dri/renderD*` by name.
 fn first_render_node() -> Option<libc::dev_t> {
-    let mut nodes: Vec<PathBuf> = std::fs::read_dir("/dev/dri")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("renderD"))
-        })
-        .collect();
-    nodes.sort();
+    let nodes = importer::sync::RenderNode::paths().ok()?;
     nodes
         .iter()
         .find_map(|p| rustix::fs::stat(p).ok().map(|st| st.st_rdev as libc::dev_t))

@@ -66,8 +66,8 @@ impl RenderNode {
         Ok(RenderNode { fd, path })
     }
 
-    /// The first `/dev/dri/renderD*` whose syncobj caps satisfy `want`.
-    pub fn find(want: impl Fn(&SyncobjCaps) -> bool) -> io::Result<RenderNode> {
+    /// Every `/dev/dri/renderD*`, by name.
+    pub fn paths() -> io::Result<Vec<PathBuf>> {
         let mut nodes: Vec<PathBuf> = std::fs::read_dir("/dev/dri")?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
@@ -77,8 +77,13 @@ impl RenderNode {
             })
             .collect();
         nodes.sort();
+        Ok(nodes)
+    }
+
+    /// The first `/dev/dri/renderD*` whose syncobj caps satisfy `want`.
+    pub fn find(want: impl Fn(&SyncobjCaps) -> bool) -> io::Result<RenderNode> {
         let mut seen = Vec::new();
-        for path in nodes {
+        for path in RenderNode::paths()? {
             match RenderNode::open(&path) {
                 Ok(node) => {
                     let caps = node.probe();

@@ -225,6 +225,8 @@ impl PlanarBuffer for Planes<'_> {
 
 /// PRIME-imports every plane of `dmabuf` into `drm` and adds a framebuffer.
 /// The GEM handles are closed again: the framebuffer keeps the buffer.
+/// Locks: none; the buffer's reservation is not taken (the ioctls do not
+/// touch its pixels or fences, and none of them blocks).
 fn import(drm: &DrmDeviceFd, dmabuf: &Dmabuf, takes: PlaneTakes) -> std::io::Result<ClientFb> {
     let mut handles = [None; 4];
     let mut result = Ok(());
@@ -269,6 +271,9 @@ pub struct Output<'a> {
 
 impl DirectScanout {
     /// The direct frame for `elements` (topmost first), or why not.
+    /// Locks: none; the buffer's reservation is not taken. Its fences are
+    /// exported without waiting (`EXPORT_SYNC_FILE`), and the test commit
+    /// is made at most once per buffer (see `framebuffer`).
     pub fn choose(
         &mut self,
         renderer: &mut VkRenderer,

@@ -5,8 +5,8 @@
 //! command template, `exec`-ing it so its pid is the compositor's), wait
 //! until its socket takes a connection, start `bench-client`, and between
 //! the client's `MEASURE` line and its result line read the CPU time of the
-//! compositor process and its descendants (`/proc/<pid>/stat` utime + stime:
-//! every thread, so a software rasterizer's threads count too). Reported per
+//! compositor process and its descendants (each process's CPU-time clock, in
+//! nanoseconds: every thread, so a software rasterizer's threads count too). Reported per
 //! scenario: CPU per presented frame, presented frames per second,
 //! commit-to-present latency (median, p99) and resident memory (VmHWM), as
 //! the median of the runs with min and max, and the ratio of the first
@@ -103,23 +103,37 @@ fn parse_compositor(v: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), cmd.to_owned()))
 }
 
-/// CPU time (utime + stime, in clock ticks) of `pid` and its descendants.
-fn cpu_ticks(pid: u32) -> Result<u64> {
+/// CPU time in nanoseconds of `pid` and its descendants, every thread,
+/// the ones that already exited included: each process's CPU-time clock
+/// (`clock_getcpuclockid`), which the kernel keeps in nanoseconds. The
+/// clock-tick figures of `/proc/<pid>/stat` would move in 10 ms steps, a
+/// few hundredths of a millisecond per frame over a run.
+fn cpu_ns(pid: u32) -> Result<u64> {
     let mut total = 0;
     let mut stack = vec![pid];
     let children = parent_map()?;
     while let Some(p) = stack.pop() {
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
-            // Fields after the parenthesised command name; utime and stime
-            // are fields 14 and 15 of the whole line.
-            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            total += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            total += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // A descendant may exit between the listing and the read: skipped.
+        if let Some(ns) = process_cpu_ns(p) {
+            total += ns;
         }
         stack.extend(children.get(&p).into_iter().flatten());
     }
     Ok(total)
+}
+
+/// One process's CPU time, all its threads, in nanoseconds.
+fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    let mut clock: libc::clockid_t = 0;
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: plain libc calls with valid out-pointers.
+    unsafe {
+        if libc::clock_getcpuclockid(pid, &mut clock) != 0 || libc::clock_gettime(clock, &mut ts) != 0 {
+            return None;
+        }
+    }
+    Some(u64::try_from(ts.tv_sec).ok()? * 1_000_000_000 + u64::try_from(ts.tv_nsec).ok()?)
 }
 
 /// pid → child pids, for every process.
@@ -160,11 +174,6 @@ fn status_kib(pid: u32, key: &str) -> Result<u64> {
         stack.extend(children.get(&p).into_iter().flatten());
     }
     Ok(total)
-}
-
-fn ticks_per_second() -> f64 {
-    // SAFETY: sysconf with a valid name.
-    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
 }
 
 /// One run's figures.
@@ -263,23 +272,23 @@ fn run_once(args: &Args, template: &str, scenario: &Scenario, log: &Path) -> Res
         for line in out.lines() {
             let line = line?;
             if line == "MEASURE" {
-                c0 = cpu_ticks(pid)?;
+                c0 = cpu_ns(pid)?;
                 t0 = Some(Instant::now());
             } else if line.starts_with('{') {
-                let c1 = cpu_ticks(pid)?;
+                let c1 = cpu_ns(pid)?;
                 private_kib = status_kib(pid, "RssAnon")?;
                 let json: serde_json::Value = serde_json::from_str(&line)?;
                 result = Some((c1 - c0, t0.context("no MEASURE line")?.elapsed(), json));
             }
         }
         let status = client.wait()?;
-        let (ticks, _wall, json) = result.with_context(|| format!("bench-client gave no result ({status})"))?;
+        let (ns, _wall, json) = result.with_context(|| format!("bench-client gave no result ({status})"))?;
         let presented = json["presented"].as_f64().unwrap_or(0.0);
         if presented == 0.0 {
             bail!("no frame was presented");
         }
         Ok(Run {
-            cpu_ms_per_frame: ticks as f64 / ticks_per_second() * 1e3 / presented,
+            cpu_ms_per_frame: ns as f64 / 1e6 / presented,
             fps: json["fps"].as_f64().unwrap_or(0.0),
             latency_median_ms: json["latency_ms"]["median"].as_f64().unwrap_or(f64::NAN),
             latency_p99_ms: json["latency_ms"]["p99"].as_f64().unwrap_or(f64::NAN),

@@ -11,7 +11,6 @@ use smithay::{
     backend::{
         allocator::Fourcc,
         renderer::{
-            damage::OutputDamageTracker,
             element::{surface::WaylandSurfaceRenderElement, RenderElementStates},
             Bind, Offscreen,
         },
@@ -32,7 +31,10 @@ use tracing::{debug, error, info, warn};
 
 use super::Backend;
 use crate::{
-    render::{VkRenderer, VkTarget},
+    render::{
+        damage::{DamageTracker, OutputMode},
+        VkRenderer, VkTarget,
+    },
     screenshot::RgbaImage,
     state::State,
 };
@@ -58,7 +60,7 @@ pub struct HeadlessBackend {
     pub renderer: VkRenderer,
     pub output: Output,
     target: VkTarget,
-    damage_tracker: OutputDamageTracker,
+    damage_tracker: DamageTracker,
     clock: Clock<Monotonic>,
     frame_interval: Duration,
     size: Size<i32, Physical>,
@@ -78,7 +80,7 @@ impl HeadlessBackend {
         )
         .map_err(|e| anyhow::anyhow!("creating the {}x{} offscreen target: {e}", size.w, size.h))?;
 
-        let (output, damage_tracker) = super::new_output(
+        let output = super::new_output(
             "HEADLESS-1".into(),
             "headless",
             (0, 0),
@@ -91,7 +93,7 @@ impl HeadlessBackend {
             renderer,
             output,
             target,
-            damage_tracker,
+            damage_tracker: DamageTracker::default(),
             clock: Clock::new(),
             frame_interval: Duration::from_secs(1) / opts.refresh_hz,
             size,
@@ -122,6 +124,7 @@ impl HeadlessBackend {
         let elements: Vec<WaylandSurfaceRenderElement<VkRenderer>> =
             space.render_elements_for_region(&mut self.renderer, &region, scale, 1.0);
         let age = if self.frames == 0 { 0 } else { 1 };
+        let mode = OutputMode::of(&self.output).context("the output has no mode")?;
 
         let mut framebuffer = self
             .renderer
@@ -129,8 +132,15 @@ impl HeadlessBackend {
             .map_err(|e| anyhow::anyhow!("binding the offscreen target: {e}"))?;
         let result = self
             .damage_tracker
-            .render_output(&mut self.renderer, &mut framebuffer, age, &elements, CLEAR_COLOR)
-            .map_err(|e| anyhow::anyhow!("rendering the output: {e:?}"))?;
+            .render_output(
+                &mut self.renderer,
+                &mut framebuffer,
+                age,
+                &elements,
+                mode,
+                CLEAR_COLOR.into(),
+            )
+            .map_err(|e| anyhow::anyhow!("rendering the output: {e}"))?;
         // Keep sampled buffers until the GPU is done (or release early).
         self.releases.track_frame(&mut self.renderer, &elements, &result.sync);
         Ok(result.states)

@@ -33,7 +33,7 @@ pub use drm::DrmBackend;
 pub use headless::HeadlessBackend;
 
 /// A wl_output with one mode (`refresh_hz`), normal transform, integer
-/// `scale`, at the origin of the global space, and its damage tracker.
+/// `scale`, at the origin of the global space.
 pub fn new_output(
     name: String,
     model: &str,
@@ -41,7 +41,7 @@ pub fn new_output(
     size: smithay::utils::Size<i32, smithay::utils::Physical>,
     refresh_hz: u32,
     scale: i32,
-) -> (Output, smithay::backend::renderer::damage::OutputDamageTracker) {
+) -> Output {
     use smithay::output::{Mode, PhysicalProperties, Scale, Subpixel};
     let output = Output::new(
         name,
@@ -63,8 +63,7 @@ pub fn new_output(
         Some((0, 0).into()),
     );
     output.set_preferred(mode);
-    let damage_tracker = smithay::backend::renderer::damage::OutputDamageTracker::from_output(&output);
-    (output, damage_tracker)
+    output
 }
 
 /// The running backend (one per process, so the headless variant's size does not matter).

@@ -21,14 +21,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use compositor::render::damage::{DamageTracker, OutputMode};
 use compositor::render::{RendererOptions, VkRenderer};
 use smithay::backend::allocator::dmabuf::{Dmabuf, DmabufFlags};
 use smithay::backend::allocator::{Fourcc, Modifier};
-use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::element::texture::{TextureBuffer, TextureRenderElement};
 use smithay::backend::renderer::element::Kind;
 use smithay::backend::renderer::{Bind, Color32F, ImportDma, Offscreen, Renderer};
-use smithay::utils::{Size, Transform};
+use smithay::utils::{Physical, Size, Transform};
 
 #[derive(Parser)]
 struct Args {
@@ -64,6 +64,15 @@ fn dmabuf(fd: &OwnedFd, size: u32, stride: u32) -> Result<Dmabuf> {
     );
     b.add_plane(fd.as_fd().try_clone_to_owned()?, 0, 0, stride);
     b.build().context("building the dmabuf")
+}
+
+/// An untransformed output of `size` at scale 1.
+fn mode(size: Size<i32, Physical>) -> OutputMode {
+    OutputMode {
+        size,
+        scale: 1.0.into(),
+        transform: Transform::Normal,
+    }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -115,10 +124,8 @@ fn time_buffer_path_first_use(r: &mut VkRenderer, size: u32, n: usize) -> Result
             Kind::Unspecified,
         );
         let mut fb = r.bind(&mut target)?;
-        let mut tracker = OutputDamageTracker::new((64, 64), 1.0, Transform::Normal);
-        let res = tracker
-            .render_output(r, &mut fb, 0, &[element], Color32F::BLACK)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut tracker = DamageTracker::default();
+        let res = tracker.render_output(r, &mut fb, 0, &[element], mode((64, 64).into()), Color32F::BLACK)?;
         res.sync.wait().map_err(|_| anyhow::anyhow!("fence wait interrupted"))?;
         times.push(t0.elapsed());
         drop(fb);
@@ -156,7 +163,7 @@ fn time_frames(r: &mut VkRenderer, surfaces: usize, frames: usize) -> Result<Fra
         ));
         bufs.push(buf);
     }
-    let mut tracker = OutputDamageTracker::new(size, 1.0, Transform::Normal);
+    let mut tracker = DamageTracker::default();
     let mut cpu = Vec::new();
     let mut wall = Vec::new();
     for i in 0..frames + 5 {
@@ -166,9 +173,8 @@ fn time_frames(r: &mut VkRenderer, surfaces: usize, frames: usize) -> Result<Fra
             r.import_dmabuf(b, None)?;
         }
         let mut fb = r.bind(&mut target)?;
-        let res = tracker
-            .render_output(r, &mut fb, 0, &elements, Color32F::new(0.125, 0.125, 0.125, 1.0))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let clear = Color32F::new(0.125, 0.125, 0.125, 1.0);
+        let res = tracker.render_output(r, &mut fb, 0, &elements, mode(size), clear)?;
         let c1 = thread_cpu();
         res.sync.wait().map_err(|_| anyhow::anyhow!("fence wait interrupted"))?;
         let w1 = Instant::now();

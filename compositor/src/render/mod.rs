@@ -17,6 +17,7 @@
 //!   frees them after the fences of the frames that sampled them.
 //! * shm buffers are cached per live `wl_buffer` and updated with damage.
 
+pub mod damage;
 pub mod frame;
 
 use std::collections::HashMap;

@@ -49,7 +49,6 @@ use smithay::{
         allocator::Fourcc,
         drm::{DrmDevice, DrmDeviceFd, DrmEvent, DrmEventMetadata, DrmEventTime, DrmSurface, PlaneState},
         renderer::{
-            damage::OutputDamageTracker,
             element::{surface::WaylandSurfaceRenderElement, Id, RenderElementStates},
             Bind, ExportMem,
         },
@@ -74,7 +73,10 @@ use tracing::{debug, error, info, warn};
 
 use super::{headless::CLEAR_COLOR, Backend};
 use crate::{
-    render::{VkRenderer, VkTarget},
+    render::{
+        damage::{DamageTracker, OutputMode},
+        VkRenderer, VkTarget,
+    },
     screenshot::RgbaImage,
     state::State,
 };
@@ -162,7 +164,7 @@ pub struct DrmBackend {
     session: LibSeatSession,
     libinput: Option<Libinput>,
     loop_handle: LoopHandle<'static, State>,
-    damage_tracker: OutputDamageTracker,
+    damage_tracker: DamageTracker,
     clock: Clock<Monotonic>,
     frame_interval: Duration,
     /// What is being scanned out, and what is queued for the next flip.
@@ -291,14 +293,22 @@ impl DrmBackend {
             )
         };
         let age = stamp.map_or(0, |at| (now - at) as usize);
+        let mode = OutputMode::of(&self.output).context("the output has no mode")?;
         let mut framebuffer = self
             .renderer
             .bind(target)
             .map_err(|e| anyhow::anyhow!("binding the scan-out target: {e}"))?;
         let result = self
             .damage_tracker
-            .render_output(&mut self.renderer, &mut framebuffer, age, &elements, CLEAR_COLOR)
-            .map_err(|e| anyhow::anyhow!("rendering the output: {e:?}"))?;
+            .render_output(
+                &mut self.renderer,
+                &mut framebuffer,
+                age,
+                &elements,
+                mode,
+                CLEAR_COLOR.into(),
+            )
+            .map_err(|e| anyhow::anyhow!("rendering the output: {e}"))?;
         *stamp = Some(now);
         let readback = if zero_copy {
             None
@@ -504,8 +514,7 @@ pub fn create(
     )?;
 
     let size = Size::<i32, Physical>::from((i32::from(mw), i32::from(mh)));
-    let (output, damage_tracker) =
-        super::new_output(choice.name.clone(), "drm", choice.size_mm, size, refresh_hz, opts.scale);
+    let output = super::new_output(choice.name.clone(), "drm", choice.size_mm, size, refresh_hz, opts.scale);
 
     let stats = DrmStats {
         device: path.display().to_string(),
@@ -544,7 +553,7 @@ pub fn create(
         session,
         libinput: None,
         loop_handle: handle.clone(),
-        damage_tracker,
+        damage_tracker: DamageTracker::default(),
         clock: Clock::new(),
         frame_interval: Duration::from_secs(1) / refresh_hz,
         front: None,

@@ -91,10 +91,9 @@ pub struct State {
     pub space: Space<Window>,
     pub popups: PopupManager,
     pub placement: handlers::xdg_shell::Placement,
-    /// Role-less or not-yet-mapped surfaces that committed since the last
-    /// frame; they still get (frame-rate throttled) frame callbacks so simple
-    /// clients are paced even without a visible window.
-    pub unmapped_committed: Vec<WlSurface>,
+    /// Surfaces whose applied state waits for the next frame (frame
+    /// callbacks, presentation feedback).
+    pub awaiting_frame: crate::backend::AwaitingFrame,
 
     pub backend: Backend,
     pub lifecycle: Lifecycle,
@@ -180,7 +179,7 @@ impl State {
             space,
             popups: PopupManager::default(),
             placement: Default::default(),
-            unmapped_committed: Vec::new(),
+            awaiting_frame: Default::default(),
             backend,
             lifecycle,
             buffer_sync,

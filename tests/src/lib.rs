@@ -14,6 +14,7 @@ pub mod image_compare;
 pub mod kernel;
 pub mod mapping;
 pub mod pixel;
+pub mod presentation;
 pub mod process;
 pub mod provider;
 pub mod reference;

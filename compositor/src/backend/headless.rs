@@ -216,8 +216,7 @@ pub fn on_frame_tick(state: &mut State) -> bool {
     let frame = backend.frames;
     let (now, interval) = (backend.clock.now(), backend.frame_interval);
 
-    super::send_frame_callbacks(state, now);
-    super::send_presentation_feedback(
+    super::frame_shown(
         state,
         &render_states,
         now,

@@ -15,14 +15,18 @@ pub mod select;
 use std::time::Duration;
 
 use smithay::{
-    backend::renderer::element::RenderElementStates,
-    desktop::utils::{
-        send_frames_surface_tree, surface_presentation_feedback_flags_from_states, OutputPresentationFeedback,
-    },
+    backend::renderer::element::{Id, RenderElementStates},
+    desktop::utils::{surface_presentation_feedback_flags_from_states, SurfacePresentationFeedback},
     output::Output,
-    reexports::{wayland_protocols::wp::presentation_time::server::wp_presentation_feedback, wayland_server::Resource},
-    utils::{Monotonic, Time},
-    wayland::presentation::Refresh,
+    reexports::{
+        wayland_protocols::wp::presentation_time::server::wp_presentation_feedback,
+        wayland_server::{protocol::wl_surface::WlSurface, Resource},
+    },
+    utils::{ClockSource, Monotonic, Time},
+    wayland::{
+        compositor::{with_states, SurfaceAttributes},
+        presentation::{PresentationFeedbackCachedState, Refresh},
+    },
 };
 
 use tracing::{error, info};
@@ -222,39 +226,71 @@ pub(crate) fn housekeeping(state: &mut State) {
     }
 }
 
-/// Frame callbacks go to every surface of every window on the output, each
-/// frame, so clients (including idle witnesses) keep being paced. Surfaces
-/// without a mapped window get them too, at most once per frame.
-pub(crate) fn send_frame_callbacks(state: &mut State, time: Time<Monotonic>) {
-    let time: Duration = time.into();
-    let output = state.backend.output().clone();
-    for window in state.space.elements() {
-        window.send_frame(&output, time, Some(Duration::ZERO), |_, _| Some(output.clone()));
-    }
-    for surface in state.unmapped_committed.drain(..) {
-        if surface.is_alive() {
-            send_frames_surface_tree(&surface, &output, time, Some(Duration::ZERO), |_, _| None);
+/// DOC: frame callbacks and presentation feedback
+///
+/// A surface waits for a frame when its applied state holds frame callbacks
+/// or presentation feedback. It is noted when that state is applied (by its
+/// own commit, or a synchronized subsurface's with its parent's), so a frame
+/// answers exactly the surfaces noted since the previous one instead of
+/// walking every surface of every window.
+///
+/// * Frame callbacks go to every noted surface, each frame, visible or not,
+///   so clients (idle witnesses, unmapped and role-less surfaces included)
+///   keep being paced.
+/// * Presentation feedback is `presented` for a surface the frame showed
+///   (it has a render state: drawn, scanned out or under opaque content of
+///   the same frame) and `discarded` for one it did not (off the output,
+///   unmapped, without a buffer): its content update was never displayed.
+#[derive(Debug, Default)]
+pub struct AwaitingFrame {
+    surfaces: Vec<WlSurface>,
+}
+
+impl AwaitingFrame {
+    /// Notes `surface` if its just-applied state waits for a frame.
+    pub fn note(&mut self, surface: &WlSurface) {
+        let waits = with_states(surface, |states| {
+            let mut attributes = states.cached_state.get::<SurfaceAttributes>();
+            let mut feedback = states.cached_state.get::<PresentationFeedbackCachedState>();
+            !attributes.current().frame_callbacks.is_empty() || !feedback.current().callbacks.is_empty()
+        });
+        if waits && !self.surfaces.contains(surface) {
+            self.surfaces.push(surface.clone());
         }
     }
 }
 
-/// Marks pending wp_presentation feedback as presented at `time`.
-pub(crate) fn send_presentation_feedback(
-    state: &State,
+/// A frame was shown at `time`: answers the surfaces waiting for it (see
+/// [`AwaitingFrame`]), presentation feedback first.
+pub(crate) fn frame_shown(
+    state: &mut State,
     render_states: &RenderElementStates,
     time: Time<Monotonic>,
     refresh: Refresh,
     seq: u64,
     kind: wp_presentation_feedback::Kind,
 ) {
-    let output = state.backend.output();
-    let mut feedback = OutputPresentationFeedback::new(output);
-    for window in state.space.elements() {
-        window.take_presentation_feedback(
-            &mut feedback,
-            |_, _| Some(output.clone()),
-            |surface, _| surface_presentation_feedback_flags_from_states(surface, render_states),
-        );
+    let output = state.backend.output().clone();
+    let time = Duration::from(time);
+    let done_ms = time.as_millis() as u32;
+    for surface in std::mem::take(&mut state.awaiting_frame.surfaces) {
+        if !surface.is_alive() {
+            continue;
+        }
+        let shown = render_states.states.contains_key(&Id::from_wayland_resource(&surface));
+        let own = surface_presentation_feedback_flags_from_states(&surface, render_states);
+        let callbacks = with_states(&surface, |states| {
+            if let Some(mut feedback) = SurfacePresentationFeedback::from_states(states, own) {
+                if shown {
+                    feedback.presented(&output, Monotonic::ID as u32, time, refresh, seq, kind);
+                } else {
+                    feedback.discarded();
+                }
+            }
+            std::mem::take(&mut states.cached_state.get::<SurfaceAttributes>().current().frame_callbacks)
+        });
+        for callback in callbacks {
+            callback.done(done_ms);
+        }
     }
-    feedback.presented(time, refresh, seq, kind);
 }

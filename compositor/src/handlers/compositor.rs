@@ -60,6 +60,7 @@ impl CompositorHandler for State {
         self.shell_stats.commits += 1;
         // Record the new buffer/damage so render elements can import it lazily.
         on_commit_buffer_handler::<Self>(surface);
+        self.awaiting_frame.note(surface);
         // Synchronized subsurface state only applies with the parent's commit.
         if is_sync_subsurface(surface) {
             return;
@@ -78,23 +79,8 @@ impl CompositorHandler for State {
         }
         self.popups.commit(surface);
         crate::handlers::xdg_shell::handle_commit(self, &root);
-        self.note_if_unmapped(&root);
         // A window that mapped, moved or resized under the pointer.
         self.refresh_pointer_focus();
-    }
-}
-
-impl State {
-    /// Remembers a committed root surface that is not a mapped toplevel, so
-    /// the next frame still answers its frame callbacks.
-    fn note_if_unmapped(&mut self, root: &WlSurface) {
-        let mapped = self
-            .space
-            .elements()
-            .any(|w| w.toplevel().is_some_and(|t| t.wl_surface() == root));
-        if !mapped && !self.unmapped_committed.contains(root) {
-            self.unmapped_committed.push(root.clone());
-        }
     }
 }
 

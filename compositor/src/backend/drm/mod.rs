@@ -652,7 +652,7 @@ fn on_page_flip(state: &mut State, metadata: Option<&DrmEventMetadata>) {
     if frame == 1 {
         info!("first frame scanned out");
     }
-    super::send_presentation_feedback(
+    super::frame_shown(
         state,
         &states,
         time,
@@ -662,7 +662,6 @@ fn on_page_flip(state: &mut State, metadata: Option<&DrmEventMetadata>) {
             | wp_presentation_feedback::Kind::HwClock
             | wp_presentation_feedback::Kind::HwCompletion,
     );
-    super::send_frame_callbacks(state, time);
     if state.lifecycle.exit_after_frames.is_some_and(|n| frame >= n) {
         state.request_exit(0, "--exit-after-frames reached");
         return;

@@ -10,7 +10,8 @@
 //! scenario: CPU per presented frame, presented frames per second,
 //! commit-to-present latency (median, p99) and resident memory (VmHWM), as
 //! the median of the runs with min and max, and the ratio of the first
-//! compositor against each other one.
+//! compositor against each other one. The runs of a scenario alternate
+//! between the compositors.
 //!
 //! Output: a Markdown table on stdout, `<out>/bench.json` and `<out>/bench.png`.
 //! `scripts/bench.sh` installs the peer and runs this with the defaults.
@@ -375,9 +376,12 @@ fn main() -> Result<()> {
         .filter(|s| args.only.as_deref().is_none_or(|o| s.name.contains(o)))
         .collect();
     for scenario in &scenarios {
-        for (name, template) in &args.compositors {
-            let mut runs = Vec::new();
-            for i in 0..args.runs {
+        // Runs alternate between the compositors (A B A B ...), so a
+        // machine that slows down or speeds up during the bench weighs on
+        // all of them alike.
+        let mut runs: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
+        for i in 0..args.runs {
+            for (name, template) in &args.compositors {
                 let log = args.out.join(format!(
                     "{name}-{}-{i}.log",
                     scenario.name.replace([' ', ',', ':'], "_")
@@ -386,17 +390,17 @@ fn main() -> Result<()> {
                 match run_once(&args, template, scenario, &log) {
                     Ok(r) => {
                         eprintln!("{:.3} ms CPU/frame, {:.1} fps", r.cpu_ms_per_frame, r.fps);
-                        runs.push(r);
+                        runs.entry(name).or_default().push(r);
                     }
                     Err(e) => eprintln!("FAILED: {e:#}"),
                 }
             }
-            if !runs.is_empty() {
-                results
-                    .entry(scenario.name.to_owned())
-                    .or_default()
-                    .insert(name.clone(), figures(runs));
-            }
+        }
+        for (name, runs) in runs {
+            results
+                .entry(scenario.name.to_owned())
+                .or_default()
+                .insert(name.to_owned(), figures(runs));
         }
     }
 

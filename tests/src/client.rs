@@ -14,8 +14,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use rustix::event::{PollFd, PollFlags};
 use wayland_client::backend::WaylandError;
 use wayland_client::globals::{registry_queue_init, GlobalList, GlobalListContents};
-use wayland_client::protocol::{wl_callback, wl_compositor, wl_region, wl_registry, wl_subcompositor};
-use wayland_client::{Connection, Dispatch, EventQueue, QueueHandle};
+use wayland_client::protocol::{
+    wl_callback, wl_compositor, wl_output, wl_region, wl_registry, wl_subcompositor, wl_surface,
+};
+use wayland_client::{Connection, Dispatch, EventQueue, Proxy, QueueHandle};
 use wayland_protocols::wp::linux_dmabuf::zv1::client::zwp_linux_dmabuf_v1::{self, ZwpLinuxDmabufV1};
 use wayland_protocols::wp::presentation_time::client::wp_presentation::{self, WpPresentation};
 use wayland_protocols::xdg::shell::client::xdg_wm_base::{self, XdgWmBase};
@@ -41,6 +43,8 @@ pub struct State {
     pub dmabuf_modifiers: Vec<(u32, u64)>,
     /// `wp_presentation.clock_id`: the clock presentation times are in.
     pub presentation_clock: Option<u32>,
+    /// Surfaces on an output now: `wl_surface.enter` without a later `leave`.
+    pub entered: std::collections::HashSet<wayland_client::backend::ObjectId>,
 }
 
 /// The globals a test client needs.
@@ -119,6 +123,18 @@ impl Client {
         let manager = crate::color_representation::ColorRepresentationManager::bind(self)?;
         self.color_representation = Some(manager.clone());
         Ok(manager)
+    }
+
+    /// Binds the (first) `wl_output`: the compositor tells a client which
+    /// of its surfaces are on an output only through outputs it bound
+    /// ([`State::entered`]).
+    pub fn bind_output(&mut self) -> Result<wl_output::WlOutput> {
+        let output = self
+            .registry
+            .bind::<wl_output::WlOutput, _, _>(&self.qh, 1..=4, ())
+            .context("no wl_output global")?;
+        self.roundtrip()?;
+        Ok(output)
     }
 
     /// The protocol error that killed this connection, if any.
@@ -313,6 +329,30 @@ impl Dispatch<wl_callback::WlCallback, Arc<AtomicBool>> for State {
     }
 }
 
+/// `wl_surface.enter`/`leave` keep [`State::entered`] (one output: a
+/// surface is on it or not).
+impl Dispatch<wl_surface::WlSurface, ()> for State {
+    fn event(
+        state: &mut Self,
+        surface: &wl_surface::WlSurface,
+        event: wl_surface::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        match event {
+            wl_surface::Event::Enter { .. } => {
+                state.entered.insert(surface.id());
+            }
+            wl_surface::Event::Leave { .. } => {
+                state.entered.remove(&surface.id());
+            }
+            _ => {}
+        }
+    }
+}
+
 wayland_client::delegate_noop!(State: wl_compositor::WlCompositor);
+wayland_client::delegate_noop!(State: ignore wl_output::WlOutput);
 wayland_client::delegate_noop!(State: wl_subcompositor::WlSubcompositor);
 wayland_client::delegate_noop!(State: wl_region::WlRegion);

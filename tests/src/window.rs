@@ -219,5 +219,4 @@ impl Dispatch<XdgToplevel, Arc<WindowData>> for State {
     }
 }
 
-wayland_client::delegate_noop!(State: ignore WlSurface);
 wayland_client::delegate_noop!(State: WlSubsurface);

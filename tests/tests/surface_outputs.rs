@@ -1,0 +1,82 @@
+//! `wl_surface.enter` and `leave` follow a subsurface mapped and unmapped
+//! inside a window whose size does not change: a synchronized subsurface's
+//! view changes with its parent's commit, not its own, so anything that
+//! decides from commits when to work out the surfaces' outputs must still
+//! see these.
+
+use std::ffi::OsString;
+
+use anyhow::{ensure, Result};
+use testkit::client::Client;
+use testkit::harness::Compositor;
+use testkit::provider::MemfdProvider;
+use testkit::{DmabufBuffer, Format, Subsurface, Window};
+use wayland_client::protocol::wl_surface::WlSurface;
+use wayland_client::Proxy;
+
+fn buffer(client: &Client, size: u32) -> Result<DmabufBuffer> {
+    DmabufBuffer::new(
+        client,
+        &MemfdProvider,
+        size,
+        size,
+        Format::Xrgb8888,
+        size * 4,
+        &|_, _| Format::Xrgb8888.encode([90, 60, 200, 255]),
+    )
+}
+
+/// Whether `surface` is on the output, after the frame `window` waits for
+/// and a roundtrip (enter and leave go out with the frame's refresh).
+fn on_output_after_frame(client: &mut Client, window: &Window, surface: &WlSurface) -> Result<bool> {
+    window.wait_frame(client)?;
+    window.wait_frame(client)?;
+    client.roundtrip()?;
+    Ok(client.state.entered.contains(&surface.id()))
+}
+
+#[test]
+fn a_subsurface_mapped_and_unmapped_inside_its_window_enters_and_leaves() -> Result<()> {
+    let args: Vec<OsString> = vec!["--size".into(), "320x240".into()];
+    let mut comp = Compositor::spawn(&args)?;
+    let mut client = comp.connect()?;
+    let _output = client.bind_output()?;
+    let window = Window::new(&mut client, "outputs")?;
+    let main = buffer(&client, 128)?;
+    window.attach(&main);
+    ensure!(
+        on_output_after_frame(&mut client, &window, &window.surface)?,
+        "the window's surface never entered the output"
+    );
+
+    // Inside the window's bounds: the window's size stays the same, only the
+    // subsurface's own view changes.
+    let child = Subsurface::new(&client, &window.surface);
+    child.set_position(16, 16);
+    let small = buffer(&client, 32)?;
+    child.attach_commit(&small);
+    ensure!(
+        on_output_after_frame(&mut client, &window, &child.surface)?,
+        "the subsurface mapped inside its window never entered the output"
+    );
+
+    child.surface.attach(None, 0, 0);
+    child.surface.commit();
+    ensure!(
+        !on_output_after_frame(&mut client, &window, &child.surface)?,
+        "the unmapped subsurface never left the output"
+    );
+
+    child.attach_commit(&small);
+    ensure!(
+        on_output_after_frame(&mut client, &window, &child.surface)?,
+        "the subsurface mapped again never entered the output"
+    );
+    ensure!(
+        client.state.entered.contains(&window.surface.id()),
+        "the window's surface left the output"
+    );
+
+    drop((child, window));
+    comp.terminate_successfully()
+}

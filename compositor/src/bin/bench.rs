@@ -1,16 +1,18 @@
 //! `bench`: import cost and per-frame compositor CPU cost, in one run.
 //!
-//! Prints two tables:
+//! Prints four tables:
 //! 1. dma-buf import time for 256×256 and 4096×4096 buffers (fresh imports,
 //!    median of N), and their ratio. Zero-copy import does not touch the
 //!    pixels, so the ratio should stay near 1 (goal ≤ 1.5×). The buffer path's
 //!    import + first GPU copy is shown beside it as the non-zero-copy baseline.
-//! 2. compositor thread CPU time per frame (smithay damage tracker + our
-//!    renderer, full redraw) for 1, 16 and 64 surfaces on a 1920×1080 output,
+//! 2. compositor thread CPU time per frame (our damage tracker and renderer,
+//!    full redraw) for 1, 16 and 64 surfaces on a 1920×1080 output,
 //!    with ratios against 1 surface. Wall time per frame including the GPU
 //!    (lavapipe rasterizes on other threads) is shown for context.
-//!
-//! 3. CPU-fallback copy throughput (importer::cpu: map, SYNC bracket, row
+//! 3. damage tracking alone for a window of 64 subsurfaces of which one
+//!    committed, smithay's `OutputDamageTracker` against ours
+//!    (`render::damage`): thread CPU per frame, averaged over thousands.
+//! 4. CPU-fallback copy throughput (importer::cpu: map, SYNC bracket, row
 //!    copy out of the client's buffer) against a plain memcpy of the same
 //!    bytes, in the same run, and their ratio (goal ≥ 0.9).
 //!
@@ -25,10 +27,12 @@ use compositor::render::damage::{DamageTracker, OutputMode};
 use compositor::render::{RendererOptions, VkRenderer};
 use smithay::backend::allocator::dmabuf::{Dmabuf, DmabufFlags};
 use smithay::backend::allocator::{Fourcc, Modifier};
+use smithay::backend::renderer::damage::OutputDamageTracker;
+use smithay::backend::renderer::element::solid::SolidColorRenderElement;
 use smithay::backend::renderer::element::texture::{TextureBuffer, TextureRenderElement};
-use smithay::backend::renderer::element::Kind;
+use smithay::backend::renderer::element::{Id, Kind};
 use smithay::backend::renderer::{Bind, Color32F, ImportDma, Offscreen, Renderer};
-use smithay::utils::{Physical, Size, Transform};
+use smithay::utils::{Physical, Rectangle, Size, Transform};
 
 #[derive(Parser)]
 struct Args {
@@ -189,6 +193,68 @@ fn time_frames(r: &mut VkRenderer, surfaces: usize, frames: usize) -> Result<Fra
     })
 }
 
+/// A window with 64 opaque 120×120 subsurfaces in a grid, front to back;
+/// the first subsurface's commit counter is `commit`.
+fn grid_elements(ids: &[Id], commit: usize) -> Vec<SolidColorRenderElement> {
+    let opaque = Color32F::new(0.2, 0.4, 0.6, 1.0);
+    let mut elements: Vec<SolidColorRenderElement> = ids[..64]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let (x, y) = (8 + (i as i32 % 8) * 120, 8 + (i as i32 / 8) * 120);
+            let geometry = Rectangle::new((x, y).into(), (120, 120).into());
+            let commit = if i == 0 { commit } else { 0 };
+            SolidColorRenderElement::new(id.clone(), geometry, commit, opaque, Kind::Unspecified)
+        })
+        .collect();
+    let main = Rectangle::from_size((976, 976).into());
+    elements.push(SolidColorRenderElement::new(
+        ids[64].clone(),
+        main,
+        0,
+        opaque,
+        Kind::Unspecified,
+    ));
+    elements
+}
+
+/// Compositor-thread CPU per frame of working out the damage of that grid
+/// when one subsurface committed (no drawing): smithay's
+/// `OutputDamageTracker` and ours. Blocks of frames alternate between the
+/// two, so a machine that slows down weighs on both.
+fn time_damage(frames: usize) -> (Duration, Duration) {
+    let ids: Vec<Id> = (0..65).map(|_| Id::new()).collect();
+    let size: Size<i32, Physical> = (1920, 1080).into();
+    let clear = Color32F::new(0.125, 0.125, 0.125, 1.0);
+    let mut theirs = OutputDamageTracker::new(size, 1.0, Transform::Normal);
+    let mut ours = DamageTracker::default();
+    let first = grid_elements(&ids, 0);
+    let _ = theirs.damage_output(0, &first);
+    ours.plan(0, &first, mode(size), clear);
+    let (mut t_theirs, mut t_ours, mut commit) = (Duration::ZERO, Duration::ZERO, 0);
+    const BLOCK: usize = 100;
+    for _ in 0..frames.div_ceil(BLOCK) {
+        let frames: Vec<_> = (0..BLOCK)
+            .map(|_| {
+                commit += 1;
+                grid_elements(&ids, commit)
+            })
+            .collect();
+        let t0 = thread_cpu();
+        for elements in &frames {
+            let _ = theirs.damage_output(1, elements);
+        }
+        let t1 = thread_cpu();
+        for elements in &frames {
+            ours.plan(1, elements, mode(size), clear);
+        }
+        t_ours += thread_cpu() - t1;
+        t_theirs += t1 - t0;
+    }
+    let n = (frames.div_ceil(BLOCK) * BLOCK) as u32;
+    (t_theirs / n, t_ours / n)
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let mut r = VkRenderer::new(&RendererOptions::default()).context("creating the Vulkan renderer")?;
@@ -254,6 +320,14 @@ fn main() -> Result<()> {
             ms(c.wall)
         );
     }
+    println!();
+    println!("## damage tracking, 64 subsurfaces in a window, one committed, no drawing, mean of 5000 frames");
+    let (theirs, ours) = time_damage(5000);
+    println!("| tracker | compositor thread CPU (µs/frame) |");
+    println!("|---|---|");
+    println!("| smithay OutputDamageTracker | {:.1} |", theirs.as_secs_f64() * 1e6);
+    println!("| ours (render/damage) | {:.1} |", ours.as_secs_f64() * 1e6);
+    println!("ours / smithay: {:.2}x", ratio(ours, theirs));
     println!();
     println!(
         "## CPU-fallback copy vs memcpy of the same bytes (the same sealed memfd mapped twice), median of {} copies",

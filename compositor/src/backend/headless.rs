@@ -6,14 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use smithay::{
     backend::{
         allocator::Fourcc,
-        renderer::{
-            element::{surface::WaylandSurfaceRenderElement, RenderElementStates},
-            Bind, Offscreen,
-        },
+        renderer::{element::RenderElementStates, Bind, Offscreen},
     },
     desktop::{Space, Window},
     output::Output,
@@ -31,10 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use super::Backend;
 use crate::{
-    render::{
-        damage::{DamageTracker, OutputMode},
-        VkRenderer, VkTarget,
-    },
+    render::{damage::DamageTracker, VkRenderer, VkTarget},
     screenshot::RgbaImage,
     state::State,
 };
@@ -117,30 +110,20 @@ impl HeadlessBackend {
     /// After the first frame the target holds the previous frame, so age 1
     /// lets the damage tracker redraw only what changed.
     pub fn render(&mut self, space: &Space<Window>) -> anyhow::Result<RenderElementStates> {
-        let scale = self.output.current_scale().fractional_scale();
-        let region = space
-            .output_geometry(&self.output)
-            .context("output is not mapped in the space")?;
-        let elements: Vec<WaylandSurfaceRenderElement<VkRenderer>> =
-            space.render_elements_for_region(&mut self.renderer, &region, scale, 1.0);
+        let elements = super::output_elements(&mut self.renderer, space, &self.output)?;
         let age = if self.frames == 0 { 0 } else { 1 };
-        let mode = OutputMode::of(&self.output).context("the output has no mode")?;
-
         let mut framebuffer = self
             .renderer
             .bind(&mut self.target)
             .map_err(|e| anyhow::anyhow!("binding the offscreen target: {e}"))?;
-        let result = self
-            .damage_tracker
-            .render_output(
-                &mut self.renderer,
-                &mut framebuffer,
-                age,
-                &elements,
-                mode,
-                CLEAR_COLOR.into(),
-            )
-            .map_err(|e| anyhow::anyhow!("rendering the output: {e}"))?;
+        let result = super::draw_output(
+            &mut self.damage_tracker,
+            &mut self.renderer,
+            &mut framebuffer,
+            age,
+            &elements,
+            &self.output,
+        )?;
         // Keep sampled buffers until the GPU is done (or release early).
         self.releases.track_frame(&mut self.renderer, &elements, &result.sync);
         Ok(result.states)

@@ -14,9 +14,14 @@ pub mod select;
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use smithay::{
-    backend::renderer::element::{Id, RenderElementStates},
-    desktop::utils::{surface_presentation_feedback_flags_from_states, SurfacePresentationFeedback},
+    backend::renderer::element::{surface::WaylandSurfaceRenderElement, Id, RenderElementStates},
+    desktop::{
+        utils::{surface_presentation_feedback_flags_from_states, SurfacePresentationFeedback},
+        Space, Window,
+    },
     output::Output,
     reexports::{
         wayland_protocols::wp::presentation_time::server::wp_presentation_feedback,
@@ -31,7 +36,15 @@ use smithay::{
 
 use tracing::{error, info};
 
-use crate::{buffer_sync::release::PendingReleases, render::VkRenderer, screenshot::RgbaImage, state::State};
+use crate::{
+    buffer_sync::release::PendingReleases,
+    render::{
+        damage::{DamageTracker, OutputMode, RenderedOutput},
+        VkFramebuffer, VkRenderer,
+    },
+    screenshot::RgbaImage,
+    state::State,
+};
 
 pub use drm::DrmBackend;
 pub use headless::HeadlessBackend;
@@ -203,6 +216,35 @@ pub(crate) fn injected_device_loss(renderer: &VkRenderer) -> anyhow::Result<()> 
         result: ash::vk::Result::ERROR_DEVICE_LOST,
     }
     .into())
+}
+
+/// The space's elements on `output`, front to back.
+pub(crate) fn output_elements(
+    renderer: &mut VkRenderer,
+    space: &Space<Window>,
+    output: &Output,
+) -> anyhow::Result<Vec<WaylandSurfaceRenderElement<VkRenderer>>> {
+    let scale = output.current_scale().fractional_scale();
+    let region = space
+        .output_geometry(output)
+        .context("output is not mapped in the space")?;
+    Ok(space.render_elements_for_region(renderer, &region, scale, 1.0))
+}
+
+/// Draws `elements` into `framebuffer`, which holds the picture of `age`
+/// frames ago (0: unknown): only the damage since, over [`headless::CLEAR_COLOR`].
+pub(crate) fn draw_output(
+    tracker: &mut DamageTracker,
+    renderer: &mut VkRenderer,
+    framebuffer: &mut VkFramebuffer<'_>,
+    age: usize,
+    elements: &[WaylandSurfaceRenderElement<VkRenderer>],
+    output: &Output,
+) -> anyhow::Result<RenderedOutput> {
+    let mode = OutputMode::of(output).context("the output has no mode")?;
+    tracker
+        .render_output(renderer, framebuffer, age, elements, mode, headless::CLEAR_COLOR.into())
+        .context("rendering the output")
 }
 
 /// Frame-tick housekeeping shared by the backends; never blocks.

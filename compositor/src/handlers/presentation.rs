@@ -1,6 +1,6 @@
 //! wp_presentation: the global only; feedback is sent by the backend after
-//! each frame (`backend::send_presentation_feedback`, from either backend),
-//! using the backend's clock id.
+//! each frame (`backend::frame_shown`, from either backend), using the
+//! backend's clock id.
 
 use smithay::delegate_presentation;
 

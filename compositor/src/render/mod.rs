@@ -2,8 +2,8 @@
 //!
 //! `VkRenderer` implements `Renderer`, `Frame` (see [`frame`]), `ImportMem`,
 //! `ImportMemWl`, `ImportDma`, `ImportDmaWl`, `Bind`/`Offscreen` for offscreen
-//! targets, and `ExportMem`, so smithay's damage tracker and render elements
-//! drive it. This module only maps smithay's types onto the importer: the
+//! targets, and `ExportMem`, so our damage tracker ([`damage`]) and
+//! smithay's render elements drive it. This module only maps smithay's types onto the importer: the
 //! import decision is `importer::import::Importer`, sampling and its locking
 //! are `importer::vulkan::recorder`.
 //!

@@ -71,12 +71,9 @@ use smithay::{
 };
 use tracing::{debug, error, info, warn};
 
-use super::{headless::CLEAR_COLOR, Backend};
+use super::Backend;
 use crate::{
-    render::{
-        damage::{DamageTracker, OutputMode},
-        VkRenderer, VkTarget,
-    },
+    render::{damage::DamageTracker, VkRenderer, VkTarget},
     screenshot::RgbaImage,
     state::State,
 };
@@ -260,11 +257,7 @@ impl DrmBackend {
     /// scan out instead. Nothing waits for the GPU here.
     fn render(&mut self, space: &Space<Window>) -> anyhow::Result<RenderedFrame> {
         let scale = self.output.current_scale().fractional_scale();
-        let region = space
-            .output_geometry(&self.output)
-            .context("output is not mapped in the space")?;
-        let elements: Vec<WaylandSurfaceRenderElement<VkRenderer>> =
-            space.render_elements_for_region(&mut self.renderer, &region, scale, 1.0);
+        let elements = super::output_elements(&mut self.renderer, space, &self.output)?;
         if let Some(frame) = self.try_direct(&elements, scale.into()) {
             return Ok(frame);
         }
@@ -293,22 +286,18 @@ impl DrmBackend {
             )
         };
         let age = stamp.map_or(0, |at| (now - at) as usize);
-        let mode = OutputMode::of(&self.output).context("the output has no mode")?;
         let mut framebuffer = self
             .renderer
             .bind(target)
             .map_err(|e| anyhow::anyhow!("binding the scan-out target: {e}"))?;
-        let result = self
-            .damage_tracker
-            .render_output(
-                &mut self.renderer,
-                &mut framebuffer,
-                age,
-                &elements,
-                mode,
-                CLEAR_COLOR.into(),
-            )
-            .map_err(|e| anyhow::anyhow!("rendering the output: {e}"))?;
+        let result = super::draw_output(
+            &mut self.damage_tracker,
+            &mut self.renderer,
+            &mut framebuffer,
+            age,
+            &elements,
+            &self.output,
+        )?;
         *stamp = Some(now);
         let readback = if zero_copy {
             None

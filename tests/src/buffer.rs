@@ -369,6 +369,22 @@ impl DmabufBuffer {
         DmabufBuffer::with_layout(client, provider, (width, height), format, layout, stride, pixels)
     }
 
+    /// A memfd-backed XRGB8888 buffer of one colour (`rgba`'s alpha is
+    /// ignored), tightly packed.
+    pub fn solid(client: &Client, width: u32, height: u32, rgba: [u8; 4]) -> Result<DmabufBuffer> {
+        let pixel = Format::Xrgb8888.encode(rgba);
+        let provider = crate::provider::MemfdProvider;
+        DmabufBuffer::new(
+            client,
+            &provider,
+            width,
+            height,
+            Format::Xrgb8888,
+            width * 4,
+            &|_, _| pixel,
+        )
+    }
+
     /// Allocates the fds of [`BufferGeometry::new`], fills them
     /// ([`write_fd`]) and creates the wl_buffer with its LINEAR planes via
     /// `create_immed`.

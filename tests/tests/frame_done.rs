@@ -7,20 +7,11 @@ use std::ffi::OsString;
 use anyhow::{ensure, Result};
 use testkit::harness::Compositor;
 use testkit::presentation::{Feedback, Outcome};
-use testkit::provider::MemfdProvider;
-use testkit::{DmabufBuffer, Format, Subsurface, Window};
+use testkit::{DmabufBuffer, Subsurface, Window};
 use wayland_protocols::wp::presentation_time::client::wp_presentation_feedback::Kind;
 
 fn buffer(client: &testkit::client::Client, size: u32) -> Result<DmabufBuffer> {
-    DmabufBuffer::new(
-        client,
-        &MemfdProvider,
-        size,
-        size,
-        Format::Xrgb8888,
-        size * 4,
-        &|_, _| Format::Xrgb8888.encode([30, 160, 90, 255]),
-    )
+    DmabufBuffer::solid(client, size, size, [30, 160, 90, 255])
 }
 
 fn compositor() -> Result<Compositor> {

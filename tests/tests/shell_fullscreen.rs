@@ -7,9 +7,8 @@ use std::ffi::OsString;
 
 use anyhow::{ensure, Context, Result};
 use testkit::harness::Compositor;
-use testkit::provider::MemfdProvider;
 use testkit::scenes::{toplevel_position, BACKGROUND};
-use testkit::{DmabufBuffer, Format, RgbaImage, Window};
+use testkit::{DmabufBuffer, RgbaImage, Window};
 
 const RED: [u8; 4] = [200, 40, 40, 255];
 const W: u32 = 320;
@@ -37,9 +36,7 @@ fn last_frame(
 }
 
 fn red(client: &testkit::client::Client, w: u32, h: u32) -> Result<DmabufBuffer> {
-    DmabufBuffer::new(client, &MemfdProvider, w, h, Format::Xrgb8888, w * 4, &|_, _| {
-        Format::Xrgb8888.encode(RED)
-    })
+    DmabufBuffer::solid(client, w, h, RED)
 }
 
 #[test]

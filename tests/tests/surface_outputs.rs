@@ -9,21 +9,12 @@ use std::ffi::OsString;
 use anyhow::{ensure, Result};
 use testkit::client::Client;
 use testkit::harness::Compositor;
-use testkit::provider::MemfdProvider;
-use testkit::{DmabufBuffer, Format, Subsurface, Window};
+use testkit::{DmabufBuffer, Subsurface, Window};
 use wayland_client::protocol::wl_surface::WlSurface;
 use wayland_client::Proxy;
 
 fn buffer(client: &Client, size: u32) -> Result<DmabufBuffer> {
-    DmabufBuffer::new(
-        client,
-        &MemfdProvider,
-        size,
-        size,
-        Format::Xrgb8888,
-        size * 4,
-        &|_, _| Format::Xrgb8888.encode([90, 60, 200, 255]),
-    )
+    DmabufBuffer::solid(client, size, size, [90, 60, 200, 255])
 }
 
 /// Whether `surface` is on the output, after the frame `window` waits for

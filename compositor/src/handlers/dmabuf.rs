@@ -144,26 +144,27 @@ pub fn create_global(
                     .map_err(|e| anyhow::anyhow!("building dma-buf feedback: {e}"))
             };
             let scanout = match scanout {
-                Some((card, plane)) if formats.iter().any(|f| plane.contains(f)) => {
+                Some((card, plane)) => {
                     let both: Vec<_> = formats.iter().filter(|f| plane.contains(f)).copied().collect();
-                    info!(
-                        card,
-                        formats = both.len(),
-                        "dma-buf feedback: scan-out tranche for candidates"
-                    );
-                    let first = Tranche {
-                        device: card,
-                        kind: TrancheKind::Scanout,
-                        formats: both,
-                    };
-                    Some(build(&[first, sampling.clone()])?)
-                }
-                Some((card, _)) => {
-                    info!(
-                        card,
-                        "dma-buf feedback: the primary plane takes none of our pairs; no scan-out tranche"
-                    );
-                    None
+                    if both.is_empty() {
+                        info!(
+                            card,
+                            "dma-buf feedback: the primary plane takes none of our pairs; no scan-out tranche"
+                        );
+                        None
+                    } else {
+                        info!(
+                            card,
+                            formats = both.len(),
+                            "dma-buf feedback: scan-out tranche for candidates"
+                        );
+                        let first = Tranche {
+                            device: card,
+                            kind: TrancheKind::Scanout,
+                            formats: both,
+                        };
+                        Some(build(&[first, sampling.clone()])?)
+                    }
                 }
                 None => None,
             };

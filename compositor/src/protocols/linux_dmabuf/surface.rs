@@ -43,12 +43,19 @@ impl FeedbackData {
 /// Sends a new surface feedback object the surface's current feedback
 /// (`default` until another was set) and remembers it.
 pub(super) fn add_object(surface: &WlSurface, object: ZwpLinuxDmabufFeedbackV1, default: &Arc<Feedback>) {
-    with_states(surface, |states| {
-        states.data_map.insert_if_missing_threadsafe(Slot::default);
-        let mut slot = states.data_map.get::<Slot>().unwrap().lock().unwrap();
+    with_slot(surface, |slot| {
         slot.current.get_or_insert_with(|| default.clone()).send(&object);
         slot.objects.push(object);
     });
+}
+
+/// Runs `f` on `surface`'s feedback slot, made on first use.
+fn with_slot<T>(surface: &WlSurface, f: impl FnOnce(&mut SurfaceFeedback) -> T) -> T {
+    with_states(surface, |states| {
+        states.data_map.insert_if_missing_threadsafe(Slot::default);
+        let slot = states.data_map.get::<Slot>().expect("inserted above");
+        f(&mut slot.lock().unwrap())
+    })
 }
 
 /// Forgets a destroyed feedback object.
@@ -66,9 +73,7 @@ pub(super) fn remove_object(data: &FeedbackData, object: &ZwpLinuxDmabufFeedback
 /// Gives `surface` `feedback`: sent to each of its feedback objects unless
 /// they already have it. Returns whether anything was sent.
 pub fn set_surface_feedback(surface: &WlSurface, feedback: &Arc<Feedback>) -> bool {
-    with_states(surface, |states| {
-        states.data_map.insert_if_missing_threadsafe(Slot::default);
-        let mut slot = states.data_map.get::<Slot>().unwrap().lock().unwrap();
+    with_slot(surface, |slot| {
         if slot.current.as_ref().is_some_and(|c| Arc::ptr_eq(c, feedback)) {
             return false;
         }

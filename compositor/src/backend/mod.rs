@@ -293,8 +293,16 @@ impl AwaitingFrame {
     pub fn note(&mut self, surface: &WlSurface) {
         let waits = with_states(surface, |states| {
             let mut attributes = states.cached_state.get::<SurfaceAttributes>();
-            let mut feedback = states.cached_state.get::<PresentationFeedbackCachedState>();
-            !attributes.current().frame_callbacks.is_empty() || !feedback.current().callbacks.is_empty()
+            // `has` first: `get` would add the cache to every surface, and
+            // smithay commits each cache with every state of its surface.
+            !attributes.current().frame_callbacks.is_empty()
+                || (states.cached_state.has::<PresentationFeedbackCachedState>()
+                    && !states
+                        .cached_state
+                        .get::<PresentationFeedbackCachedState>()
+                        .current()
+                        .callbacks
+                        .is_empty())
         });
         if waits && !self.surfaces.contains(surface) {
             self.surfaces.push(surface.clone());

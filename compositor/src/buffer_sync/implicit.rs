@@ -21,7 +21,7 @@ use smithay::{
 use tracing::{debug, warn};
 
 use super::AcquirePolicy;
-use crate::protocols::drm_syncobj::SyncobjCachedState;
+use crate::protocols::drm_syncobj::pending_acquire_of;
 use crate::state::State;
 
 /// Installs the acquire hook on a new surface.
@@ -31,12 +31,7 @@ pub fn on_new_surface(surface: &WlSurface) {
 
 fn acquire_hook(state: &mut State, _dh: &smithay::reexports::wayland_server::DisplayHandle, surface: &WlSurface) {
     let (buffer, explicit) = with_states(surface, |states| {
-        let explicit = states
-            .cached_state
-            .get::<SyncobjCachedState>()
-            .pending()
-            .acquire
-            .clone();
+        let explicit = pending_acquire_of(states);
         let buffer = match states.cached_state.get::<SurfaceAttributes>().pending().buffer.as_ref() {
             Some(BufferAssignment::NewBuffer(buffer)) => Some(buffer.clone()),
             _ => None,

@@ -41,7 +41,9 @@ use smithay::reexports::wayland_server::{
     protocol::{wl_buffer::WlBuffer, wl_surface::WlSurface},
     Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource, Weak as WlWeak,
 };
-use smithay::wayland::compositor::{add_pre_commit_hook, with_states, BufferAssignment, Cacheable, SurfaceAttributes};
+use smithay::wayland::compositor::{
+    add_pre_commit_hook, with_states, BufferAssignment, Cacheable, SurfaceAttributes, SurfaceData,
+};
 use smithay::wayland::dmabuf::get_dmabuf;
 use tracing::debug;
 
@@ -126,14 +128,25 @@ impl Cacheable for SyncobjCachedState {
 
 /// The pending acquire point of `surface`'s next commit, if any.
 pub fn pending_acquire(surface: &WlSurface) -> Option<TimelinePoint> {
-    with_states(surface, |states| {
-        states
-            .cached_state
-            .get::<SyncobjCachedState>()
-            .pending()
-            .acquire
-            .clone()
-    })
+    with_states(surface, pending_acquire_of)
+}
+
+/// [`pending_acquire`] for a surface whose states are already at hand.
+///
+/// A surface that never had a syncobj surface object has no
+/// [`SyncobjCachedState`], and asking for it with `get` would add one: a
+/// cache that smithay then commits and applies with every state of that
+/// surface (synchronized subsurfaces: with every commit of their parent).
+pub fn pending_acquire_of(states: &SurfaceData) -> Option<TimelinePoint> {
+    if !states.cached_state.has::<SyncobjCachedState>() {
+        return None;
+    }
+    states
+        .cached_state
+        .get::<SyncobjCachedState>()
+        .pending()
+        .acquire
+        .clone()
 }
 
 /// Per wl_surface: its syncobj surface object, if one exists.

@@ -619,7 +619,10 @@ impl ImportDmaWl for VkRenderer {
     ) -> Result<VkTexture, Error> {
         let dmabuf = smithay::wayland::dmabuf::get_dmabuf(buffer).map_err(|_| Error::NotDmabuf)?;
         let mut texture = self.import_dmabuf(dmabuf, Some(damage))?;
-        if let Some(data) = surface {
+        // `has` first: asking a surface without a color-representation
+        // object with `get` would add a cache that smithay then commits
+        // with every state of that surface.
+        if let Some(data) = surface.filter(|d| d.cached_state.has::<SurfaceRepresentation>()) {
             let mut cached = data.cached_state.get::<SurfaceRepresentation>();
             texture.representation = cached.current().stated.unwrap_or_default();
         }

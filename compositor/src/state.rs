@@ -15,7 +15,11 @@ use std::{
 use anyhow::Context;
 use smithay::{
     desktop::{PopupManager, Space, Window},
-    input::{keyboard::XkbConfig, pointer::CursorImageStatus, Seat, SeatState},
+    input::{
+        keyboard::XkbConfig,
+        pointer::{CursorImageStatus, PointerHandle},
+        Seat, SeatState,
+    },
     reexports::{
         calloop::LoopSignal,
         wayland_server::{
@@ -57,6 +61,8 @@ pub struct State {
     pub shm_state: ShmState,
     pub seat_state: SeatState<State>,
     pub seat: Seat<State>,
+    /// The seat's pointer (it has one from the start).
+    pub pointer: PointerHandle<State>,
     /// Held so the xdg-output global lives as long as the compositor.
     #[allow(dead_code)]
     pub output_manager_state: OutputManagerState,
@@ -146,7 +152,7 @@ impl State {
         let mut seat = seat_state.new_wl_seat(dh, "seat0");
         seat.add_keyboard(XkbConfig::default(), REPEAT_DELAY_MS, REPEAT_RATE_HZ)
             .context("creating the seat keyboard (xkb default keymap)")?;
-        seat.add_pointer();
+        let pointer = seat.add_pointer();
         seat.add_touch();
         // Selections, decorations, relative pointer.
         let data_device_state = DataDeviceState::new::<State>(dh);
@@ -165,6 +171,7 @@ impl State {
             shm_state,
             seat_state,
             seat,
+            pointer,
             output_manager_state,
             linux_dmabuf,
             presentation_state,

@@ -31,15 +31,12 @@ impl State {
 
     /// Current pointer position in the global space.
     pub fn pointer_location(&self) -> Point<f64, Logical> {
-        self.seat
-            .get_pointer()
-            .map(|p| p.current_location())
-            .unwrap_or_default()
+        self.pointer.current_location()
     }
 
     /// Moves the pointer to `pos` (clamped to the output), updating pointer focus.
     pub fn pointer_motion_absolute(&mut self, pos: Point<f64, Logical>) {
-        let Some(pointer) = self.seat.get_pointer() else { return };
+        let pointer = self.pointer.clone();
         let pos = self.clamp_to_output(pos);
         let under = self.surface_under(pos);
         self.send_pointer_motion(&pointer, under, pos);
@@ -66,24 +63,28 @@ impl State {
     /// Re-evaluates what is under a stationary pointer after windows or
     /// subsurfaces moved, resized or (un)mapped: enter/leave if the surface
     /// under it changed, a motion if that surface moved under it.
+    ///
+    /// Runs on every commit of a root surface, so it reads the pointer
+    /// through [`State::pointer`] and clones the handle (whose tracing span
+    /// clones too) only when it has an event to send.
     pub fn refresh_pointer_focus(&mut self) {
-        let Some(pointer) = self.seat.get_pointer() else { return };
-        if pointer.is_grabbed() {
+        if self.pointer.is_grabbed() {
             return;
         }
-        let pos = pointer.current_location();
+        let pos = self.pointer.current_location();
         let under = self.surface_under(pos);
         // After a grab, smithay's focus may differ from what we last sent.
-        let focus = pointer.current_focus();
+        let focus = self.pointer.current_focus();
         if under == self.pointer_target && focus.as_ref() == under.as_ref().map(|(s, _)| s) {
             return;
         }
+        let pointer = self.pointer.clone();
         self.send_pointer_motion(&pointer, under, pos);
     }
 
     /// Moves the pointer by `delta`; relative-pointer clients see the delta.
     pub fn pointer_motion_relative(&mut self, delta: Point<f64, Logical>) {
-        let Some(pointer) = self.seat.get_pointer() else { return };
+        let pointer = self.pointer.clone();
         let pos = self.clamp_to_output(pointer.current_location() + delta);
         let under = self.surface_under(pos);
         let time = self.input_time_ms();
@@ -114,7 +115,7 @@ impl State {
     /// raises the window under the pointer; with Super or Alt held, a left
     /// press starts moving that window instead of reaching the client.
     pub fn pointer_button(&mut self, button: u32, pressed: bool) {
-        let Some(pointer) = self.seat.get_pointer() else { return };
+        let pointer = self.pointer.clone();
         let serial = SERIAL_COUNTER.next_serial();
         let state = if pressed {
             ButtonState::Pressed

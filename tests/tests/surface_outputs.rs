@@ -1,8 +1,12 @@
-//! `wl_surface.enter` and `leave` follow a subsurface mapped and unmapped
-//! inside a window whose size does not change: a synchronized subsurface's
-//! view changes with its parent's commit, not its own, so anything that
-//! decides from commits when to work out the surfaces' outputs must still
-//! see these.
+//! `wl_surface.enter` and `leave` follow what the output shows:
+//!
+//! * a subsurface mapped and unmapped inside a window whose size does not
+//!   change: a synchronized subsurface's view changes with its parent's
+//!   commit, not its own, so anything that decides from commits when to
+//!   work out the surfaces' outputs must still see these;
+//! * a subsurface moved off the output and back, with nothing mapped or
+//!   unmapped;
+//! * a subsurface under a parent that unmaps (it is no longer shown).
 
 use std::ffi::OsString;
 
@@ -31,14 +35,7 @@ fn a_subsurface_mapped_and_unmapped_inside_its_window_enters_and_leaves() -> Res
     let args: Vec<OsString> = vec!["--size".into(), "320x240".into()];
     let mut comp = Compositor::spawn(&args)?;
     let mut client = comp.connect()?;
-    let _output = client.bind_output()?;
-    let window = Window::new(&mut client, "outputs")?;
-    let main = buffer(&client, 128)?;
-    window.attach(&main);
-    ensure!(
-        on_output_after_frame(&mut client, &window, &window.surface)?,
-        "the window's surface never entered the output"
-    );
+    let (window, _main) = shown_window(&mut client)?;
 
     // Inside the window's bounds: the window's size stays the same, only the
     // subsurface's own view changes.
@@ -69,5 +66,85 @@ fn a_subsurface_mapped_and_unmapped_inside_its_window_enters_and_leaves() -> Res
     );
 
     drop((child, window));
+    comp.terminate_successfully()
+}
+
+/// A window with a 128×128 buffer on a 320×240 output, on the output.
+fn shown_window(client: &mut Client) -> Result<(Window, DmabufBuffer)> {
+    let _output = client.bind_output()?;
+    let window = Window::new(client, "outputs")?;
+    let main = buffer(client, 128)?;
+    window.attach(&main);
+    ensure!(
+        on_output_after_frame(client, &window, &window.surface)?,
+        "the window's surface never entered the output"
+    );
+    Ok((window, main))
+}
+
+#[test]
+fn a_subsurface_moved_off_the_output_leaves_and_moved_back_enters() -> Result<()> {
+    let args: Vec<OsString> = vec!["--size".into(), "320x240".into()];
+    let mut comp = Compositor::spawn(&args)?;
+    let mut client = comp.connect()?;
+    let (window, _main) = shown_window(&mut client)?;
+    let child = Subsurface::new(&client, &window.surface);
+    child.set_position(16, 16);
+    let small = buffer(&client, 32)?;
+    child.attach_commit(&small);
+    ensure!(
+        on_output_after_frame(&mut client, &window, &child.surface)?,
+        "the subsurface never entered the output"
+    );
+
+    // Far past the output's right and bottom edges, wherever the window is.
+    child.set_position(4000, 4000);
+    ensure!(
+        !on_output_after_frame(&mut client, &window, &child.surface)?,
+        "the subsurface moved off the output never left it"
+    );
+    ensure!(
+        client.state.entered.contains(&window.surface.id()),
+        "the window's surface left the output with its subsurface"
+    );
+
+    child.set_position(16, 16);
+    ensure!(
+        on_output_after_frame(&mut client, &window, &child.surface)?,
+        "the subsurface moved back never entered the output again"
+    );
+
+    drop((child, window));
+    comp.terminate_successfully()
+}
+
+#[test]
+fn a_subsurface_leaves_with_its_unmapped_parent() -> Result<()> {
+    let args: Vec<OsString> = vec!["--size".into(), "320x240".into()];
+    let mut comp = Compositor::spawn(&args)?;
+    let mut client = comp.connect()?;
+    let (window, _main) = shown_window(&mut client)?;
+    let child = Subsurface::new(&client, &window.surface);
+    let grandchild = Subsurface::new(&client, &child.surface);
+    let small = buffer(&client, 32)?;
+    grandchild.attach_commit(&small);
+    child.attach_commit(&small);
+    ensure!(
+        on_output_after_frame(&mut client, &window, &grandchild.surface)?,
+        "the nested subsurface never entered the output"
+    );
+
+    child.surface.attach(None, 0, 0);
+    child.surface.commit();
+    ensure!(
+        !on_output_after_frame(&mut client, &window, &grandchild.surface)?,
+        "the nested subsurface stayed on the output after its parent unmapped"
+    );
+    ensure!(
+        !client.state.entered.contains(&child.surface.id()),
+        "the unmapped subsurface stayed on the output"
+    );
+
+    drop((grandchild, child, window));
     comp.terminate_successfully()
 }

@@ -54,6 +54,8 @@ pub struct HeadlessBackend {
     pub output: Output,
     target: VkTarget,
     damage_tracker: DamageTracker,
+    /// Which surfaces the output shows (wl_surface.enter/leave).
+    scene: super::OutputScene,
     clock: Clock<Monotonic>,
     frame_interval: Duration,
     size: Size<i32, Physical>,
@@ -87,6 +89,7 @@ impl HeadlessBackend {
             output,
             target,
             damage_tracker: DamageTracker::default(),
+            scene: Default::default(),
             clock: Clock::new(),
             frame_interval: Duration::from_secs(1) / opts.refresh_hz,
             size,
@@ -110,7 +113,7 @@ impl HeadlessBackend {
     /// After the first frame the target holds the previous frame, so age 1
     /// lets the damage tracker redraw only what changed.
     pub fn render(&mut self, space: &Space<Window>) -> anyhow::Result<RenderElementStates> {
-        let elements = super::output_elements(&mut self.renderer, space, &self.output)?;
+        let elements = super::output_elements(&mut self.scene, &mut self.renderer, space, &self.output)?;
         let age = if self.frames == 0 { 0 } else { 1 };
         let mut framebuffer = self
             .renderer
@@ -180,7 +183,7 @@ pub fn on_frame_tick(state: &mut State) -> bool {
         // Keep ticking: the child may reconnect, which resumes rendering.
         return true;
     }
-    state.space.refresh();
+    super::scene::drop_dead_windows(&mut state.space);
     state.popups.cleanup();
 
     let Backend::Headless(backend) = &mut state.backend else {

@@ -10,6 +10,7 @@
 
 pub mod drm;
 pub mod headless;
+pub mod scene;
 pub mod select;
 
 use std::time::Duration;
@@ -48,6 +49,7 @@ use crate::{
 
 pub use drm::DrmBackend;
 pub use headless::HeadlessBackend;
+pub use scene::OutputScene;
 
 /// A wl_output with one mode (`refresh_hz`), normal transform, integer
 /// `scale`, at the origin of the global space.
@@ -218,17 +220,18 @@ pub(crate) fn injected_device_loss(renderer: &VkRenderer) -> anyhow::Result<()> 
     .into())
 }
 
-/// The space's elements on `output`, front to back.
+/// The space's elements on `output`, front to back; `scene` sends the
+/// `wl_surface.enter`/`leave` that follow from them.
 pub(crate) fn output_elements(
+    scene: &mut OutputScene,
     renderer: &mut VkRenderer,
     space: &Space<Window>,
     output: &Output,
 ) -> anyhow::Result<Vec<WaylandSurfaceRenderElement<VkRenderer>>> {
-    let scale = output.current_scale().fractional_scale();
     let region = space
         .output_geometry(output)
         .context("output is not mapped in the space")?;
-    Ok(space.render_elements_for_region(renderer, &region, scale, 1.0))
+    Ok(scene.elements(renderer, space, output, region))
 }
 
 /// Draws `elements` into `framebuffer`, which holds the picture of `age`

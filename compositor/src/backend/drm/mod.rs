@@ -162,6 +162,8 @@ pub struct DrmBackend {
     libinput: Option<Libinput>,
     loop_handle: LoopHandle<'static, State>,
     damage_tracker: DamageTracker,
+    /// Which surfaces the output shows (wl_surface.enter/leave).
+    scene: super::OutputScene,
     clock: Clock<Monotonic>,
     frame_interval: Duration,
     /// What is being scanned out, and what is queued for the next flip.
@@ -257,7 +259,7 @@ impl DrmBackend {
     /// scan out instead. Nothing waits for the GPU here.
     fn render(&mut self, space: &Space<Window>) -> anyhow::Result<RenderedFrame> {
         let scale = self.output.current_scale().fractional_scale();
-        let elements = super::output_elements(&mut self.renderer, space, &self.output)?;
+        let elements = super::output_elements(&mut self.scene, &mut self.renderer, space, &self.output)?;
         if let Some(frame) = self.try_direct(&elements, scale.into()) {
             return Ok(frame);
         }
@@ -543,6 +545,7 @@ pub fn create(
         libinput: None,
         loop_handle: handle.clone(),
         damage_tracker: DamageTracker::default(),
+        scene: Default::default(),
         clock: Clock::new(),
         frame_interval: Duration::from_secs(1) / refresh_hz,
         front: None,
@@ -698,7 +701,7 @@ fn next_frame(state: &mut State) {
         arm_timer(b, interval);
         return;
     }
-    state.space.refresh();
+    super::scene::drop_dead_windows(&mut state.space);
     state.popups.cleanup();
     let Backend::Drm(b) = &mut state.backend else { return };
     let queued = b.render(&state.space).and_then(|frame| {

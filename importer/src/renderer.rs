@@ -171,7 +171,7 @@ impl RenderCore {
         self.draws
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .add(recorder.draw_stats);
+            .add(recorder.draw_stats());
         let set: Vec<&BufferReservation> = sampled.iter().map(|r| &**r).collect();
         let mut held = AcquireCtx::new();
         held.lock_all(&set);

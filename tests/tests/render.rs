@@ -44,6 +44,12 @@ fn solid() -> Result<()> {
         !host_memfd || draws.copied >= 1,
         "expected the opaque surface to be copied: {draws:?}"
     );
+    // A frame that only copies has no render pass and submits one command
+    // buffer (a CPU device sets up its whole state for each one).
+    ensure!(
+        !host_memfd || draws.one_buffer_frames >= 1,
+        "expected a copy-only frame in one command buffer: {draws:?}"
+    );
     Ok(())
 }
 

@@ -126,7 +126,7 @@ pub struct Recorder {
     /// Per-frame sync counters.
     pub sync_stats: FrameSyncStats,
     /// This frame's quads, by how they were recorded.
-    pub draw_stats: DrawStats,
+    draw_stats: DrawStats,
     /// Quads copied rather than drawn, and what the render pass touched.
     copy_pass: CopyPass,
     /// The target's framebuffer for `pipelines.render_pass`.
@@ -386,6 +386,14 @@ impl Recorder {
         }
     }
 
+    /// The frame's draw counters, as [`Recorder::finish`] will submit it.
+    pub(crate) fn draw_stats(&self) -> DrawStats {
+        DrawStats {
+            one_buffer_frames: u64::from(!self.in_pass),
+            ..self.draw_stats
+        }
+    }
+
     /// Ends the pass, releases client memory and submits. Returns the fence.
     ///
     /// Locks: the sampled buffers' reservations (held by the caller through
@@ -403,15 +411,28 @@ impl Recorder {
             self.acquire_implicit(&tex);
         }
         self.copy_pass.record(&self.ctx, self.prepare);
-        if self.in_pass {
+        // Without a render pass the render buffer holds nothing yet: the
+        // releases go after the copies in the prepare buffer and the frame
+        // submits one command buffer. Each one a CPU device executes costs
+        // a setup and teardown of its whole state (lavapipe).
+        let tail = if self.in_pass {
             unsafe { self.ctx.device.cmd_end_render_pass(self.render) };
-        }
+            self.render
+        } else {
+            self.prepare
+        };
         if let Some(image) = self.foreign_target {
-            release_target(&self.ctx, self.render, image);
+            release_target(&self.ctx, tail, image);
         }
         for tex in &self.textures {
-            tex.record_release(self.render);
+            tex.record_release(tail);
         }
+        let cmds = if self.in_pass {
+            vec![self.prepare, self.render]
+        } else {
+            ring.recycle(self.render);
+            vec![self.prepare]
+        };
         let sampled = self.sync_stats.sampled_dmabufs;
         let export = if self.sync.export && sampled > 0 {
             semaphore::create_export_semaphore(&self.ctx)
@@ -429,7 +450,7 @@ impl Recorder {
             device: self.ctx.device.clone(),
             semaphores: keep_sems,
         }));
-        let fence = ring.submit_synced(vec![self.prepare, self.render], keep, self.textures, &waits, &signals)?;
+        let fence = ring.submit_synced(cmds, keep, self.textures, &waits, &signals)?;
         fence.sampled_dmabufs.store(sampled, Ordering::Release);
         if let Some(&sem) = signals.first() {
             match semaphore::export_sync_file(&self.ctx, sem) {
@@ -455,12 +476,14 @@ impl Recorder {
 
 /// How the quads of frames reached the target, counted per scissor
 /// rectangle: copied (`super::copy_pass`), drawn opaque (no blending) or
-/// drawn blending.
+/// drawn blending; and the frames that needed no render pass, submitted
+/// as one command buffer.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DrawStats {
     pub copied: u64,
     pub opaque: u64,
     pub blended: u64,
+    pub one_buffer_frames: u64,
 }
 
 impl DrawStats {
@@ -468,6 +491,7 @@ impl DrawStats {
         self.copied += other.copied;
         self.opaque += other.opaque;
         self.blended += other.blended;
+        self.one_buffer_frames += other.one_buffer_frames;
     }
 }
 

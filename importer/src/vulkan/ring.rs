@@ -205,6 +205,12 @@ impl CommandRing {
         Ok(cmd)
     }
 
+    /// Takes back a command buffer from [`CommandRing::begin`] that will not
+    /// be submitted; [`CommandRing::begin`] resets it before reuse.
+    pub fn recycle(&mut self, cmd: vk::CommandBuffer) {
+        self.free.push(cmd);
+    }
+
     /// Ends and submits `cmds` in order with a fresh fence; keeps `keep` and
     /// `textures` alive until it signals.
     pub fn submit(

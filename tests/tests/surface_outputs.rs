@@ -30,15 +30,23 @@ fn on_output_after_frame(client: &mut Client, window: &Window, surface: &WlSurfa
     Ok(client.state.entered.contains(&surface.id()))
 }
 
-#[test]
-fn a_subsurface_mapped_and_unmapped_inside_its_window_enters_and_leaves() -> Result<()> {
-    let args: Vec<OsString> = vec!["--size".into(), "320x240".into()];
-    let mut comp = Compositor::spawn(&args)?;
-    let mut client = comp.connect()?;
-    let (window, _main) = shown_window(&mut client)?;
+/// A compositor with a 320×240 output, a window shown on it and a 32×32
+/// subsurface of the window at (16, 16), inside the window's bounds, also
+/// shown.
+struct WithChild {
+    comp: Compositor,
+    client: Client,
+    window: Window,
+    child: Subsurface,
+    small: DmabufBuffer,
+    _main: DmabufBuffer,
+}
 
-    // Inside the window's bounds: the window's size stays the same, only the
-    // subsurface's own view changes.
+fn window_with_child() -> Result<WithChild> {
+    let args: Vec<OsString> = vec!["--size".into(), "320x240".into()];
+    let comp = Compositor::spawn(&args)?;
+    let mut client = comp.connect()?;
+    let (window, main) = shown_window(&mut client)?;
     let child = Subsurface::new(&client, &window.surface);
     child.set_position(16, 16);
     let small = buffer(&client, 32)?;
@@ -47,6 +55,41 @@ fn a_subsurface_mapped_and_unmapped_inside_its_window_enters_and_leaves() -> Res
         on_output_after_frame(&mut client, &window, &child.surface)?,
         "the subsurface mapped inside its window never entered the output"
     );
+    Ok(WithChild {
+        comp,
+        client,
+        window,
+        child,
+        small,
+        _main: main,
+    })
+}
+
+/// A window with a 128×128 buffer on a 320×240 output, on the output.
+fn shown_window(client: &mut Client) -> Result<(Window, DmabufBuffer)> {
+    let _output = client.bind_output()?;
+    let window = Window::new(client, "outputs")?;
+    let main = buffer(client, 128)?;
+    window.attach(&main);
+    ensure!(
+        on_output_after_frame(client, &window, &window.surface)?,
+        "the window's surface never entered the output"
+    );
+    Ok((window, main))
+}
+
+#[test]
+fn a_subsurface_mapped_and_unmapped_inside_its_window_enters_and_leaves() -> Result<()> {
+    // The window's size stays the same throughout; only the subsurface's
+    // own view changes.
+    let WithChild {
+        mut comp,
+        mut client,
+        window,
+        child,
+        small,
+        _main,
+    } = window_with_child()?;
 
     child.surface.attach(None, 0, 0);
     child.surface.commit();
@@ -69,33 +112,16 @@ fn a_subsurface_mapped_and_unmapped_inside_its_window_enters_and_leaves() -> Res
     comp.terminate_successfully()
 }
 
-/// A window with a 128×128 buffer on a 320×240 output, on the output.
-fn shown_window(client: &mut Client) -> Result<(Window, DmabufBuffer)> {
-    let _output = client.bind_output()?;
-    let window = Window::new(client, "outputs")?;
-    let main = buffer(client, 128)?;
-    window.attach(&main);
-    ensure!(
-        on_output_after_frame(client, &window, &window.surface)?,
-        "the window's surface never entered the output"
-    );
-    Ok((window, main))
-}
-
 #[test]
 fn a_subsurface_moved_off_the_output_leaves_and_moved_back_enters() -> Result<()> {
-    let args: Vec<OsString> = vec!["--size".into(), "320x240".into()];
-    let mut comp = Compositor::spawn(&args)?;
-    let mut client = comp.connect()?;
-    let (window, _main) = shown_window(&mut client)?;
-    let child = Subsurface::new(&client, &window.surface);
-    child.set_position(16, 16);
-    let small = buffer(&client, 32)?;
-    child.attach_commit(&small);
-    ensure!(
-        on_output_after_frame(&mut client, &window, &child.surface)?,
-        "the subsurface never entered the output"
-    );
+    let WithChild {
+        mut comp,
+        mut client,
+        window,
+        child,
+        _main,
+        ..
+    } = window_with_child()?;
 
     // Far past the output's right and bottom edges, wherever the window is.
     child.set_position(4000, 4000);

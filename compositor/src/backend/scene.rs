@@ -67,8 +67,9 @@ impl OutputScene {
             let Some(location) = space.element_location(window) else {
                 continue;
             };
+            // A window is walked when it or one of its popups reaches the output.
             let origin = location - window.geometry().loc;
-            let mut bbox = window.bbox();
+            let mut bbox = window.bbox_with_popups();
             bbox.loc += origin;
             if region.overlaps(bbox) {
                 walk.window(window, (origin - region.loc).to_physical_precise_round(scale));

@@ -41,6 +41,8 @@ use crate::render::VkRenderer;
 #[derive(Debug, Default)]
 pub struct OutputScene {
     shown: Vec<WlSurface>,
+    /// The last frame's element count, to size the next frame's list.
+    elements: usize,
 }
 
 impl OutputScene {
@@ -59,7 +61,7 @@ impl OutputScene {
             renderer,
             scale,
             output: Rectangle::from_size(region.size.to_physical_precise_round(scale)),
-            elements: Vec::new(),
+            elements: Vec::with_capacity(self.elements),
             shown: Vec::with_capacity(self.shown.len()),
         };
         let windows: Vec<&Window> = space.elements().collect();
@@ -76,6 +78,7 @@ impl OutputScene {
             }
         }
         let Walk { elements, shown, .. } = walk;
+        self.elements = elements.len();
         if shown != self.shown {
             update_outputs(output, &self.shown, &shown);
             self.shown = shown;

@@ -415,11 +415,12 @@ impl Recorder {
         // releases go after the copies in the prepare buffer and the frame
         // submits one command buffer. Each one a CPU device executes costs
         // a setup and teardown of its whole state (lavapipe).
-        let tail = if self.in_pass {
+        let (tail, cmds) = if self.in_pass {
             unsafe { self.ctx.device.cmd_end_render_pass(self.render) };
-            self.render
+            (self.render, vec![self.prepare, self.render])
         } else {
-            self.prepare
+            ring.recycle(self.render);
+            (self.prepare, vec![self.prepare])
         };
         if let Some(image) = self.foreign_target {
             release_target(&self.ctx, tail, image);
@@ -427,12 +428,6 @@ impl Recorder {
         for tex in &self.textures {
             tex.record_release(tail);
         }
-        let cmds = if self.in_pass {
-            vec![self.prepare, self.render]
-        } else {
-            ring.recycle(self.render);
-            vec![self.prepare]
-        };
         let sampled = self.sync_stats.sampled_dmabufs;
         let export = if self.sync.export && sampled > 0 {
             semaphore::create_export_semaphore(&self.ctx)

@@ -113,7 +113,7 @@ impl HeadlessBackend {
     /// After the first frame the target holds the previous frame, so age 1
     /// lets the damage tracker redraw only what changed.
     pub fn render(&mut self, space: &Space<Window>) -> anyhow::Result<RenderElementStates> {
-        let elements = super::output_elements(&mut self.scene, &mut self.renderer, space, &self.output)?;
+        let elements = self.scene.elements(&mut self.renderer, space, &self.output)?;
         let age = if self.frames == 0 { 0 } else { 1 };
         let mut framebuffer = self
             .renderer

@@ -19,10 +19,7 @@ use anyhow::Context;
 
 use smithay::{
     backend::renderer::element::{surface::WaylandSurfaceRenderElement, Id, RenderElementStates},
-    desktop::{
-        utils::{surface_presentation_feedback_flags_from_states, SurfacePresentationFeedback},
-        Space, Window,
-    },
+    desktop::utils::{surface_presentation_feedback_flags_from_states, SurfacePresentationFeedback},
     output::Output,
     reexports::{
         wayland_protocols::wp::presentation_time::server::wp_presentation_feedback,
@@ -218,20 +215,6 @@ pub(crate) fn injected_device_loss(renderer: &VkRenderer) -> anyhow::Result<()> 
         result: ash::vk::Result::ERROR_DEVICE_LOST,
     }
     .into())
-}
-
-/// The space's elements on `output`, front to back; `scene` sends the
-/// `wl_surface.enter`/`leave` that follow from them.
-pub(crate) fn output_elements(
-    scene: &mut OutputScene,
-    renderer: &mut VkRenderer,
-    space: &Space<Window>,
-    output: &Output,
-) -> anyhow::Result<Vec<WaylandSurfaceRenderElement<VkRenderer>>> {
-    let region = space
-        .output_geometry(output)
-        .context("output is not mapped in the space")?;
-    Ok(scene.elements(renderer, space, output, region))
 }
 
 /// Draws `elements` into `framebuffer`, which holds the picture of `age`

@@ -22,6 +22,7 @@
 //! that shows a change is the one that reports it: the list is built from
 //! the state that frame draws.
 
+use anyhow::Context;
 use smithay::{
     backend::renderer::{
         element::{surface::WaylandSurfaceRenderElement, Kind},
@@ -30,7 +31,7 @@ use smithay::{
     desktop::{PopupManager, Space, Window},
     output::Output,
     reexports::wayland_server::protocol::wl_surface::WlSurface,
-    utils::{IsAlive, Logical, Physical, Point, Rectangle, Scale},
+    utils::{IsAlive, Physical, Point, Rectangle, Scale},
     wayland::compositor::{with_surface_tree_downward, TraversalAction},
 };
 use tracing::warn;
@@ -46,16 +47,17 @@ pub struct OutputScene {
 }
 
 impl OutputScene {
-    /// The elements of `space` inside `region` (the output's place in the
-    /// space), front to back, at the output's `scale`; updates which
-    /// surfaces are on `output`.
+    /// The elements of `space` on `output`, front to back, at the output's
+    /// scale; updates which surfaces are on `output`.
     pub fn elements(
         &mut self,
         renderer: &mut VkRenderer,
         space: &Space<Window>,
         output: &Output,
-        region: Rectangle<i32, Logical>,
-    ) -> Vec<WaylandSurfaceRenderElement<VkRenderer>> {
+    ) -> anyhow::Result<Vec<WaylandSurfaceRenderElement<VkRenderer>>> {
+        let region = space
+            .output_geometry(output)
+            .context("output is not mapped in the space")?;
         let scale = Scale::from(output.current_scale().fractional_scale());
         let mut walk = Walk {
             renderer,
@@ -83,7 +85,7 @@ impl OutputScene {
             update_outputs(output, &self.shown, &shown);
             self.shown = shown;
         }
-        elements
+        Ok(elements)
     }
 }
 

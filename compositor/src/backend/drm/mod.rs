@@ -259,7 +259,7 @@ impl DrmBackend {
     /// scan out instead. Nothing waits for the GPU here.
     fn render(&mut self, space: &Space<Window>) -> anyhow::Result<RenderedFrame> {
         let scale = self.output.current_scale().fractional_scale();
-        let elements = super::output_elements(&mut self.scene, &mut self.renderer, space, &self.output)?;
+        let elements = self.scene.elements(&mut self.renderer, space, &self.output)?;
         if let Some(frame) = self.try_direct(&elements, scale.into()) {
             return Ok(frame);
         }

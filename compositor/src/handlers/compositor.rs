@@ -28,8 +28,11 @@ use smithay::{
     },
 };
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tracing::debug;
 
+use super::subsurface_commits;
 use crate::state::{ClientState, State};
 
 impl CompositorHandler for State {
@@ -54,6 +57,12 @@ impl CompositorHandler for State {
         // Large CPU-fallback copies run on a worker; the commit waits for it.
         crate::cpu_copy::on_new_surface(surface);
         add_post_commit_hook::<State, _>(surface, apply_child_positions);
+    }
+
+    fn new_subsurface(&mut self, surface: &WlSurface, parent: &WlSurface) {
+        subsurface_commits::note_new_subsurface(surface);
+        forget_applied_position(surface);
+        note_child_moved(parent);
     }
 
     fn commit(&mut self, surface: &WlSurface) {
@@ -91,10 +100,28 @@ impl CompositorHandler for State {
 /// the position in the child's own double-buffered state instead, so a
 /// child moved with its *own* commit and not with its parent's (WLCS
 /// SubsurfaceTest). This post-commit hook runs whenever a surface's state is
-/// applied: as a parent, it moves every direct child to its latest
-/// requested position and records it ([`AppliedPosition`]); as a child, it
-/// puts back the position its parent last applied, undoing smithay's.
+/// applied: as a child, it puts back the position its parent last applied,
+/// undoing smithay's; as a parent with a child moved or added since
+/// ([`ChildMoved`]), it moves every direct child to its latest requested
+/// position and records it ([`AppliedPosition`]).
 fn apply_child_positions(_: &mut State, _: &smithay::reexports::wayland_server::DisplayHandle, surface: &WlSurface) {
+    let children_moved = with_states(surface, |states| {
+        let applied = states
+            .data_map
+            .get::<AppliedPosition>()
+            .and_then(|a| *a.0.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(location) = applied {
+            states.cached_state.get::<SubsurfaceCachedState>().current().location = location;
+        }
+        states
+            .data_map
+            .get::<ChildMoved>()
+            .is_some_and(|moved| moved.0.swap(false, Ordering::AcqRel))
+    });
+    if !children_moved {
+        // Every child's requested position is the one last applied.
+        return;
+    }
     for child in get_children(surface) {
         with_states(&child, |states| {
             let mut cached = states.cached_state.get::<SubsurfaceCachedState>();
@@ -106,20 +133,36 @@ fn apply_child_positions(_: &mut State, _: &smithay::reexports::wayland_server::
             }
         });
     }
-    with_states(surface, |states| {
-        let applied = states
-            .data_map
-            .get::<AppliedPosition>()
-            .and_then(|a| *a.0.lock().unwrap_or_else(|p| p.into_inner()));
-        if let Some(location) = applied {
-            states.cached_state.get::<SubsurfaceCachedState>().current().location = location;
-        }
-    });
 }
 
 /// The position a subsurface's parent last applied (`None`: not yet).
 #[derive(Default)]
 struct AppliedPosition(std::sync::Mutex<Option<smithay::utils::Point<i32, smithay::utils::Logical>>>);
+
+/// On a parent: a child asked to move, or was added, since the parent's
+/// state was last applied.
+#[derive(Default)]
+struct ChildMoved(AtomicBool);
+
+/// `parent` has a child to move (or place) when its state is next applied.
+fn note_child_moved(parent: &WlSurface) {
+    with_states(parent, |states| {
+        states
+            .data_map
+            .get_or_insert_threadsafe(ChildMoved::default)
+            .0
+            .store(true, Ordering::Release);
+    });
+}
+
+/// A surface that becomes a subsurface (again) has no applied position yet.
+fn forget_applied_position(surface: &WlSurface) {
+    with_states(surface, |states| {
+        if let Some(applied) = states.data_map.get::<AppliedPosition>() {
+            *applied.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    });
+}
 
 /// Walks up the subsurface tree to the surface that carries the role.
 fn root_surface(surface: &WlSurface) -> WlSurface {
@@ -217,14 +260,43 @@ impl Dispatch<WlSurface, SurfaceUserData> for State {
             }
         }
         let request = clamp_surface_request(request);
+        let quiet = match request {
+            wl_surface::Request::Commit => subsurface_commits::before_commit(surface),
+            _ => Vec::new(),
+        };
+        for child in &quiet {
+            set_sync_mode(state, client, child, wl_subsurface::Request::SetDesync, dh, init);
+        }
         <CompositorState as Dispatch<WlSurface, SurfaceUserData, State>>::request(
             state, client, surface, request, data, dh, init,
         );
+        for child in &quiet {
+            set_sync_mode(state, client, child, wl_subsurface::Request::SetSync, dh, init);
+        }
     }
 
     fn destroyed(state: &mut State, client: ClientId, surface: &WlSurface, data: &SurfaceUserData) {
         <CompositorState as Dispatch<WlSurface, SurfaceUserData, State>>::destroyed(state, client, surface, data);
     }
+}
+
+/// Tells smithay's own `wl_subsurface` handler, and not the client's record
+/// of the mode, that `subsurface` is synchronized (`SetSync`) or not
+/// (`SetDesync`); see [`subsurface_commits`].
+fn set_sync_mode(
+    state: &mut State,
+    client: &Client,
+    subsurface: &WlSubsurface,
+    mode: wl_subsurface::Request,
+    dh: &DisplayHandle,
+    init: &mut DataInit<'_, State>,
+) {
+    let Some(data) = subsurface.data::<SubsurfaceUserData>() else {
+        return;
+    };
+    <CompositorState as Dispatch<WlSubsurface, SubsurfaceUserData, State>>::request(
+        state, client, subsurface, mode, data, dh, init,
+    );
 }
 
 /// `wl_subsurface.place_above`/`place_below` relative to the subsurface
@@ -259,12 +331,19 @@ impl Dispatch<WlSubsurface, SubsurfaceUserData> for State {
             },
             other => other,
         };
+        subsurface_commits::note_subsurface_request(subsurface, data, &request);
+        if let wl_subsurface::Request::SetPosition { .. } = request {
+            if let Some(parent) = get_parent(data.surface()) {
+                note_child_moved(&parent);
+            }
+        }
         <CompositorState as Dispatch<WlSubsurface, SubsurfaceUserData, State>>::request(
             state, client, subsurface, request, data, dh, init,
         );
     }
 
     fn destroyed(state: &mut State, client: ClientId, subsurface: &WlSubsurface, data: &SubsurfaceUserData) {
+        subsurface_commits::note_subsurface_destroyed(data);
         <CompositorState as Dispatch<WlSubsurface, SubsurfaceUserData, State>>::destroyed(
             state, client, subsurface, data,
         );

@@ -13,4 +13,5 @@ pub mod presentation;
 pub mod seat;
 pub mod selection;
 pub mod shm;
+pub mod subsurface_commits;
 pub mod xdg_shell;

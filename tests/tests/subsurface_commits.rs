@@ -1,0 +1,204 @@
+//! A parent's commit applies what its synchronized subsurfaces cached, and
+//! only that. The compositor passes over children that sent nothing since
+//! the parent's last commit (docs in `handlers::subsurface_commits`); these
+//! cases are the ones that skipping could get wrong:
+//!
+//! * a grandchild's cached commit, and a grandchild's move, under a child
+//!   that itself sent nothing, both apply with the root's commit;
+//! * a child passed over stays synchronized: its next commit still waits
+//!   for the parent's;
+//! * a passed-over child's uncommitted state stays pending;
+//! * the parent's commit does not apply the passed-over children at all
+//!   (the commit handler runs once per parent commit, not once per child).
+//!
+//! Whether a surface shows is read from `wl_surface.enter` / `leave`.
+
+use std::ffi::OsString;
+
+use anyhow::{ensure, Result};
+use testkit::client::Client;
+use testkit::harness::Compositor;
+use testkit::{DmabufBuffer, Subsurface, Window};
+use wayland_client::protocol::wl_surface::WlSurface;
+use wayland_client::Proxy;
+
+fn buffer(client: &Client, size: u32) -> Result<DmabufBuffer> {
+    DmabufBuffer::solid(client, size, size, [40, 160, 90, 255])
+}
+
+/// Whether `surface` is on the output after the frame `window` commits and
+/// waits for (and a roundtrip: enter and leave go out with the frame).
+fn shown_after_commit(client: &mut Client, window: &Window, surface: &WlSurface) -> Result<bool> {
+    window.wait_frame(client)?;
+    window.wait_frame(client)?;
+    client.roundtrip()?;
+    Ok(client.state.entered.contains(&surface.id()))
+}
+
+/// A compositor with a 320×240 output and a window with a 128×128 buffer
+/// shown on it.
+fn shown_window() -> Result<(Compositor, Client, Window, DmabufBuffer)> {
+    let args: Vec<OsString> = vec!["--size".into(), "320x240".into()];
+    let comp = Compositor::spawn(&args)?;
+    let mut client = comp.connect()?;
+    let _output = client.bind_output()?;
+    let window = Window::new(&mut client, "subsurface-commits")?;
+    let main = buffer(&client, 128)?;
+    window.attach(&main);
+    ensure!(
+        shown_after_commit(&mut client, &window, &window.surface)?,
+        "the window never entered the output"
+    );
+    Ok((comp, client, window, main))
+}
+
+/// A 32×32 subsurface of `parent` at (8, 8), committed (cached until the
+/// parent's next commit).
+fn child_with_buffer(client: &Client, parent: &WlSurface, small: &DmabufBuffer) -> Subsurface {
+    let child = Subsurface::new(client, parent);
+    child.set_position(8, 8);
+    child.attach_commit(small);
+    child
+}
+
+#[test]
+fn a_grandchilds_commit_applies_with_the_roots_under_a_child_that_sent_nothing() -> Result<()> {
+    let (mut comp, mut client, window, _main) = shown_window()?;
+    let small = buffer(&client, 32)?;
+    let child = child_with_buffer(&client, &window.surface, &small);
+    let grandchild = Subsurface::new(&client, &child.surface);
+    grandchild.set_position(4, 4);
+    ensure!(
+        shown_after_commit(&mut client, &window, &child.surface)?,
+        "the child never entered the output"
+    );
+    ensure!(
+        !client.state.entered.contains(&grandchild.surface.id()),
+        "the grandchild entered the output before it had a buffer"
+    );
+
+    // Only the grandchild commits; the child sends nothing.
+    grandchild.attach_commit(&small);
+    ensure!(
+        shown_after_commit(&mut client, &window, &grandchild.surface)?,
+        "the grandchild's cached commit was not applied with the root's commit"
+    );
+
+    drop((grandchild, child, window));
+    comp.terminate_successfully()
+}
+
+#[test]
+fn a_grandchilds_move_applies_with_the_roots_commit() -> Result<()> {
+    let (mut comp, mut client, window, _main) = shown_window()?;
+    let small = buffer(&client, 32)?;
+    let child = child_with_buffer(&client, &window.surface, &small);
+    let grandchild = child_with_buffer(&client, &child.surface, &small);
+    ensure!(
+        shown_after_commit(&mut client, &window, &grandchild.surface)?,
+        "the grandchild never entered the output"
+    );
+
+    // Only the grandchild's position changes; neither it nor the child
+    // commits. Far past the output's right and bottom edges.
+    grandchild.set_position(4000, 4000);
+    ensure!(
+        !shown_after_commit(&mut client, &window, &grandchild.surface)?,
+        "the grandchild's move was not applied with the root's commit"
+    );
+    ensure!(
+        client.state.entered.contains(&child.surface.id()),
+        "the child left the output with its grandchild"
+    );
+
+    drop((grandchild, child, window));
+    comp.terminate_successfully()
+}
+
+#[test]
+fn a_child_passed_over_stays_synchronized() -> Result<()> {
+    let (mut comp, mut client, window, _main) = shown_window()?;
+    // A second window paces frames without committing the first.
+    let other = Window::new(&mut client, "pacer")?;
+    let other_buffer = buffer(&client, 16)?;
+    other.attach(&other_buffer);
+    other.wait_frame(&mut client)?;
+
+    let child = Subsurface::new(&client, &window.surface);
+    child.set_position(8, 8);
+    // Two parent commits with nothing from the child: the second passes
+    // over it.
+    window.wait_frame(&mut client)?;
+    window.wait_frame(&mut client)?;
+
+    let small = buffer(&client, 32)?;
+    child.attach_commit(&small);
+    other.wait_frame(&mut client)?;
+    other.wait_frame(&mut client)?;
+    client.roundtrip()?;
+    ensure!(
+        !client.state.entered.contains(&child.surface.id()),
+        "the synchronized child's commit applied without its parent's commit"
+    );
+    ensure!(
+        shown_after_commit(&mut client, &window, &child.surface)?,
+        "the child's cached commit was not applied with its parent's"
+    );
+
+    drop((child, window, other));
+    comp.terminate_successfully()
+}
+
+#[test]
+fn uncommitted_state_of_a_passed_over_child_waits_for_its_commit() -> Result<()> {
+    let (mut comp, mut client, window, _main) = shown_window()?;
+    let child = Subsurface::new(&client, &window.surface);
+    child.set_position(8, 8);
+    window.wait_frame(&mut client)?;
+
+    let small = buffer(&client, 32)?;
+    child.surface.attach(Some(&small.buffer), 0, 0);
+    child.surface.damage_buffer(0, 0, 32, 32);
+    small.mark_attached();
+    ensure!(
+        !shown_after_commit(&mut client, &window, &child.surface)?,
+        "the child's attach was applied though the child never committed it"
+    );
+
+    child.surface.commit();
+    ensure!(
+        shown_after_commit(&mut client, &window, &child.surface)?,
+        "the child's committed attach was not applied with its parent's commit"
+    );
+
+    drop((child, window));
+    comp.terminate_successfully()
+}
+
+#[test]
+fn a_parents_commit_leaves_children_that_sent_nothing_alone() -> Result<()> {
+    let (mut comp, mut client, window, _main) = shown_window()?;
+    let small = buffer(&client, 32)?;
+    let children: Vec<Subsurface> = (0..8)
+        .map(|_| child_with_buffer(&client, &window.surface, &small))
+        .collect();
+    ensure!(
+        shown_after_commit(&mut client, &window, &children[7].surface)?,
+        "the children never entered the output"
+    );
+
+    let before = comp.snapshot()?.shell.commits;
+    const PARENT_COMMITS: u64 = 5;
+    for _ in 0..PARENT_COMMITS {
+        window.wait_frame(&mut client)?;
+    }
+    let handled = comp.snapshot()?.shell.commits - before;
+    ensure!(
+        handled == PARENT_COMMITS,
+        "{PARENT_COMMITS} commits of the parent alone ran the commit handler {handled} times \
+         (8 unchanged synchronized children)"
+    );
+
+    drop((children, window));
+    comp.terminate_successfully()
+}

@@ -290,6 +290,7 @@ fn collect_stats(state: &State) -> stats::Stats {
         cpu_copies: state.cpu_copies.stats,
         lockdep: stats::Lockdep::now(),
         shell,
+        scene: state.backend.scene_stats(),
         vulkan_objects: importer::vulkan::census::live_objects(),
         linux_dmabuf: state.linux_dmabuf.stats,
         limits: compositor::limits::LimitStats::now(state.held_commits.warned, state.held_commits.len() as u64),

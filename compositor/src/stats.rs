@@ -34,6 +34,8 @@ pub struct Stats {
     pub lockdep: Lockdep,
     /// What clients did.
     pub shell: ShellStats,
+    /// Render elements built, and reused from the frame before.
+    pub scene: crate::backend::scene::SceneStats,
     /// Live Vulkan-owning objects (textures, host buffers, targets, frame
     /// fences) when the stats were taken: at exit after teardown, or live
     /// in a SIGUSR1 snapshot.

@@ -615,6 +615,7 @@ mod tests {
                 violations: 0,
             },
             shell: ShellStats::default(),
+            scene: Default::default(),
             vulkan_objects: Default::default(),
             linux_dmabuf: Default::default(),
             limits: Default::default(),

@@ -55,7 +55,7 @@ pub struct HeadlessBackend {
     target: VkTarget,
     damage_tracker: DamageTracker,
     /// Which surfaces the output shows (wl_surface.enter/leave).
-    scene: super::OutputScene,
+    pub(super) scene: super::OutputScene,
     clock: Clock<Monotonic>,
     frame_interval: Duration,
     size: Size<i32, Physical>,
@@ -129,6 +129,7 @@ impl HeadlessBackend {
         )?;
         // Keep sampled buffers until the GPU is done (or release early).
         self.releases.track_frame(&mut self.renderer, &elements, &result.sync);
+        self.scene.keep(elements);
         Ok(result.states)
     }
 
@@ -180,6 +181,9 @@ pub fn on_frame_tick(state: &mut State) -> bool {
     }
     super::housekeeping(state);
     if state.rendering_stopped() {
+        if let Backend::Headless(backend) = &mut state.backend {
+            backend.scene.forget();
+        }
         // Keep ticking: the child may reconnect, which resumes rendering.
         return true;
     }

@@ -135,6 +135,14 @@ impl Backend {
     }
 
     /// Frames shown: rendered (headless) or scanned out after a page flip (drm).
+    /// Render elements built and reused so far.
+    pub fn scene_stats(&self) -> scene::SceneStats {
+        match self {
+            Backend::Headless(b) => b.scene.stats(),
+            Backend::Drm(b) => b.scene.stats(),
+        }
+    }
+
     pub fn frames(&self) -> u64 {
         match self {
             Backend::Headless(b) => b.frames(),

@@ -22,7 +22,27 @@
 //! that shows a change is the one that reports it: the list is built from
 //! the state that frame draws.
 
+//!
+//! DOC: elements kept between frames
+//!
+//! Building a surface's element (smithay's `from_surface`: texture lookup,
+//! buffer and damage snapshots, opaque regions) is most of the walk. The
+//! elements a frame drew are handed back ([`OutputScene::keep`]) and the
+//! next frame reuses one while what it was built from is unchanged: the
+//! same surface, no state applied to it since ([`AppliedStates`], counted
+//! by the commit handler), at the same place, at the same scale. Anything
+//! else builds a new one.
+//!
+//! A kept element holds its buffer, so a buffer replaced by a commit is
+//! let go at the next frame's walk rather than at the commit: within one
+//! frame, and before the frame callbacks of that frame go out. While
+//! rendering is stopped nothing walks, so the backends drop what is kept
+//! then ([`OutputScene::forget`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use smithay::{
     backend::renderer::{
         element::{surface::WaylandSurfaceRenderElement, Kind},
@@ -31,40 +51,124 @@ use smithay::{
     desktop::{PopupManager, Space, Window},
     output::Output,
     reexports::wayland_server::protocol::wl_surface::WlSurface,
+    reexports::wayland_server::{backend::ObjectId, Resource},
     utils::{IsAlive, Physical, Point, Rectangle, Scale},
-    wayland::compositor::{with_surface_tree_downward, TraversalAction},
+    wayland::compositor::{with_states, with_surface_tree_downward, SurfaceData, TraversalAction},
 };
 use tracing::warn;
 
 use crate::render::VkRenderer;
 
-/// The surfaces one output showed in the last frame, front to back.
-#[derive(Debug, Default)]
+type Element = WaylandSurfaceRenderElement<VkRenderer>;
+
+/// The surfaces one output showed in the last frame, front to back, and
+/// the elements drawn for them.
+#[derive(Default)]
 pub struct OutputScene {
     shown: Vec<WlSurface>,
-    /// The last frame's element count, to size the next frame's list.
-    elements: usize,
+    /// What each element of the frame being drawn was built from, in order
+    /// (`None`: never reused).
+    keys: Vec<Option<ElementKey>>,
+    /// The last drawn frame's elements, for the next walk.
+    kept: Vec<Kept>,
+    /// The scale the kept elements were built at.
+    scale: Option<Scale<f64>>,
+    stats: SceneStats,
+}
+
+impl std::fmt::Debug for OutputScene {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputScene")
+            .field("shown", &self.shown.len())
+            .field("kept", &self.kept.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Elements built and reused, over the compositor's life.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SceneStats {
+    pub elements_built: u64,
+    pub elements_reused: u64,
+}
+
+impl SceneStats {
+    pub fn add(&mut self, other: SceneStats) {
+        self.elements_built += other.elements_built;
+        self.elements_reused += other.elements_reused;
+    }
+}
+
+/// What an element was built from; equal keys build equal elements.
+#[derive(Debug, Clone, PartialEq)]
+struct ElementKey {
+    surface: ObjectId,
+    applied: u64,
+    location: Point<f64, Physical>,
+}
+
+struct Kept {
+    key: Option<ElementKey>,
+    element: Option<Element>,
+}
+
+/// How far past the expected position the walk looks for a surface's kept
+/// element (surfaces added or removed since shift the order a little).
+const LOOKAHEAD: usize = 8;
+
+/// The number of states applied to a surface, counted by the commit
+/// handler ([`note_applied`]).
+#[derive(Debug, Default)]
+pub struct AppliedStates(AtomicU64);
+
+/// A state was applied to `surface`: its kept elements are stale.
+/// Takes `surface`'s state lock.
+pub fn note_applied(surface: &WlSurface) {
+    with_states(surface, |states| {
+        states
+            .data_map
+            .get_or_insert_threadsafe(AppliedStates::default)
+            .0
+            .fetch_add(1, Ordering::Relaxed);
+    });
+}
+
+fn applied_states(states: &SurfaceData) -> Option<u64> {
+    states
+        .data_map
+        .get::<AppliedStates>()
+        .map(|a| a.0.load(Ordering::Relaxed))
 }
 
 impl OutputScene {
     /// The elements of `space` on `output`, front to back, at the output's
-    /// scale; updates which surfaces are on `output`.
+    /// scale; updates which surfaces are on `output`. Hand them back with
+    /// [`keep`](Self::keep) once drawn.
     pub fn elements(
         &mut self,
         renderer: &mut VkRenderer,
         space: &Space<Window>,
         output: &Output,
-    ) -> anyhow::Result<Vec<WaylandSurfaceRenderElement<VkRenderer>>> {
+    ) -> anyhow::Result<Vec<Element>> {
         let region = space
             .output_geometry(output)
             .context("output is not mapped in the space")?;
         let scale = Scale::from(output.current_scale().fractional_scale());
+        if self.scale != Some(scale) {
+            self.kept.clear();
+            self.scale = Some(scale);
+        }
         let mut walk = Walk {
             renderer,
             scale,
             output: Rectangle::from_size(region.size.to_physical_precise_round(scale)),
-            elements: Vec::with_capacity(self.elements),
+            elements: Vec::with_capacity(self.kept.len()),
+            keys: Vec::with_capacity(self.kept.len()),
+            kept: std::mem::take(&mut self.kept),
+            next_kept: 0,
             shown: Vec::with_capacity(self.shown.len()),
+            stats: SceneStats::default(),
         };
         let windows: Vec<&Window> = space.elements().collect();
         for window in windows.into_iter().rev() {
@@ -79,13 +183,47 @@ impl OutputScene {
                 walk.window(window, (origin - region.loc).to_physical_precise_round(scale));
             }
         }
-        let Walk { elements, shown, .. } = walk;
-        self.elements = elements.len();
+        let Walk {
+            elements,
+            keys,
+            shown,
+            stats,
+            ..
+        } = walk;
+        self.keys = keys;
+        self.stats.add(stats);
         if shown != self.shown {
             update_outputs(output, &self.shown, &shown);
             self.shown = shown;
         }
         Ok(elements)
+    }
+
+    /// Keeps the elements [`elements`](Self::elements) returned, once drawn,
+    /// for the next frame.
+    pub fn keep(&mut self, elements: Vec<Element>) {
+        let keys = std::mem::take(&mut self.keys);
+        if keys.len() != elements.len() {
+            return;
+        }
+        self.kept = keys
+            .into_iter()
+            .zip(elements)
+            .map(|(key, element)| Kept {
+                key,
+                element: Some(element),
+            })
+            .collect();
+    }
+
+    /// Drops the kept elements and the buffers they hold (rendering stopped).
+    pub fn forget(&mut self) {
+        self.kept.clear();
+        self.keys.clear();
+    }
+
+    pub fn stats(&self) -> SceneStats {
+        self.stats
     }
 }
 
@@ -116,8 +254,15 @@ struct Walk<'r> {
     scale: Scale<f64>,
     /// The output in the walk's coordinates (physical, relative to the output).
     output: Rectangle<i32, Physical>,
-    elements: Vec<WaylandSurfaceRenderElement<VkRenderer>>,
+    elements: Vec<Element>,
+    /// What each of `elements` was built from.
+    keys: Vec<Option<ElementKey>>,
+    /// The last frame's elements, in the order it walked them.
+    kept: Vec<Kept>,
+    /// Where in `kept` the next surface's element is expected.
+    next_kept: usize,
     shown: Vec<WlSurface>,
+    stats: SceneStats,
 }
 
 impl Walk<'_> {
@@ -162,6 +307,17 @@ impl Walk<'_> {
                 if placed.overlaps(self.output) {
                     self.shown.push(surface.clone());
                 }
+                let key = applied_states(states).map(|applied| ElementKey {
+                    surface: surface.id(),
+                    applied,
+                    location,
+                });
+                if let Some(element) = key.as_ref().and_then(|key| self.take_kept(key)) {
+                    self.push(element, key);
+                    self.stats.elements_reused += 1;
+                    return;
+                }
+                self.stats.elements_built += 1;
                 match WaylandSurfaceRenderElement::from_surface(
                     self.renderer,
                     surface,
@@ -170,12 +326,32 @@ impl Walk<'_> {
                     1.0,
                     Kind::Unspecified,
                 ) {
-                    Ok(Some(element)) => self.elements.push(element),
+                    Ok(Some(element)) => self.push(element, key),
                     Ok(None) => {}
                     Err(err) => warn!("failed to import a surface's buffer: {err}"),
                 }
             },
             |_, _, _| true,
         );
+    }
+
+    /// The last frame's element for `key`'s surface if it was built from the
+    /// same key.
+    fn take_kept(&mut self, key: &ElementKey) -> Option<Element> {
+        let end = (self.next_kept + LOOKAHEAD).min(self.kept.len());
+        let at =
+            (self.next_kept..end).find(|&i| self.kept[i].key.as_ref().is_some_and(|k| k.surface == key.surface))?;
+        self.next_kept = at + 1;
+        let kept = &mut self.kept[at];
+        if kept.key.as_ref() != Some(key) {
+            return None;
+        }
+        kept.element.take()
+    }
+
+    /// Adds an element; one without a key is never reused.
+    fn push(&mut self, element: Element, key: Option<ElementKey>) {
+        self.elements.push(element);
+        self.keys.push(key);
     }
 }

@@ -67,6 +67,8 @@ impl CompositorHandler for State {
 
     fn commit(&mut self, surface: &WlSurface) {
         self.shell_stats.commits += 1;
+        // Elements kept from the last frame are stale for this surface.
+        crate::backend::scene::note_applied(surface);
         // Record the new buffer/damage so render elements can import it lazily.
         on_commit_buffer_handler::<Self>(surface);
         self.awaiting_frame.note(surface);

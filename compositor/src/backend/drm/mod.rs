@@ -163,7 +163,7 @@ pub struct DrmBackend {
     loop_handle: LoopHandle<'static, State>,
     damage_tracker: DamageTracker,
     /// Which surfaces the output shows (wl_surface.enter/leave).
-    scene: super::OutputScene,
+    pub(super) scene: super::OutputScene,
     clock: Clock<Monotonic>,
     frame_interval: Duration,
     /// What is being scanned out, and what is queued for the next flip.
@@ -261,6 +261,7 @@ impl DrmBackend {
         let scale = self.output.current_scale().fractional_scale();
         let elements = self.scene.elements(&mut self.renderer, space, &self.output)?;
         if let Some(frame) = self.try_direct(&elements, scale.into()) {
+            self.scene.keep(elements);
             return Ok(frame);
         }
         let n = self.scanout.buffers.len();
@@ -313,6 +314,7 @@ impl DrmBackend {
         };
         // Keep sampled buffers until the GPU is done (or release early).
         self.releases.track_frame(&mut self.renderer, &elements, &result.sync);
+        self.scene.keep(elements);
         Ok(RenderedFrame {
             source: Source::Composited { back, readback },
             states: result.states,
@@ -694,9 +696,11 @@ fn next_frame(state: &mut State) {
         // Paused (VT switched away): nothing can be shown until the session
         // is activated again, and activation calls us. No retry timer, so
         // the loop sleeps instead of waking at the refresh rate meanwhile.
+        b.scene.forget();
         return;
     }
     if stopped {
+        b.scene.forget();
         let interval = b.frame_interval;
         arm_timer(b, interval);
         return;

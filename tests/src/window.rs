@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use wayland_client::protocol::wl_subsurface::WlSubsurface;
 use wayland_client::protocol::wl_surface::WlSurface;
-use wayland_client::{Connection, Dispatch, QueueHandle};
+use wayland_client::{Connection, Dispatch, Proxy, QueueHandle};
 use wayland_protocols::xdg::shell::client::xdg_surface::{self, XdgSurface};
 use wayland_protocols::xdg::shell::client::xdg_toplevel::{self, XdgToplevel};
 
@@ -104,6 +104,16 @@ impl Window {
         let flag = self.frame(client);
         self.surface.commit();
         client.wait_flag("wl_surface.frame done", &flag)
+    }
+
+    /// Whether `surface` is on the output after two frames this window
+    /// commits and waits for, and a roundtrip (enter and leave go out with
+    /// the frame that shows the change).
+    pub fn shows_after_frames(&self, client: &mut Client, surface: &WlSurface) -> Result<bool> {
+        self.wait_frame(client)?;
+        self.wait_frame(client)?;
+        client.roundtrip()?;
+        Ok(client.state.entered.contains(&surface.id()))
     }
 
     /// Whether the compositor asked to close the window.

@@ -33,17 +33,6 @@ struct Delta {
     reused: u64,
 }
 
-fn measure(comp: &mut Compositor, body: impl FnOnce() -> Result<()>) -> Result<Delta> {
-    let before = comp.snapshot()?;
-    body()?;
-    let after = comp.snapshot()?;
-    Ok(Delta {
-        frames: after.frames - before.frames,
-        built: after.scene.elements_built - before.scene.elements_built,
-        reused: after.scene.elements_reused - before.scene.elements_reused,
-    })
-}
-
 /// A 320×240 output with a window and `CHILDREN` 32×32 subsurfaces, all
 /// shown.
 struct Scene {
@@ -89,21 +78,39 @@ fn scene() -> Result<Scene> {
     })
 }
 
+/// Frames and elements while the parent commits `COMMITS` times, each
+/// after `change(i)`.
+fn parent_commits(scene: &mut Scene, mut change: impl FnMut(&Scene, u64)) -> Result<Delta> {
+    let before = scene.comp.snapshot()?;
+    for i in 0..COMMITS {
+        change(scene, i);
+        scene.window.wait_frame(&mut scene.client)?;
+    }
+    let after = scene.comp.snapshot()?;
+    Ok(Delta {
+        frames: after.frames - before.frames,
+        built: after.scene.elements_built - before.scene.elements_built,
+        reused: after.scene.elements_reused - before.scene.elements_reused,
+    })
+}
+
+impl Scene {
+    fn finish(self) -> Result<()> {
+        let Scene {
+            mut comp,
+            window,
+            children,
+            ..
+        } = self;
+        drop((children, window));
+        comp.terminate_successfully()
+    }
+}
+
 #[test]
 fn unchanged_children_are_reused_while_their_parent_commits() -> Result<()> {
-    let Scene {
-        mut comp,
-        mut client,
-        window,
-        children,
-        ..
-    } = scene()?;
-    let d = measure(&mut comp, || {
-        for _ in 0..COMMITS {
-            window.wait_frame(&mut client)?;
-        }
-        Ok(())
-    })?;
+    let mut scene = scene()?;
+    let d = parent_commits(&mut scene, |_, _| {})?;
     ensure!(d.frames >= COMMITS, "fewer frames than commits: {d:?}");
     // Only the parent's element is ever rebuilt, once per commit.
     ensure!(d.built <= COMMITS, "unchanged children were built again: {d:?}");
@@ -111,56 +118,32 @@ fn unchanged_children_are_reused_while_their_parent_commits() -> Result<()> {
         d.reused >= CHILDREN * d.frames,
         "the children's elements were not reused every frame: {d:?}"
     );
-    drop((children, window));
-    comp.terminate_successfully()
+    scene.finish()
 }
 
 #[test]
 fn a_child_moved_by_its_parents_commit_is_built_again() -> Result<()> {
-    let Scene {
-        mut comp,
-        mut client,
-        window,
-        children,
-        ..
-    } = scene()?;
-    let d = measure(&mut comp, || {
-        for i in 0..COMMITS {
-            children[0].set_position(8, 8 + 4 * (i as i32 % 2 + 1));
-            window.wait_frame(&mut client)?;
-        }
-        Ok(())
+    let mut scene = scene()?;
+    let d = parent_commits(&mut scene, |scene, i| {
+        scene.children[0].set_position(8, 8 + 4 * (i as i32 % 2 + 1));
     })?;
     ensure!(
         d.built >= 2 * COMMITS,
         "each commit should build the parent's and the moved child's element: {d:?}"
     );
-    drop((children, window));
-    comp.terminate_successfully()
+    scene.finish()
 }
 
 #[test]
 fn a_child_with_a_new_buffer_is_built_again() -> Result<()> {
-    let Scene {
-        mut comp,
-        mut client,
-        window,
-        children,
-        small,
-        ..
-    } = scene()?;
-    let other = buffer(&client, 32, [20, 200, 120, 255])?;
-    let d = measure(&mut comp, || {
-        for i in 0..COMMITS {
-            children[0].attach_commit(if i % 2 == 0 { &other } else { &small });
-            window.wait_frame(&mut client)?;
-        }
-        Ok(())
+    let mut scene = scene()?;
+    let other = buffer(&scene.client, 32, [20, 200, 120, 255])?;
+    let d = parent_commits(&mut scene, |scene, i| {
+        scene.children[0].attach_commit(if i % 2 == 0 { &other } else { &scene.small });
     })?;
     ensure!(
         d.built >= 2 * COMMITS,
         "each commit should build the parent's and the changed child's element: {d:?}"
     );
-    drop((children, window));
-    comp.terminate_successfully()
+    scene.finish()
 }

@@ -26,15 +26,6 @@ fn buffer(client: &Client, size: u32) -> Result<DmabufBuffer> {
     DmabufBuffer::solid(client, size, size, [40, 160, 90, 255])
 }
 
-/// Whether `surface` is on the output after the frame `window` commits and
-/// waits for (and a roundtrip: enter and leave go out with the frame).
-fn shown_after_commit(client: &mut Client, window: &Window, surface: &WlSurface) -> Result<bool> {
-    window.wait_frame(client)?;
-    window.wait_frame(client)?;
-    client.roundtrip()?;
-    Ok(client.state.entered.contains(&surface.id()))
-}
-
 /// A compositor with a 320×240 output and a window with a 128×128 buffer
 /// shown on it.
 fn shown_window() -> Result<(Compositor, Client, Window, DmabufBuffer)> {
@@ -46,7 +37,7 @@ fn shown_window() -> Result<(Compositor, Client, Window, DmabufBuffer)> {
     let main = buffer(&client, 128)?;
     window.attach(&main);
     ensure!(
-        shown_after_commit(&mut client, &window, &window.surface)?,
+        window.shows_after_frames(&mut client, &window.surface)?,
         "the window never entered the output"
     );
     Ok((comp, client, window, main))
@@ -69,7 +60,7 @@ fn a_grandchilds_commit_applies_with_the_roots_under_a_child_that_sent_nothing()
     let grandchild = Subsurface::new(&client, &child.surface);
     grandchild.set_position(4, 4);
     ensure!(
-        shown_after_commit(&mut client, &window, &child.surface)?,
+        window.shows_after_frames(&mut client, &child.surface)?,
         "the child never entered the output"
     );
     ensure!(
@@ -80,7 +71,7 @@ fn a_grandchilds_commit_applies_with_the_roots_under_a_child_that_sent_nothing()
     // Only the grandchild commits; the child sends nothing.
     grandchild.attach_commit(&small);
     ensure!(
-        shown_after_commit(&mut client, &window, &grandchild.surface)?,
+        window.shows_after_frames(&mut client, &grandchild.surface)?,
         "the grandchild's cached commit was not applied with the root's commit"
     );
 
@@ -95,7 +86,7 @@ fn a_grandchilds_move_applies_with_the_roots_commit() -> Result<()> {
     let child = child_with_buffer(&client, &window.surface, &small);
     let grandchild = child_with_buffer(&client, &child.surface, &small);
     ensure!(
-        shown_after_commit(&mut client, &window, &grandchild.surface)?,
+        window.shows_after_frames(&mut client, &grandchild.surface)?,
         "the grandchild never entered the output"
     );
 
@@ -103,7 +94,7 @@ fn a_grandchilds_move_applies_with_the_roots_commit() -> Result<()> {
     // commits. Far past the output's right and bottom edges.
     grandchild.set_position(4000, 4000);
     ensure!(
-        !shown_after_commit(&mut client, &window, &grandchild.surface)?,
+        !window.shows_after_frames(&mut client, &grandchild.surface)?,
         "the grandchild's move was not applied with the root's commit"
     );
     ensure!(
@@ -141,7 +132,7 @@ fn a_child_passed_over_stays_synchronized() -> Result<()> {
         "the synchronized child's commit applied without its parent's commit"
     );
     ensure!(
-        shown_after_commit(&mut client, &window, &child.surface)?,
+        window.shows_after_frames(&mut client, &child.surface)?,
         "the child's cached commit was not applied with its parent's"
     );
 
@@ -161,13 +152,13 @@ fn uncommitted_state_of_a_passed_over_child_waits_for_its_commit() -> Result<()>
     child.surface.damage_buffer(0, 0, 32, 32);
     small.mark_attached();
     ensure!(
-        !shown_after_commit(&mut client, &window, &child.surface)?,
+        !window.shows_after_frames(&mut client, &child.surface)?,
         "the child's attach was applied though the child never committed it"
     );
 
     child.surface.commit();
     ensure!(
-        shown_after_commit(&mut client, &window, &child.surface)?,
+        window.shows_after_frames(&mut client, &child.surface)?,
         "the child's committed attach was not applied with its parent's commit"
     );
 
@@ -183,7 +174,7 @@ fn a_parents_commit_leaves_children_that_sent_nothing_alone() -> Result<()> {
         .map(|_| child_with_buffer(&client, &window.surface, &small))
         .collect();
     ensure!(
-        shown_after_commit(&mut client, &window, &children[7].surface)?,
+        window.shows_after_frames(&mut client, &children[7].surface)?,
         "the children never entered the output"
     );
 

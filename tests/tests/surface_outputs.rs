@@ -14,20 +14,10 @@ use anyhow::{ensure, Result};
 use testkit::client::Client;
 use testkit::harness::Compositor;
 use testkit::{DmabufBuffer, Subsurface, Window};
-use wayland_client::protocol::wl_surface::WlSurface;
 use wayland_client::Proxy;
 
 fn buffer(client: &Client, size: u32) -> Result<DmabufBuffer> {
     DmabufBuffer::solid(client, size, size, [90, 60, 200, 255])
-}
-
-/// Whether `surface` is on the output, after the frame `window` waits for
-/// and a roundtrip (enter and leave go out with the frame's refresh).
-fn on_output_after_frame(client: &mut Client, window: &Window, surface: &WlSurface) -> Result<bool> {
-    window.wait_frame(client)?;
-    window.wait_frame(client)?;
-    client.roundtrip()?;
-    Ok(client.state.entered.contains(&surface.id()))
 }
 
 /// A compositor with a 320×240 output, a window shown on it and a 32×32
@@ -52,7 +42,7 @@ fn window_with_child() -> Result<WithChild> {
     let small = buffer(&client, 32)?;
     child.attach_commit(&small);
     ensure!(
-        on_output_after_frame(&mut client, &window, &child.surface)?,
+        window.shows_after_frames(&mut client, &child.surface)?,
         "the subsurface mapped inside its window never entered the output"
     );
     Ok(WithChild {
@@ -72,7 +62,7 @@ fn shown_window(client: &mut Client) -> Result<(Window, DmabufBuffer)> {
     let main = buffer(client, 128)?;
     window.attach(&main);
     ensure!(
-        on_output_after_frame(client, &window, &window.surface)?,
+        window.shows_after_frames(client, &window.surface)?,
         "the window's surface never entered the output"
     );
     Ok((window, main))
@@ -94,13 +84,13 @@ fn a_subsurface_mapped_and_unmapped_inside_its_window_enters_and_leaves() -> Res
     child.surface.attach(None, 0, 0);
     child.surface.commit();
     ensure!(
-        !on_output_after_frame(&mut client, &window, &child.surface)?,
+        !window.shows_after_frames(&mut client, &child.surface)?,
         "the unmapped subsurface never left the output"
     );
 
     child.attach_commit(&small);
     ensure!(
-        on_output_after_frame(&mut client, &window, &child.surface)?,
+        window.shows_after_frames(&mut client, &child.surface)?,
         "the subsurface mapped again never entered the output"
     );
     ensure!(
@@ -126,7 +116,7 @@ fn a_subsurface_moved_off_the_output_leaves_and_moved_back_enters() -> Result<()
     // Far past the output's right and bottom edges, wherever the window is.
     child.set_position(4000, 4000);
     ensure!(
-        !on_output_after_frame(&mut client, &window, &child.surface)?,
+        !window.shows_after_frames(&mut client, &child.surface)?,
         "the subsurface moved off the output never left it"
     );
     ensure!(
@@ -136,7 +126,7 @@ fn a_subsurface_moved_off_the_output_leaves_and_moved_back_enters() -> Result<()
 
     child.set_position(16, 16);
     ensure!(
-        on_output_after_frame(&mut client, &window, &child.surface)?,
+        window.shows_after_frames(&mut client, &child.surface)?,
         "the subsurface moved back never entered the output again"
     );
 
@@ -156,14 +146,14 @@ fn a_subsurface_leaves_with_its_unmapped_parent() -> Result<()> {
     grandchild.attach_commit(&small);
     child.attach_commit(&small);
     ensure!(
-        on_output_after_frame(&mut client, &window, &grandchild.surface)?,
+        window.shows_after_frames(&mut client, &grandchild.surface)?,
         "the nested subsurface never entered the output"
     );
 
     child.surface.attach(None, 0, 0);
     child.surface.commit();
     ensure!(
-        !on_output_after_frame(&mut client, &window, &grandchild.surface)?,
+        !window.shows_after_frames(&mut client, &grandchild.surface)?,
         "the nested subsurface stayed on the output after its parent unmapped"
     );
     ensure!(

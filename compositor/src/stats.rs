@@ -70,7 +70,8 @@ impl Lockdep {
 /// Client activity: a client paced by frame callbacks commits every frame.
 #[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 pub struct ShellStats {
-    /// Surface commits (all clients).
+    /// Surface states applied (all clients): a commit, counted when its
+    /// state is applied (a synchronized subsurface's with its parent's).
     pub commits: u64,
     /// Toplevels that got a first buffer and were mapped.
     pub windows_mapped: u64,

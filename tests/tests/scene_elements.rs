@@ -5,17 +5,23 @@
 //! * children that send nothing are reused while their parent commits;
 //! * a child moved by its parent's commit is built again (its place
 //!   changed, its own state did not);
-//! * a child that commits a new buffer is built again.
+//! * a child that commits a new buffer is built again;
+//! * a buffer taken into smithay's renderer state by an ancestor's commit,
+//!   after the child's own state was applied, replaces the kept element.
 //!
 //! What the built elements show is the render tests' part (`replace`
 //! checks a replaced buffer reaches the screen).
 
 use std::ffi::OsString;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use testkit::client::Client;
-use testkit::harness::Compositor;
-use testkit::{DmabufBuffer, Subsurface, Window};
+use testkit::harness::{Compositor, CopyGate, StatsExt};
+use testkit::image_compare::check_window_pixel;
+use testkit::provider::provider_from_env;
+use testkit::{DmabufBuffer, Format, RgbaImage, Subsurface, Window};
 use wayland_client::Proxy;
 
 const CHILDREN: u64 = 8;
@@ -146,4 +152,85 @@ fn a_child_with_a_new_buffer_is_built_again() -> Result<()> {
         "each commit should build the parent's and the changed child's element: {d:?}"
     );
     scene.finish()
+}
+
+/// A synchronized subsurface's renderer state can take in its new buffer
+/// later than its own state is applied: with the next commit of an
+/// unsynchronized ancestor. Here the child's commit is held on a CPU copy
+/// while the child is desynchronized, applies after the child was made
+/// synchronized (so its own commit does not update that state), and the
+/// parent's commit takes the buffer in once the child is desynchronized
+/// again. The new buffer must reach the screen and the old one be let go.
+#[test]
+fn a_buffer_taken_in_by_the_parents_commit_replaces_the_kept_element() -> Result<()> {
+    const GREEN: [u8; 4] = [20, 200, 40, 255];
+    const RED: [u8; 4] = [220, 30, 30, 255];
+    const BLUE: [u8; 4] = [20, 40, 230, 255];
+    const LARGE: u32 = 4096;
+    let gate = CopyGate::new()?;
+    let dir = tempfile::tempdir()?;
+    let shot = dir.path().join("out.png");
+    let (gate_var, gate_path) = gate.env()?;
+    let mut comp = Compositor::spawn_with_env(
+        &[
+            "--size".as_ref(),
+            "320x240".as_ref(),
+            "--cpu-fallback".as_ref(),
+            "--screenshot".as_ref(),
+            shot.as_os_str(),
+        ],
+        &[(gate_var, gate_path.as_str())],
+    )?;
+    let mut client = comp.connect()?;
+    let window = Window::new(&mut client, "taken-in")?;
+    let main = buffer(&client, 128, GREEN)?;
+    window.attach(&main);
+    window.wait_frame(&mut client)?;
+    let child = Subsurface::new(&client, &window.surface);
+    child.set_desync();
+    let old = buffer(&client, 64, RED)?;
+    child.attach_commit(&old);
+    window.wait_frame(&mut client)?;
+    window.wait_frame(&mut client)?;
+
+    // Its copy runs on the worker, which waits for the gate.
+    let provider = provider_from_env()?;
+    let large = DmabufBuffer::new(
+        &client,
+        &*provider,
+        LARGE,
+        LARGE,
+        Format::Xrgb8888,
+        LARGE * 4,
+        &|_, _| Format::Xrgb8888.encode(BLUE),
+    )?;
+    let applied = Arc::new(AtomicBool::new(false));
+    child.surface.frame(&client.qh, applied.clone());
+    child.attach_commit(&large);
+    child.set_sync();
+    client.roundtrip()?;
+    gate.open()?;
+    client.wait_flag(
+        "frame callback of the held commit, applied while synchronized",
+        &applied,
+    )?;
+
+    child.set_desync();
+    for _ in 0..10 {
+        window.wait_frame(&mut client)?;
+        client.roundtrip()?;
+        if old.is_released() {
+            break;
+        }
+    }
+    ensure!(
+        old.is_released(),
+        "the replaced buffer was never released: a kept element still holds it"
+    );
+    comp.terminate()?;
+    let image = RgbaImage::load_png(&shot)?;
+    check_window_pixel(&image, 0, 10, BLUE).context("the child's new buffer")?;
+    comp.stats()?.require_test_hooks("COMPOSITOR_COPY_GATE")?;
+    drop((child, window, large, old, main));
+    Ok(())
 }

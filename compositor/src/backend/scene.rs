@@ -30,8 +30,10 @@
 //! elements a frame drew are handed back ([`OutputScene::keep`]) and the
 //! next frame reuses one while what it was built from is unchanged: the
 //! same surface, no state applied to it since ([`AppliedStates`], counted
-//! by the commit handler), at the same place, at the same scale. Anything
-//! else builds a new one.
+//! by the commit handler), the same buffer, damage counter and view in
+//! smithay's renderer state (which an ancestor's commit can update after
+//! the surface's own, see [`ElementKey`]), at the same place, at the same
+//! scale. Anything else builds a new one.
 //!
 //! A kept element holds its buffer, so a buffer replaced by a commit is
 //! let go at the next frame's walk rather than at the commit: within one
@@ -46,13 +48,13 @@ use serde::{Deserialize, Serialize};
 use smithay::{
     backend::renderer::{
         element::{surface::WaylandSurfaceRenderElement, Kind},
-        utils::RendererSurfaceStateUserData,
+        utils::{CommitCounter, RendererSurfaceStateUserData, SurfaceView},
     },
     desktop::{PopupManager, Space, Window},
     output::Output,
     reexports::wayland_server::protocol::wl_surface::WlSurface,
     reexports::wayland_server::{backend::ObjectId, Resource},
-    utils::{IsAlive, Physical, Point, Rectangle, Scale},
+    utils::{IsAlive, Physical, Point, Rectangle, Scale, Transform},
     wayland::compositor::{with_states, with_surface_tree_downward, SurfaceData, TraversalAction},
 };
 use tracing::warn;
@@ -101,10 +103,24 @@ impl SceneStats {
 }
 
 /// What an element was built from; equal keys build equal elements.
+///
+/// smithay's renderer state of a surface is not only updated by the
+/// surface's own commit: a synchronized subsurface's new buffer is taken in
+/// when an unsynchronized ancestor's commit walks its tree, which may come
+/// later than the subsurface's own state (a commit held on a fence, then
+/// `set_sync`). So the key holds what the element reads from that state
+/// (buffer, damage counter, view, buffer scale and transform) besides the count of
+/// applied states, which covers what it reads from the surface's cached
+/// state (the alpha multiplier).
 #[derive(Debug, Clone, PartialEq)]
 struct ElementKey {
     surface: ObjectId,
     applied: u64,
+    buffer: Option<ObjectId>,
+    commit: CommitCounter,
+    view: SurfaceView,
+    buffer_scale: i32,
+    buffer_transform: Transform,
     location: Point<f64, Physical>,
 }
 
@@ -296,11 +312,13 @@ impl Walk<'_> {
                 }
             },
             |surface, states, location| {
-                let view = states
-                    .data_map
-                    .get::<RendererSurfaceStateUserData>()
-                    .and_then(|d| d.lock().ok()?.view());
-                let Some(view) = view else { return };
+                let Some(renderer_state) = states.data_map.get::<RendererSurfaceStateUserData>() else {
+                    return;
+                };
+                let Ok(renderer_state) = renderer_state.lock() else {
+                    return;
+                };
+                let Some(view) = renderer_state.view() else { return };
                 let location = *location + view.offset.to_f64().to_physical(scale);
                 let size = view.dst.to_f64().to_physical(scale);
                 let placed = Rectangle::new(location, size).to_i32_round();
@@ -310,9 +328,17 @@ impl Walk<'_> {
                 let key = applied_states(states).map(|applied| ElementKey {
                     surface: surface.id(),
                     applied,
+                    buffer: renderer_state.buffer().map(|buffer| buffer.id()),
+                    commit: renderer_state.current_commit(),
+                    view,
+                    buffer_scale: renderer_state.buffer_scale(),
+                    buffer_transform: renderer_state.buffer_transform(),
                     location,
                 });
-                if let Some(element) = key.as_ref().and_then(|key| self.take_kept(key)) {
+                let kept = key.as_ref().and_then(|key| self.take_kept(key));
+                // from_surface takes the renderer state's lock itself.
+                drop(renderer_state);
+                if let Some(element) = kept {
                     self.push(element, key);
                     self.stats.elements_reused += 1;
                     return;

@@ -248,6 +248,8 @@ fn finish(state: &mut State, cli: &Cli) -> anyhow::Result<()> {
         screenshot::write_png(&image, path)?;
         info!(path = %path.display(), "screenshot written");
     }
+    // No frame follows: nothing kept for one may pin a buffer or a texture.
+    state.backend.forget_kept_elements();
     // No copy may still pin a buffer: stop the CPU copy worker first.
     state.cpu_copies.shutdown();
     // Every client buffer: invalidated under its reservation, freed after the

@@ -135,6 +135,15 @@ impl Backend {
     }
 
     /// Frames shown: rendered (headless) or scanned out after a page flip (drm).
+    /// Drops the render elements kept for the next frame, and the client
+    /// buffers and textures they hold (rendering is over).
+    pub fn forget_kept_elements(&mut self) {
+        match self {
+            Backend::Headless(b) => b.scene.forget(),
+            Backend::Drm(b) => b.scene.forget(),
+        }
+    }
+
     /// Render elements built and reused so far.
     pub fn scene_stats(&self) -> scene::SceneStats {
         match self {

@@ -179,6 +179,15 @@ impl CopyGate {
         Ok(("COMPOSITOR_COPY_GATE", path.to_string()))
     }
 
+    /// A compositor with `--cpu-fallback`, then `args`, whose CPU copies
+    /// wait at this gate.
+    pub fn spawn_compositor<S: Into<OsString> + Clone>(&self, args: &[S]) -> Result<Compositor> {
+        let (var, path) = self.env()?;
+        let mut all: Vec<OsString> = vec!["--cpu-fallback".into()];
+        all.extend(args.iter().cloned().map(Into::into));
+        Compositor::spawn_with_env(&all, &[(var, path.as_str())])
+    }
+
     /// Lets one job through (blocks until the worker opens the FIFO).
     pub fn open(&self) -> Result<()> {
         use std::io::Write;

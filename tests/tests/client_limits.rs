@@ -118,19 +118,14 @@ fn plane_fds_past_the_limit_disconnect_only_that_client() -> Result<()> {
 #[test]
 fn a_stalled_client_is_logged_and_its_queued_commits_are_capped() -> Result<()> {
     let gate = CopyGate::new()?;
-    let (gate_var, gate_path) = gate.env()?;
-    let mut comp = Compositor::spawn_with_env(
-        &[
-            "--size",
-            "320x240",
-            "--cpu-fallback",
-            "--max-client-held-commits",
-            "6",
-            "--stall-timeout",
-            "0.2",
-        ],
-        &[(gate_var, gate_path.as_str())],
-    )?;
+    let mut comp = gate.spawn_compositor(&[
+        "--size",
+        "320x240",
+        "--max-client-held-commits",
+        "6",
+        "--stall-timeout",
+        "0.2",
+    ])?;
     let witness = Witness::start(&comp.socket_path(), BOUND)?;
 
     let mut client = comp.connect()?;

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use testkit::harness::{Compositor, CopyGate, StatsExt};
+use testkit::harness::{CopyGate, StatsExt};
 use testkit::image_compare::check_window_pixel;
 use testkit::provider::provider_from_env;
 use testkit::witness::Witness;
@@ -32,17 +32,12 @@ fn witness_keeps_its_frames_while_a_large_cpu_copy_runs() -> Result<()> {
     let gate = CopyGate::new()?;
     let dir = tempfile::tempdir()?;
     let shot = dir.path().join("out.png");
-    let (gate_var, gate_path) = gate.env()?;
-    let mut comp = Compositor::spawn_with_env(
-        &[
-            "--size".as_ref(),
-            "320x240".as_ref(),
-            "--cpu-fallback".as_ref(),
-            "--screenshot".as_ref(),
-            shot.as_os_str(),
-        ],
-        &[(gate_var, gate_path.as_str())],
-    )?;
+    let mut comp = gate.spawn_compositor(&[
+        "--size".as_ref(),
+        "320x240".as_ref(),
+        "--screenshot".as_ref(),
+        shot.as_os_str(),
+    ])?;
     let mut witness = Witness::start(&comp.socket_path(), BOUND)?;
 
     let mut client = comp.connect()?;

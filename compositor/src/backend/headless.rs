@@ -181,9 +181,7 @@ pub fn on_frame_tick(state: &mut State) -> bool {
     }
     super::housekeeping(state);
     if state.rendering_stopped() {
-        if let Backend::Headless(backend) = &mut state.backend {
-            backend.scene.forget();
-        }
+        state.backend.forget_kept_elements();
         // Keep ticking: the child may reconnect, which resumes rendering.
         return true;
     }

@@ -134,7 +134,6 @@ impl Backend {
         }
     }
 
-    /// Frames shown: rendered (headless) or scanned out after a page flip (drm).
     /// Drops the render elements kept for the next frame, and the client
     /// buffers and textures they hold (rendering is over).
     pub fn forget_kept_elements(&mut self) {
@@ -152,6 +151,7 @@ impl Backend {
         }
     }
 
+    /// Frames shown: rendered (headless) or scanned out after a page flip (drm).
     pub fn frames(&self) -> u64 {
         match self {
             Backend::Headless(b) => b.frames(),

@@ -21,7 +21,6 @@
 //! ([`drop_dead_windows`] keeps the part of it still needed). The frame
 //! that shows a change is the one that reports it: the list is built from
 //! the state that frame draws.
-
 //!
 //! DOC: elements kept between frames
 //!

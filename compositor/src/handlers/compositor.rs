@@ -148,6 +148,7 @@ struct ChildMoved(AtomicBool);
 
 /// `parent` has a child to move (or place) when its state is next applied.
 fn note_child_moved(parent: &WlSurface) {
+    subsurface_commits::note_child_moved(parent);
     with_states(parent, |states| {
         states
             .data_map

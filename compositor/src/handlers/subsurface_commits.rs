@@ -20,10 +20,11 @@
 //! request, smithay's flag always matches what the client asked for.
 //!
 //! What a child records ([`SubsurfaceCommits`], in its surface data):
-//! * `dirty`: it, or a descendant, committed, or a child of it was moved,
-//!   since a parent's commit last took its state. New subsurfaces start
-//!   dirty. A commit marks the surface and each ancestor that is itself a
-//!   subsurface; a move marks the moved child's parent and its ancestors. A
+//! * `dirty`: it, or a descendant, committed, or a child of it was moved
+//!   or added, since a parent's commit last took its state. New subsurfaces
+//!   start dirty. A commit marks the surface and each ancestor that is
+//!   itself a subsurface; a move or a new child marks the parent and its
+//!   ancestors. A
 //!   parent's commit clears the flag on each synchronized child it takes,
 //!   with all of that child's subtree (smithay takes the subtree whole).
 //! * `desync`: the mode the client asked for (`set_sync` / `set_desync`).
@@ -54,7 +55,7 @@ use smithay::{
 };
 
 /// What a subsurface's commits have left to apply (module docs).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct SubsurfaceCommits(Mutex<Entry>);
 
 #[derive(Debug)]
@@ -64,13 +65,14 @@ struct Entry {
     dirty: bool,
 }
 
-impl Default for SubsurfaceCommits {
+/// A new subsurface: synchronized, dirty, no handle yet.
+impl Default for Entry {
     fn default() -> Self {
-        SubsurfaceCommits(Mutex::new(Entry {
+        Entry {
             handle: None,
             desync: false,
             dirty: true,
-        }))
+        }
     }
 }
 
@@ -100,17 +102,17 @@ fn mark_dirty_upward(surface: &WlSurface) {
 /// `wl_subsurface` was destroyed): it starts synchronized and dirty, with no
 /// handle yet.
 pub fn note_new_subsurface(surface: &WlSurface) {
-    with_entry(surface, |e| {
-        *e = Entry {
-            handle: None,
-            desync: false,
-            dirty: true,
-        }
-    });
+    with_entry(surface, |e| *e = Entry::default());
+}
+
+/// A child of `parent` was moved (or added): the parent applies that, so
+/// the grandparent's commit must take the parent.
+pub fn note_child_moved(parent: &WlSurface) {
+    mark_dirty_upward(parent);
 }
 
 /// A request arrived on `subsurface`: keeps its handle and the mode the
-/// client asked for, and marks what a move leaves to apply.
+/// client asked for.
 pub fn note_subsurface_request(subsurface: &WlSubsurface, data: &SubsurfaceUserData, request: &wl_subsurface::Request) {
     let surface = data.surface();
     if !surface.is_alive() {
@@ -124,13 +126,6 @@ pub fn note_subsurface_request(subsurface: &WlSubsurface, data: &SubsurfaceUserD
             _ => {}
         }
     });
-    if let wl_subsurface::Request::SetPosition { .. } = request {
-        // The parent applies the move; the grandparent's commit must take
-        // the parent for that to happen.
-        if let Some(parent) = get_parent(surface) {
-            mark_dirty_upward(&parent);
-        }
-    }
 }
 
 /// `subsurface`'s `wl_subsurface` is gone: smithay sets the surface back to
@@ -138,13 +133,7 @@ pub fn note_subsurface_request(subsurface: &WlSubsurface, data: &SubsurfaceUserD
 pub fn note_subsurface_destroyed(data: &SubsurfaceUserData) {
     let surface = data.surface();
     if surface.is_alive() {
-        with_entry(surface, |e| {
-            *e = Entry {
-                handle: None,
-                desync: false,
-                dirty: true,
-            }
-        });
+        with_entry(surface, |e| *e = Entry::default());
     }
 }
 

@@ -188,6 +188,18 @@ impl CopyGate {
         Compositor::spawn_with_env(&all, &[(var, path.as_str())])
     }
 
+    /// [`spawn_compositor`](Self::spawn_compositor) with a 320×240 output
+    /// whose last frame is written to `shot` at exit.
+    pub fn spawn_with_screenshot(&self, shot: &Path) -> Result<Compositor> {
+        let args: [&std::ffi::OsStr; 4] = [
+            "--size".as_ref(),
+            "320x240".as_ref(),
+            "--screenshot".as_ref(),
+            shot.as_os_str(),
+        ];
+        self.spawn_compositor(&args)
+    }
+
     /// Lets one job through (blocks until the worker opens the FIFO).
     pub fn open(&self) -> Result<()> {
         use std::io::Write;

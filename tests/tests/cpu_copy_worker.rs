@@ -32,12 +32,7 @@ fn witness_keeps_its_frames_while_a_large_cpu_copy_runs() -> Result<()> {
     let gate = CopyGate::new()?;
     let dir = tempfile::tempdir()?;
     let shot = dir.path().join("out.png");
-    let mut comp = gate.spawn_compositor(&[
-        "--size".as_ref(),
-        "320x240".as_ref(),
-        "--screenshot".as_ref(),
-        shot.as_os_str(),
-    ])?;
+    let mut comp = gate.spawn_with_screenshot(&shot)?;
     let mut witness = Witness::start(&comp.socket_path(), BOUND)?;
 
     let mut client = comp.connect()?;

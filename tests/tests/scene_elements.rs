@@ -170,12 +170,7 @@ fn a_buffer_taken_in_by_the_parents_commit_replaces_the_kept_element() -> Result
     let gate = CopyGate::new()?;
     let dir = tempfile::tempdir()?;
     let shot = dir.path().join("out.png");
-    let mut comp = gate.spawn_compositor(&[
-        "--size".as_ref(),
-        "320x240".as_ref(),
-        "--screenshot".as_ref(),
-        shot.as_os_str(),
-    ])?;
+    let mut comp = gate.spawn_with_screenshot(&shot)?;
     let mut client = comp.connect()?;
     let window = Window::new(&mut client, "taken-in")?;
     let main = buffer(&client, 128, GREEN)?;

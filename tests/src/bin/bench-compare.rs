@@ -9,9 +9,12 @@
 //! nanoseconds: every thread, so a software rasterizer's threads count too). Reported per
 //! scenario: CPU per presented frame, presented frames per second,
 //! commit-to-present latency (median, p99) and resident memory (VmHWM), as
-//! the median of the runs with min and max, and the ratio of the first
-//! compositor against each other one. The runs of a scenario alternate
-//! between the compositors.
+//! the median of the runs with min and max. The runs of a scenario alternate
+//! between the compositors (rounds of one run each). The first compositor's
+//! CPU per frame is compared with each other one's twice: the ratio of the
+//! medians, and the paired ratio, the median (with min and max) of the
+//! ratios of the two runs of each round, which were back to back and so
+//! share the machine's drift.
 //!
 //! Output: a Markdown table on stdout, `<out>/bench.json` and `<out>/bench.png`.
 //! `scripts/bench.sh` installs the peer and runs this with the defaults.
@@ -180,6 +183,8 @@ fn status_kib(pid: u32, key: &str) -> Result<u64> {
 /// One run's figures.
 #[derive(Debug, Clone, Copy, Serialize)]
 struct Run {
+    /// Which round of the alternation it ran in (0-based).
+    round: usize,
     cpu_ms_per_frame: f64,
     fps: f64,
     latency_median_ms: f64,
@@ -255,7 +260,7 @@ fn stop(mut s: Started) {
     let _ = s.child.wait();
 }
 
-fn run_once(args: &Args, template: &str, scenario: &Scenario, log: &Path) -> Result<Run> {
+fn run_once(args: &Args, template: &str, (scenario, round): (&Scenario, usize), log: &Path) -> Result<Run> {
     let comp = start_compositor(template, args, log)?;
     let pid = comp.child.id();
     let result = (|| -> Result<Run> {
@@ -289,6 +294,7 @@ fn run_once(args: &Args, template: &str, scenario: &Scenario, log: &Path) -> Res
             bail!("no frame was presented");
         }
         Ok(Run {
+            round,
             cpu_ms_per_frame: ns as f64 / 1e6 / presented,
             fps: json["fps"].as_f64().unwrap_or(0.0),
             latency_median_ms: json["latency_ms"]["median"].as_f64().unwrap_or(f64::NAN),
@@ -310,13 +316,33 @@ struct Spread {
 }
 
 fn spread(runs: &[Run], f: impl Fn(&Run) -> f64) -> Spread {
-    let mut v: Vec<f64> = runs.iter().map(f).collect();
+    spread_of(runs.iter().map(f).collect()).expect("a scenario's figures have at least one run")
+}
+
+/// Median (the upper one of an even count), min and max; `None` when empty.
+fn spread_of(mut v: Vec<f64>) -> Option<Spread> {
     v.sort_by(|a, b| a.total_cmp(b));
-    Spread {
-        median: v[v.len() / 2],
+    Some(Spread {
+        median: *v.get(v.len() / 2)?,
         min: v[0],
         max: v[v.len() - 1],
-    }
+    })
+}
+
+/// CPU per frame of `ours` over `peer`, run by run: each of our runs
+/// against the peer's run of the same round. The rounds alternate between
+/// the compositors, so the two runs of a pair are back to back, and a
+/// machine whose speed drifts over the bench weighs on both alike. Rounds
+/// where either run failed are left out; `None` if none is left.
+fn paired_cpu_ratio(ours: &[Run], peer: &[Run]) -> Option<Spread> {
+    let ratios = ours
+        .iter()
+        .filter_map(|o| {
+            let p = peer.iter().find(|p| p.round == o.round)?;
+            Some(o.cpu_ms_per_frame / p.cpu_ms_per_frame)
+        })
+        .collect();
+    spread_of(ratios)
 }
 
 #[derive(Debug, Serialize)]
@@ -387,7 +413,7 @@ fn main() -> Result<()> {
                     scenario.name.replace([' ', ',', ':'], "_")
                 ));
                 eprint!("{} / {name} / run {}: ", scenario.name, i + 1);
-                match run_once(&args, template, scenario, &log) {
+                match run_once(&args, template, (scenario, i), &log) {
                     Ok(r) => {
                         eprintln!("{:.3} ms CPU/frame, {:.1} fps", r.cpu_ms_per_frame, r.fps);
                         runs.entry(name).or_default().push(r);
@@ -421,14 +447,15 @@ fn main() -> Result<()> {
     let ours = &names[0];
     write!(out, "| scenario | compositor | CPU ms/frame | fps | latency median ms | latency p99 ms | peak RSS MiB | private MiB |")?;
     for peer in &names[1..] {
-        write!(out, " CPU ÷ {peer} |")?;
+        write!(out, " CPU ÷ {peer} | paired ÷ {peer} |")?;
     }
     writeln!(out)?;
     writeln!(
         out,
         "|---|---|---|---|---|---|---|---|{}",
-        "---|".repeat(names.len() - 1)
+        "---|".repeat(2 * (names.len() - 1))
     )?;
+    let mut paired: BTreeMap<&str, BTreeMap<&str, Spread>> = BTreeMap::new();
     for scenario in &scenarios {
         let Some(by) = results.get(scenario.name) else { continue };
         for name in &names {
@@ -445,16 +472,25 @@ fn main() -> Result<()> {
                 fmt(&f.private_mib, 0)
             )?;
             for peer in &names[1..] {
-                let ratio = match (name == ours, by.get(peer)) {
-                    (true, Some(p)) => format!("{:.2}×", f.cpu_ms_per_frame.median / p.cpu_ms_per_frame.median),
-                    _ => String::new(),
-                };
-                write!(out, " {ratio} |")?;
+                let (mut ratio, mut pair) = (String::new(), String::new());
+                if let (true, Some(p)) = (name == ours, by.get(peer)) {
+                    ratio = format!("{:.2}×", f.cpu_ms_per_frame.median / p.cpu_ms_per_frame.median);
+                    if let Some(r) = paired_cpu_ratio(&f.runs, &p.runs) {
+                        pair = format!("{:.2}× ({:.2}–{:.2})", r.median, r.min, r.max);
+                        paired.entry(scenario.name).or_default().insert(peer, r);
+                    }
+                }
+                write!(out, " {ratio} | {pair} |")?;
             }
             writeln!(out)?;
         }
     }
-    let json = serde_json::json!({"machine": machine, "compositors": names, "results": results});
+    let json = serde_json::json!({
+        "machine": machine,
+        "compositors": names,
+        "results": results,
+        "paired_cpu_ratio": paired,
+    });
     std::fs::write(args.out.join("bench.json"), serde_json::to_string_pretty(&json)? + "\n")?;
     chart(&args.out.join("bench.png"), &names, &scenarios, &results)?;
     writeln!(
@@ -565,4 +601,42 @@ fn bars(
         area.draw_text(rest.trim(), &style, (x, y + 22))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(round: usize, cpu_ms_per_frame: f64) -> Run {
+        Run {
+            round,
+            cpu_ms_per_frame,
+            fps: 60.0,
+            latency_median_ms: 16.0,
+            latency_p99_ms: 17.0,
+            rss_mib: 100.0,
+            private_mib: 20.0,
+        }
+    }
+
+    #[test]
+    fn paired_ratio_pairs_runs_of_the_same_round() {
+        // The machine slows down over the bench: the ratio of the medians
+        // (0.6 / 0.8 = 0.75) mixes rounds, the pairs (0.5 each) do not.
+        let ours = [run(0, 0.2), run(1, 0.6), run(2, 1.0)];
+        let peer = [run(0, 0.4), run(1, 1.2), run(2, 2.0)];
+        let r = paired_cpu_ratio(&ours, &peer).unwrap();
+        assert_eq!((r.median, r.min, r.max), (0.5, 0.5, 0.5));
+    }
+
+    #[test]
+    fn paired_ratio_leaves_out_rounds_where_a_run_failed() {
+        // Round 1 failed for the peer: our run of round 2 is not paired
+        // with the peer's run of round 2's neighbour.
+        let ours = [run(0, 1.0), run(1, 5.0), run(2, 3.0)];
+        let peer = [run(0, 2.0), run(2, 1.0)];
+        let r = paired_cpu_ratio(&ours, &peer).unwrap();
+        assert_eq!((r.min, r.max), (0.5, 3.0));
+        assert!(paired_cpu_ratio(&ours, &[]).is_none());
+    }
 }

@@ -128,6 +128,19 @@ fn invalid_format_unknown_fourcc() -> Result<()> {
     })
 }
 
+/// `DRM_FORMAT_BIG_ENDIAN` alone: a code drm-fourcc's enum holds but cannot
+/// print (its `Display` panics), so the refusal must not format it with it.
+#[test]
+fn invalid_format_big_endian_flag_alone() -> Result<()> {
+    expect_error(INVALID_FORMAT, |c| {
+        let fd = memfd()?;
+        let p = ParamsBuilder::new(c);
+        p.add(&fd, 0, 0, STRIDE, MOD_LINEAR);
+        let _buffer = p.create_immed(c, W as i32, H as i32, 0x8000_0000, 0);
+        Ok(())
+    })
+}
+
 #[test]
 fn invalid_format_unadvertised_fourcc() -> Result<()> {
     expect_error(INVALID_FORMAT, |c| {

@@ -77,6 +77,19 @@ type Refusal = (Error, String);
 
 /// The size of a plane's fd (its end, by `lseek`, which dma-bufs and
 /// memfds both answer), or `None` when the fd cannot say.
+/// A client's format code for a message: its four characters when they
+/// are printable ASCII, and its value. Not `Fourcc`'s `Display`: that
+/// panics on codes drm-fourcc knows but cannot print, such as
+/// `DRM_FORMAT_BIG_ENDIAN` (`0x80000000`), which a client may send.
+fn code_name(code: u32) -> String {
+    let bytes = code.to_le_bytes();
+    if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("'{}' ({code:#010x})", String::from_utf8_lossy(&bytes))
+    } else {
+        format!("{code:#010x}")
+    }
+}
+
 fn fd_size(fd: &OwnedFd) -> Option<u64> {
     use rustix::fs::{seek, SeekFrom};
     let size = seek(fd.as_fd(), SeekFrom::End(0)).ok()?;
@@ -160,10 +173,17 @@ impl Pending {
         if std::mem::replace(&mut self.used, true) {
             return Err((Error::AlreadyUsed, "these params already created a buffer".into()));
         }
-        let fourcc =
-            Fourcc::try_from(code).map_err(|_| (Error::InvalidFormat, format!("format {code:#x} is not a fourcc")))?;
+        let fourcc = Fourcc::try_from(code).map_err(|_| {
+            (
+                Error::InvalidFormat,
+                format!("format {} is not a fourcc", code_name(code)),
+            )
+        })?;
         if !shared.formats.iter().any(|f| f.code == fourcc) {
-            return Err((Error::InvalidFormat, format!("format {fourcc} is not advertised")));
+            return Err((
+                Error::InvalidFormat,
+                format!("format {} is not advertised", code_name(code)),
+            ));
         }
         if width < 1 || height < 1 {
             return Err((Error::InvalidDimensions, format!("invalid dimensions {width}x{height}")));
@@ -423,6 +443,16 @@ mod tests {
         let yuv420 = drm_fourcc::DrmFourcc::Yuv420 as u32;
         assert!(plane_set_error(0b101, yuv420).is_some(), "a gap");
         assert!(plane_set_error(0b111, yuv420).is_none());
+    }
+
+    #[test]
+    fn format_codes_are_named_without_drm_fourcc_display() {
+        assert_eq!(code_name(XR24), "'XR24' (0x34325258)");
+        assert_eq!(code_name(u32::from_le_bytes(*b"C8  ")), "'C8  ' (0x20203843)");
+        // DRM_FORMAT_BIG_ENDIAN: a code drm-fourcc knows, whose Display panics.
+        let big_endian = drm_fourcc::DrmFourcc::Big_endian as u32;
+        assert_eq!(code_name(big_endian), "0x80000000");
+        assert_eq!(code_name(XR24 | big_endian), "0xb4325258");
     }
 
     #[test]

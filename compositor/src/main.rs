@@ -281,6 +281,7 @@ fn collect_stats(state: &State) -> stats::Stats {
     sync.deferred_texture_frees = renderer.deferred_texture_frees();
     let shell = stats::ShellStats {
         windows_at_exit: state.space.elements().count() as u64,
+        surfaces_held: compositor::handlers::compositor::surfaces_held(),
         ..state.shell_stats
     };
     stats::Stats {

@@ -77,6 +77,9 @@ pub struct ShellStats {
     pub windows_mapped: u64,
     /// Windows mapped at exit.
     pub windows_at_exit: u64,
+    /// Surfaces whose data was still held when the stats were taken (at
+    /// exit: 0 once every client is gone; more is a leak).
+    pub surfaces_held: u64,
 }
 
 impl Stats {

@@ -193,3 +193,30 @@ fn a_parents_commit_leaves_children_that_sent_nothing_alone() -> Result<()> {
     drop((children, window));
     comp.terminate_successfully()
 }
+
+/// A `wl_surface` destroyed before its `wl_subsurface`, after a request on
+/// the `wl_subsurface` (so the compositor keeps its handle), is freed once
+/// both are gone: the handle, kept in the surface's data, must not keep the
+/// surface's data alive through smithay's subsurface data.
+#[test]
+fn a_surface_destroyed_before_its_subsurface_is_freed() -> Result<()> {
+    let (mut comp, mut client, window, _main) = shown_window()?;
+    window.wait_frame(&mut client)?;
+    let before = comp.snapshot()?.shell.surfaces_held;
+    for _ in 0..8 {
+        let child = Subsurface::new(&client, &window.surface);
+        child.set_position(4, 4);
+        child.surface.destroy();
+        child.subsurface.destroy();
+    }
+    client.roundtrip()?;
+    window.wait_frame(&mut client)?;
+    window.wait_frame(&mut client)?;
+    let after = comp.snapshot()?.shell.surfaces_held;
+    ensure!(
+        after == before,
+        "surface data held: {before} before, {after} after 8 surfaces destroyed before their subsurfaces"
+    );
+    drop(window);
+    comp.terminate_successfully()
+}

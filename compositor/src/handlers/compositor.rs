@@ -28,7 +28,7 @@ use smithay::{
     },
 };
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tracing::debug;
 
@@ -49,6 +49,9 @@ impl CompositorHandler for State {
     }
 
     fn new_surface(&mut self, surface: &WlSurface) {
+        with_states(surface, |states| {
+            states.data_map.insert_if_missing_threadsafe(SurfaceHeld::new);
+        });
         // First: charges commits queued behind a held one (buffer_sync::hold).
         crate::buffer_sync::hold::on_new_surface(surface);
         // Hold commits until their implicit fences signal (explicit acquire
@@ -390,4 +393,32 @@ impl Dispatch<WlRegion, RegionUserData> for State {
     fn destroyed(state: &mut State, client: ClientId, region: &WlRegion, data: &RegionUserData) {
         <CompositorState as Dispatch<WlRegion, RegionUserData, State>>::destroyed(state, client, region, data);
     }
+}
+
+/// Surfaces whose data smithay still holds: counted up when a surface is
+/// created and down when its data is dropped, which happens once the
+/// surface is destroyed and nothing holds a handle to it. With every client
+/// gone it is 0; more means something (a handle kept in a surface's own
+/// data, a cycle) keeps surface data alive.
+static SURFACES_HELD: AtomicU64 = AtomicU64::new(0);
+
+/// The marker in each surface's data that [`SURFACES_HELD`] counts.
+struct SurfaceHeld;
+
+impl SurfaceHeld {
+    fn new() -> SurfaceHeld {
+        SURFACES_HELD.fetch_add(1, Ordering::Relaxed);
+        SurfaceHeld
+    }
+}
+
+impl Drop for SurfaceHeld {
+    fn drop(&mut self) {
+        SURFACES_HELD.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How many surfaces' data is held now ([`SURFACES_HELD`]).
+pub fn surfaces_held() -> u64 {
+    SURFACES_HELD.load(Ordering::Relaxed)
 }

@@ -31,7 +31,10 @@
 //! * `handle`: the child's `wl_subsurface`, needed to forward the mode to
 //!   smithay. smithay does not hand it out at creation, so it is the one the
 //!   client last sent a request on; a child that never sent one is never
-//!   quiet, and smithay takes it on every parent commit as before.
+//!   quiet, and smithay takes it on every parent commit as before. The
+//!   handle and smithay's subsurface data (which holds the surface) form a
+//!   cycle through the surface's data; destroying the `wl_subsurface`
+//!   always drops the handle, which breaks it.
 //!
 //! Uncommitted pending state of a quiet child stays pending. (smithay would
 //! commit a synchronized child's pending state on the parent's behalf; for a
@@ -130,11 +133,14 @@ pub fn note_subsurface_request(subsurface: &WlSubsurface, data: &SubsurfaceUserD
 
 /// `subsurface`'s `wl_subsurface` is gone: smithay sets the surface back to
 /// synchronized; the entry forgets the handle.
+///
+/// Also when the `wl_surface` went first (a client may destroy it before
+/// its `wl_subsurface`, and a disconnect destroys objects in any order):
+/// smithay's `SubsurfaceUserData` holds the surface, and the entry in the
+/// surface's data holds the `wl_subsurface`, so a handle left behind would
+/// keep both alive for good.
 pub fn note_subsurface_destroyed(data: &SubsurfaceUserData) {
-    let surface = data.surface();
-    if surface.is_alive() {
-        with_entry(surface, |e| *e = Entry::default());
-    }
+    with_entry(data.surface(), |e| *e = Entry::default());
 }
 
 /// Before `surface`'s commit request goes to smithay: marks it dirty, and if

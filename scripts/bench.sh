@@ -14,7 +14,7 @@
 #    refresh, and prints per scenario CPU per presented frame of the whole
 #    compositor process, frames per second, commit-to-present latency and
 #    memory, with the ratio ours ÷ Weston (table on stdout;
-#    target/bench/bench.json and target/bench/bench.png),
+#    target/bench/bench.json and target/bench/bench.png).
 #    With --baseline REV, our compositor built at git revision REV (in
 #    target/bench-baseline) runs as a third compositor between the two,
 #    and the table adds ours ÷ baseline: the way to measure a change.

@@ -75,8 +75,6 @@ struct Pending {
 /// A protocol error to raise on the params object.
 type Refusal = (Error, String);
 
-/// The size of a plane's fd (its end, by `lseek`, which dma-bufs and
-/// memfds both answer), or `None` when the fd cannot say.
 /// A client's format code for a message: its four characters when they
 /// are printable ASCII, and its value. Not `Fourcc`'s `Display`: that
 /// panics on codes drm-fourcc knows but cannot print, such as
@@ -90,6 +88,8 @@ fn code_name(code: u32) -> String {
     }
 }
 
+/// The size of a plane's fd (its end, by `lseek`, which dma-bufs and
+/// memfds both answer), or `None` when the fd cannot say.
 fn fd_size(fd: &OwnedFd) -> Option<u64> {
     use rustix::fs::{seek, SeekFrom};
     let size = seek(fd.as_fd(), SeekFrom::End(0)).ok()?;

@@ -4,8 +4,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use importer::cpu::{
-    copy_plane_rows, map_planes, with_cpu_access, AlreadyWaited, CpuError, CpuMapping, FdKind, PlaneSource,
-    PollReadable,
+    copy_plane_rect, copy_plane_rows, map_planes, with_cpu_access, AlreadyWaited, CpuError, CpuMapping, FdKind,
+    PlaneSource, PollReadable,
 };
 use importer::lockdep;
 use importer::reservation::{Invalidate, Reservation};
@@ -205,6 +205,52 @@ fn copy_checks_bounds_once() {
         .unwrap()
         .unwrap();
     assert_eq!(all, data);
+    done();
+}
+
+#[test]
+fn a_rectangle_is_copied_from_inside_the_plane_and_checked_against_its_edges() {
+    // 32 rows of 64 pixels (4 bytes each) at offset 100, stride 300.
+    let (offset, stride, rows) = (100usize, 300usize, 32usize);
+    let data = pattern(offset + stride * rows);
+    let fd = memfd(&data, true);
+    let r = Resv::new();
+    let plane = PlaneSource {
+        fd: fd.as_fd(),
+        offset: offset as u64,
+        stride: stride as u64,
+        row_bytes: 256,
+        rows: rows as u64,
+    };
+    map_planes(&mut r.lock(), &[plane]).unwrap();
+    // 5×3 pixels from pixel (7, 11) into a destination of stride 40 at byte 8.
+    let mut dst = vec![0u8; 40 * 3 + 8];
+    with_cpu_access(&r, &POLL, |v| {
+        copy_plane_rect(v, 0, (7 * 4, 11), (20, 3), &mut dst[8..], 40)
+    })
+    .unwrap()
+    .unwrap();
+    for y in 0..3 {
+        let src = offset + (11 + y) * stride + 7 * 4;
+        assert_eq!(dst[8 + y * 40..][..20], data[src..][..20], "row {y}");
+    }
+    assert!(dst[..8].iter().all(|&b| b == 0), "nothing before the destination start");
+    // The rectangle's bottom and right edges are checked, not only its size.
+    for (origin, size) in [((0, 30), (20, 3)), ((290, 0), (20, 2)), ((usize::MAX, 0), (20, 1))] {
+        let err = with_cpu_access(&r, &POLL, |v| copy_plane_rect(v, 0, origin, size, &mut dst, 40))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CpuError::CopyBounds {
+                    what: "source plane",
+                    ..
+                }
+            ),
+            "{origin:?}: {err}"
+        );
+    }
     done();
 }
 

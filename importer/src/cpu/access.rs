@@ -137,6 +137,21 @@ pub fn copy_plane_rows(
     dst: &mut [u8],
     dst_stride: usize,
 ) -> Result<(), CpuError> {
+    copy_plane_rect(view, plane, (0, 0), (width_bytes, height), dst, dst_stride)
+}
+
+/// [`copy_plane_rows`] of a rectangle of the plane: `width_bytes` from byte
+/// `x_bytes` of each of the `height` rows from row `y`.
+///
+/// Locks: none (it runs inside [`with_cpu_access`]'s bracket, unlocked).
+pub fn copy_plane_rect(
+    view: &CpuView<'_>,
+    plane: usize,
+    (x_bytes, y): (usize, usize),
+    (width_bytes, height): (usize, usize),
+    dst: &mut [u8],
+    dst_stride: usize,
+) -> Result<(), CpuError> {
     let p: MappedPlane = view.map.plane(plane).ok_or(CpuError::NoPlane(plane))?;
     if width_bytes == 0 || height == 0 {
         return Ok(());
@@ -146,7 +161,9 @@ pub fn copy_plane_rows(
         width: width_bytes,
         what,
     };
-    if height > p.rows || width_bytes > p.row_bytes.max(p.stride) || (height > 1 && width_bytes > p.stride) {
+    let right = x_bytes.checked_add(width_bytes).ok_or(err("source plane"))?;
+    let bottom = y.checked_add(height).ok_or(err("source plane"))?;
+    if bottom > p.rows || right > p.row_bytes.max(p.stride) || (height > 1 && right > p.stride) {
         return Err(err("source plane"));
     }
     if height > 1 && width_bytes > dst_stride {
@@ -158,22 +175,29 @@ pub fn copy_plane_rows(
         return Err(err("destination size"));
     }
     let (base, len) = view.map.raw(p.map);
-    let src_end = span(p.stride)
+    let src_start = p
+        .stride
+        .checked_mul(y)
         .and_then(|v| v.checked_add(p.offset))
+        .and_then(|v| v.checked_add(x_bytes))
+        .ok_or(err("source mapping"))?;
+    let src_end = span(p.stride)
+        .and_then(|v| v.checked_add(src_start))
         .ok_or(err("source mapping"))?;
     if src_end > len {
         return Err(err("source mapping"));
     }
-    // SAFETY: [offset, src_end) lies in the live, pinned, size-checked mapping
-    // and [0, dst_need) in `dst`; the two cannot overlap (mmap vs. slice).
+    // SAFETY: [src_start, src_end) lies in the live, pinned, size-checked
+    // mapping and [0, dst_need) in `dst`; the two cannot overlap (mmap vs.
+    // slice).
     unsafe {
-        let src = base.add(p.offset);
+        let src = base.add(src_start);
         let d = dst.as_mut_ptr();
         if p.stride == width_bytes && dst_stride == width_bytes {
             std::ptr::copy_nonoverlapping(src, d, width_bytes * height);
         } else {
-            for y in 0..height {
-                std::ptr::copy_nonoverlapping(src.add(y * p.stride), d.add(y * dst_stride), width_bytes);
+            for row in 0..height {
+                std::ptr::copy_nonoverlapping(src.add(row * p.stride), d.add(row * dst_stride), width_bytes);
             }
         }
     }

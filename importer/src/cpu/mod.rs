@@ -37,7 +37,7 @@ use thiserror::Error;
 
 use crate::reservation::ResvError;
 
-pub use access::{copy_plane_rows, map_planes, with_cpu_access, CpuView};
+pub use access::{copy_plane_rect, copy_plane_rows, map_planes, with_cpu_access, CpuView};
 pub use map::{CpuMapping, FdKind, PlaneSource};
 pub use wait::{AlreadyWaited, ImplicitFences, PollReadable};
 

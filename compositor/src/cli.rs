@@ -72,6 +72,13 @@ pub struct Cli {
     #[arg(long)]
     pub force_buffer_path: bool,
 
+    /// Submit every frame to the Vulkan queue. By default, on a CPU device
+    /// (lavapipe), a frame that only copies opaque client rectangles 1:1 is
+    /// written by the compositor thread into the mapped output instead
+    /// (docs/performance.md). For comparing the two paths.
+    #[arg(long)]
+    pub submit_every_frame: bool,
+
     /// Import every client dma-buf through the CPU fallback (map, copy,
     /// upload), as if the GPU could not import it. For testing that path.
     #[arg(long, env = "COMPOSITOR_CPU_FALLBACK", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
@@ -119,6 +126,7 @@ impl Cli {
                 cpu_fallback: self.cpu_fallback,
                 worker_threshold: self.cpu_copy_threshold,
             },
+            submit_every_frame: self.submit_every_frame,
         }
     }
 

@@ -28,7 +28,7 @@ use crate::import::{ImportPolicy, Importer};
 use crate::lockdep::{self, HeldLock};
 use crate::reservation::{AcquireCtx, FenceRef};
 use crate::sync::implicit::{pending_writes, poll_ready, Access};
-use crate::vulkan::barrier::{image_barrier, pipeline_barrier};
+use crate::vulkan::barrier::{image_barrier, pipeline_barrier, target_layout};
 use crate::vulkan::memory::HostBuffer;
 use crate::vulkan::pipeline::{Filter, Pipelines};
 use crate::vulkan::recorder::{DrawStats, Drawable, Recorder};
@@ -48,6 +48,9 @@ pub struct CoreOptions {
     /// it renders where it can (`vulkan::device_choice`).
     pub kms_node: Option<(i64, i64)>,
     pub import: ImportPolicy,
+    /// Submit every frame, even those the host could write itself on a CPU
+    /// device (`vulkan::host_frame`): for comparing the two paths.
+    pub submit_every_frame: bool,
 }
 
 /// The command ring's lock, known to the validator.
@@ -82,6 +85,8 @@ pub struct RenderCore {
     draws: Mutex<DrawStats>,
     /// Set once a submission returned `VK_ERROR_DEVICE_LOST`.
     device_lost: std::sync::atomic::AtomicBool,
+    /// Frames the host could write are submitted anyway.
+    submit_every_frame: bool,
 }
 
 impl std::fmt::Debug for RenderCore {
@@ -112,6 +117,7 @@ impl RenderCore {
             sync,
             draws: Mutex::new(DrawStats::default()),
             device_lost: Default::default(),
+            submit_every_frame: options.submit_every_frame,
         })
     }
 
@@ -166,12 +172,20 @@ impl RenderCore {
     /// submit → import sequence, and the frame's fence is added to each
     /// before unlocking (rules B1, B4). Nothing in that window blocks:
     /// `vkQueueSubmit` and the sync_file ioctls return at once.
+    ///
+    /// A frame the host can write (`vulkan::host_frame`) is written by this
+    /// thread instead, with no reservation held while it reads (rule B2),
+    /// and returns a signaled fence; if that fails part-way, the frame is
+    /// submitted as recorded.
     pub fn submit_frame(&self, mut recorder: Recorder) -> Result<Arc<FrameFence>, VkError> {
+        let mut stats = recorder.draw_stats();
+        if let Some(dmabufs) = self.write_on_host(&recorder) {
+            stats.host_frames = 1;
+            self.draws.lock().unwrap_or_else(|p| p.into_inner()).add(stats);
+            return recorder.finish_on_host(&mut self.ring(), dmabufs);
+        }
         let sampled = recorder.take_sampled();
-        self.draws
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .add(recorder.draw_stats());
+        self.draws.lock().unwrap_or_else(|p| p.into_inner()).add(stats);
         let set: Vec<&BufferReservation> = sampled.iter().map(|r| &**r).collect();
         let mut held = AcquireCtx::new();
         held.lock_all(&set);
@@ -186,6 +200,34 @@ impl RenderCore {
         }
         drop(held);
         Ok(fence)
+    }
+
+    /// Writes `recorder`'s frame on the host if it is a host frame and the
+    /// device has nothing running. Returns the client dma-bufs it read, or
+    /// `None` when the frame is to be submitted.
+    ///
+    /// Locks: none may be a reservation; takes the ring briefly (its
+    /// idle check, before any reservation) and each read buffer's
+    /// reservation briefly (`HostFrame::write`). Never blocks.
+    fn write_on_host(&self, recorder: &Recorder) -> Option<usize> {
+        if self.submit_every_frame {
+            return None;
+        }
+        let frame = recorder.host_frame()?;
+        {
+            let mut ring = self.ring();
+            ring.retire();
+            if ring.in_flight() > 0 {
+                return None;
+            }
+        }
+        match frame.write() {
+            Ok(()) => Some(frame.dmabufs()),
+            Err(e) => {
+                tracing::debug!("frame submitted, not written on the host: {e}");
+                None
+            }
+        }
     }
 
     /// Blocks until the device is idle: teardown only (exit-time reaping,
@@ -240,7 +282,7 @@ impl RenderCore {
             .clamp(target.width, target.height)
             .ok_or_else(|| VkError::Unsupported("empty read-back".into()))?;
         let state = (
-            vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+            target_layout(&self.ctx),
             vk::AccessFlags::COLOR_ATTACHMENT_WRITE,
             vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT,
         );

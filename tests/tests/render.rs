@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use anyhow::{ensure, Result};
-use testkit::harness::{run_scene_with_stats, SceneRun};
+use testkit::harness::{run_scene_with_args, run_scene_with_stats, SceneRun};
 use testkit::image_compare::{check_against_reference, DEFAULT_TOLERANCE};
 
 fn render_and_compare(scene: &str) -> Result<SceneRun> {
@@ -49,6 +49,39 @@ fn solid() -> Result<()> {
     ensure!(
         !host_memfd || draws.one_buffer_frames >= 1,
         "expected a copy-only frame in one command buffer: {draws:?}"
+    );
+    // On the CPU device such a frame, after the output's first, is written
+    // by the compositor thread (no submission).
+    ensure!(
+        !host_memfd || draws.host_frames >= 1,
+        "expected a copy-only frame written on the host: {draws:?}"
+    );
+    Ok(())
+}
+
+/// A frame that only copies is written by the compositor thread on a CPU
+/// device; submitted instead (`--submit-every-frame`), the same scene gives
+/// the same pixels. "replace" ends on such a frame: the second buffer
+/// replaces the first inside the window, over a background drawn before.
+#[test]
+fn host_frames_match_submitted_frames() -> Result<()> {
+    let host_memfd = std::env::var("TEST_BUFFER_PROVIDER").map_or(true, |p| p == "memfd");
+    let client = Path::new(env!("CARGO_BIN_EXE_scene-client"));
+    let written = render_and_compare("replace")?;
+    let submitted = run_scene_with_args(client, "replace", &["--submit-every-frame"])?;
+    ensure!(
+        submitted.stats.draws.host_frames == 0,
+        "--submit-every-frame still wrote frames on the host: {:?}",
+        submitted.stats.draws
+    );
+    ensure!(
+        !host_memfd || written.stats.draws.host_frames >= 1,
+        "expected frames written on the host: {:?}",
+        written.stats.draws
+    );
+    ensure!(
+        written.image == submitted.image,
+        "the frames written on the host differ from the submitted ones"
     );
     Ok(())
 }

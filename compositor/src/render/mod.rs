@@ -80,6 +80,9 @@ pub struct RendererOptions {
     pub kms_node: Option<(i64, i64)>,
     /// How client buffers are imported.
     pub import: ImportPolicy,
+    /// Submit every frame to the device, even those the compositor thread
+    /// could write itself on a CPU device.
+    pub submit_every_frame: bool,
 }
 
 /// A texture: an imported client buffer or a compositor-owned upload.
@@ -255,6 +258,7 @@ impl VkRenderer {
             device: options.device.clone(),
             kms_node: options.kms_node,
             import: options.import,
+            submit_every_frame: options.submit_every_frame,
         })?;
         Ok(VkRenderer {
             core,

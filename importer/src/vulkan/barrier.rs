@@ -24,6 +24,18 @@ pub(crate) fn color_range() -> vk::ImageSubresourceRange {
     }
 }
 
+/// The layout a render target rests in between frames, and renders in.
+/// CPU devices: GENERAL, the one layout in which the host may write a
+/// LINEAR image, so the compositor thread can write a frame into a mapped
+/// target itself (`super::host_frame`). Elsewhere COLOR_ATTACHMENT_OPTIMAL.
+pub(crate) fn target_layout(ctx: &VkContext) -> vk::ImageLayout {
+    if ctx.caps.device_type == vk::PhysicalDeviceType::CPU {
+        vk::ImageLayout::GENERAL
+    } else {
+        vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL
+    }
+}
+
 /// A layout transition of the whole image (no ownership transfer).
 pub(crate) fn image_barrier<'a>(
     image: vk::Image,
@@ -130,7 +142,7 @@ pub(crate) fn transfer_client_buffer(ctx: &VkContext, cmd: vk::CommandBuffer, bu
     unsafe { pipeline_barrier(&ctx.device, cmd, src, dst, &[], &[barrier]) };
 }
 
-/// Takes a render target into COLOR_ATTACHMENT_OPTIMAL before a frame. An
+/// Takes a render target into [`target_layout`] before a frame. An
 /// imported scan-out buffer (`foreign`) is acquired from the foreign queue
 /// family, from GENERAL (UNDEFINED the first time: nothing to keep); the
 /// frame waits for the previous frame's writes and read-backs of the target.
@@ -140,7 +152,7 @@ pub(crate) fn acquire_target(ctx: &VkContext, cmd: vk::CommandBuffer, image: vk:
         (false, true) => vk::ImageLayout::GENERAL,
         (false, false) => return,
     };
-    let mut b = image_barrier(image, old, vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
+    let mut b = image_barrier(image, old, target_layout(ctx))
         .dst_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE | vk::AccessFlags::COLOR_ATTACHMENT_READ);
     if foreign {
         b = b
@@ -161,18 +173,14 @@ pub(crate) fn acquire_target(ctx: &VkContext, cmd: vk::CommandBuffer, image: vk:
 }
 
 /// Releases an imported scan-out buffer to the foreign queue family after a
-/// frame (COLOR_ATTACHMENT_OPTIMAL → GENERAL), so the display engine reads
+/// frame ([`target_layout`] → GENERAL), so the display engine reads
 /// finished, visible pixels.
 pub(crate) fn release_target(ctx: &VkContext, cmd: vk::CommandBuffer, image: vk::Image) {
-    let b = image_barrier(
-        image,
-        vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
-        vk::ImageLayout::GENERAL,
-    )
-    .src_queue_family_index(ctx.queue_family)
-    .dst_queue_family_index(ctx.caps.foreign_queue_family())
-    .src_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE)
-    .dst_access_mask(vk::AccessFlags::empty());
+    let b = image_barrier(image, target_layout(ctx), vk::ImageLayout::GENERAL)
+        .src_queue_family_index(ctx.queue_family)
+        .dst_queue_family_index(ctx.caps.foreign_queue_family())
+        .src_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE)
+        .dst_access_mask(vk::AccessFlags::empty());
     // SAFETY: `cmd` is recording (the caller's frame).
     unsafe {
         pipeline_barrier(

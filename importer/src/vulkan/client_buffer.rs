@@ -8,8 +8,10 @@
 //! * `G`, the GPU import, is the [`Texture`] the renderer samples: the
 //!   client's image (zero copy), the compositor image the buffer path copies
 //!   into, or the CPU fallback's upload target.
-//! * `M`, the CPU mapping, is the client buffer's `CpuMapping` (CPU
-//!   fallback only).
+//! * `M`, the CPU mapping, is the client buffer's `CpuMapping`: the CPU
+//!   fallback's source, or, for a LINEAR client image on a CPU device, what
+//!   a frame written on the host reads (`super::host_frame`; made at its
+//!   first such frame).
 //! * The fences are those of every frame that sampled the buffer, added by
 //!   `RenderCore::submit_frame` under the lock.
 //!
@@ -17,8 +19,8 @@
 //!
 //! * Rule B1: [`import_gpu`] and [`import_cpu`] take the guard, so the import
 //!   (and the mapping) is created with the reservation held.
-//! * Rule B2: CPU copies run with no reservation held (`CpuSource::stage`),
-//!   on the event loop or on a worker thread.
+//! * Rule B2: CPU copies run with no reservation held (`CpuSource::stage`,
+//!   `HostFrame::write`), on the event loop or on a worker thread.
 //! * Rule B3: `crate::import::Importer::destroy` invalidates the buffer under
 //!   its lock and buries it; the graveyard frees it after its fences. Frames
 //!   in flight also keep an `Arc<Texture>`, so nothing is freed while the GPU

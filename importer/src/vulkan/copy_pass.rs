@@ -24,8 +24,9 @@
 //!
 //! DOC: layouts
 //!
-//! The copies run between two batched barriers: the target goes
-//! COLOR_ATTACHMENT_OPTIMAL → TRANSFER_DST_OPTIMAL and back, each copied
+//! The copies run between two batched barriers: the target goes from its
+//! resting layout (`super::barrier::target_layout`) to TRANSFER_DST_OPTIMAL
+//! and back, each copied
 //! texture SHADER_READ_ONLY_OPTIMAL → TRANSFER_SRC_OPTIMAL and back, so the
 //! render pass and a client image's release find the layouts they expect.
 
@@ -44,6 +45,8 @@ pub(crate) struct CopyPass {
     enabled: bool,
     target: vk::Image,
     target_format: FormatInfo,
+    /// The target's resting layout, which the render pass expects.
+    target_layout: vk::ImageLayout,
     copies: Vec<(Arc<Texture>, vk::ImageCopy)>,
     drawn: Vec<vk::Rect2D>,
 }
@@ -90,11 +93,17 @@ fn region(tex: &Texture, r: &vk::Rect2D, offset: vk::Offset2D) -> Option<vk::Ima
 }
 
 impl CopyPass {
-    pub(crate) fn new(target: vk::Image, target_format: FormatInfo, enabled: bool) -> CopyPass {
+    pub(crate) fn new(
+        target: vk::Image,
+        target_format: FormatInfo,
+        target_layout: vk::ImageLayout,
+        enabled: bool,
+    ) -> CopyPass {
         CopyPass {
             enabled,
             target,
             target_format,
+            target_layout,
             copies: Vec::new(),
             drawn: Vec::new(),
         }
@@ -126,6 +135,11 @@ impl CopyPass {
         true
     }
 
+    /// The copies taken so far: source texture and region.
+    pub(crate) fn copies(&self) -> &[(Arc<Texture>, vk::ImageCopy)] {
+        &self.copies
+    }
+
     /// Records the copies into `cmd` (the frame's prepare buffer, after every
     /// texture's preparation). Locks: none (records only).
     pub(crate) fn record(&self, ctx: &VkContext, cmd: vk::CommandBuffer) {
@@ -143,7 +157,7 @@ impl CopyPass {
             vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
             vk::ImageLayout::TRANSFER_DST_OPTIMAL,
         );
-        let attachment = vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL;
+        let attachment = self.target_layout;
         // Writes to the textures before this point were made visible to
         // shader reads by their own barriers; the execution dependency
         // below chains after those, so no source access is named here.

@@ -27,6 +27,7 @@ mod copy_pass;
 pub mod cpu_source;
 pub mod device_choice;
 pub mod dmabuf_image;
+mod host_frame;
 pub mod memory;
 pub mod modifiers;
 pub mod pipeline;

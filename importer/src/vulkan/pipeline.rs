@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use ash::vk;
 
+use super::barrier::target_layout;
 use super::{VkContext, VkError, VkResultExt};
 
 const QUAD_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/quad.spv"));
@@ -241,18 +242,16 @@ impl Pipelines {
     }
 
     fn render_pass(&self, format: vk::Format) -> Result<vk::RenderPass, VkError> {
+        let layout = target_layout(&self.ctx);
         // LOAD: damage-limited redraw keeps what is outside the damage.
         let attachment = [vk::AttachmentDescription::default()
             .format(format)
             .samples(vk::SampleCountFlags::TYPE_1)
             .load_op(vk::AttachmentLoadOp::LOAD)
             .store_op(vk::AttachmentStoreOp::STORE)
-            .initial_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
-            .final_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)];
-        let color_ref = [vk::AttachmentReference {
-            attachment: 0,
-            layout: vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
-        }];
+            .initial_layout(layout)
+            .final_layout(layout)];
+        let color_ref = [vk::AttachmentReference { attachment: 0, layout }];
         let subpass = [vk::SubpassDescription::default()
             .pipeline_bind_point(vk::PipelineBindPoint::GRAPHICS)
             .color_attachments(&color_ref)];

@@ -31,9 +31,10 @@ use std::sync::Arc;
 
 use ash::vk;
 
-use super::barrier::{acquire_target, release_target};
+use super::barrier::{acquire_target, release_target, target_layout};
 use super::client_buffer::ClientBuffer;
 use super::copy_pass::CopyPass;
+use super::host_frame::{HostFrame, TargetMapping};
 use super::pipeline::{Blend, Fill, Filter, FormatPipeline, Pipelines, QuadPush};
 use super::ring::{CommandRing, FrameFence};
 use super::semaphore::{self, SemaphoreKeep, SemaphoreSyncFd};
@@ -114,8 +115,9 @@ pub struct Recorder {
     bound_pipeline: vk::Pipeline,
     bound_sets: [vk::DescriptorSet; 2],
     textures: Vec<Arc<Texture>>,
-    /// Client buffers sampled, whose reservations are locked at submit.
-    sampled: Vec<Arc<BufferReservation>>,
+    /// Client buffers sampled, whose reservations are locked at submit,
+    /// with their textures.
+    sampled: Vec<(Arc<BufferReservation>, Arc<Texture>)>,
     keep: Vec<Box<dyn Send + Sync>>,
     /// Bound as set 0 for solid quads (the layout wants a texture there).
     blank: Arc<Texture>,
@@ -137,6 +139,10 @@ pub struct Recorder {
     /// An imported scan-out target, released to the foreign queue family
     /// after the frame.
     foreign_target: Option<vk::Image>,
+    /// The target's host mapping (`super::host_frame`).
+    host_target: Option<Arc<TargetMapping>>,
+    /// This frame is the target's first: it defines the target's layout.
+    first_frame: bool,
     pub width: u32,
     pub height: u32,
 }
@@ -162,6 +168,7 @@ impl Recorder {
         // GPU draws an opaque quad at copy speed, and a tiler would pay for
         // the copy's round trip through memory.
         let copies = ctx.caps.device_type == vk::PhysicalDeviceType::CPU;
+        let copy_pass = CopyPass::new(target.image, target.format, target_layout(&ctx), copies);
         Ok(Recorder {
             ctx,
             prepare,
@@ -180,9 +187,11 @@ impl Recorder {
             sync_stats: FrameSyncStats::default(),
             draw_stats: DrawStats::default(),
             in_pass: false,
-            copy_pass: CopyPass::new(target.image, target.format, copies),
+            copy_pass,
             framebuffer,
             foreign_target: target.foreign.then_some(target.image),
+            host_target: target.host.clone(),
+            first_frame: first,
             width: target.width,
             height: target.height,
         })
@@ -226,7 +235,7 @@ impl Recorder {
             return;
         }
         if let Some(client) = what.and_then(Drawable::client) {
-            self.sample(client.reservation());
+            self.sample(client);
         }
         let tex = what.map_or(&self.blank, Drawable::texture).clone();
         if !self.textures.iter().any(|t| Arc::ptr_eq(t, &tex)) {
@@ -348,15 +357,47 @@ impl Recorder {
         layout
     }
 
-    fn sample(&mut self, resv: &Arc<BufferReservation>) {
-        if !self.sampled.iter().any(|r| r.id() == resv.id()) {
-            self.sampled.push(resv.clone());
+    fn sample(&mut self, client: &ClientBuffer) {
+        if !self.sampled.iter().any(|(r, _)| r.id() == client.id()) {
+            self.sampled
+                .push((client.reservation().clone(), client.texture().clone()));
         }
     }
 
     /// The reservations of the client buffers drawn (for the submitter).
     pub(crate) fn take_sampled(&mut self) -> Vec<Arc<BufferReservation>> {
-        std::mem::take(&mut self.sampled)
+        std::mem::take(&mut self.sampled).into_iter().map(|(r, _)| r).collect()
+    }
+
+    /// The frame as one the host can write instead of submitting it, if
+    /// it is one (`super::host_frame`'s rules; the caller checks that the
+    /// device is idle).
+    pub(crate) fn host_frame(&self) -> Option<HostFrame> {
+        let target = self.host_target.as_ref()?;
+        if self.first_frame || self.in_pass || !self.keep.is_empty() {
+            return None;
+        }
+        let copies = self.copy_pass.copies();
+        let all_copied = self
+            .textures
+            .iter()
+            .all(|t| copies.iter().any(|(c, _)| Arc::ptr_eq(c, t)));
+        if !all_copied {
+            return None;
+        }
+        HostFrame::plan(target, copies, &self.sampled)
+    }
+
+    /// Drops a frame the host wrote: its command buffers go back to the
+    /// ring unsubmitted. Returns its fence, created signaled, which counts
+    /// `dmabufs` client dma-bufs sampled (the buffers are released through
+    /// the same path as after a submitted frame).
+    pub(crate) fn finish_on_host(self, ring: &mut CommandRing, dmabufs: usize) -> Result<Arc<FrameFence>, VkError> {
+        ring.recycle(self.prepare);
+        ring.recycle(self.render);
+        let fence = FrameFence::signaled(&self.ctx)?;
+        fence.sampled_dmabufs.store(dmabufs, Ordering::Release);
+        Ok(Arc::new(fence))
     }
 
     /// Implicit acquire: the client's pending writes (READ export) are
@@ -425,6 +466,9 @@ impl Recorder {
         if let Some(image) = self.foreign_target {
             release_target(&self.ctx, tail, image);
         }
+        if self.host_target.is_some() {
+            self.make_target_host_visible(tail);
+        }
         for tex in &self.textures {
             tex.record_release(tail);
         }
@@ -469,16 +513,42 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// Makes the frame's writes to a mapped target available to the host,
+    /// which may write the next frame itself (`super::host_frame`).
+    fn make_target_host_visible(&self, cmd: vk::CommandBuffer) {
+        let writes = vk::MemoryBarrier::default()
+            .src_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE | vk::AccessFlags::TRANSFER_WRITE)
+            .dst_access_mask(vk::AccessFlags::HOST_READ | vk::AccessFlags::HOST_WRITE);
+        let src = vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT | vk::PipelineStageFlags::TRANSFER;
+        // SAFETY: `cmd` is recording (this frame's last buffer), outside the render pass.
+        unsafe {
+            self.ctx.device.cmd_pipeline_barrier(
+                cmd,
+                src,
+                vk::PipelineStageFlags::HOST,
+                vk::DependencyFlags::empty(),
+                &[writes],
+                &[],
+                &[],
+            )
+        };
+    }
+}
+
 /// How the quads of frames reached the target, counted per scissor
 /// rectangle: copied (`super::copy_pass`), drawn opaque (no blending) or
-/// drawn blending; and the frames that needed no render pass, submitted
-/// as one command buffer.
+/// drawn blending; the frames that needed no render pass (submitted as one
+/// command buffer, or written on the host), and of those the frames the
+/// host wrote (`super::host_frame`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DrawStats {
     pub copied: u64,
     pub opaque: u64,
     pub blended: u64,
     pub one_buffer_frames: u64,
+    #[serde(default)]
+    pub host_frames: u64,
 }
 
 impl DrawStats {
@@ -487,6 +557,7 @@ impl DrawStats {
         self.opaque += other.opaque;
         self.blended += other.blended;
         self.one_buffer_frames += other.one_buffer_frames;
+        self.host_frames += other.host_frames;
     }
 }
 

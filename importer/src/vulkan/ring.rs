@@ -49,7 +49,18 @@ impl std::fmt::Debug for FrameFence {
 
 impl FrameFence {
     pub(crate) fn new(ctx: &Arc<VkContext>) -> Result<FrameFence, VkError> {
-        let fence = unsafe { ctx.device.create_fence(&vk::FenceCreateInfo::default(), None) }.call("vkCreateFence")?;
+        FrameFence::create(ctx, vk::FenceCreateFlags::empty())
+    }
+
+    /// A fence created signaled: the work it stands for was done on the
+    /// host (`super::host_frame`).
+    pub(crate) fn signaled(ctx: &Arc<VkContext>) -> Result<FrameFence, VkError> {
+        FrameFence::create(ctx, vk::FenceCreateFlags::SIGNALED)
+    }
+
+    fn create(ctx: &Arc<VkContext>, flags: vk::FenceCreateFlags) -> Result<FrameFence, VkError> {
+        let info = vk::FenceCreateInfo::default().flags(flags);
+        let fence = unsafe { ctx.device.create_fence(&info, None) }.call("vkCreateFence")?;
         Ok(FrameFence {
             ctx: ctx.clone(),
             fence,

@@ -9,11 +9,19 @@ use std::os::fd::AsFd;
 
 use super::barrier::color_range;
 use super::dmabuf_image::{create_dmabuf_image, image_info, linear_pitch_mismatch};
+use super::host_frame::TargetMapping;
 use super::memory::{import_dmabuf_memory, Dedicated, HostBuffer, ImageAlloc};
 use super::ring::FrameFence;
 use super::{Region, VkContext, VkError, VkResultExt};
 use crate::dmabuf::DmabufDesc;
 use crate::format::FormatInfo;
+
+/// What an offscreen target is used for: rendering, read-backs and copies.
+const OFFSCREEN_USAGE: vk::ImageUsageFlags = vk::ImageUsageFlags::from_raw(
+    vk::ImageUsageFlags::COLOR_ATTACHMENT.as_raw()
+        | vk::ImageUsageFlags::TRANSFER_SRC.as_raw()
+        | vk::ImageUsageFlags::TRANSFER_DST.as_raw(),
+);
 
 /// A colour attachment the compositor renders into.
 pub struct Target {
@@ -31,6 +39,9 @@ pub struct Target {
     /// Imported scan-out memory: acquired from the foreign queue family
     /// before each frame and released to it after (`super::barrier`).
     pub(crate) foreign: bool,
+    /// The host's mapping of the image, when the compositor thread may
+    /// write frames into it (`super::host_frame`); it owns `memory` then.
+    pub(crate) host: Option<Arc<TargetMapping>>,
     /// Counted in [`super::census`].
     _live: super::census::Live,
 }
@@ -151,18 +162,68 @@ impl Target {
         Err(last.expect("at least one tiling was tried"))
     }
 
-    /// An offscreen render target (device-local memory).
+    /// An offscreen render target: on a CPU device one the host may write
+    /// ([`Target::new_mapped`]) where the format allows, else OPTIMAL
+    /// tiling in device-local memory.
     pub fn new(ctx: &Arc<VkContext>, format: FormatInfo, width: u32, height: u32) -> Result<Target, VkError> {
-        let usage = vk::ImageUsageFlags::COLOR_ATTACHMENT
-            | vk::ImageUsageFlags::TRANSFER_SRC
-            | vk::ImageUsageFlags::TRANSFER_DST;
-        let info = image_info(&format, width, height, vk::ImageTiling::OPTIMAL, usage);
+        if ctx.caps.device_type == vk::PhysicalDeviceType::CPU {
+            match Target::new_mapped(ctx, format, width, height) {
+                Ok(target) => return Ok(target),
+                Err(e) => tracing::info!(
+                    format = ?format.fourcc,
+                    "no host-mapped render target ({e}); frames are all submitted to the device"
+                ),
+            }
+        }
+        let info = image_info(&format, width, height, vk::ImageTiling::OPTIMAL, OFFSCREEN_USAGE);
         let image = unsafe { ctx.device.create_image(&info, None) }.call("vkCreateImage(target)")?;
         let mut alloc = ImageAlloc::new(ctx, image);
         alloc.allocate_and_bind("render target")?;
         // On error `alloc` still owns image and memory and frees them.
         let target = Target::assemble(ctx, format, (width, height), alloc.image, alloc.memory[0])?;
         let _owned_by_target = alloc.into_raw();
+        Ok(target)
+    }
+
+    /// An offscreen target the host may write: LINEAR tiling (the only one
+    /// whose bytes the host may address) in host-visible coherent memory,
+    /// mapped once for its lifetime. Rendering into it needs the LINEAR
+    /// tiling to support colour attachment, blending and transfers.
+    fn new_mapped(ctx: &Arc<VkContext>, format: FormatInfo, width: u32, height: u32) -> Result<Target, VkError> {
+        let need = super::modifiers::SCANOUT_FEATURES
+            | vk::FormatFeatureFlags::TRANSFER_SRC
+            | vk::FormatFeatureFlags::TRANSFER_DST;
+        let linear = ctx.format_features(format.vk_format, None).unwrap_or_default();
+        if !linear.contains(need) {
+            return Err(VkError::Unsupported(format!("LINEAR tiling has {linear:?}")));
+        }
+        let info = image_info(&format, width, height, vk::ImageTiling::LINEAR, OFFSCREEN_USAGE);
+        let image = unsafe { ctx.device.create_image(&info, None) }.call("vkCreateImage(mapped target)")?;
+        let mut alloc = ImageAlloc::new(ctx, image);
+        let reqs = unsafe { ctx.device.get_image_memory_requirements(image) };
+        let host = vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
+        let type_index = ctx
+            .memory_type(reqs.memory_type_bits, host)
+            .ok_or(VkError::NoMemoryType("mapped render target"))?;
+        let info = vk::MemoryAllocateInfo::default()
+            .allocation_size(reqs.size)
+            .memory_type_index(type_index);
+        let memory = unsafe { ctx.device.allocate_memory(&info, None) }.call("vkAllocateMemory(mapped target)")?;
+        alloc.bind(memory, "vkBindImageMemory(mapped target)")?;
+        let color = vk::ImageSubresource {
+            aspect_mask: vk::ImageAspectFlags::COLOR,
+            mip_level: 0,
+            array_layer: 0,
+        };
+        let layout = unsafe { ctx.device.get_image_subresource_layout(image, color) };
+        let size = (width, height, format.bytes_per_pixel as usize);
+        let mapping = TargetMapping::new(ctx, memory, size, layout)?;
+        // The mapping owns the memory from here on; the image is ours.
+        let (image, _memory) = alloc.into_raw();
+        let mut target = Target::assemble(ctx, format, (width, height), image, memory).inspect_err(|_| unsafe {
+            ctx.device.destroy_image(image, None);
+        })?;
+        target.host = Some(Arc::new(mapping));
         Ok(target)
     }
 
@@ -193,6 +254,7 @@ impl Target {
             framebuffers: Mutex::new(Vec::new()),
             initialized: std::sync::atomic::AtomicBool::new(false),
             foreign: false,
+            host: None,
             _live: super::census::Live::new(super::census::Kind::Target),
         })
     }
@@ -228,7 +290,11 @@ impl Drop for Target {
             }
             dev.destroy_image_view(self.view, None);
             dev.destroy_image(self.image, None);
-            dev.free_memory(self.memory, None);
+            // A mapped target's memory belongs to its mapping, freed with
+            // the last reference to it.
+            if self.host.is_none() {
+                dev.free_memory(self.memory, None);
+            }
         }
     }
 }

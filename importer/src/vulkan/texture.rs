@@ -99,8 +99,21 @@ pub struct Texture {
     /// that copies, reports none in `VkDrmFormatModifierPropertiesList2EXT`,
     /// so the copy's source could not be vouched for.
     pub(crate) copy_source: bool,
+    /// A client image of one LINEAR plane: where its rows lie in the
+    /// dma-buf, for frames written on the host (`super::host_frame`).
+    pub(crate) host_plane: Option<HostPlane>,
+    /// The host could not map the client's memory (an unsealed memfd, a
+    /// file too short): frames sampling it stay on the queue.
+    pub(crate) host_unmappable: AtomicBool,
     /// Counted in [`super::census`].
     _live: super::census::Live,
+}
+
+/// Where a client image's only plane lies in its dma-buf (LINEAR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HostPlane {
+    pub offset: u64,
+    pub stride: u64,
 }
 
 impl std::fmt::Debug for Texture {
@@ -278,6 +291,8 @@ impl Texture {
             nv12: None,
             // A multi-planar image cannot be copied into an RGB target.
             copy_source: ycbcr.is_none(),
+            host_plane: None,
+            host_unmappable: AtomicBool::new(false),
             ycbcr,
             ycbcr_samplers: None,
             ycbcr_more: Mutex::new(Vec::new()),
@@ -316,6 +331,13 @@ impl Texture {
             if let Some(alloc) = import_image(ctx, desc, &format, explicit_layout)? {
                 let mut tex = Texture::assemble(ctx, layout, alloc, format, size, Backing::ClientImage)?;
                 tex.copy_source = ctx.drm_format_modifier.is_none();
+                if desc.is_linear() && desc.planes.len() == 1 {
+                    let plane = &desc.planes[0];
+                    tex.host_plane = Some(HostPlane {
+                        offset: u64::from(plane.offset),
+                        stride: u64::from(plane.stride),
+                    });
+                }
                 let _ = tex.dmabuf_fds.set(distinct_fds(desc));
                 return Ok(tex);
             }

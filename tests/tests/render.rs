@@ -61,28 +61,32 @@ fn solid() -> Result<()> {
 
 /// A frame that only copies is written by the compositor thread on a CPU
 /// device; submitted instead (`--submit-every-frame`), the same scene gives
-/// the same pixels. "replace" ends on such a frame: the second buffer
-/// replaces the first inside the window, over a background drawn before.
+/// the same pixels. "replace" ends on such a frame (the second buffer
+/// replaces the first inside the window, over a background drawn before),
+/// from a zero-copy image; "odd-stride" shows buffer-path textures, whose
+/// queued copies a frame written on the host leaves for later.
 #[test]
 fn host_frames_match_submitted_frames() -> Result<()> {
     let host_memfd = std::env::var("TEST_BUFFER_PROVIDER").map_or(true, |p| p == "memfd");
     let client = Path::new(env!("CARGO_BIN_EXE_scene-client"));
-    let written = render_and_compare("replace")?;
-    let submitted = run_scene_with_args(client, "replace", &["--submit-every-frame"])?;
-    ensure!(
-        submitted.stats.draws.host_frames == 0,
-        "--submit-every-frame still wrote frames on the host: {:?}",
-        submitted.stats.draws
-    );
-    ensure!(
-        !host_memfd || written.stats.draws.host_frames >= 1,
-        "expected frames written on the host: {:?}",
-        written.stats.draws
-    );
-    ensure!(
-        written.image == submitted.image,
-        "the frames written on the host differ from the submitted ones"
-    );
+    for scene in ["replace", "odd-stride"] {
+        let written = render_and_compare(scene)?;
+        let submitted = run_scene_with_args(client, scene, &["--submit-every-frame"])?;
+        ensure!(
+            submitted.stats.draws.host_frames == 0,
+            "{scene}: --submit-every-frame still wrote frames on the host: {:?}",
+            submitted.stats.draws
+        );
+        ensure!(
+            !host_memfd || written.stats.draws.host_frames >= 1,
+            "{scene}: expected frames written on the host: {:?}",
+            written.stats.draws
+        );
+        ensure!(
+            written.image == submitted.image,
+            "{scene}: the frames written on the host differ from the submitted ones"
+        );
+    }
     Ok(())
 }
 

@@ -6,8 +6,10 @@
 //! (uploads, buffer-path copies, layout transitions, acquiring client memory
 //! from the foreign queue family) and the *render* buffer (one render pass,
 //! then releasing client memory). Smithay's `Frame` API hands us textures one
-//! draw at a time; the split lets a texture's preparation be recorded when it
-//! is first drawn without breaking the render pass.
+//! draw at a time; the split lets a texture's preparation be recorded apart
+//! from the render pass. Preparations are recorded when the frame is
+//! finished, so a frame written on the host (`super::host_frame`) leaves
+//! every texture's queued copies for the next submitted frame.
 //!
 //! DOC: sampling a client buffer locks and fences it
 //!
@@ -115,6 +117,9 @@ pub struct Recorder {
     bound_pipeline: vk::Pipeline,
     bound_sets: [vk::DescriptorSet; 2],
     textures: Vec<Arc<Texture>>,
+    /// How each of `textures` is drawn (its preparation converts YUV as the
+    /// drawing surface says), in the same order.
+    representations: Vec<Representation>,
     /// Client buffers sampled, whose reservations are locked at submit,
     /// with their textures.
     sampled: Vec<(Arc<BufferReservation>, Arc<Texture>)>,
@@ -179,6 +184,7 @@ impl Recorder {
             bound_pipeline: vk::Pipeline::null(),
             bound_sets: [vk::DescriptorSet::null(); 2],
             textures: Vec::new(),
+            representations: Vec::new(),
             sampled: Vec::new(),
             keep: Vec::new(),
             blank: blank.clone(),
@@ -239,8 +245,8 @@ impl Recorder {
         }
         let tex = what.map_or(&self.blank, Drawable::texture).clone();
         if !self.textures.iter().any(|t| Arc::ptr_eq(t, &tex)) {
-            tex.record_prepare(self.prepare, &mut self.keep, quad.representation);
             self.textures.push(tex.clone());
+            self.representations.push(quad.representation);
         }
         if let Some(offset) = quad.texel_offset.filter(|_| what.is_some() && quad.blended.is_empty()) {
             if self.copy_pass.try_copy(&tex, quad.opaque, offset) {
@@ -374,7 +380,7 @@ impl Recorder {
     /// device is idle).
     pub(crate) fn host_frame(&self) -> Option<HostFrame> {
         let target = self.host_target.as_ref()?;
-        if self.first_frame || self.in_pass || !self.keep.is_empty() {
+        if self.first_frame || self.in_pass {
             return None;
         }
         let copies = self.copy_pass.copies();
@@ -448,6 +454,9 @@ impl Recorder {
     /// also signals a semaphore whose sync_file is imported into every
     /// sampled client dma-buf as a READ fence ([`FrameFence::implicit_release`]).
     pub(crate) fn finish(mut self, ring: &mut CommandRing) -> Result<Arc<FrameFence>, VkError> {
+        for (tex, &representation) in self.textures.iter().zip(&self.representations) {
+            tex.record_prepare(self.prepare, &mut self.keep, representation);
+        }
         for tex in self.textures.clone() {
             self.acquire_implicit(&tex);
         }

@@ -61,6 +61,20 @@ struct ClientSource {
     row_length: u32,
 }
 
+/// Past this many disjoint rectangles, a buffer-path texture's queued
+/// copies become one copy of the whole buffer.
+const MAX_CLIENT_COPY_REGIONS: usize = 16;
+
+/// The texture rectangle a queued buffer-to-image copy writes.
+fn copied_region(copy: &vk::BufferImageCopy) -> Region {
+    Region {
+        x: copy.image_offset.x as u32,
+        y: copy.image_offset.y as u32,
+        width: copy.image_extent.width,
+        height: copy.image_extent.height,
+    }
+}
+
 /// A sampled image plus the descriptor set that binds it.
 pub struct Texture {
     ctx: Arc<VkContext>,
@@ -99,8 +113,9 @@ pub struct Texture {
     /// that copies, reports none in `VkDrmFormatModifierPropertiesList2EXT`,
     /// so the copy's source could not be vouched for.
     pub(crate) copy_source: bool,
-    /// A client image of one LINEAR plane: where its rows lie in the
-    /// dma-buf, for frames written on the host (`super::host_frame`).
+    /// A client buffer of one LINEAR plane (zero-copy image or buffer
+    /// path): where its rows lie in the dma-buf, for frames written on the
+    /// host (`super::host_frame`).
     pub(crate) host_plane: Option<HostPlane>,
     /// The host could not map the client's memory (an unsealed memfd, a
     /// file too short): frames sampling it stay on the queue.
@@ -109,11 +124,22 @@ pub struct Texture {
     _live: super::census::Live,
 }
 
-/// Where a client image's only plane lies in its dma-buf (LINEAR).
+/// Where a client buffer's only plane lies in its dma-buf (LINEAR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HostPlane {
     pub offset: u64,
     pub stride: u64,
+}
+
+impl HostPlane {
+    /// The plane of a LINEAR single-plane buffer; `None` for others.
+    fn of(desc: &DmabufDesc) -> Option<HostPlane> {
+        let [plane] = &desc.planes[..] else { return None };
+        desc.is_linear().then(|| HostPlane {
+            offset: u64::from(plane.offset),
+            stride: u64::from(plane.stride),
+        })
+    }
 }
 
 impl std::fmt::Debug for Texture {
@@ -331,13 +357,7 @@ impl Texture {
             if let Some(alloc) = import_image(ctx, desc, &format, explicit_layout)? {
                 let mut tex = Texture::assemble(ctx, layout, alloc, format, size, Backing::ClientImage)?;
                 tex.copy_source = ctx.drm_format_modifier.is_none();
-                if desc.is_linear() && desc.planes.len() == 1 {
-                    let plane = &desc.planes[0];
-                    tex.host_plane = Some(HostPlane {
-                        offset: u64::from(plane.offset),
-                        stride: u64::from(plane.stride),
-                    });
-                }
+                tex.host_plane = HostPlane::of(desc);
                 let _ = tex.dmabuf_fds.set(distinct_fds(desc));
                 return Ok(tex);
             }
@@ -358,6 +378,7 @@ impl Texture {
             offset: imported.offset,
             row_length: imported.row_length,
         });
+        tex.host_plane = HostPlane::of(desc);
         let _ = tex.dmabuf_fds.set(distinct_fds(desc));
         tex.queue_client_copy(None);
         Ok(tex)
@@ -527,7 +548,19 @@ impl Texture {
             .iter()
             .filter_map(|r| r.clamp(self.width, self.height))
             .collect();
-        let regions: Vec<_> = Region::disjoint(clamped)
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        // Copies from the client's memory not recorded yet (frames written
+        // on the host leave them queued) are merged with this one: they all
+        // read the same live memory, so one copy of the union does.
+        let mut rects = clamped;
+        if let Some(i) = pending.iter().position(|p| matches!(p.src, CopySource::ClientBuffer)) {
+            rects.extend(pending.remove(i).regions.iter().map(copied_region));
+        }
+        let mut rects = Region::disjoint(rects);
+        if rects.len() > MAX_CLIENT_COPY_REGIONS {
+            rects = vec![Region::full(self.width, self.height)];
+        }
+        let regions: Vec<_> = rects
             .into_iter()
             .map(|r| {
                 let off = src.offset + (u64::from(r.y) * u64::from(src.row_length) + u64::from(r.x)) * bpp;
@@ -535,7 +568,7 @@ impl Texture {
             })
             .collect();
         if !regions.is_empty() {
-            self.push_pending(PendingCopy {
+            pending.push(PendingCopy {
                 src: CopySource::ClientBuffer,
                 regions,
             });

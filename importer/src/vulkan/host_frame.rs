@@ -126,9 +126,7 @@ impl TargetMapping {
         let bytes = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(self.offset), self.len) };
         f(bytes, self.row_pitch)
     }
-}
 
-impl TargetMapping {
     /// Whether `copy`'s destination lies inside the image.
     fn holds(&self, copy: &vk::ImageCopy) -> bool {
         let (x, y) = (copy.dst_offset.x, copy.dst_offset.y);

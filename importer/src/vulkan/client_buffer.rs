@@ -9,9 +9,9 @@
 //!   client's image (zero copy), the compositor image the buffer path copies
 //!   into, or the CPU fallback's upload target.
 //! * `M`, the CPU mapping, is the client buffer's `CpuMapping`: the CPU
-//!   fallback's source, or, for a LINEAR client image on a CPU device, what
-//!   a frame written on the host reads (`super::host_frame`; made at its
-//!   first such frame).
+//!   fallback's source, or, for a LINEAR single-plane buffer on a CPU
+//!   device (zero-copy or buffer path), what a frame written on the host
+//!   reads (`super::host_frame`; made at its first such frame).
 //! * The fences are those of every frame that sampled the buffer, added by
 //!   `RenderCore::submit_frame` under the lock.
 //!

@@ -20,10 +20,14 @@
 //!   layout on the queue);
 //! * the frame has no render pass: the copy pass took every quad (opaque,
 //!   1:1, untransformed, the target's bytes) and nothing was cleared;
-//! * every texture it used is a client image of one LINEAR plane. Preparing
-//!   one records only its queue-family acquire and release, so a frame left
-//!   unsubmitted leaves no tracked state behind. Uploads, the buffer path's
-//!   copies and conversions change tracked state; those frames are submitted;
+//! * every texture it used is a client buffer of one LINEAR plane, imported
+//!   zero-copy or through the buffer path, and its rows are read straight
+//!   from the client's memory. Textures are prepared only when a frame is
+//!   submitted (`Recorder::finish`), so a frame written here changes no
+//!   texture's tracked state: a buffer-path texture's queued copies stay
+//!   queued (merged, `Texture::queue_client_copy`) for the next submitted
+//!   frame that samples it. Uploads (shm, the CPU fallback) and YUV are
+//!   not read from client memory here; those frames are submitted;
 //! * no earlier submission is still running (`RenderCore` checks without
 //!   waiting): frames and read-backs of the target have finished, so the
 //!   host is its only user;
@@ -169,10 +173,10 @@ pub(crate) struct HostFrame {
 
 impl HostFrame {
     /// The host frame of a recorded frame's `copies`, if every one comes
-    /// from a client image the host can read (`sampled`: the frame's client
+    /// from a client buffer the host can read (`sampled`: the frame's client
     /// buffers and their textures). The caller checks the rest of the
-    /// module's rules (no render pass, nothing else prepared, the target
-    /// rendered before and idle).
+    /// module's rules (no render pass, every texture a copy source, the
+    /// target rendered before and idle).
     pub(crate) fn plan(
         target: &Arc<TargetMapping>,
         copies: &[(Arc<Texture>, vk::ImageCopy)],

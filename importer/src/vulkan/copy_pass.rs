@@ -67,14 +67,20 @@ const LAYERS: vk::ImageSubresourceLayers = vk::ImageSubresourceLayers {
     layer_count: 1,
 };
 
+/// Whether the rectangle at `(x, y)` of `(w, h)` pixels lies inside an
+/// image of `(width, height)`.
+pub(crate) fn within((x, y): (i32, i32), (w, h): (u32, u32), (width, height): (u32, u32)) -> bool {
+    x >= 0
+        && y >= 0
+        && u64::from(x as u32) + u64::from(w) <= u64::from(width)
+        && u64::from(y as u32) + u64::from(h) <= u64::from(height)
+}
+
 /// The copy of framebuffer rectangle `r` from `tex`, whose texel
 /// `r.offset + offset` lands on pixel `r.offset`; `None` if it leaves the texture.
 fn region(tex: &Texture, r: &vk::Rect2D, offset: vk::Offset2D) -> Option<vk::ImageCopy> {
     let (sx, sy) = (r.offset.x.checked_add(offset.x)?, r.offset.y.checked_add(offset.y)?);
-    let inside = sx >= 0
-        && sy >= 0
-        && u64::from(sx as u32) + u64::from(r.extent.width) <= u64::from(tex.width)
-        && u64::from(sy as u32) + u64::from(r.extent.height) <= u64::from(tex.height);
+    let inside = within((sx, sy), (r.extent.width, r.extent.height), (tex.width, tex.height));
     inside.then_some(vk::ImageCopy {
         src_subresource: LAYERS,
         src_offset: vk::Offset3D { x: sx, y: sy, z: 0 },
@@ -210,6 +216,17 @@ mod tests {
             offset: vk::Offset2D { x, y },
             extent: vk::Extent2D { width: w, height: h },
         }
+    }
+
+    #[test]
+    fn within_checks_every_edge() {
+        assert!(within((0, 0), (10, 5), (10, 5)));
+        assert!(within((2, 3), (8, 2), (10, 5)));
+        assert!(!within((3, 0), (8, 5), (10, 5)), "right edge");
+        assert!(!within((0, 1), (10, 5), (10, 5)), "bottom edge");
+        assert!(!within((-1, 0), (1, 1), (10, 5)), "left of the image");
+        assert!(!within((0, -1), (1, 1), (10, 5)), "above the image");
+        assert!(!within((i32::MAX, 0), (u32::MAX, 1), (u32::MAX, 5)), "no overflow");
     }
 
     #[test]

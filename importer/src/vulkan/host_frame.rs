@@ -62,6 +62,7 @@ use std::time::Duration;
 
 use ash::vk;
 
+use super::copy_pass::within;
 use super::texture::{HostPlane, Texture};
 use super::{BufferReservation, VkContext, VkError, VkResultExt};
 use crate::cpu::{copy_plane_rect, map_planes, with_cpu_access, CpuError, PlaneSource, PollReadable};
@@ -133,11 +134,11 @@ impl TargetMapping {
 
     /// Whether `copy`'s destination lies inside the image.
     fn holds(&self, copy: &vk::ImageCopy) -> bool {
-        let (x, y) = (copy.dst_offset.x, copy.dst_offset.y);
-        x >= 0
-            && y >= 0
-            && u64::from(x as u32) + u64::from(copy.extent.width) <= u64::from(self.width)
-            && u64::from(y as u32) + u64::from(copy.extent.height) <= u64::from(self.height)
+        within(
+            (copy.dst_offset.x, copy.dst_offset.y),
+            (copy.extent.width, copy.extent.height),
+            (self.width, self.height),
+        )
     }
 }
 

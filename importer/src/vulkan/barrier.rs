@@ -193,3 +193,19 @@ pub(crate) fn release_target(ctx: &VkContext, cmd: vk::CommandBuffer, image: vk:
         )
     };
 }
+
+/// Makes a frame's writes to a mapped target available to the host, which
+/// may write the next frame itself (`super::host_frame`). Recorded at the
+/// end of the frame, outside any render pass.
+pub(crate) fn target_to_host(ctx: &VkContext, cmd: vk::CommandBuffer) {
+    let writes = vk::MemoryBarrier::default()
+        .src_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE | vk::AccessFlags::TRANSFER_WRITE)
+        .dst_access_mask(vk::AccessFlags::HOST_READ | vk::AccessFlags::HOST_WRITE);
+    let src = vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT | vk::PipelineStageFlags::TRANSFER;
+    let none = vk::DependencyFlags::empty();
+    // SAFETY: `cmd` is recording (the caller's frame).
+    unsafe {
+        ctx.device
+            .cmd_pipeline_barrier(cmd, src, vk::PipelineStageFlags::HOST, none, &[writes], &[], &[])
+    };
+}

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use ash::vk;
 
-use super::barrier::{acquire_target, release_target, target_layout};
+use super::barrier::{acquire_target, release_target, target_layout, target_to_host};
 use super::client_buffer::ClientBuffer;
 use super::copy_pass::CopyPass;
 use super::host_frame::{HostFrame, TargetMapping};
@@ -476,7 +476,7 @@ impl Recorder {
             release_target(&self.ctx, tail, image);
         }
         if self.host_target.is_some() {
-            self.make_target_host_visible(tail);
+            target_to_host(&self.ctx, tail);
         }
         for tex in &self.textures {
             tex.record_release(tail);
@@ -519,29 +519,6 @@ impl Recorder {
             }
         }
         Ok(fence)
-    }
-}
-
-impl Recorder {
-    /// Makes the frame's writes to a mapped target available to the host,
-    /// which may write the next frame itself (`super::host_frame`).
-    fn make_target_host_visible(&self, cmd: vk::CommandBuffer) {
-        let writes = vk::MemoryBarrier::default()
-            .src_access_mask(vk::AccessFlags::COLOR_ATTACHMENT_WRITE | vk::AccessFlags::TRANSFER_WRITE)
-            .dst_access_mask(vk::AccessFlags::HOST_READ | vk::AccessFlags::HOST_WRITE);
-        let src = vk::PipelineStageFlags::COLOR_ATTACHMENT_OUTPUT | vk::PipelineStageFlags::TRANSFER;
-        // SAFETY: `cmd` is recording (this frame's last buffer), outside the render pass.
-        unsafe {
-            self.ctx.device.cmd_pipeline_barrier(
-                cmd,
-                src,
-                vk::PipelineStageFlags::HOST,
-                vk::DependencyFlags::empty(),
-                &[writes],
-                &[],
-                &[],
-            )
-        };
     }
 }
 

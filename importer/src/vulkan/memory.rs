@@ -253,11 +253,32 @@ impl<'a> ImageAlloc<'a> {
             .memory_type(reqs.memory_type_bits, vk::MemoryPropertyFlags::DEVICE_LOCAL)
             .or_else(|| ctx.memory_type(reqs.memory_type_bits, vk::MemoryPropertyFlags::empty()))
             .ok_or(VkError::NoMemoryType(what))?;
+        self.allocate_type_and_bind(reqs, type_index).map(drop)
+    }
+
+    /// A host-visible, coherent allocation for the image, bound; returned
+    /// for mapping (this allocation still owns it).
+    pub fn allocate_host_and_bind(&mut self, what: &'static str) -> Result<vk::DeviceMemory, VkError> {
+        let ctx = self.ctx;
+        let reqs = unsafe { ctx.device.get_image_memory_requirements(self.image) };
+        let host = vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
+        let type_index = ctx
+            .memory_type(reqs.memory_type_bits, host)
+            .ok_or(VkError::NoMemoryType(what))?;
+        self.allocate_type_and_bind(reqs, type_index)
+    }
+
+    fn allocate_type_and_bind(
+        &mut self,
+        reqs: vk::MemoryRequirements,
+        type_index: u32,
+    ) -> Result<vk::DeviceMemory, VkError> {
         let alloc = vk::MemoryAllocateInfo::default()
             .allocation_size(reqs.size)
             .memory_type_index(type_index);
-        let memory = unsafe { ctx.device.allocate_memory(&alloc, None) }.call("vkAllocateMemory(image)")?;
-        self.bind(memory, "vkBindImageMemory")
+        let memory = unsafe { self.ctx.device.allocate_memory(&alloc, None) }.call("vkAllocateMemory(image)")?;
+        self.bind(memory, "vkBindImageMemory")?;
+        Ok(memory)
     }
 
     pub fn into_raw(self) -> (vk::Image, Vec<vk::DeviceMemory>) {

@@ -200,16 +200,7 @@ impl Target {
         let info = image_info(&format, width, height, vk::ImageTiling::LINEAR, OFFSCREEN_USAGE);
         let image = unsafe { ctx.device.create_image(&info, None) }.call("vkCreateImage(mapped target)")?;
         let mut alloc = ImageAlloc::new(ctx, image);
-        let reqs = unsafe { ctx.device.get_image_memory_requirements(image) };
-        let host = vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
-        let type_index = ctx
-            .memory_type(reqs.memory_type_bits, host)
-            .ok_or(VkError::NoMemoryType("mapped render target"))?;
-        let info = vk::MemoryAllocateInfo::default()
-            .allocation_size(reqs.size)
-            .memory_type_index(type_index);
-        let memory = unsafe { ctx.device.allocate_memory(&info, None) }.call("vkAllocateMemory(mapped target)")?;
-        alloc.bind(memory, "vkBindImageMemory(mapped target)")?;
+        let memory = alloc.allocate_host_and_bind("mapped render target")?;
         let color = vk::ImageSubresource {
             aspect_mask: vk::ImageAspectFlags::COLOR,
             mip_level: 0,

@@ -1,5 +1,7 @@
 //! CPU mapping of client buffers (memfds stand in for dma-bufs on this host).
 
+mod support;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
@@ -17,13 +19,7 @@ const POLL: PollReadable = PollReadable {
 };
 
 fn memfd(bytes: &[u8], seal: bool) -> OwnedFd {
-    use rustix::fs::{fcntl_add_seals, memfd_create, MemfdFlags, SealFlags};
-    let fd = memfd_create("cpu-test", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
-    rustix::io::write(&fd, bytes).unwrap();
-    if seal {
-        fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW).unwrap();
-    }
-    fd
+    support::memfd_holding("cpu-test", bytes, seal)
 }
 
 fn pattern(len: usize) -> Vec<u8> {

@@ -3,6 +3,8 @@
 //! calling thread, not submitted (`importer/src/vulkan/host_frame.rs`).
 //! Memfds stand in for dma-bufs, as in `vulkan_import.rs`.
 
+mod support;
+
 use std::os::fd::OwnedFd;
 
 use ash::vk;
@@ -29,13 +31,7 @@ fn memfd_buffer(stride: u32) -> (OwnedFd, OwnedFd) {
             bytes[at..at + 4].copy_from_slice(&BASE);
         }
     }
-    let fd = rustix::fs::memfd_create(
-        "host-frame",
-        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
-    )
-    .unwrap();
-    rustix::io::write(&fd, &bytes).unwrap();
-    rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW).unwrap();
+    let fd = support::memfd_holding("host-frame", &bytes, true);
     let writer = fd.try_clone().unwrap();
     (fd, writer)
 }

@@ -1,6 +1,8 @@
 //! Imports memfd-backed "dma-bufs" on the host's Vulkan device (lavapipe on
 //! CI), renders them and reads the pixels back. Exercises both import paths.
 
+mod support;
+
 use std::os::fd::OwnedFd;
 
 use ash::vk;
@@ -25,14 +27,7 @@ fn memfd_buffer(stride: u32, offset: u32, pixel: impl Fn(u32, u32) -> [u8; 4]) -
             bytes[at..at + 4].copy_from_slice(&pixel(x, y));
         }
     }
-    let fd = rustix::fs::memfd_create(
-        "test-dmabuf",
-        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
-    )
-    .unwrap();
-    rustix::io::write(&fd, &bytes).unwrap();
-    rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW).unwrap();
-    fd
+    support::memfd_holding("test-dmabuf", &bytes, true)
 }
 
 fn desc(fd: OwnedFd, fourcc: DrmFourcc, stride: u32, offset: u32) -> DmabufDesc {
@@ -328,13 +323,7 @@ fn cpu_fallback_converts_nv12_from_one_fd_at_unaligned_offsets() {
             bytes[at + 1] = cr;
         }
     }
-    let fd = rustix::fs::memfd_create(
-        "nv12",
-        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
-    )
-    .unwrap();
-    rustix::io::write(&fd, &bytes).unwrap();
-    rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW).unwrap();
+    let fd = support::memfd_holding("nv12", &bytes, true);
     let fd2 = fd.try_clone().unwrap();
     let d = DmabufDesc {
         width: W,
@@ -475,16 +464,7 @@ fn yuv_desc(
     let fds: Vec<OwnedFd> = files
         .iter()
         .filter(|b| !b.is_empty())
-        .map(|bytes| {
-            let fd = rustix::fs::memfd_create(
-                "yuv",
-                rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
-            )
-            .unwrap();
-            rustix::io::write(&fd, bytes).unwrap();
-            rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW).unwrap();
-            fd
-        })
+        .map(|bytes| support::memfd_holding("yuv", bytes, true))
         .collect();
     let planes = (0..info.planes.len())
         .map(|i| DmabufPlane {

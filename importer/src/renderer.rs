@@ -178,14 +178,16 @@ impl RenderCore {
     /// and returns a signaled fence; if that fails part-way, the frame is
     /// submitted as recorded.
     pub fn submit_frame(&self, mut recorder: Recorder) -> Result<Arc<FrameFence>, VkError> {
-        let mut stats = recorder.draw_stats();
-        if let Some(dmabufs) = self.write_on_host(&recorder) {
-            stats.host_frames = 1;
-            self.draws.lock().unwrap_or_else(|p| p.into_inner()).add(stats);
+        let on_host = self.write_on_host(&recorder);
+        let stats = DrawStats {
+            host_frames: u64::from(on_host.is_some()),
+            ..recorder.draw_stats()
+        };
+        self.draws.lock().unwrap_or_else(|p| p.into_inner()).add(stats);
+        if let Some(dmabufs) = on_host {
             return recorder.finish_on_host(&mut self.ring(), dmabufs);
         }
         let sampled = recorder.take_sampled();
-        self.draws.lock().unwrap_or_else(|p| p.into_inner()).add(stats);
         let set: Vec<&BufferReservation> = sampled.iter().map(|r| &**r).collect();
         let mut held = AcquireCtx::new();
         held.lock_all(&set);

@@ -185,7 +185,7 @@ impl RenderCore {
         };
         self.draws.lock().unwrap_or_else(|p| p.into_inner()).add(stats);
         if let Some(dmabufs) = on_host {
-            return recorder.finish_on_host(&mut self.ring(), dmabufs);
+            return Ok(recorder.finish_on_host(&mut self.ring(), dmabufs));
         }
         let sampled = recorder.take_sampled();
         let set: Vec<&BufferReservation> = sampled.iter().map(|r| &**r).collect();

@@ -395,15 +395,15 @@ impl Recorder {
     }
 
     /// Drops a frame the host wrote: its command buffers go back to the
-    /// ring unsubmitted. Returns its fence, created signaled, which counts
+    /// ring unsubmitted. Returns its fence, signaled from the start, which counts
     /// `dmabufs` client dma-bufs sampled (the buffers are released through
     /// the same path as after a submitted frame).
-    pub(crate) fn finish_on_host(self, ring: &mut CommandRing, dmabufs: usize) -> Result<Arc<FrameFence>, VkError> {
+    pub(crate) fn finish_on_host(self, ring: &mut CommandRing, dmabufs: usize) -> Arc<FrameFence> {
         ring.recycle(self.prepare);
         ring.recycle(self.render);
-        let fence = FrameFence::signaled(&self.ctx)?;
+        let fence = FrameFence::done_on_host(&self.ctx);
         fence.sampled_dmabufs.store(dmabufs, Ordering::Release);
-        Ok(Arc::new(fence))
+        Arc::new(fence)
     }
 
     /// Implicit acquire: the client's pending writes (READ export) are

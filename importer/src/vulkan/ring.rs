@@ -25,10 +25,17 @@ use super::{VkContext, VkError, VkResultExt};
 use crate::reservation::Fence;
 use crate::sync::SyncFile;
 
-/// A VkFence of one submission. Owned; destroyed on drop.
+/// The completion of one frame: the VkFence of its submission (owned,
+/// destroyed on drop), or none for a frame the host wrote, which was done
+/// when the fence was made.
+///
+/// Once seen signaled, a fence stays signaled: later checks read the
+/// latch instead of asking the driver (lavapipe takes a lock per query).
 pub struct FrameFence {
     ctx: Arc<VkContext>,
-    fence: vk::Fence,
+    fence: Option<vk::Fence>,
+    /// Seen signaled (or never submitted).
+    done: AtomicBool,
     /// The submission's completion as a sync_file, where the device exports
     /// `SYNC_FD` semaphores.
     pub(crate) sync_file: OnceLock<SyncFile>,
@@ -49,26 +56,27 @@ impl std::fmt::Debug for FrameFence {
 
 impl FrameFence {
     pub(crate) fn new(ctx: &Arc<VkContext>) -> Result<FrameFence, VkError> {
-        FrameFence::create(ctx, vk::FenceCreateFlags::empty())
-    }
-
-    /// A fence created signaled: the work it stands for was done on the
-    /// host (`super::host_frame`).
-    pub(crate) fn signaled(ctx: &Arc<VkContext>) -> Result<FrameFence, VkError> {
-        FrameFence::create(ctx, vk::FenceCreateFlags::SIGNALED)
-    }
-
-    fn create(ctx: &Arc<VkContext>, flags: vk::FenceCreateFlags) -> Result<FrameFence, VkError> {
-        let info = vk::FenceCreateInfo::default().flags(flags);
+        let info = vk::FenceCreateInfo::default();
         let fence = unsafe { ctx.device.create_fence(&info, None) }.call("vkCreateFence")?;
-        Ok(FrameFence {
+        Ok(FrameFence::with(ctx, Some(fence)))
+    }
+
+    /// The completion of work done on the host (`super::host_frame`):
+    /// signaled from the start, with no VkFence behind it.
+    pub(crate) fn done_on_host(ctx: &Arc<VkContext>) -> FrameFence {
+        FrameFence::with(ctx, None)
+    }
+
+    fn with(ctx: &Arc<VkContext>, fence: Option<vk::Fence>) -> FrameFence {
+        FrameFence {
             ctx: ctx.clone(),
+            done: AtomicBool::new(fence.is_none()),
             fence,
             sync_file: Default::default(),
             implicit_release: Default::default(),
             sampled_dmabufs: Default::default(),
             _live: super::census::Live::new(super::census::Kind::FrameFence),
-        })
+        }
     }
 
     /// The submission's completion as a sync_file (devices exporting `SYNC_FD`).
@@ -87,23 +95,37 @@ impl FrameFence {
         self.sampled_dmabufs.load(Ordering::Acquire)
     }
 
-    pub fn raw(&self) -> vk::Fence {
-        self.fence
+    /// The VkFence to submit with (null for work done on the host, which is
+    /// never submitted).
+    pub(crate) fn raw(&self) -> vk::Fence {
+        self.fence.unwrap_or_default()
     }
 
-    /// Non-blocking status check.
+    /// Non-blocking status check. A lost device counts as signaled: nothing
+    /// it held runs any more.
     pub fn is_signaled(&self) -> bool {
-        matches!(
-            unsafe { self.ctx.device.get_fence_status(self.fence) },
-            Ok(true) | Err(_)
-        )
+        if self.done.load(Ordering::Acquire) {
+            return true;
+        }
+        let Some(fence) = self.fence else { return true };
+        let done = matches!(unsafe { self.ctx.device.get_fence_status(fence) }, Ok(true) | Err(_));
+        if done {
+            self.done.store(true, Ordering::Release);
+        }
+        done
     }
 
     /// Blocks until the GPU work is done. Locks: none may be a reservation
     /// (checked by `lockdep::might_block`).
     pub fn wait(&self) -> Result<(), VkError> {
         crate::lockdep::might_block("vkWaitForFences (FrameFence::wait)");
-        unsafe { self.ctx.device.wait_for_fences(&[self.fence], true, u64::MAX) }.call("vkWaitForFences")
+        if self.done.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(fence) = self.fence else { return Ok(()) };
+        unsafe { self.ctx.device.wait_for_fences(&[fence], true, u64::MAX) }.call("vkWaitForFences")?;
+        self.done.store(true, Ordering::Release);
+        Ok(())
     }
 }
 
@@ -115,7 +137,9 @@ impl Fence for FrameFence {
 
 impl Drop for FrameFence {
     fn drop(&mut self) {
-        unsafe { self.ctx.device.destroy_fence(self.fence, None) };
+        if let Some(fence) = self.fence {
+            unsafe { self.ctx.device.destroy_fence(fence, None) };
+        }
     }
 }
 
@@ -161,6 +185,9 @@ impl CommandRing {
     /// now, after the frame's fence signaled, from the loop. Such frees are
     /// counted ([`CommandRing::deferred_frees`]).
     pub fn retire(&mut self) {
+        if self.in_flight.is_empty() {
+            return;
+        }
         let (done, pending): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|f| f.fence.is_signaled());
         self.in_flight = pending;
         for f in done {

@@ -4,7 +4,7 @@
 //! ([`COORD_LIMIT`]); a subsurface placed relative to itself is an error.
 
 use smithay::{
-    backend::renderer::utils::on_commit_buffer_handler,
+    backend::renderer::utils::{on_commit_buffer_handler, RendererSurfaceStateUserData},
     reexports::wayland_server::{
         backend::ClientId,
         protocol::{
@@ -21,10 +21,12 @@ use smithay::{
     wayland::{
         buffer::BufferHandler,
         compositor::{
-            add_post_commit_hook, get_children, get_parent, is_sync_subsurface, with_states, CompositorClientState,
-            CompositorHandler, CompositorState, RegionUserData, SubsurfaceCachedState, SubsurfaceUserData,
-            SurfaceUserData,
+            add_destruction_hook, add_post_commit_hook, get_children, get_parent, is_sync_subsurface, with_states,
+            CompositorClientState, CompositorHandler, CompositorState, RegionUserData, SubsurfaceCachedState,
+            SubsurfaceUserData, SurfaceAttributes, SurfaceUserData,
         },
+        drm_syncobj::DrmSyncobjCachedState,
+        viewporter::ViewportCachedState,
     },
 };
 
@@ -49,6 +51,7 @@ impl CompositorHandler for State {
     }
 
     fn new_surface(&mut self, surface: &WlSurface) {
+        hot_data_first(surface);
         with_states(surface, |states| {
             states.data_map.insert_if_missing_threadsafe(SurfaceHeld::new);
         });
@@ -96,6 +99,47 @@ impl CompositorHandler for State {
         // A window that mapped, moved or resized under the pointer.
         self.refresh_pointer_focus();
     }
+}
+
+/// DOC: the surface data looked up every frame comes first
+///
+/// smithay's per-surface data map is a list searched front to back, one
+/// type comparison per entry. The entries every frame and every commit
+/// read, for every surface of a window (smithay's renderer state, the
+/// count of applied states, the subsurface commit record), are inserted
+/// first, before anything else adds its own. The same goes for the
+/// double-buffered caches, another such list: the ones smithay's renderer
+/// state reads for every surface on every commit of its window are created
+/// here, in the order of how often they are read (each is created at the
+/// surface's first commit anyway). smithay inserts the renderer
+/// state at the surface's first commit and then registers a destruction
+/// hook that empties it (dropping the buffer sends its release while the
+/// surface is still whole); inserted here, the hook is registered here.
+fn hot_data_first(surface: &WlSurface) {
+    with_states(surface, |states| {
+        states
+            .data_map
+            .insert_if_missing_threadsafe(RendererSurfaceStateUserData::default);
+        states
+            .data_map
+            .insert_if_missing_threadsafe(crate::backend::scene::AppliedStates::default);
+        states
+            .data_map
+            .insert_if_missing_threadsafe(subsurface_commits::SubsurfaceCommits::default);
+        let caches = &states.cached_state;
+        drop(caches.get::<ViewportCachedState>());
+        drop(caches.get::<SubsurfaceCachedState>());
+        drop(caches.get::<SurfaceAttributes>());
+        drop(caches.get::<DrmSyncobjCachedState>());
+    });
+    add_destruction_hook(surface, |_: &mut State, surface| {
+        with_states(surface, |states| {
+            if let Some(renderer_state) = states.data_map.get::<RendererSurfaceStateUserData>() {
+                let old = std::mem::take(&mut *renderer_state.lock().unwrap_or_else(|p| p.into_inner()));
+                drop(old);
+            }
+        });
+    });
 }
 
 /// DOC: subsurface positions belong to the parent's state

@@ -4,6 +4,7 @@
 //! `start + n * interval`, so late wake-ups do not accumulate into drift; if a
 //! frame overruns whole intervals, those ticks are skipped rather than queued.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smithay::{
@@ -112,7 +113,7 @@ impl HeadlessBackend {
     ///
     /// After the first frame the target holds the previous frame, so age 1
     /// lets the damage tracker redraw only what changed.
-    pub fn render(&mut self, space: &Space<Window>) -> anyhow::Result<RenderElementStates> {
+    pub fn render(&mut self, space: &Space<Window>) -> anyhow::Result<Arc<RenderElementStates>> {
         let elements = self.scene.elements(&mut self.renderer, space, &self.output)?;
         let age = if self.frames == 0 { 0 } else { 1 };
         let mut framebuffer = self

@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use smithay::{
-    backend::renderer::element::{surface::WaylandSurfaceRenderElement, Id, RenderElementStates},
+    backend::renderer::element::{Id, RenderElementStates},
     desktop::utils::{surface_presentation_feedback_flags_from_states, SurfacePresentationFeedback},
     output::Output,
     reexports::{
@@ -241,7 +241,7 @@ pub(crate) fn draw_output(
     renderer: &mut VkRenderer,
     framebuffer: &mut VkFramebuffer<'_>,
     age: usize,
-    elements: &[WaylandSurfaceRenderElement<VkRenderer>],
+    elements: &[crate::backend::scene::SceneElement],
     output: &Output,
 ) -> anyhow::Result<RenderedOutput> {
     let mode = OutputMode::of(output).context("the output has no mode")?;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use importer::vulkan::ring::FrameFence;
 use smithay::backend::renderer::{
-    element::{surface::WaylandSurfaceRenderElement, RenderElement, UnderlyingStorage},
+    element::{RenderElement, UnderlyingStorage},
     sync::SyncPoint,
     utils::Buffer,
 };
@@ -63,10 +63,10 @@ pub struct PendingReleases {
 
 impl PendingReleases {
     /// Records the dma-buf buffers of `elements` drawn by the frame behind `sync`.
-    pub fn track_frame(
+    pub fn track_frame<E: RenderElement<VkRenderer>>(
         &mut self,
         renderer: &mut VkRenderer,
-        elements: &[WaylandSurfaceRenderElement<VkRenderer>],
+        elements: &[E],
         sync: &SyncPoint,
     ) {
         let Some(fence) = sync.get::<VkSyncFence>().map(|f| f.0.clone()) else {

@@ -45,6 +45,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use smithay::backend::{
     allocator::{
@@ -54,8 +55,8 @@ use smithay::backend::{
     },
     drm::{DrmDeviceFd, DrmSurface, PlaneConfig, PlaneState},
     renderer::element::{
-        surface::WaylandSurfaceRenderElement, Element, Id, RenderElement, RenderElementPresentationState,
-        RenderElementState, RenderElementStates, UnderlyingStorage,
+        Element, Id, RenderElement, RenderElementPresentationState, RenderElementState, RenderElementStates,
+        UnderlyingStorage,
     },
 };
 use smithay::reexports::drm::{
@@ -95,7 +96,7 @@ pub struct DirectFrame {
     pub in_fence: Option<importer::sync::SyncFile>,
     /// The element scanned out, for presentation feedback (taken by the
     /// frame that queues it).
-    pub states: RenderElementStates,
+    pub states: Arc<RenderElementStates>,
 }
 
 impl DirectFrame {
@@ -279,7 +280,7 @@ impl DirectScanout {
         renderer: &mut VkRenderer,
         releases: &PendingReleases,
         out: &Output<'_>,
-        elements: &[WaylandSurfaceRenderElement<VkRenderer>],
+        elements: &[crate::backend::scene::SceneElement],
     ) -> Result<DirectFrame, Composited> {
         self.fbs.retain(|weak, _| weak.upgrade().is_some());
         self.candidate = None;
@@ -320,7 +321,7 @@ impl DirectScanout {
             dmabuf,
             held,
             in_fence,
-            states: zero_copy_state(top.id(), output),
+            states: Arc::new(zero_copy_state(top.id(), output)),
         })
     }
 

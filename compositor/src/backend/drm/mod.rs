@@ -40,6 +40,7 @@ pub use scanout::DrmAllocator;
 
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -49,7 +50,7 @@ use smithay::{
         allocator::Fourcc,
         drm::{DrmDevice, DrmDeviceFd, DrmEvent, DrmEventMetadata, DrmEventTime, DrmSurface, PlaneState},
         renderer::{
-            element::{surface::WaylandSurfaceRenderElement, Id, RenderElementStates},
+            element::{Id, RenderElementStates},
             Bind, ExportMem,
         },
         session::{libseat::LibSeatSession, Event as SessionEvent, Session},
@@ -177,7 +178,7 @@ pub struct DrmBackend {
     /// what it shows stays held until the first flip after activation.
     held_over_pause: Option<Shown>,
     /// Element states of the queued frame, for presentation feedback.
-    pending_states: Option<RenderElementStates>,
+    pending_states: Option<Arc<RenderElementStates>>,
     /// A rendered frame whose GPU work is not done yet (see the module doc).
     rendered: Option<RenderedFrame>,
     needs_modeset: bool,
@@ -220,7 +221,7 @@ impl DrmBackend {
     /// where [`direct`] allows it, else `None` (composite), noting which.
     fn try_direct(
         &mut self,
-        elements: &[WaylandSurfaceRenderElement<VkRenderer>],
+        elements: &[crate::backend::scene::SceneElement],
         scale: smithay::utils::Scale<f64>,
     ) -> Option<RenderedFrame> {
         let chosen = if self.needs_modeset {
@@ -433,8 +434,8 @@ enum Source {
 /// A frame ready to be queued once [`DrmBackend::ready`] says so.
 struct RenderedFrame {
     source: Source,
-    states: RenderElementStates,
-    fence: Option<std::sync::Arc<importer::vulkan::ring::FrameFence>>,
+    states: Arc<RenderElementStates>,
+    fence: Option<Arc<importer::vulkan::ring::FrameFence>>,
 }
 
 impl Drop for DrmBackend {

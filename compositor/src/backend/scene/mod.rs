@@ -60,7 +60,11 @@ use tracing::warn;
 
 use crate::render::VkRenderer;
 
-type Element = WaylandSurfaceRenderElement<VkRenderer>;
+mod element;
+
+pub use element::SceneElement;
+
+type Element = SceneElement;
 
 /// The surfaces one output showed in the last frame, front to back, and
 /// the elements drawn for them.
@@ -351,7 +355,7 @@ impl Walk<'_> {
                     1.0,
                     Kind::Unspecified,
                 ) {
-                    Ok(Some(element)) => self.push(element, key),
+                    Ok(Some(element)) => self.push(SceneElement::new(element), key),
                     Ok(None) => {}
                     Err(err) => warn!("failed to import a surface's buffer: {err}"),
                 }

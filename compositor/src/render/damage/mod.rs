@@ -23,19 +23,27 @@
 //!   moves) and costs one comparison per element instead of testing every
 //!   element against every opaque region above it. Any other change works
 //!   everything out again.
+//! * An element whose serial says it is the very object the previous frame
+//!   placed at the same index ([`ElementSerial`]) is taken as placed the same
+//!   without asking it again: elements do not change once built, and
+//!   working out a place and opaque regions rounds floating-point
+//!   coordinates, which is most of the comparison's cost.
 //!
 //! The rules are smithay's `OutputDamageTracker`'s; this tracker adds the
 //! unchanged-scene path and keeps its state in plain vectors.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
+use std::sync::Arc;
 
+use smithay::backend::renderer::element::solid::SolidColorRenderElement;
+use smithay::backend::renderer::element::texture::TextureRenderElement;
 use smithay::backend::renderer::element::{
     Element, Id, RenderElement, RenderElementPresentationState, RenderElementState, RenderElementStates,
 };
 use smithay::backend::renderer::sync::SyncPoint;
 use smithay::backend::renderer::utils::CommitCounter;
-use smithay::backend::renderer::{Color32F, Frame, Renderer};
+use smithay::backend::renderer::{Color32F, Frame, Renderer, Texture};
 use smithay::output::Output;
 use smithay::utils::{Buffer as BufferCoord, Physical, Point, Rectangle, Scale, Size, Transform};
 
@@ -67,10 +75,27 @@ impl OutputMode {
     }
 }
 
+/// An element that can say whether it is the very object an earlier frame
+/// placed (module docs).
+pub trait ElementSerial {
+    /// A number given to this element object when it was built, unique
+    /// over the compositor's life and kept while the object is reused
+    /// between frames; `None`: unknown.
+    fn serial(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// smithay's own elements carry no serial: they are compared in full.
+impl ElementSerial for SolidColorRenderElement {}
+impl<T: Texture> ElementSerial for TextureRenderElement<T> {}
+
 /// One element as placed on the output in one frame.
 #[derive(Debug, Clone, PartialEq)]
 struct Placed {
     id: Id,
+    /// The element object's [`ElementSerial::serial`].
+    serial: Option<u64>,
     commit: CommitCounter,
     geometry: Rect,
     src: Rectangle<f64, BufferCoord>,
@@ -85,19 +110,26 @@ struct Placed {
     opaque_range: Range<usize>,
 }
 
+/// `element`'s opaque regions in output coordinates, clipped to the output.
+fn opaque_on_output<E: Element>(
+    element: &E,
+    scale: Scale<f64>,
+    geometry: Rect,
+    output: Rect,
+) -> impl Iterator<Item = Rect> {
+    element.opaque_regions(scale).into_iter().filter_map(move |mut r| {
+        r.loc += geometry.loc;
+        r.intersection(output)
+    })
+}
+
 impl Placed {
-    fn new<E: Element>(element: &E, scale: Scale<f64>, output: Rect) -> Placed {
+    fn new<E: Element + ElementSerial>(element: &E, scale: Scale<f64>, output: Rect) -> Placed {
         let geometry = element.geometry(scale);
-        let opaque = element
-            .opaque_regions(scale)
-            .into_iter()
-            .filter_map(|mut r| {
-                r.loc += geometry.loc;
-                r.intersection(output)
-            })
-            .collect();
+        let opaque = opaque_on_output(element, scale, geometry, output).collect();
         Placed {
             id: element.id().clone(),
+            serial: element.serial(),
             commit: element.current_commit(),
             geometry,
             src: element.src(),
@@ -109,14 +141,24 @@ impl Placed {
         }
     }
 
-    /// Same place, look and opaque regions: only the content may differ.
-    fn same_place(&self, other: &Placed) -> bool {
-        self.id == other.id
-            && self.geometry == other.geometry
-            && self.src == other.src
-            && self.transform == other.transform
-            && self.alpha == other.alpha
-            && self.opaque == other.opaque
+    /// Whether `element` is placed as this: the same object, or the same
+    /// id, place, look and opaque regions (only the content may differ).
+    /// Allocates nothing.
+    fn places<E: Element + ElementSerial>(&self, element: &E, scale: Scale<f64>, output: Rect) -> bool {
+        if self.serial.is_some() && self.serial == element.serial() {
+            return true;
+        }
+        let geometry = element.geometry(scale);
+        self.id == *element.id()
+            && self.geometry == geometry
+            && self.src == element.src()
+            && self.transform == element.transform()
+            && self.alpha == element.alpha()
+            && self
+                .opaque
+                .iter()
+                .copied()
+                .eq(opaque_on_output(element, scale, geometry, output))
     }
 
     /// Same place and the same position among the visible elements.
@@ -138,6 +180,9 @@ struct Scene {
     placed: Vec<Placed>,
     /// The opaque regions of the visible elements, front to back.
     opaque: Vec<Rect>,
+    /// The frame's element states (shared with the frame's result; an
+    /// unchanged frame has the same).
+    states: Arc<RenderElementStates>,
 }
 
 /// What a frame draws: the output of [`DamageTracker::plan`].
@@ -146,7 +191,7 @@ pub struct Plan {
     /// Disjoint rectangles in output coordinates; empty: nothing to draw.
     pub damage: Vec<Rect>,
     /// Per element id: rendered with its visible area, or skipped.
-    pub states: RenderElementStates,
+    pub states: Arc<RenderElementStates>,
     /// Indices of the visible elements, front to back.
     visible: Vec<usize>,
 }
@@ -156,7 +201,7 @@ pub struct Plan {
 pub struct RenderedOutput {
     /// Signals when the GPU is done; already signalled when nothing was drawn.
     pub sync: SyncPoint,
-    pub states: RenderElementStates,
+    pub states: Arc<RenderElementStates>,
     /// Whether anything was drawn.
     pub drawn: bool,
 }
@@ -180,29 +225,42 @@ impl DamageTracker {
     /// Works out the damage of a frame of `elements` (front to back) on a
     /// target holding the picture of `age` frames ago (0: unknown), and
     /// remembers this frame for the next one.
-    pub fn plan<E: Element>(&mut self, age: usize, elements: &[E], mode: OutputMode, clear: Color32F) -> Plan {
+    pub fn plan<E: Element + ElementSerial>(
+        &mut self,
+        age: usize,
+        elements: &[E],
+        mode: OutputMode,
+        clear: Color32F,
+    ) -> Plan {
         let output = Rectangle::from_size(mode.transform.invert().transform_size(mode.size));
-        let mut placed: Vec<Placed> = elements.iter().map(|e| Placed::new(e, mode.scale, output)).collect();
         let unchanged = self.scene.mode == Some(mode)
             && self.scene.clear == Some(clear)
-            && placed.len() == self.scene.placed.len()
-            && placed.iter().zip(&self.scene.placed).all(|(p, l)| p.same_place(l));
+            && elements.len() == self.scene.placed.len()
+            && elements
+                .iter()
+                .zip(&self.scene.placed)
+                .all(|(e, l)| l.places(e, mode.scale, output));
         let mut damage = Vec::new();
-        let opaque = if unchanged {
+        let (placed, opaque, states) = if unchanged {
             self.unchanged_frames += 1;
-            for ((p, l), e) in placed.iter_mut().zip(&self.scene.placed).zip(elements) {
-                p.visible = l.visible;
-                p.opaque_range = l.opaque_range.clone();
-                if p.visible > 0 && p.commit != l.commit {
-                    element_damage(e, p.geometry.loc, mode.scale, Some(l.commit), output, &mut damage);
-                } else if p.visible == 0 {
-                    // Hidden: its content is not on the target.
-                    p.commit = l.commit;
+            let mut placed = std::mem::take(&mut self.scene.placed);
+            for (p, e) in placed.iter_mut().zip(elements) {
+                p.serial = e.serial();
+                let commit = e.current_commit();
+                // A hidden element keeps the commit last drawn: its content
+                // is not on the target.
+                if p.visible > 0 && p.commit != commit {
+                    element_damage(e, p.geometry.loc, mode.scale, Some(p.commit), output, &mut damage);
+                    p.commit = commit;
                 }
             }
-            std::mem::take(&mut self.scene.opaque)
+            let opaque = std::mem::take(&mut self.scene.opaque);
+            (placed, opaque, self.scene.states.clone())
         } else {
-            self.changed_scene(elements, &mut placed, mode, clear, output, &mut damage)
+            let mut placed: Vec<Placed> = elements.iter().map(|e| Placed::new(e, mode.scale, output)).collect();
+            let opaque = self.changed_scene(elements, &mut placed, mode, clear, output, &mut damage);
+            let states = Arc::new(states(&placed, output));
+            (placed, opaque, states)
         };
 
         let new_damage = damage.clone();
@@ -213,7 +271,6 @@ impl DamageTracker {
             damage.push(output);
         }
         let damage = disjoint(damage, output);
-        let states = states(&placed, output);
         let visible = (0..placed.len()).filter(|&i| placed[i].visible > 0).collect();
         if !damage.is_empty() {
             self.history.push_front(new_damage);
@@ -224,6 +281,7 @@ impl DamageTracker {
             clear: Some(clear),
             placed,
             opaque,
+            states: states.clone(),
         };
         Plan {
             damage,
@@ -235,7 +293,7 @@ impl DamageTracker {
     /// The full work-out for a frame whose element list changed: visibility
     /// against the opaque regions above, damage of elements new, gone, moved
     /// or restacked, and of opaque regions that stopped covering.
-    fn changed_scene<E: Element>(
+    fn changed_scene<E: Element + ElementSerial>(
         &mut self,
         elements: &[E],
         placed: &mut [Placed],
@@ -307,7 +365,7 @@ impl DamageTracker {
     ) -> Result<RenderedOutput, R::Error>
     where
         R: Renderer,
-        E: RenderElement<R>,
+        E: RenderElement<R> + ElementSerial,
     {
         let plan = self.plan(age, elements, mode, clear);
         if plan.damage.is_empty() {
@@ -343,17 +401,25 @@ impl DamageTracker {
         E: RenderElement<R>,
     {
         let opaque = &self.scene.opaque;
+        // Only opaque regions that reach the damage can cut it.
+        let reach = plan.damage.iter().copied().reduce(Rectangle::merge);
+        let cutting = |opaque: &'_ [Rect]| {
+            opaque
+                .iter()
+                .copied()
+                .filter(|o| reach.is_some_and(|r| r.overlaps(*o)))
+                .collect::<Vec<Rect>>()
+        };
         let mut frame = renderer.render(framebuffer, mode.size, mode.transform.invert())?;
-        let uncovered = Rectangle::subtract_rects_many_in_place(plan.damage.clone(), opaque.iter().copied());
+        let uncovered = Rectangle::subtract_rects_many_in_place(plan.damage.clone(), cutting(opaque));
         frame.clear(clear, &uncovered)?;
         for &i in plan.visible.iter().rev() {
             let p = &self.scene.placed[i];
-            let inside: Vec<Rect> = plan.damage.iter().filter_map(|d| d.intersection(p.geometry)).collect();
-            if inside.is_empty() {
+            if !plan.damage.iter().any(|d| d.overlaps(p.geometry)) {
                 continue;
             }
-            let mut own =
-                Rectangle::subtract_rects_many_in_place(inside, opaque[..p.opaque_range.start].iter().copied());
+            let inside: Vec<Rect> = plan.damage.iter().filter_map(|d| d.intersection(p.geometry)).collect();
+            let mut own = Rectangle::subtract_rects_many_in_place(inside, cutting(&opaque[..p.opaque_range.start]));
             if own.is_empty() {
                 continue;
             }

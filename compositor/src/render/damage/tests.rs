@@ -2,11 +2,12 @@
 //! through the tracker's damage against a full repaint.
 
 use smithay::backend::renderer::element::solid::SolidColorRenderElement;
-use smithay::backend::renderer::element::{Id, Kind};
+use smithay::backend::renderer::element::{Element, Id, Kind};
+use smithay::backend::renderer::utils::{CommitCounter, DamageSet, OpaqueRegions};
 use smithay::backend::renderer::Color32F;
-use smithay::utils::{Rectangle, Transform};
+use smithay::utils::{Buffer as BufferCoords, Physical, Point, Rectangle, Scale, Transform};
 
-use super::{DamageTracker, OutputMode, Rect};
+use super::{DamageTracker, ElementSerial, OutputMode, Rect};
 
 const SIZE: i32 = 32;
 
@@ -20,13 +21,16 @@ fn mode() -> OutputMode {
 
 const CLEAR: Color32F = Color32F::new(0.1, 0.1, 0.1, 1.0);
 
-/// A test element: an id, a place, a commit and an alpha.
+/// A test element: an id, a place, a commit and an alpha, and the serial
+/// its element object would have in a scene that rebuilds an element on
+/// any change ([`change`] gives a new one).
 #[derive(Debug, Clone)]
 struct Item {
     id: Id,
     rect: Rect,
     commit: usize,
     alpha: f32,
+    serial: u64,
 }
 
 impl Item {
@@ -36,6 +40,7 @@ impl Item {
             rect: Rectangle::new((x, y).into(), (w, h).into()),
             commit: 0,
             alpha,
+            serial: next_serial(),
         }
     }
 
@@ -52,6 +57,58 @@ impl Item {
 
 fn elements(items: &[Item]) -> Vec<SolidColorRenderElement> {
     items.iter().map(Item::element).collect()
+}
+
+fn next_serial() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A solid element with the item's serial, as the scene's elements carry.
+struct Numbered(SolidColorRenderElement, u64);
+
+impl ElementSerial for Numbered {
+    fn serial(&self) -> Option<u64> {
+        Some(self.1)
+    }
+}
+
+impl Element for Numbered {
+    fn id(&self) -> &Id {
+        self.0.id()
+    }
+    fn current_commit(&self) -> CommitCounter {
+        self.0.current_commit()
+    }
+    fn location(&self, scale: Scale<f64>) -> Point<i32, Physical> {
+        self.0.location(scale)
+    }
+    fn src(&self) -> Rectangle<f64, BufferCoords> {
+        self.0.src()
+    }
+    fn transform(&self) -> Transform {
+        self.0.transform()
+    }
+    fn geometry(&self, scale: Scale<f64>) -> Rectangle<i32, Physical> {
+        self.0.geometry(scale)
+    }
+    fn damage_since(&self, scale: Scale<f64>, commit: Option<CommitCounter>) -> DamageSet<i32, Physical> {
+        self.0.damage_since(scale, commit)
+    }
+    fn opaque_regions(&self, scale: Scale<f64>) -> OpaqueRegions<i32, Physical> {
+        self.0.opaque_regions(scale)
+    }
+    fn alpha(&self) -> f32 {
+        self.0.alpha()
+    }
+    fn kind(&self) -> Kind {
+        self.0.kind()
+    }
+}
+
+fn numbered(items: &[Item]) -> Vec<Numbered> {
+    items.iter().map(|i| Numbered(i.element(), i.serial)).collect()
 }
 
 fn area(rects: &[Rect]) -> i32 {
@@ -118,6 +175,25 @@ fn an_older_target_gets_the_damage_of_the_frames_it_missed() {
     assert_eq!(plan.damage, vec![Rectangle::from_size((SIZE, SIZE).into())]);
 }
 
+/// Elements do not change once built, so an element with the serial it had
+/// in the previous frame is taken as placed the same without asking it: the
+/// tracker trusts the serial (here, against a moved element, which a scene
+/// would have rebuilt with a new serial).
+#[test]
+fn an_element_with_the_serial_it_had_is_not_compared_again() {
+    let mut items = [Item::new(0, 0, 8, 8, 1.0)];
+    let mut t = DamageTracker::default();
+    t.plan(0, &numbered(&items), mode(), CLEAR);
+    items[0].rect.loc = (20, 20).into();
+    let plan = t.plan(1, &numbered(&items), mode(), CLEAR);
+    assert!(plan.damage.is_empty(), "{:?}", plan.damage);
+    assert_eq!(t.unchanged_frames(), 1);
+    items[0].serial = next_serial();
+    let plan = t.plan(1, &numbered(&items), mode(), CLEAR);
+    assert_eq!(area(&plan.damage), 2 * 64);
+    assert_eq!(t.unchanged_frames(), 1);
+}
+
 /// xorshift64: reproducible without a dependency.
 struct Rng(u64);
 
@@ -154,9 +230,15 @@ fn truth(items: &[Item], x: i32, y: i32) -> u64 {
 /// Random scenes, changed at random (commits, moves, restacking, elements
 /// added and removed, opacity), drawn into a ring of targets only where the
 /// tracker says: every target must then hold the full repaint, and no pixel
-/// may be damaged twice in one frame (it would blend twice).
+/// may be damaged twice in one frame (it would blend twice). Once with
+/// elements without serials, once with serials as a scene gives them.
 #[test]
 fn painting_only_the_damage_gives_the_full_picture() {
+    paint_random_scenes(|t, age, items| t.plan(age, &elements(items), mode(), CLEAR));
+    paint_random_scenes(|t, age, items| t.plan(age, &numbered(items), mode(), CLEAR));
+}
+
+fn paint_random_scenes(mut plan: impl FnMut(&mut DamageTracker, usize, &[Item]) -> super::Plan) {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     for round in 0..200 {
         let buffers = 1 + (round % 3);
@@ -168,7 +250,7 @@ fn painting_only_the_damage_gives_the_full_picture() {
             change(&mut rng, &mut items);
             let b = frame % buffers;
             let age = drawn_at[b].map_or(0, |at| frame - at);
-            let plan = t.plan(age, &elements(&items), mode(), CLEAR);
+            let plan = plan(&mut t, age, &items);
             let mut count = vec![0u8; (SIZE * SIZE) as usize];
             for r in &plan.damage {
                 for y in r.loc.y..r.loc.y + r.size.h {
@@ -210,10 +292,12 @@ fn change(rng: &mut Rng, items: &mut Vec<Item>) {
         0..=3 if !items.is_empty() => {
             let i = rng.below(items.len() as u64) as usize;
             items[i].commit += 1;
+            items[i].serial = next_serial();
         }
         4 if !items.is_empty() => {
             let i = rng.below(items.len() as u64) as usize;
             items[i].rect.loc = (rng.below(SIZE as u64) - 4, rng.below(SIZE as u64) - 4).into();
+            items[i].serial = next_serial();
         }
         5 if items.len() > 1 => {
             let i = rng.below(items.len() as u64) as usize;
@@ -227,6 +311,7 @@ fn change(rng: &mut Rng, items: &mut Vec<Item>) {
         8 if !items.is_empty() => {
             let i = rng.below(items.len() as u64) as usize;
             items[i].alpha = if items[i].alpha >= 1.0 { 0.5 } else { 1.0 };
+            items[i].serial = next_serial();
         }
         _ => {}
     }

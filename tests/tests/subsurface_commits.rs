@@ -8,6 +8,8 @@
 //! * a child passed over stays synchronized: its next commit still waits
 //!   for the parent's;
 //! * a passed-over child's uncommitted state stays pending;
+//! * a desynchronized grandchild created under a passed-over child still
+//!   behaves as synchronized (smithay reads the child's mode for it);
 //! * the parent's commit does not apply the passed-over children at all
 //!   (the commit handler runs once per parent commit, not once per child).
 //!
@@ -137,6 +139,44 @@ fn a_child_passed_over_stays_synchronized() -> Result<()> {
     );
 
     drop((child, window, other));
+    comp.terminate_successfully()
+}
+
+#[test]
+fn a_desynchronized_grandchild_under_a_passed_over_child_waits_for_the_root() -> Result<()> {
+    let (mut comp, mut client, window, _main) = shown_window()?;
+    let other = Window::new(&mut client, "pacer")?;
+    let other_buffer = buffer(&client, 16)?;
+    other.attach(&other_buffer);
+    other.wait_frame(&mut client)?;
+
+    let small = buffer(&client, 32)?;
+    let child = child_with_buffer(&client, &window.surface, &small);
+    ensure!(
+        window.shows_after_frames(&mut client, &child.surface)?,
+        "the child never entered the output"
+    );
+    // Parent commits with nothing from the child: it is passed over.
+    window.wait_frame(&mut client)?;
+    window.wait_frame(&mut client)?;
+
+    let grandchild = Subsurface::new(&client, &child.surface);
+    grandchild.set_desync();
+    grandchild.set_position(4, 4);
+    grandchild.attach_commit(&small);
+    other.wait_frame(&mut client)?;
+    other.wait_frame(&mut client)?;
+    client.roundtrip()?;
+    ensure!(
+        !client.state.entered.contains(&grandchild.surface.id()),
+        "a desynchronized grandchild of a synchronized child applied its commit on its own"
+    );
+    ensure!(
+        window.shows_after_frames(&mut client, &grandchild.surface)?,
+        "the grandchild's cached commit was not applied with the root's"
+    );
+
+    drop((grandchild, child, window, other));
     comp.terminate_successfully()
 }
 

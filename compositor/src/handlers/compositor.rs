@@ -12,7 +12,7 @@ use smithay::{
             wl_callback::WlCallback,
             wl_compositor::WlCompositor,
             wl_region::{self, WlRegion},
-            wl_subcompositor::WlSubcompositor,
+            wl_subcompositor::{self, WlSubcompositor},
             wl_subsurface::{self, WlSubsurface},
             wl_surface::{self, WlSurface},
         },
@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tracing::debug;
 
-use super::subsurface_commits;
+use super::subsurface_commits::{self, ModeChanges};
 use crate::state::{ClientState, State};
 
 impl CompositorHandler for State {
@@ -66,7 +66,7 @@ impl CompositorHandler for State {
     }
 
     fn new_subsurface(&mut self, surface: &WlSurface, parent: &WlSurface) {
-        subsurface_commits::note_new_subsurface(surface);
+        subsurface_commits::note_new_subsurface(surface, parent);
         forget_applied_position(surface);
         note_child_moved(parent);
     }
@@ -240,7 +240,6 @@ smithay::reexports::wayland_server::delegate_global_dispatch!(State: [WlComposit
 smithay::reexports::wayland_server::delegate_global_dispatch!(State: [WlSubcompositor: ()] => CompositorState);
 smithay::reexports::wayland_server::delegate_dispatch!(State: [WlCompositor: ()] => CompositorState);
 smithay::reexports::wayland_server::delegate_dispatch!(State: [WlCallback: ()] => CompositorState);
-smithay::reexports::wayland_server::delegate_dispatch!(State: [WlSubcompositor: ()] => CompositorState);
 
 /// A rectangle a client sent with a negative width or height. smithay 0.7
 /// builds a `Size` from `wl_surface.damage` and `wl_region.add`/`subtract`
@@ -310,18 +309,16 @@ impl Dispatch<WlSurface, SurfaceUserData> for State {
             }
         }
         let request = clamp_surface_request(request);
-        let quiet = match request {
+        let modes = match request {
             wl_surface::Request::Commit => subsurface_commits::before_commit(surface),
-            _ => Vec::new(),
+            _ => ModeChanges::default(),
         };
-        for child in &quiet {
-            set_sync_mode(state, client, child, wl_subsurface::Request::SetDesync, dh, init);
-        }
+        set_sync_modes(state, client, &modes.before, dh, init);
         <CompositorState as Dispatch<WlSurface, SurfaceUserData, State>>::request(
             state, client, surface, request, data, dh, init,
         );
-        for child in &quiet {
-            set_sync_mode(state, client, child, wl_subsurface::Request::SetSync, dh, init);
+        for child in &modes.after {
+            set_sync_mode(state, client, child, true, dh, init);
         }
     }
 
@@ -337,16 +334,63 @@ fn set_sync_mode(
     state: &mut State,
     client: &Client,
     subsurface: &WlSubsurface,
-    mode: wl_subsurface::Request,
+    sync: bool,
     dh: &DisplayHandle,
     init: &mut DataInit<'_, State>,
 ) {
     let Some(data) = subsurface.data::<SubsurfaceUserData>() else {
         return;
     };
+    let mode = if sync {
+        wl_subsurface::Request::SetSync
+    } else {
+        wl_subsurface::Request::SetDesync
+    };
     <CompositorState as Dispatch<WlSubsurface, SubsurfaceUserData, State>>::request(
         state, client, subsurface, mode, data, dh, init,
     );
+}
+
+/// [`set_sync_mode`] for each of `modes`, in order.
+fn set_sync_modes(
+    state: &mut State,
+    client: &Client,
+    modes: &[(WlSubsurface, bool)],
+    dh: &DisplayHandle,
+    init: &mut DataInit<'_, State>,
+) {
+    for (subsurface, sync) in modes {
+        set_sync_mode(state, client, subsurface, *sync, dh, init);
+    }
+}
+
+/// `wl_subcompositor.get_subsurface`: a parent smithay was told is
+/// desynchronized goes back to the mode its client asked for first
+/// ([`subsurface_commits`]).
+impl Dispatch<WlSubcompositor, ()> for State {
+    fn request(
+        state: &mut State,
+        client: &Client,
+        subcompositor: &WlSubcompositor,
+        request: wl_subcompositor::Request,
+        data: &(),
+        dh: &DisplayHandle,
+        init: &mut DataInit<'_, State>,
+    ) {
+        if let wl_subcompositor::Request::GetSubsurface { parent, .. } = &request {
+            let modes = subsurface_commits::before_new_child(parent);
+            set_sync_modes(state, client, &modes.before, dh, init);
+        }
+        <CompositorState as Dispatch<WlSubcompositor, (), State>>::request(
+            state,
+            client,
+            subcompositor,
+            request,
+            data,
+            dh,
+            init,
+        );
+    }
 }
 
 /// `wl_subsurface.place_above`/`place_below` relative to the subsurface

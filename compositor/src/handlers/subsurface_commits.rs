@@ -13,21 +13,34 @@
 //! of whose descendants has, holds nothing to apply: the protocol applies
 //! only committed state, and a position change (`wl_subsurface.set_position`)
 //! is the parent's to apply (see `apply_child_positions`). Such a child is
-//! *quiet*. For the length of the parent's commit request, smithay is told a
-//! quiet child is desynchronized (the `set_desync` request forwarded to its
-//! own handler), so it passes over the child; the child is set back to
-//! synchronized before the request returns. Outside a parent's commit
-//! request, smithay's flag always matches what the client asked for.
+//! *quiet*, and smithay is told it is desynchronized (the `set_desync`
+//! request forwarded to its own handler), so the parent's commit passes
+//! over it:
 //!
-//! What a child records ([`SubsurfaceCommits`], in its surface data):
+//! * A quiet child without children of its own stays so (*forced*) until
+//!   the client touches its mode or it could matter: its own commit (set
+//!   back to synchronized before smithay sees the commit, so the state is
+//!   cached as the client asked), a `set_sync`/`set_desync` from the client,
+//!   or a subsurface created on it (smithay reads an ancestor's mode for
+//!   its descendants' commits). A window whose children are mostly still
+//!   then costs no mode changes at all per commit.
+//! * A quiet child with children is set back to synchronized before the
+//!   parent's commit request returns.
+//!
+//! Outside a parent's commit request, smithay's flag matches what the
+//! client asked for, except on forced children, where no request reads it.
+//!
+//! What a surface records ([`SubsurfaceCommits`], in its surface data):
 //! * `dirty`: it, or a descendant, committed, or a child of it was moved
 //!   or added, since a parent's commit last took its state. New subsurfaces
 //!   start dirty. A commit marks the surface and each ancestor that is
 //!   itself a subsurface; a move or a new child marks the parent and its
-//!   ancestors. A
-//!   parent's commit clears the flag on each synchronized child it takes,
-//!   with all of that child's subtree (smithay takes the subtree whole).
+//!   ancestors. A parent's commit clears the flag on each synchronized
+//!   child it takes, with all of that child's subtree (smithay takes the
+//!   subtree whole).
 //! * `desync`: the mode the client asked for (`set_sync` / `set_desync`).
+//! * `forced`: smithay is told it is desynchronized while the client asked
+//!   for synchronized (a quiet child without children, above).
 //! * `handle`: the child's `wl_subsurface`, needed to forward the mode to
 //!   smithay. smithay does not hand it out at creation, so it is the one the
 //!   client last sent a request on; a child that never sent one is never
@@ -35,6 +48,13 @@
 //!   handle and smithay's subsurface data (which holds the surface) form a
 //!   cycle through the surface's data; destroying the `wl_subsurface`
 //!   always drops the handle, which breaks it.
+//! * `look` (as a parent) and `queued`: the children a parent's next
+//!   commit looks at, each once: those that committed, were moved, were
+//!   added, got a mode request, or were taken or set back to synchronized
+//!   by the parent's last commit. A forced or desynchronized child with
+//!   nothing new is not on it, so a commit costs nothing per still child.
+//!   The list holds weak handles; a child since moved to another parent is
+//!   passed over.
 //!
 //! Uncommitted pending state of a quiet child stays pending. (smithay would
 //! commit a synchronized child's pending state on the parent's behalf; for a
@@ -52,7 +72,7 @@ use smithay::{
             wl_subsurface::{self, WlSubsurface},
             wl_surface::WlSurface,
         },
-        Resource,
+        Resource, Weak,
     },
     wayland::compositor::{get_children, get_parent, is_sync_subsurface, with_states, SubsurfaceUserData},
 };
@@ -66,6 +86,11 @@ struct Entry {
     handle: Option<WlSubsurface>,
     desync: bool,
     dirty: bool,
+    forced: bool,
+    /// In its parent's `look` list.
+    queued: bool,
+    /// As a parent: the children to look at on its next commit.
+    look: Vec<Weak<WlSurface>>,
 }
 
 /// A new subsurface: synchronized, dirty, no handle yet.
@@ -75,8 +100,33 @@ impl Default for Entry {
             handle: None,
             desync: false,
             dirty: true,
+            forced: false,
+            queued: false,
+            look: Vec::new(),
         }
     }
+}
+
+/// The modes to tell smithay's `wl_subsurface` handler around one request
+/// (module docs).
+#[derive(Debug, Default)]
+pub struct ModeChanges {
+    /// Before the request: each subsurface with `true` for synchronized.
+    pub before: Vec<(WlSubsurface, bool)>,
+    /// After the request: back to synchronized.
+    pub after: Vec<WlSubsurface>,
+}
+
+/// Ends `surface`'s forced desynchronization: the mode to tell smithay.
+/// Takes `surface`'s state lock.
+fn unforce(surface: &WlSurface, changes: &mut ModeChanges) -> bool {
+    with_entry(surface, |e| {
+        let forced = std::mem::take(&mut e.forced);
+        if let Some(handle) = e.handle.as_ref().filter(|_| forced) {
+            changes.before.push((handle.clone(), true));
+        }
+        forced
+    })
 }
 
 /// Runs `f` on `surface`'s entry, creating it if missing.
@@ -97,15 +147,25 @@ fn mark_dirty_upward(surface: &WlSurface) {
     let mut at = surface.clone();
     while let Some(parent) = get_parent(&at) {
         with_entry(&at, |e| e.dirty = true);
+        queue(&at, &parent);
         at = parent;
+    }
+}
+
+/// Puts `child` on `parent`'s list of children to look at, once.
+/// Takes the child's, then the parent's state lock.
+fn queue(child: &WlSurface, parent: &WlSurface) {
+    if with_entry(child, |e| !std::mem::replace(&mut e.queued, true)) {
+        with_entry(parent, |e| e.look.push(child.downgrade()));
     }
 }
 
 /// A subsurface was created on `surface` (or re-created after its
 /// `wl_subsurface` was destroyed): it starts synchronized and dirty, with no
 /// handle yet.
-pub fn note_new_subsurface(surface: &WlSurface) {
+pub fn note_new_subsurface(surface: &WlSurface, parent: &WlSurface) {
     with_entry(surface, |e| *e = Entry::default());
+    queue(surface, parent);
 }
 
 /// A child of `parent` was moved (or added): the parent applies that, so
@@ -124,11 +184,28 @@ pub fn note_subsurface_request(subsurface: &WlSubsurface, data: &SubsurfaceUserD
     with_entry(surface, |e| {
         e.handle = Some(subsurface.clone());
         match request {
-            wl_subsurface::Request::SetSync => e.desync = false,
-            wl_subsurface::Request::SetDesync => e.desync = true,
+            wl_subsurface::Request::SetSync => {
+                e.desync = false;
+                e.forced = false;
+            }
+            wl_subsurface::Request::SetDesync => {
+                e.desync = true;
+                e.forced = false;
+            }
             _ => {}
         }
     });
+    if let Some(parent) = get_parent(surface) {
+        queue(surface, &parent);
+    }
+}
+
+/// A subsurface is about to be created on `parent`: a forced parent goes
+/// back to synchronized first (its mode now decides its child's commits).
+pub fn before_new_child(parent: &WlSurface) -> ModeChanges {
+    let mut changes = ModeChanges::default();
+    unforce(parent, &mut changes);
+    changes
 }
 
 /// `subsurface`'s `wl_subsurface` is gone: smithay sets the surface back to
@@ -143,36 +220,60 @@ pub fn note_subsurface_destroyed(data: &SubsurfaceUserData) {
     with_entry(data.surface(), |e| *e = Entry::default());
 }
 
-/// Before `surface`'s commit request goes to smithay: marks it dirty, and if
-/// smithay is about to take its synchronized children, returns the quiet
-/// ones (to be set desynchronized for the request) and clears the dirty
-/// flags of the subtrees it will take.
-pub fn before_commit(surface: &WlSurface) -> Vec<WlSubsurface> {
+/// Before `surface`'s commit request goes to smithay: sets it back to
+/// synchronized if it was forced, marks it dirty, and if smithay is about
+/// to take its synchronized children, tells it the quiet ones are
+/// desynchronized (lastingly for those without children) and clears the
+/// dirty flags of the subtrees it will take.
+pub fn before_commit(surface: &WlSurface) -> ModeChanges {
+    let mut changes = ModeChanges::default();
+    // Forced means the client asked for synchronized: smithay caches it.
+    let was_forced = unforce(surface, &mut changes);
     mark_dirty_upward(surface);
-    if is_sync_subsurface(surface) {
+    if was_forced || is_sync_subsurface(surface) {
         // smithay only moves the children's transactions into this one.
-        return Vec::new();
+        return changes;
     }
-    let mut quiet = Vec::new();
-    for child in get_children(surface) {
-        let taken = with_entry(&child, |e| {
-            if e.desync {
-                return false;
+    let look = with_entry(surface, |e| std::mem::take(&mut e.look));
+    let mut again = Vec::new();
+    for child in look.iter().filter_map(|weak| weak.upgrade().ok()) {
+        if get_parent(&child).as_ref() != Some(surface) {
+            // Queued before it was moved to another parent.
+            continue;
+        }
+        let quiet = with_entry(&child, |e| {
+            if !std::mem::take(&mut e.queued) || e.desync || e.forced {
+                // Seen already, or passed over by smithay.
+                return Ok(None);
             }
             match &e.handle {
                 // A handle is dropped when its object is destroyed, so it is alive.
-                Some(handle) if !e.dirty => {
-                    quiet.push(handle.clone());
-                    false
-                }
-                _ => true,
+                Some(handle) if !e.dirty => Ok(Some(handle.clone())),
+                _ => Err(()),
             }
         });
-        if taken {
-            clear_dirty_subtree(&child);
+        match quiet {
+            Ok(None) => {}
+            Ok(Some(handle)) if get_children(&child).is_empty() => {
+                with_entry(&child, |e| e.forced = true);
+                changes.before.push((handle, false));
+            }
+            Ok(Some(handle)) => {
+                changes.before.push((handle.clone(), false));
+                changes.after.push(handle);
+                again.push(child);
+            }
+            Err(()) => {
+                // Taken: quiet at the next commit unless it commits again.
+                clear_dirty_subtree(&child);
+                again.push(child);
+            }
         }
     }
-    quiet
+    for child in &again {
+        queue(child, surface);
+    }
+    changes
 }
 
 /// Clears the dirty flag of `surface` and every descendant.

@@ -45,6 +45,38 @@ fn shown_window() -> Result<(Compositor, Client, Window, DmabufBuffer)> {
     Ok((comp, client, window, main))
 }
 
+/// A second window that paces frames without committing the first.
+fn pacer(client: &mut Client) -> Result<(Window, DmabufBuffer)> {
+    let pacer = Window::new(client, "pacer")?;
+    let buffer = buffer(client, 16)?;
+    pacer.attach(&buffer);
+    pacer.wait_frame(client)?;
+    Ok((pacer, buffer))
+}
+
+/// Frames paced by `pacer` alone do not show `surface`, whose commit is
+/// cached; the window's next commits do.
+fn shows_only_with_the_window(
+    client: &mut Client,
+    window: &Window,
+    pacer: &Window,
+    surface: &WlSurface,
+    what: &str,
+) -> Result<()> {
+    pacer.wait_frame(client)?;
+    pacer.wait_frame(client)?;
+    client.roundtrip()?;
+    ensure!(
+        !client.state.entered.contains(&surface.id()),
+        "{what}'s commit applied without the window's commit"
+    );
+    ensure!(
+        window.shows_after_frames(client, surface)?,
+        "{what}'s cached commit was not applied with the window's"
+    );
+    Ok(())
+}
+
 /// A 32×32 subsurface of `parent` at (8, 8), committed (cached until the
 /// parent's next commit).
 fn child_with_buffer(client: &Client, parent: &WlSurface, small: &DmabufBuffer) -> Subsurface {
@@ -111,11 +143,7 @@ fn a_grandchilds_move_applies_with_the_roots_commit() -> Result<()> {
 #[test]
 fn a_child_passed_over_stays_synchronized() -> Result<()> {
     let (mut comp, mut client, window, _main) = shown_window()?;
-    // A second window paces frames without committing the first.
-    let other = Window::new(&mut client, "pacer")?;
-    let other_buffer = buffer(&client, 16)?;
-    other.attach(&other_buffer);
-    other.wait_frame(&mut client)?;
+    let (other, _other_buffer) = pacer(&mut client)?;
 
     let child = Subsurface::new(&client, &window.surface);
     child.set_position(8, 8);
@@ -126,17 +154,7 @@ fn a_child_passed_over_stays_synchronized() -> Result<()> {
 
     let small = buffer(&client, 32)?;
     child.attach_commit(&small);
-    other.wait_frame(&mut client)?;
-    other.wait_frame(&mut client)?;
-    client.roundtrip()?;
-    ensure!(
-        !client.state.entered.contains(&child.surface.id()),
-        "the synchronized child's commit applied without its parent's commit"
-    );
-    ensure!(
-        window.shows_after_frames(&mut client, &child.surface)?,
-        "the child's cached commit was not applied with its parent's"
-    );
+    shows_only_with_the_window(&mut client, &window, &other, &child.surface, "the synchronized child")?;
 
     drop((child, window, other));
     comp.terminate_successfully()
@@ -145,10 +163,7 @@ fn a_child_passed_over_stays_synchronized() -> Result<()> {
 #[test]
 fn a_desynchronized_grandchild_under_a_passed_over_child_waits_for_the_root() -> Result<()> {
     let (mut comp, mut client, window, _main) = shown_window()?;
-    let other = Window::new(&mut client, "pacer")?;
-    let other_buffer = buffer(&client, 16)?;
-    other.attach(&other_buffer);
-    other.wait_frame(&mut client)?;
+    let (other, _other_buffer) = pacer(&mut client)?;
 
     let small = buffer(&client, 32)?;
     let child = child_with_buffer(&client, &window.surface, &small);
@@ -164,17 +179,13 @@ fn a_desynchronized_grandchild_under_a_passed_over_child_waits_for_the_root() ->
     grandchild.set_desync();
     grandchild.set_position(4, 4);
     grandchild.attach_commit(&small);
-    other.wait_frame(&mut client)?;
-    other.wait_frame(&mut client)?;
-    client.roundtrip()?;
-    ensure!(
-        !client.state.entered.contains(&grandchild.surface.id()),
-        "a desynchronized grandchild of a synchronized child applied its commit on its own"
-    );
-    ensure!(
-        window.shows_after_frames(&mut client, &grandchild.surface)?,
-        "the grandchild's cached commit was not applied with the root's"
-    );
+    shows_only_with_the_window(
+        &mut client,
+        &window,
+        &other,
+        &grandchild.surface,
+        "a desynchronized grandchild of a synchronized child",
+    )?;
 
     drop((grandchild, child, window, other));
     comp.terminate_successfully()

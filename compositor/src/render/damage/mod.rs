@@ -11,6 +11,10 @@
 //!   (age 0, a new target, a changed mode or clear colour) it redraws all.
 //! * Damage rectangles are made disjoint before drawing: a translucent
 //!   element drawn twice over one pixel would blend twice.
+//! * An element's own damage (what its commits changed) leaves out what the
+//!   opaque regions of the elements above it cover: those pixels show the
+//!   elements above. Damage from moves, restacking and elements appearing
+//!   or going is not cut.
 //! * The clear covers the damage outside every opaque region; each element
 //!   draws the damage inside its geometry minus the opaque regions of the
 //!   elements above it. An element entirely under opaque regions is not
@@ -244,17 +248,26 @@ impl DamageTracker {
         let (placed, opaque, states) = if unchanged {
             self.unchanged_frames += 1;
             let mut placed = std::mem::take(&mut self.scene.placed);
+            let opaque = std::mem::take(&mut self.scene.opaque);
             for (p, e) in placed.iter_mut().zip(elements) {
                 p.serial = e.serial();
                 let commit = e.current_commit();
                 // A hidden element keeps the commit last drawn: its content
                 // is not on the target.
                 if p.visible > 0 && p.commit != commit {
-                    element_damage(e, p.geometry.loc, mode.scale, Some(p.commit), output, &mut damage);
+                    let above = &opaque[..p.opaque_range.start];
+                    element_damage(
+                        e,
+                        p.geometry.loc,
+                        mode.scale,
+                        Some(p.commit),
+                        output,
+                        above,
+                        &mut damage,
+                    );
                     p.commit = commit;
                 }
             }
-            let opaque = std::mem::take(&mut self.scene.opaque);
             (placed, opaque, self.scene.states.clone())
         } else {
             let mut placed: Vec<Placed> = elements.iter().map(|e| Placed::new(e, mode.scale, output)).collect();
@@ -324,7 +337,7 @@ impl DamageTracker {
             }
             let previous = before.get(&p.id).map(|v| v.as_slice()).unwrap_or_default();
             let since = previous.first().map(|(_, l)| l.commit);
-            element_damage(e, p.geometry.loc, mode.scale, since, output, damage);
+            element_damage(e, p.geometry.loc, mode.scale, since, output, &opaque, damage);
             if !previous.iter().any(|(lz, l)| p.same_instance(l, z, *lz)) {
                 damage.push(on_output);
                 damage.extend(previous.iter().filter_map(|(_, l)| l.geometry.intersection(output)));
@@ -401,17 +414,8 @@ impl DamageTracker {
         E: RenderElement<R>,
     {
         let opaque = &self.scene.opaque;
-        // Only opaque regions that reach the damage can cut it.
-        let reach = plan.damage.iter().copied().reduce(Rectangle::merge);
-        let cutting = |opaque: &'_ [Rect]| {
-            opaque
-                .iter()
-                .copied()
-                .filter(|o| reach.is_some_and(|r| r.overlaps(*o)))
-                .collect::<Vec<Rect>>()
-        };
         let mut frame = renderer.render(framebuffer, mode.size, mode.transform.invert())?;
-        let uncovered = Rectangle::subtract_rects_many_in_place(plan.damage.clone(), cutting(opaque));
+        let uncovered = Rectangle::subtract_rects_many_in_place(plan.damage.clone(), reaching(&plan.damage, opaque));
         frame.clear(clear, &uncovered)?;
         for &i in plan.visible.iter().rev() {
             let p = &self.scene.placed[i];
@@ -419,7 +423,10 @@ impl DamageTracker {
                 continue;
             }
             let inside: Vec<Rect> = plan.damage.iter().filter_map(|d| d.intersection(p.geometry)).collect();
-            let mut own = Rectangle::subtract_rects_many_in_place(inside, cutting(&opaque[..p.opaque_range.start]));
+            let mut own = Rectangle::subtract_rects_many_in_place(
+                inside,
+                reaching(&plan.damage, &opaque[..p.opaque_range.start]),
+            );
             if own.is_empty() {
                 continue;
             }
@@ -436,19 +443,41 @@ impl DamageTracker {
     }
 }
 
-/// The damage since `since` of an element at `loc`, in output coordinates.
+/// The damage since `since` of an element at `loc`, in output coordinates,
+/// less what the opaque regions of the elements `above` it cover: those
+/// pixels show the elements above, which did not change with it.
 fn element_damage<E: Element>(
     element: &E,
     loc: Point<i32, Physical>,
     scale: Scale<f64>,
     since: Option<CommitCounter>,
     output: Rect,
+    above: &[Rect],
     into: &mut Vec<Rect>,
 ) {
-    into.extend(element.damage_since(scale, since).into_iter().filter_map(|mut d| {
-        d.loc += loc;
-        d.intersection(output)
-    }));
+    let own: Vec<Rect> = element
+        .damage_since(scale, since)
+        .into_iter()
+        .filter_map(|mut d| {
+            d.loc += loc;
+            d.intersection(output)
+        })
+        .collect();
+    let cutting = reaching(&own, above);
+    if cutting.is_empty() {
+        into.extend(own);
+    } else {
+        into.extend(Rectangle::subtract_rects_many_in_place(own, cutting));
+    }
+}
+
+/// The rectangles of `opaque` that reach the bounding box of `rects`: the
+/// only ones that can cut them.
+fn reaching(rects: &[Rect], opaque: &[Rect]) -> Vec<Rect> {
+    let Some(reach) = rects.iter().copied().reduce(Rectangle::merge) else {
+        return Vec::new();
+    };
+    opaque.iter().copied().filter(|o| reach.overlaps(*o)).collect()
 }
 
 fn area(rects: &[Rect]) -> usize {

@@ -162,6 +162,18 @@ fn an_element_under_an_opaque_one_is_skipped_and_its_commits_damage_nothing() {
 }
 
 #[test]
+fn a_commit_under_an_opaque_element_damages_only_what_shows() {
+    // Front to back: an opaque 8×8 over part of a 16×16.
+    let mut items = [Item::new(4, 4, 8, 8, 1.0), Item::new(0, 0, 16, 16, 1.0)];
+    let mut t = DamageTracker::default();
+    t.plan(0, &elements(&items), mode(), CLEAR);
+    items[1].commit += 1;
+    let plan = t.plan(1, &elements(&items), mode(), CLEAR);
+    assert_eq!(area(&plan.damage), 16 * 16 - 8 * 8, "{:?}", plan.damage);
+    assert!(plan.damage.iter().all(|d| !d.overlaps(items[0].rect)));
+}
+
+#[test]
 fn an_older_target_gets_the_damage_of_the_frames_it_missed() {
     let mut items = [Item::new(0, 0, 8, 8, 1.0), Item::new(16, 16, 8, 8, 1.0)];
     let mut t = DamageTracker::default();

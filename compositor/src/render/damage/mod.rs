@@ -415,7 +415,7 @@ impl DamageTracker {
     {
         let opaque = &self.scene.opaque;
         let mut frame = renderer.render(framebuffer, mode.size, mode.transform.invert())?;
-        let uncovered = Rectangle::subtract_rects_many_in_place(plan.damage.clone(), reaching(&plan.damage, opaque));
+        let uncovered = cut(plan.damage.clone(), opaque);
         frame.clear(clear, &uncovered)?;
         for &i in plan.visible.iter().rev() {
             let p = &self.scene.placed[i];
@@ -423,10 +423,7 @@ impl DamageTracker {
                 continue;
             }
             let inside: Vec<Rect> = plan.damage.iter().filter_map(|d| d.intersection(p.geometry)).collect();
-            let mut own = Rectangle::subtract_rects_many_in_place(
-                inside,
-                reaching(&plan.damage, &opaque[..p.opaque_range.start]),
-            );
+            let mut own = cut(inside, &opaque[..p.opaque_range.start]);
             if own.is_empty() {
                 continue;
             }
@@ -463,21 +460,20 @@ fn element_damage<E: Element>(
             d.intersection(output)
         })
         .collect();
-    let cutting = reaching(&own, above);
-    if cutting.is_empty() {
-        into.extend(own);
-    } else {
-        into.extend(Rectangle::subtract_rects_many_in_place(own, cutting));
-    }
+    into.extend(cut(own, above));
 }
 
-/// The rectangles of `opaque` that reach the bounding box of `rects`: the
-/// only ones that can cut them.
-fn reaching(rects: &[Rect], opaque: &[Rect]) -> Vec<Rect> {
+/// `rects` less what `opaque` covers. Only the opaque rectangles that reach
+/// the bounding box of `rects` are subtracted: no other can cut them.
+fn cut(rects: Vec<Rect>, opaque: &[Rect]) -> Vec<Rect> {
     let Some(reach) = rects.iter().copied().reduce(Rectangle::merge) else {
-        return Vec::new();
+        return rects;
     };
-    opaque.iter().copied().filter(|o| reach.overlaps(*o)).collect()
+    let cutting: Vec<Rect> = opaque.iter().copied().filter(|o| reach.overlaps(*o)).collect();
+    if cutting.is_empty() {
+        return rects;
+    }
+    Rectangle::subtract_rects_many_in_place(rects, cutting)
 }
 
 fn area(rects: &[Rect]) -> usize {

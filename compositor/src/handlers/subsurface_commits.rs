@@ -93,6 +93,29 @@ struct Entry {
     look: Vec<Weak<WlSurface>>,
 }
 
+impl Entry {
+    /// Starts the surface over as a new subsurface ([`Entry::default`]),
+    /// keeping what it holds as a parent: its children's `look` list, whose
+    /// entries are marked `queued` and would otherwise never be looked at.
+    fn restart_as_child(&mut self) {
+        *self = Entry {
+            look: std::mem::take(&mut self.look),
+            ..Entry::default()
+        };
+    }
+}
+
+/// What a parent's commit does with a child on its `look` list.
+enum Look {
+    /// Seen already this commit, or passed over by smithay (desynchronized
+    /// or forced).
+    Skip,
+    /// Quiet: told desynchronized through this handle.
+    Quiet(WlSubsurface),
+    /// Taken by smithay with the parent's state.
+    Taken,
+}
+
 /// A new subsurface: synchronized, dirty, no handle yet.
 impl Default for Entry {
     fn default() -> Self {
@@ -164,7 +187,7 @@ fn queue(child: &WlSurface, parent: &WlSurface) {
 /// `wl_subsurface` was destroyed): it starts synchronized and dirty, with no
 /// handle yet.
 pub fn note_new_subsurface(surface: &WlSurface, parent: &WlSurface) {
-    with_entry(surface, |e| *e = Entry::default());
+    with_entry(surface, Entry::restart_as_child);
     queue(surface, parent);
 }
 
@@ -217,7 +240,7 @@ pub fn before_new_child(parent: &WlSurface) -> ModeChanges {
 /// surface's data holds the `wl_subsurface`, so a handle left behind would
 /// keep both alive for good.
 pub fn note_subsurface_destroyed(data: &SubsurfaceUserData) {
-    with_entry(data.surface(), |e| *e = Entry::default());
+    with_entry(data.surface(), Entry::restart_as_child);
 }
 
 /// Before `surface`'s commit request goes to smithay: sets it back to
@@ -234,36 +257,35 @@ pub fn before_commit(surface: &WlSurface) -> ModeChanges {
         // smithay only moves the children's transactions into this one.
         return changes;
     }
-    let look = with_entry(surface, |e| std::mem::take(&mut e.look));
+    let queued = with_entry(surface, |e| std::mem::take(&mut e.look));
     let mut again = Vec::new();
-    for child in look.iter().filter_map(|weak| weak.upgrade().ok()) {
+    for child in queued.iter().filter_map(|weak| weak.upgrade().ok()) {
         if get_parent(&child).as_ref() != Some(surface) {
             // Queued before it was moved to another parent.
             continue;
         }
-        let quiet = with_entry(&child, |e| {
+        let look = with_entry(&child, |e| {
             if !std::mem::take(&mut e.queued) || e.desync || e.forced {
-                // Seen already, or passed over by smithay.
-                return Ok(None);
+                return Look::Skip;
             }
             match &e.handle {
                 // A handle is dropped when its object is destroyed, so it is alive.
-                Some(handle) if !e.dirty => Ok(Some(handle.clone())),
-                _ => Err(()),
+                Some(handle) if !e.dirty => Look::Quiet(handle.clone()),
+                _ => Look::Taken,
             }
         });
-        match quiet {
-            Ok(None) => {}
-            Ok(Some(handle)) if get_children(&child).is_empty() => {
+        match look {
+            Look::Skip => {}
+            Look::Quiet(handle) if get_children(&child).is_empty() => {
                 with_entry(&child, |e| e.forced = true);
                 changes.before.push((handle, false));
             }
-            Ok(Some(handle)) => {
+            Look::Quiet(handle) => {
                 changes.before.push((handle.clone(), false));
                 changes.after.push(handle);
                 again.push(child);
             }
-            Err(()) => {
+            Look::Taken => {
                 // Taken: quiet at the next commit unless it commits again.
                 clear_dirty_subtree(&child);
                 again.push(child);

@@ -18,6 +18,7 @@ use smithay::{
         },
         Client, DataInit, Dispatch, DisplayHandle, Resource,
     },
+    utils::Size,
     wayland::{
         buffer::BufferHandler,
         compositor::{
@@ -26,7 +27,7 @@ use smithay::{
             SubsurfaceUserData, SurfaceAttributes, SurfaceUserData,
         },
         drm_syncobj::DrmSyncobjCachedState,
-        viewporter::ViewportCachedState,
+        viewporter::{self, ViewportCachedState},
     },
 };
 
@@ -106,8 +107,9 @@ impl CompositorHandler for State {
 /// smithay's per-surface data map is a list searched front to back, one
 /// type comparison per entry. The entries every frame and every commit
 /// read, for every surface of a window (smithay's renderer state, the
-/// count of applied states, the subsurface commit record), are inserted
-/// first, before anything else adds its own. The same goes for the
+/// count of applied states, the subsurface commit record, smithay's
+/// viewport record, which its renderer state looks up twice per surface),
+/// are inserted first, before anything else adds its own. The same goes for the
 /// double-buffered caches, another such list: the ones smithay's renderer
 /// state reads for every surface on every commit of its window are created
 /// here, in the order of how often they are read (each is created at the
@@ -126,6 +128,9 @@ fn hot_data_first(surface: &WlSurface) {
         states
             .data_map
             .insert_if_missing_threadsafe(subsurface_commits::SubsurfaceCommits::default);
+        // smithay's viewport record, whose type is private: checking a
+        // viewport inserts it (none is set yet, so there is nothing to check).
+        viewporter::ensure_viewport_valid(states, Size::default());
         let caches = &states.cached_state;
         drop(caches.get::<ViewportCachedState>());
         drop(caches.get::<SubsurfaceCachedState>());

@@ -75,7 +75,7 @@ pub struct OutputScene {
     /// (`None`: never reused).
     keys: Vec<Option<ElementKey>>,
     /// The last drawn frame's elements, for the next walk.
-    kept: Vec<Kept>,
+    kept: Kept,
     /// The scale the kept elements were built at.
     scale: Option<Scale<f64>>,
     stats: SceneStats,
@@ -85,7 +85,7 @@ impl std::fmt::Debug for OutputScene {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutputScene")
             .field("shown", &self.shown.len())
-            .field("kept", &self.kept.len())
+            .field("kept", &self.kept.keys.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -127,9 +127,21 @@ struct ElementKey {
     location: Point<f64, Physical>,
 }
 
+/// The last drawn frame's elements and what each was built from, in the
+/// order the frame walked them. Two lists rather than one of pairs: handing
+/// a frame's elements back then moves each list whole.
+#[derive(Default)]
 struct Kept {
-    key: Option<ElementKey>,
-    element: Option<Element>,
+    keys: Vec<Option<ElementKey>>,
+    /// `None` once taken by the next walk.
+    elements: Vec<Option<Element>>,
+}
+
+impl Kept {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.elements.clear();
+    }
 }
 
 /// How far past the expected position the walk looks for a surface's kept
@@ -182,8 +194,8 @@ impl OutputScene {
             renderer,
             scale,
             output: Rectangle::from_size(region.size.to_physical_precise_round(scale)),
-            elements: Vec::with_capacity(self.kept.len()),
-            keys: Vec::with_capacity(self.kept.len()),
+            elements: Vec::with_capacity(self.kept.keys.len()),
+            keys: Vec::with_capacity(self.kept.keys.len()),
             kept: std::mem::take(&mut self.kept),
             next_kept: 0,
             shown: Vec::with_capacity(self.shown.len()),
@@ -225,14 +237,10 @@ impl OutputScene {
         if keys.len() != elements.len() {
             return;
         }
-        self.kept = keys
-            .into_iter()
-            .zip(elements)
-            .map(|(key, element)| Kept {
-                key,
-                element: Some(element),
-            })
-            .collect();
+        self.kept = Kept {
+            keys,
+            elements: elements.into_iter().map(Some).collect(),
+        };
     }
 
     /// Drops the kept elements and the buffers they hold (rendering stopped).
@@ -277,7 +285,7 @@ struct Walk<'r> {
     /// What each of `elements` was built from.
     keys: Vec<Option<ElementKey>>,
     /// The last frame's elements, in the order it walked them.
-    kept: Vec<Kept>,
+    kept: Kept,
     /// Where in `kept` the next surface's element is expected.
     next_kept: usize,
     shown: Vec<WlSurface>,
@@ -367,15 +375,14 @@ impl Walk<'_> {
     /// The last frame's element for `key`'s surface if it was built from the
     /// same key.
     fn take_kept(&mut self, key: &ElementKey) -> Option<Element> {
-        let end = (self.next_kept + LOOKAHEAD).min(self.kept.len());
-        let at =
-            (self.next_kept..end).find(|&i| self.kept[i].key.as_ref().is_some_and(|k| k.surface == key.surface))?;
+        let keys = &self.kept.keys;
+        let end = (self.next_kept + LOOKAHEAD).min(keys.len());
+        let at = (self.next_kept..end).find(|&i| keys[i].as_ref().is_some_and(|k| k.surface == key.surface))?;
         self.next_kept = at + 1;
-        let kept = &mut self.kept[at];
-        if kept.key.as_ref() != Some(key) {
+        if keys[at].as_ref() != Some(key) {
             return None;
         }
-        kept.element.take()
+        self.kept.elements[at].take()
     }
 
     /// Adds an element; one without a key is never reused.

@@ -73,6 +73,9 @@ pub struct ShellStats {
     /// Surface states applied (all clients): a commit, counted when its
     /// state is applied (a synchronized subsurface's with its parent's).
     pub commits: u64,
+    /// Commits whose renderer-state updates took only the synchronized
+    /// children they applied, not the committed surface's whole tree.
+    pub narrow_updates: u64,
     /// Toplevels that got a first buffer and were mapped.
     pub windows_mapped: u64,
     /// Windows mapped at exit.

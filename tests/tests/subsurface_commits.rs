@@ -11,7 +11,9 @@
 //! * a desynchronized grandchild created under a passed-over child still
 //!   behaves as synchronized (smithay reads the child's mode for it);
 //! * the parent's commit does not apply the passed-over children at all
-//!   (the commit handler runs once per parent commit, not once per child).
+//!   (the commit handler runs once per parent commit, not once per child);
+//! * a child whose state alone the parent's commit applies, updated after
+//!   the parent's commit handler, still changes with that commit.
 //!
 //! Whether a surface shows is read from `wl_surface.enter` / `leave`.
 
@@ -191,6 +193,40 @@ fn a_desynchronized_grandchild_under_a_passed_over_child_waits_for_the_root() ->
     comp.terminate_successfully()
 }
 
+/// A commit that applies only synchronized children's states updates them
+/// after the parent's commit handler (`handlers::renderer_state`): a
+/// removed buffer, which changes the child's view, still applies exactly
+/// with the parent's commit.
+#[test]
+fn a_childs_removed_buffer_applies_with_the_parents_commit() -> Result<()> {
+    let (mut comp, mut client, window, _main) = shown_window()?;
+    let (other, _other_buffer) = pacer(&mut client)?;
+    let small = buffer(&client, 32)?;
+    let child = child_with_buffer(&client, &window.surface, &small);
+    ensure!(
+        window.shows_after_frames(&mut client, &child.surface)?,
+        "the child never entered the output"
+    );
+    window.wait_frame(&mut client)?;
+
+    child.surface.attach(None, 0, 0);
+    child.surface.commit();
+    other.wait_frame(&mut client)?;
+    other.wait_frame(&mut client)?;
+    client.roundtrip()?;
+    ensure!(
+        client.state.entered.contains(&child.surface.id()),
+        "the child's removed buffer applied without the window's commit"
+    );
+    ensure!(
+        !window.shows_after_frames(&mut client, &child.surface)?,
+        "the child's removed buffer was not applied with the window's commit"
+    );
+
+    drop((child, window, other));
+    comp.terminate_successfully()
+}
+
 #[test]
 fn uncommitted_state_of_a_passed_over_child_waits_for_its_commit() -> Result<()> {
     let (mut comp, mut client, window, _main) = shown_window()?;
@@ -229,16 +265,37 @@ fn a_parents_commit_leaves_children_that_sent_nothing_alone() -> Result<()> {
         "the children never entered the output"
     );
 
-    let before = comp.snapshot()?.shell.commits;
+    let before = comp.snapshot()?.shell;
     const PARENT_COMMITS: u64 = 5;
     for _ in 0..PARENT_COMMITS {
         window.wait_frame(&mut client)?;
     }
-    let handled = comp.snapshot()?.shell.commits - before;
+    let after = comp.snapshot()?.shell;
+    let handled = after.commits - before.commits;
     ensure!(
         handled == PARENT_COMMITS,
         "{PARENT_COMMITS} commits of the parent alone ran the commit handler {handled} times \
          (8 unchanged synchronized children)"
+    );
+    // Nothing changed for the children, nor for the parent's own view: no
+    // walk of the tree's renderer states.
+    let narrow = after.narrow_updates - before.narrow_updates;
+    ensure!(
+        narrow == PARENT_COMMITS,
+        "{narrow} of {PARENT_COMMITS} commits that changed nothing but the parent's frame \
+         callback updated only what they applied"
+    );
+
+    // One child changes with each parent commit: only it is updated.
+    for _ in 0..PARENT_COMMITS {
+        children[3].attach_commit(&small);
+        window.wait_frame(&mut client)?;
+    }
+    let narrow = comp.snapshot()?.shell.narrow_updates - after.narrow_updates;
+    ensure!(
+        narrow == PARENT_COMMITS,
+        "{narrow} of {PARENT_COMMITS} commits applying one child's new buffer updated \
+         only that child"
     );
 
     drop((children, window));

@@ -35,7 +35,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tracing::debug;
 
-use super::subsurface_commits::{self, ModeChanges};
+use super::renderer_state::{self, CommitPass, Update};
+use super::subsurface_commits::{self, root_surface, ModeChanges};
 use crate::state::{ClientState, State};
 
 impl CompositorHandler for State {
@@ -67,6 +68,8 @@ impl CompositorHandler for State {
     }
 
     fn new_subsurface(&mut self, surface: &WlSurface, parent: &WlSurface) {
+        // A surface made a subsurface again brings its views along.
+        self.tree_changes += 1;
         subsurface_commits::note_new_subsurface(surface, parent);
         forget_applied_position(surface);
         note_child_moved(parent);
@@ -76,31 +79,74 @@ impl CompositorHandler for State {
         self.shell_stats.commits += 1;
         // Elements kept from the last frame are stale for this surface.
         crate::backend::scene::note_applied(surface);
-        // Record the new buffer/damage so render elements can import it lazily.
-        on_commit_buffer_handler::<Self>(surface);
+        // Record the new buffer/damage so render elements can import it
+        // lazily; for the surfaces whose update this request defers, after
+        // the request (`renderer_state`).
+        let update = self
+            .commit_pass
+            .as_mut()
+            .map_or(Update::Walk, |p| p.on_applied(surface));
+        if update == Update::Walk {
+            on_commit_buffer_handler::<Self>(surface);
+        }
         self.awaiting_frame.note(surface);
         // Synchronized subsurface state only applies with the parent's commit.
         if is_sync_subsurface(surface) {
+            if update == Update::Walk {
+                // smithay's update did nothing: an ancestor's walk must.
+                renderer_state::note_walk_needed(surface);
+            }
             return;
         }
         let root = root_surface(surface);
-        let window = self
-            .space
-            .elements()
-            .find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == &root))
-            .cloned();
-        if let Some(window) = window {
-            // Refreshes the window's cached bbox/geometry for the damage tracker.
-            let geometry_before = window.geometry().loc;
-            window.on_commit();
-            self.keep_main_surface_in_place(&window, geometry_before);
+        if update == Update::Walk && &root == surface {
+            renderer_state::note_walked(surface);
         }
+        self.refresh_window_bounds(&root, update == Update::Walk);
         self.popups.commit(surface);
         crate::handlers::xdg_shell::handle_commit(self, &root);
         // A window that mapped, moved or resized under the pointer.
         self.refresh_pointer_focus();
     }
 }
+
+impl State {
+    /// After a view in `surface`'s tree changed: its window's bounding box,
+    /// the main surface's place and the pointer focus.
+    pub fn refresh_window_of(&mut self, surface: &WlSurface) {
+        self.refresh_window_bounds(&root_surface(surface), true);
+        self.refresh_pointer_focus();
+    }
+
+    /// Refreshes the bounding box and geometry of the window whose main
+    /// surface is `root` (the damage tracker and input read them), keeping
+    /// the main surface in place. The box follows from the views in the
+    /// window's tree and the tree's shape: with `views_changed` false (no
+    /// view changed since the last refresh) it is recomputed only if the
+    /// shape changed since ([`State::tree_changes`]).
+    fn refresh_window_bounds(&mut self, root: &WlSurface, views_changed: bool) {
+        let Some(window) = self
+            .space
+            .elements()
+            .find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == root))
+            .cloned()
+        else {
+            return;
+        };
+        let bounds_at = window.user_data().get_or_insert(BoundsAt::default);
+        if !views_changed && bounds_at.0.get() == Some(self.tree_changes) {
+            return;
+        }
+        bounds_at.0.set(Some(self.tree_changes));
+        let geometry_before = window.geometry().loc;
+        window.on_commit();
+        self.keep_main_surface_in_place(&window, geometry_before);
+    }
+}
+
+/// On a window: [`State::tree_changes`] when its bounds were last computed.
+#[derive(Default)]
+struct BoundsAt(std::cell::Cell<Option<u64>>);
 
 /// DOC: the surface data looked up every frame comes first
 ///
@@ -128,6 +174,9 @@ fn hot_data_first(surface: &WlSurface) {
         states
             .data_map
             .insert_if_missing_threadsafe(subsurface_commits::SubsurfaceCommits::default);
+        states
+            .data_map
+            .insert_if_missing_threadsafe(renderer_state::WalkNeeded::default);
         // smithay's viewport record, whose type is private: checking a
         // viewport inserts it (none is set yet, so there is nothing to check).
         viewporter::ensure_viewport_valid(states, Size::default());
@@ -137,7 +186,8 @@ fn hot_data_first(surface: &WlSurface) {
         drop(caches.get::<SurfaceAttributes>());
         drop(caches.get::<DrmSyncobjCachedState>());
     });
-    add_destruction_hook(surface, |_: &mut State, surface| {
+    add_destruction_hook(surface, |state: &mut State, surface| {
+        state.tree_changes += 1;
         with_states(surface, |states| {
             if let Some(renderer_state) = states.data_map.get::<RendererSurfaceStateUserData>() {
                 let old = std::mem::take(&mut *renderer_state.lock().unwrap_or_else(|p| p.into_inner()));
@@ -176,6 +226,8 @@ fn apply_child_positions(_: &mut State, _: &smithay::reexports::wayland_server::
         // Every child's requested position is the one last applied.
         return;
     }
+    // The children's views move with them.
+    renderer_state::note_walk_needed(surface);
     for child in get_children(surface) {
         with_states(&child, |states| {
             let mut cached = states.cached_state.get::<SubsurfaceCachedState>();
@@ -217,15 +269,6 @@ fn forget_applied_position(surface: &WlSurface) {
             *applied.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
     });
-}
-
-/// Walks up the subsurface tree to the surface that carries the role.
-fn root_surface(surface: &WlSurface) -> WlSurface {
-    let mut root = surface.clone();
-    while let Some(parent) = get_parent(&root) {
-        root = parent;
-    }
-    root
 }
 
 impl BufferHandler for State {
@@ -314,16 +357,26 @@ impl Dispatch<WlSurface, SurfaceUserData> for State {
             }
         }
         let request = clamp_surface_request(request);
-        let modes = match request {
+        let mut modes = match request {
             wl_surface::Request::Commit => subsurface_commits::before_commit(surface),
             _ => ModeChanges::default(),
         };
         set_sync_modes(state, client, &modes.before, dh, init);
+        // The view check behind a deferred update assumes smithay's client
+        // scale of 1 (we never set another).
+        if modes.unsynchronized && state.client_compositor_state(client).client_scale() == 1.0 {
+            state.commit_pass = Some(CommitPass::new(surface, std::mem::take(&mut modes.taken_leaves)));
+        }
         <CompositorState as Dispatch<WlSurface, SurfaceUserData, State>>::request(
             state, client, surface, request, data, dh, init,
         );
         for child in &modes.after {
             set_sync_mode(state, client, child, true, dh, init);
+        }
+        if let Some(pass) = state.commit_pass.take() {
+            renderer_state::finish(state, pass, |state, subsurface, sync| {
+                set_sync_mode(state, client, subsurface, sync, dh, init)
+            });
         }
     }
 
@@ -442,6 +495,7 @@ impl Dispatch<WlSubsurface, SubsurfaceUserData> for State {
     }
 
     fn destroyed(state: &mut State, client: ClientId, subsurface: &WlSubsurface, data: &SubsurfaceUserData) {
+        state.tree_changes += 1;
         subsurface_commits::note_subsurface_destroyed(data);
         <CompositorState as Dispatch<WlSubsurface, SubsurfaceUserData, State>>::destroyed(
             state, client, subsurface, data,

@@ -10,6 +10,7 @@ pub mod decoration;
 pub mod dmabuf;
 pub mod output;
 pub mod presentation;
+pub mod renderer_state;
 pub mod seat;
 pub mod selection;
 pub mod shm;

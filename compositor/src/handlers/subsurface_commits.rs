@@ -112,8 +112,8 @@ enum Look {
     Skip,
     /// Quiet: told desynchronized through this handle.
     Quiet(WlSubsurface),
-    /// Taken by smithay with the parent's state.
-    Taken,
+    /// Taken by smithay with the parent's state, with its handle if known.
+    Taken(Option<WlSubsurface>),
 }
 
 /// A new subsurface: synchronized, dirty, no handle yet.
@@ -138,6 +138,12 @@ pub struct ModeChanges {
     pub before: Vec<(WlSubsurface, bool)>,
     /// After the request: back to synchronized.
     pub after: Vec<WlSubsurface>,
+    /// The committed surface is not synchronized: smithay applies its
+    /// state within the request, with its synchronized children's.
+    pub unsynchronized: bool,
+    /// Of those children, the ones without children of their own whose
+    /// `wl_subsurface` is known (see `renderer_state`).
+    pub taken_leaves: Vec<(WlSurface, WlSubsurface)>,
 }
 
 /// Ends `surface`'s forced desynchronization: the mode to tell smithay.
@@ -257,6 +263,7 @@ pub fn before_commit(surface: &WlSurface) -> ModeChanges {
         // smithay only moves the children's transactions into this one.
         return changes;
     }
+    changes.unsynchronized = true;
     let queued = with_entry(surface, |e| std::mem::take(&mut e.look));
     let mut again = Vec::new();
     for child in queued.iter().filter_map(|weak| weak.upgrade().ok()) {
@@ -271,7 +278,7 @@ pub fn before_commit(surface: &WlSurface) -> ModeChanges {
             match &e.handle {
                 // A handle is dropped when its object is destroyed, so it is alive.
                 Some(handle) if !e.dirty => Look::Quiet(handle.clone()),
-                _ => Look::Taken,
+                handle => Look::Taken(handle.clone()),
             }
         });
         match look {
@@ -285,9 +292,12 @@ pub fn before_commit(surface: &WlSurface) -> ModeChanges {
                 changes.after.push(handle);
                 again.push(child);
             }
-            Look::Taken => {
+            Look::Taken(handle) => {
                 // Taken: quiet at the next commit unless it commits again.
-                clear_dirty_subtree(&child);
+                let leaf = clear_dirty_subtree(&child);
+                if let Some(handle) = handle.filter(|_| leaf) {
+                    changes.taken_leaves.push((child.clone(), handle));
+                }
                 again.push(child);
             }
         }
@@ -298,10 +308,22 @@ pub fn before_commit(surface: &WlSurface) -> ModeChanges {
     changes
 }
 
-/// Clears the dirty flag of `surface` and every descendant.
-fn clear_dirty_subtree(surface: &WlSurface) {
-    with_entry(surface, |e| e.dirty = false);
-    for child in get_children(surface) {
-        clear_dirty_subtree(&child);
+/// Walks up the subsurface tree to the surface that carries the role.
+pub fn root_surface(surface: &WlSurface) -> WlSurface {
+    let mut root = surface.clone();
+    while let Some(parent) = get_parent(&root) {
+        root = parent;
     }
+    root
+}
+
+/// Clears the dirty flag of `surface` and every descendant; whether
+/// `surface` has no children.
+fn clear_dirty_subtree(surface: &WlSurface) -> bool {
+    with_entry(surface, |e| e.dirty = false);
+    let children = get_children(surface);
+    for child in &children {
+        clear_dirty_subtree(child);
+    }
+    children.is_empty()
 }

@@ -1,0 +1,251 @@
+//! DOC: whose renderer state a commit updates
+//!
+//! smithay's `on_commit_buffer_handler` moves a surface's newly applied
+//! buffer, damage and view into its renderer state, which render elements,
+//! bounding boxes and input hit tests read. Called for a surface that is
+//! not synchronized, it updates that surface and every surface under it,
+//! applied or not: a window with 64 subsurfaces pays 65 updates for a
+//! commit that changed one of them.
+//!
+//! A commit request whose applied states are known in advance updates only
+//! those ([`CommitPass`]):
+//!
+//! * The request commits a surface that is not synchronized, the pass's
+//!   *root*. The synchronized children smithay takes with it that have no
+//!   children of their own come, each with its `wl_subsurface`, from the
+//!   subsurface commit records (`subsurface_commits`).
+//! * If the states smithay applies are exactly those children's, each once,
+//!   then the root's, the root's own update would change nothing (no
+//!   buffer attached or removed, and the view its current viewport and
+//!   position give is the one it has), and nothing else in its window waits
+//!   for a walk ([`WalkNeeded`]), the root's commit skips smithay's walk:
+//!   the pass is *deferred*.
+//! * Once smithay has handled the request, each such child is updated on
+//!   its own ([`finish`]): smithay is told it is desynchronized, so the
+//!   update takes it alone, and then synchronized again.
+//! * Anything else walks as before: another transaction applied within the
+//!   same request, a commit held on a fence and applied later (outside any
+//!   pass), a child with children or without a known `wl_subsurface`.
+//!
+//! A walk is owed to a window (*needed*, marked on its main surface) when a
+//! synchronized surface's state was applied and nothing updated it (a
+//! commit held on a fence applies later, outside any request, and a surface
+//! may have become synchronized since), or when a parent's applied state
+//! moved its children. The main surface's next walk pays it.
+//!
+//! Nothing draws or reads input between the root's commit and the
+//! children's updates: both happen within the one request. The window's
+//! bounding box, main surface position and pointer focus, which follow the
+//! views, are refreshed again after the children's updates if one of their
+//! views changed.
+//!
+//! Everything here runs on the event loop: the pass and [`finish`] inside
+//! a commit request's dispatch, the walk marks from the commit handler,
+//! wherever smithay applies a state. Each function takes one surface's
+//! state lock at a time.
+
+use smithay::{
+    backend::renderer::utils::{on_commit_buffer_handler, RendererSurfaceStateUserData, SurfaceView},
+    reexports::wayland_server::{
+        protocol::{wl_subsurface::WlSubsurface, wl_surface::WlSurface},
+        Resource,
+    },
+    utils::{Point, Rectangle},
+    wayland::compositor::{
+        get_children, get_parent, with_states, SubsurfaceCachedState, SurfaceAttributes, SurfaceData,
+    },
+    wayland::viewporter::ViewportCachedState,
+};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::subsurface_commits::root_surface;
+use crate::state::State;
+
+/// One commit request's plan for renderer-state updates (module docs).
+#[derive(Debug)]
+pub struct CommitPass {
+    root: WlSurface,
+    /// The synchronized leaf children smithay takes with the root, with
+    /// whether their state was applied yet.
+    taken: Vec<Taken>,
+    stage: Stage,
+}
+
+#[derive(Debug)]
+struct Taken {
+    surface: WlSurface,
+    handle: WlSubsurface,
+    applied: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Children's states are being applied; the root's is next.
+    Applying,
+    /// The root's commit skipped the walk; [`finish`] updates the children.
+    Deferred,
+    /// Updated the usual way.
+    Walked,
+}
+
+/// What the commit handler does with a surface's renderer state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// smithay's update, walking the surface's tree (nothing for a
+    /// synchronized surface: an ancestor's walk takes it).
+    Walk,
+    /// Nothing now: a child of the pass that [`finish`] updates.
+    Later,
+    /// Nothing now: the pass's root, whose children [`finish`] updates.
+    Deferred,
+}
+
+/// On a main surface: its window owes a walk (module docs).
+#[derive(Debug, Default)]
+pub struct WalkNeeded(AtomicBool);
+
+/// A state applied to `surface` (or to its children's positions) waits for
+/// a walk of its window: marks its main surface. Takes the state locks of
+/// `surface` and its ancestors, one at a time.
+pub fn note_walk_needed(surface: &WlSurface) {
+    with_walk_needed(&root_surface(surface), |needed| needed.store(true, Ordering::Relaxed));
+}
+
+/// `root`, a main surface, was walked: its window owes nothing.
+/// Takes `root`'s state lock.
+pub fn note_walked(root: &WlSurface) {
+    with_walk_needed(root, |needed| needed.store(false, Ordering::Relaxed));
+}
+
+fn walk_needed(surface: &WlSurface) -> bool {
+    with_walk_needed(&root_surface(surface), |needed| needed.load(Ordering::Relaxed))
+}
+
+fn with_walk_needed<R>(root: &WlSurface, f: impl FnOnce(&AtomicBool) -> R) -> R {
+    with_states(root, |states| {
+        f(&states.data_map.get_or_insert_threadsafe(WalkNeeded::default).0)
+    })
+}
+
+impl CommitPass {
+    /// The pass for a commit request on `root`, which is not synchronized,
+    /// taking `taken` (leaf children, each with its `wl_subsurface`).
+    pub fn new(root: &WlSurface, taken: Vec<(WlSurface, WlSubsurface)>) -> CommitPass {
+        CommitPass {
+            root: root.clone(),
+            taken: taken
+                .into_iter()
+                .map(|(surface, handle)| Taken {
+                    surface,
+                    handle,
+                    applied: false,
+                })
+                .collect(),
+            stage: Stage::Applying,
+        }
+    }
+
+    /// A state was applied to `surface` during the request. Takes the
+    /// state locks of the root and its ancestors, one at a time, if
+    /// `surface` is the root.
+    pub fn on_applied(&mut self, surface: &WlSurface) -> Update {
+        match self.stage {
+            Stage::Applying if surface == &self.root => {
+                let all_applied = self.taken.iter().all(|t| t.applied);
+                if all_applied && with_states(surface, update_changes_nothing) && !walk_needed(surface) {
+                    self.stage = Stage::Deferred;
+                    return Update::Deferred;
+                }
+                self.stage = Stage::Walked;
+            }
+            Stage::Applying => match self.taken.iter_mut().find(|t| &t.surface == surface) {
+                Some(taken) if !taken.applied => {
+                    taken.applied = true;
+                    return Update::Later;
+                }
+                _ => self.stage = Stage::Walked,
+            },
+            // The root again, in a later transaction: its walk takes the
+            // children too.
+            Stage::Deferred if surface == &self.root => self.stage = Stage::Walked,
+            Stage::Deferred | Stage::Walked => {}
+        }
+        Update::Walk
+    }
+}
+
+/// Whether smithay's update of a surface's renderer state would leave it
+/// as it is: no buffer attached or removed since its last update, and the
+/// view the surface's current viewport and position give is the one it has
+/// (smithay's `SurfaceView::from_states`, at a client scale of 1). Without a
+/// buffer there is nothing to update. Expects the surface's state lock held
+/// (`states`).
+fn update_changes_nothing(states: &SurfaceData) -> bool {
+    let mut attributes = states.cached_state.get::<SurfaceAttributes>();
+    if attributes.current().buffer.is_some() {
+        return false;
+    }
+    drop(attributes);
+    let Some(renderer_state) = states.data_map.get::<RendererSurfaceStateUserData>() else {
+        return false;
+    };
+    let renderer_state = renderer_state.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(size) = renderer_state.surface_size() else {
+        return true;
+    };
+    let viewport = *states.cached_state.get::<ViewportCachedState>().current();
+    let offset = if states.role == Some("subsurface") {
+        states.cached_state.get::<SubsurfaceCachedState>().current().location
+    } else {
+        Point::default()
+    };
+    let view = SurfaceView {
+        src: viewport.src.unwrap_or_else(|| Rectangle::from_size(size.to_f64())),
+        dst: viewport.size().unwrap_or(size),
+        offset,
+    };
+    renderer_state.view() == Some(view)
+}
+
+/// After the request: updates a deferred pass's children one by one, then
+/// refreshes what follows from their views if one changed. A child no
+/// longer a leaf under the root (nothing can make it so within a request,
+/// but the check is cheap) gets the root's whole walk instead.
+pub fn finish(state: &mut State, pass: CommitPass, mut set_sync: impl FnMut(&mut State, &WlSubsurface, bool)) {
+    if pass.stage != Stage::Deferred {
+        return;
+    }
+    state.shell_stats.narrow_updates += 1;
+    let mut views_changed = false;
+    for taken in &pass.taken {
+        let child = &taken.surface;
+        let in_place = child.is_alive()
+            && taken.handle.is_alive()
+            && get_parent(child).as_ref() == Some(&pass.root)
+            && get_children(child).is_empty();
+        if !in_place {
+            on_commit_buffer_handler::<State>(&pass.root);
+            views_changed = true;
+            break;
+        }
+        let before = view(child);
+        set_sync(state, &taken.handle, false);
+        on_commit_buffer_handler::<State>(child);
+        set_sync(state, &taken.handle, true);
+        views_changed |= view(child) != before;
+    }
+    if views_changed {
+        state.refresh_window_of(&pass.root);
+    }
+}
+
+/// `surface`'s view in its renderer state. Takes its state lock.
+fn view(surface: &WlSurface) -> Option<SurfaceView> {
+    with_states(surface, |states| {
+        states
+            .data_map
+            .get::<RendererSurfaceStateUserData>()
+            .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).view())
+    })
+}

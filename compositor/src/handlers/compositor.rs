@@ -365,7 +365,7 @@ impl Dispatch<WlSurface, SurfaceUserData> for State {
         // The view check behind a deferred update assumes smithay's client
         // scale of 1 (we never set another).
         if modes.unsynchronized && state.client_compositor_state(client).client_scale() == 1.0 {
-            state.commit_pass = Some(CommitPass::new(surface, std::mem::take(&mut modes.taken_leaves)));
+            state.commit_pass = CommitPass::plan(surface, std::mem::take(&mut modes.taken_leaves));
         }
         <CompositorState as Dispatch<WlSurface, SurfaceUserData, State>>::request(
             state, client, surface, request, data, dh, init,

@@ -51,9 +51,7 @@ use smithay::{
         Resource,
     },
     utils::{Point, Rectangle},
-    wayland::compositor::{
-        get_children, get_parent, with_states, SubsurfaceCachedState, SurfaceAttributes, SurfaceData,
-    },
+    wayland::compositor::{get_children, with_states, SubsurfaceCachedState, SurfaceAttributes, SurfaceData},
     wayland::viewporter::ViewportCachedState,
 };
 
@@ -130,9 +128,18 @@ fn with_walk_needed<R>(root: &WlSurface, f: impl FnOnce(&AtomicBool) -> R) -> R 
 
 impl CommitPass {
     /// The pass for a commit request on `root`, which is not synchronized,
-    /// taking `taken` (leaf children, each with its `wl_subsurface`).
-    pub fn new(root: &WlSurface, taken: Vec<(WlSurface, WlSubsurface)>) -> CommitPass {
-        CommitPass {
+    /// taking `taken` (leaf children, each with its `wl_subsurface`), if
+    /// one is worth it: updating a child alone costs about three times what
+    /// the walk pays for a child it passes over (the two mode changes, and
+    /// smithay checking its mode again), so a pass is planned while at most
+    /// a third of the root's children are taken. Takes the root's state lock
+    /// to count its children when more than a few are taken.
+    pub fn plan(root: &WlSurface, taken: Vec<(WlSurface, WlSubsurface)>) -> Option<CommitPass> {
+        const FEW: usize = 4;
+        if taken.len() > FEW && taken.len() * 3 > get_children(root).len() {
+            return None;
+        }
+        Some(CommitPass {
             root: root.clone(),
             taken: taken
                 .into_iter()
@@ -143,7 +150,7 @@ impl CommitPass {
                 })
                 .collect(),
             stage: Stage::Applying,
-        }
+        })
     }
 
     /// A state was applied to `surface` during the request. Takes the
@@ -209,9 +216,9 @@ fn update_changes_nothing(states: &SurfaceData) -> bool {
 }
 
 /// After the request: updates a deferred pass's children one by one, then
-/// refreshes what follows from their views if one changed. A child no
-/// longer a leaf under the root (nothing can make it so within a request,
-/// but the check is cheap) gets the root's whole walk instead.
+/// refreshes what follows from their views if one changed. A child gone
+/// (nothing destroys one within a commit request, but the check is cheap)
+/// gets the root's whole walk instead.
 pub fn finish(state: &mut State, pass: CommitPass, mut set_sync: impl FnMut(&mut State, &WlSubsurface, bool)) {
     if pass.stage != Stage::Deferred {
         return;
@@ -220,11 +227,7 @@ pub fn finish(state: &mut State, pass: CommitPass, mut set_sync: impl FnMut(&mut
     let mut views_changed = false;
     for taken in &pass.taken {
         let child = &taken.surface;
-        let in_place = child.is_alive()
-            && taken.handle.is_alive()
-            && get_parent(child).as_ref() == Some(&pass.root)
-            && get_children(child).is_empty();
-        if !in_place {
+        if !child.is_alive() || !taken.handle.is_alive() {
             on_commit_buffer_handler::<State>(&pass.root);
             views_changed = true;
             break;

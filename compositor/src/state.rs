@@ -116,10 +116,6 @@ pub struct State {
     /// The commit request being handled, when it defers renderer-state
     /// updates (`handlers::renderer_state`).
     pub commit_pass: Option<handlers::renderer_state::CommitPass>,
-    /// Surfaces that joined or left a surface tree (made a subsurface, their
-    /// `wl_subsurface` or themselves destroyed), counted: window bounds
-    /// computed before a change may be stale.
-    pub tree_changes: u64,
     /// What each new client may hold (`crate::limits`).
     pub limits: ClientLimits,
     /// Held commits, watched for stalls (`crate::buffer_sync::hold`).
@@ -201,7 +197,6 @@ impl State {
             color_representation,
             cpu_copies: Default::default(),
             commit_pass: None,
-            tree_changes: 0,
             limits: ClientLimits::default(),
             held_commits: Default::default(),
         })

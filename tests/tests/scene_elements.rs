@@ -7,7 +7,9 @@
 //!   changed, its own state did not);
 //! * a child that commits a new buffer is built again;
 //! * a buffer taken into smithay's renderer state by an ancestor's commit,
-//!   after the child's own state was applied, replaces the kept element.
+//!   after the child's own state was applied, replaces the kept element;
+//! * frames where only the parent commits skip the walk, and a restacked
+//!   child, whose state did not change, still makes the next frame walk.
 //!
 //! What the built elements show is the render tests' part (`replace`
 //! checks a replaced buffer reaches the screen).
@@ -222,5 +224,53 @@ fn a_buffer_taken_in_by_the_parents_commit_replaces_the_kept_element() -> Result
     check_window_pixel(&image, 0, 10, BLUE).context("the child's new buffer")?;
     comp.stats()?.require_test_hooks("COMPOSITOR_COPY_GATE")?;
     drop((child, window, large, old, main));
+    Ok(())
+}
+
+/// Restacking changes no surface's state (smithay applies it at once), so
+/// the frames that reuse the last frame's elements without a walk must see
+/// it some other way: the child raised is drawn on top.
+#[test]
+fn a_restacked_child_is_drawn_in_its_new_place() -> Result<()> {
+    const GREEN: [u8; 4] = [20, 200, 40, 255];
+    const RED: [u8; 4] = [220, 30, 30, 255];
+    const BLUE: [u8; 4] = [20, 40, 230, 255];
+    let dir = tempfile::tempdir()?;
+    let shot = dir.path().join("out.png");
+    let args: Vec<OsString> = vec![
+        "--size".into(),
+        "320x240".into(),
+        "--screenshot".into(),
+        shot.clone().into(),
+    ];
+    let mut comp = Compositor::spawn(&args)?;
+    let mut client = comp.connect()?;
+    let window = Window::new(&mut client, "restacked")?;
+    let main = buffer(&client, 128, GREEN)?;
+    window.attach(&main);
+    let red = buffer(&client, 64, RED)?;
+    let blue = buffer(&client, 64, BLUE)?;
+    let below = Subsurface::new(&client, &window.surface);
+    below.attach_commit(&red);
+    let above = Subsurface::new(&client, &window.surface);
+    above.attach_commit(&blue);
+    window.wait_frame(&mut client)?;
+    window.wait_frame(&mut client)?;
+
+    let before = comp.snapshot()?.scene.walks_skipped;
+    window.wait_frame(&mut client)?;
+    window.wait_frame(&mut client)?;
+    ensure!(
+        comp.snapshot()?.scene.walks_skipped > before,
+        "no frame where only the parent committed skipped the walk"
+    );
+
+    below.subsurface.place_above(&above.surface);
+    window.wait_frame(&mut client)?;
+    window.wait_frame(&mut client)?;
+    comp.terminate()?;
+    let image = RgbaImage::load_png(&shot)?;
+    check_window_pixel(&image, 0, 10, RED).context("the child placed above its sibling")?;
+    drop((below, above, window, red, blue, main));
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! ([`COORD_LIMIT`]); a subsurface placed relative to itself is an error.
 
 use smithay::{
-    backend::renderer::utils::{on_commit_buffer_handler, RendererSurfaceStateUserData},
+    backend::renderer::utils::RendererSurfaceStateUserData,
     reexports::wayland_server::{
         backend::ClientId,
         protocol::{
@@ -69,7 +69,7 @@ impl CompositorHandler for State {
 
     fn new_subsurface(&mut self, surface: &WlSurface, parent: &WlSurface) {
         // A surface made a subsurface again brings its views along.
-        self.tree_changes += 1;
+        crate::backend::scene::note_shape_changed();
         subsurface_commits::note_new_subsurface(surface, parent);
         forget_applied_position(surface);
         note_child_moved(parent);
@@ -86,22 +86,16 @@ impl CompositorHandler for State {
             .commit_pass
             .as_mut()
             .map_or(Update::Walk, |p| p.on_applied(surface));
+        let synchronized = is_sync_subsurface(surface);
         if update == Update::Walk {
-            on_commit_buffer_handler::<Self>(surface);
+            renderer_state::walk(surface, synchronized);
         }
         self.awaiting_frame.note(surface);
         // Synchronized subsurface state only applies with the parent's commit.
-        if is_sync_subsurface(surface) {
-            if update == Update::Walk {
-                // smithay's update did nothing: an ancestor's walk must.
-                renderer_state::note_walk_needed(surface);
-            }
+        if synchronized {
             return;
         }
         let root = root_surface(surface);
-        if update == Update::Walk && &root == surface {
-            renderer_state::note_walked(surface);
-        }
         self.refresh_window_bounds(&root, update == Update::Walk);
         self.popups.commit(surface);
         crate::handlers::xdg_shell::handle_commit(self, &root);
@@ -123,7 +117,7 @@ impl State {
     /// the main surface in place. The box follows from the views in the
     /// window's tree and the tree's shape: with `views_changed` false (no
     /// view changed since the last refresh) it is recomputed only if the
-    /// shape changed since ([`State::tree_changes`]).
+    /// shape changed since (`backend::scene::note_shape_changed`).
     fn refresh_window_bounds(&mut self, root: &WlSurface, views_changed: bool) {
         let Some(window) = self
             .space
@@ -133,18 +127,20 @@ impl State {
         else {
             return;
         };
+        let shape = crate::backend::scene::shape_changes();
         let bounds_at = window.user_data().get_or_insert(BoundsAt::default);
-        if !views_changed && bounds_at.0.get() == Some(self.tree_changes) {
+        if !views_changed && bounds_at.0.get() == Some(shape) {
             return;
         }
-        bounds_at.0.set(Some(self.tree_changes));
+        bounds_at.0.set(Some(shape));
         let geometry_before = window.geometry().loc;
         window.on_commit();
         self.keep_main_surface_in_place(&window, geometry_before);
     }
 }
 
-/// On a window: [`State::tree_changes`] when its bounds were last computed.
+/// On a window: `backend::scene::shape_changes` when its bounds were last
+/// computed.
 #[derive(Default)]
 struct BoundsAt(std::cell::Cell<Option<u64>>);
 
@@ -186,8 +182,8 @@ fn hot_data_first(surface: &WlSurface) {
         drop(caches.get::<SurfaceAttributes>());
         drop(caches.get::<DrmSyncobjCachedState>());
     });
-    add_destruction_hook(surface, |state: &mut State, surface| {
-        state.tree_changes += 1;
+    add_destruction_hook(surface, |_: &mut State, surface| {
+        crate::backend::scene::note_shape_changed();
         with_states(surface, |states| {
             if let Some(renderer_state) = states.data_map.get::<RendererSurfaceStateUserData>() {
                 let old = std::mem::take(&mut *renderer_state.lock().unwrap_or_else(|p| p.into_inner()));
@@ -227,7 +223,7 @@ fn apply_child_positions(_: &mut State, _: &smithay::reexports::wayland_server::
         return;
     }
     // The children's views move with them.
-    renderer_state::note_walk_needed(surface);
+    renderer_state::note_children_moved(surface);
     for child in get_children(surface) {
         with_states(&child, |states| {
             let mut cached = states.cached_state.get::<SubsurfaceCachedState>();
@@ -484,10 +480,17 @@ impl Dispatch<WlSubsurface, SubsurfaceUserData> for State {
             other => other,
         };
         subsurface_commits::note_subsurface_request(subsurface, data, &request);
-        if let wl_subsurface::Request::SetPosition { .. } = request {
-            if let Some(parent) = get_parent(data.surface()) {
-                note_child_moved(&parent);
+        match request {
+            wl_subsurface::Request::SetPosition { .. } => {
+                if let Some(parent) = get_parent(data.surface()) {
+                    note_child_moved(&parent);
+                }
             }
+            // smithay restacks right away.
+            wl_subsurface::Request::PlaceAbove { .. } | wl_subsurface::Request::PlaceBelow { .. } => {
+                crate::backend::scene::note_shape_changed();
+            }
+            _ => {}
         }
         <CompositorState as Dispatch<WlSubsurface, SubsurfaceUserData, State>>::request(
             state, client, subsurface, request, data, dh, init,
@@ -495,7 +498,7 @@ impl Dispatch<WlSubsurface, SubsurfaceUserData> for State {
     }
 
     fn destroyed(state: &mut State, client: ClientId, subsurface: &WlSubsurface, data: &SubsurfaceUserData) {
-        state.tree_changes += 1;
+        crate::backend::scene::note_shape_changed();
         subsurface_commits::note_subsurface_destroyed(data);
         <CompositorState as Dispatch<WlSubsurface, SubsurfaceUserData, State>>::destroyed(
             state, client, subsurface, data,

@@ -31,7 +31,12 @@
 //! synchronized surface's state was applied and nothing updated it (a
 //! commit held on a fence applies later, outside any request, and a surface
 //! may have become synchronized since), or when a parent's applied state
-//! moved its children. The main surface's next walk pays it.
+//! moved its children. The main surface's next walk pays it. A walk that
+//! pays changes renderer states of surfaces whose state was not applied
+//! since the last frame (children moved, or states applied before that
+//! frame), which the scene cannot see per surface and counts as a change
+//! of its shape; a synchronized child applied with the walking surface's
+//! own commit is no such change.
 //!
 //! Nothing draws or reads input between the root's commit and the
 //! children's updates: both happen within the one request. The window's
@@ -55,7 +60,7 @@ use smithay::{
     wayland::viewporter::ViewportCachedState,
 };
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::subsurface_commits::root_surface;
 use crate::state::State;
@@ -99,28 +104,70 @@ pub enum Update {
     Deferred,
 }
 
-/// On a main surface: its window owes a walk (module docs).
+/// On a main surface: what its window owes (module docs). [`NOTHING`];
+/// [`MOVED`]: children moved; otherwise one more than the scene's frame
+/// count when a state applied first waited.
 #[derive(Debug, Default)]
-pub struct WalkNeeded(AtomicBool);
+pub struct WalkNeeded(AtomicU64);
 
-/// A state applied to `surface` (or to its children's positions) waits for
-/// a walk of its window: marks its main surface. Takes the state locks of
-/// `surface` and its ancestors, one at a time.
+const NOTHING: u64 = 0;
+const MOVED: u64 = u64::MAX;
+
+/// A state applied to `surface` waits for a walk of its window: marks its
+/// main surface. Takes the state locks of `surface` and its ancestors, one
+/// at a time.
 pub fn note_walk_needed(surface: &WlSurface) {
-    with_walk_needed(&root_surface(surface), |needed| needed.store(true, Ordering::Relaxed));
+    owe(surface, crate::backend::scene::frames_built() + 1);
 }
 
-/// `root`, a main surface, was walked: its window owes nothing.
-/// Takes `root`'s state lock.
-pub fn note_walked(root: &WlSurface) {
-    with_walk_needed(root, |needed| needed.store(false, Ordering::Relaxed));
+/// `parent`'s applied state moved its children: their views change at its
+/// window's next walk. Takes the state locks of `parent` and its
+/// ancestors, one at a time.
+pub fn note_children_moved(parent: &WlSurface) {
+    owe(parent, MOVED);
+}
+
+fn owe(surface: &WlSurface, mark: u64) {
+    with_walk_needed(&root_surface(surface), |owed| {
+        let before = owed.load(Ordering::Relaxed);
+        if before == NOTHING || mark == MOVED {
+            owed.store(mark, Ordering::Relaxed);
+        }
+    });
+}
+
+/// smithay's update for `surface`, whose state was just applied: for a
+/// surface that is not synchronized, a walk of its tree, which pays what
+/// its window owes (all of it when `surface` is the main surface); a
+/// synchronized one waits for an ancestor's, which its window then owes.
+/// A walk that pays changes renderer states of surfaces whose state was not
+/// applied, which the scene counts as a change of shape. Takes the state
+/// locks of `surface` and its ancestors, one at a time, then smithay's.
+pub fn walk(surface: &WlSurface, synchronized: bool) {
+    if synchronized {
+        note_walk_needed(surface);
+        return;
+    }
+    let root = root_surface(surface);
+    let owed = with_walk_needed(&root, |owed| {
+        if &root == surface {
+            owed.swap(NOTHING, Ordering::Relaxed)
+        } else {
+            owed.load(Ordering::Relaxed)
+        }
+    });
+    let this_frame = crate::backend::scene::frames_built() + 1;
+    if owed != NOTHING && owed != this_frame {
+        crate::backend::scene::note_shape_changed();
+    }
+    on_commit_buffer_handler::<State>(surface);
 }
 
 fn walk_needed(surface: &WlSurface) -> bool {
-    with_walk_needed(&root_surface(surface), |needed| needed.load(Ordering::Relaxed))
+    with_walk_needed(&root_surface(surface), |owed| owed.load(Ordering::Relaxed)) != NOTHING
 }
 
-fn with_walk_needed<R>(root: &WlSurface, f: impl FnOnce(&AtomicBool) -> R) -> R {
+fn with_walk_needed<R>(root: &WlSurface, f: impl FnOnce(&AtomicU64) -> R) -> R {
     with_states(root, |states| {
         f(&states.data_map.get_or_insert_threadsafe(WalkNeeded::default).0)
     })
@@ -228,7 +275,7 @@ pub fn finish(state: &mut State, pass: CommitPass, mut set_sync: impl FnMut(&mut
     for taken in &pass.taken {
         let child = &taken.surface;
         if !child.is_alive() || !taken.handle.is_alive() {
-            on_commit_buffer_handler::<State>(&pass.root);
+            walk(&pass.root, false);
             views_changed = true;
             break;
         }

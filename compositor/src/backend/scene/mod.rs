@@ -39,6 +39,29 @@
 //! frame, and before the frame callbacks of that frame go out. While
 //! rendering is stopped nothing walks, so the backends drop what is kept
 //! then ([`OutputScene::forget`]).
+//!
+//! DOC: frames without a walk
+//!
+//! Most frames change a few surfaces of an unchanged scene. A frame skips
+//! the walk and starts from the last frame's elements ([`reuse`]) when
+//! nothing a per-surface check cannot see changed since that frame's
+//! elements were built:
+//!
+//! * the same windows reach the output, in the same order, at the same
+//!   places, none with popups (a popup moves with its window's geometry),
+//!   on an output of the same size and scale;
+//! * no surface joined or left a surface tree, no subsurface was restacked,
+//!   and no walk updated the renderer state of a surface whose state was
+//!   not applied since the last frame (`handlers::renderer_state`):
+//!   counted by [`note_shape_changed`];
+//! * every state applied since (counted by [`note_applied`], in all and per
+//!   surface) was applied to a surface with an element in that frame.
+//!
+//! Then an element whose surface had no state applied since is reused as
+//! it is, and the others are built again at the same place. A rebuilt
+//! surface that lost its view (hiding its children), moved, changed whether
+//! it is on the output, or could not be built sends the frame back to the
+//! walk.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -47,7 +70,7 @@ use serde::{Deserialize, Serialize};
 use smithay::{
     backend::renderer::{
         element::{surface::WaylandSurfaceRenderElement, Kind},
-        utils::{CommitCounter, RendererSurfaceStateUserData, SurfaceView},
+        utils::{CommitCounter, RendererSurfaceState, RendererSurfaceStateUserData, SurfaceView},
     },
     desktop::{PopupManager, Space, Window},
     output::Output,
@@ -61,6 +84,7 @@ use tracing::warn;
 use crate::render::VkRenderer;
 
 mod element;
+mod reuse;
 
 pub use element::SceneElement;
 
@@ -71,11 +95,14 @@ type Element = SceneElement;
 #[derive(Default)]
 pub struct OutputScene {
     shown: Vec<WlSurface>,
-    /// What each element of the frame being drawn was built from, in order
-    /// (`None`: never reused).
-    keys: Vec<Option<ElementKey>>,
-    /// The last drawn frame's elements, for the next walk.
+    /// What each element of the frame being drawn was built from, in order.
+    built: Vec<Entry>,
+    /// What the frame being drawn depended on besides its surfaces' states.
+    basis: Option<Basis>,
+    /// The last drawn frame's elements, for the next frame.
     kept: Kept,
+    /// What the kept elements depended on besides their surfaces' states.
+    kept_basis: Option<Basis>,
     /// The scale the kept elements were built at.
     scale: Option<Scale<f64>>,
     stats: SceneStats,
@@ -85,7 +112,7 @@ impl std::fmt::Debug for OutputScene {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutputScene")
             .field("shown", &self.shown.len())
-            .field("kept", &self.kept.keys.len())
+            .field("kept", &self.kept.entries.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -96,12 +123,15 @@ impl std::fmt::Debug for OutputScene {
 pub struct SceneStats {
     pub elements_built: u64,
     pub elements_reused: u64,
+    /// Frames that started from the last frame's elements without a walk.
+    pub walks_skipped: u64,
 }
 
 impl SceneStats {
     pub fn add(&mut self, other: SceneStats) {
         self.elements_built += other.elements_built;
         self.elements_reused += other.elements_reused;
+        self.walks_skipped += other.walks_skipped;
     }
 }
 
@@ -127,21 +157,122 @@ struct ElementKey {
     location: Point<f64, Physical>,
 }
 
+/// What one element was built from.
+struct Entry {
+    surface: WlSurface,
+    /// `None`: never reused.
+    key: Option<ElementKey>,
+    /// Its place overlaps the output.
+    on_output: bool,
+}
+
 /// The last drawn frame's elements and what each was built from, in the
 /// order the frame walked them. Two lists rather than one of pairs: handing
 /// a frame's elements back then moves each list whole.
 #[derive(Default)]
 struct Kept {
-    keys: Vec<Option<ElementKey>>,
+    entries: Vec<Entry>,
     /// `None` once taken by the next walk.
     elements: Vec<Option<Element>>,
 }
 
+impl Entry {
+    /// What `surface`'s element at `location` is built from: its applied
+    /// states (its state lock held: `states`) and its renderer state.
+    fn read(
+        surface: &WlSurface,
+        states: &SurfaceData,
+        renderer_state: &RendererSurfaceState,
+        view: SurfaceView,
+        location: Point<f64, Physical>,
+        scale: Scale<f64>,
+        output: Rectangle<i32, Physical>,
+    ) -> Entry {
+        let size = view.dst.to_f64().to_physical(scale);
+        let placed = Rectangle::new(location, size).to_i32_round();
+        Entry {
+            surface: surface.clone(),
+            key: applied_states(states).map(|applied| ElementKey {
+                surface: surface.id(),
+                applied,
+                buffer: renderer_state.buffer().map(|buffer| buffer.id()),
+                commit: renderer_state.current_commit(),
+                view,
+                buffer_scale: renderer_state.buffer_scale(),
+                buffer_transform: renderer_state.buffer_transform(),
+                location,
+            }),
+            on_output: placed.overlaps(output),
+        }
+    }
+}
+
+/// A new element for `surface` at `location`, its state lock held
+/// (`states`) and not its renderer state's, which smithay takes; `None`
+/// (logged) when its buffer cannot be imported.
+fn build(
+    renderer: &mut VkRenderer,
+    surface: &WlSurface,
+    states: &SurfaceData,
+    location: Point<f64, Physical>,
+) -> Option<Element> {
+    match WaylandSurfaceRenderElement::from_surface(renderer, surface, states, location, 1.0, Kind::Unspecified) {
+        Ok(element) => element.map(SceneElement::new),
+        Err(err) => {
+            warn!("failed to import a surface's buffer: {err}");
+            None
+        }
+    }
+}
+
 impl Kept {
     fn clear(&mut self) {
-        self.keys.clear();
+        self.entries.clear();
         self.elements.clear();
     }
+}
+
+/// What a frame's elements depended on besides their surfaces' own states
+/// (module docs, frames without a walk).
+#[derive(Debug, Clone, PartialEq)]
+struct Basis {
+    /// The windows walked, front to back, with their origin on the output.
+    windows: Vec<(Window, Point<i32, Physical>)>,
+    output: Rectangle<i32, Physical>,
+    popups: bool,
+    /// [`SHAPE_CHANGES`] when the elements were built.
+    shape: u64,
+    /// [`STATES_APPLIED`] when the elements were built.
+    applied: u64,
+}
+
+/// States applied to any surface ([`note_applied`]).
+static STATES_APPLIED: AtomicU64 = AtomicU64::new(0);
+
+/// Changes to surface trees that the per-surface count of applied states
+/// does not show ([`note_shape_changed`]).
+static SHAPE_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// A surface joined or left a surface tree, a subsurface was restacked, or
+/// a walk updated the renderer state of surfaces whose state was not
+/// applied: frames walk again, and window bounds are computed again.
+pub fn note_shape_changed() {
+    SHAPE_CHANGES.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many times [`note_shape_changed`] was called.
+pub fn shape_changes() -> u64 {
+    SHAPE_CHANGES.load(Ordering::Relaxed)
+}
+
+/// Frames whose elements were built, on every output.
+static FRAMES_BUILT: AtomicU64 = AtomicU64::new(0);
+
+/// How many frames' elements were built so far, on every output: a state
+/// applied and the renderer-state update that takes it with no frame
+/// between them are one change to the scene.
+pub fn frames_built() -> u64 {
+    FRAMES_BUILT.load(Ordering::Relaxed)
 }
 
 /// How far past the expected position the walk looks for a surface's kept
@@ -156,6 +287,7 @@ pub struct AppliedStates(AtomicU64);
 /// A state was applied to `surface`: its kept elements are stale.
 /// Takes `surface`'s state lock.
 pub fn note_applied(surface: &WlSurface) {
+    STATES_APPLIED.fetch_add(1, Ordering::Relaxed);
     with_states(surface, |states| {
         states
             .data_map
@@ -185,24 +317,16 @@ impl OutputScene {
         let region = space
             .output_geometry(output)
             .context("output is not mapped in the space")?;
+        FRAMES_BUILT.fetch_add(1, Ordering::Relaxed);
         let scale = Scale::from(output.current_scale().fractional_scale());
+        // Whatever happens below, the kept elements are taken.
+        let kept_basis = self.kept_basis.take();
         if self.scale != Some(scale) {
             self.kept.clear();
             self.scale = Some(scale);
         }
-        let mut walk = Walk {
-            renderer,
-            scale,
-            output: Rectangle::from_size(region.size.to_physical_precise_round(scale)),
-            elements: Vec::with_capacity(self.kept.keys.len()),
-            keys: Vec::with_capacity(self.kept.keys.len()),
-            kept: std::mem::take(&mut self.kept),
-            next_kept: 0,
-            shown: Vec::with_capacity(self.shown.len()),
-            stats: SceneStats::default(),
-        };
-        let windows: Vec<&Window> = space.elements().collect();
-        for window in windows.into_iter().rev() {
+        let mut windows = Vec::new();
+        for window in space.elements().rev() {
             let Some(location) = space.element_location(window) else {
                 continue;
             };
@@ -211,17 +335,45 @@ impl OutputScene {
             let mut bbox = window.bbox_with_popups();
             bbox.loc += origin;
             if region.overlaps(bbox) {
-                walk.window(window, (origin - region.loc).to_physical_precise_round(scale));
+                windows.push((window.clone(), (origin - region.loc).to_physical_precise_round(scale)));
             }
+        }
+        let basis = Basis {
+            windows,
+            output: Rectangle::from_size(region.size.to_physical_precise_round(scale)),
+            popups: false,
+            shape: SHAPE_CHANGES.load(Ordering::Relaxed),
+            applied: STATES_APPLIED.load(Ordering::Relaxed),
+        };
+        if let Some(elements) = kept_basis.and_then(|kept| reuse::frame(self, renderer, &kept, &basis, scale)) {
+            self.basis = Some(basis);
+            return Ok(elements);
+        }
+        let mut walk = Walk {
+            renderer,
+            scale,
+            output: basis.output,
+            elements: Vec::with_capacity(self.kept.entries.len()),
+            built: Vec::with_capacity(self.kept.entries.len()),
+            kept: std::mem::take(&mut self.kept),
+            next_kept: 0,
+            shown: Vec::with_capacity(self.shown.len()),
+            popups: false,
+            stats: SceneStats::default(),
+        };
+        for (window, origin) in &basis.windows {
+            walk.window(window, *origin);
         }
         let Walk {
             elements,
-            keys,
+            built,
             shown,
+            popups,
             stats,
             ..
         } = walk;
-        self.keys = keys;
+        self.built = built;
+        self.basis = Some(Basis { popups, ..basis });
         self.stats.add(stats);
         if shown != self.shown {
             update_outputs(output, &self.shown, &shown);
@@ -233,20 +385,24 @@ impl OutputScene {
     /// Keeps the elements [`elements`](Self::elements) returned, once drawn,
     /// for the next frame.
     pub fn keep(&mut self, elements: Vec<Element>) {
-        let keys = std::mem::take(&mut self.keys);
-        if keys.len() != elements.len() {
+        let entries = std::mem::take(&mut self.built);
+        let basis = self.basis.take();
+        if entries.len() != elements.len() {
             return;
         }
         self.kept = Kept {
-            keys,
+            entries,
             elements: elements.into_iter().map(Some).collect(),
         };
+        self.kept_basis = basis;
     }
 
     /// Drops the kept elements and the buffers they hold (rendering stopped).
     pub fn forget(&mut self) {
         self.kept.clear();
-        self.keys.clear();
+        self.kept_basis = None;
+        self.built.clear();
+        self.basis = None;
     }
 
     pub fn stats(&self) -> SceneStats {
@@ -283,12 +439,14 @@ struct Walk<'r> {
     output: Rectangle<i32, Physical>,
     elements: Vec<Element>,
     /// What each of `elements` was built from.
-    keys: Vec<Option<ElementKey>>,
+    built: Vec<Entry>,
     /// The last frame's elements, in the order it walked them.
     kept: Kept,
     /// Where in `kept` the next surface's element is expected.
     next_kept: usize,
     shown: Vec<WlSurface>,
+    /// A window walked had popups.
+    popups: bool,
     stats: SceneStats,
 }
 
@@ -298,6 +456,7 @@ impl Walk<'_> {
         let Some(toplevel) = window.toplevel() else { return };
         let surface = toplevel.wl_surface();
         for (popup, offset) in PopupManager::popups_for_surface(surface) {
+            self.popups = true;
             let at = (window.geometry().loc + offset - popup.geometry().loc).to_physical_precise_round(self.scale);
             self.tree(popup.wl_surface(), origin + at);
         }
@@ -331,41 +490,21 @@ impl Walk<'_> {
                 };
                 let Some(view) = renderer_state.view() else { return };
                 let location = *location + view.offset.to_f64().to_physical(scale);
-                let size = view.dst.to_f64().to_physical(scale);
-                let placed = Rectangle::new(location, size).to_i32_round();
-                if placed.overlaps(self.output) {
+                let entry = Entry::read(surface, states, &renderer_state, view, location, scale, self.output);
+                // build takes the renderer state's lock itself.
+                drop(renderer_state);
+                if entry.on_output {
                     self.shown.push(surface.clone());
                 }
-                let key = applied_states(states).map(|applied| ElementKey {
-                    surface: surface.id(),
-                    applied,
-                    buffer: renderer_state.buffer().map(|buffer| buffer.id()),
-                    commit: renderer_state.current_commit(),
-                    view,
-                    buffer_scale: renderer_state.buffer_scale(),
-                    buffer_transform: renderer_state.buffer_transform(),
-                    location,
-                });
-                let kept = key.as_ref().and_then(|key| self.take_kept(key));
-                // from_surface takes the renderer state's lock itself.
-                drop(renderer_state);
+                let kept = entry.key.as_ref().and_then(|key| self.take_kept(key));
                 if let Some(element) = kept {
-                    self.push(element, key);
+                    self.push(element, entry);
                     self.stats.elements_reused += 1;
                     return;
                 }
                 self.stats.elements_built += 1;
-                match WaylandSurfaceRenderElement::from_surface(
-                    self.renderer,
-                    surface,
-                    states,
-                    location,
-                    1.0,
-                    Kind::Unspecified,
-                ) {
-                    Ok(Some(element)) => self.push(SceneElement::new(element), key),
-                    Ok(None) => {}
-                    Err(err) => warn!("failed to import a surface's buffer: {err}"),
+                if let Some(element) = build(self.renderer, surface, states, location) {
+                    self.push(element, entry);
                 }
             },
             |_, _, _| true,
@@ -375,19 +514,19 @@ impl Walk<'_> {
     /// The last frame's element for `key`'s surface if it was built from the
     /// same key.
     fn take_kept(&mut self, key: &ElementKey) -> Option<Element> {
-        let keys = &self.kept.keys;
-        let end = (self.next_kept + LOOKAHEAD).min(keys.len());
-        let at = (self.next_kept..end).find(|&i| keys[i].as_ref().is_some_and(|k| k.surface == key.surface))?;
+        let entries = &self.kept.entries;
+        let end = (self.next_kept + LOOKAHEAD).min(entries.len());
+        let at = (self.next_kept..end).find(|&i| entries[i].key.as_ref().is_some_and(|k| k.surface == key.surface))?;
         self.next_kept = at + 1;
-        if keys[at].as_ref() != Some(key) {
+        if entries[at].key.as_ref() != Some(key) {
             return None;
         }
         self.kept.elements[at].take()
     }
 
     /// Adds an element; one without a key is never reused.
-    fn push(&mut self, element: Element, key: Option<ElementKey>) {
+    fn push(&mut self, element: Element, entry: Entry) {
         self.elements.push(element);
-        self.keys.push(key);
+        self.built.push(entry);
     }
 }

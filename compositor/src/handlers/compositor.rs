@@ -87,7 +87,8 @@ impl CompositorHandler for State {
             .as_mut()
             .map_or(Update::Walk, |p| p.on_applied(surface));
         let synchronized = is_sync_subsurface(surface);
-        if update == Update::Walk {
+        let view_before = (update == Update::WalkOwn).then(|| renderer_state::view(surface));
+        if let Update::Walk | Update::WalkOwn = update {
             renderer_state::walk(surface, synchronized);
         }
         self.awaiting_frame.note(surface);
@@ -96,7 +97,12 @@ impl CompositorHandler for State {
             return;
         }
         let root = root_surface(surface);
-        self.refresh_window_bounds(&root, update == Update::Walk);
+        let views_changed = match update {
+            Update::Walk => true,
+            Update::WalkOwn => view_before != Some(renderer_state::view(surface)),
+            Update::Later | Update::Deferred => false,
+        };
+        self.refresh_window_bounds(&root, views_changed);
         self.popups.commit(surface);
         crate::handlers::xdg_shell::handle_commit(self, &root);
         // A window that mapped, moved or resized under the pointer.
@@ -167,15 +173,15 @@ fn hot_data_first(surface: &WlSurface) {
         states
             .data_map
             .insert_if_missing_threadsafe(crate::backend::scene::AppliedStates::default);
+        // smithay's viewport record, whose type is private: checking a
+        // viewport inserts it (none is set yet, so there is nothing to check).
+        viewporter::ensure_viewport_valid(states, Size::default());
         states
             .data_map
             .insert_if_missing_threadsafe(subsurface_commits::SubsurfaceCommits::default);
         states
             .data_map
             .insert_if_missing_threadsafe(renderer_state::WalkNeeded::default);
-        // smithay's viewport record, whose type is private: checking a
-        // viewport inserts it (none is set yet, so there is nothing to check).
-        viewporter::ensure_viewport_valid(states, Size::default());
         let caches = &states.cached_state;
         drop(caches.get::<ViewportCachedState>());
         drop(caches.get::<SubsurfaceCachedState>());

@@ -42,7 +42,11 @@
 //! children's updates: both happen within the one request. The window's
 //! bounding box, main surface position and pointer focus, which follow the
 //! views, are refreshed again after the children's updates if one of their
-//! views changed.
+//! views changed. When the root's state is the only one the request
+//! applies and its window owes nothing, smithay's walk (which the root's
+//! new buffer needs) changes the root's renderer state alone
+//! ([`Update::WalkOwn`]): the bounding box is recomputed only if the root's
+//! view changed.
 //!
 //! Everything here runs on the event loop: the pass and [`finish`] inside
 //! a commit request's dispatch, the walk marks from the commit handler,
@@ -98,6 +102,10 @@ pub enum Update {
     /// smithay's update, walking the surface's tree (nothing for a
     /// synchronized surface: an ancestor's walk takes it).
     Walk,
+    /// The same, for the pass's root when its state is the only one the
+    /// request applied and its window owes nothing: the walk changes the
+    /// root's renderer state alone.
+    WalkOwn,
     /// Nothing now: a child of the pass that [`finish`] updates.
     Later,
     /// Nothing now: the pass's root, whose children [`finish`] updates.
@@ -206,12 +214,17 @@ impl CommitPass {
     pub fn on_applied(&mut self, surface: &WlSurface) -> Update {
         match self.stage {
             Stage::Applying if surface == &self.root => {
-                let all_applied = self.taken.iter().all(|t| t.applied);
-                if all_applied && with_states(surface, update_changes_nothing) && !walk_needed(surface) {
-                    self.stage = Stage::Deferred;
-                    return Update::Deferred;
-                }
                 self.stage = Stage::Walked;
+                let all_applied = self.taken.iter().all(|t| t.applied);
+                if all_applied && !walk_needed(surface) {
+                    if with_states(surface, update_changes_nothing) {
+                        self.stage = Stage::Deferred;
+                        return Update::Deferred;
+                    }
+                    if self.taken.is_empty() {
+                        return Update::WalkOwn;
+                    }
+                }
             }
             Stage::Applying => match self.taken.iter_mut().find(|t| &t.surface == surface) {
                 Some(taken) if !taken.applied => {
@@ -291,7 +304,7 @@ pub fn finish(state: &mut State, pass: CommitPass, mut set_sync: impl FnMut(&mut
 }
 
 /// `surface`'s view in its renderer state. Takes its state lock.
-fn view(surface: &WlSurface) -> Option<SurfaceView> {
+pub fn view(surface: &WlSurface) -> Option<SurfaceView> {
     with_states(surface, |states| {
         states
             .data_map

@@ -54,8 +54,8 @@
 //!   and no walk updated the renderer state of a surface whose state was
 //!   not applied since the last frame (`handlers::renderer_state`):
 //!   counted by [`note_shape_changed`];
-//! * every state applied since (counted by [`note_applied`], in all and per
-//!   surface) was applied to a surface with an element in that frame.
+//! * every state applied since (remembered by [`note_applied`], up to a
+//!   few hundred) was applied to a surface with an element in that frame.
 //!
 //! Then an element whose surface had no state applied since is reused as
 //! it is, and the others are built again at the same place. A rebuilt
@@ -63,7 +63,9 @@
 //! it is on the output, or could not be built sends the frame back to the
 //! walk.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -249,6 +251,29 @@ struct Basis {
 /// States applied to any surface ([`note_applied`]).
 static STATES_APPLIED: AtomicU64 = AtomicU64::new(0);
 
+/// The surfaces the last states were applied to, oldest first, at most
+/// [`APPLIED_KEPT`]; the last one is state number [`STATES_APPLIED`].
+static APPLIED_TO: Mutex<VecDeque<ObjectId>> = Mutex::new(VecDeque::new());
+
+/// How many of the last applied states [`APPLIED_TO`] remembers: a frame
+/// after more than this many walks.
+const APPLIED_KEPT: usize = 256;
+
+/// The surfaces of the states applied after state number `since`, oldest
+/// first, to `f`; `false` if they are no longer all remembered.
+fn applied_since(since: u64, mut f: impl FnMut(&ObjectId) -> bool) -> bool {
+    let applied_to = APPLIED_TO.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(count) = STATES_APPLIED
+        .load(Ordering::Relaxed)
+        .checked_sub(since)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n <= applied_to.len())
+    else {
+        return false;
+    };
+    applied_to.iter().skip(applied_to.len() - count).all(|id| f(id))
+}
+
 /// Changes to surface trees that the per-surface count of applied states
 /// does not show ([`note_shape_changed`]).
 static SHAPE_CHANGES: AtomicU64 = AtomicU64::new(0);
@@ -287,7 +312,14 @@ pub struct AppliedStates(AtomicU64);
 /// A state was applied to `surface`: its kept elements are stale.
 /// Takes `surface`'s state lock.
 pub fn note_applied(surface: &WlSurface) {
-    STATES_APPLIED.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut applied_to = APPLIED_TO.lock().unwrap_or_else(|p| p.into_inner());
+        if applied_to.len() == APPLIED_KEPT {
+            applied_to.pop_front();
+        }
+        applied_to.push_back(surface.id());
+        STATES_APPLIED.fetch_add(1, Ordering::Relaxed);
+    }
     with_states(surface, |states| {
         states
             .data_map

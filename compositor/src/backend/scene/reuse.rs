@@ -7,7 +7,7 @@ use smithay::{
     wayland::compositor::with_states,
 };
 
-use super::{applied_states, build, Basis, Element, Entry, Kept, OutputScene, SceneStats};
+use super::{applied_since, build, Basis, Element, Entry, Kept, OutputScene, SceneStats};
 use crate::render::VkRenderer;
 
 /// The frame's elements, built from `scene`'s kept ones (drawn on `kept`'s
@@ -28,14 +28,16 @@ pub(super) fn frame(
     if !unchanged || scene.kept.elements.iter().any(Option::is_none) {
         return None;
     }
-    let changed = changed_entries(&scene.kept, basis.applied.wrapping_sub(kept.applied))?;
+    let changed = changed_entries(&scene.kept, kept.applied)?;
     let mut rebuilt = Vec::with_capacity(changed.len());
     for &at in &changed {
         rebuilt.push((at, rebuild(renderer, &scene.kept.entries[at], scale, basis)?));
     }
 
     let Kept { mut entries, elements } = std::mem::take(&mut scene.kept);
-    let mut elements: Vec<Element> = elements.into_iter().flatten().collect();
+    let mut reused = Vec::with_capacity(elements.len());
+    reused.extend(elements.into_iter().flatten());
+    let mut elements = reused;
     for (at, (entry, element)) in rebuilt {
         entries[at] = entry;
         elements[at] = element;
@@ -49,22 +51,25 @@ pub(super) fn frame(
     Some(elements)
 }
 
-/// The kept entries whose surface had states applied since they were
-/// built, if those were all `applied` states applied since; `None` if one
-/// went elsewhere (a surface without an element). No surface is gone: a
-/// destroyed surface changed the shape.
-fn changed_entries(kept: &Kept, applied: u64) -> Option<Vec<usize>> {
+/// The kept entries whose surface had states applied after state number
+/// `since`, if every one of those went to a surface with a kept entry and
+/// is still remembered.
+fn changed_entries(kept: &Kept, since: u64) -> Option<Vec<usize>> {
     let mut changed = Vec::new();
-    let mut seen = 0u64;
-    for (at, entry) in kept.entries.iter().enumerate() {
-        let key = entry.key.as_ref()?;
-        let now = with_states(&entry.surface, applied_states)?;
-        if now != key.applied {
-            seen = seen.wrapping_add(now.wrapping_sub(key.applied));
+    let all_kept = applied_since(since, |id| {
+        let Some(at) = kept
+            .entries
+            .iter()
+            .position(|e| e.key.as_ref().is_some_and(|k| &k.surface == id))
+        else {
+            return false;
+        };
+        if !changed.contains(&at) {
             changed.push(at);
         }
-    }
-    (seen == applied).then_some(changed)
+        true
+    });
+    all_kept.then_some(changed)
 }
 
 /// `old`'s surface's element built again at the same place, if it still

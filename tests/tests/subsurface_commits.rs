@@ -88,6 +88,37 @@ fn child_with_buffer(client: &Client, parent: &WlSurface, small: &DmabufBuffer) 
     child
 }
 
+/// A shown window with a 32×32 child shown at (8, 8), and a pacer.
+struct ShownChild {
+    comp: Compositor,
+    client: Client,
+    window: Window,
+    pacer: Window,
+    child: Subsurface,
+    small: DmabufBuffer,
+    _buffers: (DmabufBuffer, DmabufBuffer),
+}
+
+fn shown_child() -> Result<ShownChild> {
+    let (comp, mut client, window, main) = shown_window()?;
+    let (pacer, pacer_buffer) = pacer(&mut client)?;
+    let small = buffer(&client, 32)?;
+    let child = child_with_buffer(&client, &window.surface, &small);
+    ensure!(
+        window.shows_after_frames(&mut client, &child.surface)?,
+        "the child never entered the output"
+    );
+    Ok(ShownChild {
+        comp,
+        client,
+        window,
+        pacer,
+        child,
+        small,
+        _buffers: (main, pacer_buffer),
+    })
+}
+
 #[test]
 fn a_grandchilds_commit_applies_with_the_roots_under_a_child_that_sent_nothing() -> Result<()> {
     let (mut comp, mut client, window, _main) = shown_window()?;
@@ -164,15 +195,15 @@ fn a_child_passed_over_stays_synchronized() -> Result<()> {
 
 #[test]
 fn a_desynchronized_grandchild_under_a_passed_over_child_waits_for_the_root() -> Result<()> {
-    let (mut comp, mut client, window, _main) = shown_window()?;
-    let (other, _other_buffer) = pacer(&mut client)?;
-
-    let small = buffer(&client, 32)?;
-    let child = child_with_buffer(&client, &window.surface, &small);
-    ensure!(
-        window.shows_after_frames(&mut client, &child.surface)?,
-        "the child never entered the output"
-    );
+    let ShownChild {
+        mut comp,
+        mut client,
+        window,
+        pacer: other,
+        child,
+        small,
+        _buffers,
+    } = shown_child()?;
     // Parent commits with nothing from the child: it is passed over.
     window.wait_frame(&mut client)?;
     window.wait_frame(&mut client)?;
@@ -199,14 +230,15 @@ fn a_desynchronized_grandchild_under_a_passed_over_child_waits_for_the_root() ->
 /// with the parent's commit.
 #[test]
 fn a_childs_removed_buffer_applies_with_the_parents_commit() -> Result<()> {
-    let (mut comp, mut client, window, _main) = shown_window()?;
-    let (other, _other_buffer) = pacer(&mut client)?;
-    let small = buffer(&client, 32)?;
-    let child = child_with_buffer(&client, &window.surface, &small);
-    ensure!(
-        window.shows_after_frames(&mut client, &child.surface)?,
-        "the child never entered the output"
-    );
+    let ShownChild {
+        mut comp,
+        mut client,
+        window,
+        pacer: other,
+        child,
+        small: _small,
+        _buffers,
+    } = shown_child()?;
     window.wait_frame(&mut client)?;
 
     child.surface.attach(None, 0, 0);

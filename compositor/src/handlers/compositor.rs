@@ -175,6 +175,9 @@ fn hot_data_first(surface: &WlSurface) {
             .insert_if_missing_threadsafe(crate::backend::scene::AppliedStates::default);
         // smithay's viewport record, whose type is private: checking a
         // viewport inserts it (none is set yet, so there is nothing to check).
+        // We offer no wp_viewporter. smithay's get_viewport registers its
+        // pre-commit check (the bad_size error) only when it inserts this
+        // record itself, so offering one means dropping this line.
         viewporter::ensure_viewport_valid(states, Size::default());
         states
             .data_map

@@ -38,11 +38,12 @@
 //! of its shape; a synchronized child applied with the walking surface's
 //! own commit is no such change.
 //!
-//! Nothing draws or reads input between the root's commit and the
-//! children's updates: both happen within the one request. The window's
-//! bounding box, main surface position and pointer focus, which follow the
-//! views, are refreshed again after the children's updates if one of their
-//! views changed. When the root's state is the only one the request
+//! Nothing draws between the root's commit and the children's updates:
+//! both happen within the one request. The root's commit handler places
+//! the main surface and the pointer focus from the children's views before
+//! their updates; the window's bounding box, the main surface's place and
+//! the pointer focus are refreshed after them if one of their views
+//! changed. When the root's state is the only one the request
 //! applies and its window owes nothing, smithay's walk (which the root's
 //! new buffer needs) changes the root's renderer state alone
 //! ([`Update::WalkOwn`]): the bounding box is recomputed only if the root's
@@ -54,7 +55,10 @@
 //! state lock at a time.
 
 use smithay::{
-    backend::renderer::utils::{on_commit_buffer_handler, RendererSurfaceStateUserData, SurfaceView},
+    backend::renderer::{
+        buffer_dimensions,
+        utils::{on_commit_buffer_handler, RendererSurfaceStateUserData, SurfaceView},
+    },
     reexports::wayland_server::{
         protocol::{wl_subsurface::WlSubsurface, wl_surface::WlSurface},
         Resource,
@@ -186,9 +190,10 @@ impl CommitPass {
     /// taking `taken` (leaf children, each with its `wl_subsurface`), if
     /// one is worth it: updating a child alone costs about three times what
     /// the walk pays for a child it passes over (the two mode changes, and
-    /// smithay checking its mode again), so a pass is planned while at most
-    /// a third of the root's children are taken. Takes the root's state lock
-    /// to count its children when more than a few are taken.
+    /// smithay checking its mode again), so a pass is planned for up to
+    /// four children taken, and beyond that while at most a third of the
+    /// root's children are. Takes the root's state lock to count its
+    /// children when more than four are taken.
     pub fn plan(root: &WlSurface, taken: Vec<(WlSurface, WlSubsurface)>) -> Option<CommitPass> {
         const FEW: usize = 4;
         if taken.len() > FEW && taken.len() * 3 > get_children(root).len() {
@@ -258,9 +263,15 @@ fn update_changes_nothing(states: &SurfaceData) -> bool {
         return false;
     };
     let renderer_state = renderer_state.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(size) = renderer_state.surface_size() else {
+    let Some(buffer) = renderer_state.buffer() else {
         return true;
     };
+    // The buffer's size, as smithay's update computes it (the renderer
+    // state's `surface_size` is the view's destination, a viewport's).
+    let Some(dimensions) = buffer_dimensions(buffer) else {
+        return false;
+    };
+    let size = dimensions.to_logical(renderer_state.buffer_scale(), renderer_state.buffer_transform());
     let viewport = *states.cached_state.get::<ViewportCachedState>().current();
     let offset = if states.role == Some("subsurface") {
         states.cached_state.get::<SubsurfaceCachedState>().current().location

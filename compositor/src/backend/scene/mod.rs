@@ -1,9 +1,10 @@
 //! What one output shows: its render elements, and the `wl_surface.enter` /
 //! `leave` that follow from them.
 //!
-//! DOC: one walk per frame
+//! DOC: at most one walk per frame
 //!
-//! A frame walks the space once, front to back: each window's popups, then
+//! A frame walks the space at most once (see frames without a walk,
+//! below), front to back: each window's popups, then
 //! its surface tree, as smithay's `Space::render_elements_for_region` does.
 //! The same walk notes every surface whose view overlaps the output, in
 //! order. That list decides which surfaces are on the output:
@@ -352,9 +353,10 @@ impl OutputScene {
         FRAMES_BUILT.fetch_add(1, Ordering::Relaxed);
         let scale = Scale::from(output.current_scale().fractional_scale());
         // Whatever happens below, the kept elements are taken.
-        let kept_basis = self.kept_basis.take();
+        let mut kept_basis = self.kept_basis.take();
         if self.scale != Some(scale) {
             self.kept.clear();
+            kept_basis = None;
             self.scale = Some(scale);
         }
         let mut windows = Vec::new();

@@ -99,6 +99,22 @@ struct ShownChild {
     _buffers: (DmabufBuffer, DmabufBuffer),
 }
 
+impl ShownChild {
+    /// Destroys the client's objects, then checks the compositor exits
+    /// cleanly.
+    fn finish(self) -> Result<()> {
+        let ShownChild {
+            mut comp,
+            window,
+            pacer,
+            child,
+            ..
+        } = self;
+        drop((child, window, pacer));
+        comp.terminate_successfully()
+    }
+}
+
 fn shown_child() -> Result<ShownChild> {
     let (comp, mut client, window, main) = shown_window()?;
     let (pacer, pacer_buffer) = pacer(&mut client)?;
@@ -195,33 +211,25 @@ fn a_child_passed_over_stays_synchronized() -> Result<()> {
 
 #[test]
 fn a_desynchronized_grandchild_under_a_passed_over_child_waits_for_the_root() -> Result<()> {
-    let ShownChild {
-        mut comp,
-        mut client,
-        window,
-        pacer: other,
-        child,
-        small,
-        _buffers,
-    } = shown_child()?;
+    let mut s = shown_child()?;
     // Parent commits with nothing from the child: it is passed over.
-    window.wait_frame(&mut client)?;
-    window.wait_frame(&mut client)?;
+    s.window.wait_frame(&mut s.client)?;
+    s.window.wait_frame(&mut s.client)?;
 
-    let grandchild = Subsurface::new(&client, &child.surface);
+    let grandchild = Subsurface::new(&s.client, &s.child.surface);
     grandchild.set_desync();
     grandchild.set_position(4, 4);
-    grandchild.attach_commit(&small);
+    grandchild.attach_commit(&s.small);
     shows_only_with_the_window(
-        &mut client,
-        &window,
-        &other,
+        &mut s.client,
+        &s.window,
+        &s.pacer,
         &grandchild.surface,
         "a desynchronized grandchild of a synchronized child",
     )?;
 
-    drop((grandchild, child, window, other));
-    comp.terminate_successfully()
+    drop(grandchild);
+    s.finish()
 }
 
 /// A commit that applies only synchronized children's states updates them
@@ -230,33 +238,23 @@ fn a_desynchronized_grandchild_under_a_passed_over_child_waits_for_the_root() ->
 /// with the parent's commit.
 #[test]
 fn a_childs_removed_buffer_applies_with_the_parents_commit() -> Result<()> {
-    let ShownChild {
-        mut comp,
-        mut client,
-        window,
-        pacer: other,
-        child,
-        small: _small,
-        _buffers,
-    } = shown_child()?;
-    window.wait_frame(&mut client)?;
+    let mut s = shown_child()?;
+    s.window.wait_frame(&mut s.client)?;
 
-    child.surface.attach(None, 0, 0);
-    child.surface.commit();
-    other.wait_frame(&mut client)?;
-    other.wait_frame(&mut client)?;
-    client.roundtrip()?;
+    s.child.surface.attach(None, 0, 0);
+    s.child.surface.commit();
+    s.pacer.wait_frame(&mut s.client)?;
+    s.pacer.wait_frame(&mut s.client)?;
+    s.client.roundtrip()?;
     ensure!(
-        client.state.entered.contains(&child.surface.id()),
+        s.client.state.entered.contains(&s.child.surface.id()),
         "the child's removed buffer applied without the window's commit"
     );
     ensure!(
-        !window.shows_after_frames(&mut client, &child.surface)?,
+        !s.window.shows_after_frames(&mut s.client, &s.child.surface)?,
         "the child's removed buffer was not applied with the window's commit"
     );
-
-    drop((child, window, other));
-    comp.terminate_successfully()
+    s.finish()
 }
 
 #[test]

@@ -87,16 +87,16 @@ impl CompositorHandler for State {
             .as_mut()
             .map_or(Update::Walk, |p| p.on_applied(surface));
         let synchronized = is_sync_subsurface(surface);
+        let root = root_surface(surface);
         let view_before = (update == Update::WalkOwn).then(|| renderer_state::view(surface));
         if let Update::Walk | Update::WalkOwn = update {
-            renderer_state::walk(surface, synchronized);
+            renderer_state::walk(surface, &root, synchronized);
         }
         self.awaiting_frame.note(surface);
         // Synchronized subsurface state only applies with the parent's commit.
         if synchronized {
             return;
         }
-        let root = root_surface(surface);
         let views_changed = match update {
             Update::Walk => true,
             Update::WalkOwn => view_before != Some(renderer_state::view(surface)),

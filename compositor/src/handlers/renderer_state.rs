@@ -125,22 +125,16 @@ pub struct WalkNeeded(AtomicU64);
 const NOTHING: u64 = 0;
 const MOVED: u64 = u64::MAX;
 
-/// A state applied to `surface` waits for a walk of its window: marks its
-/// main surface. Takes the state locks of `surface` and its ancestors, one
-/// at a time.
-pub fn note_walk_needed(surface: &WlSurface) {
-    owe(surface, crate::backend::scene::frames_built() + 1);
-}
-
 /// `parent`'s applied state moved its children: their views change at its
 /// window's next walk. Takes the state locks of `parent` and its
 /// ancestors, one at a time.
 pub fn note_children_moved(parent: &WlSurface) {
-    owe(parent, MOVED);
+    owe(&root_surface(parent), MOVED);
 }
 
-fn owe(surface: &WlSurface, mark: u64) {
-    with_walk_needed(&root_surface(surface), |owed| {
+/// Marks what `root`'s window owes. Takes `root`'s state lock.
+fn owe(root: &WlSurface, mark: u64) {
+    with_walk_needed(root, |owed| {
         let before = owed.load(Ordering::Relaxed);
         if before == NOTHING || mark == MOVED {
             owed.store(mark, Ordering::Relaxed);
@@ -148,21 +142,21 @@ fn owe(surface: &WlSurface, mark: u64) {
     });
 }
 
-/// smithay's update for `surface`, whose state was just applied: for a
-/// surface that is not synchronized, a walk of its tree, which pays what
-/// its window owes (all of it when `surface` is the main surface); a
-/// synchronized one waits for an ancestor's, which its window then owes.
-/// A walk that pays changes renderer states of surfaces whose state was not
-/// applied, which the scene counts as a change of shape. Takes the state
-/// locks of `surface` and its ancestors, one at a time, then smithay's.
-pub fn walk(surface: &WlSurface, synchronized: bool) {
+/// smithay's update for `surface`, whose state was just applied, in the
+/// window whose main surface is `root`: for a surface that is not
+/// synchronized, a walk of its tree, which pays what its window owes (all
+/// of it when `surface` is the main surface); a synchronized one waits for
+/// an ancestor's, which its window then owes. A walk that pays changes
+/// renderer states of surfaces whose state was not applied, which the scene
+/// counts as a change of shape. Takes `root`'s state lock, then smithay's
+/// locks.
+pub fn walk(surface: &WlSurface, root: &WlSurface, synchronized: bool) {
     if synchronized {
-        note_walk_needed(surface);
+        owe(root, crate::backend::scene::frames_built() + 1);
         return;
     }
-    let root = root_surface(surface);
-    let owed = with_walk_needed(&root, |owed| {
-        if &root == surface {
+    let owed = with_walk_needed(root, |owed| {
+        if root == surface {
             owed.swap(NOTHING, Ordering::Relaxed)
         } else {
             owed.load(Ordering::Relaxed)
@@ -299,7 +293,7 @@ pub fn finish(state: &mut State, pass: CommitPass, mut set_sync: impl FnMut(&mut
     for taken in &pass.taken {
         let child = &taken.surface;
         if !child.is_alive() || !taken.handle.is_alive() {
-            walk(&pass.root, false);
+            walk(&pass.root, &root_surface(&pass.root), false);
             views_changed = true;
             break;
         }

@@ -53,10 +53,7 @@ impl CompositorHandler for State {
     }
 
     fn new_surface(&mut self, surface: &WlSurface) {
-        hot_data_first(surface);
-        with_states(surface, |states| {
-            states.data_map.insert_if_missing_threadsafe(SurfaceHeld::new);
-        });
+        on_surface_destroyed(surface);
         // First: charges commits queued behind a held one (buffer_sync::hold).
         crate::buffer_sync::hold::on_new_surface(surface);
         // Hold commits until their implicit fences signal (explicit acquire
@@ -68,6 +65,7 @@ impl CompositorHandler for State {
     }
 
     fn new_subsurface(&mut self, surface: &WlSurface, parent: &WlSurface) {
+        hot_data_first(surface);
         // A surface made a subsurface again brings its views along.
         crate::backend::scene::note_shape_changed();
         subsurface_commits::note_new_subsurface(surface, parent);
@@ -154,17 +152,25 @@ struct BoundsAt(std::cell::Cell<Option<u64>>);
 ///
 /// smithay's per-surface data map is a list searched front to back, one
 /// type comparison per entry. The entries every frame and every commit
-/// read, for every surface of a window (smithay's renderer state, the
-/// count of applied states, the subsurface commit record, smithay's
-/// viewport record, which its renderer state looks up twice per surface),
-/// are inserted first, before anything else adds its own. The same goes for the
-/// double-buffered caches, another such list: the ones smithay's renderer
-/// state reads for every surface on every commit of its window are created
-/// here, in the order of how often they are read (each is created at the
-/// surface's first commit anyway). smithay inserts the renderer
-/// state at the surface's first commit and then registers a destruction
-/// hook that empties it (dropping the buffer sends its release while the
-/// surface is still whole); inserted here, the hook is registered here.
+/// read, for every surface of a window, come first:
+///
+/// * smithay's subsurface record, which its commit of a parent reads for
+///   every child (is it synchronized?), comes first of all. smithay inserts
+///   it when the surface gets its `wl_subsurface`, so nothing of ours is
+///   inserted before that (the [`SurfaceHeld`] marker lives in a hook).
+/// * Then, inserted right after it, smithay's renderer state, the count of
+///   applied states, smithay's viewport record (which its renderer state
+///   looks up twice per surface), the subsurface commit record and the
+///   owed-walk mark. Other surfaces (a window's main surface, one of many)
+///   get these in the order they first use them.
+///
+/// The same goes for the double-buffered caches, another such list: the
+/// ones smithay's renderer state reads for every surface on every commit of
+/// its window are created here, in the order of how often they are read
+/// (each is created at the surface's first commit anyway). smithay inserts
+/// its renderer state at the surface's first commit and only then registers
+/// a destruction hook that empties it; inserted here, the hook of
+/// [`on_surface_destroyed`] empties it.
 fn hot_data_first(surface: &WlSurface) {
     with_states(surface, |states| {
         states
@@ -191,7 +197,20 @@ fn hot_data_first(surface: &WlSurface) {
         drop(caches.get::<SurfaceAttributes>());
         drop(caches.get::<DrmSyncobjCachedState>());
     });
-    add_destruction_hook(surface, |_: &mut State, surface| {
+}
+
+/// Registers, at the surface's creation, what its destruction does: the
+/// scene's trees changed shape, and the renderer state is emptied (dropping
+/// the buffer sends its release while the surface is still whole; smithay
+/// does the same only where it inserted the renderer state itself).
+///
+/// The hook also holds the surface's [`SurfaceHeld`] marker: smithay keeps
+/// a surface's hooks in its data until that data is dropped, so the marker
+/// counts surface data held without an entry in the data map.
+fn on_surface_destroyed(surface: &WlSurface) {
+    let held = SurfaceHeld::new();
+    add_destruction_hook(surface, move |_: &mut State, surface| {
+        let _ = &held;
         crate::backend::scene::note_shape_changed();
         with_states(surface, |states| {
             if let Some(renderer_state) = states.data_map.get::<RendererSurfaceStateUserData>() {
@@ -561,7 +580,8 @@ impl Dispatch<WlRegion, RegionUserData> for State {
 /// data, a cycle) keeps surface data alive.
 static SURFACES_HELD: AtomicU64 = AtomicU64::new(0);
 
-/// The marker in each surface's data that [`SURFACES_HELD`] counts.
+/// The marker, held by each surface's destruction hook (in its data), that
+/// [`SURFACES_HELD`] counts.
 struct SurfaceHeld;
 
 impl SurfaceHeld {

@@ -261,7 +261,7 @@ pub(crate) fn housekeeping(state: &mut State) {
     // fences allow. Both only try-lock or take one uncontended lock; neither
     // waits on a fence.
     let renderer = state.backend.renderer_mut();
-    let _ = smithay::backend::renderer::Renderer::cleanup_texture_cache(renderer);
+    renderer.drop_dead_imports();
     renderer.poll_graveyard();
     // Log commits held past --stall-timeout; drop the fence watches of
     // surfaces that are gone (with what they hold of their client).

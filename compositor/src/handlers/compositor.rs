@@ -297,10 +297,11 @@ fn forget_applied_position(surface: &WlSurface) {
 
 impl BufferHandler for State {
     fn buffer_destroyed(&mut self, buffer: &WlBuffer) {
-        // The renderer's import of the buffer goes at the next frame tick
-        // (`cleanup_texture_cache` sees its dma-buf gone); frames in flight
-        // keep theirs until their fence signals. The per-buffer
+        // The renderer's import of the buffer goes at the first frame tick
+        // after its dma-buf is gone (`VkRenderer::forget_buffer`); frames in
+        // flight keep theirs until their fence signals. The per-buffer
         // explicit-sync state goes now.
+        self.backend.renderer_mut().forget_buffer(buffer);
         self.backend.releases_mut().forget(buffer);
     }
 }

@@ -13,9 +13,17 @@
 //!   not re-imported but refreshed (`ClientBuffer::refresh`: nothing for the
 //!   zero-copy image, a GPU copy of the damage for the buffer path, a CPU copy
 //!   for the fallback). Entries whose dma-buf is gone are handed to
-//!   `Importer::destroy` in `cleanup_texture_cache` (the frame tick), which
-//!   frees them after the fences of the frames that sampled them.
-//! * shm buffers are cached per live `wl_buffer` and updated with damage.
+//!   `Importer::destroy`, which frees them after the fences of the frames
+//!   that sampled them. A dma-buf goes once its last `wl_buffer` handle
+//!   does, which can be well after the client destroyed the `wl_buffer`
+//!   (a surface's state or a frame in flight still holds it). So a
+//!   destroyed buffer's dma-buf is watched ([`VkRenderer::forget_buffer`])
+//!   and each frame tick checks only the watched ones
+//!   ([`VkRenderer::drop_dead_imports`]): checking every entry meant a
+//!   cache miss per client buffer per frame. `cleanup_texture_cache` still
+//!   checks every entry, for callers without `wl_buffer`s.
+//! * shm buffers are cached per live `wl_buffer`, updated with damage and
+//!   dropped when the `wl_buffer` is destroyed.
 
 pub mod damage;
 pub mod frame;
@@ -190,6 +198,8 @@ pub struct VkRenderer {
     core: RenderCore,
     context_id: ContextId<VkTexture>,
     dmabufs: HashMap<WeakDmabuf, ClientBuffer>,
+    /// dma-bufs of destroyed `wl_buffer`s not gone yet.
+    dying: Vec<WeakDmabuf>,
     shm: HashMap<smithay::reexports::wayland_server::backend::ObjectId, (WlBuffer, VkTexture)>,
     upscale: TextureFilter,
     downscale: TextureFilter,
@@ -264,6 +274,7 @@ impl VkRenderer {
             core,
             context_id: ContextId::new(),
             dmabufs: HashMap::new(),
+            dying: Vec::new(),
             shm: HashMap::new(),
             upscale: TextureFilter::Linear,
             downscale: TextureFilter::Linear,
@@ -294,6 +305,37 @@ impl VkRenderer {
     pub fn worker_copy(&self, dmabuf: &Dmabuf) -> Option<ClientBuffer> {
         let buf = self.dmabufs.get(&dmabuf.weak())?;
         buf.worker_copy().is_some().then(|| buf.clone())
+    }
+
+    /// The client destroyed `buffer`: its shm texture goes now; its
+    /// dma-buf's import goes once the dma-buf is gone (every handle to the
+    /// `wl_buffer` dropped), found by [`Self::drop_dead_imports`].
+    pub fn forget_buffer(&mut self, buffer: &WlBuffer) {
+        self.shm.remove(&buffer.id());
+        if let Ok(dmabuf) = smithay::wayland::dmabuf::get_dmabuf(buffer) {
+            self.dying.push(dmabuf.weak());
+        }
+    }
+
+    /// Destroys the imports of watched dma-bufs that are gone (invalidate
+    /// under the lock, bury; freed by [`Self::poll_graveyard`] after the
+    /// fences) and frees finished frames. Never blocks: call it from the
+    /// frame tick.
+    ///
+    /// Locks: none may be a reservation (each destroy takes its own).
+    pub fn drop_dead_imports(&mut self) {
+        let mut i = 0;
+        while i < self.dying.len() {
+            if !self.dying[i].is_gone() {
+                i += 1;
+                continue;
+            }
+            let weak = self.dying.swap_remove(i);
+            if let Some(buf) = self.dmabufs.remove(&weak) {
+                self.core.importer_mut().destroy(&buf, true);
+            }
+        }
+        self.core.retire();
     }
 
     /// Frees dead imports whose fences signaled (graveyard poll). Never
@@ -489,6 +531,7 @@ impl Renderer for VkRenderer {
         for (_, buf) in self.dmabufs.extract_if(|weak, _| weak.is_gone()) {
             self.core.importer_mut().destroy(&buf, true);
         }
+        self.dying.retain(|weak| !weak.is_gone());
         self.shm.retain(|_, (buffer, _)| buffer.is_alive());
         self.core.retire();
         Ok(())

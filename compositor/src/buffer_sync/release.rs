@@ -62,11 +62,13 @@ pub struct PendingReleases {
 }
 
 impl PendingReleases {
-    /// Records the dma-buf buffers of `elements` drawn by the frame behind `sync`.
-    pub fn track_frame<E: RenderElement<VkRenderer>>(
+    /// Records the dma-buf buffers of `drawn`, the elements the frame
+    /// behind `sync` drew (an element not drawn was not read: the frames
+    /// that read its buffer hold it).
+    pub fn track_frame<'e, E: RenderElement<VkRenderer> + 'e>(
         &mut self,
         renderer: &mut VkRenderer,
-        elements: &[E],
+        drawn: impl IntoIterator<Item = &'e E>,
         sync: &SyncPoint,
     ) {
         let Some(fence) = sync.get::<VkSyncFence>().map(|f| f.0.clone()) else {
@@ -83,7 +85,7 @@ impl PendingReleases {
         }
         let mut buffers = Vec::new();
         let mut explicit = Vec::new();
-        for element in elements {
+        for element in drawn {
             let Some(UnderlyingStorage::Wayland(buffer)) = element.underlying_storage(renderer) else {
                 continue;
             };

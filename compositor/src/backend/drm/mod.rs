@@ -314,7 +314,8 @@ impl DrmBackend {
             )
         };
         // Keep sampled buffers until the GPU is done (or release early).
-        self.releases.track_frame(&mut self.renderer, &elements, &result.sync);
+        let drawn = result.drawn.iter().map(|&i| &elements[i]);
+        self.releases.track_frame(&mut self.renderer, drawn, &result.sync);
         self.scene.keep(elements);
         Ok(RenderedFrame {
             source: Source::Composited { back, readback },

@@ -206,8 +206,10 @@ pub struct RenderedOutput {
     /// Signals when the GPU is done; already signalled when nothing was drawn.
     pub sync: SyncPoint,
     pub states: Arc<RenderElementStates>,
-    /// Whether anything was drawn.
-    pub drawn: bool,
+    /// The indices (into the frame's elements) of the elements drawn: only
+    /// these can have been read by the frame, so only their buffers wait
+    /// for `sync`. Empty when nothing was drawn.
+    pub drawn: Vec<usize>,
 }
 
 /// Tracks one target chain's damage between frames (see the module's rules).
@@ -385,7 +387,7 @@ impl DamageTracker {
             return Ok(RenderedOutput {
                 sync: SyncPoint::signaled(),
                 states: plan.states,
-                drawn: false,
+                drawn: Vec::new(),
             });
         }
         let result = self.draw(renderer, framebuffer, elements, mode, clear, &plan);
@@ -393,10 +395,11 @@ impl DamageTracker {
             // The target may be partly drawn: nothing about it is known.
             *self = DamageTracker::default();
         }
+        let (sync, drawn) = result?;
         Ok(RenderedOutput {
-            sync: result?,
+            sync,
             states: plan.states,
-            drawn: true,
+            drawn,
         })
     }
 
@@ -408,7 +411,7 @@ impl DamageTracker {
         mode: OutputMode,
         clear: Color32F,
         plan: &Plan,
-    ) -> Result<SyncPoint, R::Error>
+    ) -> Result<(SyncPoint, Vec<usize>), R::Error>
     where
         R: Renderer,
         E: RenderElement<R>,
@@ -417,6 +420,7 @@ impl DamageTracker {
         let mut frame = renderer.render(framebuffer, mode.size, mode.transform.invert())?;
         let uncovered = cut(plan.damage.clone(), opaque);
         frame.clear(clear, &uncovered)?;
+        let mut drawn = Vec::new();
         for &i in plan.visible.iter().rev() {
             let p = &self.scene.placed[i];
             if !plan.damage.iter().any(|d| d.overlaps(p.geometry)) {
@@ -435,8 +439,9 @@ impl DamageTracker {
                 .map(|r| Rectangle::new(r.loc - p.geometry.loc, r.size))
                 .collect();
             elements[i].draw(&mut frame, p.src, p.geometry, &own, &own_opaque)?;
+            drawn.push(i);
         }
-        frame.finish()
+        Ok((frame.finish()?, drawn))
     }
 }
 

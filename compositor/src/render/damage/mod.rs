@@ -184,6 +184,9 @@ struct Scene {
     placed: Vec<Placed>,
     /// The opaque regions of the visible elements, front to back.
     opaque: Vec<Rect>,
+    /// Indices of the visible elements, front to back (an unchanged frame
+    /// has the same).
+    visible: Arc<[usize]>,
     /// The frame's element states (shared with the frame's result; an
     /// unchanged frame has the same).
     states: Arc<RenderElementStates>,
@@ -197,7 +200,7 @@ pub struct Plan {
     /// Per element id: rendered with its visible area, or skipped.
     pub states: Arc<RenderElementStates>,
     /// Indices of the visible elements, front to back.
-    visible: Vec<usize>,
+    visible: Arc<[usize]>,
 }
 
 /// A rendered (or skipped) frame.
@@ -247,12 +250,19 @@ impl DamageTracker {
                 .zip(&self.scene.placed)
                 .all(|(e, l)| l.places(e, mode.scale, output));
         let mut damage = Vec::new();
-        let (placed, opaque, states) = if unchanged {
+        let (placed, opaque, visible, states) = if unchanged {
             self.unchanged_frames += 1;
             let mut placed = std::mem::take(&mut self.scene.placed);
             let opaque = std::mem::take(&mut self.scene.opaque);
             for (p, e) in placed.iter_mut().zip(elements) {
-                p.serial = e.serial();
+                let serial = e.serial();
+                if serial.is_some() && serial == p.serial {
+                    // The very object placed last frame: its commit is the
+                    // one it was built with (and not read, so a kept
+                    // element's memory is not touched).
+                    continue;
+                }
+                p.serial = serial;
                 let commit = e.current_commit();
                 // A hidden element keeps the commit last drawn: its content
                 // is not on the target.
@@ -270,12 +280,13 @@ impl DamageTracker {
                     p.commit = commit;
                 }
             }
-            (placed, opaque, self.scene.states.clone())
+            (placed, opaque, self.scene.visible.clone(), self.scene.states.clone())
         } else {
             let mut placed: Vec<Placed> = elements.iter().map(|e| Placed::new(e, mode.scale, output)).collect();
             let opaque = self.changed_scene(elements, &mut placed, mode, clear, output, &mut damage);
             let states = Arc::new(states(&placed, output));
-            (placed, opaque, states)
+            let visible = (0..placed.len()).filter(|&i| placed[i].visible > 0).collect();
+            (placed, opaque, visible, states)
         };
 
         let new_damage = damage.clone();
@@ -286,7 +297,6 @@ impl DamageTracker {
             damage.push(output);
         }
         let damage = disjoint(damage, output);
-        let visible = (0..placed.len()).filter(|&i| placed[i].visible > 0).collect();
         if !damage.is_empty() {
             self.history.push_front(new_damage);
             self.history.truncate(MAX_AGE);
@@ -296,6 +306,7 @@ impl DamageTracker {
             clear: Some(clear),
             placed,
             opaque,
+            visible: visible.clone(),
             states: states.clone(),
         };
         Plan {
@@ -474,8 +485,8 @@ fn cut(rects: Vec<Rect>, opaque: &[Rect]) -> Vec<Rect> {
     let Some(reach) = rects.iter().copied().reduce(Rectangle::merge) else {
         return rects;
     };
-    let cutting: Vec<Rect> = opaque.iter().copied().filter(|o| reach.overlaps(*o)).collect();
-    if cutting.is_empty() {
+    let mut cutting = opaque.iter().copied().filter(|o| reach.overlaps(*o)).peekable();
+    if cutting.peek().is_none() {
         return rects;
     }
     Rectangle::subtract_rects_many_in_place(rects, cutting)

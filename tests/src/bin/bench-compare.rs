@@ -10,7 +10,8 @@
 //! scenario: CPU per presented frame, presented frames per second,
 //! commit-to-present latency (median, p99) and resident memory (VmHWM), as
 //! the median of the runs with min and max. The runs of a scenario alternate
-//! between the compositors (rounds of one run each). The first compositor's
+//! between the compositors (rounds of one run each, each round starting
+//! with the next compositor, so none always runs first). The first compositor's
 //! CPU per frame is compared with each other one's twice: the ratio of the
 //! medians, and the paired ratio, the median (with min and max) of the
 //! ratios of the two runs of each round, which were back to back and so
@@ -329,6 +330,12 @@ fn spread_of(mut v: Vec<f64>) -> Option<Spread> {
     })
 }
 
+/// The order of the compositors (indices) in round `round` of `count`:
+/// round 0 is 0, 1, 2 ..., round 1 starts with 1, and so on.
+fn round_order(count: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..count).map(move |k| (round + k) % count)
+}
+
 /// CPU per frame of `ours` over `peer`, run by run: each of our runs
 /// against the peer's run of the same round. The rounds alternate between
 /// the compositors, so the two runs of a pair are back to back, and a
@@ -404,10 +411,11 @@ fn main() -> Result<()> {
     for scenario in &scenarios {
         // Runs alternate between the compositors (A B A B ...), so a
         // machine that slows down or speeds up during the bench weighs on
-        // all of them alike.
+        // all of them alike, and each round starts with the next one, so
+        // none always runs first or right after the same one.
         let mut runs: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
         for i in 0..args.runs {
-            for (name, template) in &args.compositors {
+            for (name, template) in round_order(args.compositors.len(), i).map(|c| &args.compositors[c]) {
                 let log = args.out.join(format!(
                     "{name}-{}-{i}.log",
                     scenario.name.replace([' ', ',', ':'], "_")
@@ -617,6 +625,12 @@ mod tests {
             rss_mib: 100.0,
             private_mib: 20.0,
         }
+    }
+
+    #[test]
+    fn each_round_starts_with_the_next_compositor() {
+        let rounds: Vec<Vec<usize>> = (0..4).map(|r| round_order(3, r).collect()).collect();
+        assert_eq!(rounds, [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]);
     }
 
     #[test]

@@ -305,6 +305,10 @@ impl LinuxDmabufHandler for State {
         self.linux_dmabuf.buffer_charges.insert(buffer.id(), charges);
     }
 
+    fn buffer_not_created(&mut self, dmabuf: &Dmabuf) {
+        self.backend.renderer_mut().forget_dmabuf(dmabuf);
+    }
+
     fn dmabuf_buffer_destroyed(&mut self, buffer: &WlBuffer) {
         self.linux_dmabuf.buffer_charges.remove(&buffer.id());
         self.buffer_destroyed(buffer);

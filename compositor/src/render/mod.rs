@@ -313,8 +313,15 @@ impl VkRenderer {
     pub fn forget_buffer(&mut self, buffer: &WlBuffer) {
         self.shm.remove(&buffer.id());
         if let Ok(dmabuf) = smithay::wayland::dmabuf::get_dmabuf(buffer) {
-            self.dying.push(dmabuf.weak());
+            self.forget_dmabuf(dmabuf);
         }
+    }
+
+    /// Nothing but what already holds `dmabuf` will use it (its `wl_buffer`
+    /// is destroyed, or was never created): its import goes once it is
+    /// gone, found by [`Self::drop_dead_imports`].
+    pub fn forget_dmabuf(&mut self, dmabuf: &Dmabuf) {
+        self.dying.push(dmabuf.weak());
     }
 
     /// Destroys the imports of watched dma-bufs that are gone (invalidate
@@ -604,7 +611,12 @@ impl ImportMemWl for VkRenderer {
             }
         })
         .map_err(|e| Error::Shm(e.to_string()))??;
-        self.shm.insert(buffer.id(), (buffer.clone(), result.clone()));
+        // A buffer destroyed already (a surface's state still holds its
+        // handle) is not cached: nothing would remove it
+        // ([`Self::forget_buffer`] ran).
+        if buffer.is_alive() {
+            self.shm.insert(buffer.id(), (buffer.clone(), result.clone()));
+        }
         Ok(result)
     }
 }

@@ -105,6 +105,9 @@ pub trait LinuxDmabufHandler: Sized + 'static {
     ) -> Option<Self::Accepted>;
     /// The `wl_buffer` of an accepted import exists.
     fn buffer_created(&mut self, buffer: &WlBuffer, accepted: Self::Accepted);
+    /// An accepted import got no `wl_buffer` (its client is gone): what the
+    /// import holds may go.
+    fn buffer_not_created(&mut self, dmabuf: &Dmabuf);
     /// A dma-buf `wl_buffer` is gone.
     fn dmabuf_buffer_destroyed(&mut self, buffer: &WlBuffer);
 }

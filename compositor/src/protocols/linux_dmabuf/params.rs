@@ -382,9 +382,12 @@ fn create<D>(
         return;
     };
     // Err: the client is gone; its buffer would never be used.
-    if let Ok(buffer) = client.create_resource::<WlBuffer, Dmabuf, D>(dh, 1, dmabuf) {
-        params.created(&buffer);
-        state.buffer_created(&buffer, accepted);
+    match client.create_resource::<WlBuffer, Dmabuf, D>(dh, 1, dmabuf.clone()) {
+        Ok(buffer) => {
+            params.created(&buffer);
+            state.buffer_created(&buffer, accepted);
+        }
+        Err(_) => state.buffer_not_created(&dmabuf),
     }
 }
 

@@ -331,13 +331,7 @@ impl VkRenderer {
     ///
     /// Locks: none may be a reservation (each destroy takes its own).
     pub fn drop_dead_imports(&mut self) {
-        let mut i = 0;
-        while i < self.dying.len() {
-            if !self.dying[i].is_gone() {
-                i += 1;
-                continue;
-            }
-            let weak = self.dying.swap_remove(i);
+        for weak in self.dying.extract_if(.., |weak| weak.is_gone()) {
             if let Some(buf) = self.dmabufs.remove(&weak) {
                 self.core.importer_mut().destroy(&buf, true);
             }

@@ -272,7 +272,7 @@ fn applied_since(since: u64, mut f: impl FnMut(&ObjectId) -> bool) -> bool {
     else {
         return false;
     };
-    applied_to.iter().skip(applied_to.len() - count).all(|id| f(id))
+    applied_to.iter().skip(applied_to.len() - count).all(f)
 }
 
 /// Changes to surface trees that the per-surface count of applied states

@@ -310,6 +310,8 @@ impl VkRenderer {
     /// The client destroyed `buffer`: its shm texture goes now; its
     /// dma-buf's import goes once the dma-buf is gone (every handle to the
     /// `wl_buffer` dropped), found by [`Self::drop_dead_imports`].
+    ///
+    /// Locks: none taken or needed (no import is touched here).
     pub fn forget_buffer(&mut self, buffer: &WlBuffer) {
         self.shm.remove(&buffer.id());
         if let Ok(dmabuf) = smithay::wayland::dmabuf::get_dmabuf(buffer) {
@@ -320,6 +322,8 @@ impl VkRenderer {
     /// Nothing but what already holds `dmabuf` will use it (its `wl_buffer`
     /// is destroyed, or was never created): its import goes once it is
     /// gone, found by [`Self::drop_dead_imports`].
+    ///
+    /// Locks: none taken or needed (it only records the dma-buf).
     pub fn forget_dmabuf(&mut self, dmabuf: &Dmabuf) {
         self.dying.push(dmabuf.weak());
     }

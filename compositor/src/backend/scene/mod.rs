@@ -262,7 +262,7 @@ const APPLIED_KEPT: usize = 256;
 
 /// The surfaces of the states applied after state number `since`, oldest
 /// first, to `f`; `false` if they are no longer all remembered.
-fn applied_since(since: u64, mut f: impl FnMut(&ObjectId) -> bool) -> bool {
+fn applied_since(since: u64, f: impl FnMut(&ObjectId) -> bool) -> bool {
     let applied_to = APPLIED_TO.lock().unwrap_or_else(|p| p.into_inner());
     let Some(count) = STATES_APPLIED
         .load(Ordering::Relaxed)

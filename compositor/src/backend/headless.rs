@@ -123,14 +123,12 @@ impl HeadlessBackend {
         let result = super::draw_output(
             &mut self.damage_tracker,
             &mut self.renderer,
+            &mut self.releases,
             &mut framebuffer,
             age,
             &elements,
             &self.output,
         )?;
-        // Keep sampled buffers until the GPU is done (or release early).
-        let drawn = result.drawn.iter().map(|&i| &elements[i]);
-        self.releases.track_frame(&mut self.renderer, drawn, &result.sync);
         self.scene.keep(elements);
         Ok(result.states)
     }

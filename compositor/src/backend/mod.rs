@@ -236,18 +236,38 @@ pub(crate) fn injected_device_loss(renderer: &VkRenderer) -> anyhow::Result<()> 
 
 /// Draws `elements` into `framebuffer`, which holds the picture of `age`
 /// frames ago (0: unknown): only the damage since, over [`headless::CLEAR_COLOR`].
+///
+/// The client buffers the frame read wait in `releases` until the GPU is
+/// done with them (or are released early where the frame's fence went into
+/// their reservations), also when the frame failed after it was begun: what
+/// it recorded was submitted all the same.
 pub(crate) fn draw_output(
     tracker: &mut DamageTracker,
     renderer: &mut VkRenderer,
+    releases: &mut PendingReleases,
     framebuffer: &mut VkFramebuffer<'_>,
     age: usize,
     elements: &[crate::backend::scene::SceneElement],
     output: &Output,
 ) -> anyhow::Result<RenderedOutput> {
     let mode = OutputMode::of(output).context("the output has no mode")?;
-    tracker
-        .render_output(renderer, framebuffer, age, elements, mode, headless::CLEAR_COLOR.into())
-        .context("rendering the output")
+    match tracker.render_output(renderer, framebuffer, age, elements, mode, headless::CLEAR_COLOR.into()) {
+        Ok(result) => {
+            releases.track_frame(renderer, picked(elements, &result.drawn), &result.sync);
+            Ok(result)
+        }
+        Err(failure) => {
+            if let Some(partial) = &failure.partial {
+                releases.track_frame(renderer, picked(elements, &partial.read), &partial.sync);
+            }
+            Err(anyhow::Error::new(failure.error).context("rendering the output"))
+        }
+    }
+}
+
+/// The elements of `elements` at `indices`.
+fn picked<'e, T>(elements: &'e [T], indices: &'e [usize]) -> impl Iterator<Item = &'e T> + 'e {
+    indices.iter().map(move |&i| &elements[i])
 }
 
 /// Frame-tick housekeeping shared by the backends; never blocks.

@@ -297,6 +297,7 @@ impl DrmBackend {
         let result = super::draw_output(
             &mut self.damage_tracker,
             &mut self.renderer,
+            &mut self.releases,
             &mut framebuffer,
             age,
             &elements,
@@ -313,9 +314,6 @@ impl DrmBackend {
                     .map_err(|e| anyhow::anyhow!("reading the offscreen frame back: {e}"))?,
             )
         };
-        // Keep sampled buffers until the GPU is done (or release early).
-        let drawn = result.drawn.iter().map(|&i| &elements[i]);
-        self.releases.track_frame(&mut self.renderer, drawn, &result.sync);
         self.scene.keep(elements);
         Ok(RenderedFrame {
             source: Source::Composited { back, readback },

@@ -32,6 +32,10 @@
 //!   without asking it again: elements do not change once built, and
 //!   working out a place and opaque regions rounds floating-point
 //!   coordinates, which is most of the comparison's cost.
+//! * A frame that fails after it was begun is still submitted with what it
+//!   recorded; the failure names the elements that submission may read
+//!   ([`PartialFrame`]), so their buffers wait for it as a finished frame's
+//!   do. The tracker then forgets the target: the next frame redraws all.
 //!
 //! The rules are smithay's `OutputDamageTracker`'s; this tracker adds the
 //! unchanged-scene path and keeps its state in plain vectors.
@@ -215,6 +219,37 @@ pub struct RenderedOutput {
     pub drawn: Vec<usize>,
 }
 
+/// A frame that failed after it was begun. A begun frame is always
+/// submitted, so that nothing it recorded is freed under the GPU: `partial`
+/// is that submission, whose reads must be waited for as a finished
+/// frame's are. `None` when no frame was begun or its submission failed.
+#[derive(Debug)]
+pub struct RenderFailure<E> {
+    pub error: E,
+    pub partial: Option<PartialFrame>,
+}
+
+/// What a failed frame submitted: its sync point and the indices of the
+/// elements it may have read (those drawn, and the one whose draw failed,
+/// which may have recorded reads before failing).
+#[derive(Debug)]
+pub struct PartialFrame {
+    pub sync: SyncPoint,
+    pub read: Vec<usize>,
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for RenderFailure<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<E: std::error::Error> std::error::Error for RenderFailure<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
 /// Tracks one target chain's damage between frames (see the module's rules).
 #[derive(Debug, Default)]
 pub struct DamageTracker {
@@ -379,7 +414,9 @@ impl DamageTracker {
 
     /// Draws `elements` (front to back) into `framebuffer`: the frame's
     /// damage, as [`plan`](Self::plan) works it out. Nothing is drawn, and no
-    /// frame begun, when nothing is damaged.
+    /// frame begun, when nothing is damaged. On failure the tracker forgets
+    /// what the target holds, and what the frame submitted before it failed
+    /// comes with the error.
     pub fn render_output<R, E>(
         &mut self,
         renderer: &mut R,
@@ -388,7 +425,7 @@ impl DamageTracker {
         elements: &[E],
         mode: OutputMode,
         clear: Color32F,
-    ) -> Result<RenderedOutput, R::Error>
+    ) -> Result<RenderedOutput, RenderFailure<R::Error>>
     where
         R: Renderer,
         E: RenderElement<R> + ElementSerial,
@@ -422,16 +459,44 @@ impl DamageTracker {
         mode: OutputMode,
         clear: Color32F,
         plan: &Plan,
-    ) -> Result<(SyncPoint, Vec<usize>), R::Error>
+    ) -> Result<(SyncPoint, Vec<usize>), RenderFailure<R::Error>>
+    where
+        R: Renderer,
+        E: RenderElement<R>,
+    {
+        let mut frame = renderer
+            .render(framebuffer, mode.size, mode.transform.invert())
+            .map_err(|error| RenderFailure { error, partial: None })?;
+        let mut drawn = Vec::new();
+        match self.record(&mut frame, elements, clear, plan, &mut drawn) {
+            Ok(()) => match frame.finish() {
+                Ok(sync) => Ok((sync, drawn)),
+                Err(error) => Err(RenderFailure { error, partial: None }),
+            },
+            Err(error) => {
+                let partial = frame.finish().ok().map(|sync| PartialFrame { sync, read: drawn });
+                Err(RenderFailure { error, partial })
+            }
+        }
+    }
+
+    /// Records the clear and the damaged elements, back to front, noting in
+    /// `drawn` each element before it draws.
+    fn record<R, E>(
+        &self,
+        frame: &mut R::Frame<'_, '_>,
+        elements: &[E],
+        clear: Color32F,
+        plan: &Plan,
+        drawn: &mut Vec<usize>,
+    ) -> Result<(), R::Error>
     where
         R: Renderer,
         E: RenderElement<R>,
     {
         let opaque = &self.scene.opaque;
-        let mut frame = renderer.render(framebuffer, mode.size, mode.transform.invert())?;
         let uncovered = cut(plan.damage.clone(), opaque);
         frame.clear(clear, &uncovered)?;
-        let mut drawn = Vec::new();
         for &i in plan.visible.iter().rev() {
             let p = &self.scene.placed[i];
             if !plan.damage.iter().any(|d| d.overlaps(p.geometry)) {
@@ -449,10 +514,10 @@ impl DamageTracker {
                 .iter()
                 .map(|r| Rectangle::new(r.loc - p.geometry.loc, r.size))
                 .collect();
-            elements[i].draw(&mut frame, p.src, p.geometry, &own, &own_opaque)?;
             drawn.push(i);
+            elements[i].draw(frame, p.src, p.geometry, &own, &own_opaque)?;
         }
-        Ok((frame.finish()?, drawn))
+        Ok(())
     }
 }
 

@@ -2,7 +2,8 @@
 //! through the tracker's damage against a full repaint.
 
 use smithay::backend::renderer::element::solid::SolidColorRenderElement;
-use smithay::backend::renderer::element::{Element, Id, Kind};
+use smithay::backend::renderer::element::{Element, Id, Kind, RenderElement};
+use smithay::backend::renderer::test::{DummyError, DummyFrame, DummyFramebuffer, DummyRenderer};
 use smithay::backend::renderer::utils::{CommitCounter, DamageSet, OpaqueRegions};
 use smithay::backend::renderer::Color32F;
 use smithay::utils::{Buffer as BufferCoords, Physical, Point, Rectangle, Scale, Transform};
@@ -65,8 +66,9 @@ fn next_serial() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A solid element with the item's serial, as the scene's elements carry.
-struct Numbered(SolidColorRenderElement, u64);
+/// A solid element with the item's serial, as the scene's elements carry,
+/// and whether drawing it fails.
+struct Numbered(SolidColorRenderElement, u64, bool);
 
 impl ElementSerial for Numbered {
     fn serial(&self) -> Option<u64> {
@@ -107,8 +109,24 @@ impl Element for Numbered {
     }
 }
 
+impl RenderElement<DummyRenderer> for Numbered {
+    fn draw(
+        &self,
+        frame: &mut DummyFrame,
+        src: Rectangle<f64, BufferCoords>,
+        dst: Rect,
+        damage: &[Rect],
+        opaque_regions: &[Rect],
+    ) -> Result<(), DummyError> {
+        if self.2 {
+            return Err(DummyError::SyncInterrupted);
+        }
+        RenderElement::<DummyRenderer>::draw(&self.0, frame, src, dst, damage, opaque_regions)
+    }
+}
+
 fn numbered(items: &[Item]) -> Vec<Numbered> {
-    items.iter().map(|i| Numbered(i.element(), i.serial)).collect()
+    items.iter().map(|i| Numbered(i.element(), i.serial, false)).collect()
 }
 
 fn area(rects: &[Rect]) -> i32 {
@@ -204,6 +222,36 @@ fn an_element_with_the_serial_it_had_is_not_compared_again() {
     let plan = t.plan(1, &numbered(&items), mode(), CLEAR);
     assert_eq!(area(&plan.damage), 2 * 64);
     assert_eq!(t.unchanged_frames(), 1);
+}
+
+/// A frame whose element fails to draw was still submitted with what it
+/// had recorded: the failure says which elements it may have read (those
+/// drawn before, and the failing one), so that their buffers wait for it,
+/// and the tracker no longer trusts the target.
+#[test]
+fn a_frame_that_fails_partway_reports_what_it_submitted() {
+    // Front to back; drawn back to front, so index 1 draws before index 0.
+    let items = [
+        Item::new(0, 0, 8, 8, 1.0),
+        Item::new(16, 16, 8, 8, 1.0),
+        Item::new(24, 0, 4, 4, 1.0),
+    ];
+    let mut elements = numbered(&items);
+    elements[0].2 = true;
+    let mut t = DamageTracker::default();
+    let failure = t
+        .render_output(&mut DummyRenderer, &mut DummyFramebuffer, 0, &elements, mode(), CLEAR)
+        .expect_err("the front element fails");
+    let partial = failure.partial.expect("the begun frame was submitted");
+    assert_eq!(partial.read, vec![2, 1, 0]);
+    let plan = t.plan(1, &elements, mode(), CLEAR);
+    assert_eq!(plan.damage, vec![Rectangle::from_size((SIZE, SIZE).into())]);
+
+    elements[0].2 = false;
+    let done = t
+        .render_output(&mut DummyRenderer, &mut DummyFramebuffer, 0, &elements, mode(), CLEAR)
+        .expect("nothing fails");
+    assert_eq!(done.drawn, vec![2, 1, 0]);
 }
 
 /// xorshift64: reproducible without a dependency.

@@ -2,7 +2,8 @@
 //!
 //! DOC: shape (docs/locking-rules.md, rule B2): lock → pin → unlock → wait implicit fences → SYNC
 //! START → read → SYNC END → lock → unpin → unlock. END and unpin also run if
-//! the reader panics. The bytes are reachable only through a [`CpuView`],
+//! the reader panics. The fence wait and the SYNC ioctls concern the
+//! dma-buf fds only: a sealed memfd has no fences and no cache maintenance. The bytes are reachable only through a [`CpuView`],
 //! which exists only inside the bracket.
 
 use std::os::fd::BorrowedFd;
@@ -113,7 +114,7 @@ pub fn with_cpu_access<G, R>(
     fences.wait_for_writers(map)?;
     let dir = SyncDir::Read;
     let mut bracket = SyncBracket { fds: Vec::new(), dir };
-    for fd in map.fds() {
+    for fd in map.dmabuf_fds() {
         dma_buf_sync(fd, dir, false).map_err(|source| CpuError::Sync { what: "START", source })?;
         bracket.fds.push(fd);
     }

@@ -211,9 +211,15 @@ impl CpuMapping {
         self.maps.get(map).map(|m| m.kind)
     }
 
-    /// The mapped files' fds (for poll and the SYNC ioctl).
-    pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
-        self.maps.iter().map(|m| m.fd.as_fd())
+    /// The mapped files that are dma-bufs: the only ones with implicit
+    /// fences to wait for and a SYNC bracket. A sealed memfd has neither
+    /// (its poll is always readable, its SYNC ioctl fails with ENOTTY), so
+    /// it costs no system call per access.
+    pub fn dmabuf_fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        self.maps
+            .iter()
+            .filter(|m| m.kind == FdKind::DmaBuf)
+            .map(|m| m.fd.as_fd())
     }
 
     pub(crate) fn plane(&self, i: usize) -> Option<MappedPlane> {

@@ -17,8 +17,9 @@ pub trait ImplicitFences {
     fn wait_for_writers(&self, mapping: &CpuMapping) -> Result<(), CpuError>;
 }
 
-/// Polls every mapped fd for POLLIN (last writer's fences signaled, rule A3)
-/// up to `timeout` each. A memfd is always readable.
+/// Polls every mapped dma-buf fd for POLLIN (last writer's fences
+/// signaled, rule A3) up to `timeout` each. A memfd has no fences and is
+/// not polled.
 #[derive(Debug, Clone, Copy)]
 pub struct PollReadable {
     pub timeout: Duration,
@@ -29,7 +30,7 @@ impl ImplicitFences for PollReadable {
         use rustix::event::{poll, PollFd, PollFlags};
         lockdep::might_block("poll(POLLIN) for implicit write fences");
         let ms = i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX);
-        for fd in mapping.fds() {
+        for fd in mapping.dmabuf_fds() {
             loop {
                 let mut fds = [PollFd::new(&fd, PollFlags::IN)];
                 match poll(&mut fds, ms) {

@@ -8,7 +8,12 @@
 //!    samples it possibly still running;
 //! 3. creates a dma-buf `wl_buffer` and disconnects without a roundtrip;
 //! 4. is disconnected by the compositor for passing `--max-client-params`;
-//! 5. sends the first bytes of a request and closes the socket mid-request.
+//! 5. sends the first bytes of a request and closes the socket mid-request;
+//! 6. shows a `wl_shm` window whose `wl_buffer` it destroys right after the
+//!    commit, so the frame imports a buffer that is already destroyed,
+//!    then disconnects;
+//! 7. shows a window with a synchronized dma-buf subsurface, waits for its
+//!    frame, disconnects.
 //!
 //! Counts come from SIGUSR1 snapshots of `--stats` (Vulkan objects,
 //! reservations), `/proc/PID/fd` and `VmRSS`, taken after a warm-up and
@@ -23,10 +28,11 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 
 use anyhow::{ensure, Context, Result};
+use testkit::explicit::shm_buffer;
 use testkit::harness::Compositor;
 use testkit::image_compare::artifacts_dir;
 use testkit::provider::provider_from_env;
-use testkit::{Client, DmabufBuffer, Format, ParamsBuilder, Window};
+use testkit::{Client, DmabufBuffer, Format, ParamsBuilder, Subsurface, Window};
 
 const CYCLES: usize = 10_000;
 /// `--max-client-params` of the soak's compositor: cycle 4 passes it.
@@ -101,10 +107,13 @@ fn dmabuf(client: &Client, shade: u8) -> Result<DmabufBuffer> {
     })
 }
 
-/// One client lifetime, ending the way `cycle % 5` picks.
+/// Ways a client ends (the module's list).
+const ENDINGS: usize = 7;
+
+/// One client lifetime, ending the way `cycle % ENDINGS` picks.
 fn cycle(comp: &Compositor, n: usize) -> Result<()> {
     let shade = (n % 200) as u8;
-    match n % 5 {
+    match n % ENDINGS {
         0 => {
             let mut client = comp.connect()?;
             let window = Window::new(&mut client, "soak")?;
@@ -131,10 +140,30 @@ fn cycle(comp: &Compositor, n: usize) -> Result<()> {
             let _params: Vec<_> = (0..=PARAMS_LIMIT).map(|_| ParamsBuilder::new(&client)).collect();
             client.expect_protocol_error()?;
         }
-        _ => {
+        4 => {
             // wl_display.get_registry is 12 bytes; send 6 and hang up.
             let mut socket = UnixStream::connect(comp.socket_path())?;
             socket.write_all(&[1, 0, 0, 0, 1, 0])?;
+        }
+        5 => {
+            let mut client = comp.connect()?;
+            let window = Window::new(&mut client, "soak")?;
+            let buffer = shm_buffer(&client, 64, 64)?;
+            window.surface.attach(Some(&buffer), 0, 0);
+            window.surface.damage_buffer(0, 0, 64, 64);
+            window.surface.commit();
+            buffer.destroy();
+            window.wait_frame(&mut client)?;
+        }
+        _ => {
+            let mut client = comp.connect()?;
+            let window = Window::new(&mut client, "soak")?;
+            let child = Subsurface::new(&client, &window.surface);
+            child.set_position(8, 8);
+            let (main, small) = (dmabuf(&client, shade)?, dmabuf(&client, shade / 2)?);
+            child.attach_commit(&small);
+            window.attach(&main);
+            window.wait_frame(&mut client)?;
         }
     }
     Ok(())
@@ -169,7 +198,7 @@ fn ten_thousand_clients_leave_no_fd_vulkan_object_or_reservation_behind() -> Res
     let last = quiet_counts(&mut comp)?;
 
     let report = format!(
-        "leak soak: {cycles} connect -> dma-buf surface -> disconnect cycles in {:.1} s\n\
+        "leak soak: {cycles} connect -> surface -> disconnect cycles ({ENDINGS} endings) in {:.1} s\n\
          {:<20} {:>10} {:>10}\n\
          {:<20} {:>10} {:>10}\n\
          {:<20} {:>10} {:>10}\n\

@@ -3,6 +3,7 @@
 //! The timelines themselves are syncobjs the test creates on a render node
 //! (`importer::sync::Syncobj`) and passes here as fds.
 
+use std::io::Write;
 use std::os::fd::BorrowedFd;
 
 use wayland_client::protocol::wl_surface::WlSurface;
@@ -62,12 +63,26 @@ pub fn shm_buffer(
     width: i32,
     height: i32,
 ) -> anyhow::Result<wayland_client::protocol::wl_buffer::WlBuffer> {
+    filled_shm_buffer(client, width, height, [0; 4])
+}
+
+/// A `wl_shm` XRGB8888 buffer whose every pixel is the 4 bytes `pixel`, as
+/// laid out in memory (`Format::Xrgb8888.encode` gives them for a colour).
+pub fn filled_shm_buffer(
+    client: &Client,
+    width: i32,
+    height: i32,
+    pixel: [u8; 4],
+) -> anyhow::Result<wayland_client::protocol::wl_buffer::WlBuffer> {
     use anyhow::Context;
     use wayland_client::protocol::wl_shm;
     let shm = client.globals.shm.as_ref().context("no wl_shm global")?;
     let size = width * height * 4;
-    let fd = rustix::fs::memfd_create("explicit-shm", rustix::fs::MemfdFlags::CLOEXEC)?;
-    rustix::fs::ftruncate(&fd, size as u64)?;
+    let fd = rustix::fs::memfd_create("test-shm", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let bytes: Vec<u8> = pixel.iter().copied().cycle().take(size as usize).collect();
+    std::fs::File::from(fd.try_clone()?)
+        .write_all(&bytes)
+        .context("filling the shm buffer")?;
     let pool = shm.create_pool(std::os::fd::AsFd::as_fd(&fd), size, &client.qh, ());
     let buffer = pool.create_buffer(
         0,

@@ -6,11 +6,13 @@
 //!   work out the surfaces' outputs must still see these;
 //! * a subsurface moved off the output and back, with nothing mapped or
 //!   unmapped;
-//! * a subsurface under a parent that unmaps (it is no longer shown).
+//! * a subsurface under a parent that unmaps (it is no longer shown);
+//! * windows mapped one after another, each closed before the next, past
+//!   the cascade slots the output holds: each opens on the output.
 
 use std::ffi::OsString;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use testkit::client::Client;
 use testkit::harness::Compositor;
 use testkit::{DmabufBuffer, Subsurface, Window};
@@ -163,4 +165,21 @@ fn a_subsurface_leaves_with_its_unmapped_parent() -> Result<()> {
 
     drop((grandchild, child, window));
     comp.terminate_successfully()
+}
+
+/// The cascade places the n-th window at (32 + 64n, 32 + 64n) until that
+/// would leave less than a step of the output, then starts over: the
+/// fourth and later windows of a run on a 320×240 output still open on it
+/// (the fifth would lie wholly below it otherwise).
+#[test]
+fn every_window_of_a_long_run_opens_on_the_output() -> Result<()> {
+    let args: Vec<OsString> = vec!["--size".into(), "320x240".into()];
+    let mut comp = Compositor::spawn(&args)?;
+    let mut client = comp.connect()?;
+    for n in 0..7 {
+        shown_window(&mut client).with_context(|| format!("window {n} of the run"))?;
+    }
+    drop(client);
+    comp.terminate()?;
+    Ok(())
 }

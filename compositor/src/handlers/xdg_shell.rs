@@ -59,13 +59,29 @@ impl Placement {
         Some(self.requested.swap_remove(idx).1)
     }
 
-    /// Hands out the next cascade position.
-    fn next_position(&mut self) -> Point<i32, Logical> {
-        let n = i32::try_from(self.mapped_count).unwrap_or(i32::MAX / CASCADE_STEP);
-        self.mapped_count += 1;
-        let offset = CASCADE_ORIGIN.saturating_add(CASCADE_STEP.saturating_mul(n));
-        (offset, offset).into()
+    /// Hands out the next cascade position on `output` (its logical
+    /// rectangle): slot m is (`CASCADE_ORIGIN` + m·`CASCADE_STEP`) from the
+    /// output's corner on both axes, and the slots wrap after the last one
+    /// that leaves a step to the output's shorter side, so a new window
+    /// never opens off the output however many came before it.
+    fn next_position(&mut self, output: Option<Rectangle<i32, Logical>>) -> Point<i32, Logical> {
+        let (corner, slots) = match output {
+            Some(area) => (area.loc, cascade_slots(area.size.w.min(area.size.h))),
+            None => (Point::default(), usize::MAX),
+        };
+        let slot = i32::try_from(self.mapped_count % slots).unwrap_or(i32::MAX / CASCADE_STEP);
+        self.mapped_count = self.mapped_count.wrapping_add(1);
+        let offset = CASCADE_ORIGIN.saturating_add(CASCADE_STEP.saturating_mul(slot));
+        corner + Point::from((offset, offset))
     }
+}
+
+/// How many cascade slots an output whose shorter side is `side` logical
+/// pixels holds: at least one.
+fn cascade_slots(side: i32) -> usize {
+    usize::try_from((side - CASCADE_ORIGIN) / CASCADE_STEP)
+        .unwrap_or(0)
+        .max(1)
 }
 
 impl XdgShellHandler for State {
@@ -268,7 +284,8 @@ fn map_window(state: &mut State, window: Window) {
         (Some(requested), _) => crate::shell::space_location_for(&window, requested),
         (None, Some(slot)) => slot,
         (None, None) => {
-            let position = state.placement.next_position();
+            let output = state.space.output_geometry(state.backend.output());
+            let position = state.placement.next_position(output);
             window.user_data().insert_if_missing(|| CascadeSlot(position));
             position
         }
@@ -319,3 +336,20 @@ fn has_buffer(surface: &WlSurface) -> bool {
 }
 
 delegate_xdg_shell!(State);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cascade_wraps_within_the_output() {
+        let mut placement = Placement::default();
+        let output = Some(Rectangle::from_size((320, 240).into()));
+        let xs: Vec<i32> = (0..7).map(|_| placement.next_position(output).x).collect();
+        assert_eq!(xs, [32, 96, 160, 32, 96, 160, 32]);
+        assert_eq!(cascade_slots(1080), 16);
+        assert_eq!(cascade_slots(40), 1);
+        let shifted = Some(Rectangle::new((1000, 0).into(), (320, 240).into()));
+        assert_eq!(placement.next_position(shifted), Point::from((1096, 96)));
+    }
+}

@@ -2,7 +2,7 @@
 //! fds, live Vulkan objects, reservations and resident memory where they
 //! were.
 //!
-//! The cycles rotate through five ways a client ends:
+//! The cycles rotate through seven ways a client ends:
 //! 1. shows a dma-buf window, waits for its frame, disconnects;
 //! 2. commits a dma-buf window and disconnects at once, with the frame that
 //!    samples it possibly still running;

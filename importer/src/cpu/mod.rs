@@ -23,9 +23,11 @@
 //! END (same direction) → lock → unpin → unlock. The SYNC ioctl and the read
 //! run with no reservation held; both call `lockdep::might_block`, so doing
 //! it with any reservation held fails in debug and test builds. The ioctl is
-//! restarted on EINTR/EAGAIN. On a memfd it fails with ENOTTY: that means "not
-//! a dma-buf, no cache maintenance needed" and is not an error. The bytes are
-//! handed out only as a [`CpuView`] that exists between START and END.
+//! restarted on EINTR/EAGAIN. The fence wait and the SYNC bracket concern the
+//! buffer's dma-buf fds only: a sealed memfd has no fences and no cache
+//! maintenance (its SYNC ioctl would fail with ENOTTY), and the mapping
+//! knows each file's kind from when it was made. The bytes are handed out
+//! only as a [`CpuView`] that exists inside the bracket.
 
 mod access;
 mod map;

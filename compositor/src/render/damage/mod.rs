@@ -474,7 +474,11 @@ impl DamageTracker {
                 Err(error) => Err(RenderFailure { error, partial: None }),
             },
             Err(error) => {
-                let partial = frame.finish().ok().map(|sync| PartialFrame { sync, read: drawn });
+                let partial = frame
+                    .finish()
+                    .inspect_err(|e| tracing::warn!("submitting a frame that failed partway: {e}"))
+                    .ok()
+                    .map(|sync| PartialFrame { sync, read: drawn });
                 Err(RenderFailure { error, partial })
             }
         }

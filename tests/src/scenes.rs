@@ -21,7 +21,7 @@ pub const PADDING_BYTES: [u8; 4] = [0xff, 0x00, 0xff, 0xff];
 
 /// Where the compositor places the `n`-th mapped toplevel (0-based, per run),
 /// for `n` below the cascade's slots on the output (it wraps after them:
-/// docs/shell.md; 3 on the scenes' 320×240 output).
+/// docs/shell.md; 4 on the scenes' 320×240 output).
 pub fn toplevel_position(n: usize) -> (i32, i32) {
     let step = 64 * n as i32;
     (32 + step, 32 + step)

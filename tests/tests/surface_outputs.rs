@@ -167,10 +167,10 @@ fn a_subsurface_leaves_with_its_unmapped_parent() -> Result<()> {
     comp.terminate_successfully()
 }
 
-/// The cascade places the n-th window at (32 + 64n, 32 + 64n) until that
-/// would leave less than a step of the output, then starts over: the
-/// fourth and later windows of a run on a 320×240 output still open on it
-/// (the fifth would lie wholly below it otherwise).
+/// The cascade places the n-th window at (32 + 64n, 32 + 64n) while that
+/// corner lies on the output, then starts over: the fifth and later
+/// windows of a run on a 320×240 output still open on it (the fifth would
+/// lie wholly below it otherwise).
 #[test]
 fn every_window_of_a_long_run_opens_on_the_output() -> Result<()> {
     let args: Vec<OsString> = vec!["--size".into(), "320x240".into()];

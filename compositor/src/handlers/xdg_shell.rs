@@ -62,8 +62,8 @@ impl Placement {
     /// Hands out the next cascade position on `output` (its logical
     /// rectangle): slot m is (`CASCADE_ORIGIN` + m·`CASCADE_STEP`) from the
     /// output's corner on both axes, and the slots wrap after the last one
-    /// that leaves a step to the output's shorter side, so a new window
-    /// never opens off the output however many came before it.
+    /// whose corner lies on the output, so a new window never opens off the
+    /// output however many came before it.
     fn next_position(&mut self, output: Option<Rectangle<i32, Logical>>) -> Point<i32, Logical> {
         let (corner, slots) = match output {
             Some(area) => (area.loc, cascade_slots(area.size.w.min(area.size.h))),
@@ -77,11 +77,10 @@ impl Placement {
 }
 
 /// How many cascade slots an output whose shorter side is `side` logical
-/// pixels holds: at least one.
+/// pixels holds (slots whose corner lies on it): at least one.
 fn cascade_slots(side: i32) -> usize {
-    usize::try_from((side - CASCADE_ORIGIN) / CASCADE_STEP)
-        .unwrap_or(0)
-        .max(1)
+    let on_output = (side - CASCADE_ORIGIN + CASCADE_STEP - 1) / CASCADE_STEP;
+    usize::try_from(on_output).unwrap_or(0).max(1)
 }
 
 impl XdgShellHandler for State {
@@ -346,10 +345,11 @@ mod tests {
         let mut placement = Placement::default();
         let output = Some(Rectangle::from_size((320, 240).into()));
         let xs: Vec<i32> = (0..7).map(|_| placement.next_position(output).x).collect();
-        assert_eq!(xs, [32, 96, 160, 32, 96, 160, 32]);
-        assert_eq!(cascade_slots(1080), 16);
+        assert_eq!(xs, [32, 96, 160, 224, 32, 96, 160]);
+        assert_eq!(cascade_slots(1080), 17);
+        assert_eq!(cascade_slots(416), 6);
         assert_eq!(cascade_slots(40), 1);
         let shifted = Some(Rectangle::new((1000, 0).into(), (320, 240).into()));
-        assert_eq!(placement.next_position(shifted), Point::from((1096, 96)));
+        assert_eq!(placement.next_position(shifted), Point::from((1224, 224)));
     }
 }

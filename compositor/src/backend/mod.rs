@@ -241,6 +241,11 @@ pub(crate) fn injected_device_loss(renderer: &VkRenderer) -> anyhow::Result<()> 
 /// done with them (or are released early where the frame's fence went into
 /// their reservations), also when the frame failed after it was begun: what
 /// it recorded was submitted all the same.
+///
+/// Locks: none may be a reservation. Submitting the frame locks the
+/// reservations of the client buffers it drew itself
+/// (`importer::renderer::RenderCore::submit_frame`); recording the
+/// releases takes none.
 pub(crate) fn draw_output(
     tracker: &mut DamageTracker,
     renderer: &mut VkRenderer,

@@ -65,6 +65,9 @@ impl PendingReleases {
     /// Records the dma-buf buffers of `drawn`, the elements the frame
     /// behind `sync` drew (an element not drawn was not read: the frames
     /// that read its buffer hold it).
+    ///
+    /// Locks: none taken or needed (it clones `wl_buffer` handles and reads
+    /// the frame's fence; no import is touched).
     pub fn track_frame<'e, E: RenderElement<VkRenderer> + 'e>(
         &mut self,
         renderer: &mut VkRenderer,

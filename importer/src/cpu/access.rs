@@ -3,8 +3,9 @@
 //! DOC: shape (docs/locking-rules.md, rule B2): lock → pin → unlock → wait implicit fences → SYNC
 //! START → read → SYNC END → lock → unpin → unlock. END and unpin also run if
 //! the reader panics. The fence wait and the SYNC ioctls concern the
-//! dma-buf fds only: a sealed memfd has no fences and no cache maintenance. The bytes are reachable only through a [`CpuView`],
-//! which exists only inside the bracket.
+//! dma-buf fds only: a sealed memfd has no fences and no cache maintenance.
+//! The bytes are reachable only through a [`CpuView`], which exists only
+//! inside the bracket.
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;

@@ -78,11 +78,9 @@ pub fn filled_shm_buffer(
     use wayland_client::protocol::wl_shm;
     let shm = client.globals.shm.as_ref().context("no wl_shm global")?;
     let size = width * height * 4;
-    let fd = rustix::fs::memfd_create("test-shm", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut fd = std::fs::File::from(rustix::fs::memfd_create("test-shm", rustix::fs::MemfdFlags::CLOEXEC)?);
     let bytes: Vec<u8> = pixel.iter().copied().cycle().take(size as usize).collect();
-    std::fs::File::from(fd.try_clone()?)
-        .write_all(&bytes)
-        .context("filling the shm buffer")?;
+    fd.write_all(&bytes).context("filling the shm buffer")?;
     let pool = shm.create_pool(std::os::fd::AsFd::as_fd(&fd), size, &client.qh, ());
     let buffer = pool.create_buffer(
         0,

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use wayland_client::protocol::wl_buffer::WlBuffer;
 use wayland_client::protocol::wl_subsurface::WlSubsurface;
 use wayland_client::protocol::wl_surface::WlSurface;
 use wayland_client::{Connection, Dispatch, Proxy, QueueHandle};
@@ -77,6 +78,12 @@ impl Window {
         attach_damaged(&self.surface, buffer);
     }
 
+    /// Attaches any `wl_buffer` (an shm one) of `width`×`height` at (0,0)
+    /// and damages all of it (not committed yet).
+    pub fn attach_wl_buffer(&self, buffer: &WlBuffer, width: i32, height: i32) {
+        attach_whole(&self.surface, buffer, width, height);
+    }
+
     /// `xdg_surface.set_window_geometry` (double-buffered, applies on commit).
     ///
     /// Without it xdg-shell defines the geometry as the bounding box of the
@@ -132,9 +139,13 @@ impl Drop for Window {
 }
 
 fn attach_damaged(surface: &WlSurface, buffer: &DmabufBuffer) {
-    surface.attach(Some(&buffer.buffer), 0, 0);
-    surface.damage_buffer(0, 0, buffer.width as i32, buffer.height as i32);
+    attach_whole(surface, &buffer.buffer, buffer.width as i32, buffer.height as i32);
     buffer.mark_attached();
+}
+
+fn attach_whole(surface: &WlSurface, buffer: &WlBuffer, width: i32, height: i32) {
+    surface.attach(Some(buffer), 0, 0);
+    surface.damage_buffer(0, 0, width, height);
 }
 
 /// A wl_subsurface (synchronized by default, as the protocol specifies).

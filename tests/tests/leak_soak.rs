@@ -149,8 +149,7 @@ fn cycle(comp: &Compositor, n: usize) -> Result<()> {
             let mut client = comp.connect()?;
             let window = Window::new(&mut client, "soak")?;
             let buffer = shm_buffer(&client, 64, 64)?;
-            window.surface.attach(Some(&buffer), 0, 0);
-            window.surface.damage_buffer(0, 0, 64, 64);
+            window.attach_wl_buffer(&buffer, 64, 64);
             window.surface.commit();
             buffer.destroy();
             window.wait_frame(&mut client)?;

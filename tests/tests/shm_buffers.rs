@@ -15,8 +15,7 @@ fn show_destroyed_buffer(comp: &Compositor) -> Result<(Client, Window)> {
     let mut client = comp.connect()?;
     let window = Window::new(&mut client, "destroyed")?;
     let buffer = filled_shm_buffer(&client, 64, 64, Format::Xrgb8888.encode(TEAL))?;
-    window.surface.attach(Some(&buffer), 0, 0);
-    window.surface.damage_buffer(0, 0, 64, 64);
+    window.attach_wl_buffer(&buffer, 64, 64);
     window.surface.commit();
     buffer.destroy();
     window.wait_frame(&mut client)?;
